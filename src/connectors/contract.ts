@@ -1,0 +1,119 @@
+// The connector plugin contract (see DESIGN.md "Data flow"). A connector folder
+// `connectors/<type>/index.ts` (or an npm package) default-exports a ConnectorPlugin.
+// Connectors see no koa context, no knex, no templates: only their validated config,
+// a scoped logger, fetch, and the narrow services below.
+import type { Logger } from 'pino';
+import type { ZodType } from 'zod';
+
+/** One identity as an upstream asserted it, normalized. */
+export interface UpstreamIdentity {
+  connectorId: string;
+  /** Stable upstream subject (entryUUID, objectGUID, OIDC sub, ...); never a username. */
+  subject: string;
+  username?: string;
+  email?: string;
+  emailVerified?: boolean;
+  name?: string;
+  givenName?: string;
+  familyName?: string;
+  groups?: string[];
+  /** Raw attributes for mappers; must be JSON-serializable. */
+  attributes?: Record<string, unknown>;
+  /** Authentication methods references (RFC 8176), e.g. ['pwd']. */
+  amr?: string[];
+  /**
+   * The local user this identity is already known to be (the `local` connector's identities
+   * are local users themselves). Redirect and directory connectors leave it unset and the
+   * linking service decides.
+   */
+  localUserId?: string;
+}
+
+/** Why a login or refresh did not succeed. A wrong password is a result, not an exception. */
+export type FailureReason =
+  | 'invalid_credentials'
+  | 'account_disabled'
+  | 'account_locked'
+  | 'account_expired'
+  | 'password_expired'
+  | 'password_change_required'
+  | 'not_permitted'
+  | 'user_gone'
+  | 'reauth_needed';
+
+export type LoginResult =
+  | { ok: true; identity: UpstreamIdentity }
+  | { ok: false; reason: FailureReason; /** logged, never shown */ detail?: string };
+
+export type RefreshResult = LoginResult;
+
+/** What the broker offers the built-in local connector (and only it). */
+export interface LocalAccounts {
+  /** Look a local user up by username or email (case-insensitive). */
+  findForLogin(login: string): Promise<LocalAccount | null>;
+  findById(id: string): Promise<LocalAccount | null>;
+}
+
+export interface LocalAccount {
+  id: string;
+  username: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  enabled: boolean;
+  groups: string[];
+  passwordHash: string | null;
+}
+
+export interface ConnectorContext<C> {
+  id: string;
+  name: string;
+  config: C;
+  logger: Logger;
+  fetch: typeof fetch;
+  services: { localAccounts: LocalAccounts };
+}
+
+interface ConnectorBase {
+  /** Re-check an identity on refresh-token use; absent means "refresh always allowed". */
+  refresh?(identity: UpstreamIdentity): Promise<RefreshResult>;
+  /** Release sockets, timers, pools. */
+  close?(): Promise<void>;
+}
+
+export interface PasswordConnector extends ConnectorBase {
+  kind: 'password';
+  /** Label of the username field on the login form. */
+  usernameLabel?: string;
+  login(username: string, password: string): Promise<LoginResult>;
+}
+
+export interface RedirectStart {
+  /** Where to send the browser. */
+  location: string;
+  /** Kept by the broker (bound to the interaction, single use) and handed back to callback. */
+  state: Record<string, unknown>;
+}
+
+export interface RedirectConnector extends ConnectorBase {
+  kind: 'redirect';
+  start(input: { callbackUrl: string; interactionId: string }): Promise<RedirectStart>;
+  callback(input: {
+    callbackUrl: string;
+    /** Query or form parameters the upstream sent back. */
+    params: Record<string, string>;
+    state: Record<string, unknown>;
+  }): Promise<LoginResult>;
+}
+
+export type Connector = PasswordConnector | RedirectConnector;
+
+export interface ConnectorPlugin<C = unknown> {
+  /** Same word as the folder name and the config `type:`. */
+  type: string;
+  /** Validates the connector's `config:` block; unknown keys must be rejected. */
+  configSchema: ZodType<C>;
+  create(context: ConnectorContext<C>): Connector | Promise<Connector>;
+}

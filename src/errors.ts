@@ -1,0 +1,81 @@
+// One error hierarchy for the whole broker. `code` is stable (pages and APIs key on it),
+// `status` is the HTTP status, `expose` says whether `message` may be shown to a person.
+// Details that must not reach a page go into `detail` and are only logged.
+
+export interface KeybridgeErrorOptions {
+  status?: number;
+  expose?: boolean;
+  detail?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class KeybridgeError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly expose: boolean;
+  readonly detail: Record<string, unknown> | undefined;
+
+  constructor(code: string, message: string, options: KeybridgeErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.expose = options.expose ?? false;
+    this.detail = options.detail;
+  }
+}
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** Invalid configuration: carries every problem found, each with its path. */
+export class ConfigError extends KeybridgeError {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[], source?: string) {
+    const where = source ? ` in ${source}` : '';
+    const lines = issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`).join('\n');
+    super('invalid_config', `invalid configuration${where}:\n${lines}`, { status: 500, expose: true });
+    this.issues = issues;
+  }
+}
+
+/** A unique constraint was hit; nothing was written. */
+export class AlreadyExists extends KeybridgeError {
+  constructor(what: string, options: KeybridgeErrorOptions = {}) {
+    super('already_exists', `${what} already exists`, { status: 409, expose: true, ...options });
+  }
+}
+
+export class NotFound extends KeybridgeError {
+  constructor(what: string, options: KeybridgeErrorOptions = {}) {
+    super('not_found', `${what} not found`, { status: 404, expose: true, ...options });
+  }
+}
+
+/** Input from a person or client was wrong; the message names what, never a secret. */
+export class InvalidInput extends KeybridgeError {
+  constructor(message: string, options: KeybridgeErrorOptions = {}) {
+    super('invalid_input', message, { status: 400, expose: true, ...options });
+  }
+}
+
+/** A connector's upstream (directory, IdP) cannot be reached or answered badly. */
+export class UpstreamUnavailable extends KeybridgeError {
+  constructor(connectorName: string, options: KeybridgeErrorOptions = {}) {
+    super('upstream_unavailable', `${connectorName} is unavailable right now. Try again later or choose another way to sign in.`, {
+      status: 503,
+      expose: true,
+      ...options,
+    });
+  }
+}
+
+/** A form arrived without a valid anti-CSRF token, or an interaction expired. */
+export class InvalidSession extends KeybridgeError {
+  constructor(message = 'Your sign-in session expired or the form was tampered with. Start again from the application.', options: KeybridgeErrorOptions = {}) {
+    super('invalid_session', message, { status: 400, expose: true, ...options });
+  }
+}
