@@ -1,0 +1,93 @@
+// The storage contract. Every backend (PostgreSQL, PGlite) runs the same knex code and the
+// same conformance suite (test/storage). A miss returns null; a unique violation throws
+// AlreadyExists; multi-row changes run in one transaction.
+
+export interface User {
+  id: string;
+  username: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  enabled: boolean;
+  attributes: Record<string, unknown>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewUser {
+  username: string;
+  email?: string | null;
+  emailVerified?: boolean;
+  name?: string | null;
+  givenName?: string | null;
+  familyName?: string | null;
+  enabled?: boolean;
+  attributes?: Record<string, unknown>;
+}
+
+export type UserPatch = Partial<NewUser>;
+
+export interface FederatedIdentity {
+  id: string;
+  userId: string;
+  connectorId: string;
+  subject: string;
+  username: string | null;
+  email: string | null;
+  data: Record<string, unknown>;
+  createdAt: Date;
+  lastLoginAt: Date | null;
+}
+
+export interface Group {
+  id: string;
+  name: string;
+  description: string | null;
+  createdAt: Date;
+}
+
+export interface StoredClient {
+  id: string;
+  /** oidc-provider client metadata, snake_case (client_id included). */
+  metadata: Record<string, unknown>;
+  firstParty: boolean;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface SigningKey {
+  kid: string;
+  alg: string;
+  privateJwk: Record<string, unknown>;
+  status: 'active' | 'retired';
+  createdAt: Date;
+  retiredAt: Date | null;
+  removeAfter: Date | null;
+}
+
+export interface GrantLogin {
+  grantId: string;
+  userId: string;
+  connectorId: string;
+  federatedIdentityId: string | null;
+  sessionUid: string | null;
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+export interface AuditEvent {
+  id: string;
+  at: Date;
+  type: string;
+  outcome: 'success' | 'failure';
+  userId: string | null;
+  clientId: string | null;
+  connectorId: string | null;
+  ip: string | null;
+  details: Record<string, unknown>;
+}
+
+export type NewAuditEvent = Omit<Partial<AuditEvent>, 'id' | 'at'> & { type: string };
