@@ -132,6 +132,19 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['expires_at']);
   });
 
+  // Which connector signed an oidc-provider session in (session uid is carried by every token).
+  await knex.schema.createTable('login_sessions', (t) => {
+    t.text('session_uid').primary();
+    t.text('user_id').notNullable().references('users.id').onDelete('CASCADE');
+    t.text('connector_id').notNullable();
+    t.text('federated_identity_id');
+    t.jsonb('amr').notNullable().defaultTo('[]');
+    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('expires_at', { useTz: true });
+    t.index(['user_id']);
+    t.index(['expires_at']);
+  });
+
   await knex.schema.createTable('audit_events', (t) => {
     t.bigIncrements('id').primary();
     t.timestamp('at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
@@ -150,7 +163,7 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   for (const table of [
-    'audit_events', 'grant_logins', 'oidc_payloads', 'server_secrets', 'signing_keys', 'connectors',
+    'audit_events', 'login_sessions', 'grant_logins', 'oidc_payloads', 'server_secrets', 'signing_keys', 'connectors',
     'clients', 'memberships', 'groups', 'federated_identities', 'credentials', 'users',
   ]) {
     await knex.schema.dropTableIfExists(table);

@@ -1,0 +1,147 @@
+// Loads connector plugins by type name: the built-in `connectors/<type>/` folder first, then an
+// npm package `keybridge-connector-<type>`. The broker never imports a concrete connector.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { ConfigError, type ConfigIssue } from '../errors.ts';
+import type { Connector, ConnectorPlugin, LocalAccounts } from './contract.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+const TYPE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+export interface ConnectorEntry {
+  id: string;
+  type: string;
+  name: string;
+  enabled: boolean;
+  config: unknown;
+  /** Where this entry was declared, for error paths: `connectors[2]` or `database connector "x"`. */
+  origin: string;
+}
+
+export interface RegisteredConnector {
+  id: string;
+  type: string;
+  name: string;
+  connector: Connector;
+}
+
+export interface RegistryDependencies {
+  logger: Logger;
+  localAccounts: LocalAccounts;
+  fetch?: typeof fetch;
+}
+
+const pluginCache = new Map<string, Promise<ConnectorPlugin>>();
+
+async function importPlugin(type: string): Promise<ConnectorPlugin> {
+  if (!TYPE_NAME.test(type)) throw new Error(`"${type}" is not a valid connector type name`);
+  const builtIn = path.join(REPO_ROOT, 'connectors', type, 'index.ts');
+  let mod: { default?: unknown };
+  if (existsSync(builtIn)) {
+    mod = await import(pathToFileURL(builtIn).href);
+  } else {
+    const pkg = `keybridge-connector-${type}`;
+    try {
+      mod = await import(pkg);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
+        throw new Error(`unknown connector type "${type}" (no connectors/${type}/ folder and no npm package ${pkg})`);
+      }
+      throw err;
+    }
+  }
+  const plugin = mod.default as ConnectorPlugin | undefined;
+  if (!plugin || typeof plugin.create !== 'function' || !plugin.configSchema || plugin.type !== type) {
+    throw new Error(`connector package for type "${type}" does not default-export a ConnectorPlugin with type "${type}"`);
+  }
+  return plugin;
+}
+
+export function loadPlugin(type: string): Promise<ConnectorPlugin> {
+  let cached = pluginCache.get(type);
+  if (!cached) {
+    cached = importPlugin(type);
+    pluginCache.set(type, cached);
+    cached.catch(() => pluginCache.delete(type));
+  }
+  return cached;
+}
+
+function formatPath(segments: readonly PropertyKey[]): string {
+  let out = '';
+  for (const s of segments) out += typeof s === 'number' ? `[${s}]` : `.${String(s)}`;
+  return out;
+}
+
+/** Validates every entry's `config` with its plugin's schema; returns all problems, never throws. */
+export async function checkConnectorEntries(entries: readonly ConnectorEntry[]): Promise<{ issues: ConfigIssue[]; valid: Map<string, { plugin: ConnectorPlugin; config: unknown }> }> {
+  const issues: ConfigIssue[] = [];
+  const valid = new Map<string, { plugin: ConnectorPlugin; config: unknown }>();
+  for (const entry of entries) {
+    let plugin: ConnectorPlugin;
+    try {
+      plugin = await loadPlugin(entry.type);
+    } catch (err) {
+      issues.push({ path: `${entry.origin}.type`, message: (err as Error).message });
+      continue;
+    }
+    const parsed = plugin.configSchema.safeParse(entry.config ?? {});
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        issues.push({ path: `${entry.origin}.config${formatPath(issue.path)}`, message: issue.message });
+      }
+      continue;
+    }
+    valid.set(entry.id, { plugin, config: parsed.data });
+  }
+  return { issues, valid };
+}
+
+export class ConnectorRegistry {
+  readonly #connectors: RegisteredConnector[];
+
+  private constructor(connectors: RegisteredConnector[]) {
+    this.#connectors = connectors;
+  }
+
+  /** Validates and instantiates the enabled entries; all problems are thrown at once. */
+  static async open(entries: readonly ConnectorEntry[], deps: RegistryDependencies): Promise<ConnectorRegistry> {
+    const enabled = entries.filter((e) => e.enabled);
+    const { issues, valid } = await checkConnectorEntries(enabled);
+    if (issues.length) throw new ConfigError(issues);
+    const created: RegisteredConnector[] = [];
+    try {
+      for (const entry of enabled) {
+        const { plugin, config } = valid.get(entry.id)!;
+        const logger = deps.logger.child({ connector: { type: entry.type, id: entry.id } });
+        const connector = await plugin.create({
+          id: entry.id,
+          name: entry.name,
+          config,
+          logger,
+          fetch: deps.fetch ?? globalThis.fetch,
+          services: { localAccounts: deps.localAccounts },
+        });
+        created.push({ id: entry.id, type: entry.type, name: entry.name, connector });
+      }
+    } catch (err) {
+      await Promise.allSettled(created.map((c) => c.connector.close?.()));
+      throw err;
+    }
+    return new ConnectorRegistry(created);
+  }
+
+  get(id: string): RegisteredConnector | undefined {
+    return this.#connectors.find((c) => c.id === id);
+  }
+
+  list(): readonly RegisteredConnector[] {
+    return this.#connectors;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.#connectors.map((c) => c.connector.close?.()));
+  }
+}

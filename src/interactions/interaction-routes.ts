@@ -1,0 +1,217 @@
+// The pages oidc-provider hands the person to: login (connector chooser and password form)
+// and consent. Each handler reads the interaction, does one step, and hands the result back to
+// oidc-provider, which continues the authorization request.
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { ConnectorRegistry, RegisteredConnector } from '../connectors/registry.ts';
+import type { FailureReason } from '../connectors/contract.ts';
+import type { Store } from '../storage/store.ts';
+import type { PageRenderer } from '../http/page-renderer.ts';
+import type { CsrfTokens } from '../http/csrf.ts';
+import { sendPage } from '../http/send-page.ts';
+import { readForm } from '../http/read-form.ts';
+import { linkIdentity } from '../accounts/link-identity.ts';
+import { InvalidSession, KeybridgeError } from '../errors.ts';
+
+export interface InteractionDependencies {
+  provider: Provider;
+  store: Store;
+  registry: () => ConnectorRegistry;
+  renderer: PageRenderer;
+  csrf: CsrfTokens;
+  logger: Logger;
+}
+
+/** What the person is told for each failure; details go to the log and the audit trail. */
+const FAILURE_MESSAGES: Record<FailureReason, string> = {
+  invalid_credentials: 'Invalid username or password.',
+  account_disabled: 'This account is disabled. Contact your administrator.',
+  account_locked: 'This account is locked. Try again later or contact your administrator.',
+  account_expired: 'This account has expired. Contact your administrator.',
+  password_expired: 'Your password has expired. Change it, then sign in again.',
+  password_change_required: 'You must change your password before you can sign in.',
+  not_permitted: 'You are not allowed to sign in here at this time.',
+  user_gone: 'This account no longer exists.',
+  reauth_needed: 'Please sign in again.',
+};
+
+const SCOPE_DESCRIPTIONS: Record<string, string> = {
+  openid: 'Sign you in with your account',
+  profile: 'Your name and username',
+  email: 'Your email address',
+  groups: 'The groups you belong to',
+  offline_access: 'Stay connected when you are not using it',
+};
+
+/** The grant's `result.keybridge` part: which connector and identity produced the login. */
+export interface LoginProvenance {
+  connectorId: string;
+  federatedIdentityId: string | null;
+  amr: string[];
+}
+
+export function interactionRoutes(deps: InteractionDependencies): Router {
+  const { provider, store, renderer, csrf, logger } = deps;
+  const router = new Router();
+
+  async function loadInteraction(ctx: Context) {
+    try {
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      if (details.uid !== ctx.params.uid) throw new InvalidSession();
+      return details;
+    } catch (err) {
+      if (err instanceof KeybridgeError) throw err;
+      throw new InvalidSession(undefined, { cause: err });
+    }
+  }
+
+  async function clientView(clientId: string) {
+    const client = await provider.Client.find(clientId);
+    return {
+      id: clientId,
+      name: client?.clientName ?? clientId,
+      logoUri: client?.logoUri,
+      policyUri: client?.policyUri,
+      tosUri: client?.tosUri,
+      firstParty: Boolean(client?.first_party),
+    };
+  }
+
+  async function renderLogin(ctx: Context, uid: string, clientId: string, extra: { error?: string; username?: string; selected?: string; status?: number }) {
+    const connectors = deps.registry().list();
+    const password = connectors.filter((c) => c.connector.kind === 'password');
+    const redirect = connectors.filter((c) => c.connector.kind === 'redirect');
+    sendPage(ctx, renderer, 'login', {
+      uid,
+      client: await clientView(clientId),
+      passwordConnectors: password.map((c) => ({ id: c.id, name: c.name, usernameLabel: (c.connector.kind === 'password' && c.connector.usernameLabel) || 'Username' })),
+      redirectConnectors: redirect.map((c) => ({ id: c.id, name: c.name })),
+      selectedConnector: extra.selected ?? password[0]?.id,
+      username: extra.username,
+      error: extra.error,
+      csrfToken: csrf.issue(uid),
+      loginAction: `/interaction/${uid}/login`,
+      connectorAction: `/interaction/${uid}/connector`,
+      cancelAction: `/interaction/${uid}/abort`,
+    }, extra.status ?? 200);
+  }
+
+  async function finish(ctx: Context, result: Record<string, unknown>, merge: boolean) {
+    const location = await provider.interactionResult(ctx.req, ctx.res, result as never, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(location);
+  }
+
+  async function grantConsent(details: Awaited<ReturnType<typeof loadInteraction>>): Promise<Record<string, unknown>> {
+    const { prompt, params, session } = details;
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: session!.accountId, clientId: params.client_id as string });
+    if (!grant) throw new InvalidSession();
+    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    const grantId = await grant.save();
+    return details.grantId ? {} : { grantId };
+  }
+
+  router.get('/interaction/:uid', async (ctx) => {
+    const details = await loadInteraction(ctx);
+    const clientId = details.params.client_id as string;
+    if (details.prompt.name === 'login') {
+      const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
+      return renderLogin(ctx, details.uid, clientId, { username: hint });
+    }
+    if (details.prompt.name === 'consent') {
+      const client = await clientView(clientId);
+      if (client.firstParty) {
+        // First-party apps are trusted by the operator: no consent screen.
+        return finish(ctx, { consent: await grantConsent(details) }, true);
+      }
+      const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const user = await store.users.findById(details.session!.accountId);
+      return sendPage(ctx, renderer, 'consent', {
+        uid: details.uid,
+        client,
+        user: { username: user?.username ?? '', name: user?.name ?? undefined },
+        scopes: (missing.missingOIDCScope ?? []).map((name) => ({ name, description: SCOPE_DESCRIPTIONS[name] ?? name })),
+        claims: (missing.missingOIDCClaims ?? []).filter((c) => !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(c)),
+        resources: Object.entries(missing.missingResourceScopes ?? {}).map(([id, scopes]) => ({ id, scopes })),
+        csrfToken: csrf.issue(details.uid),
+        confirmAction: `/interaction/${details.uid}/confirm`,
+        abortAction: `/interaction/${details.uid}/abort`,
+      });
+    }
+    throw new KeybridgeError('unsupported_prompt', 'This sign-in step is not supported.', { status: 400, expose: true, detail: { prompt: details.prompt.name } });
+  });
+
+  router.post('/interaction/:uid/login', async (ctx) => {
+    const details = await loadInteraction(ctx);
+    const form = await readForm(ctx);
+    if (!csrf.verify(details.uid, form.csrf)) throw new InvalidSession();
+    if (details.prompt.name !== 'login') throw new InvalidSession();
+    const clientId = details.params.client_id as string;
+
+    const registered: RegisteredConnector | undefined = deps.registry().get(form.connector ?? '');
+    if (!registered || registered.connector.kind !== 'password') {
+      return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+    }
+    const username = (form.username ?? '').trim();
+    const password = form.password ?? '';
+    if (!username || !password || username.length > 256 || password.length > 1024) {
+      return renderLogin(ctx, details.uid, clientId, { error: 'Enter your username and password.', username: username.slice(0, 256), selected: registered.id, status: 400 });
+    }
+
+    let result;
+    try {
+      result = await registered.connector.login(username, password);
+    } catch (err) {
+      logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
+      await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username } });
+      return renderLogin(ctx, details.uid, clientId, {
+        error: `${registered.name} is unavailable right now. Try again later or choose another way to sign in.`,
+        username, selected: registered.id, status: 503,
+      });
+    }
+
+    if (!result.ok) {
+      logger.info({ connector: registered.id, interaction: details.uid, reason: result.reason, detail: result.detail }, 'login failed');
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username, reason: result.reason } });
+      return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], username, selected: registered.id, status: 401 });
+    }
+
+    const linked = await linkIdentity(store, { ...result.identity, connectorId: registered.id });
+    if (!linked.user.enabled) {
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: linked.user.id, clientId, connectorId: registered.id, ip: ctx.ip, details: { reason: 'account_disabled' } });
+      return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES.account_disabled, username, selected: registered.id, status: 401 });
+    }
+    await store.audit.record({ type: 'login.success', userId: linked.user.id, clientId, connectorId: registered.id, ip: ctx.ip });
+    const provenance: LoginProvenance = { connectorId: registered.id, federatedIdentityId: linked.federatedIdentityId, amr: result.identity.amr ?? ['pwd'] };
+    return finish(ctx, {
+      login: { accountId: linked.user.id, amr: provenance.amr, remember: true },
+      keybridge: provenance,
+    }, false);
+  });
+
+  router.post('/interaction/:uid/confirm', async (ctx) => {
+    const details = await loadInteraction(ctx);
+    const form = await readForm(ctx);
+    if (!csrf.verify(details.uid, form.csrf) || details.prompt.name !== 'consent') throw new InvalidSession();
+    const consent = await grantConsent(details);
+    await store.audit.record({ type: 'consent.granted', userId: details.session?.accountId ?? null, clientId: details.params.client_id as string, ip: ctx.ip, details: { scope: details.params.scope } });
+    return finish(ctx, { consent }, true);
+  });
+
+  router.post('/interaction/:uid/abort', async (ctx) => {
+    const details = await loadInteraction(ctx);
+    const form = await readForm(ctx);
+    if (!csrf.verify(details.uid, form.csrf)) throw new InvalidSession();
+    await store.audit.record({ type: 'interaction.aborted', userId: details.session?.accountId ?? null, clientId: details.params.client_id as string, ip: ctx.ip });
+    return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+  });
+
+  return router;
+}

@@ -1,0 +1,196 @@
+// Builds the oidc-provider instance: Keybridge supplies storage, accounts, clients, keys and
+// pages; every OAuth/OIDC endpoint is oidc-provider's own.
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { PageRenderer } from '../http/page-renderer.ts';
+import { sendPage } from '../http/send-page.ts';
+import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
+
+export interface ProviderDependencies {
+  config: Config;
+  jwks: { keys: Record<string, unknown>[] };
+  cookieKeys: string[];
+  adapter: NonNullable<Configuration['adapter']>;
+  findAccount: NonNullable<Configuration['findAccount']>;
+  renderer: PageRenderer;
+  logger: Logger;
+  loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
+  /** Extra claims for access tokens issued to a user (groups, idp). */
+  accessTokenClaims: (ctx: KoaContextWithOIDC, accountId: string, sessionUid: string | undefined) => Promise<Record<string, unknown> | undefined>;
+}
+
+// Claims grouped by the scope that releases them. `idp` rides with `openid`: which connector
+// signed the user in is useful to every relying party and reveals nothing personal.
+const CLAIMS = {
+  openid: ['sub', 'idp'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
+  email: ['email', 'email_verified'],
+  groups: ['groups'],
+  acr: null,
+  amr: null,
+  auth_time: null,
+  sid: null,
+  iss: null,
+};
+
+function idTokenDefaultAlg(algorithms: readonly string[]): string {
+  // OIDC Core: RS256 is the default when a client registered none; most RPs expect it.
+  return algorithms.includes('RS256') ? 'RS256' : algorithms[0];
+}
+
+export function createProvider(deps: ProviderDependencies): Provider {
+  const { config, renderer, logger } = deps;
+  const secure = config.issuer.startsWith('https://');
+  const t = config.tokens;
+  const resources = new Map(config.resources.map((r) => [r.id, r]));
+  const jwtAlg = config.keys.algorithms.includes('ES256') ? 'ES256' : config.keys.algorithms[0];
+
+  const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) =>
+    sendPage(ctx, renderer, name, context, status ?? (ctx.status && ctx.status !== 404 ? ctx.status : 200));
+
+  const configuration: Configuration = {
+    adapter: deps.adapter,
+    clients: config.clients.map(clientMetadata),
+    findAccount: deps.findAccount,
+    loadExistingGrant: deps.loadExistingGrant,
+    jwks: deps.jwks as Configuration['jwks'],
+    claims: CLAIMS,
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', ...new Set(config.resources.flatMap((r) => r.scopes))],
+    // ID tokens carry the granted profile, email and groups claims even when an access token
+    // is issued too, which is what downstream apps of a broker expect.
+    conformIdTokenClaims: false,
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      id_token_signed_response_alg: idTokenDefaultAlg(config.keys.algorithms),
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    extraClientMetadata: {
+      properties: [...EXTRA_CLIENT_METADATA],
+      validator(_ctx, key, value) {
+        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata('first_party must be a boolean');
+        }
+        if (key === 'allowed_resources' && value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))) {
+          throw new errors.InvalidClientMetadata('allowed_resources must be an array of strings');
+        }
+      },
+    },
+    cookies: {
+      keys: deps.cookieKeys,
+      names: { session: 'kb_session', interaction: 'kb_interaction', resume: 'kb_resume' },
+      long: { httpOnly: true, sameSite: 'lax', secure, signed: true },
+      short: { httpOnly: true, sameSite: 'lax', secure, signed: true },
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      backchannelLogout: { enabled: true },
+      claimsParameter: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          page(ctx, 'logout', { formHtml: form, clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId });
+        },
+        async postLogoutSuccessSource(ctx) {
+          page(ctx, 'logout-success', { clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId });
+        },
+      },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        async userCodeInputSource(ctx, form, _out, err) {
+          let error: string | undefined;
+          if (err && (err.userCode || err.name === 'NoCodeError')) error = 'The code you entered is incorrect. Try again.';
+          else if (err?.name === 'AbortedError') error = 'The sign-in request was cancelled.';
+          else if (err) error = 'There was an error processing your request.';
+          page(ctx, 'device-input', { formHtml: form, error, userCode: err?.userCode });
+        },
+        async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+          page(ctx, 'device-confirm', {
+            formHtml: form,
+            client: { id: client.clientId, name: client.clientName },
+            userCode: ctx.oidc.provider.features.deviceFlow.charset === 'digits' ? userCode : userCode,
+            deviceInfo,
+          });
+        },
+        async successSource(ctx) {
+          page(ctx, 'device-success', { clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId });
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        // An access token for userinfo needs no resource; APIs are named by `resource`.
+        defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined!,
+        useGrantedResource: () => true,
+        async getResourceServerInfo(_ctx, resourceIndicator, client) {
+          const resource = resources.get(resourceIndicator);
+          const allowed = client.allowed_resources as string[] | undefined;
+          if (!resource || (allowed && !allowed.includes(resourceIndicator))) {
+            throw new errors.InvalidTarget(`resource ${resourceIndicator} is unknown or not allowed for this client`);
+          }
+          return {
+            scope: resource.scopes.join(' '),
+            audience: resource.audience ?? resource.id,
+            accessTokenTTL: resource.accessTokenTtl ?? t.accessToken,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: jwtAlg } },
+          };
+        },
+      },
+    },
+    async extraTokenClaims(ctx, token) {
+      const accountId = (token as { accountId?: string }).accountId;
+      if (!accountId) return undefined;
+      return deps.accessTokenClaims(ctx, accountId, (token as { sessionUid?: string }).sessionUid);
+    },
+    // Refresh tokens rotate on every use; presenting a used one revokes the whole grant.
+    rotateRefreshToken: true,
+    async issueRefreshToken(_ctx, client, code) {
+      if (!client.grantTypeAllowed('refresh_token')) return false;
+      // Without offline_access the refresh token still works, but ends with the session.
+      return code.kind !== 'ClientCredentials';
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.accessToken,
+      AuthorizationCode: t.authorizationCode,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.clientCredentials,
+      DeviceCode: t.deviceCode,
+      Grant: t.grant,
+      IdToken: t.idToken,
+      Interaction: t.interaction,
+      RefreshToken: t.refreshToken,
+      Session: t.session,
+      BackchannelAuthenticationRequest: 600,
+    },
+    async renderError(ctx, out, error) {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      if (status >= 500) logger.error({ err: error }, 'provider error');
+      page(ctx, 'error', {
+        title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
+        message: status >= 500 ? 'An unexpected error occurred. Try again, and if it persists contact your administrator.' : (out.error_description ?? 'The request was not valid.'),
+        code: out.error,
+      }, status);
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.http.trustProxy;
+  for (const event of ['server_error', 'authorization.error', 'grant.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error', 'backchannel.error', 'jwks.error', 'discovery.error', 'registration_create.error', 'pushed_authorization_request.error', 'device_authorization.error'] as const) {
+    provider.on(event as 'server_error', (_ctx: unknown, err: Error) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 500;
+      if (status >= 500) logger.error({ err, event }, 'oidc error');
+      else logger.debug({ event, error: (err as { error?: string }).error, description: (err as { error_description?: string }).error_description }, 'oidc request rejected');
+    });
+  }
+  return provider;
+}

@@ -1,0 +1,29 @@
+// A small read-through cache over LoginSessionRepository: the same session is looked up for
+// every token and userinfo call, and the row only changes when the person signs in again.
+import type { LoginSession, LoginSessionRepository } from '../storage/login-session-repository.ts';
+
+export interface LoginSessionLookup {
+  find(sessionUid: string): Promise<LoginSession | null>;
+  record(login: Omit<LoginSession, 'createdAt'>): Promise<void>;
+}
+
+const MAX_ENTRIES = 10_000;
+const TTL_MS = 60_000;
+
+export function createLoginSessionLookup(repo: LoginSessionRepository): LoginSessionLookup {
+  const cache = new Map<string, { value: LoginSession | null; at: number }>();
+  return {
+    async find(sessionUid) {
+      const hit = cache.get(sessionUid);
+      if (hit && Date.now() - hit.at < TTL_MS && hit.value) return hit.value;
+      const value = await repo.find(sessionUid);
+      if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+      cache.set(sessionUid, { value, at: Date.now() });
+      return value;
+    },
+    async record(login) {
+      cache.delete(login.sessionUid);
+      await repo.upsert(login);
+    },
+  };
+}

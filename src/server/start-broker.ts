@@ -1,0 +1,216 @@
+// Assembles and starts one broker instance. Instances are stateless: everything they share
+// (keys, cookie secrets, sessions, tokens) is in the database, so N of them can run behind a
+// load balancer against one PostgreSQL.
+import http from 'node:http';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/schema.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { openDatabase, type Database } from '../storage/database.ts';
+import { migrateLatest } from '../storage/migrate.ts';
+import { Store } from '../storage/store.ts';
+import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
+import { LoginSessionRepository } from '../storage/login-session-repository.ts';
+import { ConnectorRegistry } from '../connectors/registry.ts';
+import { createLocalAccounts } from '../accounts/local-accounts.ts';
+import { seedStaticUsers } from '../accounts/seed-static-users.ts';
+import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
+import { createProvider } from '../oidc/create-provider.ts';
+import { createFindAccount } from '../oidc/find-account.ts';
+import { createLoginSessionLookup } from '../oidc/login-sessions.ts';
+import { createRefreshCheck } from '../oidc/refresh-check.ts';
+import { PageRenderer } from '../http/page-renderer.ts';
+import { securityHeaders } from '../http/security-headers.ts';
+import { staticAssets } from '../http/static-assets.ts';
+import { errorPages } from '../http/error-pages.ts';
+import { healthRoutes } from '../http/health-routes.ts';
+import { CsrfTokens } from '../http/csrf.ts';
+import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
+import { configConnectorEntries, databaseConnectorEntries } from './connector-entries.ts';
+
+export interface Broker {
+  /** Where this instance listens (may differ from the issuer behind a proxy). */
+  url: string;
+  config: Config;
+  store: Store;
+  database: Database;
+  logger: Logger;
+  provider(): Provider;
+  /** Re-reads signing keys now (instances also poll); true when they changed. */
+  reloadKeys(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** How often to look for rotated signing keys. */
+  keyPollMs?: number;
+  /** How often to delete expired tokens and sessions. */
+  cleanupMs?: number;
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(listen.slice(i + 1)) };
+}
+
+export async function startBroker(config: Config, options: StartOptions = {}): Promise<Broker> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const started = performance.now();
+
+  const database = await openDatabase({
+    url: config.database.url,
+    dataDir: path.join(config.database.dataDir, 'pglite'),
+    pool: config.database.pool,
+  });
+  let server: http.Server | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  let registry: ConnectorRegistry | undefined;
+  try {
+    const applied = await migrateLatest(database.knex);
+    if (applied.length) logger.info({ applied }, 'database migrated');
+    const store = new Store(database.knex);
+
+    await seedStaticUsers(store, config.users);
+    const dbEntries = await databaseConnectorEntries(database.knex, new Set(config.connectors.map((c) => c.id)));
+    registry = await ConnectorRegistry.open([...configConnectorEntries(config), ...dbEntries], {
+      logger,
+      localAccounts: createLocalAccounts(store),
+    });
+    const connectors = registry;
+
+    await ensureSigningKeys(store, config.keys.algorithms);
+    const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
+    const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
+    const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
+
+    const loginRepo = new LoginSessionRepository(database.knex);
+    const logins = createLoginSessionLookup(loginRepo);
+    const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger });
+    const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
+    const adapter = createOidcAdapter(database.knex);
+    // A login row must outlive every token of its session; grants bound refresh tokens.
+    const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
+
+    const build = (keys: Awaited<ReturnType<typeof store.signingKeys.listPublishable>>): Provider => {
+      const provider = createProvider({
+        config,
+        jwks: providerJwks(keys),
+        cookieKeys,
+        adapter,
+        findAccount,
+        renderer,
+        logger,
+        async accessTokenClaims(_ctx, accountId, sessionUid) {
+          const [groups, login] = await Promise.all([store.groups.groupsOf(accountId), sessionUid ? logins.find(sessionUid) : null]);
+          return { groups, ...(login ? { idp: login.connectorId } : {}) };
+        },
+        async loadExistingGrant(ctx: KoaContextWithOIDC) {
+          // Right after a login interaction: remember which connector signed this session in.
+          const provenance = (ctx.oidc.result as { keybridge?: LoginProvenance } | undefined)?.keybridge;
+          const { session } = ctx.oidc;
+          if (provenance && session?.accountId) {
+            await logins.record({
+              sessionUid: session.uid,
+              userId: session.accountId,
+              connectorId: provenance.connectorId,
+              federatedIdentityId: provenance.federatedIdentityId,
+              amr: provenance.amr,
+              expiresAt: new Date(Date.now() + loginLifetimeMs),
+            });
+          }
+          const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session.grantIdFor(ctx.oidc.client!.clientId);
+          return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+        },
+      });
+      provider.use(securityHeaders());
+      provider.use(errorPages(renderer, logger));
+      provider.use(staticAssets({ themeDir: config.ui.themeDir }));
+      provider.use(healthRoutes(database.knex).routes());
+      const interactions = interactionRoutes({ provider, store, registry: () => connectors, renderer, csrf, logger });
+      provider.use(interactions.routes());
+      provider.use(interactions.allowedMethods());
+      return provider;
+    };
+
+    let fingerprint = await store.signingKeys.fingerprint();
+    let provider = build(await store.signingKeys.listPublishable());
+    let handler = provider.callback();
+
+    const reloadKeys = async (): Promise<boolean> => {
+      const next = await store.signingKeys.fingerprint();
+      if (next === fingerprint) return false;
+      await ensureSigningKeys(store, config.keys.algorithms);
+      const keys = await store.signingKeys.listPublishable();
+      fingerprint = await store.signingKeys.fingerprint();
+      provider = build(keys);
+      handler = provider.callback();
+      logger.info({ kids: keys.map((k) => `${k.kid}:${k.status}`) }, 'signing keys reloaded');
+      return true;
+    };
+
+    server = http.createServer((req, res) => handler(req, res));
+    server.keepAliveTimeout = 65_000;
+    const { host, port } = parseListen(config.http.listen);
+    const srv = server;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        srv.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+
+    const every = (ms: number, what: string, fn: () => Promise<unknown>) => {
+      const timer = setInterval(() => {
+        fn().catch((err) => logger.warn({ err }, `${what} failed`));
+      }, ms);
+      timer.unref();
+      timers.push(timer);
+    };
+    every(options.keyPollMs ?? 30_000, 'signing key poll', reloadKeys);
+    every(options.cleanupMs ?? 10 * 60_000, 'expired data clean-up', async () => {
+      const purged = await purgeExpired(database.knex);
+      const loginsPurged = await loginRepo.deleteExpired();
+      logger.debug({ ...purged, logins: loginsPurged }, 'expired data purged');
+    });
+
+    logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now() - started) }, 'keybridge ready');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      config,
+      store,
+      database,
+      logger,
+      provider: () => provider,
+      reloadKeys,
+      close() {
+        closing ??= (async () => {
+          for (const t of timers) clearInterval(t);
+          await new Promise<void>((resolve) => {
+            srv.close(() => resolve());
+            srv.closeIdleConnections();
+            // In-flight requests get a moment to finish; then connections are cut.
+            setTimeout(() => srv.closeAllConnections(), 5_000).unref();
+          });
+          await connectors.close();
+          await database.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    for (const t of timers) clearInterval(t);
+    server?.close();
+    await registry?.close();
+    await database.close();
+    throw err;
+  }
+}

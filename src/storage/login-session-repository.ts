@@ -1,0 +1,75 @@
+// Which connector (and upstream identity) signed a browser session in. Keyed by
+// oidc-provider's stable session uid, which every code, access and refresh token carries, so
+// the `idp` claim and connector refresh work for as long as the session's tokens live.
+import type { Knex } from 'knex';
+
+export interface LoginSession {
+  sessionUid: string;
+  userId: string;
+  connectorId: string;
+  federatedIdentityId: string | null;
+  amr: string[];
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+interface Row {
+  session_uid: string;
+  user_id: string;
+  connector_id: string;
+  federated_identity_id: string | null;
+  amr: string[];
+  created_at: Date;
+  expires_at: Date | null;
+}
+
+function fromRow(r: Row): LoginSession {
+  return {
+    sessionUid: r.session_uid,
+    userId: r.user_id,
+    connectorId: r.connector_id,
+    federatedIdentityId: r.federated_identity_id,
+    amr: r.amr ?? [],
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+export class LoginSessionRepository {
+  readonly #knex: Knex;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  async upsert(login: Omit<LoginSession, 'createdAt'>): Promise<void> {
+    await this.#knex('login_sessions')
+      .insert({
+        session_uid: login.sessionUid,
+        user_id: login.userId,
+        connector_id: login.connectorId,
+        federated_identity_id: login.federatedIdentityId,
+        amr: JSON.stringify(login.amr),
+        expires_at: login.expiresAt,
+      })
+      .onConflict('session_uid')
+      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'expires_at']);
+  }
+
+  async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {
+    const row = await this.#knex<Row>('login_sessions')
+      .where('session_uid', sessionUid)
+      .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now))
+      .first();
+    return row ? fromRow(row) : null;
+  }
+
+  /** Pushes expiry out when a refresh token of this session is used (rotation extends life). */
+  async extend(sessionUid: string, expiresAt: Date): Promise<void> {
+    await this.#knex('login_sessions').where('session_uid', sessionUid).andWhere('expires_at', '<', expiresAt).update({ expires_at: expiresAt });
+  }
+
+  async deleteExpired(now = new Date()): Promise<number> {
+    return this.#knex('login_sessions').where('expires_at', '<=', now).delete();
+  }
+}
