@@ -1,0 +1,120 @@
+// keybridge serve | migrate | check-config | keys rotate | users add
+import { parseArgs } from 'node:util';
+import { ConfigError, KeybridgeError } from '../errors.ts';
+import { loadConfig } from '../config/load-config.ts';
+import type { Config } from '../config/schema.ts';
+import { createLogger } from '../log.ts';
+import { runServe } from './serve.ts';
+import { runCheckConfig } from './check-config.ts';
+import { withStore } from './with-store.ts';
+import { rotateSigningKeys } from '../oidc/signing-keys.ts';
+import { hashPassword } from '../accounts/passwords.ts';
+
+const USAGE = `Usage: keybridge <command> [options]
+
+Commands:
+  serve                      start the broker (default)
+  migrate                    apply database migrations and exit
+  check-config               validate the configuration (and stored connectors) and exit
+  keys rotate                activate new signing keys; old ones stay published until their tokens expire
+  users add <username>       create a local user
+      --email <email> --name <name> --group <group> (repeatable)
+      --password-stdin       read the password from standard input (else KEYBRIDGE_PASSWORD)
+
+Options:
+  -c, --config <file>        config file (default: $KEYBRIDGE_CONFIG or config/dev.yaml)
+  -h, --help                 show this help
+`;
+
+function tokenGrace(config: Config): number {
+  const ttls = [config.tokens.accessToken, config.tokens.idToken, config.tokens.clientCredentials, ...config.resources.map((r) => r.accessTokenTtl ?? 0)];
+  // Keep retired keys published a little longer than anything they signed can live.
+  return Math.max(...ttls) + 300;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      email: { type: 'string' },
+      name: { type: 'string' },
+      group: { type: 'string', multiple: true },
+      'password-stdin': { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const [command = 'serve', sub, arg] = positionals;
+
+  if (command === 'check-config') return runCheckConfig(values.config);
+
+  const { config, path: configPath } = await loadConfig({ path: values.config });
+  switch (command) {
+    case 'serve':
+      return runServe(config, configPath);
+    case 'migrate':
+      return withStore(config, async (_store, applied) => {
+        console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+        return 0;
+      });
+    case 'keys':
+      if (sub !== 'rotate') break;
+      return withStore(config, async (store) => {
+        const fresh = await rotateSigningKeys(store, config.keys.algorithms, tokenGrace(config));
+        console.log(`new signing keys: ${fresh.map((k) => `${k.kid} (${k.alg})`).join(', ')}`);
+        console.log(`previous keys stay published for ${tokenGrace(config)} s; running instances switch within their key poll interval`);
+        return 0;
+      });
+    case 'users':
+      if (sub !== 'add' || !arg) break;
+      return withStore(config, async (store) => {
+        const password = values['password-stdin'] ? await readStdin() : process.env.KEYBRIDGE_PASSWORD;
+        if (!password) {
+          console.error('a password is required: use --password-stdin or set KEYBRIDGE_PASSWORD');
+          return 2;
+        }
+        const passwordHash = await hashPassword(password);
+        const user = await store.transaction(async (tx) => {
+          const created = await tx.users.create({ username: arg, email: values.email ?? null, emailVerified: Boolean(values.email), name: values.name ?? null });
+          await tx.credentials.setPassword(created.id, passwordHash);
+          if (values.group?.length) await tx.groups.setMemberships(created.id, values.group, 'local');
+          await tx.audit.record({ type: 'user.created', userId: created.id, details: { via: 'cli' } });
+          return created;
+        });
+        console.log(`created user ${user.username} (id ${user.id})`);
+        return 0;
+      });
+  }
+  process.stderr.write(`unknown command: ${positionals.join(' ')}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== -1) process.exitCode = code;
+  },
+  (err) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof KeybridgeError && err.expose) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      createLogger('error').fatal({ err }, 'keybridge failed');
+      process.exitCode = 1;
+    }
+  },
+);
+
