@@ -1,6 +1,5 @@
 // `keybridge check-config`: every problem in the config file and in stored connector rows,
 // each with its path, in one report.
-import path from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
 import { checkConnectorEntries } from '../connectors/registry.ts';
@@ -25,7 +24,7 @@ export async function runCheckConfig(configPath: string | undefined): Promise<nu
 
   // Stored connectors are checked when the database is reachable and already has the schema.
   try {
-    const database = await openDatabase({ url: config.database.url, dataDir: path.join(config.database.dataDir, 'pglite'), pool: { min: 0, max: 1 } });
+    const database = await openDatabase({ url: config.database.url, dataDir: pgliteDir(config), pool: { min: 0, max: 1 } });
     try {
       if (await database.knex.schema.hasTable('connectors')) {
         const stored = await databaseConnectorEntries(database.knex, new Set(entries.map((e) => e.id)));

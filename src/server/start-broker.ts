@@ -2,12 +2,12 @@
 // (keys, cookie secrets, sessions, tokens) is in the database, so N of them can run behind a
 // load balancer against one PostgreSQL.
 import http from 'node:http';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/schema.ts';
+import { pgliteDir } from '../config/pglite-dir.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { openDatabase, type Database } from '../storage/database.ts';
 import { migrateLatest } from '../storage/migrate.ts';
@@ -63,7 +63,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
 
   const database = await openDatabase({
     url: config.database.url,
-    dataDir: path.join(config.database.dataDir, 'pglite'),
+    dataDir: pgliteDir(config),
     pool: config.database.pool,
   });
   let server: http.Server | undefined;
