@@ -1,0 +1,123 @@
+// Two broker instances on one PostgreSQL database behave as one issuer: a session made on one
+// is honoured by the other, both publish the same JWKS, and a key rotation reaches both.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
+import { freshPostgresDatabase } from '../helpers/postgres.ts';
+import { skipLoudly } from '../helpers/skip.ts';
+import { Browser } from '../helpers/browser.ts';
+import { signIn } from '../helpers/login-flow.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { rotateSigningKeys } from '../../src/oidc/signing-keys.ts';
+
+const RP = 'http://127.0.0.1:9/cb';
+
+describe('two instances on one PostgreSQL database', () => {
+  let a: TestBroker;
+  let b: TestBroker;
+  let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+
+  before(async () => {
+    db = await freshPostgresDatabase();
+    if ('skip' in db) return;
+    // Both instances serve the same public issuer, as behind a load balancer; each listens on
+    // its own port and the test talks to each directly.
+    const issuerPort = await freePort();
+    const config = {
+      issuer: `http://127.0.0.1:${issuerPort}`,
+      clients: [{ id: 'rp', secret: 'rp-secret-0123456789abcdef', redirectUris: [RP], firstParty: true }],
+      users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org' }],
+    };
+    // Started together: they race on migrations, key creation and user seeding.
+    [a, b] = await Promise.all([
+      startTestBroker({ databaseUrl: db.url, config: { ...config, http: { listen: `127.0.0.1:${await freePort()}` } } }),
+      startTestBroker({ databaseUrl: db.url, config: { ...config, http: { listen: `127.0.0.1:${await freePort()}` } } }),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    if (db && !('skip' in db)) await db.drop();
+  });
+
+  /** Sends a request meant for the public issuer to one specific instance. */
+  function via(instance: TestBroker): typeof fetch {
+    return (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const target = new URL(instance.url);
+      url.host = target.host;
+      return fetch(input instanceof Request ? new Request(url, input) : url, init);
+    };
+  }
+
+  test('same JWKS, same keys in the database', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const [ja, jb] = await Promise.all([fetch(`${a.url}/jwks`).then((r) => r.json()), fetch(`${b.url}/jwks`).then((r) => r.json())]);
+    assert.deepEqual(ja, jb);
+    const algs = (ja.keys as { alg: string }[]).map((k) => k.alg).sort();
+    assert.deepEqual(algs, ['ES256', 'RS256'], 'exactly one key per algorithm despite the concurrent start');
+    assert.equal((await a.store.users.list({})).total, 1, 'the static user was seeded once');
+  });
+
+  test('a session made on one instance is valid on the other', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const issuer = a.config.issuer;
+    const rpA = await oidc.discovery(new URL(issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(a) });
+    const rpB = await oidc.discovery(new URL(issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(b) });
+    rpA[oidc.customFetch] = via(a);
+    rpB[oidc.customFetch] = via(b);
+
+    // Log in on A (the browser talks to A's port; cookies are host-scoped, not port-scoped).
+    const browserA = new Browser(a.url);
+    const verifier1 = oidc.randomPKCECodeVerifier();
+    const url1 = oidc.buildAuthorizationUrl(rpA, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier1), code_challenge_method: 'S256', state: 's1' });
+    url1.host = new URL(a.url).host;
+    const cb1 = await signIn(browserA, url1.href, { username: 'alice', password: 'alice-password-1' });
+    const t1 = await oidc.authorizationCodeGrant(rpA, new URL(cb1), { pkceCodeVerifier: verifier1, expectedState: 's1' });
+
+    // Same cookies, instance B, prompt=none: B finds the session A created.
+    const browserB = new Browser(b.url);
+    for (const [k, v] of browserA.cookies) browserB.cookies.set(k, v);
+    const verifier2 = oidc.randomPKCECodeVerifier();
+    const url2 = oidc.buildAuthorizationUrl(rpB, { redirect_uri: RP, scope: 'openid', prompt: 'none', code_challenge: await oidc.calculatePKCECodeChallenge(verifier2), code_challenge_method: 'S256', state: 's2' });
+    url2.host = new URL(b.url).host;
+    const silent = await browserB.go(url2.href);
+    assert.equal(new URL(silent.url).searchParams.get('error'), null, `silent auth on B failed: ${silent.url}`);
+    const t2 = await oidc.authorizationCodeGrant(rpB, new URL(silent.url), { pkceCodeVerifier: verifier2, expectedState: 's2' });
+    assert.equal(t2.claims()!.sub, t1.claims()!.sub);
+    assert.equal(t2.claims()!.sid, t1.claims()!.sid, 'the same session');
+
+    // A token issued by A is introspected as active by B.
+    assert.equal((await oidc.tokenIntrospection(rpB, t1.access_token)).active, true);
+  });
+
+  test('a key rotation reaches both instances; old tokens still verify', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const before = (await fetch(`${a.url}/jwks`).then((r) => r.json())).keys as { kid: string }[];
+    await rotateSigningKeys(a.store, ['ES256', 'RS256'], 3600);
+    assert.equal(await a.reloadKeys(), true);
+    assert.equal(await b.reloadKeys(), true);
+    const [ja, jb] = await Promise.all([fetch(`${a.url}/jwks`).then((r) => r.json()), fetch(`${b.url}/jwks`).then((r) => r.json())]);
+    assert.deepEqual(ja, jb);
+    const kids = (ja.keys as { kid: string }[]).map((k) => k.kid);
+    assert.equal(kids.length, 4, 'two new keys plus the two retired ones');
+    for (const k of before) assert.ok(kids.includes(k.kid), 'retired keys stay published');
+
+    const rpB = await oidc.discovery(new URL(b.url), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests] }).catch(() => null);
+    assert.equal(rpB, null, 'discovery by instance URL is refused: issuer mismatch (sanity)');
+    const issuer = b.config.issuer;
+    const rp = await oidc.discovery(new URL(issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(b) });
+    rp[oidc.customFetch] = via(b);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 's3' });
+    url.host = new URL(b.url).host;
+    const cb = await signIn(new Browser(b.url), url.href, { username: 'alice', password: 'alice-password-1' });
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(cb), { pkceCodeVerifier: verifier, expectedState: 's3' });
+    const kid = decodeProtectedHeader(tokens.id_token!).kid!;
+    assert.ok(!before.some((k) => k.kid === kid), 'new tokens are signed with a new key');
+    const jwks = createRemoteJWKSet(new URL(`${a.url}/jwks`));
+    await jwtVerify(tokens.id_token!, jwks, { issuer });
+  });
+});
