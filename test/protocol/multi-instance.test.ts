@@ -105,8 +105,6 @@ describe('two instances on one PostgreSQL database', () => {
     assert.equal(kids.length, 4, 'two new keys plus the two retired ones');
     for (const k of before) assert.ok(kids.includes(k.kid), 'retired keys stay published');
 
-    const rpB = await oidc.discovery(new URL(b.url), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests] }).catch(() => null);
-    assert.equal(rpB, null, 'discovery by instance URL is refused: issuer mismatch (sanity)');
     const issuer = b.config.issuer;
     const rp = await oidc.discovery(new URL(issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(b) });
     rp[oidc.customFetch] = via(b);
