@@ -1,0 +1,18 @@
+# Keybridge broker image. Node 24 runs the TypeScript sources directly (type stripping).
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY src ./src
+COPY connectors ./connectors
+COPY templates ./templates
+COPY public ./public
+COPY config ./config
+COPY bin ./bin
+USER node
+EXPOSE 5556
+ENV KEYBRIDGE_LISTEN=0.0.0.0:5556
+HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5556/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "src/cli/main.ts"]
+CMD ["serve"]
