@@ -1,0 +1,196 @@
+// `npm run bench`: Keybridge on PostgreSQL against bare oidc-provider (memory adapter) in the
+// same run. Each server is its own Node process pinned to core 0; the load generator runs on
+// core 1. Prints req/s, p50/p99 latency and the ratios to the DESIGN.md targets.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { stringify } from 'yaml';
+import { freshPostgresDatabase } from '../test/helpers/postgres.ts';
+import { freePort } from '../test/helpers/free-port.ts';
+import { Browser } from '../test/helpers/browser.ts';
+import { signIn } from '../test/helpers/login-flow.ts';
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const NODE = process.execPath;
+const CLIENT = { id: 'bench', secret: 'bench-secret-0123456789abcdef' };
+const BASIC = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
+const RP = 'http://127.0.0.1:9/cb';
+const pinned = spawnSync('taskset', ['--version']).status === 0;
+
+interface Row { work: string; server: string; rps: number; p50: number; p99: number; errors: number; note?: string }
+const rows: Row[] = [];
+
+function pin(pid: number, core: number): void {
+  if (pinned) spawnSync('taskset', ['-cp', String(core), String(pid)], { stdio: 'ignore' });
+}
+
+function rssMb(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+async function startProcess(args: string[], readyPattern: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; ms: number }> {
+  const started = performance.now();
+  const child = spawn(taskOrNode(args), taskArgs(args), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      if (readyPattern.test(out)) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+  });
+  return { child, ms: performance.now() - started };
+}
+
+// Servers run on core 0 from their first instruction, so start-up is measured as deployed.
+function taskOrNode(_args: string[]): string {
+  return pinned ? 'taskset' : NODE;
+}
+function taskArgs(args: string[]): string[] {
+  return pinned ? ['-c', '0', NODE, ...args] : args;
+}
+
+async function cannon(work: string, server: string, opts: autocannon.Options, note?: string): Promise<Row> {
+  const result = await autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts });
+  const row = { work, server, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx, note };
+  rows.push(row);
+  process.stdout.write(`  ${work} @ ${server}: ${row.rps.toFixed(0)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}\n`);
+  return row;
+}
+
+async function post(url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
+  const res = await fetch(url, { method: 'POST', headers: { authorization: BASIC, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
+  const body = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+async function main(): Promise<void> {
+  pin(process.pid, 1);
+  const db = await freshPostgresDatabase();
+  if ('skip' in db) throw new Error(`the benchmark needs PostgreSQL: ${db.skip}`);
+  const work = mkdtempSync(path.join(tmpdir(), 'keybridge-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const kbPort = await freePort();
+    const barePort = await freePort();
+    const issuer = `http://127.0.0.1:${kbPort}`;
+    const configFile = path.join(work, 'bench.yaml');
+    const users = Array.from({ length: 16 }, (_, i) => ({ username: `user${i}`, password: `bench-password-${i}`, email: `user${i}@example.org`, groups: ['bench'] }));
+    writeFileSync(configFile, stringify({
+      issuer,
+      http: { listen: `127.0.0.1:${kbPort}` },
+      database: { url: db.url },
+      log: { level: 'warn' },
+      clients: [{ id: CLIENT.id, secret: CLIENT.secret, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'] }],
+      users,
+    }));
+
+    // First start migrates, seeds and makes keys; the second start is the one that counts.
+    const first = await startProcess(['src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
+    first.child.kill('SIGTERM');
+    await new Promise((r) => first.child.once('exit', r));
+    const kb = await startProcess(['src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
+    children.push(kb.child);
+    const bare = await startProcess(['bench/bare-provider.ts', String(barePort)], /ready/);
+    children.push(bare.child);
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = rssMb(kb.child.pid!);
+    process.stdout.write(`Keybridge start to ready: ${kb.ms.toFixed(0)} ms (process spawn included); idle RSS ${idle.rss.toFixed(0)} MB\n`);
+    process.stdout.write(`load: ${CONNECTIONS} connections, ${DURATION} s per run, servers ${pinned ? 'pinned to core 0, load on core 1' : 'unpinned (no taskset)'}\n`);
+
+    // client_credentials
+    const ccBody = 'grant_type=client_credentials';
+    const ccHeaders = { authorization: BASIC, 'content-type': 'application/x-www-form-urlencoded' };
+    const ccBare = await cannon('client_credentials', 'bare oidc-provider (memory)', { url: `http://127.0.0.1:${barePort}/token`, method: 'POST', headers: ccHeaders, body: ccBody });
+    const ccKb = await cannon('client_credentials', 'keybridge (postgres)', { url: `${issuer}/token`, method: 'POST', headers: ccHeaders, body: ccBody });
+
+    // introspection of an opaque access token
+    const bareAt = (await post(`http://127.0.0.1:${barePort}/token`, { grant_type: 'client_credentials' })).access_token as string;
+    const kbAt = (await post(`${issuer}/token`, { grant_type: 'client_credentials' })).access_token as string;
+    const inBare = await cannon('introspection', 'bare oidc-provider (memory)', { url: `http://127.0.0.1:${barePort}/token/introspection`, method: 'POST', headers: ccHeaders, body: `token=${bareAt}` });
+    const inKb = await cannon('introspection', 'keybridge (postgres)', { url: `${issuer}/token/introspection`, method: 'POST', headers: ccHeaders, body: `token=${kbAt}` });
+
+    // refresh_token grant: every response hands back the next (rotated) token of that chain.
+    const pool: string[] = [];
+    for (let i = 0; i < CONNECTIONS * 2; i++) {
+      const browser = new Browser(issuer);
+      const url = new URL(`${issuer}/auth`);
+      url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid email groups', state: `s${i}` }).toString();
+      const user = users[i % users.length];
+      const callback = await signIn(browser, url.href, { username: user.username, password: user.password });
+      const code = new URL(callback).searchParams.get('code')!;
+      const tokens = await post(`${issuer}/token`, { grant_type: 'authorization_code', code, redirect_uri: RP });
+      pool.push(tokens.refresh_token as string);
+    }
+    const rf = await cannon('refresh_token', 'keybridge (postgres)', {
+      url: `${issuer}/token`,
+      requests: [{
+        method: 'POST',
+        headers: ccHeaders,
+        setupRequest(req) {
+          return { ...req, body: `grant_type=refresh_token&refresh_token=${pool.shift()}` };
+        },
+        onResponse(status, body) {
+          if (status === 200) pool.push(JSON.parse(body).refresh_token);
+        },
+      }],
+    });
+
+    // Local password logins, each a whole browser flow: /auth -> login page -> POST -> code.
+    const loginConcurrency = Number(process.env.BENCH_LOGIN_CONCURRENCY ?? 8);
+    let logins = 0;
+    let loginErrors = 0;
+    const latencies: number[] = [];
+    const deadline = performance.now() + DURATION * 1000;
+    await Promise.all(Array.from({ length: loginConcurrency }, async (_, w) => {
+      let n = 0;
+      while (performance.now() < deadline) {
+        const user = users[(w + n++) % users.length];
+        const url = new URL(`${issuer}/auth`);
+        url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'x' }).toString();
+        const t0 = performance.now();
+        try {
+          await signIn(new Browser(issuer), url.href, { username: user.username, password: user.password });
+          logins++;
+          latencies.push(performance.now() - t0);
+        } catch {
+          loginErrors++;
+        }
+      }
+    }));
+    latencies.sort((a, b) => a - b);
+    const loginRow: Row = { work: 'local password login (full flow)', server: 'keybridge (postgres)', rps: logins / DURATION, p50: Math.round(latencies[Math.floor(latencies.length / 2)] ?? 0), p99: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0), errors: loginErrors };
+    rows.push(loginRow);
+    process.stdout.write(`  login @ keybridge: ${loginRow.rps.toFixed(1)} logins/s, p50 ${loginRow.p50} ms, p99 ${loginRow.p99} ms, errors ${loginErrors}\n`);
+
+    const loaded = rssMb(kb.child.pid!);
+    process.stdout.write('\n| work | server | req/s | p50 ms | p99 ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: |\n');
+    for (const r of rows) process.stdout.write(`| ${r.work} | ${r.server} | ${r.rps.toFixed(r.rps < 200 ? 1 : 0)} | ${r.p50} | ${r.p99} | ${r.errors} |\n`);
+    const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
+    process.stdout.write(`\nclient_credentials: ${ccKb.rps.toFixed(0)}/s = ${(ccKb.rps / ccBare.rps).toFixed(2)} x bare (target >= 2500/s and >= 0.5 x): ${verdict(ccKb.rps >= 2500 && ccKb.rps / ccBare.rps >= 0.5)}\n`);
+    process.stdout.write(`refresh_token: ${rf.rps.toFixed(0)}/s (target >= 1500/s): ${verdict(rf.rps >= 1500)}\n`);
+    process.stdout.write(`introspection: ${inKb.rps.toFixed(0)}/s = ${(inKb.rps / inBare.rps).toFixed(2)} x bare (target >= 4000/s): ${verdict(inKb.rps >= 4000)}\n`);
+    process.stdout.write(`local password login: ${loginRow.rps.toFixed(1)}/s (target >= 80/s): ${verdict(loginRow.rps >= 80)}\n`);
+    process.stdout.write(`memory: idle ${idle.rss.toFixed(0)} MB (target < 150), peak under load ${loaded.peak.toFixed(0)} MB (target < 300): ${verdict(idle.rss < 150 && loaded.peak < 300)}\n`);
+    process.stdout.write(`start to ready: ${kb.ms.toFixed(0)} ms (target < 1500): ${verdict(kb.ms < 1500)}\n`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    await db.drop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
