@@ -1,6 +1,7 @@
 // `keybridge check-config`: every problem in the config file and in stored connector rows,
 // each with its path, in one report.
 import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { pgliteDir } from '../config/pglite-dir.ts';
 import { loadConfig } from '../config/load-config.ts';
 import { checkConnectorEntries } from '../connectors/registry.ts';
 import { openDatabase } from '../storage/database.ts';

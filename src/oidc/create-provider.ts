@@ -51,7 +51,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
 
   const configuration: Configuration = {
     adapter: deps.adapter,
-    clients: config.clients.map(clientMetadata),
+    clients: config.clients.map(clientMetadata) as unknown as Configuration['clients'],
     findAccount: deps.findAccount,
     loadExistingGrant: deps.loadExistingGrant,
     jwks: deps.jwks as Configuration['jwks'],
@@ -62,7 +62,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     conformIdTokenClaims: false,
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
-      id_token_signed_response_alg: idTokenDefaultAlg(config.keys.algorithms),
+      id_token_signed_response_alg: idTokenDefaultAlg(config.keys.algorithms) as 'RS256',
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     },
@@ -109,17 +109,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
         charset: 'base-20',
         mask: '****-****',
         async userCodeInputSource(ctx, form, _out, err) {
+          const failure = err as (Error & { userCode?: string }) | undefined;
           let error: string | undefined;
-          if (err && (err.userCode || err.name === 'NoCodeError')) error = 'The code you entered is incorrect. Try again.';
-          else if (err?.name === 'AbortedError') error = 'The sign-in request was cancelled.';
-          else if (err) error = 'There was an error processing your request.';
-          page(ctx, 'device-input', { formHtml: form, error, userCode: err?.userCode });
+          if (failure && (failure.userCode || failure.name === 'NoCodeError')) error = 'The code you entered is incorrect. Try again.';
+          else if (failure?.name === 'AbortedError') error = 'The sign-in request was cancelled.';
+          else if (failure) error = 'There was an error processing your request.';
+          page(ctx, 'device-input', { formHtml: form, error, userCode: failure?.userCode });
         },
         async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
           page(ctx, 'device-confirm', {
             formHtml: form,
             client: { id: client.clientId, name: client.clientName },
-            userCode: ctx.oidc.provider.features.deviceFlow.charset === 'digits' ? userCode : userCode,
+            userCode,
             deviceInfo,
           });
         },
@@ -155,11 +156,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     // Refresh tokens rotate on every use; presenting a used one revokes the whole grant.
     rotateRefreshToken: true,
-    async issueRefreshToken(_ctx, client, code) {
-      if (!client.grantTypeAllowed('refresh_token')) return false;
-      // Without offline_access the refresh token still works, but ends with the session.
-      return code.kind !== 'ClientCredentials';
-    },
+    // Without offline_access the refresh token still works, but ends with the session.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.accessToken,
       AuthorizationCode: t.authorizationCode,

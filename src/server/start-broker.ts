@@ -122,7 +122,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               expiresAt: new Date(Date.now() + loginLifetimeMs),
             });
           }
-          const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session.grantIdFor(ctx.oidc.client!.clientId);
+          const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
           return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
         },
       });

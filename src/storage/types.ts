@@ -68,16 +68,6 @@ export interface SigningKey {
   removeAfter: Date | null;
 }
 
-export interface GrantLogin {
-  grantId: string;
-  userId: string;
-  connectorId: string;
-  federatedIdentityId: string | null;
-  sessionUid: string | null;
-  createdAt: Date;
-  expiresAt: Date | null;
-}
-
 export interface AuditEvent {
   id: string;
   at: Date;

@@ -43,12 +43,11 @@ describe('two instances on one PostgreSQL database', () => {
   });
 
   /** Sends a request meant for the public issuer to one specific instance. */
-  function via(instance: TestBroker): typeof fetch {
+  function via(instance: TestBroker): oidc.CustomFetch {
     return (input, init) => {
-      const url = new URL(input instanceof Request ? input.url : String(input));
-      const target = new URL(instance.url);
-      url.host = target.host;
-      return fetch(input instanceof Request ? new Request(url, input) : url, init);
+      const url = new URL(input);
+      url.host = new URL(instance.url).host;
+      return fetch(url, init as RequestInit);
     };
   }
 

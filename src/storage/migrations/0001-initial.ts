@@ -118,20 +118,6 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw('CREATE INDEX oidc_payloads_user_code ON oidc_payloads (user_code) WHERE user_code IS NOT NULL');
   await knex.raw('CREATE INDEX oidc_payloads_uid ON oidc_payloads (uid) WHERE uid IS NOT NULL');
 
-  // Which connector and upstream identity a grant came from: for the `idp` claim and for
-  // asking the connector on refresh whether the user still exists.
-  await knex.schema.createTable('grant_logins', (t) => {
-    t.text('grant_id').primary();
-    t.text('user_id').notNullable().references('users.id').onDelete('CASCADE');
-    t.text('connector_id').notNullable();
-    t.text('federated_identity_id');
-    t.text('session_uid');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('expires_at', { useTz: true });
-    t.index(['user_id']);
-    t.index(['expires_at']);
-  });
-
   // Which connector signed an oidc-provider session in (session uid is carried by every token).
   await knex.schema.createTable('login_sessions', (t) => {
     t.text('session_uid').primary();
@@ -163,7 +149,7 @@ export async function up(knex: Knex): Promise<void> {
 
 export async function down(knex: Knex): Promise<void> {
   for (const table of [
-    'audit_events', 'login_sessions', 'grant_logins', 'oidc_payloads', 'server_secrets', 'signing_keys', 'connectors',
+    'audit_events', 'login_sessions', 'oidc_payloads', 'server_secrets', 'signing_keys', 'connectors',
     'clients', 'memberships', 'groups', 'federated_identities', 'credentials', 'users',
   ]) {
     await knex.schema.dropTableIfExists(table);

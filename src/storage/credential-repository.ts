@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+
+export interface CredentialInfo {
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export class CredentialRepository {
+  readonly #knex: Knex;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  /** The one password credential of a user, replaced if present. */
+  async setPassword(userId: string, hash: string): Promise<void> {
+    await this.#knex.raw(
+      `INSERT INTO credentials (id, user_id, type, secret) VALUES (?, ?, 'password', ?)
+       ON CONFLICT (user_id) WHERE type = 'password' DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()`,
+      [randomUUID(), userId, hash],
+    );
+  }
+
+  async getPasswordHash(userId: string): Promise<string | null> {
+    const row = await this.#knex('credentials').where({ user_id: userId, type: 'password' }).first('secret');
+    return row?.secret ?? null;
+  }
+
+  /** Credential metadata only: secrets never leave through a listing. */
+  async list(userId: string): Promise<CredentialInfo[]> {
+    const rows = await this.#knex('credentials').where({ user_id: userId }).orderBy('created_at').select('id', 'type', 'data', 'created_at', 'updated_at');
+    return rows.map((r) => ({ id: r.id, type: r.type, data: r.data ?? {}, createdAt: r.created_at, updatedAt: r.updated_at }));
+  }
+
+  async remove(userId: string, type: string): Promise<number> {
+    return this.#knex('credentials').where({ user_id: userId, type }).delete();
+  }
+}

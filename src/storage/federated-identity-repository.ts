@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { FederatedIdentity } from './types.ts';
+import { uniquely } from './unique-violation.ts';
+
+interface Row {
+  id: string;
+  user_id: string;
+  connector_id: string;
+  subject: string;
+  username: string | null;
+  email: string | null;
+  data: Record<string, unknown>;
+  created_at: Date;
+  last_login_at: Date | null;
+}
+
+const fromRow = (r: Row): FederatedIdentity => ({
+  id: r.id,
+  userId: r.user_id,
+  connectorId: r.connector_id,
+  subject: r.subject,
+  username: r.username,
+  email: r.email,
+  data: r.data ?? {},
+  createdAt: r.created_at,
+  lastLoginAt: r.last_login_at,
+});
+
+export class FederatedIdentityRepository {
+  readonly #knex: Knex;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  async find(connectorId: string, subject: string): Promise<FederatedIdentity | null> {
+    const row = await this.#knex<Row>('federated_identities').where({ connector_id: connectorId, subject }).first();
+    return row ? fromRow(row) : null;
+  }
+
+  async findById(id: string): Promise<FederatedIdentity | null> {
+    const row = await this.#knex<Row>('federated_identities').where({ id }).first();
+    return row ? fromRow(row) : null;
+  }
+
+  async listForUser(userId: string): Promise<FederatedIdentity[]> {
+    return (await this.#knex<Row>('federated_identities').where({ user_id: userId }).orderBy('created_at')).map(fromRow);
+  }
+
+  async create(input: { userId: string; connectorId: string; subject: string; username?: string | null; email?: string | null; data?: Record<string, unknown> }): Promise<FederatedIdentity> {
+    const [row] = await uniquely(`identity ${input.connectorId}/${input.subject}`, () =>
+      this.#knex<Row>('federated_identities')
+        .insert({
+          id: randomUUID(),
+          user_id: input.userId,
+          connector_id: input.connectorId,
+          subject: input.subject,
+          username: input.username ?? null,
+          email: input.email ?? null,
+          data: JSON.stringify(input.data ?? {}) as unknown as Record<string, unknown>,
+        })
+        .returning('*'),
+    );
+    return fromRow(row as Row);
+  }
+
+  async recordLogin(id: string, fields: { username?: string | null; email?: string | null; data?: Record<string, unknown> }): Promise<void> {
+    const update: Record<string, unknown> = { last_login_at: new Date() };
+    if (fields.username !== undefined) update.username = fields.username;
+    if (fields.email !== undefined) update.email = fields.email;
+    if (fields.data !== undefined) update.data = JSON.stringify(fields.data);
+    await this.#knex('federated_identities').where({ id }).update(update);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.#knex('federated_identities').where({ id }).delete()) > 0;
+  }
+}

@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Group } from './types.ts';
+import { uniquely } from './unique-violation.ts';
+
+interface Row {
+  id: string;
+  name: string;
+  description: string | null;
+  created_at: Date;
+}
+
+const fromRow = (r: Row): Group => ({ id: r.id, name: r.name, description: r.description, createdAt: r.created_at });
+
+export class GroupRepository {
+  readonly #knex: Knex;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  async create(name: string, description: string | null = null): Promise<Group> {
+    const [row] = await uniquely(`group "${name}"`, () => this.#knex<Row>('groups').insert({ id: randomUUID(), name, description }).returning('*'));
+    return fromRow(row as Row);
+  }
+
+  async findByName(name: string): Promise<Group | null> {
+    const row = await this.#knex<Row>('groups').where({ name }).first();
+    return row ? fromRow(row) : null;
+  }
+
+  async list(): Promise<Group[]> {
+    return (await this.#knex<Row>('groups').orderBy('name')).map(fromRow);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.#knex('groups').where({ id }).delete()) > 0;
+  }
+
+  /** The groups with these names, creating the missing ones (safe against concurrent creators). */
+  async ensure(names: readonly string[]): Promise<Group[]> {
+    const unique = [...new Set(names)];
+    if (unique.length === 0) return [];
+    await this.#knex('groups').insert(unique.map((name) => ({ id: randomUUID(), name }))).onConflict('name').ignore();
+    return (await this.#knex<Row>('groups').whereIn('name', unique).orderBy('name')).map(fromRow);
+  }
+
+  async groupsOf(userId: string): Promise<string[]> {
+    const rows = await this.#knex('memberships').join('groups', 'groups.id', 'memberships.group_id').where('memberships.user_id', userId).distinct('groups.name').orderBy('groups.name');
+    return rows.map((r: { name: string }) => r.name);
+  }
+
+  /** Makes the memberships asserted by `source` exactly `names`; other sources' stay as they are. */
+  async setMemberships(userId: string, names: readonly string[], source = 'local'): Promise<void> {
+    const run = async (trx: Knex) => {
+      const groups = await new GroupRepository(trx).ensure(names);
+      const keep = groups.map((g) => g.id);
+      const stale = trx('memberships').where({ user_id: userId, source });
+      if (keep.length) stale.whereNotIn('group_id', keep);
+      await stale.delete();
+      if (keep.length) {
+        await trx('memberships').insert(keep.map((groupId) => ({ user_id: userId, group_id: groupId, source }))).onConflict(['user_id', 'group_id']).ignore();
+      }
+    };
+    if ((this.#knex as Knex.Transaction).isTransaction) await run(this.#knex);
+    else await this.#knex.transaction(run);
+  }
+
+  async addMember(userId: string, name: string, source = 'local'): Promise<void> {
+    const [group] = await this.ensure([name]);
+    await this.#knex('memberships').insert({ user_id: userId, group_id: group.id, source }).onConflict(['user_id', 'group_id']).ignore();
+  }
+
+  async removeMember(userId: string, name: string): Promise<boolean> {
+    const group = await this.findByName(name);
+    if (!group) return false;
+    return (await this.#knex('memberships').where({ user_id: userId, group_id: group.id }).delete()) > 0;
+  }
+
+  async membersOf(name: string): Promise<string[]> {
+    const rows = await this.#knex('memberships').join('groups', 'groups.id', 'memberships.group_id').where('groups.name', name).select('memberships.user_id').orderBy('memberships.user_id');
+    return rows.map((r: { user_id: string }) => r.user_id);
+  }
+}

@@ -1,0 +1,11 @@
+// Every migration, in order. Static imports: the list is the schema's history.
+import type { Knex } from 'knex';
+import * as m0001 from './0001-initial.ts';
+
+export interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+export const migrations: readonly Migration[] = [m0001];

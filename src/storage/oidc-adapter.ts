@@ -1,0 +1,106 @@
+// oidc-provider's storage adapter on knex: one table for every short-lived artifact (sessions,
+// interactions, codes, tokens, grants...), keyed (kind, id), one indexed statement per call.
+// The Client model reads runtime-managed clients from the `clients` table.
+import type { Knex } from 'knex';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+
+const TABLE = 'oidc_payloads';
+
+interface Row {
+  payload: AdapterPayload;
+  expires_at: Date | null;
+  consumed_at: Date | null;
+}
+
+function live(row: Row | undefined): AdapterPayload | undefined {
+  if (!row) return undefined;
+  if (row.expires_at && row.expires_at.getTime() <= Date.now()) return undefined;
+  return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
+}
+
+function clientAdapter(knex: Knex): Adapter {
+  return {
+    async upsert(id, payload) {
+      await knex('clients')
+        .insert({ id, metadata: JSON.stringify(payload) })
+        .onConflict('id')
+        .merge({ metadata: JSON.stringify(payload), updated_at: new Date() });
+    },
+    async find(id) {
+      const row = await knex('clients').where({ id, enabled: true }).first('metadata', 'first_party');
+      return row ? { ...row.metadata, client_id: id, first_party: row.first_party } : undefined;
+    },
+    async findByUserCode() {
+      return undefined;
+    },
+    async findByUid() {
+      return undefined;
+    },
+    async consume() {},
+    async destroy(id) {
+      await knex('clients').where({ id }).delete();
+    },
+    async revokeByGrantId() {},
+  };
+}
+
+export type AdapterConstructor = new (name: string) => Adapter;
+
+export function createOidcAdapter(knex: Knex): AdapterConstructor {
+  return class KnexOidcAdapter implements Adapter {
+    readonly kind: string;
+    readonly #client: Adapter | undefined;
+
+    constructor(name: string) {
+      this.kind = name;
+      this.#client = name === 'Client' ? clientAdapter(knex) : undefined;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      if (this.#client) return this.#client.upsert(id, payload, expiresIn ?? 0) as Promise<void>;
+      const row = {
+        kind: this.kind,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: payload.grantId ?? null,
+        user_code: payload.userCode ?? null,
+        uid: payload.uid ?? null,
+        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      };
+      await knex(TABLE).insert(row).onConflict(['kind', 'id']).merge(['payload', 'grant_id', 'user_code', 'uid', 'expires_at']);
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
+      return live(await knex(TABLE).where({ kind: this.kind, id }).first<Row>('payload', 'expires_at', 'consumed_at'));
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return live(await knex(TABLE).where({ kind: this.kind, user_code: userCode }).first<Row>('payload', 'expires_at', 'consumed_at'));
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return live(await knex(TABLE).where({ kind: this.kind, uid }).first<Row>('payload', 'expires_at', 'consumed_at'));
+    }
+
+    async consume(id: string): Promise<void> {
+      await knex(TABLE).where({ kind: this.kind, id }).update({ consumed_at: new Date() });
+    }
+
+    async destroy(id: string): Promise<void> {
+      if (this.#client) return this.#client.destroy(id) as Promise<void>;
+      await knex(TABLE).where({ kind: this.kind, id }).delete();
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await knex(TABLE).where({ kind: this.kind, grant_id: grantId }).delete();
+    }
+  };
+}
+
+/** Deletes expired artifacts and retired keys past their grace period. */
+export async function purgeExpired(knex: Knex, now = new Date()): Promise<{ payloads: number; signingKeys: number }> {
+  const payloads = await knex(TABLE).where('expires_at', '<=', now).delete();
+  const signingKeys = await knex('signing_keys').where('status', 'retired').andWhere('remove_after', '<=', now).delete();
+  return { payloads, signingKeys };
+}

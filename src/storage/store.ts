@@ -1,0 +1,43 @@
+// All repositories over one connection (or one transaction).
+import type { Knex } from 'knex';
+import { UserRepository } from './user-repository.ts';
+import { CredentialRepository } from './credential-repository.ts';
+import { GroupRepository } from './group-repository.ts';
+import { FederatedIdentityRepository } from './federated-identity-repository.ts';
+import { ClientRepository } from './client-repository.ts';
+import { SigningKeyRepository } from './signing-key-repository.ts';
+import { SecretRepository } from './secret-repository.ts';
+import { AuditRepository } from './audit-repository.ts';
+import { LoginSessionRepository } from './login-session-repository.ts';
+
+export class Store {
+  readonly knex: Knex;
+  readonly users: UserRepository;
+  readonly credentials: CredentialRepository;
+  readonly groups: GroupRepository;
+  readonly identities: FederatedIdentityRepository;
+  readonly clients: ClientRepository;
+  readonly signingKeys: SigningKeyRepository;
+  readonly secrets: SecretRepository;
+  readonly audit: AuditRepository;
+  readonly loginSessions: LoginSessionRepository;
+
+  constructor(knex: Knex) {
+    this.knex = knex;
+    this.users = new UserRepository(knex);
+    this.credentials = new CredentialRepository(knex);
+    this.groups = new GroupRepository(knex);
+    this.identities = new FederatedIdentityRepository(knex);
+    this.clients = new ClientRepository(knex);
+    this.signingKeys = new SigningKeyRepository(knex);
+    this.secrets = new SecretRepository(knex);
+    this.audit = new AuditRepository(knex);
+    this.loginSessions = new LoginSessionRepository(knex);
+  }
+
+  /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */
+  async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    if ((this.knex as Knex.Transaction).isTransaction) return fn(this);
+    return this.knex.transaction((trx) => fn(new Store(trx)));
+  }
+}

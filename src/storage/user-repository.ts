@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { NewUser, User, UserPatch } from './types.ts';
+import { uniquely } from './unique-violation.ts';
+
+interface Row {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: boolean;
+  name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  enabled: boolean;
+  attributes: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+function fromRow(r: Row): User {
+  return {
+    id: r.id,
+    username: r.username,
+    email: r.email,
+    emailVerified: r.email_verified,
+    name: r.name,
+    givenName: r.given_name,
+    familyName: r.family_name,
+    enabled: r.enabled,
+    attributes: r.attributes ?? {},
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toRow(u: UserPatch): Partial<Row> {
+  const row: Partial<Row> = {};
+  if (u.username !== undefined) row.username = u.username;
+  if (u.email !== undefined) row.email = u.email;
+  if (u.emailVerified !== undefined) row.email_verified = u.emailVerified;
+  if (u.name !== undefined) row.name = u.name;
+  if (u.givenName !== undefined) row.given_name = u.givenName;
+  if (u.familyName !== undefined) row.family_name = u.familyName;
+  if (u.enabled !== undefined) row.enabled = u.enabled;
+  if (u.attributes !== undefined) row.attributes = JSON.stringify(u.attributes) as unknown as Record<string, unknown>;
+  return row;
+}
+
+export class UserRepository {
+  readonly #knex: Knex;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  async create(input: NewUser): Promise<User> {
+    const row = { id: randomUUID(), ...toRow({ emailVerified: false, enabled: true, attributes: {}, ...input }) };
+    const [created] = await uniquely(`user "${input.username}"`, () => this.#knex<Row>('users').insert(row).returning('*'));
+    return fromRow(created as Row);
+  }
+
+  async findById(id: string): Promise<User | null> {
+    const row = await this.#knex<Row>('users').where({ id }).first();
+    return row ? fromRow(row) : null;
+  }
+
+  async findByUsername(username: string): Promise<User | null> {
+    const row = await this.#knex<Row>('users').whereRaw('lower(username) = lower(?)', [username]).first();
+    return row ? fromRow(row) : null;
+  }
+
+  async findByEmail(email: string): Promise<User | null> {
+    const row = await this.#knex<Row>('users').whereRaw('lower(email) = lower(?)', [email]).first();
+    return row ? fromRow(row) : null;
+  }
+
+  /** Username first, then email: a username that looks like someone's email wins. */
+  async findForLogin(login: string): Promise<User | null> {
+    return (await this.findByUsername(login)) ?? (login.includes('@') ? this.findByEmail(login) : null);
+  }
+
+  async update(id: string, patch: UserPatch): Promise<User | null> {
+    const row = toRow(patch);
+    const [updated] = await uniquely(`user "${patch.username ?? patch.email ?? id}"`, () =>
+      this.#knex<Row>('users').where({ id }).update({ ...row, updated_at: new Date() }).returning('*'),
+    );
+    return updated ? fromRow(updated as Row) : null;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.#knex('users').where({ id }).delete()) > 0;
+  }
+
+  async list(options: { search?: string; limit?: number; offset?: number } = {}): Promise<{ items: User[]; total: number }> {
+    const base = this.#knex<Row>('users');
+    if (options.search) {
+      const like = `%${options.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      base.where((q) => q.whereRaw('lower(username) LIKE ?', [like]).orWhereRaw('lower(email) LIKE ?', [like]).orWhereRaw('lower(name) LIKE ?', [like]));
+    }
+    const [{ n }] = await base.clone().count<{ n: string | number }[]>('* as n');
+    const rows = await base.orderBy('username').limit(options.limit ?? 50).offset(options.offset ?? 0);
+    return { items: rows.map(fromRow), total: Number(n) };
+  }
+
+  async count(): Promise<number> {
+    const [{ n }] = await this.#knex('users').count<{ n: string | number }[]>('* as n');
+    return Number(n);
+  }
+}
