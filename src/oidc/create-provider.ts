@@ -20,10 +20,11 @@ export interface ProviderDependencies {
   accessTokenClaims: (ctx: KoaContextWithOIDC, accountId: string, sessionUid: string | undefined) => Promise<Record<string, unknown> | undefined>;
 }
 
-// Claims grouped by the scope that releases them. `idp` rides with `openid`: which connector
-// signed the user in is useful to every relying party and reveals nothing personal.
+// Claims grouped by the scope that releases them. `idp` and `amr` ride with `openid`: how and
+// through which connector the user signed in is useful to every relying party and reveals
+// nothing personal.
 const CLAIMS = {
-  openid: ['sub', 'idp'],
+  openid: ['sub', 'idp', 'amr'],
   profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
   groups: ['groups'],
@@ -179,6 +180,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
         code: out.error,
       }, status);
     },
+  };
+
+  // oidc-provider refuses outbound requests to loopback and private addresses (SSRF defence).
+  // Back-channel logout endpoints that the operator put in config are trusted and commonly live
+  // on internal networks, so those origins may be reached wherever they resolve.
+  const trustedOrigins = new Set(config.clients.flatMap((c) => (c.backchannelLogoutUri ? [new URL(c.backchannelLogoutUri).origin] : [])));
+  configuration.fetch = (url, options) => {
+    if (trustedOrigins.has(new URL(url instanceof Request ? url.url : url).origin)) {
+      const { dispatcher: _ssrfGuard, ...rest } = options as RequestInit & { dispatcher?: unknown };
+      return globalThis.fetch(url, rest);
+    }
+    return globalThis.fetch(url, options);
   };
 
   const provider = new Provider(config.issuer, configuration);
