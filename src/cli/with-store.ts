@@ -8,7 +8,7 @@ import { Store } from '../storage/store.ts';
 export async function withStore(config: Config, fn: (store: Store, applied: string[]) => Promise<number>): Promise<number> {
   const database = await openDatabase({ url: config.database.url, dataDir: pgliteDir(config), pool: { min: 0, max: 2 } });
   try {
-    const applied = await migrateLatest(database.knex);
+    const applied = await migrateLatest(database.knex, { serialize: database.kind === 'postgres' });
     return await fn(new Store(database.knex), applied);
   } finally {
     await database.close();

@@ -70,7 +70,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   const timers: NodeJS.Timeout[] = [];
   let registry: ConnectorRegistry | undefined;
   try {
-    const applied = await migrateLatest(database.knex);
+    const applied = await migrateLatest(database.knex, { serialize: database.kind === 'postgres' });
     if (applied.length) logger.info({ applied }, 'database migrated');
     const store = new Store(database.knex);
 

@@ -1,5 +1,6 @@
-// Applies pending migrations with knex's migrator (its lock table makes concurrent starts of
-// several instances safe).
+// Applies pending migrations with knex's migrator. Several instances may start at once on one
+// PostgreSQL: knex's own lock table is itself created by the first migration run, so the runs
+// are serialized with an advisory lock held by a transaction on a separate connection.
 import type { Knex } from 'knex';
 import { migrations, type Migration } from './migrations/index.ts';
 
@@ -9,7 +10,24 @@ const source: Knex.MigrationSource<Migration> = {
   getMigration: async (m) => m,
 };
 
-export async function migrateLatest(knex: Knex): Promise<string[]> {
+const MIGRATION_LOCK = 0x4b425f4d; // "KB_M"
+
+async function run(knex: Knex): Promise<string[]> {
   const [, applied] = (await knex.migrate.latest({ migrationSource: source, tableName: 'keybridge_migrations' })) as [number, string[]];
   return applied;
+}
+
+/**
+ * `serialize` needs a pool of at least two connections (PostgreSQL); the embedded PGlite has a
+ * single connection and a single process, so it runs without the advisory lock.
+ */
+export async function migrateLatest(knex: Knex, options: { serialize?: boolean } = {}): Promise<string[]> {
+  if (!options.serialize) return run(knex);
+  const lock = await knex.transaction();
+  try {
+    await lock.raw('SELECT pg_advisory_xact_lock(?)', [MIGRATION_LOCK]);
+    return await run(knex);
+  } finally {
+    await lock.commit();
+  }
 }
