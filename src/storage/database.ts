@@ -4,6 +4,14 @@ import { mkdirSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 
+// knex-pglite derives the result's SQL command from knex's method name, and knex names deletes
+// `del`: knex then fails to recognise "DEL" and returns the raw result instead of the row count.
+class PgLiteClient extends (ClientPgLite as unknown as new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown }) {
+  processResponse(obj: { method?: string }, runner: unknown): unknown {
+    return super.processResponse(obj.method === 'del' ? { ...obj, method: 'delete' } : obj, runner);
+  }
+}
+
 export interface Database {
   knex: Knex;
   kind: 'postgres' | 'pglite';
@@ -33,7 +41,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     const dir = options.dataDir ?? './data/pglite';
     if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
     knex = knexFactory({
-      client: ClientPgLite as unknown as typeof Knex.Client,
+      client: PgLiteClient as unknown as typeof Knex.Client,
       dialect: 'postgres',
       connection: dir === ':memory:' ? {} : { filename: dir },
     } as Knex.Config);

@@ -1,0 +1,267 @@
+// One storage conformance suite; every backend runs all of it.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Knex } from 'knex';
+import { Store } from '../../src/storage/store.ts';
+import { migrateLatest } from '../../src/storage/migrate.ts';
+import { createOidcAdapter, purgeExpired } from '../../src/storage/oidc-adapter.ts';
+import { AlreadyExists } from '../../src/errors.ts';
+import { skipLoudly } from '../helpers/skip.ts';
+
+export type Opened = { knex: Knex; serialize: boolean; cleanup(): Promise<void> } | { skip: string };
+
+export function storageConformance(backend: string, open: () => Promise<Opened>): void {
+  describe(`storage conformance: ${backend}`, () => {
+    let opened: Opened;
+    let store: Store;
+    const ready = (t: { skip(msg?: string): void } & object) => {
+      if ('skip' in opened) {
+        skipLoudly(t as never, opened.skip);
+        return false;
+      }
+      return true;
+    };
+
+    before(async () => {
+      opened = await open();
+      if ('skip' in opened) return;
+      await migrateLatest(opened.knex, { serialize: opened.serialize });
+      store = new Store(opened.knex);
+    });
+    after(async () => {
+      if (opened && !('skip' in opened)) await opened.cleanup();
+    });
+
+    test('migrations are idempotent', async (t) => {
+      if (!ready(t)) return;
+      assert.deepEqual(await migrateLatest((opened as { knex: Knex }).knex), []);
+    });
+
+    test('users: create, find case-insensitively, misses are null', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'Carol', email: 'Carol@Example.org', name: 'Carol C' });
+      assert.match(u.id, /^[0-9a-f-]{36}$/);
+      assert.equal(u.enabled, true);
+      assert.equal(u.emailVerified, false);
+      assert.equal((await store.users.findByUsername('carol'))?.id, u.id);
+      assert.equal((await store.users.findByEmail('carol@example.ORG'))?.id, u.id);
+      assert.equal((await store.users.findForLogin('CAROL@example.org'))?.id, u.id);
+      assert.equal((await store.users.findForLogin('carol'))?.id, u.id);
+      assert.equal(await store.users.findById('00000000-0000-0000-0000-000000000000'), null);
+      assert.equal(await store.users.findByUsername('nobody'), null);
+      assert.equal(await store.users.findForLogin('nobody@example.org'), null);
+    });
+
+    test('users: unique username and email (case-insensitive) leave data unchanged', async (t) => {
+      if (!ready(t)) return;
+      const dave = await store.users.create({ username: 'dave', email: 'dave@example.org' });
+      await assert.rejects(store.users.create({ username: 'DAVE' }), AlreadyExists);
+      await assert.rejects(store.users.create({ username: 'dave2', email: 'DAVE@example.org' }), AlreadyExists);
+      const erin = await store.users.create({ username: 'erin' });
+      await assert.rejects(store.users.update(erin.id, { username: 'Dave' }), AlreadyExists);
+      assert.equal((await store.users.findById(erin.id))?.username, 'erin');
+      assert.equal((await store.users.findById(dave.id))?.email, 'dave@example.org');
+      assert.equal(await store.users.update('00000000-0000-0000-0000-000000000000', { name: 'x' }), null);
+    });
+
+    test('users: update, list with search and paging, delete', async (t) => {
+      if (!ready(t)) return;
+      const f = await store.users.create({ username: 'frank_list' });
+      const updated = await store.users.update(f.id, { name: 'Frank', enabled: false, attributes: { dept: 'ops' } });
+      assert.equal(updated?.name, 'Frank');
+      assert.equal(updated?.enabled, false);
+      assert.deepEqual(updated?.attributes, { dept: 'ops' });
+      assert.ok(updated!.updatedAt.getTime() >= f.updatedAt.getTime());
+      const found = await store.users.list({ search: 'frank_' });
+      assert.deepEqual(found.items.map((u) => u.username), ['frank_list']);
+      assert.equal(found.total, 1);
+      assert.equal((await store.users.list({ search: '%' })).total, 0, 'LIKE wildcards are literal');
+      const page = await store.users.list({ limit: 1, offset: 0 });
+      assert.equal(page.items.length, 1);
+      assert.equal(page.total, await store.users.count());
+      assert.equal(await store.users.delete(f.id), true);
+      assert.equal(await store.users.delete(f.id), false);
+    });
+
+    test('credentials: one password per user, listing hides secrets', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'gina' });
+      assert.equal(await store.credentials.getPasswordHash(u.id), null);
+      await store.credentials.setPassword(u.id, '$argon2id$first');
+      await store.credentials.setPassword(u.id, '$argon2id$second');
+      assert.equal(await store.credentials.getPasswordHash(u.id), '$argon2id$second');
+      const list = await store.credentials.list(u.id);
+      assert.equal(list.length, 1);
+      assert.equal(list[0].type, 'password');
+      assert.equal(JSON.stringify(list).includes('argon2'), false);
+      assert.equal(await store.credentials.remove(u.id, 'password'), 1);
+      assert.equal(await store.credentials.getPasswordHash(u.id), null);
+    });
+
+    test('groups: memberships per source are replaced only for that source', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'hank' });
+      await store.groups.setMemberships(u.id, ['dev', 'ops'], 'local');
+      await store.groups.setMemberships(u.id, ['ldap-staff', 'dev'], 'corp-ldap');
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['dev', 'ldap-staff', 'ops']);
+      await store.groups.setMemberships(u.id, ['ldap-admins'], 'corp-ldap');
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['dev', 'ldap-admins', 'ops']);
+      await store.groups.setMemberships(u.id, [], 'local');
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['ldap-admins']);
+      await store.groups.addMember(u.id, 'extra');
+      assert.deepEqual(await store.groups.membersOf('extra'), [u.id]);
+      assert.equal(await store.groups.removeMember(u.id, 'extra'), true);
+      assert.equal(await store.groups.removeMember(u.id, 'no-such-group'), false);
+      await assert.rejects(store.groups.create('dev'), AlreadyExists);
+      assert.equal((await store.groups.findByName('dev'))?.name, 'dev');
+      assert.equal(await store.groups.findByName('nope'), null);
+      const [g1, g2] = await Promise.all([store.groups.ensure(['race']), new Store(store.knex).groups.ensure(['race'])]);
+      assert.equal(g1[0].id, g2[0].id);
+    });
+
+    test('federated identities: unique per (connector, subject)', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'ivy' });
+      const fed = await store.identities.create({ userId: u.id, connectorId: 'corp', subject: 'uuid-1', username: 'ivy', data: { a: 1 } });
+      await assert.rejects(store.identities.create({ userId: u.id, connectorId: 'corp', subject: 'uuid-1' }), AlreadyExists);
+      await store.identities.create({ userId: u.id, connectorId: 'other', subject: 'uuid-1' });
+      assert.equal((await store.identities.find('corp', 'uuid-1'))?.id, fed.id);
+      assert.equal(await store.identities.find('corp', 'uuid-2'), null);
+      await store.identities.recordLogin(fed.id, { email: 'ivy@corp.example', data: { a: 2 } });
+      const after = await store.identities.findById(fed.id);
+      assert.equal(after?.email, 'ivy@corp.example');
+      assert.deepEqual(after?.data, { a: 2 });
+      assert.ok(after?.lastLoginAt instanceof Date);
+      assert.equal((await store.identities.listForUser(u.id)).length, 2);
+      assert.equal(await store.identities.delete(fed.id), true);
+      assert.equal(await store.identities.findById(fed.id), null);
+    });
+
+    test('a failed transaction leaves stored data as it was', async (t) => {
+      if (!ready(t)) return;
+      const before = await store.users.count();
+      await assert.rejects(store.transaction(async (tx) => {
+        const u = await tx.users.create({ username: 'jack' });
+        await tx.groups.setMemberships(u.id, ['jacks'], 'local');
+        await tx.users.create({ username: 'JACK' });
+      }), AlreadyExists);
+      assert.equal(await store.users.count(), before);
+      assert.equal(await store.users.findByUsername('jack'), null);
+      assert.equal(await store.groups.findByName('jacks'), null);
+    });
+
+    test('clients: create, update, disable, delete', async (t) => {
+      if (!ready(t)) return;
+      const c = await store.clients.create({ id: 'db-app', metadata: { redirect_uris: ['https://app.example/cb'] } });
+      assert.equal(c.metadata.client_id, 'db-app');
+      await assert.rejects(store.clients.create({ id: 'db-app', metadata: {} }), AlreadyExists);
+      assert.equal((await store.clients.update('db-app', { firstParty: true }))?.firstParty, true);
+      assert.equal(await store.clients.update('missing', { enabled: false }), null);
+      assert.equal((await store.clients.list()).length >= 1, true);
+      assert.equal(await store.clients.delete('db-app'), true);
+      assert.equal(await store.clients.find('db-app'), null);
+    });
+
+    test('signing keys: rotate retires, publishes for the grace period, purges after', async (t) => {
+      if (!ready(t)) return;
+      await store.signingKeys.insert({ kid: 'k1', alg: 'ES256', privateJwk: { kty: 'EC' } });
+      const fp1 = await store.signingKeys.fingerprint();
+      await store.signingKeys.rotate([{ kid: 'k2', alg: 'ES256', privateJwk: { kty: 'EC' } }], new Date(Date.now() + 60_000));
+      const fp2 = await store.signingKeys.fingerprint();
+      assert.notEqual(fp1, fp2);
+      const keys = await store.signingKeys.listPublishable();
+      assert.deepEqual(keys.map((k) => `${k.kid}:${k.status}`), ['k2:active', 'k1:retired']);
+      assert.equal(await store.signingKeys.purgeExpired(new Date()), 0);
+      const later = new Date(Date.now() + 120_000);
+      assert.deepEqual((await store.signingKeys.listPublishable(later)).map((k) => k.kid), ['k2']);
+      assert.equal(await store.signingKeys.purgeExpired(later), 1);
+      assert.notEqual(await store.signingKeys.fingerprint(), fp2);
+    });
+
+    test('secrets: concurrent getOrCreate agree on one value', async (t) => {
+      if (!ready(t)) return;
+      const other = new Store(store.knex);
+      const [a, b] = await Promise.all([store.secrets.getOrCreate('s1', () => 'from-a'), other.secrets.getOrCreate('s1', () => 'from-b')]);
+      assert.equal(a, b);
+      assert.equal(await store.secrets.get('s1'), a);
+      assert.equal(await store.secrets.get('missing'), null);
+    });
+
+    test('audit events: newest first, filtered', async (t) => {
+      if (!ready(t)) return;
+      await store.audit.record({ type: 'test.one', details: { n: 1 } });
+      await store.audit.record({ type: 'test.two', outcome: 'failure', userId: 'u-1' });
+      const latest = await store.audit.list({ limit: 2 });
+      assert.deepEqual(latest.map((e) => e.type), ['test.two', 'test.one']);
+      assert.equal(latest[0].outcome, 'failure');
+      assert.deepEqual((await store.audit.list({ type: 'test.one' }))[0].details, { n: 1 });
+      assert.equal((await store.audit.list({ userId: 'u-1' })).length, 1);
+      assert.deepEqual((await store.audit.list({ beforeId: latest[0].id, limit: 1 }))[0].type, 'test.one');
+    });
+
+    test('login sessions: upsert, expiry, extend', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'kate' });
+      await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000) });
+      assert.equal((await store.loginSessions.find('sess-1'))?.connectorId, 'local');
+      await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'corp', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000) });
+      assert.equal((await store.loginSessions.find('sess-1'))?.connectorId, 'corp');
+      assert.equal(await store.loginSessions.find('sess-1', new Date(Date.now() + 120_000)), null);
+      assert.equal(await store.loginSessions.deleteExpired(new Date(Date.now() + 120_000)), 1);
+      assert.equal(await store.loginSessions.find('sess-1'), null);
+    });
+
+    test('oidc adapter: upsert, find, consume, expiry, lookups, revoke by grant', async (t) => {
+      if (!ready(t)) return;
+      const Adapter = createOidcAdapter(store.knex);
+      const tokens = new Adapter('AccessToken');
+      const codes = new Adapter('AuthorizationCode');
+      const sessions = new Adapter('Session');
+      const devices = new Adapter('DeviceCode');
+      assert.equal(await tokens.find('none'), undefined);
+      await tokens.upsert('at1', { jti: 'at1', grantId: 'g1', kind: 'AccessToken' }, 60);
+      await tokens.upsert('at2', { jti: 'at2', grantId: 'g2', kind: 'AccessToken' }, 60);
+      await codes.upsert('c1', { jti: 'c1', grantId: 'g1', kind: 'AuthorizationCode' }, 60);
+      assert.deepEqual(await tokens.find('at1'), { jti: 'at1', grantId: 'g1', kind: 'AccessToken' });
+      assert.equal(await codes.find('at1'), undefined, 'kinds are separate');
+
+      await codes.consume('c1');
+      const consumed = await codes.find('c1');
+      assert.equal(typeof consumed?.consumed, 'number');
+
+      await tokens.revokeByGrantId('g1');
+      assert.equal(await tokens.find('at1'), undefined);
+      assert.ok(await tokens.find('at2'), 'other grants untouched');
+      assert.ok(await codes.find('c1'), 'other kinds untouched');
+
+      await sessions.upsert('s1', { uid: 'uid-1', accountId: 'a' }, 60);
+      assert.equal((await sessions.findByUid('uid-1'))?.accountId, 'a');
+      assert.equal(await sessions.findByUid('uid-2'), undefined);
+      await devices.upsert('d1', { userCode: 'ABCD-EFGH', grantId: 'g3' }, 60);
+      assert.equal((await devices.findByUserCode('ABCD-EFGH'))?.grantId, 'g3');
+
+      await tokens.upsert('at2', { jti: 'at2', grantId: 'g2', scope: 'updated' }, 60);
+      assert.equal((await tokens.find('at2'))?.scope, 'updated');
+      await tokens.destroy('at2');
+      assert.equal(await tokens.find('at2'), undefined);
+
+      await store.knex('oidc_payloads').insert({ kind: 'AccessToken', id: 'old', payload: JSON.stringify({ jti: 'old' }), expires_at: new Date(Date.now() - 1000) });
+      assert.equal(await tokens.find('old'), undefined, 'expired rows are not returned');
+      const purged = await purgeExpired(store.knex);
+      assert.ok(purged.payloads >= 1);
+      assert.equal((await store.knex('oidc_payloads').where({ id: 'old' })).length, 0);
+    });
+
+    test('oidc adapter: Client reads enabled clients from the clients table', async (t) => {
+      if (!ready(t)) return;
+      const clients = new (createOidcAdapter(store.knex))('Client');
+      await store.clients.create({ id: 'stored', metadata: { redirect_uris: ['https://x.example/cb'] }, firstParty: true });
+      const found = await clients.find('stored');
+      assert.equal(found?.client_id, 'stored');
+      assert.equal(found?.first_party, true);
+      await store.clients.update('stored', { enabled: false });
+      assert.equal(await clients.find('stored'), undefined);
+      assert.equal(await clients.find('missing'), undefined);
+    });
+  });
+}
