@@ -75,7 +75,7 @@ function formatPath(segments: readonly PropertyKey[]): string {
 
 export function parseConfig(text: string, options: { env?: Env; source?: string } = {}): Config {
   const env = options.env ?? process.env;
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   if (doc.errors.length) {
     throw new ConfigError(doc.errors.map((e) => ({
       path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)',
