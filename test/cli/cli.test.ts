@@ -1,0 +1,153 @@
+// The CLI as a person runs it: a real child process per command.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../helpers/free-port.ts';
+import { openDatabase } from '../../src/storage/database.ts';
+import { Store } from '../../src/storage/store.ts';
+import { verifyPassword } from '../../src/accounts/passwords.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const CLI = path.join(ROOT, 'src/cli/main.ts');
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function run(args: string[], options: { cwd?: string; env?: Record<string, string>; input?: string; until?: RegExp } = {}): Promise<Run & { kill?: () => Promise<Run> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let resolved = false;
+    const exited = new Promise<Run>((r) => child.once('exit', (code) => r({ code, stdout, stderr })));
+    child.stdout.on('data', (c) => {
+      stdout += c;
+      if (options.until && !resolved && options.until.test(stdout)) {
+        resolved = true;
+        resolve({ code: null, stdout, stderr, kill: async () => { child.kill('SIGTERM'); return exited; } });
+      }
+    });
+    child.stderr.on('data', (c) => (stderr += c));
+    child.once('error', reject);
+    child.stdin.end(options.input ?? '');
+    exited.then((r) => {
+      if (!resolved) resolve(r);
+    });
+  });
+}
+
+describe('keybridge CLI', () => {
+  let work: string;
+  before(() => {
+    mkdirSync(path.join(ROOT, 'test/.work'), { recursive: true });
+    work = mkdtempSync(path.join(ROOT, 'test/.work', 'cli-'));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  function writeConfig(name: string, text: string): string {
+    const file = path.join(work, name);
+    writeFileSync(file, text);
+    return file;
+  }
+
+  test('check-config accepts config/dev.yaml', async () => {
+    const r = await run(['check-config', '-c', 'config/dev.yaml']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /configuration is valid/);
+  });
+
+  test('check-config reports every problem with its path, including connector config', async () => {
+    const file = writeConfig('bad.yaml', [
+      'issuer: http://127.0.0.1:5556',
+      `database: { dataDir: ${JSON.stringify(path.join(work, 'data-bad'))} }`,
+      'connectors:',
+      '  - { id: local, type: local, config: { shoeSize: 44 } }',
+      '  - { id: mystery, type: no-such-connector }',
+    ].join('\n'));
+    const r = await run(['check-config', '-c', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /connectors\[0\]\.config: .*shoeSize/);
+    assert.match(r.stderr, /connectors\[1\]\.type: unknown connector type "no-such-connector"/);
+  });
+
+  for (const [what, yaml, pathPattern] of [
+    ['an unknown key', 'issuer: http://127.0.0.1:5556\nlisten: 1234\n', /\(root\): unknown key "listen"/],
+    ['a missing secret', 'issuer: http://127.0.0.1:5556\nclients:\n  - { id: svc, secret: "${SVC_SECRET}", grantTypes: [client_credentials] }\n', /clients\[0\]\.secret: environment variable SVC_SECRET is not set/],
+    ['a bad URL', 'issuer: 127.0.0.1:5556\n', /issuer: must be an absolute http\(s\) URL/],
+  ] as const) {
+    test(`serve refuses to start with ${what}, naming the path`, async () => {
+      const file = writeConfig(`serve-bad-${what.replace(/\W+/g, '-')}.yaml`, yaml);
+      const r = await run(['serve', '-c', file]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, pathPattern);
+      assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace for a config error');
+    });
+  }
+
+  test('serve with config/dev.yaml starts on the embedded database, answers, and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const cwd = mkdtempSync(path.join(work, 'start-'));
+    const started = await run(['serve', '-c', path.join(ROOT, 'config/dev.yaml')], {
+      cwd,
+      env: { PORT: String(port), KEYBRIDGE_ISSUER: `http://127.0.0.1:${port}` },
+      until: /Keybridge is running/,
+    });
+    assert.ok(started.kill, `did not start: ${started.stderr}`);
+    try {
+      assert.match(started.stdout, new RegExp(`http://127\\.0\\.0\\.1:${port}/auth\\?client_id=demo-app`));
+      assert.match(started.stdout, /Demo user: demo \/ demo-password-change-me/);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+      assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json(), { status: 'ready' });
+      const discovery = await (await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).json();
+      assert.equal(discovery.issuer, `http://127.0.0.1:${port}`);
+    } finally {
+      const stopped = await started.kill!();
+      assert.equal(stopped.code, 0, stopped.stderr);
+    }
+  });
+
+  test('migrate, users add, keys rotate on the embedded database', async () => {
+    const dataDir = path.join(work, 'data-ops');
+    const file = writeConfig('ops.yaml', `issuer: http://127.0.0.1:5556\ndatabase: { dataDir: ${JSON.stringify(dataDir)} }\n`);
+    const m1 = await run(['migrate', '-c', file]);
+    assert.equal(m1.code, 0, m1.stderr);
+    assert.match(m1.stdout, /applied: 0001-initial/);
+    const m2 = await run(['migrate', '-c', file]);
+    assert.match(m2.stdout, /up to date/);
+
+    const add = await run(['users', 'add', 'zoe', '--email', 'zoe@example.org', '--group', 'ops', '--group', 'dev', '--password-stdin', '-c', file], { input: 'zoe-password-1\n' });
+    assert.equal(add.code, 0, add.stderr);
+    const dup = await run(['users', 'add', 'ZOE', '--password-stdin', '-c', file], { input: 'x\n' });
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /already exists/);
+    const nopw = await run(['users', 'add', 'yan', '-c', file]);
+    assert.equal(nopw.code, 2);
+
+    // No keys exist until a broker starts; rotation creates the first set as well.
+    const r1 = await run(['keys', 'rotate', '-c', file]);
+    assert.equal(r1.code, 0, r1.stderr);
+    const r2 = await run(['keys', 'rotate', '-c', file]);
+    assert.equal(r2.code, 0, r2.stderr);
+
+    const db = await openDatabase({ dataDir: path.join(dataDir, 'pglite') });
+    try {
+      const store = new Store(db.knex);
+      const zoe = await store.users.findByUsername('zoe');
+      assert.equal(zoe?.email, 'zoe@example.org');
+      assert.deepEqual(await store.groups.groupsOf(zoe!.id), ['dev', 'ops']);
+      assert.equal(await verifyPassword((await store.credentials.getPasswordHash(zoe!.id))!, 'zoe-password-1'), true);
+      const keys = await store.signingKeys.listPublishable();
+      assert.deepEqual(keys.filter((k) => k.status === 'active').map((k) => k.alg).sort(), ['ES256', 'RS256']);
+      assert.equal(keys.filter((k) => k.status === 'retired').length, 2);
+    } finally {
+      await db.close();
+    }
+  });
+
+  test('unknown commands print usage and exit 2', async () => {
+    const r = await run(['frobnicate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /Usage: keybridge/);
+  });
+});
