@@ -1,45 +1,66 @@
 // Serves /assets/<file> from the theme's assets/ folder first, then public/. Only plain file
-// names: anything else (traversal, sub-folders) is a 404.
+// names: anything else (traversal, encoded dots or slashes, sub-folders) is a 404.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context, Next } from 'koa';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+// ctx.path is not percent-decoded, so `%2e%2e` and `%2f` fail here too.
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.js': 'text/javascript; charset=utf-8', '.woff2': 'font/woff2' };
+const TYPES: Record<string, string> = {
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.js': 'text/javascript; charset=utf-8',
+  '.woff2': 'font/woff2',
+};
+
+interface Asset {
+  body: Buffer;
+  etag: string;
+}
 
 export function staticAssets(options: { themeDir?: string } = {}) {
   const dirs = [...(options.themeDir ? [path.resolve(options.themeDir, 'assets')] : []), path.join(REPO_ROOT, 'public')];
-  const cache = new Map<string, Buffer | null>();
+  // Only hits are cached: the set of real files is small, the set of names asked for is not.
+  const cache = new Map<string, Asset>();
 
-  async function load(name: string): Promise<Buffer | null> {
-    if (cache.has(name)) return cache.get(name)!;
-    let found: Buffer | null = null;
+  async function load(name: string): Promise<Asset | null> {
+    const cached = cache.get(name);
+    if (cached) return cached;
     for (const dir of dirs) {
       try {
-        found = await readFile(path.join(dir, name));
-        break;
+        const body = await readFile(path.join(dir, name));
+        const asset = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+        cache.set(name, asset);
+        return asset;
       } catch {
-        // next folder
+        // not in this folder (or a directory): try the next one
       }
     }
-    cache.set(name, found);
-    return found;
+    return null;
   }
 
   return async function serveAsset(ctx: Context, next: Next) {
     if (!ctx.path.startsWith('/assets/') || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const name = ctx.path.slice('/assets/'.length);
-    const type = TYPES[path.extname(name)];
-    const body = NAME.test(name) && !name.includes('..') && type ? await load(name) : null;
-    if (!body) {
+    const type = TYPES[path.extname(name).toLowerCase()];
+    const asset = NAME.test(name) && !name.includes('..') && type ? await load(name) : null;
+    if (!asset) {
       ctx.status = 404;
       ctx.type = 'text/plain';
       ctx.body = 'not found';
       return;
     }
-    ctx.type = type;
     ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = body;
+    ctx.set('ETag', asset.etag);
+    if (ctx.get('if-none-match').split(/\s*,\s*/).includes(asset.etag)) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.type = type;
+    ctx.body = asset.body;
   };
 }

@@ -26,12 +26,15 @@ export function createFindAccount(deps: { store: Store; logins: LoginSessionLook
       if (!ok) return undefined;
     }
 
-    const user = await store.users.findById(sub);
-    if (!user || !user.enabled) return undefined;
-    const groups = await store.groups.groupsOf(sub);
+    const found = await store.users.findWithGroups(sub);
+    if (!found || !found.user.enabled) return undefined;
+    const { user, groups } = found;
 
     return {
       accountId: sub,
+      // Kept on the account so access-token claims need no second lookup in the same request.
+      groups,
+      idp: login?.connectorId,
       async claims(): Promise<AccountClaims> {
         return {
           sub,

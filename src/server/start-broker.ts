@@ -91,7 +91,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const logins = createLoginSessionLookup(loginRepo);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger });
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
-    const adapter = createOidcAdapter(database.knex);
+    const adapter = createOidcAdapter(database.artifacts);
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
@@ -104,7 +104,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         findAccount,
         renderer,
         logger,
-        async accessTokenClaims(_ctx, accountId, sessionUid) {
+        async accessTokenClaims(ctx, accountId, sessionUid) {
+          const account = ctx.oidc.entities.Account as { accountId?: string; groups?: string[]; idp?: string } | undefined;
+          if (account?.accountId === accountId && account.groups) return { groups: account.groups, ...(account.idp ? { idp: account.idp } : {}) };
           const [groups, login] = await Promise.all([store.groups.groupsOf(accountId), sessionUid ? logins.find(sessionUid) : null]);
           return { groups, ...(login ? { idp: login.connectorId } : {}) };
         },
@@ -175,7 +177,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     };
     every(options.keyPollMs ?? 30_000, 'signing key poll', reloadKeys);
     every(options.cleanupMs ?? 10 * 60_000, 'expired data clean-up', async () => {
-      const purged = await purgeExpired(database.knex);
+      const purged = await purgeExpired(database.artifacts);
       const loginsPurged = await loginRepo.deleteExpired();
       logger.debug({ ...purged, logins: loginsPurged }, 'expired data purged');
     });

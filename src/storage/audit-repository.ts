@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { AuditEvent, NewAuditEvent } from './types.ts';
+import { InvalidInput } from '../errors.ts';
 
 interface Row {
   id: string | number;
@@ -48,7 +49,10 @@ export class AuditRepository {
     const q = this.#knex<Row>('audit_events').orderBy('id', 'desc').limit(options.limit ?? 100);
     if (options.type) q.where('type', options.type);
     if (options.userId) q.where('user_id', options.userId);
-    if (options.beforeId) q.where('id', '<', options.beforeId);
+    if (options.beforeId !== undefined) {
+      if (!/^\d{1,18}$/.test(options.beforeId)) throw new InvalidInput('beforeId must be an audit event id');
+      q.where('id', '<', options.beforeId);
+    }
     return (await q).map(fromRow);
   }
 }

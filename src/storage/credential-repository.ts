@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { NotFound } from '../errors.ts';
 
 export interface CredentialInfo {
   id: string;
@@ -18,11 +19,14 @@ export class CredentialRepository {
 
   /** The one password credential of a user, replaced if present. */
   async setPassword(userId: string, hash: string): Promise<void> {
-    await this.#knex.raw(
+    await this.#knex.raw<unknown>(
       `INSERT INTO credentials (id, user_id, type, secret) VALUES (?, ?, 'password', ?)
        ON CONFLICT (user_id) WHERE type = 'password' DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()`,
       [randomUUID(), userId, hash],
-    );
+    ).catch((err: { code?: string }) => {
+      if (err.code === '23503') throw new NotFound(`user ${userId}`, { cause: err });
+      throw err;
+    });
   }
 
   async getPasswordHash(userId: string): Promise<string | null> {

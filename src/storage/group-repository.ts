@@ -59,7 +59,7 @@ export class GroupRepository {
       if (keep.length) stale.whereNotIn('group_id', keep);
       await stale.delete();
       if (keep.length) {
-        await trx('memberships').insert(keep.map((groupId) => ({ user_id: userId, group_id: groupId, source }))).onConflict(['user_id', 'group_id']).ignore();
+        await trx('memberships').insert(keep.map((groupId) => ({ user_id: userId, group_id: groupId, source }))).onConflict(['user_id', 'group_id', 'source']).ignore();
       }
     };
     if ((this.#knex as Knex.Transaction).isTransaction) await run(this.#knex);
@@ -68,9 +68,10 @@ export class GroupRepository {
 
   async addMember(userId: string, name: string, source = 'local'): Promise<void> {
     const [group] = await this.ensure([name]);
-    await this.#knex('memberships').insert({ user_id: userId, group_id: group.id, source }).onConflict(['user_id', 'group_id']).ignore();
+    await this.#knex('memberships').insert({ user_id: userId, group_id: group.id, source }).onConflict(['user_id', 'group_id', 'source']).ignore();
   }
 
+  /** Removes the membership from every source. */
   async removeMember(userId: string, name: string): Promise<boolean> {
     const group = await this.findByName(name);
     if (!group) return false;
@@ -78,7 +79,7 @@ export class GroupRepository {
   }
 
   async membersOf(name: string): Promise<string[]> {
-    const rows = await this.#knex('memberships').join('groups', 'groups.id', 'memberships.group_id').where('groups.name', name).select('memberships.user_id').orderBy('memberships.user_id');
+    const rows = await this.#knex('memberships').join('groups', 'groups.id', 'memberships.group_id').where('groups.name', name).distinct('memberships.user_id').orderBy('memberships.user_id');
     return rows.map((r: { user_id: string }) => r.user_id);
   }
 }

@@ -46,7 +46,45 @@ function clientAdapter(knex: Knex): Adapter {
 
 export type AdapterConstructor = new (name: string) => Adapter;
 
+/**
+ * oidc-provider looks an unknown token up as several kinds at once (introspection and
+ * revocation without a type hint ask AccessToken, ClientCredentials and RefreshToken in the
+ * same tick). Lookups of one id issued in the same tick share one query.
+ */
+function createFindBatcher(knex: Knex) {
+  type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
+  const pending = new Map<string, Map<string, Waiter[]>>();
+
+  async function flush(id: string): Promise<void> {
+    const waiting = pending.get(id)!;
+    pending.delete(id);
+    try {
+      const rows = await knex(TABLE).where('id', id).whereIn('kind', [...waiting.keys()]).select<(Row & { kind: string })[]>('kind', 'payload', 'expires_at', 'consumed_at');
+      for (const [kind, waiters] of waiting) {
+        const row = rows.find((r) => r.kind === kind);
+        for (const w of waiters) w.resolve(row);
+      }
+    } catch (err) {
+      for (const waiters of waiting.values()) for (const w of waiters) w.reject(err);
+    }
+  }
+
+  return (kind: string, id: string): Promise<Row | undefined> =>
+    new Promise((resolve, reject) => {
+      let byKind = pending.get(id);
+      if (!byKind) {
+        byKind = new Map();
+        pending.set(id, byKind);
+        process.nextTick(() => void flush(id));
+      }
+      const waiters = byKind.get(kind) ?? [];
+      waiters.push({ resolve, reject });
+      byKind.set(kind, waiters);
+    });
+}
+
 export function createOidcAdapter(knex: Knex): AdapterConstructor {
+  const findRow = createFindBatcher(knex);
   return class KnexOidcAdapter implements Adapter {
     readonly kind: string;
     readonly #client: Adapter | undefined;
@@ -72,7 +110,7 @@ export function createOidcAdapter(knex: Knex): AdapterConstructor {
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
-      return live(await knex(TABLE).where({ kind: this.kind, id }).first<Row>('payload', 'expires_at', 'consumed_at'));
+      return live(await findRow(this.kind, id));
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { SigningKey } from './types.ts';
+import { uniquely } from './unique-violation.ts';
 
 interface Row {
   kid: string;
@@ -39,7 +40,9 @@ export class SigningKeyRepository {
   }
 
   async insert(key: { kid: string; alg: string; privateJwk: Record<string, unknown> }): Promise<void> {
-    await this.#knex('signing_keys').insert({ kid: key.kid, alg: key.alg, private_jwk: JSON.stringify(key.privateJwk), status: 'active' });
+    await uniquely(`signing key "${key.kid}"`, () =>
+      this.#knex('signing_keys').insert({ kid: key.kid, alg: key.alg, private_jwk: JSON.stringify(key.privateJwk), status: 'active' }),
+    );
   }
 
   /** Retires every active key (published until removeAfter) and activates the new ones, atomically. */

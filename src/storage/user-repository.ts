@@ -64,6 +64,17 @@ export class UserRepository {
     return row ? fromRow(row) : null;
   }
 
+  /** The user and the sorted names of all its groups, in one round trip (token hot path). */
+  async findWithGroups(id: string): Promise<{ user: User; groups: string[] } | null> {
+    const row = await this.#knex<Row & { groups: string[] | null }>('users as u')
+      .where('u.id', id)
+      .first(
+        'u.*',
+        this.#knex.raw('(SELECT array_agg(DISTINCT g.name ORDER BY g.name) FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS groups'),
+      );
+    return row ? { user: fromRow(row), groups: row.groups ?? [] } : null;
+  }
+
   async findByUsername(username: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').whereRaw('lower(username) = lower(?)', [username]).first();
     return row ? fromRow(row) : null;

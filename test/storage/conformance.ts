@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { Store } from '../../src/storage/store.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { createOidcAdapter, purgeExpired } from '../../src/storage/oidc-adapter.ts';
-import { AlreadyExists } from '../../src/errors.ts';
+import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 
 export type Opened = { knex: Knex; serialize: boolean; cleanup(): Promise<void> } | { skip: string };
@@ -95,6 +95,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(list[0].type, 'password');
       assert.equal(JSON.stringify(list).includes('argon2'), false);
       assert.equal(await store.credentials.remove(u.id, 'password'), 1);
+      await assert.rejects(store.credentials.setPassword('00000000-0000-0000-0000-000000000000', 'x'), NotFound);
       assert.equal(await store.credentials.getPasswordHash(u.id), null);
     });
 
@@ -106,8 +107,18 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.deepEqual(await store.groups.groupsOf(u.id), ['dev', 'ldap-staff', 'ops']);
       await store.groups.setMemberships(u.id, ['ldap-admins'], 'corp-ldap');
       assert.deepEqual(await store.groups.groupsOf(u.id), ['dev', 'ldap-admins', 'ops']);
+      // A group asserted by two sources survives one of them clearing it.
+      await store.groups.setMemberships(u.id, ['shared'], 'local');
+      await store.groups.setMemberships(u.id, ['ldap-admins', 'shared'], 'corp-ldap');
       await store.groups.setMemberships(u.id, [], 'local');
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['ldap-admins', 'shared'], 'a group another source still asserts stays');
+      await store.groups.setMemberships(u.id, ['ldap-admins'], 'corp-ldap');
       assert.deepEqual(await store.groups.groupsOf(u.id), ['ldap-admins']);
+      assert.deepEqual((await store.users.findWithGroups(u.id))?.groups, ['ldap-admins']);
+      assert.deepEqual(await store.groups.membersOf('ldap-admins'), [u.id]);
+      const loner = await store.users.create({ username: 'loner' });
+      assert.deepEqual((await store.users.findWithGroups(loner.id))?.groups, []);
+      assert.equal(await store.users.findWithGroups('00000000-0000-0000-0000-000000000000'), null);
       await store.groups.addMember(u.id, 'extra');
       assert.deepEqual(await store.groups.membersOf('extra'), [u.id]);
       assert.equal(await store.groups.removeMember(u.id, 'extra'), true);
@@ -171,6 +182,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.notEqual(fp1, fp2);
       const keys = await store.signingKeys.listPublishable();
       assert.deepEqual(keys.map((k) => `${k.kid}:${k.status}`), ['k2:active', 'k1:retired']);
+      await assert.rejects(store.signingKeys.rotate([{ kid: 'k1', alg: 'ES256', privateJwk: {} }], new Date(Date.now() + 60_000)), AlreadyExists);
+      assert.equal(await store.signingKeys.fingerprint(), fp2, 'a failed rotation changes nothing');
       assert.equal(await store.signingKeys.purgeExpired(new Date()), 0);
       const later = new Date(Date.now() + 120_000);
       assert.deepEqual((await store.signingKeys.listPublishable(later)).map((k) => k.kid), ['k2']);
@@ -185,6 +198,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(a, b);
       assert.equal(await store.secrets.get('s1'), a);
       assert.equal(await store.secrets.get('missing'), null);
+      // The first stored value wins for good; a later maker is never even called.
+      assert.equal(await store.secrets.getOrCreate('s1', () => assert.fail('make() called for a stored secret')), a);
     });
 
     test('audit events: newest first, filtered', async (t) => {
@@ -197,6 +212,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.deepEqual((await store.audit.list({ type: 'test.one' }))[0].details, { n: 1 });
       assert.equal((await store.audit.list({ userId: 'u-1' })).length, 1);
       assert.deepEqual((await store.audit.list({ beforeId: latest[0].id, limit: 1 }))[0].type, 'test.one');
+      await assert.rejects(store.audit.list({ beforeId: "1; DROP TABLE users" }), InvalidInput);
     });
 
     test('login sessions: upsert, expiry, extend', async (t) => {

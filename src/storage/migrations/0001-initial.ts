@@ -56,10 +56,12 @@ export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('memberships', (t) => {
     t.text('user_id').notNullable().references('users.id').onDelete('CASCADE');
     t.text('group_id').notNullable().references('groups.id').onDelete('CASCADE');
-    // 'local' for memberships managed here, else the connector id that asserted them.
+    // 'local' for memberships managed here, 'config' for static users, else the connector id
+    // that asserted them. Each source keeps its own row, so one source clearing a group does
+    // not take away what another still asserts.
     t.text('source').notNullable().defaultTo('local');
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.primary(['user_id', 'group_id']);
+    t.primary(['user_id', 'group_id', 'source']);
     t.index(['group_id']);
   });
 
