@@ -22,6 +22,7 @@ const RP = 'http://127.0.0.1:9/cb';
 const pinned = spawnSync('taskset', ['--version']).status === 0;
 
 interface Row { work: string; server: string; rps: number; p50: number; p99: number; errors: number; note?: string }
+let kbPid = 0;
 const rows: Row[] = [];
 
 function pin(pid: number, core: number): void {
@@ -62,7 +63,8 @@ async function cannon(work: string, server: string, opts: autocannon.Options, no
   const result = await autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts });
   const row = { work, server, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx, note };
   rows.push(row);
-  process.stdout.write(`  ${work} @ ${server}: ${row.rps.toFixed(0)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}\n`);
+  const mem = server.startsWith('keybridge') && kbPid ? `, keybridge RSS ${rssMb(kbPid).rss.toFixed(0)} MB (peak ${rssMb(kbPid).peak.toFixed(0)})` : '';
+  process.stdout.write(`  ${work} @ ${server}: ${row.rps.toFixed(0)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}${mem}\n`);
   return row;
 }
 
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
     await new Promise((r) => first.child.once('exit', r));
     const kb = await startProcess(['src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
     children.push(kb.child);
+    kbPid = kb.child.pid!;
     const bare = await startProcess(['bench/bare-provider.ts', String(barePort)], /ready/);
     children.push(bare.child);
     await new Promise((r) => setTimeout(r, 1000));
@@ -170,7 +173,7 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     const loginRow: Row = { work: 'local password login (full flow)', server: 'keybridge (postgres)', rps: logins / DURATION, p50: Math.round(latencies[Math.floor(latencies.length / 2)] ?? 0), p99: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0), errors: loginErrors };
     rows.push(loginRow);
-    process.stdout.write(`  login @ keybridge: ${loginRow.rps.toFixed(1)} logins/s, p50 ${loginRow.p50} ms, p99 ${loginRow.p99} ms, errors ${loginErrors}\n`);
+    process.stdout.write(`  login @ keybridge: ${loginRow.rps.toFixed(1)} logins/s, p50 ${loginRow.p50} ms, p99 ${loginRow.p99} ms, errors ${loginErrors}, keybridge RSS ${rssMb(kbPid).rss.toFixed(0)} MB\n`);
 
     const loaded = rssMb(kb.child.pid!);
     process.stdout.write('\n| work | server | req/s | p50 ms | p99 ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: |\n');

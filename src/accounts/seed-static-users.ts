@@ -7,13 +7,25 @@ import { hashPassword, verifyPassword } from './passwords.ts';
 
 const SEED_LOCK = 0x4b425f55; // "KB_U": one instance seeds at a time
 
+/** The hash to store for a config user, or null when the stored one already matches. */
+async function wantedHash(store: Store, u: Config['users'][number]): Promise<string | null> {
+  const existing = await store.users.findByUsername(u.username);
+  const stored = existing ? await store.credentials.getPasswordHash(existing.id) : null;
+  if (u.passwordHash) return stored === u.passwordHash ? null : u.passwordHash;
+  if (stored && (await verifyPassword(stored, u.password!))) return null;
+  return hashPassword(u.password!);
+}
+
 export async function seedStaticUsers(store: Store, users: Config['users']): Promise<{ created: number; updated: number }> {
   let created = 0;
   let updated = 0;
   if (users.length === 0) return { created, updated };
+  // argon2 work happens up front and in parallel (it is most of the start-up cost), outside
+  // the lock; the writes then run in one short transaction.
+  const hashes = await Promise.all(users.map((u) => wantedHash(store, u)));
   await store.transaction(async (tx) => {
     await (tx.knex as Knex).raw('SELECT pg_advisory_xact_lock(?)', [SEED_LOCK]);
-    for (const u of users) {
+    for (const [i, u] of users.entries()) {
       const profile = {
         username: u.username,
         email: u.email ?? null,
@@ -31,12 +43,8 @@ export async function seedStaticUsers(store: Store, users: Config['users']): Pro
         await tx.users.update(user.id, profile);
         updated++;
       }
-      const stored = await tx.credentials.getPasswordHash(user.id);
-      if (u.passwordHash) {
-        if (stored !== u.passwordHash) await tx.credentials.setPassword(user.id, u.passwordHash);
-      } else if (u.password && (!stored || !(await verifyPassword(stored, u.password)))) {
-        await tx.credentials.setPassword(user.id, await hashPassword(u.password));
-      }
+      const hash = hashes[i];
+      if (hash) await tx.credentials.setPassword(user.id, hash);
       await tx.groups.setMemberships(user.id, u.groups, 'config');
     }
   });
