@@ -39,7 +39,11 @@ export type FailureReason =
   | 'password_change_required'
   | 'not_permitted'
   | 'user_gone'
-  | 'reauth_needed';
+  | 'reauth_needed'
+  /** The person declined or cancelled at the upstream. */
+  | 'access_denied'
+  /** The upstream answered with an error or something that failed validation. */
+  | 'upstream_error';
 
 export type LoginResult =
   | { ok: true; identity: UpstreamIdentity }
@@ -93,18 +97,23 @@ export interface PasswordConnector extends ConnectorBase {
 export interface RedirectStart {
   /** Where to send the browser. */
   location: string;
-  /** Kept by the broker (bound to the interaction, single use) and handed back to callback. */
-  state: Record<string, unknown>;
+  /** Kept server-side by the broker (single use, expires) and handed back to callback: PKCE verifier, nonce, request id. */
+  context: Record<string, unknown>;
 }
 
 export interface RedirectConnector extends ConnectorBase {
   kind: 'redirect';
-  start(input: { callbackUrl: string; interactionId: string }): Promise<RedirectStart>;
+  /**
+   * `state` is the broker's opaque, unguessable handle for this attempt; the connector must make
+   * the upstream send it back to `callbackUrl` as the `state` parameter (OAuth) or `RelayState`
+   * (SAML). The broker finds the attempt by it, uses it once, and binds it to the browser.
+   */
+  start(input: { callbackUrl: string; state: string }): Promise<RedirectStart>;
   callback(input: {
     callbackUrl: string;
-    /** Query or form parameters the upstream sent back. */
+    /** Query or form parameters the upstream sent back (state included). */
     params: Record<string, string>;
-    state: Record<string, unknown>;
+    context: Record<string, unknown>;
   }): Promise<LoginResult>;
 }
 

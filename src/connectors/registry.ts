@@ -31,6 +31,8 @@ export interface RegistryDependencies {
   logger: Logger;
   localAccounts: LocalAccounts;
   fetch?: typeof fetch;
+  /** Plugins handed over in code (embedding, tests), found before folders and packages. */
+  plugins?: ReadonlyMap<string, ConnectorPlugin>;
 }
 
 const pluginCache = new Map<string, Promise<ConnectorPlugin>>();
@@ -76,13 +78,13 @@ function formatPath(segments: readonly PropertyKey[]): string {
 }
 
 /** Validates every entry's `config` with its plugin's schema; returns all problems, never throws. */
-export async function checkConnectorEntries(entries: readonly ConnectorEntry[]): Promise<{ issues: ConfigIssue[]; valid: Map<string, { plugin: ConnectorPlugin; config: unknown }> }> {
+export async function checkConnectorEntries(entries: readonly ConnectorEntry[], plugins?: ReadonlyMap<string, ConnectorPlugin>): Promise<{ issues: ConfigIssue[]; valid: Map<string, { plugin: ConnectorPlugin; config: unknown }> }> {
   const issues: ConfigIssue[] = [];
   const valid = new Map<string, { plugin: ConnectorPlugin; config: unknown }>();
   for (const entry of entries) {
     let plugin: ConnectorPlugin;
     try {
-      plugin = await loadPlugin(entry.type);
+      plugin = plugins?.get(entry.type) ?? (await loadPlugin(entry.type));
     } catch (err) {
       issues.push({ path: `${entry.origin}.type`, message: (err as Error).message });
       continue;
@@ -109,7 +111,7 @@ export class ConnectorRegistry {
   /** Validates and instantiates the enabled entries; all problems are thrown at once. */
   static async open(entries: readonly ConnectorEntry[], deps: RegistryDependencies): Promise<ConnectorRegistry> {
     const enabled = entries.filter((e) => e.enabled);
-    const { issues, valid } = await checkConnectorEntries(enabled);
+    const { issues, valid } = await checkConnectorEntries(enabled, deps.plugins);
     if (issues.length) throw new ConfigError(issues);
     const created: RegisteredConnector[] = [];
     try {

@@ -3,19 +3,20 @@
 import type { Context } from 'koa';
 import { InvalidInput } from '../errors.ts';
 
-const LIMIT = 16 * 1024;
+const DEFAULT_LIMIT = 16 * 1024;
 
-export async function readForm(ctx: Context): Promise<Record<string, string>> {
+/** `limit` in bytes: our own forms are tiny; upstream callbacks (SAML responses) are larger. */
+export async function readForm(ctx: Context, limit = DEFAULT_LIMIT): Promise<Record<string, string>> {
   if (!ctx.is('application/x-www-form-urlencoded')) {
     throw new InvalidInput('Expected a form submission (application/x-www-form-urlencoded).', { status: 415 });
   }
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > LIMIT) throw new InvalidInput('The form is too large.', { status: 413 });
+  if (declared > limit) throw new InvalidInput('The form is too large.', { status: 413 });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req) {
     size += (chunk as Buffer).length;
-    if (size > LIMIT) throw new InvalidInput('The form is too large.', { status: 413 });
+    if (size > limit) throw new InvalidInput('The form is too large.', { status: 413 });
     chunks.push(chunk as Buffer);
   }
   const form: Record<string, string> = {};

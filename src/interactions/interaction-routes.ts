@@ -1,12 +1,14 @@
 // The pages oidc-provider hands the person to: login (connector chooser and password form)
 // and consent. Each handler reads the interaction, does one step, and hands the result back to
 // oidc-provider, which continues the authorization request.
+import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { Adapter } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { ConnectorRegistry, RegisteredConnector } from '../connectors/registry.ts';
-import type { FailureReason } from '../connectors/contract.ts';
+import type { FailureReason, LoginResult, UpstreamIdentity } from '../connectors/contract.ts';
 import type { Store } from '../storage/store.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import type { CsrfTokens } from '../http/csrf.ts';
@@ -17,6 +19,9 @@ import { InvalidSession, KeybridgeError } from '../errors.ts';
 
 export interface InteractionDependencies {
   provider: Provider;
+  issuer: string;
+  /** Short-lived server-side records of redirect-connector attempts (single use). */
+  upstreamAttempts: Adapter;
   store: Store;
   registry: () => ConnectorRegistry;
   renderer: PageRenderer;
@@ -35,7 +40,21 @@ const FAILURE_MESSAGES: Record<FailureReason, string> = {
   not_permitted: 'You are not allowed to sign in here at this time.',
   user_gone: 'This account no longer exists.',
   reauth_needed: 'Please sign in again.',
+  access_denied: 'Sign-in was cancelled.',
+  upstream_error: 'The sign-in provider returned an error. Try again or choose another way to sign in.',
 };
+
+/** How long a person has to complete a redirect connector's upstream login. */
+const ATTEMPT_TTL = 600;
+
+/** One redirect-connector attempt, stored under its state handle. */
+interface UpstreamAttempt {
+  uid: string;
+  connectorId: string;
+  context: Record<string, unknown>;
+  /** Set once the upstream came back: what to hand to the interaction. */
+  outcome?: { ok: true; userId: string; federatedIdentityId: string | null; amr: string[] } | { ok: false; reason: FailureReason };
+}
 
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Sign you in with your account',
@@ -183,17 +202,106 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], username, selected: registered.id, status: 401 });
     }
 
-    const linked = await linkIdentity(store, { ...result.identity, connectorId: registered.id });
+    const linked = await linkLogin(ctx, result.identity, registered.id, clientId, ['pwd']);
+    if (!linked.ok) return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[linked.reason], username, selected: registered.id, status: 401 });
+    return finishLogin(ctx, linked, registered.id);
+  });
+
+  /** Links an upstream identity to its local user and records the login; refuses disabled users. */
+  async function linkLogin(ctx: Context, identity: UpstreamIdentity, connectorId: string, clientId: string | null, defaultAmr: string[]): Promise<NonNullable<UpstreamAttempt['outcome']>> {
+    const linked = await linkIdentity(store, { ...identity, connectorId });
     if (!linked.user.enabled) {
-      await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: linked.user.id, clientId, connectorId: registered.id, ip: ctx.ip, details: { reason: 'account_disabled' } });
-      return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES.account_disabled, username, selected: registered.id, status: 401 });
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: linked.user.id, clientId, connectorId, ip: ctx.ip, details: { reason: 'account_disabled' } });
+      return { ok: false, reason: 'account_disabled' };
     }
-    await store.audit.record({ type: 'login.success', userId: linked.user.id, clientId, connectorId: registered.id, ip: ctx.ip });
-    const provenance: LoginProvenance = { connectorId: registered.id, federatedIdentityId: linked.federatedIdentityId, amr: result.identity.amr ?? ['pwd'] };
-    return finish(ctx, {
-      login: { accountId: linked.user.id, amr: provenance.amr, remember: true },
-      keybridge: provenance,
-    }, false);
+    await store.audit.record({ type: 'login.success', userId: linked.user.id, clientId, connectorId, ip: ctx.ip });
+    return { ok: true, userId: linked.user.id, federatedIdentityId: linked.federatedIdentityId, amr: identity.amr ?? defaultAmr };
+  }
+
+  function finishLogin(ctx: Context, login: { userId: string; federatedIdentityId: string | null; amr: string[] }, connectorId?: string) {
+    const provenance: LoginProvenance = { connectorId: connectorId ?? '', federatedIdentityId: login.federatedIdentityId, amr: login.amr };
+    return finish(ctx, { login: { accountId: login.userId, amr: login.amr, remember: true }, keybridge: provenance }, false);
+  }
+
+  // Redirect connectors: the person is sent upstream, comes back to /callback/:connector, and
+  // finishes on an /interaction/:uid URL, where the interaction cookie proves it is the same
+  // browser that started (an attacker's callback URL pasted into a victim's browser fails).
+  router.post('/interaction/:uid/connector/:connector', async (ctx) => {
+    const details = await loadInteraction(ctx);
+    const form = await readForm(ctx);
+    if (!csrf.verify(details.uid, form.csrf) || details.prompt.name !== 'login') throw new InvalidSession();
+    const clientId = details.params.client_id as string;
+    const registered = deps.registry().get(ctx.params.connector);
+    if (!registered || registered.connector.kind !== 'redirect') {
+      return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+    }
+    const state = randomBytes(32).toString('base64url');
+    let start;
+    try {
+      start = await registered.connector.start({ callbackUrl: `${deps.issuer}/callback/${registered.id}`, state });
+    } catch (err) {
+      logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector start failed');
+      await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { stage: 'start' } });
+      return renderLogin(ctx, details.uid, clientId, { error: `${registered.name} is unavailable right now. Try again later or choose another way to sign in.`, status: 503 });
+    }
+    const attempt: UpstreamAttempt = { uid: details.uid, connectorId: registered.id, context: start.context };
+    await deps.upstreamAttempts.upsert(state, attempt as never, ATTEMPT_TTL);
+    ctx.status = 303;
+    ctx.redirect(start.location);
+  });
+
+  const upstreamCallback = async (ctx: Context) => {
+    const params = ctx.method === 'POST' ? await readForm(ctx, 512 * 1024) : Object.fromEntries(new URLSearchParams(ctx.querystring));
+    const state = params.state ?? params.RelayState;
+    const stored = typeof state === 'string' && state.length <= 128 ? ((await deps.upstreamAttempts.find(state)) as unknown as (UpstreamAttempt & { consumed?: number }) | undefined) : undefined;
+    const connectorId = ctx.params.connector;
+    if (!stored || stored.consumed || stored.outcome || stored.connectorId !== connectorId) {
+      // Unknown, expired, replayed, or sent to the wrong connector's callback.
+      await store.audit.record({ type: 'login.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: stored ? 'replayed_or_mismatched_state' : 'unknown_state' } });
+      throw new InvalidSession('This sign-in response is invalid, expired or was already used. Start again from the application.');
+    }
+    await deps.upstreamAttempts.consume(state!);
+    const registered = deps.registry().get(connectorId);
+    let outcome: NonNullable<UpstreamAttempt['outcome']>;
+    if (!registered || registered.connector.kind !== 'redirect') {
+      outcome = { ok: false, reason: 'upstream_error' };
+    } else {
+      let result: LoginResult;
+      try {
+        result = await registered.connector.callback({ callbackUrl: `${deps.issuer}/callback/${connectorId}`, params, context: stored.context });
+      } catch (err) {
+        logger.error({ err, connector: connectorId, interaction: stored.uid }, 'connector callback failed');
+        result = { ok: false, reason: 'upstream_error' };
+      }
+      if (result.ok) {
+        outcome = await linkLogin(ctx, result.identity, connectorId, null, ['fed']);
+      } else {
+        logger.info({ connector: connectorId, interaction: stored.uid, reason: result.reason, detail: result.detail }, 'upstream login failed');
+        await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason } });
+        outcome = { ok: false, reason: result.reason };
+      }
+    }
+    // The outcome waits, single use, for the browser that holds this interaction's cookie.
+    await deps.upstreamAttempts.upsert(state!, { ...stored, outcome } as never, ATTEMPT_TTL);
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${stored.uid}/upstream/${encodeURIComponent(state!)}`);
+  };
+  router.get('/callback/:connector', upstreamCallback);
+  router.post('/callback/:connector', upstreamCallback);
+
+  router.get('/interaction/:uid/upstream/:state', async (ctx) => {
+    const details = await loadInteraction(ctx);
+    const stored = (await deps.upstreamAttempts.find(ctx.params.state)) as unknown as UpstreamAttempt | undefined;
+    if (!stored?.outcome || stored.uid !== details.uid || details.prompt.name !== 'login') throw new InvalidSession();
+    // Used once; the consumed record stays until it expires, so a replayed callback is told apart.
+    await deps.upstreamAttempts.upsert(ctx.params.state, { ...stored, outcome: undefined } as never, ATTEMPT_TTL);
+    const clientId = details.params.client_id as string;
+    if (!stored.outcome.ok) {
+      const name = deps.registry().get(stored.connectorId)?.name ?? stored.connectorId;
+      const error = stored.outcome.reason === 'upstream_error' ? `${name} returned an error. Try again or choose another way to sign in.` : FAILURE_MESSAGES[stored.outcome.reason];
+      return renderLogin(ctx, details.uid, clientId, { error, status: 401 });
+    }
+    return finishLogin(ctx, stored.outcome, stored.connectorId);
   });
 
   router.post('/interaction/:uid/confirm', async (ctx) => {

@@ -15,6 +15,7 @@ import { Store } from '../storage/store.ts';
 import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
 import { LoginSessionRepository } from '../storage/login-session-repository.ts';
 import { ConnectorRegistry } from '../connectors/registry.ts';
+import type { ConnectorPlugin } from '../connectors/contract.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { seedStaticUsers } from '../accounts/seed-static-users.ts';
 import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
@@ -50,6 +51,8 @@ export interface StartOptions {
   keyPollMs?: number;
   /** How often to delete expired tokens and sessions. */
   cleanupMs?: number;
+  /** Connector plugins handed over in code (embedding Keybridge, tests). */
+  plugins?: ReadonlyMap<string, ConnectorPlugin>;
 }
 
 function parseListen(listen: string): { host: string; port: number } {
@@ -79,6 +82,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     registry = await ConnectorRegistry.open([...configConnectorEntries(config), ...dbEntries], {
       logger,
       localAccounts: createLocalAccounts(store),
+      plugins: options.plugins,
     });
     const connectors = registry;
 
@@ -92,6 +96,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger });
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
     const adapter = createOidcAdapter(database.artifacts);
+    const upstreamAttempts = new adapter('UpstreamLogin');
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
@@ -132,7 +137,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(errorPages(renderer, logger));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
-      const interactions = interactionRoutes({ provider, store, registry: () => connectors, renderer, csrf, logger });
+      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
       return provider;

@@ -2,14 +2,14 @@
 // `keybridge serve`, on a free loopback port.
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load-config.ts';
-import { startBroker, type Broker } from '../../src/server/start-broker.ts';
+import { startBroker, type Broker, type StartOptions } from '../../src/server/start-broker.ts';
 import { freePort } from './free-port.ts';
 
 export interface TestBroker extends Broker {
   issuer: string;
 }
 
-export async function startTestBroker(options: { config?: Record<string, unknown>; databaseUrl?: string; port?: number; keyPollMs?: number } = {}): Promise<TestBroker> {
+export async function startTestBroker(options: { config?: Record<string, unknown>; databaseUrl?: string; port?: number; keyPollMs?: number; plugins?: StartOptions['plugins'] } = {}): Promise<TestBroker> {
   const port = options.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
   const raw = {
@@ -20,6 +20,6 @@ export async function startTestBroker(options: { config?: Record<string, unknown
     ...options.config,
   };
   const config = parseConfig(stringify(raw), { env: {}, source: 'test config' });
-  const broker = await startBroker(config, { keyPollMs: options.keyPollMs });
+  const broker = await startBroker(config, { keyPollMs: options.keyPollMs, plugins: options.plugins });
   return Object.assign(broker, { issuer });
 }
