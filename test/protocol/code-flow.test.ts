@@ -284,6 +284,33 @@ describe('authorization code flow through the real login form', () => {
     assert.equal(at.idp, 'local');
   });
 
+  test('a client managed in the database signs users in like a config client', async () => {
+    await broker.store.clients.create({
+      id: 'db-app',
+      metadata: { client_secret: 'db-app-secret-0123456789', redirect_uris: [RP], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
+      firstParty: true,
+    });
+    const db = await oidc.discovery(new URL(broker.issuer), 'db-app', 'db-app-secret-0123456789', undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(db, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'db' });
+    const callback = await signIn(new Browser(broker.issuer), url.href, { username: 'alice', password: 'alice-password-1' });
+    const tokens = await oidc.authorizationCodeGrant(db, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'db' });
+    assert.equal(tokens.claims()!.aud, 'db-app');
+    await broker.store.clients.update('db-app', { enabled: false });
+    await assert.rejects(oidc.refreshTokenGrant(db, tokens.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'invalid_client');
+  });
+
+  test('session cookies are HttpOnly and SameSite=Lax', async () => {
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256', state: 's' });
+    const res = await new Browser(broker.issuer).request(url.href);
+    const cookies = res.headers.getSetCookie();
+    assert.ok(cookies.some((c) => c.startsWith('kb_interaction=')));
+    for (const c of cookies) {
+      assert.match(c, /httponly/i, c);
+      assert.match(c, /samesite=lax/i, c);
+    }
+  });
+
   test('pages carry security headers', async () => {
     const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256', state: 's' });
     const page = await new Browser(broker.issuer).go(url.href);

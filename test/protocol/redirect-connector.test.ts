@@ -12,6 +12,9 @@ import type { ConnectorPlugin } from '../../src/connectors/contract.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
 
+/** What the fake upstream directory says now: removed users and each user's current groups. */
+const directory = { removed: new Set<string>(), groups: new Map<string, string[]>(), down: false };
+
 /** Upstream users: the fake upstream approves `?user=NAME` and refuses `?user=deny`. */
 function fixturePlugin(upstream: () => string): ConnectorPlugin<{ tenant: string }> {
   return {
@@ -27,7 +30,13 @@ function fixturePlugin(upstream: () => string): ConnectorPlugin<{ tenant: string
         if (params.error) return { ok: false, reason: params.error === 'access_denied' ? 'access_denied' : 'upstream_error' };
         if (params.nonce !== context.nonce) return { ok: false, reason: 'upstream_error', detail: 'nonce mismatch' };
         const user = params.code.replace(/^code-/, '');
-        return { ok: true, identity: { connectorId: 'ignored', subject: `${context.tenant}:${user}`, username: user, email: `${user}@upstream.example`, emailVerified: true, groups: ['upstream-staff'], amr: ['fed'] } };
+        return { ok: true, identity: { connectorId: 'ignored', subject: `${context.tenant}:${user}`, username: user, email: `${user}@upstream.example`, emailVerified: true, groups: directory.groups.get(user) ?? ['upstream-staff'], amr: ['fed'] } };
+      },
+      async refresh(identity) {
+        if (directory.down) throw new Error('upstream unreachable');
+        const user = identity.subject.split(':')[1];
+        if (directory.removed.has(user)) return { ok: false, reason: 'user_gone' };
+        return { ok: true, identity: { ...identity, groups: directory.groups.get(user) ?? ['upstream-staff'] } };
       },
     }),
   };
@@ -102,6 +111,30 @@ describe('redirect connectors', () => {
     const back = await again.go(second.callback);
     const t2 = await oidc.authorizationCodeGrant(rp, new URL(back.url), { pkceCodeVerifier: second.verifier, expectedState: 'st' });
     assert.equal(t2.claims()!.sub, claims.sub, 'same upstream subject, same local sub');
+  });
+
+  test('refresh asks the connector: changed groups flow in, a removed user loses the whole grant', async () => {
+    const browser = new Browser(broker.issuer);
+    const { callback, verifier } = await toUpstream(browser, 'rita');
+    const done = await browser.go(callback);
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: 'st' });
+    assert.deepEqual(tokens.claims()!.groups, ['upstream-staff']);
+
+    directory.groups.set('rita', ['upstream-admins']);
+    const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
+    assert.deepEqual(refreshed.claims()!.groups, ['upstream-admins'], 'new groups in the new ID token');
+
+    directory.down = true;
+    await assert.rejects(oidc.refreshTokenGrant(rp, refreshed.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'temporarily_unavailable');
+    directory.down = false;
+    assert.equal((await oidc.tokenIntrospection(rp, refreshed.access_token)).active, true, 'an outage revokes nothing');
+
+    directory.removed.add('rita');
+    await assert.rejects(oidc.refreshTokenGrant(rp, refreshed.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
+    assert.equal((await oidc.tokenIntrospection(rp, refreshed.access_token)).active, false, 'the grant was revoked');
+    const denied = await broker.store.audit.list({ type: 'token.refresh_denied' });
+    assert.equal(denied[0].details.reason, 'user_gone');
+    directory.removed.delete('rita');
   });
 
   test('a replayed callback is rejected and links nothing', async () => {
