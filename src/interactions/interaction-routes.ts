@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { Adapter } from 'oidc-provider';
+import type { Adapter, AdapterPayload, InteractionResults } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { ConnectorRegistry, RegisteredConnector } from '../connectors/registry.ts';
 import type { FailureReason, LoginResult, UpstreamIdentity } from '../connectors/contract.ts';
@@ -47,7 +47,7 @@ const FAILURE_MESSAGES: Record<FailureReason, string> = {
 /** How long a person has to complete a redirect connector's upstream login. */
 const ATTEMPT_TTL = 600;
 
-/** One redirect-connector attempt, stored under its state handle. */
+/** One redirect-connector attempt, stored under its state handle in the artifact store. */
 interface UpstreamAttempt {
   uid: string;
   connectorId: string;
@@ -74,6 +74,8 @@ export interface LoginProvenance {
 export function interactionRoutes(deps: InteractionDependencies): Router {
   const { provider, store, renderer, csrf, logger } = deps;
   const router = new Router();
+
+  const saveAttempt = (state: string, attempt: UpstreamAttempt) => deps.upstreamAttempts.upsert(state, attempt as unknown as AdapterPayload, ATTEMPT_TTL);
 
   async function loadInteraction(ctx: Context) {
     try {
@@ -117,8 +119,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     }, extra.status ?? 200);
   }
 
-  async function finish(ctx: Context, result: Record<string, unknown>, merge: boolean) {
-    const location = await provider.interactionResult(ctx.req, ctx.res, result as never, { mergeWithLastSubmission: merge });
+  async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
+    const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
     ctx.status = 303;
     ctx.redirect(location);
   }
@@ -218,8 +220,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     return { ok: true, userId: linked.user.id, federatedIdentityId: linked.federatedIdentityId, amr: identity.amr ?? defaultAmr };
   }
 
-  function finishLogin(ctx: Context, login: { userId: string; federatedIdentityId: string | null; amr: string[] }, connectorId?: string) {
-    const provenance: LoginProvenance = { connectorId: connectorId ?? '', federatedIdentityId: login.federatedIdentityId, amr: login.amr };
+  function finishLogin(ctx: Context, login: { userId: string; federatedIdentityId: string | null; amr: string[] }, connectorId: string) {
+    const provenance: LoginProvenance = { connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr };
     return finish(ctx, { login: { accountId: login.userId, amr: login.amr, remember: true }, keybridge: provenance }, false);
   }
 
@@ -245,7 +247,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return renderLogin(ctx, details.uid, clientId, { error: `${registered.name} is unavailable right now. Try again later or choose another way to sign in.`, status: 503 });
     }
     const attempt: UpstreamAttempt = { uid: details.uid, connectorId: registered.id, context: start.context };
-    await deps.upstreamAttempts.upsert(state, attempt as never, ATTEMPT_TTL);
+    await saveAttempt(state, attempt);
     ctx.status = 303;
     ctx.redirect(start.location);
   });
@@ -282,7 +284,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       }
     }
     // The outcome waits, single use, for the browser that holds this interaction's cookie.
-    await deps.upstreamAttempts.upsert(state!, { ...stored, outcome } as never, ATTEMPT_TTL);
+    await saveAttempt(state!, { ...stored, outcome });
     ctx.status = 303;
     ctx.redirect(`/interaction/${stored.uid}/upstream/${encodeURIComponent(state!)}`);
   };
@@ -294,7 +296,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const stored = (await deps.upstreamAttempts.find(ctx.params.state)) as unknown as UpstreamAttempt | undefined;
     if (!stored?.outcome || stored.uid !== details.uid || details.prompt.name !== 'login') throw new InvalidSession();
     // Used once; the consumed record stays until it expires, so a replayed callback is told apart.
-    await deps.upstreamAttempts.upsert(ctx.params.state, { ...stored, outcome: undefined } as never, ATTEMPT_TTL);
+    await saveAttempt(ctx.params.state, { ...stored, outcome: undefined });
     const clientId = details.params.client_id as string;
     if (!stored.outcome.ok) {
       const name = deps.registry().get(stored.connectorId)?.name ?? stored.connectorId;

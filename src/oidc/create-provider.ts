@@ -131,8 +131,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       },
       resourceIndicators: {
         enabled: true,
-        // An access token for userinfo needs no resource; APIs are named by `resource`.
-        defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined!,
+        // No default resource: an access token for userinfo needs none, APIs are named by
+        // `resource` (oidc-provider's default defaultResource).
         useGrantedResource: () => true,
         async getResourceServerInfo(_ctx, resourceIndicator, client) {
           const resource = resources.get(resourceIndicator);
