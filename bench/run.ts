@@ -16,6 +16,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
+// The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
+const SERVE_FLAGS = ['--max-old-space-size=160', '--max-semi-space-size=8'];
 const CLIENT = { id: 'bench', secret: 'bench-secret-0123456789abcdef' };
 const BASIC = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
 const RP = 'http://127.0.0.1:9/cb';
@@ -97,10 +99,10 @@ async function main(): Promise<void> {
     }));
 
     // First start migrates, seeds and makes keys; the second start is the one that counts.
-    const first = await startProcess(['src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
+    const first = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
     first.child.kill('SIGTERM');
     await new Promise((r) => first.child.once('exit', r));
-    const kb = await startProcess(['src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
+    const kb = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
     children.push(kb.child);
     kbPid = kb.child.pid!;
     const bare = await startProcess(['bench/bare-provider.ts', String(barePort)], /ready/);

@@ -1,79 +1,143 @@
 // The configuration contract (DESIGN.md "Config shape"). Unknown keys are errors everywhere;
-// defaults are applied here and nowhere else.
+// defaults are applied here and nowhere else. Messages never include the offending value, so a
+// misplaced secret cannot leak through an error.
 import { z } from 'zod';
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
-const noFragment = (u: string) => !u.includes('#');
+const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
-const redirectUri = z.url({ error: 'must be an absolute URL' }).refine(noFragment, 'must not contain a fragment');
-const ttl = (seconds: number) => z.number().int().positive().default(seconds);
-const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
+/** An absolute URL as written (not as the URL parser would repair it), without a fragment. */
+function absoluteUrl(options: { http?: boolean; what?: string; issuer?: boolean } = {}) {
+  const what = options.what ?? (options.http ? 'an absolute http(s) URL' : 'an absolute URL');
+  return z.string().superRefine((value, ctx) => {
+    const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
+    // URL() trims whitespace and turns `http:/x` into `http://x/`; oidc-provider compares the
+    // string as written, so such a value could never match a request.
+    if (/\s/.test(value) || !URL.canParse(value)) return fail(`must be ${what}`);
+    const url = new URL(value);
+    if (options.http && !/^https?:\/\/[^/?#]/i.test(value)) return fail(`must be ${what}`);
+    if (/^https?:$/.test(url.protocol) && !/^https?:\/\/[^/?#]/i.test(value)) return fail(`must be ${what}`);
+    if (UNSAFE_SCHEMES.has(url.protocol)) return fail(`must not use the ${url.protocol} scheme`);
+    if (value.includes('#')) return fail('must not contain a fragment');
+    if (options.issuer && value.includes('?')) return fail('must not contain a query');
+    if (options.issuer && (url.username || url.password)) fail('must not contain credentials');
+  });
+}
+
+// Numbers and booleans may come from `${ENV}` substitution, which always yields strings.
+const fromEnvInt = (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v);
+const fromEnvBool = (v: unknown) => (v === 'true' ? true : v === 'false' ? false : v);
+// Not `.int()`: its failure aborts the whole parse, which would hide the cross-field checks.
+const whole = (n: number) => Number.isInteger(n);
+const int = (min: number) => z.preprocess(fromEnvInt, z.number().min(min).refine(whole, 'must be a whole number'));
+const positiveInt = () => z.preprocess(fromEnvInt, z.number().positive().refine(whole, 'must be a whole number'));
+const bool = () => z.preprocess(fromEnvBool, z.boolean());
+const ttl = (seconds: number) => positiveInt().default(seconds);
+
 const SLUG = /^[a-z0-9][a-z0-9-]{0,63}$/;
+const SLUG_MESSAGE = 'must be 1-64 lowercase letters, digits and "-", starting with a letter or digit';
+const slug = () => z.string().regex(SLUG, SLUG_MESSAGE);
 
-const client = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -'),
-  secret: z.string().min(16, 'must be at least 16 characters').optional(),
-  name: z.string().min(1).max(200).optional(),
-  redirectUris: z.array(redirectUri).optional(),
-  postLogoutRedirectUris: z.array(redirectUri).default([]),
-  grantTypes: z.array(z.enum(GRANT_TYPES)).nonempty().default(['authorization_code', 'refresh_token']),
-  scopes: z.array(z.string().min(1)).optional(),
-  firstParty: z.boolean().default(false),
-  backchannelLogoutUri: httpUrl.optional(),
-  tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
-  resources: z.array(z.url()).optional(),
-});
-
-const resource = z.strictObject({
-  id: z.url({ error: 'must be an absolute URI' }),
-  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a valid scope token')).default([]),
-  accessTokenTtl: z.number().int().positive().optional(),
-  audience: z.string().min(1).optional(),
-});
-
-const staticUser = z.strictObject({
-  username: z.string().min(1).max(128).regex(/^\S+$/, 'must not contain whitespace'),
-  email: z.email().optional(),
-  emailVerified: z.boolean().default(true),
-  name: z.string().max(200).optional(),
-  givenName: z.string().max(200).optional(),
-  familyName: z.string().max(200).optional(),
-  password: z.string().min(1).max(1024).optional(),
-  passwordHash: z.string().startsWith('$argon2id$', 'must be an argon2id hash ($argon2id$...)').optional(),
-  groups: z.array(z.string().min(1).max(200)).default([]),
-  enabled: z.boolean().default(true),
-});
-
-const connector = z.strictObject({
-  id: z.string().regex(SLUG, 'must be lowercase letters, digits and "-" (1-64)'),
-  type: z.string().regex(SLUG, 'must be lowercase letters, digits and "-" (1-64)'),
-  name: z.string().min(1).max(100).optional(),
-  enabled: z.boolean().default(true),
-  config: z.record(z.string(), z.unknown()).default({}),
-});
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
+const DEFAULT_GRANT_TYPES: (typeof GRANT_TYPES)[number][] = ['authorization_code', 'refresh_token'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const SIGNING_ALGORITHMS = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;
 
 const listen = z.string().refine((v) => {
   const i = v.lastIndexOf(':');
-  if (i < 0) return false;
   const port = v.slice(i + 1);
-  return /^\d{1,5}$/.test(port) && Number(port) <= 65535;
+  return i >= 0 && /^\d{1,5}$/.test(port) && Number(port) <= 65535;
 }, 'must be host:port with a port from 0 to 65535');
+
+const client = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -'),
+  /** Absent: a public client, which must use PKCE. */
+  secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  name: z.string().min(1).max(200).optional(),
+  /** Required when the client uses the authorization_code grant. */
+  redirectUris: z.array(absoluteUrl()).optional(),
+  postLogoutRedirectUris: z.array(absoluteUrl()).default([]),
+  grantTypes: z.array(z.enum(GRANT_TYPES)).nonempty('must list at least one grant type').default(['authorization_code', 'refresh_token']),
+  /** Scopes the client may request; absent: every scope the broker offers. */
+  scopes: z.array(z.string().min(1)).optional(),
+  /** Trusted by the operator: no consent screen. */
+  firstParty: bool().default(false),
+  backchannelLogoutUri: absoluteUrl({ http: true }).optional(),
+  /** Absent: client_secret_basic with a secret, none without. */
+  tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
+  /** Resource servers (ids under `resources`) the client may ask tokens for. */
+  resources: z.array(absoluteUrl({ what: 'an absolute URI' })).optional(),
+});
+
+const resource = z
+  .strictObject({
+    /** The resource indicator (RFC 8707) clients send. */
+    id: absoluteUrl({ what: 'an absolute URI' }),
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a valid scope token')).default([]),
+    /** Overrides tokens.accessToken for this API. */
+    accessTokenTtl: positiveInt().optional(),
+    /** The JWT `aud`; defaults to the id. */
+    audience: z.string().min(1).optional(),
+  })
+  .transform((r) => ({ ...r, audience: r.audience ?? r.id }));
+
+const staticUser = z.strictObject({
+  username: z.string().min(1).max(128).regex(/^\S+$/, 'must not contain whitespace'),
+  email: z.email('must be an email address').optional(),
+  emailVerified: bool().default(true),
+  name: z.string().max(200).optional(),
+  givenName: z.string().max(200).optional(),
+  familyName: z.string().max(200).optional(),
+  /** Plain text, hashed at start-up; or give passwordHash. */
+  password: z.string().min(1, 'must not be empty').max(1024).optional(),
+  passwordHash: z.string().startsWith('$argon2id$', 'must be an argon2id hash ($argon2id$...)').optional(),
+  groups: z.array(z.string().min(1).max(200)).default([]),
+  enabled: bool().default(true),
+});
+
+const connector = z
+  .strictObject({
+    id: slug(),
+    /** The connector type: the folder under connectors/ or a plugin package's type. */
+    type: slug(),
+    /** Shown on the login page; defaults to the id. */
+    name: z.string().min(1).max(100).optional(),
+    enabled: bool().default(true),
+    /** Checked by the connector's own schema when the registry loads it. */
+    config: z.record(z.string(), z.unknown()).default({}),
+  })
+  .transform((c) => ({ ...c, name: c.name ?? c.id }));
 
 export const configSchema = z
   .strictObject({
-    issuer: httpUrl
-      .refine((u) => !u.includes('?') && noFragment(u), 'must not contain a query or fragment')
-      .transform((u) => u.replace(/\/+$/, '')),
-    http: z.strictObject({ listen: listen.default('127.0.0.1:5556'), trustProxy: z.boolean().default(false) }).default({ listen: '127.0.0.1:5556', trustProxy: false }),
+    /** The public URL of the broker, as clients see it. */
+    issuer: absoluteUrl({ http: true, issuer: true }).transform((u) => u.replace(/\/+$/, '')),
+    http: z
+      .strictObject({
+        listen: listen.default('127.0.0.1:5556'),
+        /** Trust X-Forwarded-* from a reverse proxy or load balancer in front. */
+        trustProxy: bool().default(false),
+      })
+      .prefault({}),
     database: z
       .strictObject({
-        url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+        /** PostgreSQL; absent: embedded PGlite under dataDir. */
+        url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL').optional(),
         dataDir: z.string().min(1).default('./data'),
-        pool: z.strictObject({ min: z.number().int().min(0).default(0), max: z.number().int().min(1).default(10) }).default({ min: 0, max: 10 }),
+        pool: z.strictObject({ min: int(0).default(0), max: int(1).default(10) }).prefault({}),
       })
-      .default({ dataDir: './data', pool: { min: 0, max: 10 } }),
-    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
-    secrets: z.strictObject({ cookieKeys: z.array(z.string().min(32, 'must be at least 32 characters')).nonempty().optional() }).default({}),
+      .prefault({}),
+    log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+    secrets: z
+      .strictObject({
+        // Absent (or emptied by `${VAR:-}`): the broker generates keys and keeps them in the
+        // database so every instance shares them. The first key signs, all verify.
+        cookieKeys: z
+          .array(z.string().min(32, 'must be at least 32 characters'))
+          .optional()
+          .transform((keys) => (keys?.length ? keys : undefined)),
+      })
+      .prefault({}),
+    /** Lifetimes in seconds. */
     tokens: z
       .strictObject({
         accessToken: ttl(3600),
@@ -87,42 +151,83 @@ export const configSchema = z
         grant: ttl(2592000),
       })
       .prefault({}),
-    keys: z.strictObject({ algorithms: z.array(z.enum(['ES256', 'RS256', 'PS256', 'EdDSA'])).nonempty().default(['ES256', 'RS256']) }).prefault({}),
+    keys: z
+      .strictObject({
+        /** Signing algorithms to keep keys for; the first signs ID tokens by default. */
+        algorithms: z
+          .array(z.enum(SIGNING_ALGORITHMS))
+          .nonempty('must list at least one algorithm')
+          .refine((a) => new Set(a).size === a.length, 'must not repeat an algorithm')
+          .default(['ES256', 'RS256']),
+      })
+      .prefault({}),
     clients: z.array(client).default([]),
     resources: z.array(resource).default([]),
     users: z.array(staticUser).default([]),
     connectors: z.array(connector).default([]),
-    ui: z.strictObject({ title: z.string().min(1).max(100).default('Keybridge'), themeDir: z.string().min(1).optional() }).prefault({}),
+    ui: z
+      .strictObject({
+        title: z.string().min(1).max(100).default('Keybridge'),
+        /** A folder with templates/ and assets/ overriding the built-in pages. */
+        themeDir: z.string().min(1).optional(),
+      })
+      .prefault({}),
   })
-  .superRefine((config, ctx) => {
-    const duplicates = (values: string[], path: (i: number) => (string | number)[], what: string, fold = false) => {
-      const seen = new Set<string>();
-      values.forEach((v, i) => {
-        const key = fold ? v.toLowerCase() : v;
-        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: path(i), message: `duplicate ${what} "${v}"` });
-        seen.add(key);
-      });
-    };
-    duplicates(config.clients.map((c) => c.id), (i) => ['clients', i, 'id'], 'client id');
-    duplicates(config.resources.map((r) => r.id), (i) => ['resources', i, 'id'], 'resource id');
-    duplicates(config.users.map((u) => u.username), (i) => ['users', i, 'username'], 'username', true);
-    duplicates(config.connectors.map((c) => c.id), (i) => ['connectors', i, 'id'], 'connector id');
-
-    const resourceIds = new Set(config.resources.map((r) => r.id));
-    config.clients.forEach((c, i) => {
-      const redirects = c.grantTypes.includes('authorization_code');
-      if (redirects && !c.redirectUris?.length) ctx.addIssue({ code: 'custom', path: ['clients', i, 'redirectUris'], message: 'is required for the authorization_code grant' });
-      if (c.grantTypes.includes('client_credentials') && !c.secret) ctx.addIssue({ code: 'custom', path: ['clients', i, 'secret'], message: 'is required for the client_credentials grant' });
-      if (c.tokenEndpointAuthMethod === 'none' && c.secret) ctx.addIssue({ code: 'custom', path: ['clients', i, 'secret'], message: 'must not be set when tokenEndpointAuthMethod is "none"' });
-      if (c.tokenEndpointAuthMethod && c.tokenEndpointAuthMethod !== 'none' && !c.secret) ctx.addIssue({ code: 'custom', path: ['clients', i, 'secret'], message: `is required for tokenEndpointAuthMethod "${c.tokenEndpointAuthMethod}"` });
-      c.resources?.forEach((r, j) => {
-        if (!resourceIds.has(r)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'resources', j], message: `names no resource declared under "resources"` });
-      });
-    });
-    config.users.forEach((u, i) => {
-      if (!u.password && !u.passwordHash) ctx.addIssue({ code: 'custom', path: ['users', i, 'password'], message: 'is required (or give passwordHash)' });
-      if (u.password && u.passwordHash) ctx.addIssue({ code: 'custom', path: ['users', i, 'passwordHash'], message: 'give either password or passwordHash, not both' });
-    });
-  });
+  // Runs even when fields failed (`when`), so every problem is reported in one pass; hence it
+  // reads the value defensively and stays quiet where a field error was already reported.
+  .superRefine((config, ctx) => crossFieldChecks(config as unknown as Record<string, unknown>, ctx), { when: () => true });
 
 export type Config = z.output<typeof configSchema>;
+
+type Issues = { addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void };
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const records = (v: unknown): [Record<string, unknown>, number][] => (Array.isArray(v) ? v.map((item, i) => [item, i] as [unknown, number]).filter((e): e is [Record<string, unknown>, number] => isRecord(e[0])) : []);
+
+function crossFieldChecks(config: Record<string, unknown>, ctx: Issues): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+
+  const duplicates = (list: string, key: string, what: string, fold = false, note = '') => {
+    const seen = new Set<string>();
+    for (const [item, i] of records(config[list])) {
+      const value = item[key];
+      if (typeof value !== 'string') continue;
+      const folded = fold ? value.toLowerCase() : value;
+      if (seen.has(folded)) issue([list, i, key], `duplicate ${what} "${value}"${note}`);
+      seen.add(folded);
+    }
+  };
+  duplicates('clients', 'id', 'client id');
+  duplicates('resources', 'id', 'resource id');
+  duplicates('users', 'username', 'username', true, ' (usernames are case-insensitive)');
+  duplicates('connectors', 'id', 'connector id');
+
+  const pool = isRecord(config.database) ? config.database.pool : undefined;
+  if (isRecord(pool) && typeof pool.min === 'number' && typeof pool.max === 'number' && pool.min > pool.max) {
+    issue(['database', 'pool', 'min'], 'must not be greater than pool.max');
+  }
+
+  const resourceIds = new Set(records(config.resources).map(([r]) => r.id));
+  for (const [c, i] of records(config.clients)) {
+    const grants = c.grantTypes === undefined ? DEFAULT_GRANT_TYPES : Array.isArray(c.grantTypes) ? (c.grantTypes as unknown[]) : [];
+    const method = c.tokenEndpointAuthMethod;
+    const noRedirects = c.redirectUris === undefined || (Array.isArray(c.redirectUris) && c.redirectUris.length === 0);
+    if (grants.includes('authorization_code') && noRedirects) issue(['clients', i, 'redirectUris'], 'must list at least one URI for the authorization_code grant');
+    if (c.secret === undefined) {
+      if (grants.includes('client_credentials')) issue(['clients', i, 'secret'], 'is required for the client_credentials grant');
+      else if (method === 'client_secret_basic' || method === 'client_secret_post') issue(['clients', i, 'secret'], `is required for tokenEndpointAuthMethod "${method}"`);
+    } else if (method === 'none') {
+      issue(['clients', i, 'secret'], 'must not be set when tokenEndpointAuthMethod is "none"');
+    }
+    if (Array.isArray(c.resources) && Array.isArray(config.resources)) {
+      c.resources.forEach((r, j) => {
+        if (typeof r === 'string' && !resourceIds.has(r)) issue(['clients', i, 'resources', j], 'names no resource declared under "resources"');
+      });
+    }
+  }
+
+  for (const [u, i] of records(config.users)) {
+    if (u.password === undefined && u.passwordHash === undefined) issue(['users', i, 'password'], 'is required (or give passwordHash)');
+    if (u.password !== undefined && u.passwordHash !== undefined) issue(['users', i, 'passwordHash'], 'give either password or passwordHash, not both');
+  }
+}

@@ -1,106 +1,419 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { loadConfig, parseConfig, substituteEnv } from '../../src/config/load-config.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError, type ConfigIssue } from '../../src/errors.ts';
 
-function issuesOf(fn: () => unknown): { path: string; message: string }[] {
+type Env = Record<string, string | undefined>;
+
+function rejection(text: string, env: Env = {}): ConfigError {
   try {
-    fn();
+    parseConfig(text, { env, source: 'test.yaml' });
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.issues;
+    return err;
   }
   assert.fail('expected the config to be rejected');
 }
 
-const base = 'issuer: http://127.0.0.1:5556\n';
+const issuesOf = (text: string, env: Env = {}): ConfigIssue[] => rejection(text, env).issues;
+const pathsOf = (text: string, env: Env = {}): string[] => issuesOf(text, env).map((i) => i.path);
 
-describe('config loading', () => {
-  test('config/dev.yaml is valid and gets defaults', async () => {
-    const { config } = await loadConfig({ path: 'config/dev.yaml', env: {} });
+function assertIssue(issues: ConfigIssue[], path: string, message: RegExp): void {
+  assert.ok(issues.some((i) => i.path === path && message.test(i.message)), `${path} ${message} in ${JSON.stringify(issues)}`);
+}
+
+const base = 'issuer: http://127.0.0.1:5556\n';
+const productionEnv = {
+  KEYBRIDGE_ISSUER: 'https://id.example.com',
+  DATABASE_URL: 'postgres://kb:pw@db.internal:5432/kb',
+  COOKIE_KEY: 'c'.repeat(48),
+  PORTAL_CLIENT_SECRET: 'p'.repeat(24),
+  BILLING_CLIENT_SECRET: 'b'.repeat(24),
+};
+
+describe('shipped config files', () => {
+  test('config/dev.yaml is valid: embedded database, demo clients, user, resource and connector', async () => {
+    const { config, path: file } = await loadConfig({ path: 'config/dev.yaml', env: {} });
+    assert.equal(file, path.resolve('config/dev.yaml'));
     assert.equal(config.issuer, 'http://127.0.0.1:5556');
+    assert.equal(config.http.listen, '127.0.0.1:5556');
     assert.equal(config.database.url, undefined);
     assert.equal(config.database.dataDir, './data');
-    assert.equal(config.tokens.accessToken, 3600);
-    assert.deepEqual(config.keys.algorithms, ['ES256', 'RS256']);
-    assert.equal(config.clients.find((c) => c.id === 'demo-service')?.secret, 'demo-service-secret-change-me');
-    assert.equal(config.clients.find((c) => c.id === 'demo-app')?.secret, undefined);
+    const app = config.clients.find((c) => c.id === 'demo-app');
+    assert.ok(app);
+    assert.equal(app.secret, undefined, 'public client');
+    assert.equal(app.firstParty, true);
+    assert.deepEqual(app.redirectUris, ['http://127.0.0.1:3000/callback']);
+    assert.deepEqual(app.postLogoutRedirectUris, ['http://127.0.0.1:3000/']);
+    assert.deepEqual(app.grantTypes, ['authorization_code', 'refresh_token']);
+    const service = config.clients.find((c) => c.id === 'demo-service');
+    assert.equal(service?.secret, 'demo-service-secret-change-me');
+    assert.deepEqual(service?.grantTypes, ['client_credentials']);
+    assert.deepEqual(config.resources, [{ id: 'https://api.example.test', scopes: ['read', 'write'], audience: 'https://api.example.test' }]);
     assert.equal(config.users[0].username, 'demo');
+    assert.equal(config.users[0].password, 'demo-password-change-me');
+    assert.deepEqual(config.users[0].groups, ['users', 'admins']);
+    assert.deepEqual(config.connectors, [{ id: 'local', type: 'local', name: 'Username and password', enabled: true, config: {} }]);
+  });
+
+  test('config/dev.yaml takes the demo service secret from the environment when set', async () => {
+    const { config } = await loadConfig({ path: 'config/dev.yaml', env: { DEMO_SERVICE_SECRET: 's'.repeat(32) } });
+    assert.equal(config.clients.find((c) => c.id === 'demo-service')?.secret, 's'.repeat(32));
   });
 
   test('the production example is valid once its variables are set', async () => {
-    const env = { KEYBRIDGE_ISSUER: 'https://id.example.com', DATABASE_URL: 'postgres://kb:pw@db:5432/kb', PORTAL_CLIENT_SECRET: 'p'.repeat(24), BILLING_CLIENT_SECRET: 'b'.repeat(24) };
-    const { config } = await loadConfig({ path: 'config/examples/production.yaml', env });
+    const { config } = await loadConfig({ path: 'config/examples/production.yaml', env: productionEnv });
     assert.equal(config.issuer, 'https://id.example.com');
     assert.equal(config.http.trustProxy, true);
-    assert.equal(config.database.url, 'postgres://kb:pw@db:5432/kb');
+    assert.equal(config.database.url, productionEnv.DATABASE_URL);
+    assert.deepEqual(config.secrets.cookieKeys, [productionEnv.COOKIE_KEY], 'the unset previous key is dropped');
+    const portal = config.clients.find((c) => c.id === 'portal');
+    assert.equal(portal?.backchannelLogoutUri, 'https://portal.example.com/oidc/backchannel-logout');
+    assert.equal(config.resources[0].accessTokenTtl, 300);
   });
 
-  test('unknown keys are rejected with their path, top level and nested', () => {
-    const issues = issuesOf(() => parseConfig(`${base}colour: blue\nclients:\n  - id: a\n    redirectUri: [http://x.example/cb]\n    redirectUris: [http://x.example/cb]\n`, { env: {} }));
-    assert.ok(issues.some((i) => i.path === '' && /unknown key "colour"/.test(i.message)), JSON.stringify(issues));
-    assert.ok(issues.some((i) => i.path === 'clients[0]' && /unknown key "redirectUri"/.test(i.message)), JSON.stringify(issues));
-  });
-
-  test('a missing secret is reported at its path', () => {
-    const unset = issuesOf(() => parseConfig(`${base}clients:\n  - id: svc\n    secret: \${SVC_SECRET}\n    grantTypes: [client_credentials]\n`, { env: {} }));
-    assert.deepEqual(unset.map((i) => i.path), ['clients[0].secret']);
-    assert.match(unset[0].message, /SVC_SECRET is not set/);
-    const absent = issuesOf(() => parseConfig(`${base}clients:\n  - id: svc\n    grantTypes: [client_credentials]\n`, { env: {} }));
-    assert.deepEqual(absent.map((i) => i.path), ['clients[0].secret']);
-  });
-
-  test('bad URLs are reported at their paths', () => {
-    const issues = issuesOf(() => parseConfig('issuer: not a url\nclients:\n  - id: a\n    redirectUris: [http://ok.example/cb, "relative/cb"]\n', { env: {} }));
-    const paths = issues.map((i) => i.path).sort();
-    assert.deepEqual(paths, ['clients[0].redirectUris[1]', 'issuer']);
-  });
-
-  test('every problem is reported at once', () => {
-    const issues = issuesOf(() => parseConfig('issuer: ftp://x\nhttp: { listen: "127.0.0.1:99999" }\nclients:\n  - { id: a, redirectUris: [http://a.example/cb] }\n  - { id: a, redirectUris: [http://a.example/cb] }\nconnectors:\n  - { id: Bad_Id, type: local }\nusers:\n  - { username: bob }\n', { env: {} }));
-    const paths = issues.map((i) => i.path);
-    for (const p of ['issuer', 'http.listen', 'clients[1].id', 'connectors[0].id', 'users[0].password']) assert.ok(paths.includes(p), `${p} in ${JSON.stringify(paths)}`);
-  });
-
-  test('YAML syntax errors name the line', () => {
-    const issues = issuesOf(() => parseConfig('issuer: http://x\nclients: [\n', { env: {} }));
-    assert.match(issues[0].path, /^line \d+/);
-  });
-
-  test('environment substitution: values, defaults, escapes, optional keys', () => {
-    const { value, issues } = substituteEnv({ a: '${A}', b: 'x-${B:-dflt}-y', c: '$${LITERAL}', d: '${D:-}', list: ['${A}', '${D:-}'] }, { A: 'one' });
-    assert.deepEqual(issues, []);
-    assert.deepEqual(value, { a: 'one', b: 'x-dflt-y', c: '${LITERAL}', list: ['one'] });
-    const cfg = parseConfig(`${base}clients:\n  - id: app\n    secret: \${APP_SECRET:-}\n    redirectUris: [http://a.example/cb]\n`, { env: {} });
-    assert.equal(cfg.clients[0].secret, undefined, 'unset optional secret -> public client');
-  });
-
-  test('environment overrides win over the file', () => {
-    const cfg = parseConfig('issuer: http://127.0.0.1:5556\nhttp: { listen: "0.0.0.0:5556" }\n', {
-      env: { KEYBRIDGE_ISSUER: 'https://id.example.com', DATABASE_URL: 'postgres://u@db/kb', PORT: '8080', LOG_LEVEL: 'debug' },
+  test('the production example names every unset variable at its path', async () => {
+    await assert.rejects(loadConfig({ path: 'config/examples/production.yaml', env: {} }), (err: ConfigError) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.issues.map((i) => i.path), ['issuer', 'database.url', 'secrets.cookieKeys[0]', 'clients[0].secret', 'clients[1].secret']);
+      assert.ok(err.issues.every((i) => /^environment variable [A-Z_]+ is not set$/.test(i.message)));
+      return true;
     });
-    assert.equal(cfg.issuer, 'https://id.example.com');
-    assert.equal(cfg.database.url, 'postgres://u@db/kb');
-    assert.equal(cfg.http.listen, '0.0.0.0:8080');
-    assert.equal(cfg.log.level, 'debug');
   });
+});
 
-  test('secret values never appear in error messages', () => {
-    const secretValue = 'super-secret-value';
-    const issues = issuesOf(() => parseConfig(`issuer: http://x.example\nclients:\n  - id: a\n    secret: ${secretValue}-but-none\n    tokenEndpointAuthMethod: none\n    redirectUris: [http://a.example/cb]\nusers:\n  - { username: u, password: ${secretValue}, passwordHash: "$argon2id$v=19$x" }\ndatabase: { url: "mysql://root:${secretValue}@db/x" }\n`, { env: {} }));
-    assert.ok(issues.length >= 3);
-    let message = '';
-    try {
-      parseConfig(`issuer: http://x.example\ndatabase: { url: "mysql://root:${secretValue}@db/x" }\n`, { env: {} });
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    assert.ok(message.includes('database.url'));
-    assert.ok(!message.includes(secretValue));
-    assert.ok(!JSON.stringify(issues).includes(secretValue));
+describe('loadConfig', () => {
+  test('the file comes from options.path, else KEYBRIDGE_CONFIG, else config/dev.yaml', async () => {
+    const fromEnv = await loadConfig({ env: { KEYBRIDGE_CONFIG: 'config/examples/production.yaml', ...productionEnv } });
+    assert.equal(fromEnv.path, path.resolve('config/examples/production.yaml'));
+    const byDefault = await loadConfig({ env: {} });
+    assert.equal(byDefault.path, path.resolve('config/dev.yaml'));
   });
 
   test('an unreadable file is a ConfigError naming it', async () => {
-    await assert.rejects(loadConfig({ path: 'config/does-not-exist.yaml', env: {} }), (err: ConfigError) => err instanceof ConfigError && /does-not-exist\.yaml/.test(err.message));
+    await assert.rejects(loadConfig({ path: 'config/does-not-exist.yaml', env: {} }), (err: ConfigError) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /does-not-exist\.yaml/);
+      assert.match(err.issues[0].message, /no such file/);
+      return true;
+    });
+    await assert.rejects(loadConfig({ path: 'config', env: {} }), (err: ConfigError) => err instanceof ConfigError && /is a directory/.test(err.message));
+  });
+});
+
+describe('defaults', () => {
+  test('a config with only an issuer gets every default', () => {
+    const config = parseConfig('issuer: https://id.example.com/\n', { env: {} });
+    assert.deepEqual(config, {
+      issuer: 'https://id.example.com',
+      http: { listen: '127.0.0.1:5556', trustProxy: false },
+      database: { dataDir: './data', pool: { min: 0, max: 10 } },
+      log: { level: 'info' },
+      secrets: {},
+      tokens: {
+        accessToken: 3600,
+        idToken: 3600,
+        refreshToken: 2592000,
+        authorizationCode: 60,
+        clientCredentials: 3600,
+        deviceCode: 600,
+        session: 1209600,
+        interaction: 3600,
+        grant: 2592000,
+      },
+      keys: { algorithms: ['ES256', 'RS256'] },
+      clients: [],
+      resources: [],
+      users: [],
+      connectors: [],
+      ui: { title: 'Keybridge' },
+    });
+  });
+
+  test('defaults inside sections and list items; partial sections keep the other defaults', () => {
+    const config = parseConfig(
+      `${base}tokens: { accessToken: 300 }\ndatabase: { pool: { max: 4 } }\nclients:\n  - { id: app, redirectUris: [http://a.example/cb] }\nresources:\n  - { id: https://api.example.com }\nusers:\n  - { username: alice, password: pw }\nconnectors:\n  - { id: corp, type: ldap }\n`,
+      { env: {} },
+    );
+    assert.equal(config.tokens.accessToken, 300);
+    assert.equal(config.tokens.idToken, 3600);
+    assert.deepEqual(config.database.pool, { min: 0, max: 4 });
+    assert.deepEqual(config.clients[0], { id: 'app', redirectUris: ['http://a.example/cb'], postLogoutRedirectUris: [], grantTypes: ['authorization_code', 'refresh_token'], firstParty: false });
+    assert.deepEqual(config.resources[0], { id: 'https://api.example.com', scopes: [], audience: 'https://api.example.com' });
+    assert.deepEqual(config.users[0], { username: 'alice', password: 'pw', emailVerified: true, groups: [], enabled: true });
+    assert.deepEqual(config.connectors[0], { id: 'corp', type: 'ldap', name: 'corp', enabled: true, config: {} });
+  });
+
+  test('a client_credentials-only client needs no redirect URIs', () => {
+    const config = parseConfig(`${base}clients:\n  - { id: svc, secret: ${'s'.repeat(16)}, grantTypes: [client_credentials] }\n`, { env: {} });
+    assert.equal(config.clients[0].redirectUris, undefined);
+  });
+});
+
+describe('rejected configs name the exact path', () => {
+  test('unknown keys, top level and nested, with a suggestion for near misses', () => {
+    const issues = issuesOf(`${base}colour: blue\nhttp: { port: 80 }\nclients:\n  - id: a\n    redirectUri: http://x.example/cb\n    redirectUris: [http://x.example/cb]\nconnectors:\n  - { id: corp, type: ldap, settings: {} }\n`);
+    assert.deepEqual(issues.map((i) => i.path).sort(), ['clients[0].redirectUri', 'colour', 'connectors[0].settings', 'http.port']);
+    assertIssue(issues, 'clients[0].redirectUri', /^unknown key \(did you mean "redirectUris"\?\)$/);
+    assertIssue(issues, 'colour', /^unknown key$/);
+    assertIssue(issues, 'connectors[0].settings', /^unknown key$/);
+  });
+
+  test('a missing secret: an unset ${VAR} is reported once, at the secret', () => {
+    const issues = issuesOf(`${base}clients:\n  - id: svc\n    secret: \${SVC_SECRET}\n    grantTypes: [client_credentials]\n`);
+    assert.deepEqual(issues, [{ path: 'clients[0].secret', message: 'environment variable SVC_SECRET is not set' }]);
+    const empty = issuesOf(`${base}clients:\n  - id: svc\n    secret: \${SVC_SECRET}\n    grantTypes: [client_credentials]\n`, { SVC_SECRET: '' });
+    assert.deepEqual(empty, [{ path: 'clients[0].secret', message: 'environment variable SVC_SECRET is empty' }]);
+  });
+
+  test('a missing secret: client_credentials without one', () => {
+    const issues = issuesOf(`${base}clients:\n  - id: svc\n    grantTypes: [client_credentials]\n`);
+    assert.deepEqual(issues, [{ path: 'clients[0].secret', message: 'is required for the client_credentials grant' }]);
+  });
+
+  for (const [issuer, message] of [
+    ['not a url', /absolute http\(s\) URL/],
+    ['ftp://id.example.com', /absolute http\(s\) URL/],
+    ['http:/id.example.com', /absolute http\(s\) URL/],
+    ['https://id.example.com/?tenant=a', /query/],
+    ['https://id.example.com/#x', /fragment/],
+    ['https://user:pw@id.example.com', /credentials/],
+  ] as const) {
+    test(`a bad issuer: ${issuer}`, () => {
+      const issues = issuesOf(`issuer: "${issuer}"\n`);
+      assert.deepEqual(issues.map((i) => i.path), ['issuer']);
+      assert.match(issues[0].message, message);
+    });
+  }
+
+  test('bad client URLs', () => {
+    const issues = issuesOf(
+      `${base}clients:\n  - id: a\n    redirectUris: [relative/cb, "javascript:alert(1)", "http://a.example/cb#x", http://ok.example/cb, "com.example.app:/cb"]\n    postLogoutRedirectUris: [/]\n    backchannelLogoutUri: urn:x:y\n`,
+    );
+    assert.deepEqual(issues.map((i) => i.path), ['clients[0].redirectUris[0]', 'clients[0].redirectUris[1]', 'clients[0].redirectUris[2]', 'clients[0].postLogoutRedirectUris[0]', 'clients[0].backchannelLogoutUri']);
+    assertIssue(issues, 'clients[0].redirectUris[1]', /javascript: scheme/);
+    assertIssue(issues, 'clients[0].redirectUris[2]', /fragment/);
+  });
+
+  test('duplicate ids are reported at the second occurrence', () => {
+    const issues = issuesOf(
+      `${base}clients:\n  - { id: a, redirectUris: [http://a.example/cb] }\n  - { id: a, redirectUris: [http://a.example/cb] }\nresources:\n  - { id: https://api.example.com }\n  - { id: https://api.example.com }\nusers:\n  - { username: Alice, password: x }\n  - { username: alice, password: y }\nconnectors:\n  - { id: corp, type: ldap }\n  - { id: other, type: saml }\n  - { id: corp, type: oidc }\n`,
+    );
+    assert.deepEqual(issues.map((i) => i.path), ['clients[1].id', 'resources[1].id', 'users[1].username', 'connectors[2].id']);
+    assertIssue(issues, 'connectors[2].id', /duplicate connector id "corp"/);
+    assertIssue(issues, 'users[1].username', /case-insensitive/);
+  });
+
+  for (const listen of ['127.0.0.1:99999', '127.0.0.1', '127.0.0.1:http', '127.0.0.1:-1']) {
+    test(`a bad listen address: ${listen}`, () => {
+      const issues = issuesOf(`${base}http: { listen: "${listen}" }\n`);
+      assert.deepEqual(issues.map((i) => i.path), ['http.listen']);
+      assert.match(issues[0].message, /port from 0 to 65535/);
+    });
+  }
+
+  test('client rules across fields', () => {
+    const secret = 's'.repeat(20);
+    const issues = issuesOf(
+      [
+        base.trim(),
+        'clients:',
+        `  - { id: a, secret: ${secret}, tokenEndpointAuthMethod: none, redirectUris: [http://a.example/cb] }`,
+        '  - { id: b, tokenEndpointAuthMethod: client_secret_post, redirectUris: [http://a.example/cb] }',
+        '  - { id: c, grantTypes: [authorization_code] }',
+        '  - { id: d, redirectUris: [http://a.example/cb], resources: [https://undeclared.example.com] }',
+        '  - { id: e, secret: too-short, redirectUris: [http://a.example/cb] }',
+        '  - { id: "bad id", redirectUris: [http://a.example/cb], grantTypes: [implicit] }',
+      ].join('\n'),
+    );
+    assertIssue(issues, 'clients[0].secret', /must not be set when tokenEndpointAuthMethod is "none"/);
+    assertIssue(issues, 'clients[1].secret', /required for tokenEndpointAuthMethod "client_secret_post"/);
+    assertIssue(issues, 'clients[2].redirectUris', /authorization_code/);
+    assertIssue(issues, 'clients[3].resources[0]', /no resource declared/);
+    assertIssue(issues, 'clients[4].secret', /at least 16 characters/);
+    assertIssue(issues, 'clients[5].id', /1-128 characters/);
+    assertIssue(issues, 'clients[5].grantTypes[0]', /expected one of/);
+    assert.equal(issues.length, 7, JSON.stringify(issues));
+  });
+
+  test('static users: password or passwordHash, not neither or both; argon2id only', () => {
+    const issues = issuesOf(`${base}users:\n  - { username: a }\n  - { username: b, password: x, passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$x$y" }\n  - { username: c, passwordHash: "$2b$10$abc" }\n  - { username: "d e", password: x, email: not-an-email }\n`);
+    assert.deepEqual(issues.map((i) => i.path), ['users[2].passwordHash', 'users[3].username', 'users[3].email', 'users[0].password', 'users[1].passwordHash']);
+  });
+
+  test('other sections: log level, algorithms, pool, TTLs, connector slugs, cookie keys, database URL', () => {
+    const issues = issuesOf(
+      `${base}log: { level: loud }\nkeys: { algorithms: [HS256] }\ndatabase: { url: "mysql://db/x", pool: { min: 5, max: 2 } }\ntokens: { accessToken: 0, idToken: 1.5 }\nconnectors:\n  - { id: Corp_LDAP, type: ldap }\nsecrets: { cookieKeys: [short] }\n`,
+    );
+    assert.deepEqual(issues.map((i) => i.path).sort(), [
+      'connectors[0].id',
+      'database.pool.min',
+      'database.url',
+      'keys.algorithms[0]',
+      'log.level',
+      'secrets.cookieKeys[0]',
+      'tokens.accessToken',
+      'tokens.idToken',
+    ]);
+  });
+
+  test('every problem is reported at once, even next to a type error', () => {
+    const err = rejection(
+      [
+        'issuer: ftp://x',
+        'http: { listen: "127.0.0.1:99999", trustProxy: maybe }',
+        'clients:',
+        '  - { id: a, redirectUris: [http://a.example/cb] }',
+        '  - { id: a, redirectUris: [http://a.example/cb] }',
+        '  - { id: svc, grantTypes: [client_credentials] }',
+        'connectors:',
+        '  - { id: Bad_Id, type: local }',
+        'users:',
+        '  - { username: bob }',
+        'tokens: 5',
+        'mystery: 1',
+        'ui: { title: ${UI_TITLE} }',
+      ].join('\n'),
+    );
+    const paths = err.issues.map((i) => i.path);
+    for (const p of ['issuer', 'http.listen', 'http.trustProxy', 'clients[1].id', 'clients[2].secret', 'connectors[0].id', 'users[0].password', 'tokens', 'mystery', 'ui.title']) {
+      assert.ok(paths.includes(p), `${p} in ${JSON.stringify(paths)}`);
+    }
+    assert.equal(new Set(paths).size, paths.length, 'one issue per path here');
+    for (const p of paths) assert.ok(err.message.includes(p), `the message lists ${p}`);
+    assert.match(err.message, /in test\.yaml/);
+  });
+
+  test('YAML syntax errors carry line and column', () => {
+    const issues = issuesOf('issuer: http://x.example\nclients: [\n');
+    assert.match(issues[0].path, /^line \d+, column \d+$/);
+    const duplicate = issuesOf('issuer: http://x.example\nissuer: http://y.example\n');
+    assert.deepEqual(duplicate, [{ path: 'line 2, column 1', message: 'Map keys must be unique' }]);
+    const notMapping = issuesOf('- just\n- a list\n');
+    assert.deepEqual(notMapping.map((i) => i.path), ['']);
+  });
+
+  test('YAML errors keep true columns after ${...} and do not quote source tokens', () => {
+    const issues = issuesOf('issuer: ${KEYBRIDGE_ISSUER}\nusers: [ { password: ${PW} } ] ]\n');
+    assert.deepEqual(issues.map((i) => i.path), ['line 2, column 32'], 'the stray ] as the file has it');
+    const secret = issuesOf('issuer: http://x.example\nusers:\n  - { username: a, password: hunter2-secret } extra\n');
+    assert.ok(!JSON.stringify(secret).includes('hunter2'), JSON.stringify(secret));
+  });
+});
+
+describe('environment substitution', () => {
+  test('values, defaults, escapes, empty defaults remove the key or list item', () => {
+    const { value, issues } = substituteEnv(
+      { a: '${A}', b: 'x-${B:-dflt}-y', c: '$${LITERAL}', d: '${D:-}', e: '${A}${A}', f: 'pre ${D:-} post', list: ['${A}', '${D:-}', 3], n: 5, t: true, z: null },
+      { A: 'one' },
+    );
+    assert.deepEqual(issues, []);
+    assert.deepEqual(value, { a: 'one', b: 'x-dflt-y', c: '${LITERAL}', e: 'oneone', f: 'pre  post', list: ['one', 3], n: 5, t: true, z: null });
+  });
+
+  test('a default stands in for an empty variable; a set variable wins over the default', () => {
+    assert.deepEqual(substituteEnv('${A:-d}', { A: '' }).value, 'd');
+    assert.deepEqual(substituteEnv('${A:-d}', { A: 'set' }).value, 'set');
+    assert.deepEqual(substituteEnv('${A:-}', { A: 'set' }).value, 'set');
+  });
+
+  test('unset variables are issues at the path of their string', () => {
+    const { issues } = substituteEnv({ clients: [{ secret: '${S1}' }, { redirectUris: ['ok', 'http://${HOST}/cb'] }] }, {});
+    assert.deepEqual(issues, [
+      { path: 'clients[0].secret', message: 'environment variable S1 is not set' },
+      { path: 'clients[1].redirectUris[1]', message: 'environment variable HOST is not set' },
+    ]);
+  });
+
+  test('references work inside flow collections and with " #" in a default', () => {
+    const config = parseConfig(`${base}database: { url: \${DATABASE_URL} }\nclients:\n  - { id: a, redirectUris: [\${CB:-http://a.example/cb}], secret: \${A_SECRET:-} }\nui: { title: \${TITLE:-Sign in #1} }\n`, {
+      env: { DATABASE_URL: 'postgres://u:p@db/kb' },
+    });
+    assert.equal(config.database.url, 'postgres://u:p@db/kb');
+    assert.deepEqual(config.clients[0].redirectUris, ['http://a.example/cb']);
+    assert.equal(config.clients[0].secret, undefined, 'unset optional secret -> public client');
+    assert.equal(config.ui.title, 'Sign in #1');
+  });
+
+  test('`secret: ${VAR:-}` makes a public client unless the variable is set', () => {
+    const text = `${base}clients:\n  - id: app\n    secret: \${APP_SECRET:-}\n    redirectUris: [http://a.example/cb]\n`;
+    assert.equal(parseConfig(text, { env: {} }).clients[0].secret, undefined);
+    assert.equal(parseConfig(text, { env: { APP_SECRET: 'x'.repeat(20) } }).clients[0].secret, 'x'.repeat(20));
+  });
+
+  test('a substituted value is data, never YAML', () => {
+    const config = parseConfig(`${base}ui: { title: "\${TITLE}" }\n`, { env: { TITLE: 'a: b\n- c\n}' } });
+    assert.equal(config.ui.title, 'a: b\n- c\n}');
+  });
+
+  test('numbers and booleans may come from variables', () => {
+    const config = parseConfig(`${base}http: { trustProxy: \${TRUST_PROXY:-false} }\ntokens: { accessToken: \${ACCESS_TTL:-300} }\ndatabase: { pool: { max: \${POOL_MAX} } }\n`, {
+      env: { TRUST_PROXY: 'true', POOL_MAX: '25' },
+    });
+    assert.equal(config.http.trustProxy, true);
+    assert.equal(config.tokens.accessToken, 300);
+    assert.equal(config.database.pool.max, 25);
+  });
+});
+
+describe('environment overrides', () => {
+  test('KEYBRIDGE_ISSUER, DATABASE_URL, PORT and LOG_LEVEL win over the file', () => {
+    const config = parseConfig(`issuer: http://127.0.0.1:5556\nhttp: { listen: "0.0.0.0:5556" }\ndatabase: { url: postgres://file/db }\n`, {
+      env: { KEYBRIDGE_ISSUER: 'https://id.example.com/', DATABASE_URL: 'postgres://u@db/kb', PORT: '8080', LOG_LEVEL: 'debug' },
+    });
+    assert.equal(config.issuer, 'https://id.example.com', 'validated and normalized like the file value');
+    assert.equal(config.database.url, 'postgres://u@db/kb');
+    assert.equal(config.http.listen, '0.0.0.0:8080', 'PORT keeps the host');
+    assert.equal(config.log.level, 'debug');
+  });
+
+  test('overrides fill sections the file leaves out', () => {
+    const config = parseConfig(base, { env: { DATABASE_URL: 'postgresql://u@db/kb', PORT: '9000' } });
+    assert.equal(config.database.url, 'postgresql://u@db/kb');
+    assert.equal(config.database.dataDir, './data');
+    assert.equal(config.http.listen, '127.0.0.1:9000');
+  });
+
+  test('KEYBRIDGE_LISTEN sets the address; PORT then replaces its port', () => {
+    assert.equal(parseConfig(base, { env: { KEYBRIDGE_LISTEN: '[::]:7000' } }).http.listen, '[::]:7000');
+    assert.equal(parseConfig(base, { env: { KEYBRIDGE_LISTEN: '0.0.0.0:7000', PORT: '8080' } }).http.listen, '0.0.0.0:8080');
+  });
+
+  test('a bad override is reported at its path, naming the variable', () => {
+    const issues = issuesOf(base, { KEYBRIDGE_ISSUER: 'id.example.com', PORT: 'eighty', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://db/x' });
+    assertIssue(issues, 'issuer', /\(set by KEYBRIDGE_ISSUER\)$/);
+    assertIssue(issues, 'http.listen', /^PORT must be a port number/);
+    assertIssue(issues, 'log.level', /\(set by LOG_LEVEL\)$/);
+    assertIssue(issues, 'database.url', /\(set by DATABASE_URL\)$/);
+  });
+});
+
+describe('secrets stay out of error messages', () => {
+  test('client secrets, passwords, hashes, cookie keys and database credentials', () => {
+    const secret = 'Sup3r-S3cret-Value';
+    const err = rejection(
+      [
+        'issuer: http://x.example',
+        'clients:',
+        `  - { id: a, secret: ${secret}-client, tokenEndpointAuthMethod: none, redirectUris: [http://a.example/cb] }`,
+        `  - { id: b, secret: ${secret.slice(0, 8)}, redirectUris: [http://a.example/cb] }`,
+        'users:',
+        `  - { username: u, password: ${secret}-password, passwordHash: "${secret}-hash" }`,
+        `secrets: { cookieKeys: [${secret}] }`,
+        `database: { url: "mysql://root:${secret}@db/x" }`,
+      ].join('\n'),
+    );
+    for (const p of ['clients[0].secret', 'clients[1].secret', 'users[0].passwordHash', 'secrets.cookieKeys[0]', 'database.url']) {
+      assert.ok(err.issues.some((i) => i.path === p), `${p} in ${JSON.stringify(err.issues)}`);
+    }
+    assert.ok(!err.message.includes(secret.slice(0, 8)), err.message);
+    assert.ok(!JSON.stringify(err.issues).includes(secret.slice(0, 8)));
+  });
+
+  test('a secret from the environment is not echoed either', () => {
+    const err = rejection(`${base}clients:\n  - { id: a, secret: \${A_SECRET}, tokenEndpointAuthMethod: none, redirectUris: [http://a.example/cb] }\n`, { A_SECRET: 'from-env-secret-value' });
+    assertIssue(err.issues, 'clients[0].secret', /none/);
+    assert.ok(!err.message.includes('from-env-secret-value'));
   });
 });
