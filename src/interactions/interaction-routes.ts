@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { Adapter, AdapterPayload, InteractionResults } from 'oidc-provider';
+import type { AdapterPayload, InteractionResults } from 'oidc-provider';
+import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { Logger } from 'pino';
 import type { ConnectorRegistry, RegisteredConnector } from '../connectors/registry.ts';
 import type { FailureReason, LoginResult, UpstreamIdentity } from '../connectors/contract.ts';
@@ -21,7 +22,7 @@ export interface InteractionDependencies {
   provider: Provider;
   issuer: string;
   /** Short-lived server-side records of redirect-connector attempts (single use). */
-  upstreamAttempts: Adapter;
+  upstreamAttempts: KeybridgeAdapter;
   store: Store;
   registry: () => ConnectorRegistry;
   renderer: PageRenderer;
@@ -257,12 +258,13 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const state = params.state ?? params.RelayState;
     const stored = typeof state === 'string' && state.length <= 128 ? ((await deps.upstreamAttempts.find(state)) as unknown as (UpstreamAttempt & { consumed?: number }) | undefined) : undefined;
     const connectorId = ctx.params.connector;
-    if (!stored || stored.consumed || stored.outcome || stored.connectorId !== connectorId) {
-      // Unknown, expired, replayed, or sent to the wrong connector's callback.
+    // Unknown, expired, replayed (also concurrently: the claim is atomic), or sent to the wrong
+    // connector's callback.
+    const usable = stored && !stored.consumed && !stored.outcome && stored.connectorId === connectorId && (await deps.upstreamAttempts.claim(state!));
+    if (!stored || !usable) {
       await store.audit.record({ type: 'login.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: stored ? 'replayed_or_mismatched_state' : 'unknown_state' } });
       throw new InvalidSession('This sign-in response is invalid, expired or was already used. Start again from the application.');
     }
-    await deps.upstreamAttempts.consume(state!);
     const registered = deps.registry().get(connectorId);
     let outcome: NonNullable<UpstreamAttempt['outcome']>;
     if (!registered || registered.connector.kind !== 'redirect') {

@@ -44,7 +44,9 @@ function clientAdapter(knex: Knex): Adapter {
   };
 }
 
-export type AdapterConstructor = new (name: string) => Adapter;
+/** oidc-provider's Adapter, plus an atomic single-use claim for Keybridge's own records. */
+export type KeybridgeAdapter = Adapter & { claim(id: string): Promise<boolean> };
+export type AdapterConstructor = new (name: string) => KeybridgeAdapter;
 
 /**
  * oidc-provider looks an unknown token up as several kinds at once (introspection and
@@ -85,7 +87,7 @@ function createFindBatcher(knex: Knex) {
 
 export function createOidcAdapter(knex: Knex): AdapterConstructor {
   const findRow = createFindBatcher(knex);
-  return class KnexOidcAdapter implements Adapter {
+  return class KnexOidcAdapter implements KeybridgeAdapter {
     readonly kind: string;
     readonly #client: Adapter | undefined;
 
@@ -123,6 +125,16 @@ export function createOidcAdapter(knex: Knex): AdapterConstructor {
 
     async consume(id: string): Promise<void> {
       await knex(TABLE).where({ kind: this.kind, id }).update({ consumed_at: new Date() });
+    }
+
+    /** Consumes a live, unconsumed record atomically; false when another caller got there first. */
+    async claim(id: string): Promise<boolean> {
+      const rows = await knex(TABLE)
+        .where({ kind: this.kind, id })
+        .whereNull('consumed_at')
+        .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
+        .update({ consumed_at: new Date() }, ['id']);
+      return rows.length === 1;
     }
 
     async destroy(id: string): Promise<void> {

@@ -148,6 +148,13 @@ describe('redirect connectors', () => {
     assert.ok(events.some((e) => e.details.reason === 'replayed_or_mismatched_state'));
   });
 
+  test('concurrent replays of one callback: exactly one is accepted', async () => {
+    const browser = new Browser(broker.issuer);
+    const { callback } = await toUpstream(browser, 'racer');
+    const results = await Promise.all(Array.from({ length: 5 }, () => browser.request(callback)));
+    assert.deepEqual(results.map((r) => r.status).sort(), [303, 400, 400, 400, 400]);
+  });
+
   test('an unknown or forged state is rejected and nothing is linked', async () => {
     const res = await new Browser(broker.issuer).go(`${broker.issuer}/callback/acme?state=forged&code=code-mallory&nonce=x`);
     assert.equal(res.status, 400);

@@ -256,6 +256,14 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await devices.upsert('d1', { userCode: 'ABCD-EFGH', grantId: 'g3' }, 60);
       assert.equal((await devices.findByUserCode('ABCD-EFGH'))?.grantId, 'g3');
 
+      const attempts = new Adapter('UpstreamLogin');
+      await attempts.upsert('st1', { uid: 'u' }, 60);
+      const claims = await Promise.all([attempts.claim('st1'), attempts.claim('st1'), attempts.claim('st1')]);
+      assert.deepEqual(claims.sort(), [false, false, true], 'exactly one claim wins');
+      assert.equal(await attempts.claim('missing'), false);
+      await store.knex('oidc_payloads').insert({ kind: 'UpstreamLogin', id: 'st-old', payload: '{}', expires_at: new Date(Date.now() - 1000) });
+      assert.equal(await attempts.claim('st-old'), false, 'expired records cannot be claimed');
+
       await tokens.upsert('at2', { jti: 'at2', grantId: 'g2', scope: 'updated' }, 60);
       assert.equal((await tokens.find('at2'))?.scope, 'updated');
       await tokens.destroy('at2');
