@@ -62,17 +62,6 @@ export class InvalidInput extends KeybridgeError {
   }
 }
 
-/** A connector's upstream (directory, IdP) cannot be reached or answered badly. */
-export class UpstreamUnavailable extends KeybridgeError {
-  constructor(connectorName: string, options: KeybridgeErrorOptions = {}) {
-    super('upstream_unavailable', `${connectorName} is unavailable right now. Try again later or choose another way to sign in.`, {
-      status: 503,
-      expose: true,
-      ...options,
-    });
-  }
-}
-
 /** A form arrived without a valid anti-CSRF token, or an interaction expired. */
 export class InvalidSession extends KeybridgeError {
   constructor(message = 'Your sign-in session expired or the form was tampered with. Start again from the application.', options: KeybridgeErrorOptions = {}) {

@@ -15,10 +15,3 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
     return false;
   }
 }
-
-/** True when a stored hash was made with weaker parameters than today's and should be redone. */
-export function needsRehash(passwordHash: string): boolean {
-  const m = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(passwordHash);
-  if (!m) return true;
-  return Number(m[1]) < OWASP.memoryCost || Number(m[2]) < OWASP.timeCost;
-}

@@ -64,11 +64,6 @@ export class LoginSessionRepository {
     return row ? fromRow(row) : null;
   }
 
-  /** Pushes expiry out when a refresh token of this session is used (rotation extends life). */
-  async extend(sessionUid: string, expiresAt: Date): Promise<void> {
-    await this.#knex('login_sessions').where('session_uid', sessionUid).andWhere('expires_at', '<', expiresAt).update({ expires_at: expiresAt });
-  }
-
   async deleteExpired(now = new Date()): Promise<number> {
     return this.#knex('login_sessions').where('expires_at', '<=', now).delete();
   }

@@ -215,7 +215,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await assert.rejects(store.audit.list({ beforeId: "1; DROP TABLE users" }), InvalidInput);
     });
 
-    test('login sessions: upsert, expiry, extend', async (t) => {
+    test('login sessions: upsert, expiry, clean-up', async (t) => {
       if (!ready(t)) return;
       const u = await store.users.create({ username: 'kate' });
       await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000) });
