@@ -35,10 +35,12 @@ async function freeUsername(store: Store, wanted: string): Promise<string> {
   return `${base}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+const userGone = () => new KeybridgeError('user_gone', 'This account no longer exists.', { status: 401, expose: true });
+
 export async function linkIdentity(store: Store, identity: UpstreamIdentity): Promise<LinkedLogin> {
   if (identity.localUserId) {
     const user = await store.users.findById(identity.localUserId);
-    if (!user) throw new KeybridgeError('user_gone', 'This account no longer exists.', { status: 401, expose: true });
+    if (!user) throw userGone();
     return { user, federatedIdentityId: null, created: false };
   }
 
@@ -48,7 +50,7 @@ export async function linkIdentity(store: Store, identity: UpstreamIdentity): Pr
       await tx.identities.recordLogin(existing.id, { username: identity.username ?? null, email: identity.email ?? null, data: upstreamData(identity) });
       if (identity.groups) await tx.groups.setMemberships(existing.userId, identity.groups, identity.connectorId);
       const user = await tx.users.findById(existing.userId);
-      if (!user) throw new KeybridgeError('user_gone', 'This account no longer exists.', { status: 401, expose: true });
+      if (!user) throw userGone();
       return { user, federatedIdentityId: existing.id, created: false };
     });
   }

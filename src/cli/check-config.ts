@@ -1,23 +1,14 @@
 // `keybridge check-config`: every problem in the config file and in stored connector rows,
 // each with its path, in one report.
 import { ConfigError, type ConfigIssue } from '../errors.ts';
-import { pgliteDir } from '../config/pglite-dir.ts';
 import { loadConfig } from '../config/load-config.ts';
 import { checkConnectorEntries } from '../connectors/registry.ts';
-import { openDatabase } from '../storage/database.ts';
+import { openConfiguredDatabase } from '../storage/database.ts';
 import { configConnectorEntries, databaseConnectorEntries } from '../server/connector-entries.ts';
 
 export async function runCheckConfig(configPath: string | undefined): Promise<number> {
-  let loaded;
-  try {
-    loaded = await loadConfig({ path: configPath });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  // A ConfigError from the file itself is printed by the CLI's entry point (exit 1).
+  const loaded = await loadConfig({ path: configPath });
   const { config } = loaded;
   const entries = configConnectorEntries(config);
   const issues: ConfigIssue[] = [];
@@ -25,7 +16,7 @@ export async function runCheckConfig(configPath: string | undefined): Promise<nu
 
   // Stored connectors are checked when the database is reachable and already has the schema.
   try {
-    const database = await openDatabase({ url: config.database.url, dataDir: pgliteDir(config), pool: { min: 0, max: 1 } });
+    const database = await openConfiguredDatabase(config, { min: 0, max: 1 });
     try {
       if (await database.knex.schema.hasTable('connectors')) {
         const stored = await databaseConnectorEntries(database.knex, new Set(entries.map((e) => e.id)));

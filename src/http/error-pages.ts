@@ -8,6 +8,18 @@ import { KeybridgeError } from '../errors.ts';
 import type { PageRenderer } from './page-renderer.ts';
 import { sendPage } from './send-page.ts';
 
+const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
+
+/** What the error page shows: the message only for client errors; a generic one for ours. */
+export function errorPageContext(status: number, message: string | undefined, code: string | undefined, requestId?: string): Record<string, unknown> {
+  return {
+    title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
+    message: status >= 500 || !message ? GENERIC_FAILURE : message,
+    code,
+    requestId,
+  };
+}
+
 export function errorPages(renderer: PageRenderer, logger: Logger) {
   return async function handleErrors(ctx: Context, next: Next) {
     try {
@@ -17,7 +29,7 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
       const known = err instanceof KeybridgeError;
       const status = known ? err.status : 500;
       const code = known ? err.code : 'server_error';
-      const message = known && err.expose ? err.message : 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
+      const message = known && err.expose ? err.message : GENERIC_FAILURE;
       if (status >= 500) logger.error({ err, requestId, path: ctx.path }, 'request failed');
       else logger.info({ code, requestId, path: ctx.path, detail: known ? err.detail : undefined, cause: known ? String((err as Error).cause ?? '') : undefined }, 'request rejected');
       if (ctx.accepts('html', 'json') === 'json') {
@@ -25,12 +37,7 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
         ctx.body = { error: code, error_description: message, request_id: requestId };
         return;
       }
-      sendPage(ctx, renderer, 'error', {
-        title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
-        message,
-        code,
-        requestId,
-      }, status);
+      sendPage(ctx, renderer, 'error', errorPageContext(status, message, code, requestId), status);
     }
   };
 }

@@ -57,6 +57,15 @@ interface UpstreamAttempt {
   outcome?: { ok: true; userId: string; federatedIdentityId: string | null; amr: string[] } | { ok: false; reason: FailureReason };
 }
 
+/** What the consent prompt says is still missing from the grant. */
+interface ConsentDetails {
+  missingOIDCScope?: string[];
+  missingOIDCClaims?: string[];
+  missingResourceScopes?: Record<string, string[]>;
+}
+
+const unavailable = (name: string) => `${name} is unavailable right now. Try again later or choose another way to sign in.`;
+
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Sign you in with your account',
   profile: 'Your name and username',
@@ -87,6 +96,14 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       if (err instanceof KeybridgeError) throw err;
       throw new InvalidSession(undefined, { cause: err });
     }
+  }
+
+  /** For our POST routes: the interaction, its submitted form, the CSRF check, and the prompt it must be at. */
+  async function loadForm(ctx: Context, prompt?: 'login' | 'consent') {
+    const details = await loadInteraction(ctx);
+    const form = await readForm(ctx);
+    if (!csrf.verify(details.uid, form.csrf) || (prompt && details.prompt.name !== prompt)) throw new InvalidSession();
+    return { details, form };
   }
 
   async function clientView(clientId: string) {
@@ -132,7 +149,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       ? await provider.Grant.find(details.grantId)
       : new provider.Grant({ accountId: session!.accountId, clientId: params.client_id as string });
     if (!grant) throw new InvalidSession();
-    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const missing = prompt.details as ConsentDetails;
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
@@ -153,7 +170,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         // First-party apps are trusted by the operator: no consent screen.
         return finish(ctx, { consent: await grantConsent(details) }, true);
       }
-      const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const missing = details.prompt.details as ConsentDetails;
       const user = await store.users.findById(details.session!.accountId);
       return sendPage(ctx, renderer, 'consent', {
         uid: details.uid,
@@ -171,10 +188,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   });
 
   router.post('/interaction/:uid/login', async (ctx) => {
-    const details = await loadInteraction(ctx);
-    const form = await readForm(ctx);
-    if (!csrf.verify(details.uid, form.csrf)) throw new InvalidSession();
-    if (details.prompt.name !== 'login') throw new InvalidSession();
+    const { details, form } = await loadForm(ctx, 'login');
     const clientId = details.params.client_id as string;
 
     const registered: RegisteredConnector | undefined = deps.registry().get(form.connector ?? '');
@@ -194,8 +208,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
       await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username } });
       return renderLogin(ctx, details.uid, clientId, {
-        error: `${registered.name} is unavailable right now. Try again later or choose another way to sign in.`,
-        username, selected: registered.id, status: 503,
+        error: unavailable(registered.name), username, selected: registered.id, status: 503,
       });
     }
 
@@ -230,9 +243,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   // finishes on an /interaction/:uid URL, where the interaction cookie proves it is the same
   // browser that started (an attacker's callback URL pasted into a victim's browser fails).
   router.post('/interaction/:uid/connector/:connector', async (ctx) => {
-    const details = await loadInteraction(ctx);
-    const form = await readForm(ctx);
-    if (!csrf.verify(details.uid, form.csrf) || details.prompt.name !== 'login') throw new InvalidSession();
+    const { details } = await loadForm(ctx, 'login');
     const clientId = details.params.client_id as string;
     const registered = deps.registry().get(ctx.params.connector);
     if (!registered || registered.connector.kind !== 'redirect') {
@@ -245,7 +256,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     } catch (err) {
       logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector start failed');
       await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { stage: 'start' } });
-      return renderLogin(ctx, details.uid, clientId, { error: `${registered.name} is unavailable right now. Try again later or choose another way to sign in.`, status: 503 });
+      return renderLogin(ctx, details.uid, clientId, { error: unavailable(registered.name), status: 503 });
     }
     const attempt: UpstreamAttempt = { uid: details.uid, connectorId: registered.id, context: start.context };
     await saveAttempt(state, attempt);
@@ -309,18 +320,14 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   });
 
   router.post('/interaction/:uid/confirm', async (ctx) => {
-    const details = await loadInteraction(ctx);
-    const form = await readForm(ctx);
-    if (!csrf.verify(details.uid, form.csrf) || details.prompt.name !== 'consent') throw new InvalidSession();
+    const { details } = await loadForm(ctx, 'consent');
     const consent = await grantConsent(details);
     await store.audit.record({ type: 'consent.granted', userId: details.session?.accountId ?? null, clientId: details.params.client_id as string, ip: ctx.ip, details: { scope: details.params.scope } });
     return finish(ctx, { consent }, true);
   });
 
   router.post('/interaction/:uid/abort', async (ctx) => {
-    const details = await loadInteraction(ctx);
-    const form = await readForm(ctx);
-    if (!csrf.verify(details.uid, form.csrf)) throw new InvalidSession();
+    const { details } = await loadForm(ctx);
     await store.audit.record({ type: 'interaction.aborted', userId: details.session?.accountId ?? null, clientId: details.params.client_id as string, ip: ctx.ip });
     return finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   });

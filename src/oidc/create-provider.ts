@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
+import { errorPageContext } from '../http/error-pages.ts';
 import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
 
 export interface ProviderDependencies {
@@ -174,11 +175,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     async renderError(ctx, out, error) {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
       if (status >= 500) logger.error({ err: error }, 'provider error');
-      page(ctx, 'error', {
-        title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
-        message: status >= 500 ? 'An unexpected error occurred. Try again, and if it persists contact your administrator.' : (out.error_description ?? 'The request was not valid.'),
-        code: out.error,
-      }, status);
+      page(ctx, 'error', errorPageContext(status, out.error_description ?? 'The request was not valid.', out.error), status);
     },
   };
 

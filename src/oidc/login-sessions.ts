@@ -11,12 +11,14 @@ const MAX_ENTRIES = 10_000;
 const TTL_MS = 60_000;
 
 export function createLoginSessionLookup(repo: LoginSessionRepository): LoginSessionLookup {
-  const cache = new Map<string, { value: LoginSession | null; at: number }>();
+  // Only hits are kept: a miss may be a login another instance is recording right now.
+  const cache = new Map<string, { value: LoginSession; at: number }>();
   return {
     async find(sessionUid) {
       const hit = cache.get(sessionUid);
-      if (hit && Date.now() - hit.at < TTL_MS && hit.value) return hit.value;
+      if (hit && Date.now() - hit.at < TTL_MS) return hit.value;
       const value = await repo.find(sessionUid);
+      if (!value) return null;
       if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
       cache.set(sessionUid, { value, at: Date.now() });
       return value;

@@ -61,13 +61,10 @@ export async function rotateSigningKeys(store: Store, algorithms: readonly Signi
 }
 
 /**
- * The JWKS handed to oidc-provider: active keys first (oidc-provider signs with the first key
- * of an algorithm), then retired keys that are still published for verification.
+ * The JWKS handed to oidc-provider, in SigningKeyRepository.listPublishable's order: active keys
+ * first (oidc-provider signs with the first key of an algorithm), then retired keys that are
+ * still published for verification.
  */
 export function providerJwks(keys: readonly SigningKey[]): { keys: Record<string, unknown>[] } {
-  const ordered = [...keys].sort((a, b) => {
-    if (a.status !== b.status) return a.status === 'active' ? -1 : 1;
-    return b.createdAt.getTime() - a.createdAt.getTime();
-  });
-  return { keys: ordered.map((k) => ({ ...k.privateJwk, kid: k.kid, alg: k.alg, use: 'sig' })) };
+  return { keys: keys.map((k) => ({ ...k.privateJwk, kid: k.kid, alg: k.alg, use: 'sig' })) };
 }

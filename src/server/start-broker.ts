@@ -7,13 +7,11 @@ import type { AddressInfo } from 'node:net';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/schema.ts';
-import { pgliteDir } from '../config/pglite-dir.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { openDatabase, type Database } from '../storage/database.ts';
-import { migrateLatest } from '../storage/migrate.ts';
+import { openConfiguredDatabase, type Database } from '../storage/database.ts';
+import { migrateDatabase } from '../storage/migrate.ts';
 import { Store } from '../storage/store.ts';
 import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
-import { LoginSessionRepository } from '../storage/login-session-repository.ts';
 import { ConnectorRegistry } from '../connectors/registry.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
@@ -64,16 +62,12 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   const logger = options.logger ?? createLogger(config.log.level);
   const started = performance.now();
 
-  const database = await openDatabase({
-    url: config.database.url,
-    dataDir: pgliteDir(config),
-    pool: config.database.pool,
-  });
+  const database = await openConfiguredDatabase(config);
   let server: http.Server | undefined;
   const timers: NodeJS.Timeout[] = [];
   let registry: ConnectorRegistry | undefined;
   try {
-    const applied = await migrateLatest(database.knex, { serialize: database.kind === 'postgres' });
+    const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
     const store = new Store(database.knex);
 
@@ -91,8 +85,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
 
-    const loginRepo = new LoginSessionRepository(database.knex);
-    const logins = createLoginSessionLookup(loginRepo);
+    const logins = createLoginSessionLookup(store.loginSessions);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger });
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
     const adapter = createOidcAdapter(database.artifacts);
@@ -183,7 +176,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     every(options.keyPollMs ?? 30_000, 'signing key poll', reloadKeys);
     every(options.cleanupMs ?? 10 * 60_000, 'expired data clean-up', async () => {
       const purged = await purgeExpired(database.artifacts);
-      const loginsPurged = await loginRepo.deleteExpired();
+      const loginsPurged = await store.loginSessions.deleteExpired();
       logger.debug({ ...purged, logins: loginsPurged }, 'expired data purged');
     });
 

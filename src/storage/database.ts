@@ -1,6 +1,8 @@
 // Opens the database: PostgreSQL when a URL is given, else the embedded PGlite (no server, no
 // native build) under a data folder, or in memory.
 import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config/schema.ts';
 import knexFactory, { type Knex } from 'knex';
 
 type ResponseProcessor = new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown };
@@ -38,6 +40,12 @@ export interface DatabaseOptions {
   pool?: { min?: number; max?: number };
   /** Commit artifact writes synchronously too (default false: asynchronous, see Database.artifacts). */
   durableArtifacts?: boolean;
+}
+
+/** The database a config names: PostgreSQL at `database.url`, else PGlite under `<dataDir>/pglite` (`:memory:` for none). */
+export function openConfiguredDatabase(config: Config, pool: DatabaseOptions['pool'] = config.database.pool): Promise<Database> {
+  const { url, dataDir } = config.database;
+  return openDatabase({ url, dataDir: dataDir === ':memory:' ? ':memory:' : path.join(dataDir, 'pglite'), pool });
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Group } from './types.ts';
 import { uniquely } from './unique-violation.ts';
+import { inTransaction } from './in-transaction.ts';
 
 interface Row {
   id: string;
@@ -62,8 +63,7 @@ export class GroupRepository {
         await trx('memberships').insert(keep.map((groupId) => ({ user_id: userId, group_id: groupId, source }))).onConflict(['user_id', 'group_id', 'source']).ignore();
       }
     };
-    if ((this.#knex as Knex.Transaction).isTransaction) await run(this.#knex);
-    else await this.#knex.transaction(run);
+    await inTransaction(this.#knex, run);
   }
 
   async addMember(userId: string, name: string, source = 'local'): Promise<void> {

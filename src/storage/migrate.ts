@@ -3,6 +3,7 @@
 // are serialized with an advisory lock held by a transaction on a separate connection.
 import type { Knex } from 'knex';
 import { migrations, type Migration } from './migrations/index.ts';
+import type { Database } from './database.ts';
 
 const source: Knex.MigrationSource<Migration> = {
   getMigrations: async () => [...migrations],
@@ -15,6 +16,11 @@ const MIGRATION_LOCK = 0x4b425f4d; // "KB_M"
 async function run(knex: Knex): Promise<string[]> {
   const [, applied] = (await knex.migrate.latest({ migrationSource: source, tableName: 'keybridge_migrations' })) as [number, string[]];
   return applied;
+}
+
+/** Migrates an opened database, serialized across instances where several can share it. */
+export function migrateDatabase(database: Database): Promise<string[]> {
+  return migrateLatest(database.knex, { serialize: database.kind === 'postgres' });
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { SigningKey } from './types.ts';
 import { uniquely } from './unique-violation.ts';
+import { inTransaction } from './in-transaction.ts';
 
 interface Row {
   kid: string;
@@ -52,8 +53,7 @@ export class SigningKeyRepository {
       const repo = new SigningKeyRepository(trx);
       for (const key of fresh) await repo.insert(key);
     };
-    if ((this.#knex as Knex.Transaction).isTransaction) await run(this.#knex);
-    else await this.#knex.transaction(run);
+    await inTransaction(this.#knex, run);
   }
 
   async purgeExpired(now = new Date()): Promise<number> {

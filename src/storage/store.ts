@@ -9,6 +9,7 @@ import { SigningKeyRepository } from './signing-key-repository.ts';
 import { SecretRepository } from './secret-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { LoginSessionRepository } from './login-session-repository.ts';
+import { inTransaction } from './in-transaction.ts';
 
 export class Store {
   readonly knex: Knex;
@@ -37,7 +38,6 @@ export class Store {
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */
   async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    if ((this.knex as Knex.Transaction).isTransaction) return fn(this);
-    return this.knex.transaction((trx) => fn(new Store(trx)));
+    return inTransaction(this.knex, (trx) => fn(trx === this.knex ? this : new Store(trx)));
   }
 }
