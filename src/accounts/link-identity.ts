@@ -35,9 +35,43 @@ async function freeUsername(store: Store, wanted: string): Promise<string> {
   return `${base}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/**
+ * Users an upstream created (by first login or import) follow that upstream's profile: names and
+ * email are refreshed from it. The email is only taken when no other user holds it.
+ */
+export async function followUpstreamProfile(store: Store, user: User, identity: UpstreamIdentity): Promise<User> {
+  if (user.managedBy !== identity.connectorId) return user;
+  const patch: Partial<User> = {};
+  const set = <K extends 'name' | 'givenName' | 'familyName'>(key: K, value: string | undefined) => {
+    if ((value ?? null) !== user[key]) patch[key] = value ?? null;
+  };
+  set('name', identity.name);
+  set('givenName', identity.givenName);
+  set('familyName', identity.familyName);
+  const email = identity.email ?? null;
+  if (email?.toLowerCase() !== user.email?.toLowerCase()) {
+    const holder = email ? await store.users.findByEmail(email) : null;
+    if (!holder || holder.id === user.id) {
+      patch.email = email;
+      patch.emailVerified = email ? Boolean(identity.emailVerified) : false;
+    }
+  } else if (email && Boolean(identity.emailVerified) !== user.emailVerified) {
+    patch.emailVerified = Boolean(identity.emailVerified);
+  }
+  if (!Object.keys(patch).length) return user;
+  return (await store.users.update(user.id, patch)) ?? user;
+}
+
 const userGone = () => new KeybridgeError('user_gone', 'This account no longer exists.', { status: 401, expose: true });
 
-export async function linkIdentity(store: Store, identity: UpstreamIdentity): Promise<LinkedLogin> {
+export interface LinkOptions {
+  /** For a user created by this call (imports create blocked upstream accounts disabled). */
+  enabled?: boolean;
+  /** What the audit event says created the link. */
+  via?: 'login' | 'sync';
+}
+
+export async function linkIdentity(store: Store, identity: UpstreamIdentity, options: LinkOptions = {}): Promise<LinkedLogin> {
   if (identity.localUserId) {
     const user = await store.users.findById(identity.localUserId);
     if (!user) throw userGone();
@@ -51,7 +85,7 @@ export async function linkIdentity(store: Store, identity: UpstreamIdentity): Pr
       if (identity.groups) await tx.groups.setMemberships(existing.userId, identity.groups, identity.connectorId);
       const user = await tx.users.findById(existing.userId);
       if (!user) throw userGone();
-      return { user, federatedIdentityId: existing.id, created: false };
+      return { user: await followUpstreamProfile(tx, user, identity), federatedIdentityId: existing.id, created: false };
     });
   }
 
@@ -70,6 +104,8 @@ export async function linkIdentity(store: Store, identity: UpstreamIdentity): Pr
         name: identity.name ?? null,
         givenName: identity.givenName ?? null,
         familyName: identity.familyName ?? null,
+        managedBy: identity.connectorId,
+        enabled: options.enabled ?? true,
       });
       const fed = await tx.identities.create({
         userId: user.id,
@@ -81,12 +117,12 @@ export async function linkIdentity(store: Store, identity: UpstreamIdentity): Pr
       });
       await tx.identities.recordLogin(fed.id, {});
       if (identity.groups?.length) await tx.groups.setMemberships(user.id, identity.groups, identity.connectorId);
-      await tx.audit.record({ type: 'identity.linked', userId: user.id, connectorId: identity.connectorId, details: { subject: identity.subject, created: true } });
+      await tx.audit.record({ type: 'identity.linked', userId: user.id, connectorId: identity.connectorId, details: { subject: identity.subject, created: true, via: options.via ?? 'login' } });
       return { user, federatedIdentityId: fed.id, created: true };
     });
   } catch (err) {
     if (err instanceof AlreadyExists && (await store.identities.find(identity.connectorId, identity.subject))) {
-      return linkIdentity(store, identity);
+      return linkIdentity(store, identity, options);
     }
     throw err;
   }

@@ -80,9 +80,34 @@ export interface ConnectorContext<C> {
   services: { localAccounts: LocalAccounts };
 }
 
+/** One user as a directory lists it for an import. */
+export interface SyncedUser {
+  identity: UpstreamIdentity;
+  /** The upstream would refuse this user's login (disabled, expired, locked): import it disabled. */
+  blocked: FailureReason | null;
+}
+
+/**
+ * Optional capability of directory connectors (LDAP, AD): list every user so the broker can
+ * import them into the local store (user federation), page by page, never all at once.
+ */
+export interface DirectorySync {
+  /** Minutes between imports run by the broker itself; 0 means only on demand (CLI). */
+  intervalMinutes: number;
+  /** Disable local users whose upstream entry is gone. */
+  disableRemoved: boolean;
+  /** How many users listUsers will yield, for progress; may be approximate. */
+  countUsers?(): Promise<number>;
+  listUsers(): AsyncIterable<SyncedUser[]>;
+  /** Every group name, so groups without members exist locally too. */
+  listGroups?(): Promise<string[]>;
+}
+
 interface ConnectorBase {
   /** Re-check an identity on refresh-token use; absent means "refresh always allowed". */
   refresh?(identity: UpstreamIdentity): Promise<RefreshResult>;
+  /** Present when the upstream can be imported (user federation). */
+  sync?: DirectorySync;
   /** Release sockets, timers, pools. */
   close?(): Promise<void>;
 }

@@ -13,6 +13,7 @@ import { migrateDatabase } from '../storage/migrate.ts';
 import { Store } from '../storage/store.ts';
 import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
 import { ConnectorRegistry } from '../connectors/registry.ts';
+import { scheduleDirectorySyncs } from '../federation/sync-scheduler.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { seedStaticUsers } from '../accounts/seed-static-users.ts';
@@ -49,6 +50,8 @@ export interface StartOptions {
   keyPollMs?: number;
   /** How often to delete expired tokens and sessions. */
   cleanupMs?: number;
+  /** Delay before the first scheduled directory import (default 5 s). */
+  syncFirstRunMs?: number;
   /** Connector plugins handed over in code (embedding Keybridge, tests). */
   plugins?: ReadonlyMap<string, ConnectorPlugin>;
 }
@@ -180,6 +183,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       logger.debug({ ...purged, logins: loginsPurged }, 'expired data purged');
     });
 
+    const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
+
     logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now() - started) }, 'keybridge ready');
 
     let closing: Promise<void> | undefined;
@@ -194,6 +199,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       close() {
         closing ??= (async () => {
           for (const t of timers) clearInterval(t);
+          await syncs.stop();
           await new Promise<void>((resolve) => {
             srv.close(() => resolve());
             srv.closeIdleConnections();

@@ -13,6 +13,9 @@ interface Row {
   data: Record<string, unknown>;
   created_at: Date;
   last_login_at: Date | null;
+  digest: string | null;
+  synced_at: Date | null;
+  removed_at: Date | null;
 }
 
 const fromRow = (r: Row): FederatedIdentity => ({
@@ -25,7 +28,19 @@ const fromRow = (r: Row): FederatedIdentity => ({
   data: r.data ?? {},
   createdAt: r.created_at,
   lastLoginAt: r.last_login_at,
+  digest: r.digest ?? null,
+  syncedAt: r.synced_at ?? null,
+  removedAt: r.removed_at ?? null,
 });
+
+/** What an import writes about one identity. */
+export interface SyncedFields {
+  username: string | null;
+  email: string | null;
+  data: Record<string, unknown>;
+  digest: string;
+  syncedAt: Date;
+}
 
 export class FederatedIdentityRepository {
   readonly #knex: Knex;
@@ -71,6 +86,46 @@ export class FederatedIdentityRepository {
     if (fields.email !== undefined) update.email = fields.email;
     if (fields.data !== undefined) update.data = JSON.stringify(fields.data);
     await this.#knex('federated_identities').where({ id }).update(update);
+  }
+
+  /** The identities of these subjects on one connector, by subject (one query for a page). */
+  async findMany(connectorId: string, subjects: readonly string[]): Promise<Map<string, FederatedIdentity>> {
+    if (!subjects.length) return new Map();
+    const rows = await this.#knex<Row>('federated_identities').where({ connector_id: connectorId }).whereIn('subject', subjects);
+    return new Map(rows.map((r) => [r.subject, fromRow(r)]));
+  }
+
+  /** Records what an import read; clears an earlier "gone" mark. */
+  async recordSync(id: string, fields: SyncedFields): Promise<void> {
+    await this.#knex('federated_identities').where({ id }).update({
+      username: fields.username,
+      email: fields.email,
+      data: JSON.stringify(fields.data),
+      digest: fields.digest,
+      synced_at: fields.syncedAt,
+      removed_at: null,
+    });
+  }
+
+  /** Marks identities an import saw unchanged, in one statement. */
+  async touchSynced(ids: readonly string[], at: Date): Promise<void> {
+    if (ids.length) await this.#knex('federated_identities').whereIn('id', ids).update({ synced_at: at });
+  }
+
+  /** Identities of a connector that an import running since `since` did not see, not yet marked gone. */
+  async listUnseen(connectorId: string, since: Date, limit: number): Promise<FederatedIdentity[]> {
+    const rows = await this.#knex<Row>('federated_identities')
+      .where({ connector_id: connectorId })
+      .where('created_at', '<', since)
+      .whereNull('removed_at')
+      .where((q) => q.whereNull('synced_at').orWhere('synced_at', '<', since))
+      .orderBy('id')
+      .limit(limit);
+    return rows.map(fromRow);
+  }
+
+  async markRemoved(id: string, at: Date): Promise<void> {
+    await this.#knex('federated_identities').where({ id }).update({ removed_at: at, synced_at: at });
   }
 
   async delete(id: string): Promise<boolean> {

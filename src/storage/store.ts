@@ -9,6 +9,7 @@ import { SigningKeyRepository } from './signing-key-repository.ts';
 import { SecretRepository } from './secret-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { LoginSessionRepository } from './login-session-repository.ts';
+import { LeaseRepository } from './lease-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 
 export class Store {
@@ -22,6 +23,7 @@ export class Store {
   readonly secrets: SecretRepository;
   readonly audit: AuditRepository;
   readonly loginSessions: LoginSessionRepository;
+  readonly leases: LeaseRepository;
 
   constructor(knex: Knex) {
     this.knex = knex;
@@ -34,6 +36,7 @@ export class Store {
     this.secrets = new SecretRepository(knex);
     this.audit = new AuditRepository(knex);
     this.loginSessions = new LoginSessionRepository(knex);
+    this.leases = new LeaseRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */

@@ -12,6 +12,8 @@ export interface User {
   familyName: string | null;
   enabled: boolean;
   attributes: Record<string, unknown>;
+  /** The connector whose upstream owns this user's profile (created it by login or import); null for local users. */
+  managedBy: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -25,6 +27,7 @@ export interface NewUser {
   familyName?: string | null;
   enabled?: boolean;
   attributes?: Record<string, unknown>;
+  managedBy?: string | null;
 }
 
 export type UserPatch = Partial<NewUser>;
@@ -39,6 +42,12 @@ export interface FederatedIdentity {
   data: Record<string, unknown>;
   createdAt: Date;
   lastLoginAt: Date | null;
+  /** Hash of the upstream data last stored, for change detection by imports. */
+  digest: string | null;
+  /** When an import last saw this identity upstream. */
+  syncedAt: Date | null;
+  /** When an import found the upstream entry gone (cleared when it comes back). */
+  removedAt: Date | null;
 }
 
 export interface Group {

@@ -13,6 +13,7 @@ interface Row {
   family_name: string | null;
   enabled: boolean;
   attributes: Record<string, unknown>;
+  managed_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -28,6 +29,7 @@ function fromRow(r: Row): User {
     familyName: r.family_name,
     enabled: r.enabled,
     attributes: r.attributes ?? {},
+    managedBy: r.managed_by ?? null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -42,6 +44,7 @@ function toRow(u: UserPatch): Partial<Row> {
   if (u.givenName !== undefined) row.given_name = u.givenName;
   if (u.familyName !== undefined) row.family_name = u.familyName;
   if (u.enabled !== undefined) row.enabled = u.enabled;
+  if (u.managedBy !== undefined) row.managed_by = u.managedBy;
   if (u.attributes !== undefined) row.attributes = JSON.stringify(u.attributes) as unknown as Record<string, unknown>;
   return row;
 }

@@ -1,6 +1,7 @@
 // Every migration, in order. Static imports: the list is the schema's history.
 import type { Knex } from 'knex';
 import * as m0001 from './0001-initial.ts';
+import * as m0002 from './0002-directory-sync.ts';
 
 export interface Migration {
   name: string;
@@ -8,4 +9,4 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [m0001];
+export const migrations: readonly Migration[] = [m0001, m0002];

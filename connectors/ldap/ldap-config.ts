@@ -1,0 +1,189 @@
+// The `config:` block of an `ldap` (or `activedirectory`) connector, and the presets that fill
+// in what a directory flavour always looks like. Every field is documented where it is defined.
+import { z } from 'zod';
+
+const ldapUrl = z.string().regex(/^ldaps?:\/\/[^\s/?#]+(:\d{1,5})?\/?$/i, 'must be an ldap:// or ldaps:// URL with a host (and optional port), nothing after it');
+const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$|^\d+(\.\d+)+$/, 'must be an LDAP attribute name');
+/** A filter is written by the operator, never built from input; we only check its shape. */
+const filter = z.string().regex(/^\(.*\)$/s, 'must be an LDAP filter in parentheses, e.g. (objectClass=person)');
+const dn = z.string().min(3).max(1024);
+
+const groupSource = z.discriminatedUnion('type', [
+  z.strictObject({
+    /** Groups that list their members by DN (groupOfNames `member`, groupOfUniqueNames `uniqueMember`). */
+    type: z.literal('member'),
+    baseDn: dn,
+    filter: filter.default('(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))'),
+    /** Member attributes to match the user's DN against. */
+    attributes: z.array(attributeName).min(1).default(['member', 'uniqueMember']),
+    /** Follow groups that are members of groups. */
+    nested: z.boolean().default(true),
+  }),
+  z.strictObject({
+    /** posixGroup: members listed by a user attribute value (`memberUid: alice`); never nested. */
+    type: z.literal('posix'),
+    baseDn: dn,
+    filter: filter.default('(objectClass=posixGroup)'),
+    attribute: attributeName.default('memberUid'),
+    /** Which attribute of the user is listed in `attribute`. */
+    userAttribute: attributeName.default('uid'),
+  }),
+  z.strictObject({
+    /** The user's own `memberOf` (OpenLDAP memberof overlay, AD); nested via the groups' memberOf. */
+    type: z.literal('memberOf'),
+    attribute: attributeName.default('memberOf'),
+    nested: z.boolean().default(true),
+  }),
+  z.strictObject({
+    /** Active Directory: every group the user is in, transitively, in one search (LDAP_MATCHING_RULE_IN_CHAIN). */
+    type: z.literal('inChain'),
+    baseDn: dn,
+    filter: filter.default('(objectClass=group)'),
+  }),
+]);
+
+const syncSchema = z.strictObject({
+  /** Run an import every this many minutes inside the broker (0: only `keybridge ldap sync`). */
+  intervalMinutes: z.number().int().min(0).max(7 * 24 * 60).default(0),
+  /** Entries per page of the simple paged results control. */
+  pageSize: z.number().int().min(10).max(5000).default(500),
+  /** Disable local users whose directory entry is gone. */
+  disableRemoved: z.boolean().default(true),
+});
+
+export const ldapConfigSchema = z
+  .strictObject({
+    /** Fills in filters, attributes and group lookups for a directory flavour; explicit fields win. */
+    preset: z.enum(['openldap', 'activedirectory']).optional(),
+    /** One URL or several tried in order (failover). */
+    url: z.union([ldapUrl, z.array(ldapUrl).min(1).max(8)]),
+    /** Upgrade ldap:// connections with StartTLS before anything is sent. */
+    startTls: z.boolean().default(false),
+    /**
+     * Plain ldap:// without StartTLS sends passwords in clear text; it is refused for anything but
+     * a loopback host unless this is set.
+     */
+    allowInsecure: z.boolean().default(false),
+    tls: z
+      .strictObject({
+        /** PEM file(s) of the CA(s) that signed the server certificate. */
+        caFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+        /** The same, inline PEM. */
+        ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be PEM text' }).optional(),
+        /** Certificate verification; turning it off is only for a lab. */
+        rejectUnauthorized: z.boolean().default(true),
+        /** Name to check the certificate against when it differs from the URL host. */
+        serverName: z.string().min(1).optional(),
+      })
+      .default({ rejectUnauthorized: true }),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /** Per operation (bind, search page). */
+    timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    pool: z
+      .strictObject({
+        /** Connections kept open and reused, so a login costs no TCP or TLS handshake. */
+        size: z.number().int().min(1).max(64).default(4),
+        /** Idle connections are closed after this long. */
+        idleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+      })
+      .default({ size: 4, idleTimeoutMs: 60_000 }),
+    /** Service account for searches (bind-search-bind). Leave out for anonymous search or direct bind. */
+    bindDn: dn.optional(),
+    bindPassword: z.string().min(1).optional(),
+    /**
+     * Direct bind: the user's DN from a template, `{username}` replaced by the DN-escaped login
+     * name, e.g. `uid={username},ou=people,dc=example,dc=org`. No search before the bind.
+     */
+    userDnTemplate: z.string().includes('{username}', { message: 'must contain {username}' }).optional(),
+    users: z.strictObject({
+      baseDn: dn,
+      scope: z.enum(['one', 'sub']).default('sub'),
+      /** Which entries are users; combined with the login match. */
+      filter: filter.optional(),
+      /** The login name is matched against each of these (OR). */
+      loginAttributes: z.array(attributeName).min(1).max(8).optional(),
+      /** A stable, never-reassigned id: entryUUID (OpenLDAP), objectGUID (AD). Never the DN. */
+      subjectAttribute: attributeName.optional(),
+      usernameAttribute: attributeName.optional(),
+      emailAttribute: attributeName.optional(),
+      nameAttribute: attributeName.optional(),
+      givenNameAttribute: attributeName.optional(),
+      familyNameAttribute: attributeName.optional(),
+      /** Copied into the identity's attributes, for mappers. */
+      extraAttributes: z.array(attributeName).max(32).default([]),
+      /** The directory's email addresses are managed by administrators: mark them verified. */
+      trustEmail: z.boolean().default(false),
+    }),
+    groups: z
+      .strictObject({
+        sources: z.array(groupSource).max(8).optional(),
+        /** Attribute read from group entries for the group name (else the first RDN value). */
+        nameAttribute: attributeName.default('cn'),
+        /** How deep nested groups are followed. */
+        maxDepth: z.number().int().min(1).max(32).default(10),
+      })
+      .optional(),
+    /** Active Directory: the NetBIOS domain, so `EXAMPLE\alice` is accepted as a login. */
+    netbiosDomain: z.string().regex(/^[A-Za-z0-9._-]{1,15}$/).optional(),
+    sync: syncSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (Boolean(c.bindDn) !== Boolean(c.bindPassword)) {
+      ctx.addIssue({ code: 'custom', path: [c.bindDn ? 'bindPassword' : 'bindDn'], message: 'bindDn and bindPassword go together' });
+    }
+    const urls = Array.isArray(c.url) ? c.url : [c.url];
+    if (c.startTls && urls.some((u) => /^ldaps:/i.test(u))) {
+      ctx.addIssue({ code: 'custom', path: ['startTls'], message: 'StartTLS is for ldap:// URLs; ldaps:// is already encrypted' });
+    }
+    if (!c.startTls && !c.allowInsecure) {
+      const remotePlain = urls.find((u) => /^ldap:/i.test(u) && !isLoopbackUrl(u));
+      if (remotePlain) {
+        ctx.addIssue({ code: 'custom', path: ['url'], message: `${remotePlain} would send passwords unencrypted: use ldaps://, startTls: true, or allowInsecure: true` });
+      }
+    }
+  });
+
+export type LdapConfigInput = z.input<typeof ldapConfigSchema>;
+export type LdapConfig = z.output<typeof ldapConfigSchema>;
+export type GroupSource = z.output<typeof groupSource>;
+
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** The config with every preset default applied: what the connector actually runs with. */
+export interface ResolvedLdapConfig extends LdapConfig {
+  urls: string[];
+  activeDirectory: boolean;
+  userFilter: string;
+  loginAttributes: string[];
+  subjectAttribute: string;
+  attributeMap: { username: string; email: string; name: string; givenName: string; familyName: string };
+  groupSources: GroupSource[];
+  groupNameAttribute: string;
+  groupMaxDepth: number;
+}
+
+export function resolveLdapConfig(c: LdapConfig): ResolvedLdapConfig {
+  const ad = c.preset === 'activedirectory';
+  const u = c.users;
+  return {
+    ...c,
+    urls: Array.isArray(c.url) ? c.url : [c.url],
+    activeDirectory: ad,
+    userFilter: u.filter ?? (ad ? '(&(objectCategory=person)(objectClass=user))' : '(|(objectClass=inetOrgPerson)(objectClass=posixAccount)(objectClass=person))'),
+    loginAttributes: u.loginAttributes ?? (ad ? ['sAMAccountName', 'userPrincipalName', 'mail'] : ['uid', 'mail']),
+    subjectAttribute: u.subjectAttribute ?? (ad ? 'objectGUID' : 'entryUUID'),
+    attributeMap: {
+      username: u.usernameAttribute ?? (ad ? 'sAMAccountName' : 'uid'),
+      email: u.emailAttribute ?? 'mail',
+      name: u.nameAttribute ?? (ad ? 'displayName' : 'cn'),
+      givenName: u.givenNameAttribute ?? 'givenName',
+      familyName: u.familyNameAttribute ?? 'sn',
+    },
+    groupSources: c.groups?.sources ?? (ad ? [{ type: 'inChain', baseDn: u.baseDn, filter: '(objectClass=group)' }] : [{ type: 'memberOf', attribute: 'memberOf', nested: true }]),
+    groupNameAttribute: c.groups?.nameAttribute ?? 'cn',
+    groupMaxDepth: c.groups?.maxDepth ?? 10,
+  };
+}

@@ -1,0 +1,341 @@
+// The directory operations a connector needs: find a user by login name, check a password by
+// binding as the user, re-read a user by its stable subject, tell whether an account may sign
+// in, and page through every user for a sync.
+import { AndFilter, EqualityFilter, FilterParser, type Client, type Entry, type Filter } from 'ldapts';
+import type { FailureReason, LoginResult, UpstreamIdentity } from '../../src/connectors/contract.ts';
+import { classifyBindError } from './bind-errors.ts';
+import { ConnectionPool, DirectoryUnavailable, loadCaBundle, type PooledConnection } from './connection-pool.ts';
+import { attributeValues, firstValue, resolveGroups, type GroupCache } from './group-resolver.ts';
+import type { ResolvedLdapConfig } from './ldap-config.ts';
+import { escapeDnValue, escapeFilterValue, guidToBytes, guidToString } from './ldap-escape.ts';
+
+/** userAccountControl bits (MS-ADTS 2.2.16). */
+const UAC_ACCOUNTDISABLE = 0x2;
+/** accountExpires values that mean "never". */
+const AD_NEVER = new Set(['0', '9223372036854775807']);
+/** FILETIME (100 ns since 1601) of the Unix epoch. */
+const FILETIME_EPOCH = 116444736000000000n;
+
+const BINARY_SUBJECTS = new Set(['objectguid']);
+
+export class LdapDirectory {
+  readonly #config: ResolvedLdapConfig;
+  readonly pool: ConnectionPool;
+  readonly #serviceDn: string;
+  readonly #userAttributes: string[];
+
+  constructor(config: ResolvedLdapConfig) {
+    this.#config = config;
+    this.pool = new ConnectionPool({
+      urls: config.urls,
+      startTls: config.startTls,
+      tls: { ca: loadCaBundle(config.tls), rejectUnauthorized: config.tls.rejectUnauthorized, serverName: config.tls.serverName },
+      connectTimeoutMs: config.connectTimeoutMs,
+      timeoutMs: config.timeoutMs,
+      size: config.pool.size,
+      idleTimeoutMs: config.pool.idleTimeoutMs,
+    });
+    this.#serviceDn = config.bindDn ?? '';
+    const map = config.attributeMap;
+    const attrs = new Set([config.subjectAttribute, map.username, map.email, map.name, map.givenName, map.familyName, ...config.users.extraAttributes]);
+    for (const source of config.groupSources) {
+      if (source.type === 'memberOf') attrs.add(source.attribute);
+      if (source.type === 'posix') attrs.add(source.userAttribute);
+    }
+    // Account state: AD's flags, OpenLDAP ppolicy's lock (operational, so asked for by name).
+    if (config.activeDirectory) ['userAccountControl', 'accountExpires', 'lockoutTime'].forEach((a) => attrs.add(a));
+    else attrs.add('pwdAccountLockedTime');
+    this.#userAttributes = [...attrs];
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Checks a login name and password; a wrong password is a result, a dead directory throws. */
+  async login(login: string, password: string): Promise<LoginResult> {
+    // An empty password would make a simple bind "unauthenticated" and succeed (RFC 4513 5.1.2).
+    if (!password) return { ok: false, reason: 'invalid_credentials', detail: 'empty password' };
+    const name = this.#loginName(login);
+    if (!name) return { ok: false, reason: 'invalid_credentials', detail: 'login name not accepted' };
+
+    if (this.#config.userDnTemplate && !this.#config.bindDn) return this.#directBindLogin(name, password);
+
+    const found = await this.#withService((client) => this.#findUser(client, name));
+    if (found === 'ambiguous') return { ok: false, reason: 'invalid_credentials', detail: `login name "${name}" matches several entries` };
+    if (!found) return { ok: false, reason: 'invalid_credentials', detail: 'no such user' };
+
+    const refused = await this.#bindAs(found.dn, password);
+    if (refused) {
+      // OpenLDAP's ppolicy answers a locked account with a plain 49; its lock attribute tells.
+      if (refused.reason === 'invalid_credentials' && firstValue(found, 'pwdAccountLockedTime')) {
+        return { ok: false, reason: 'account_locked', detail: 'ppolicy lock (pwdAccountLockedTime)' };
+      }
+      return { ok: false, reason: refused.reason, detail: refused.detail };
+    }
+    const blocked = this.#accountState(found);
+    if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
+    const groups = await this.#withService((client) => this.#groups(client, found));
+    return { ok: true, identity: this.toIdentity(found, groups) };
+  }
+
+  /** Re-reads a user by subject for a refresh: gone, disabled, or the current identity. */
+  async refresh(subject: string): Promise<LoginResult> {
+    return this.#withService(async (client) => {
+      const entry = await this.#findBySubject(client, subject);
+      if (!entry) return { ok: false, reason: 'user_gone', detail: 'no entry with this subject' };
+      const blocked = this.#accountState(entry);
+      if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
+      return { ok: true, identity: this.toIdentity(entry, await this.#groups(client, entry)) };
+    });
+  }
+
+  /** Every user entry, page by page, with groups resolved (one group cache for the run). */
+  async *listUsers(pageSize: number, cache: GroupCache): AsyncGenerator<Array<{ identity: UpstreamIdentity; blocked: FailureReason | null }>> {
+    const pages = await this.#withServiceConnection();
+    try {
+      const client = pages.client;
+      for await (const page of client.searchPaginated(this.#config.users.baseDn, {
+        scope: this.#config.users.scope,
+        filter: this.#config.userFilter,
+        attributes: this.#userAttributes,
+        explicitBufferAttributes: this.#bufferAttributes(),
+        paged: { pageSize },
+      })) {
+        const out = [];
+        for (const entry of page.searchEntries) {
+          if (!this.#subjectOf(entry)) continue;
+          const groups = await this.#groups(client, entry, cache);
+          out.push({ identity: this.toIdentity(entry, groups), blocked: this.#accountState(entry) });
+        }
+        yield out;
+      }
+    } finally {
+      pages.release();
+    }
+  }
+
+  /** How many user entries there are (DNs only, paged), for a progress bar. */
+  async countUsers(pageSize: number): Promise<number> {
+    return this.#withService(async (client) => {
+      let n = 0;
+      for await (const page of client.searchPaginated(this.#config.users.baseDn, {
+        scope: this.#config.users.scope,
+        filter: this.#config.userFilter,
+        attributes: ['1.1'],
+        paged: { pageSize },
+      })) n += page.searchEntries.length;
+      return n;
+    });
+  }
+
+  /** Names of every group under the configured group sources that have a base DN. */
+  async listGroupNames(pageSize: number): Promise<string[]> {
+    return this.#withService(async (client) => {
+      const names = new Set<string>();
+      for (const source of this.#config.groupSources) {
+        if (source.type === 'memberOf') continue;
+        const attr = this.#config.groupNameAttribute;
+        for await (const page of client.searchPaginated(source.baseDn, { filter: source.filter, attributes: [attr], paged: { pageSize } })) {
+          for (const e of page.searchEntries) names.add(firstValue(e, attr) ?? e.dn);
+        }
+      }
+      return [...names].sort();
+    });
+  }
+
+  toIdentity(entry: Entry, groups: string[]): UpstreamIdentity {
+    const map = this.#config.attributeMap;
+    const email = firstValue(entry, map.email);
+    const attributes: Record<string, unknown> = { dn: entry.dn };
+    for (const a of this.#config.users.extraAttributes) {
+      const values = attributeValues(entry, a);
+      if (values.length) attributes[a] = values.length === 1 ? values[0] : values;
+    }
+    return {
+      connectorId: '',
+      subject: this.#subjectOf(entry)!,
+      username: firstValue(entry, map.username),
+      email,
+      emailVerified: Boolean(email) && this.#config.users.trustEmail,
+      name: firstValue(entry, map.name),
+      givenName: firstValue(entry, map.givenName),
+      familyName: firstValue(entry, map.familyName),
+      groups,
+      attributes,
+      amr: ['pwd'],
+    };
+  }
+
+  /** The login name to search for, or null when it cannot be a name in this directory. */
+  #loginName(login: string): string | null {
+    let name = login.trim();
+    if (!name || name.length > 256 || /[\0\r\n]/.test(name)) return null;
+    // EXAMPLE\alice: the down-level logon name, accepted for the configured domain only.
+    const slash = name.indexOf('\\');
+    if (this.#config.activeDirectory && slash > 0) {
+      const domain = name.slice(0, slash);
+      if (!this.#config.netbiosDomain || domain.toLowerCase() !== this.#config.netbiosDomain.toLowerCase()) return null;
+      name = name.slice(slash + 1);
+    }
+    return name;
+  }
+
+  async #findUser(client: Client, name: string): Promise<Entry | 'ambiguous' | null> {
+    const value = escapeFilterValue(name);
+    const match = this.#config.loginAttributes.map((a) => `(${a}=${value})`).join('');
+    const { searchEntries } = await client.search(this.#config.users.baseDn, {
+      scope: this.#config.users.scope,
+      filter: `(&${this.#config.userFilter}(|${match}))`,
+      attributes: this.#userAttributes,
+      explicitBufferAttributes: this.#bufferAttributes(),
+      sizeLimit: 2,
+    }).catch(sizeLimitIsAmbiguous);
+    if (searchEntries === 'ambiguous') return 'ambiguous';
+    const users = searchEntries.filter((e) => this.#subjectOf(e));
+    if (users.length > 1) return 'ambiguous';
+    return users[0] ?? null;
+  }
+
+  async #findBySubject(client: Client, subject: string): Promise<Entry | null> {
+    const attribute = this.#config.subjectAttribute;
+    let filter: Filter | string;
+    if (BINARY_SUBJECTS.has(attribute.toLowerCase())) {
+      const bytes = guidToBytes(subject);
+      if (!bytes) return null;
+      // Built as a filter object: ldapts re-encodes \hh escapes of a filter string as UTF-8
+      // characters, which mangles every byte >= 0x80 of a binary value.
+      filter = new AndFilter({ filters: [FilterParser.parseString(this.#config.userFilter), new EqualityFilter({ attribute, value: Buffer.from(bytes) })] });
+    } else {
+      filter = `(&${this.#config.userFilter}(${attribute}=${escapeFilterValue(subject)}))`;
+    }
+    const { searchEntries } = await client.search(this.#config.users.baseDn, {
+      scope: this.#config.users.scope,
+      filter,
+      attributes: this.#userAttributes,
+      explicitBufferAttributes: this.#bufferAttributes(),
+      sizeLimit: 2,
+    });
+    return searchEntries.length === 1 ? searchEntries[0]! : null;
+  }
+
+  async #directBindLogin(name: string, password: string): Promise<LoginResult> {
+    const dn = this.#config.userDnTemplate!.replaceAll('{username}', escapeDnValue(name));
+    return this.pool.use(async (conn) => {
+      const refused = await tryBind(conn, dn, password);
+      if (refused) return { ok: false, reason: refused.reason, detail: refused.detail };
+      const { searchEntries } = await conn.client.search(dn, { scope: 'base', attributes: this.#userAttributes, explicitBufferAttributes: this.#bufferAttributes() });
+      const entry = searchEntries[0];
+      if (!entry || !this.#subjectOf(entry)) return { ok: false, reason: 'upstream_error', detail: `cannot read ${this.#config.subjectAttribute} of the bound user` };
+      const blocked = this.#accountState(entry);
+      if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
+      return { ok: true, identity: this.toIdentity(entry, await this.#groups(conn.client, entry)) };
+    });
+  }
+
+  /** Binds a pooled connection as the user; null when accepted, the failure otherwise. */
+  #bindAs(dn: string, password: string) {
+    return this.pool.use((conn) => tryBind(conn, dn, password));
+  }
+
+  #groups(client: Client, entry: Entry, cache?: GroupCache): Promise<string[]> {
+    return resolveGroups(client, entry, {
+      sources: this.#config.groupSources,
+      nameAttribute: this.#config.groupNameAttribute,
+      maxDepth: this.#config.groupMaxDepth,
+      cache,
+    });
+  }
+
+  /** Why a (password-verified or re-read) entry may not sign in, from its own attributes. */
+  #accountState(entry: Entry): FailureReason | null {
+    if (this.#config.activeDirectory) {
+      const uac = Number(firstValue(entry, 'userAccountControl') ?? 0);
+      if (uac & UAC_ACCOUNTDISABLE) return 'account_disabled';
+      const expires = firstValue(entry, 'accountExpires');
+      if (expires && !AD_NEVER.has(expires) && /^\d+$/.test(expires)) {
+        const nowFiletime = BigInt(Date.now()) * 10000n + FILETIME_EPOCH;
+        if (BigInt(expires) <= nowFiletime) return 'account_expired';
+      }
+      return null;
+    }
+    return firstValue(entry, 'pwdAccountLockedTime') ? 'account_locked' : null;
+  }
+
+  #subjectOf(entry: Entry): string | null {
+    const attr = this.#config.subjectAttribute;
+    for (const key of Object.keys(entry)) {
+      if (key.toLowerCase() !== attr.toLowerCase()) continue;
+      const raw = entry[key];
+      const v = Array.isArray(raw) ? raw[0] : raw;
+      if (Buffer.isBuffer(v)) return v.length === 16 && BINARY_SUBJECTS.has(attr.toLowerCase()) ? guidToString(v) : v.toString('hex');
+      return v ? String(v) : null;
+    }
+    return null;
+  }
+
+  #bufferAttributes(): string[] {
+    return BINARY_SUBJECTS.has(this.#config.subjectAttribute.toLowerCase()) ? [this.#config.subjectAttribute] : [];
+  }
+
+  /** Runs fn on a connection bound as the service account (or anonymous without one). */
+  #withService<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+    return this.pool.use(async (conn) => {
+      await this.#ensureService(conn);
+      return fn(conn.client);
+    }, this.#serviceDn);
+  }
+
+  /** A service-bound connection held across many awaits (a paged sync). */
+  async #withServiceConnection(): Promise<{ client: Client; release(): void }> {
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const ready = new Promise<Client>((resolve, reject) => {
+      this.pool.use(async (conn) => {
+        await this.#ensureService(conn);
+        resolve(conn.client);
+        await done;
+      }, this.#serviceDn).catch(reject);
+    });
+    return { client: await ready, release };
+  }
+
+  async #ensureService(conn: PooledConnection): Promise<void> {
+    if (conn.boundAs === this.#serviceDn) return;
+    if (!this.#config.bindDn) {
+      // Anonymous: an unbound fresh connection is anonymous; one used for a user bind is not.
+      if (conn.boundAs === null) return;
+      conn.boundAs = null;
+      await conn.client.bind('', '');
+      conn.boundAs = '';
+      return;
+    }
+    conn.boundAs = null;
+    try {
+      await conn.client.bind(this.#config.bindDn, this.#config.bindPassword!);
+    } catch (err) {
+      // A refused service account is an operator problem, not the person's: the directory is unusable.
+      throw new DirectoryUnavailable(`the service account bind was refused (${(err as Error).message})`, { cause: err });
+    }
+    conn.boundAs = this.#serviceDn;
+  }
+}
+
+async function tryBind(conn: PooledConnection, dn: string, password: string) {
+  conn.boundAs = null;
+  try {
+    await conn.client.bind(dn, password);
+    conn.boundAs = dn;
+    return null;
+  } catch (err) {
+    const failure = classifyBindError(err);
+    if (!failure) throw err;
+    return failure;
+  }
+}
+
+/** sizeLimit 2 exceeded means at least two matches. */
+function sizeLimitIsAmbiguous(err: unknown): { searchEntries: 'ambiguous' } {
+  if ((err as { code?: unknown }).code === 4) return { searchEntries: 'ambiguous' };
+  throw err;
+}

@@ -1,0 +1,148 @@
+// User federation: import every user a directory connector lists into the local store. New
+// entries become local users (managed by the connector), changed ones are updated, unchanged ones
+// cost one batched timestamp write per page, and users whose entry is gone are disabled. Each
+// user's changes commit on their own, so a failure mid-run leaves every user either as before or
+// fully updated, and the removal pass only runs after a complete listing.
+import { createHash } from 'node:crypto';
+import type { DirectorySync, SyncedUser, UpstreamIdentity } from '../connectors/contract.ts';
+import { followUpstreamProfile, linkIdentity } from '../accounts/link-identity.ts';
+import type { Store } from '../storage/store.ts';
+import type { FederatedIdentity } from '../storage/types.ts';
+
+export interface SyncProgress {
+  /** Users the directory said it holds (null if it cannot tell). */
+  total: number | null;
+  processed: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  /** Users disabled because their entry is gone or the directory blocks them. */
+  disabled: number;
+  /** Users enabled again because their entry came back or was unblocked. */
+  enabled: number;
+  groups: number;
+}
+
+export interface SyncOptions {
+  onProgress?: (progress: Readonly<SyncProgress>) => void;
+}
+
+/** What an identity looked like upstream, canonically, so equal data gives an equal digest. */
+function upstreamData(user: SyncedUser) {
+  const id = user.identity;
+  return {
+    name: id.name ?? null,
+    givenName: id.givenName ?? null,
+    familyName: id.familyName ?? null,
+    emailVerified: id.emailVerified ?? false,
+    groups: [...(id.groups ?? [])].sort(),
+    attributes: id.attributes ?? {},
+    blocked: user.blocked,
+  };
+}
+
+function digestOf(user: SyncedUser): string {
+  const id = user.identity;
+  const canonical = JSON.stringify([id.username ?? null, id.email ?? null, upstreamData(user)]);
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+export async function syncDirectory(store: Store, connectorId: string, sync: DirectorySync, options: SyncOptions = {}): Promise<SyncProgress> {
+  const runStart = new Date();
+  const progress: SyncProgress = { total: null, processed: 0, created: 0, updated: 0, unchanged: 0, disabled: 0, enabled: 0, groups: 0 };
+  const report = () => options.onProgress?.({ ...progress });
+  if (sync.countUsers) progress.total = await sync.countUsers();
+  report();
+
+  if (sync.listGroups) {
+    const names = await sync.listGroups();
+    for (let i = 0; i < names.length; i += 500) await store.groups.ensure(names.slice(i, i + 500));
+    progress.groups = names.length;
+  }
+
+  for await (const page of sync.listUsers()) {
+    const known = await store.identities.findMany(connectorId, page.map((u) => u.identity.subject));
+    const unchanged: string[] = [];
+    for (const user of page) {
+      const identity: UpstreamIdentity = { ...user.identity, connectorId };
+      const digest = digestOf(user);
+      const existing = known.get(identity.subject);
+      if (existing && existing.digest === digest && !existing.removedAt) {
+        unchanged.push(existing.id);
+      } else if (existing) {
+        await applyChange(store, existing, identity, user, digest, runStart, progress);
+        progress.updated += 1;
+      } else {
+        await importNew(store, identity, user, digest, runStart);
+        progress.created += 1;
+        if (user.blocked) progress.disabled += 1;
+      }
+      progress.processed += 1;
+    }
+    await store.identities.touchSynced(unchanged, runStart);
+    progress.unchanged += unchanged.length;
+    report();
+  }
+
+  if (progress.processed === 0 && (await store.identities.listUnseen(connectorId, runStart, 1)).length > 0) {
+    // An empty listing with users known from before is far likelier a wrong base DN or filter
+    // than a directory emptied overnight: disabling everyone would lock the whole company out.
+    throw new Error('the directory listed no users although users were imported before; nothing was disabled (check users.baseDn and users.filter)');
+  }
+  await markRemoved(store, connectorId, sync.disableRemoved, runStart, progress);
+  report();
+  await store.audit.record({ type: 'sync.completed', connectorId, details: { ...progress } });
+  return progress;
+}
+
+async function importNew(store: Store, identity: UpstreamIdentity, user: SyncedUser, digest: string, runStart: Date): Promise<void> {
+  await store.transaction(async (tx) => {
+    const linked = await linkIdentity(tx, identity, { enabled: !user.blocked, via: 'sync' });
+    await tx.identities.recordSync(linked.federatedIdentityId!, fields(identity, user, digest, runStart));
+  });
+}
+
+async function applyChange(store: Store, existing: FederatedIdentity, identity: UpstreamIdentity, user: SyncedUser, digest: string, runStart: Date, progress: SyncProgress): Promise<void> {
+  await store.transaction(async (tx) => {
+    await tx.identities.recordSync(existing.id, fields(identity, user, digest, runStart));
+    await tx.groups.setMemberships(existing.userId, identity.groups ?? [], identity.connectorId);
+    const current = await tx.users.findById(existing.userId);
+    if (!current) return;
+    const local = await followUpstreamProfile(tx, current, identity);
+    if (local.managedBy !== identity.connectorId) return;
+    // The directory decides whether users it manages may sign in: blocked upstream means
+    // disabled here; back (or unblocked) upstream means enabled again.
+    const wasBlocked = Boolean(existing.removedAt) || Boolean((existing.data as { blocked?: unknown }).blocked);
+    if (user.blocked && local.enabled) {
+      await tx.users.update(local.id, { enabled: false });
+      await tx.audit.record({ type: 'user.disabled', userId: local.id, connectorId: identity.connectorId, details: { reason: user.blocked, via: 'sync' } });
+      progress.disabled += 1;
+    } else if (!user.blocked && wasBlocked && !local.enabled) {
+      await tx.users.update(local.id, { enabled: true });
+      await tx.audit.record({ type: 'user.enabled', userId: local.id, connectorId: identity.connectorId, details: { reason: 'back_upstream', via: 'sync' } });
+      progress.enabled += 1;
+    }
+  });
+}
+
+function fields(identity: UpstreamIdentity, user: SyncedUser, digest: string, syncedAt: Date) {
+  return { username: identity.username ?? null, email: identity.email ?? null, data: upstreamData(user), digest, syncedAt };
+}
+
+/** Identities this run did not see are gone upstream: mark them, and disable users the connector manages. */
+async function markRemoved(store: Store, connectorId: string, disable: boolean, runStart: Date, progress: SyncProgress): Promise<void> {
+  for (;;) {
+    const gone = await store.identities.listUnseen(connectorId, runStart, 200);
+    if (!gone.length) return;
+    for (const fed of gone) {
+      await store.transaction(async (tx) => {
+        await tx.identities.markRemoved(fed.id, runStart);
+        const user = await tx.users.findById(fed.userId);
+        if (!disable || !user || user.managedBy !== connectorId || !user.enabled) return;
+        await tx.users.update(user.id, { enabled: false });
+        await tx.audit.record({ type: 'user.disabled', userId: user.id, connectorId, details: { reason: 'removed_upstream', via: 'sync' } });
+        progress.disabled += 1;
+      });
+    }
+  }
+}

@@ -1,0 +1,75 @@
+// Runs each directory connector's import on its configured interval. Several instances may run
+// against one database: a lease in the database makes one of them do each run, and a crashed
+// holder's lease expires.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ConnectorRegistry } from '../connectors/registry.ts';
+import type { Store } from '../storage/store.ts';
+import { syncDirectory } from './sync-directory.ts';
+
+const LEASE_MS = 10 * 60_000;
+const RENEW_MS = 60_000;
+
+export interface SyncScheduler {
+  stop(): Promise<void>;
+}
+
+export function scheduleDirectorySyncs(deps: { store: Store; registry: ConnectorRegistry; logger: Logger; firstRunMs?: number }): SyncScheduler {
+  const holder = randomUUID();
+  const timers: NodeJS.Timeout[] = [];
+  const running = new Set<Promise<void>>();
+  let stopped = false;
+
+  for (const registered of deps.registry.list()) {
+    const sync = registered.connector.sync;
+    if (!sync || sync.intervalMinutes <= 0) continue;
+    const lease = `sync:${registered.id}`;
+    const logger = deps.logger.child({ connector: { type: registered.type, id: registered.id } });
+    let busy = false;
+
+    const run = async () => {
+      if (busy || stopped) return;
+      busy = true;
+      try {
+        if (!(await deps.store.leases.acquire(lease, holder, LEASE_MS))) {
+          logger.debug('directory import skipped: another instance holds the lease');
+          return;
+        }
+        let renewed = Date.now();
+        const result = await syncDirectory(deps.store, registered.id, sync, {
+          onProgress: () => {
+            if (Date.now() - renewed < RENEW_MS) return;
+            renewed = Date.now();
+            deps.store.leases.acquire(lease, holder, LEASE_MS).catch((err) => logger.warn({ err }, 'import lease renewal failed'));
+          },
+        });
+        logger.info({ ...result }, 'directory import done');
+      } catch (err) {
+        logger.error({ err }, 'directory import failed');
+        await deps.store.audit.record({ type: 'sync.failed', outcome: 'failure', connectorId: registered.id, details: { error: (err as Error).message } }).catch(() => {});
+      } finally {
+        // Released, not left to expire, so the next interval may run on any instance.
+        await deps.store.leases.release(lease, holder).catch(() => {});
+        busy = false;
+      }
+    };
+    const track = () => {
+      const p = run();
+      running.add(p);
+      void p.finally(() => running.delete(p));
+    };
+    const first = setTimeout(track, deps.firstRunMs ?? 5_000);
+    const every = setInterval(track, sync.intervalMinutes * 60_000);
+    first.unref();
+    every.unref();
+    timers.push(first, every);
+  }
+
+  return {
+    async stop() {
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      await Promise.allSettled([...running]);
+    },
+  };
+}
