@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add
+// keybridge serve | migrate | check-config | keys rotate | users add | ldap sync
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { runServe } from './serve.ts';
 import { runCheckConfig } from './check-config.ts';
+import { runSync } from './sync-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
@@ -17,6 +18,7 @@ Commands:
   migrate                    apply database migrations and exit
   check-config               validate the configuration (and stored connectors) and exit
   keys rotate                activate new signing keys; old ones stay published until their tokens expire
+  ldap sync <connector>      import a directory connector's users and groups now (alias: sync <connector>)
   users add <username>       create a local user
       --email <email> --name <name> --group <group> (repeatable)
       --password-stdin       read the password from standard input (else KEYBRIDGE_PASSWORD)
@@ -76,6 +78,11 @@ async function main(argv: string[]): Promise<number> {
         console.log(`previous keys stay published for ${tokenGrace(config)} s; running instances switch within their key poll interval`);
         return 0;
       });
+    case 'ldap':
+      if (sub !== 'sync') break;
+      return runSync(config, arg);
+    case 'sync':
+      return runSync(config, sub);
     case 'users':
       if (sub !== 'add' || !arg) break;
       return withStore(config, async (store) => {

@@ -1,0 +1,142 @@
+// The activedirectory connector (the ldap connector's AD preset) against a real Samba AD DC
+// started by the suite: the four login name forms, AD's bind sub-status codes, account flags,
+// transitive groups through the in-chain rule, objectGUID subjects, transports and refresh.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Attribute, Change, Client } from 'ldapts';
+import pino from 'pino';
+import plugin from '../../../connectors/activedirectory/index.ts';
+import type { LdapConfigInput } from '../../../connectors/ldap/ldap-config.ts';
+import type { LoginResult, PasswordConnector } from '../../../src/connectors/contract.ts';
+import { startSambaAd, type SambaAd } from '../../helpers/samba-ad.ts';
+import { skipLoudly } from '../../helpers/skip.ts';
+
+let ad: SambaAd | undefined;
+let skipReason = '';
+const open: PasswordConnector[] = [];
+
+async function connector(overrides: Partial<LdapConfigInput> = {}): Promise<PasswordConnector> {
+  const config = plugin.configSchema.parse({
+    url: ad!.url,
+    bindDn: ad!.serviceUpn,
+    bindPassword: ad!.servicePassword,
+    netbiosDomain: ad!.domain,
+    users: { baseDn: ad!.baseDn, extraAttributes: ['description'] },
+    ...overrides,
+  });
+  const c = (await plugin.create({ id: 'ad', name: 'Corporate AD', config, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
+  open.push(c);
+  return c;
+}
+
+async function admin(): Promise<Client> {
+  const client = new Client({ url: ad!.url });
+  await client.bind(ad!.adminUpn, ad!.adminPassword);
+  return client;
+}
+
+function expectOk(result: LoginResult) {
+  assert.ok(result.ok, `expected success, got ${JSON.stringify(result)}`);
+  return result.identity;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+describe('activedirectory connector against Samba AD', () => {
+  before(async () => {
+    const started = await startSambaAd();
+    if ('skip' in started) skipReason = started.skip;
+    else ad = started;
+  });
+  after(async () => {
+    for (const c of open) await c.close?.();
+    await ad?.stop();
+  });
+
+  const cases: Array<{ name: string; login: string; password: string; expect: string; groups?: string[] }> = [
+    { name: 'sAMAccountName', login: 'alice', password: 'Alice#Pass1', expect: 'ok', groups: ['All Company', 'Broker Admins', 'Engineering', 'Staff'] },
+    { name: 'userPrincipalName', login: 'alice@example.test', password: 'Alice#Pass1', expect: 'ok' },
+    { name: 'down-level DOMAIN\\name', login: 'EXAMPLE\\alice', password: 'Alice#Pass1', expect: 'ok' },
+    { name: 'another domain\'s down-level name', login: 'OTHER\\alice', password: 'Alice#Pass1', expect: 'invalid_credentials' },
+    { name: 'nested two levels deep, other OU, non-ASCII', login: 'erin', password: 'Erin#Pass1', expect: 'ok', groups: ['All Company'] },
+    { name: 'wrong password (52e)', login: 'bob', password: 'Bob#Wrong1', expect: 'invalid_credentials' },
+    { name: 'unknown user', login: 'nobody', password: 'Nobody#Pass1', expect: 'invalid_credentials' },
+    { name: 'disabled (533)', login: 'dave', password: 'Dave#Pass1', expect: 'account_disabled' },
+    { name: 'must change password (773)', login: 'frank', password: 'Frank#Pass1', expect: 'password_change_required' },
+    { name: 'account expired (701)', login: 'grace', password: 'Grace#Pass1', expect: 'account_expired' },
+    { name: 'injection: wildcard', login: '*', password: 'Alice#Pass1', expect: 'invalid_credentials' },
+    { name: 'injection: closing the filter', login: 'alice)(sAMAccountName=*', password: 'Alice#Pass1', expect: 'invalid_credentials' },
+  ];
+
+  for (const c of cases) {
+    test(`${c.name}: ${JSON.stringify(c.login)} -> ${c.expect}`, async (t) => {
+      if (!ad) return skipLoudly(t, skipReason);
+      const result = await (await connector()).login(c.login, c.password);
+      if (c.expect !== 'ok') {
+        assert.equal(!result.ok && result.reason, c.expect, JSON.stringify(result));
+        return;
+      }
+      const identity = expectOk(result);
+      assert.match(identity.subject, GUID, 'subject is the objectGUID');
+      if (c.groups) assert.deepEqual(identity.groups, c.groups);
+      const again = expectOk(await (await connector()).refresh!({ connectorId: 'ad', subject: identity.subject }));
+      assert.deepEqual(again, identity, 'refresh finds the user by objectGUID and reads the same identity');
+    });
+  }
+
+  test('all four login forms are one user; attributes mapped', async (t) => {
+    if (!ad) return skipLoudly(t, skipReason);
+    const conn = await connector();
+    const forms = await Promise.all(['alice', 'alice@example.test', 'EXAMPLE\\alice', 'ALICE'].map((l) => conn.login(l, 'Alice#Pass1')));
+    const subjects = new Set(forms.map((r) => expectOk(r).subject));
+    assert.equal(subjects.size, 1);
+    const alice = expectOk(forms[0]!);
+    assert.equal(alice.username, 'alice');
+    assert.equal(alice.email, 'alice@example.test');
+    assert.equal(alice.givenName, 'Alice');
+    assert.equal(alice.familyName, 'Anderson');
+    const erin = expectOk(await conn.login('erin', 'Erin#Pass1'));
+    assert.equal(erin.givenName, 'Érin');
+    assert.match(String(erin.attributes?.dn), /^CN=erin,OU=Contractors,/i);
+  });
+
+  test('lockout after repeated failures (775) is reported as locked', async (t) => {
+    if (!ad) return skipLoudly(t, skipReason);
+    const conn = await connector();
+    for (let i = 0; i < 3; i++) assert.equal((await conn.login('ivan', 'Ivan#Wrong1')).ok, false);
+    const locked = await conn.login('ivan', 'Ivan#Pass1');
+    assert.equal(!locked.ok && locked.reason, 'account_locked');
+  });
+
+  test('StartTLS and LDAPS with the CA; an untrusted certificate is refused', async (t) => {
+    if (!ad) return skipLoudly(t, skipReason);
+    expectOk(await (await connector({ startTls: true, tls: { ca: ad.caPem } })).login('bob', 'Bob#Pass1'));
+    expectOk(await (await connector({ url: ad.ldapsUrl, tls: { caFile: ad.caFile } })).login('carol', 'Carol#Pass1'));
+    await assert.rejects((await connector({ url: ad.ldapsUrl })).login('carol', 'Carol#Pass1'), /certificate|self-signed|unable to verify/i);
+  });
+
+  test('refresh after upstream changes: group added, account disabled, account deleted', async (t) => {
+    if (!ad) return skipLoudly(t, skipReason);
+    const client = await admin();
+    const conn = await connector();
+    try {
+      const bob = expectOk(await conn.login('bob', 'Bob#Pass1'));
+      assert.ok(!bob.groups?.includes('Broker Admins'));
+      await client.modify(`CN=Broker Admins,CN=Users,${ad.baseDn}`, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [String(bob.attributes?.dn)] }) }));
+      assert.ok(expectOk(await conn.refresh!(bob)).groups?.includes('Broker Admins'), 'a new group reaches the refreshed identity');
+
+      await client.modify(String(bob.attributes?.dn), new Change({ operation: 'replace', modification: new Attribute({ type: 'userAccountControl', values: ['514'] }) }));
+      const disabled = await conn.refresh!(bob);
+      assert.equal(!disabled.ok && disabled.reason, 'account_disabled');
+
+      const carol = expectOk(await conn.login('carol', 'Carol#Pass1'));
+      await client.del(String(carol.attributes?.dn));
+      const gone = await conn.refresh!(carol);
+      assert.equal(!gone.ok && gone.reason, 'user_gone');
+      const notAGuid = await conn.refresh!({ connectorId: 'ad', subject: 'alice' });
+      assert.equal(!notAGuid.ok && notAGuid.reason, 'user_gone');
+    } finally {
+      await client.unbind();
+    }
+  });
+});
