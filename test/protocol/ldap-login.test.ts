@@ -1,0 +1,158 @@
+// End to end through the broker: an openid-client code flow whose login goes through the LDAP
+// connector (OpenLDAP over StartTLS), ID tokens carrying the directory's groups, refresh
+// re-checking the directory, and a directory outage that leaves other connectors working.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Attribute, Change, Client, Control } from 'ldapts';
+import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
+import { Browser } from '../helpers/browser.ts';
+import { signIn } from '../helpers/login-flow.ts';
+import { startOpenLdap, ssha, type OpenLdapServer } from '../helpers/openldap.ts';
+import { skipLoudly } from '../helpers/skip.ts';
+import { freePort } from '../helpers/free-port.ts';
+
+const RP = 'http://127.0.0.1:9/cb';
+const SECRET = 'rp-secret-0123456789abcdef';
+
+describe('LDAP login through the broker', () => {
+  let ldap: OpenLdapServer | undefined;
+  let skipReason = '';
+  let broker: TestBroker;
+  let rp: oidc.Configuration;
+
+  before(async () => {
+    const started = await startOpenLdap();
+    if ('skip' in started) {
+      skipReason = started.skip;
+      return;
+    }
+    ldap = started;
+    const directory = {
+      bindDn: ldap.serviceDn,
+      bindPassword: ldap.servicePassword,
+      users: { baseDn: `ou=people,${ldap.baseDn}`, trustEmail: true },
+      groups: { sources: [{ type: 'member', baseDn: `ou=groups,${ldap.baseDn}` }, { type: 'posix', baseDn: `ou=posixgroups,${ldap.baseDn}` }] },
+    };
+    broker = await startTestBroker({
+      config: {
+        clients: [{ id: 'rp', secret: SECRET, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] }],
+        users: [{ username: 'localadmin', password: 'local-password-1', email: 'admin@local.example', groups: ['ops'] }],
+        connectors: [
+          { id: 'local', type: 'local', name: 'Local account' },
+          { id: 'corp', type: 'ldap', name: 'Corporate directory', config: { url: ldap.url, startTls: true, tls: { caFile: ldap.caFile }, ...directory } },
+          { id: 'branch', type: 'ldap', name: 'Branch directory', config: { url: `ldap://127.0.0.1:${await freePort()}`, connectTimeoutMs: 500, ...directory } },
+        ],
+      },
+    });
+    rp = await oidc.discovery(new URL(broker.issuer), 'rp', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await broker?.close();
+    await ldap?.stop();
+  });
+
+  async function authorize() {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid profile email groups offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
+    return { url: url.href, verifier };
+  }
+
+  async function login(username: string, password: string, connector = 'corp') {
+    const { url, verifier } = await authorize();
+    const callback = await signIn(new Browser(broker.issuer), url, { username, password, connector });
+    return oidc.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'st' });
+  }
+
+  async function admin(): Promise<Client> {
+    const client = new Client({ url: ldap!.url });
+    await client.bind(ldap!.adminDn, ldap!.adminPassword);
+    return client;
+  }
+
+  test('code flow through the LDAP connector: ID token with local sub and directory groups', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const tokens = await login('alice', 'alicepass');
+    const claims = tokens.claims()!;
+    assert.deepEqual(claims.groups, ['admins', 'developers', 'engineering', 'staff']);
+    assert.equal(claims.idp, 'corp');
+    assert.deepEqual(claims.amr, ['pwd']);
+    assert.equal(claims.email, 'alice@example.org');
+    assert.equal(claims.email_verified, true);
+    assert.equal(claims.name, 'Alice Anderson');
+
+    const user = await broker.store.users.findById(claims.sub);
+    assert.equal(user?.managedBy, 'corp');
+    const [fed] = await broker.store.identities.listForUser(claims.sub);
+    assert.equal(fed?.connectorId, 'corp');
+    assert.match(fed!.subject, /^[0-9a-f-]{36}$/, 'linked by entryUUID');
+
+    const again = await login('alice@example.org', 'alicepass');
+    assert.equal(again.claims()!.sub, claims.sub, 'same directory entry, same local user, whatever name was typed');
+  });
+
+  test('refresh re-reads the directory: new groups flow in, a locked or deleted entry ends the grant', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const client = await admin();
+    const dn = (uid: string) => `uid=${uid},ou=people,${ldap!.baseDn}`;
+    try {
+      for (const uid of ['gina', 'hank']) {
+        await client.add(dn(uid), { objectClass: ['inetOrgPerson'], uid, cn: uid, sn: uid, mail: `${uid}@example.org`, userPassword: ssha(`${uid}pass`) });
+      }
+      const gina = await login('gina', 'ginapass');
+      assert.deepEqual(gina.claims()!.groups, []);
+      await client.modify(`cn=engineering,ou=groups,${ldap.baseDn}`, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [dn('gina')] }) }));
+      const refreshed = await oidc.refreshTokenGrant(rp, gina.refresh_token!);
+      assert.deepEqual(refreshed.claims()!.groups, ['engineering', 'staff'], 'groups changed upstream reach the new ID token');
+
+      await client.modify(dn('gina'), new Change({ operation: 'add', modification: new Attribute({ type: 'pwdAccountLockedTime', values: ['000001010000Z'] }) }), new Control('1.3.6.1.4.1.4203.666.5.12'));
+      await assert.rejects(oidc.refreshTokenGrant(rp, refreshed.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
+      assert.equal((await oidc.tokenIntrospection(rp, refreshed.access_token)).active, false, 'the whole grant is revoked');
+
+      const hank = await login('hank', 'hankpass');
+      await client.del(dn('hank'));
+      await assert.rejects(oidc.refreshTokenGrant(rp, hank.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
+      const denied = await broker.store.audit.list({ type: 'token.refresh_denied' });
+      assert.deepEqual(denied.slice(0, 2).map((e) => e.details.reason).sort(), ['account_locked', 'user_gone']);
+    } finally {
+      await client.unbind();
+    }
+  });
+
+  test('failures are shown per reason and nothing is created', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const before = await broker.store.users.count();
+    for (const [username, password, message] of [
+      ['alice', 'wrong', 'Invalid username or password.'],
+      ['*', 'alicepass', 'Invalid username or password.'],
+      ['dave', 'davepass', 'This account is locked.'],
+    ]) {
+      const browser = new Browser(broker.issuer);
+      const page = await browser.go((await authorize()).url);
+      const failed = await browser.submit(page, '/login', { username: username!, password: password!, connector: 'corp' });
+      assert.equal(failed.status, 401);
+      assert.ok(failed.html.includes(message!), `${username}: expected "${message}"`);
+    }
+    assert.equal(await broker.store.users.count(), before);
+    const failures = await broker.store.audit.list({ type: 'login.failure' });
+    assert.ok(failures.some((e) => e.details.reason === 'account_locked' && e.connectorId === 'corp'));
+  });
+
+  test('a directory that is down: its login says so, other connectors keep working', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const before = await broker.store.users.count();
+    const browser = new Browser(broker.issuer);
+    const page = await browser.go((await authorize()).url);
+    const down = await browser.submit(page, '/login', { username: 'alice', password: 'alicepass', connector: 'branch' });
+    assert.equal(down.status, 503);
+    assert.match(down.html, /Branch directory is unavailable right now/);
+    assert.doesNotMatch(down.html, /ECONNREFUSED|127\.0\.0\.1|ldap:\/\//, 'no internals on the page');
+    assert.equal(await broker.store.users.count(), before, 'nothing half-written');
+    assert.equal((await broker.store.audit.list({ type: 'login.error' }))[0]?.connectorId, 'branch');
+
+    // The same form still works for the other connectors.
+    const local = await browser.submit(down, '/login', { username: 'localadmin', password: 'local-password-1', connector: 'local' });
+    assert.equal(local.html, '', `local login went through: ${local.status}`);
+    assert.equal((await login('bob', 'bobpass')).claims()!.preferred_username, 'bob');
+  });
+});
