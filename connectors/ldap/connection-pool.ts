@@ -87,6 +87,16 @@ export class ConnectionPool {
     }
   }
 
+  /**
+   * A connection of its own, outside the pool's size, for a long paged search: OpenLDAP ties a
+   * paging cookie to its connection and drops it when another search runs there in between.
+   */
+  async dedicated(): Promise<PooledConnection & { close(): Promise<void> }> {
+    if (this.#closed) throw new DirectoryUnavailable('connection pool closed');
+    const slot = await this.#connect();
+    return Object.assign(slot, { close: () => discard(slot) });
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#reaper);

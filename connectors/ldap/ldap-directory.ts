@@ -92,26 +92,29 @@ export class LdapDirectory {
 
   /** Every user entry, page by page, with groups resolved (one group cache for the run). */
   async *listUsers(pageSize: number, cache: GroupCache): AsyncGenerator<Array<{ identity: UpstreamIdentity; blocked: FailureReason | null }>> {
-    const pages = await this.#withServiceConnection();
+    // Paging runs on a connection of its own; group lookups between pages use pooled ones.
+    const pager = await this.pool.dedicated();
     try {
-      const client = pages.client;
-      for await (const page of client.searchPaginated(this.#config.users.baseDn, {
+      await this.#ensureService(pager);
+      for await (const page of pager.client.searchPaginated(this.#config.users.baseDn, {
         scope: this.#config.users.scope,
         filter: this.#config.userFilter,
         attributes: this.#userAttributes,
         explicitBufferAttributes: this.#bufferAttributes(),
         paged: { pageSize },
       })) {
-        const out = [];
-        for (const entry of page.searchEntries) {
-          if (!this.#subjectOf(entry)) continue;
-          const groups = await this.#groups(client, entry, cache);
-          out.push({ identity: this.toIdentity(entry, groups), blocked: this.#accountState(entry) });
-        }
+        const users = page.searchEntries.filter((entry) => this.#subjectOf(entry));
+        const out = await this.#withService(async (client) => {
+          const resolved = [];
+          for (const entry of users) {
+            resolved.push({ identity: this.toIdentity(entry, await this.#groups(client, entry, cache)), blocked: this.#accountState(entry) });
+          }
+          return resolved;
+        });
         yield out;
       }
     } finally {
-      pages.release();
+      await pager.close();
     }
   }
 
@@ -284,20 +287,6 @@ export class LdapDirectory {
       await this.#ensureService(conn);
       return fn(conn.client);
     }, this.#serviceDn);
-  }
-
-  /** A service-bound connection held across many awaits (a paged sync). */
-  async #withServiceConnection(): Promise<{ client: Client; release(): void }> {
-    let release!: () => void;
-    const done = new Promise<void>((r) => (release = r));
-    const ready = new Promise<Client>((resolve, reject) => {
-      this.pool.use(async (conn) => {
-        await this.#ensureService(conn);
-        resolve(conn.client);
-        await done;
-      }, this.#serviceDn).catch(reject);
-    });
-    return { client: await ready, release };
   }
 
   async #ensureService(conn: PooledConnection): Promise<void> {

@@ -148,6 +148,48 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.identities.findById(fed.id), null);
     });
 
+    test('federated identities: import bookkeeping (findMany, recordSync, touchSynced, listUnseen, markRemoved)', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'sync-user', managedBy: 'dir' });
+      assert.equal(u.managedBy, 'dir');
+      const [a, b, c] = await Promise.all(['s-a', 's-b', 's-c'].map((subject) => store.identities.create({ userId: u.id, connectorId: 'dir', subject })));
+      await new Promise((r) => setTimeout(r, 5));
+      const runStart = new Date();
+      const found = await store.identities.findMany('dir', ['s-a', 's-b', 'missing']);
+      assert.deepEqual([...found.keys()].sort(), ['s-a', 's-b']);
+      assert.deepEqual(await store.identities.findMany('dir', []), new Map());
+
+      await store.identities.recordSync(a!.id, { username: 'alice', email: 'a@x', data: { v: 1 }, digest: 'd1', syncedAt: runStart });
+      const synced = await store.identities.findById(a!.id);
+      assert.equal(synced?.digest, 'd1');
+      assert.equal(synced?.syncedAt?.getTime(), runStart.getTime());
+      await store.identities.touchSynced([b!.id], runStart);
+      await store.identities.touchSynced([], runStart);
+
+      const unseen = await store.identities.listUnseen('dir', runStart, 10);
+      assert.deepEqual(unseen.map((i) => i.id), [c!.id], 'only the identity this run did not see');
+      await store.identities.markRemoved(c!.id, runStart);
+      assert.ok((await store.identities.findById(c!.id))?.removedAt instanceof Date);
+      assert.deepEqual(await store.identities.listUnseen('dir', runStart, 10), []);
+      await store.identities.recordSync(c!.id, { username: null, email: null, data: {}, digest: 'd2', syncedAt: new Date() });
+      assert.equal((await store.identities.findById(c!.id))?.removedAt, null, 'seen again clears the removal mark');
+    });
+
+    test('leases: one holder at a time, renewable, released, expired leases are taken over', async (t) => {
+      if (!ready(t)) return;
+      assert.equal(await store.leases.acquire('job', 'one', 60_000), true);
+      assert.equal(await store.leases.acquire('job', 'two', 60_000), false);
+      assert.equal(await store.leases.acquire('job', 'one', 60_000), true, 'the holder renews');
+      await store.leases.release('job', 'two');
+      assert.equal(await store.leases.acquire('job', 'two', 60_000), false, 'releasing a lease one does not hold does nothing');
+      await store.leases.release('job', 'one');
+      assert.equal(await store.leases.acquire('job', 'two', 1), true);
+      await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await store.leases.acquire('job', 'three', 60_000), true, 'an expired lease goes to the next caller');
+      const racers = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((h) => store.leases.acquire('race', h, 60_000)));
+      assert.equal(racers.filter(Boolean).length, 1, 'concurrent callers: exactly one wins');
+    });
+
     test('a failed transaction leaves stored data as it was', async (t) => {
       if (!ready(t)) return;
       const before = await store.users.count();
