@@ -128,10 +128,12 @@ export const ldapConfigSchema = z
     sync: syncSchema.optional(),
   })
   .superRefine((c, ctx) => {
+    // Runs even when other fields failed (`when` below), so every problem is reported at once;
+    // hence the defensive reads.
     if (Boolean(c.bindDn) !== Boolean(c.bindPassword)) {
       ctx.addIssue({ code: 'custom', path: [c.bindDn ? 'bindPassword' : 'bindDn'], message: 'bindDn and bindPassword go together' });
     }
-    const urls = Array.isArray(c.url) ? c.url : [c.url];
+    const urls = (Array.isArray(c.url) ? c.url : [c.url]).filter((u): u is string => typeof u === 'string' && /^ldaps?:\/\/[^\s/?#]+(:\d{1,5})?\/?$/i.test(u));
     if (c.startTls && urls.some((u) => /^ldaps:/i.test(u))) {
       ctx.addIssue({ code: 'custom', path: ['startTls'], message: 'StartTLS is for ldap:// URLs; ldaps:// is already encrypted' });
     }
@@ -141,7 +143,7 @@ export const ldapConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['url'], message: `${remotePlain} would send passwords unencrypted: use ldaps://, startTls: true, or allowInsecure: true` });
       }
     }
-  });
+  }, { when: () => true });
 
 export type LdapConfigInput = z.input<typeof ldapConfigSchema>;
 export type LdapConfig = z.output<typeof ldapConfigSchema>;

@@ -9,6 +9,10 @@ import plugin from '../../../connectors/activedirectory/index.ts';
 import type { LdapConfigInput } from '../../../connectors/ldap/ldap-config.ts';
 import type { LoginResult, PasswordConnector } from '../../../src/connectors/contract.ts';
 import { startSambaAd, type SambaAd } from '../../helpers/samba-ad.ts';
+import { openDatabase } from '../../../src/storage/database.ts';
+import { migrateLatest } from '../../../src/storage/migrate.ts';
+import { Store } from '../../../src/storage/store.ts';
+import { syncDirectory } from '../../../src/federation/sync-directory.ts';
 import { skipLoudly } from '../../helpers/skip.ts';
 
 let ad: SambaAd | undefined;
@@ -137,6 +141,30 @@ describe('activedirectory connector against Samba AD', () => {
       assert.equal(!notAGuid.ok && notAGuid.reason, 'user_gone');
     } finally {
       await client.unbind();
+    }
+  });
+
+  test('import from AD: transitive groups, disabled and expired accounts imported disabled', async (t) => {
+    if (!ad) return skipLoudly(t, skipReason);
+    const db = await openDatabase({ dataDir: ':memory:' });
+    try {
+      await migrateLatest(db.knex);
+      const store = new Store(db.knex);
+      const result = await syncDirectory(store, 'ad', (await connector({ sync: { pageSize: 10 } })).sync!);
+      assert.ok(result.created >= 8, `imported ${result.created}`);
+      assert.equal(result.total, result.processed);
+      const alice = (await store.users.findByUsername('alice'))!;
+      assert.equal(alice.enabled, true);
+      assert.equal(alice.managedBy, 'ad');
+      assert.deepEqual(await store.groups.groupsOf(alice.id), ['All Company', 'Broker Admins', 'Engineering', 'Staff']);
+      assert.deepEqual(await store.groups.groupsOf((await store.users.findByUsername('erin'))!.id), ['All Company']);
+      for (const blocked of ['dave', 'grace']) assert.equal((await store.users.findByUsername(blocked))?.enabled, false, `${blocked} is blocked in AD`);
+      const fed = await store.identities.find('ad', (await store.identities.listForUser(alice.id))[0]!.subject);
+      assert.match(fed!.subject, GUID);
+      const again = await syncDirectory(store, 'ad', (await connector({ sync: { pageSize: 10 } })).sync!);
+      assert.deepEqual([again.created, again.updated, again.unchanged], [0, 0, result.processed]);
+    } finally {
+      await db.close();
     }
   });
 });
