@@ -11,6 +11,11 @@ import { freshPostgresDatabase } from '../test/helpers/postgres.ts';
 import { freePort } from '../test/helpers/free-port.ts';
 import { Browser } from '../test/helpers/browser.ts';
 import { signIn } from '../test/helpers/login-flow.ts';
+import { Attribute, Change, Client } from 'ldapts';
+import pino from 'pino';
+import ldapPlugin from '../connectors/ldap/index.ts';
+import type { PasswordConnector } from '../src/connectors/contract.ts';
+import { startOpenLdap, ssha, type OpenLdapServer } from '../test/helpers/openldap.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -25,6 +30,7 @@ const pinned = spawnSync('taskset', ['--version']).status === 0;
 
 interface Row { work: string; server: string; rps: number; p50: number; p99: number; errors: number; note?: string }
 let kbPid = 0;
+let stopLdap: () => Promise<void> = async () => {};
 const rows: Row[] = [];
 
 function pin(pid: number, core: number): void {
@@ -89,8 +95,19 @@ async function main(): Promise<void> {
     const issuer = `http://127.0.0.1:${kbPort}`;
     const configFile = path.join(work, 'bench.yaml');
     const users = Array.from({ length: 16 }, (_, i) => ({ username: `user${i}`, password: `bench-password-${i}`, email: `user${i}@example.org`, groups: ['bench'] }));
+    const ldap = await startOpenLdap();
+    if ('skip' in ldap) throw new Error(`the benchmark needs slapd: ${ldap.skip}`);
+    stopLdap = () => ldap.stop();
+    const ldapConfig = {
+      url: ldap.url,
+      bindDn: ldap.serviceDn,
+      bindPassword: ldap.servicePassword,
+      users: { baseDn: `ou=people,${ldap.baseDn}` },
+      groups: { sources: [{ type: 'member', baseDn: `ou=groups,${ldap.baseDn}` }] },
+    };
     const base = {
       issuer,
+      connectors: [{ id: 'local', type: 'local' }, { id: 'corp', type: 'ldap', name: 'Corp directory', config: ldapConfig }],
       http: { listen: `127.0.0.1:${kbPort}` },
       database: { url: db.url },
       log: { level: 'warn' },
@@ -134,7 +151,7 @@ async function main(): Promise<void> {
       const url = new URL(`${issuer}/auth`);
       url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid email groups', state: `s${i}` }).toString();
       const user = users[i % users.length];
-      const callback = await signIn(browser, url.href, { username: user.username, password: user.password });
+      const callback = await signIn(browser, url.href, { username: user.username, password: user.password, connector: 'local' });
       const code = new URL(callback).searchParams.get('code')!;
       const tokens = await post(`${issuer}/token`, { grant_type: 'authorization_code', code, redirect_uri: RP });
       pool.push(tokens.refresh_token as string);
@@ -167,7 +184,7 @@ async function main(): Promise<void> {
         url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'x' }).toString();
         const t0 = performance.now();
         try {
-          await signIn(new Browser(issuer), url.href, { username: user.username, password: user.password });
+          await signIn(new Browser(issuer), url.href, { username: user.username, password: user.password, connector: 'local' });
           logins++;
           latencies.push(performance.now() - t0);
         } catch {
@@ -180,6 +197,8 @@ async function main(): Promise<void> {
     rows.push(loginRow);
     process.stdout.write(`  login @ keybridge: ${loginRow.rps.toFixed(1)} logins/s, p50 ${loginRow.p50} ms, p99 ${loginRow.p99} ms, errors ${loginErrors}, keybridge RSS ${rssMb(kbPid).rss.toFixed(0)} MB\n`);
 
+    const ldapRows = await benchLdap(ldap, issuer, ldapConfig);
+
     const loaded = rssMb(kb.child.pid!);
     process.stdout.write('\n| work | server | req/s | p50 ms | p99 ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: |\n');
     for (const r of rows) process.stdout.write(`| ${r.work} | ${r.server} | ${r.rps.toFixed(r.rps < 200 ? 1 : 0)} | ${r.p50} | ${r.p99} | ${r.errors} |\n`);
@@ -190,12 +209,93 @@ async function main(): Promise<void> {
     process.stdout.write(`local password login: ${loginRow.rps.toFixed(1)}/s (target >= 80/s): ${verdict(loginRow.rps >= 80)}\n`);
     process.stdout.write(`memory: idle ${idle.rss.toFixed(0)} MB (target < 150), peak under load ${loaded.peak.toFixed(0)} MB (target < 300): ${verdict(idle.rss < 150 && loaded.peak < 300)}\n`);
     process.stdout.write(`start to ready: ${kb.ms.toFixed(0)} ms (target < 1500): ${verdict(kb.ms < 1500)}\n`);
+    const ldapRatio = ldapRows.raw.rps / ldapRows.connector.rps;
+    process.stdout.write(`LDAP login, same directory work: connector ${ldapRows.connector.rps.toFixed(0)}/s vs raw ldapts bind+search ${ldapRows.raw.rps.toFixed(0)}/s = ${ldapRatio.toFixed(2)} x the raw time per login (target <= 1.5 x): ${verdict(ldapRatio <= 1.5)}\n`);
+    process.stdout.write(`LDAP login with the group lookup: ${ldapRows.groups.rps.toFixed(0)}/s = ${(ldapRows.raw.rps / ldapRows.groups.rps).toFixed(2)} x the raw time per login\n`);
+    process.stdout.write(`LDAP login, whole browser flow through the broker: ${ldapRows.flow.rps.toFixed(1)}/s (p50 ${ldapRows.flow.p50} ms) = ${(ldapRows.raw.rps / ldapRows.flow.rps).toFixed(2)} x the raw time per login\n`);
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     await db.drop();
+    await stopLdap();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Runs `worker` from `concurrency` loops for DURATION seconds; logins/s and latency. */
+async function closedLoop(work: string, server: string, concurrency: number, worker: (w: number, n: number) => Promise<void>): Promise<Row> {
+  let done = 0;
+  let errors = 0;
+  const latencies: number[] = [];
+  const deadline = performance.now() + DURATION * 1000;
+  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
+    for (let n = 0; performance.now() < deadline; n++) {
+      const t0 = performance.now();
+      try {
+        await worker(w, n);
+        done++;
+        latencies.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  latencies.sort((a, b) => a - b);
+  const row: Row = { work, server, rps: done / DURATION, p50: Math.round((latencies[Math.floor(latencies.length / 2)] ?? 0) * 10) / 10, p99: Math.round((latencies[Math.floor(latencies.length * 0.99)] ?? 0) * 10) / 10, errors };
+  rows.push(row);
+  process.stdout.write(`  ${work} @ ${server}: ${row.rps.toFixed(0)}/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${errors}\n`);
+  return row;
+}
+
+/**
+ * LDAP logins against one slapd: raw ldapts (per worker one connection: bind as the service
+ * account, search the user, bind as the user) beside the connector's login (search, user bind,
+ * group lookup, on its pool) and beside the whole browser flow through the broker.
+ */
+async function benchLdap(ldap: OpenLdapServer, issuer: string, ldapConfig: Record<string, unknown>): Promise<{ raw: Row; connector: Row; groups: Row; flow: Row }> {
+  const USERS = 32;
+  const admin = new Client({ url: ldap.url });
+  await admin.bind(ldap.adminDn, ldap.adminPassword);
+  for (let i = 0; i < USERS; i++) {
+    await admin.add(`uid=ldapuser${i},ou=people,${ldap.baseDn}`, { objectClass: ['inetOrgPerson'], uid: `ldapuser${i}`, cn: `LDAP User ${i}`, sn: 'User', mail: `ldapuser${i}@example.org`, userPassword: ssha(`ldap-pass-${i}`) });
+  }
+  await admin.modify(`cn=engineering,ou=groups,${ldap.baseDn}`, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: Array.from({ length: USERS }, (_, i) => `uid=ldapuser${i},ou=people,${ldap.baseDn}`) }) }));
+  await admin.unbind();
+  const concurrency = 4;
+
+  const clients = await Promise.all(Array.from({ length: concurrency }, async () => new Client({ url: ldap.url })));
+  const raw = await closedLoop('LDAP bind+search (raw ldapts)', 'slapd', concurrency, async (w, n) => {
+    const c = clients[w]!;
+    const i = (w * 7 + n) % USERS;
+    await c.bind(ldap.serviceDn, ldap.servicePassword);
+    const { searchEntries } = await c.search(`ou=people,${ldap.baseDn}`, { filter: `(uid=ldapuser${i})`, attributes: ['uid', 'mail', 'cn'] });
+    await c.bind(searchEntries[0]!.dn, `ldap-pass-${i}`);
+  });
+  await Promise.all(clients.map((c) => c.unbind()));
+
+  // The connector twice: doing what raw does (search and bind, no group lookup), then as configured.
+  const runConnector = async (work: string, config: Record<string, unknown>) => {
+    const connector = (await ldapPlugin.create({ id: 'corp', name: 'Corp', config: ldapPlugin.configSchema.parse(config), logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
+    try {
+      return await closedLoop(work, 'slapd', concurrency, async (w, n) => {
+        const i = (w * 7 + n) % USERS;
+        const r = await connector.login(`ldapuser${i}`, `ldap-pass-${i}`);
+        if (!r.ok) throw new Error(r.reason);
+      });
+    } finally {
+      await connector.close?.();
+    }
+  };
+  const sameWork = await runConnector('LDAP login (ldap connector, search+bind)', { ...ldapConfig, groups: { sources: [] } });
+  const withGroups = await runConnector('LDAP login (ldap connector, + group lookup)', ldapConfig);
+
+  const flow = await closedLoop('LDAP login (whole browser flow)', 'keybridge (postgres)', concurrency, async (w, n) => {
+    const i = (w * 7 + n) % USERS;
+    const url = new URL(`${issuer}/auth`);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid groups', state: 'x' }).toString();
+    await signIn(new Browser(issuer), url.href, { username: `ldapuser${i}`, password: `ldap-pass-${i}`, connector: 'corp' });
+  });
+  return { raw, connector: sameWork, groups: withGroups, flow };
 }
 
 main().catch((err) => {

@@ -71,9 +71,11 @@ export class ConnectionPool {
   /**
    * Runs `fn` on a pooled connection. A connection whose operation failed at the transport level
    * is thrown away rather than returned; an LDAP error result (bad password, no such object)
-   * leaves it usable. `prefer` picks an idle connection already bound as that DN when there is one.
+   * leaves it usable. `prefer` picks an idle connection in the wanted state (bound as the service
+   * account, or not) so steady-state logins need no rebinds; with none idle and room in the pool a
+   * new connection is opened rather than taking one in the other state.
    */
-  async use<T>(fn: (conn: PooledConnection) => Promise<T>, prefer?: string): Promise<T> {
+  async use<T>(fn: (conn: PooledConnection) => Promise<T>, prefer?: (conn: PooledConnection) => boolean): Promise<T> {
     const slot = await this.#acquire(prefer);
     let healthy = true;
     try {
@@ -109,16 +111,11 @@ export class ConnectionPool {
     await Promise.all(idle.map(discard));
   }
 
-  async #acquire(prefer?: string): Promise<Slot> {
+  async #acquire(prefer?: (conn: PooledConnection) => boolean): Promise<Slot> {
     if (this.#closed) throw new DirectoryUnavailable('connection pool closed');
-    while (this.#idle.length) {
-      const i = prefer === undefined ? -1 : this.#idle.findIndex((s) => s.boundAs === prefer);
-      const [slot] = this.#idle.splice(i >= 0 ? i : this.#idle.length - 1, 1);
-      // A connection the server closed would be silently re-opened by ldapts without StartTLS
-      // and unbound; never reuse one, open a fresh one instead.
-      if (alive(slot!)) return slot!;
-      this.#open -= 1;
-    }
+    this.#dropDead();
+    const preferred = prefer ? this.#idle.findLastIndex((s) => prefer(s)) : this.#idle.length - 1;
+    if (preferred >= 0) return this.#idle.splice(preferred, 1)[0]!;
     if (this.#open < this.#options.size) {
       this.#open += 1;
       try {
@@ -129,6 +126,7 @@ export class ConnectionPool {
         throw err;
       }
     }
+    if (this.#idle.length) return this.#idle.pop()!;
     return new Promise<Slot>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.#waiters.findIndex((w) => w.timer === timer);
@@ -232,6 +230,20 @@ export class ConnectionPool {
       servername: net.isIP(name) ? undefined : name,
       ...(serverName ? { checkServerIdentity: (_h: string, cert: PeerCertificate) => tls.checkServerIdentity(serverName, cert) } : {}),
     };
+  }
+
+  /**
+   * A connection the server closed would be silently re-opened by ldapts without StartTLS and
+   * unbound: never reuse one.
+   */
+  #dropDead(): void {
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const slot = this.#idle[i]!;
+      if (alive(slot)) continue;
+      this.#idle.splice(i, 1);
+      this.#open -= 1;
+      void discard(slot);
+    }
   }
 
   #closeIdle(): void {

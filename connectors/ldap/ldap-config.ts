@@ -121,6 +121,11 @@ export const ldapConfigSchema = z
         nameAttribute: attributeName.default('cn'),
         /** How deep nested groups are followed. */
         maxDepth: z.number().int().min(1).max(32).default(10),
+        /**
+         * How long which groups sit inside which (nesting) is remembered across logins. A user's
+         * own memberships are always read live; 0 reads the nesting live too.
+         */
+        nestingCacheSeconds: z.number().int().min(0).max(3600).default(60),
       })
       .optional(),
     /** Active Directory: the NetBIOS domain, so `EXAMPLE\alice` is accepted as a login. */
@@ -165,6 +170,7 @@ export interface ResolvedLdapConfig extends LdapConfig {
   groupSources: GroupSource[];
   groupNameAttribute: string;
   groupMaxDepth: number;
+  groupNestingCacheMs: number;
 }
 
 export function resolveLdapConfig(c: LdapConfig): ResolvedLdapConfig {
@@ -187,5 +193,6 @@ export function resolveLdapConfig(c: LdapConfig): ResolvedLdapConfig {
     groupSources: c.groups?.sources ?? (ad ? [{ type: 'inChain', baseDn: u.baseDn, filter: '(objectClass=group)' }] : [{ type: 'memberOf', attribute: 'memberOf', nested: true }]),
     groupNameAttribute: c.groups?.nameAttribute ?? 'cn',
     groupMaxDepth: c.groups?.maxDepth ?? 10,
+    groupNestingCacheMs: (c.groups?.nestingCacheSeconds ?? 60) * 1000,
   };
 }

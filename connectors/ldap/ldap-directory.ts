@@ -5,7 +5,7 @@ import { AndFilter, EqualityFilter, FilterParser, type Client, type Entry, type 
 import type { FailureReason, LoginResult, UpstreamIdentity } from '../../src/connectors/contract.ts';
 import { classifyBindError } from './bind-errors.ts';
 import { ConnectionPool, DirectoryUnavailable, loadCaBundle, type PooledConnection } from './connection-pool.ts';
-import { attributeValues, firstValue, resolveGroups, type GroupCache } from './group-resolver.ts';
+import { attributeValues, firstValue, newGroupCache, resolveGroups, type GroupCache } from './group-resolver.ts';
 import type { ResolvedLdapConfig } from './ldap-config.ts';
 import { escapeDnValue, escapeFilterValue, guidToBytes, guidToString } from './ldap-escape.ts';
 
@@ -23,6 +23,8 @@ export class LdapDirectory {
   readonly pool: ConnectionPool;
   readonly #serviceDn: string;
   readonly #userAttributes: string[];
+  /** Group nesting remembered across logins and refreshes, replaced when it gets old. */
+  #nesting = { cache: newGroupCache(), born: Date.now() };
 
   constructor(config: ResolvedLdapConfig) {
     this.#config = config;
@@ -65,7 +67,9 @@ export class LdapDirectory {
     if (found === 'ambiguous') return { ok: false, reason: 'invalid_credentials', detail: `login name "${name}" matches several entries` };
     if (!found) return { ok: false, reason: 'invalid_credentials', detail: 'no such user' };
 
-    const refused = await this.#bindAs(found.dn, password);
+    // The password check and the group lookup run side by side on two connections; the groups
+    // are thrown away if the password was wrong.
+    const [refused, groups] = await Promise.all([this.#bindAs(found.dn, password), this.#withService((client) => this.#groups(client, found))]);
     if (refused) {
       // OpenLDAP's ppolicy answers a locked account with a plain 49; its lock attribute tells.
       if (refused.reason === 'invalid_credentials' && firstValue(found, 'pwdAccountLockedTime')) {
@@ -75,7 +79,6 @@ export class LdapDirectory {
     }
     const blocked = this.#accountState(found);
     if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
-    const groups = await this.#withService((client) => this.#groups(client, found));
     return { ok: true, identity: this.toIdentity(found, groups) };
   }
 
@@ -238,16 +241,23 @@ export class LdapDirectory {
 
   /** Binds a pooled connection as the user; null when accepted, the failure otherwise. */
   #bindAs(dn: string, password: string) {
-    return this.pool.use((conn) => tryBind(conn, dn, password));
+    return this.pool.use((conn) => tryBind(conn, dn, password), (conn) => conn.boundAs !== this.#serviceDn);
   }
 
-  #groups(client: Client, entry: Entry, cache?: GroupCache): Promise<string[]> {
+  #groups(client: Client, entry: Entry, cache = this.#sharedNesting()): Promise<string[]> {
     return resolveGroups(client, entry, {
       sources: this.#config.groupSources,
       nameAttribute: this.#config.groupNameAttribute,
       maxDepth: this.#config.groupMaxDepth,
       cache,
     });
+  }
+
+  #sharedNesting(): GroupCache | undefined {
+    const ttl = this.#config.groupNestingCacheMs;
+    if (ttl <= 0) return undefined;
+    if (Date.now() - this.#nesting.born > ttl) this.#nesting = { cache: newGroupCache(), born: Date.now() };
+    return this.#nesting.cache;
   }
 
   /** Why a (password-verified or re-read) entry may not sign in, from its own attributes. */
@@ -286,7 +296,7 @@ export class LdapDirectory {
     return this.pool.use(async (conn) => {
       await this.#ensureService(conn);
       return fn(conn.client);
-    }, this.#serviceDn);
+    }, (conn) => conn.boundAs === this.#serviceDn);
   }
 
   async #ensureService(conn: PooledConnection): Promise<void> {
