@@ -24,9 +24,13 @@ function upstreamData(identity: UpstreamIdentity): Record<string, unknown> {
   };
 }
 
+/** The username an upstream identity asks for (before collisions are resolved). */
+export function wantedUsername(identity: UpstreamIdentity): string {
+  return (identity.username ?? identity.email?.split('@')[0] ?? identity.subject).trim().slice(0, 120) || 'user';
+}
+
 /** A free username derived from what the upstream sent; never takes over someone else's. */
-async function freeUsername(store: Store, wanted: string): Promise<string> {
-  const base = wanted.trim().slice(0, 120) || 'user';
+async function freeUsername(store: Store, base: string): Promise<string> {
   if (!(await store.users.findByUsername(base))) return base;
   for (let n = 2; n < 1000; n++) {
     const candidate = `${base}-${n}`;
@@ -93,7 +97,7 @@ export async function linkIdentity(store: Store, identity: UpstreamIdentity, opt
   // the same identity race on the (connector, subject) unique key; the loser re-reads.
   try {
     return await store.transaction(async (tx) => {
-      const username = await freeUsername(tx, identity.username ?? identity.email?.split('@')[0] ?? identity.subject);
+      const username = await freeUsername(tx, wantedUsername(identity));
       // An email already held by another local user is not taken over (linking by email is a
       // per-connector policy decision); the upstream email stays on the federated identity.
       const emailFree = identity.email ? !(await tx.users.findByEmail(identity.email)) : false;

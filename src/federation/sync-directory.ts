@@ -1,11 +1,13 @@
 // User federation: import every user a directory connector lists into the local store. New
-// entries become local users (managed by the connector), changed ones are updated, unchanged ones
-// cost one batched timestamp write per page, and users whose entry is gone are disabled. Each
-// user's changes commit on their own, so a failure mid-run leaves every user either as before or
-// fully updated, and the removal pass only runs after a complete listing.
+// entries become local users (managed by the connector; a page's new users in one transaction of
+// multi-row statements), changed ones are updated (each in its own transaction), unchanged ones
+// cost one batched timestamp write per page, and users whose entry is gone are disabled. A
+// failure mid-run leaves every user either as before or fully updated, and the removal pass only
+// runs after a complete listing.
 import { createHash } from 'node:crypto';
 import type { DirectorySync, SyncedUser, UpstreamIdentity } from '../connectors/contract.ts';
-import { followUpstreamProfile, linkIdentity } from '../accounts/link-identity.ts';
+import { followUpstreamProfile, linkIdentity, wantedUsername } from '../accounts/link-identity.ts';
+import { AlreadyExists } from '../errors.ts';
 import type { Store } from '../storage/store.ts';
 import type { FederatedIdentity } from '../storage/types.ts';
 
@@ -63,6 +65,7 @@ export async function syncDirectory(store: Store, connectorId: string, sync: Dir
   for await (const page of sync.listUsers()) {
     const known = await store.identities.findMany(connectorId, page.map((u) => u.identity.subject));
     const unchanged: string[] = [];
+    const fresh: NewEntry[] = [];
     for (const user of page) {
       const identity: UpstreamIdentity = { ...user.identity, connectorId };
       const digest = digestOf(user);
@@ -73,12 +76,13 @@ export async function syncDirectory(store: Store, connectorId: string, sync: Dir
         await applyChange(store, existing, identity, user, digest, runStart, progress);
         progress.updated += 1;
       } else {
-        await importNew(store, identity, user, digest, runStart);
-        progress.created += 1;
-        if (user.blocked) progress.disabled += 1;
+        fresh.push({ identity, user, digest });
       }
       progress.processed += 1;
     }
+    await importNewPage(store, fresh, runStart);
+    progress.created += fresh.length;
+    progress.disabled += fresh.filter((f) => f.user.blocked).length;
     await store.identities.touchSynced(unchanged, runStart);
     progress.unchanged += unchanged.length;
     report();
@@ -93,6 +97,63 @@ export async function syncDirectory(store: Store, connectorId: string, sync: Dir
   report();
   await store.audit.record({ type: 'sync.completed', connectorId, details: { ...progress } });
   return progress;
+}
+
+interface NewEntry {
+  identity: UpstreamIdentity;
+  user: SyncedUser;
+  digest: string;
+}
+
+/**
+ * New entries of one page in one transaction and a handful of multi-row statements. Entries whose
+ * wanted username is taken (or repeated within the page) go through the one-by-one path, which
+ * finds a free variant. If anything collides underneath (a concurrent login linked one of these
+ * users meanwhile), the page falls back to one by one.
+ */
+async function importNewPage(store: Store, entries: NewEntry[], runStart: Date): Promise<void> {
+  if (!entries.length) return;
+  let slow: NewEntry[] = [];
+  try {
+    slow = await store.transaction(async (tx) => {
+      const taken = await tx.users.takenUsernames(entries.map((e) => wantedUsername(e.identity)));
+      const emails = entries.map((e) => e.identity.email).filter((e): e is string => Boolean(e));
+      const takenEmails = await tx.users.takenEmails(emails);
+      const fast: NewEntry[] = [];
+      const deferred: NewEntry[] = [];
+      for (const entry of entries) {
+        const name = wantedUsername(entry.identity).toLowerCase();
+        const email = entry.identity.email?.toLowerCase();
+        if (taken.has(name) || (email && takenEmails.has(email))) {
+          deferred.push(entry);
+          continue;
+        }
+        taken.add(name);
+        if (email) takenEmails.add(email);
+        fast.push(entry);
+      }
+      const users = await tx.users.createMany(fast.map(({ identity, user }) => ({
+        username: wantedUsername(identity),
+        email: identity.email ?? null,
+        emailVerified: Boolean(identity.email && identity.emailVerified),
+        name: identity.name ?? null,
+        givenName: identity.givenName ?? null,
+        familyName: identity.familyName ?? null,
+        managedBy: identity.connectorId,
+        enabled: !user.blocked,
+      })));
+      const byUsername = new Map(users.map((u) => [u.username.toLowerCase(), u]));
+      const created = fast.map((entry) => ({ entry, user: byUsername.get(wantedUsername(entry.identity).toLowerCase())! }));
+      await tx.identities.createMany(created.map(({ entry, user }) => ({ userId: user.id, connectorId: entry.identity.connectorId, subject: entry.identity.subject, ...fields(entry.identity, entry.user, entry.digest, runStart) })));
+      await tx.groups.addMemberships(created.flatMap(({ entry, user }) => (entry.identity.groups ?? []).map((group) => ({ userId: user.id, group }))), fast[0]?.identity.connectorId ?? '');
+      await tx.audit.recordMany(created.map(({ entry, user }) => ({ type: 'identity.linked', userId: user.id, connectorId: entry.identity.connectorId, details: { subject: entry.identity.subject, created: true, via: 'sync' } })));
+      return deferred;
+    });
+  } catch (err) {
+    if (!(err instanceof AlreadyExists)) throw err;
+    slow = entries;
+  }
+  for (const entry of slow) await importNew(store, entry.identity, entry.user, entry.digest, runStart);
 }
 
 async function importNew(store: Store, identity: UpstreamIdentity, user: SyncedUser, digest: string, runStart: Date): Promise<void> {

@@ -34,7 +34,12 @@ export class AuditRepository {
   }
 
   async record(event: NewAuditEvent): Promise<void> {
-    await this.#knex('audit_events').insert({
+    await this.recordMany([event]);
+  }
+
+  async recordMany(events: readonly NewAuditEvent[]): Promise<void> {
+    if (!events.length) return;
+    await this.#knex('audit_events').insert(events.map((event) => ({
       type: event.type,
       outcome: event.outcome ?? 'success',
       user_id: event.userId ?? null,
@@ -42,7 +47,7 @@ export class AuditRepository {
       connector_id: event.connectorId ?? null,
       ip: event.ip ?? null,
       details: JSON.stringify(event.details ?? {}),
-    });
+    })));
   }
 
   async list(options: { type?: string; userId?: string; limit?: number; beforeId?: string } = {}): Promise<AuditEvent[]> {

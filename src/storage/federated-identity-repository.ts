@@ -88,6 +88,24 @@ export class FederatedIdentityRepository {
     await this.#knex('federated_identities').where({ id }).update(update);
   }
 
+  /** Many imported identities in one statement; all or none. */
+  async createMany(inputs: ReadonlyArray<{ userId: string; connectorId: string; subject: string } & SyncedFields>): Promise<void> {
+    if (!inputs.length) return;
+    await uniquely(`one of ${inputs.length} identities`, () =>
+      this.#knex('federated_identities').insert(inputs.map((i) => ({
+        id: randomUUID(),
+        user_id: i.userId,
+        connector_id: i.connectorId,
+        subject: i.subject,
+        username: i.username,
+        email: i.email,
+        data: JSON.stringify(i.data),
+        digest: i.digest,
+        synced_at: i.syncedAt,
+      }))),
+    );
+  }
+
   /** The identities of these subjects on one connector, by subject (one query for a page). */
   async findMany(connectorId: string, subjects: readonly string[]): Promise<Map<string, FederatedIdentity>> {
     if (!subjects.length) return new Map();

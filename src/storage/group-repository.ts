@@ -66,6 +66,16 @@ export class GroupRepository {
     await inTransaction(this.#knex, run);
   }
 
+  /** Adds many (user, group) memberships from one source in two statements (imports). */
+  async addMemberships(pairs: ReadonlyArray<{ userId: string; group: string }>, source: string): Promise<void> {
+    if (!pairs.length) return;
+    const ids = new Map((await this.ensure(pairs.map((p) => p.group))).map((g) => [g.name, g.id]));
+    await this.#knex('memberships')
+      .insert(pairs.map((p) => ({ user_id: p.userId, group_id: ids.get(p.group), source })))
+      .onConflict(['user_id', 'group_id', 'source'])
+      .ignore();
+  }
+
   async addMember(userId: string, name: string, source = 'local'): Promise<void> {
     const [group] = await this.ensure([name]);
     await this.#knex('memberships').insert({ user_id: userId, group_id: group.id, source }).onConflict(['user_id', 'group_id', 'source']).ignore();

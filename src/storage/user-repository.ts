@@ -62,6 +62,28 @@ export class UserRepository {
     return fromRow(created as Row);
   }
 
+  /** Many users in one statement (imports); all or none. */
+  async createMany(inputs: readonly NewUser[]): Promise<User[]> {
+    if (!inputs.length) return [];
+    const rows = inputs.map((input) => ({ id: randomUUID(), ...toRow({ emailVerified: false, enabled: true, attributes: {}, ...input }) }));
+    const created = await uniquely(`one of ${inputs.length} users`, () => this.#knex<Row>('users').insert(rows).returning('*'));
+    return (created as Row[]).map(fromRow);
+  }
+
+  /** Which of these usernames are taken (lower-cased), in one query. */
+  async takenUsernames(names: readonly string[]): Promise<Set<string>> {
+    if (!names.length) return new Set();
+    const rows = await this.#knex('users').whereIn(this.#knex.raw('lower(username)') as never, names.map((n) => n.toLowerCase())).select(this.#knex.raw('lower(username) as name'));
+    return new Set(rows.map((r: { name: string }) => r.name));
+  }
+
+  /** Which of these emails are taken (lower-cased), in one query. */
+  async takenEmails(emails: readonly string[]): Promise<Set<string>> {
+    if (!emails.length) return new Set();
+    const rows = await this.#knex('users').whereIn(this.#knex.raw('lower(email)') as never, emails.map((e) => e.toLowerCase())).select(this.#knex.raw('lower(email) as email'));
+    return new Set(rows.map((r: { email: string }) => r.email));
+  }
+
   async findById(id: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').where({ id }).first();
     return row ? fromRow(row) : null;

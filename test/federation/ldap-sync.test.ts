@@ -92,6 +92,9 @@ describe('directory import (ldap sync)', () => {
     if (!ldap) return skipLoudly(t, skipReason);
     const { store, db } = await freshStore();
     try {
+      // Local users already holding an imported user's name or email keep them.
+      const holder = await store.users.create({ username: 'c5' });
+      await store.users.create({ username: 'someone', email: 'c6@contractors.example' });
       const sync = await directorySync();
       const reports: SyncProgress[] = [];
       const first = await syncDirectory(store, 'corp', sync, { onProgress: (p) => reports.push(p) });
@@ -102,7 +105,11 @@ describe('directory import (ldap sync)', () => {
       const processedSeen = reports.map((r) => r.processed);
       assert.ok(processedSeen.length >= USERS / 200, `progress after every page (${processedSeen.length} reports)`);
       assert.deepEqual(processedSeen, [...processedSeen].sort((a, b) => a - b), 'progress only goes up');
-      assert.equal(await store.users.count(), USERS);
+      assert.equal(await store.users.count(), USERS + 2);
+      assert.equal((await store.users.findByUsername('c5'))?.id, holder.id, 'the local c5 is untouched');
+      const c5 = await store.users.findByUsername('c5-2');
+      assert.equal(c5?.managedBy, 'corp', 'the imported c5 got a free variant of the name');
+      assert.equal((await store.users.findByUsername('c6'))?.email, null, 'an email held by someone else is not taken over');
       assert.ok(await store.groups.findByName('empty-team'), 'groups without members are imported too');
 
       const c7 = (await store.users.findByUsername('c7'))!;

@@ -175,6 +175,36 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal((await store.identities.findById(c!.id))?.removedAt, null, 'seen again clears the removal mark');
     });
 
+    test('bulk writes for imports: users, identities, memberships, audit; all or none', async (t) => {
+      if (!ready(t)) return;
+      const users = await store.users.createMany([
+        { username: 'Bulk-One', email: 'bulk1@example.org', managedBy: 'dir' },
+        { username: 'bulk-two', enabled: false, managedBy: 'dir' },
+      ]);
+      assert.deepEqual(users.map((u) => [u.username, u.enabled, u.managedBy]), [['Bulk-One', true, 'dir'], ['bulk-two', false, 'dir']]);
+      assert.deepEqual([...(await store.users.takenUsernames(['bulk-one', 'BULK-TWO', 'bulk-three']))].sort(), ['bulk-one', 'bulk-two']);
+      assert.deepEqual([...(await store.users.takenEmails(['BULK1@example.org', 'none@example.org']))], ['bulk1@example.org']);
+      assert.deepEqual(await store.users.takenUsernames([]), new Set());
+      const before = await store.users.count();
+      await assert.rejects(store.users.createMany([{ username: 'bulk-three' }, { username: 'BULK-ONE' }]), AlreadyExists);
+      assert.equal(await store.users.count(), before, 'a failed bulk insert inserts nothing');
+
+      const at = new Date();
+      await store.identities.createMany(users.map((u, i) => ({ userId: u.id, connectorId: 'bulk', subject: `b-${i}`, username: u.username, email: null, data: { i }, digest: `d${i}`, syncedAt: at })));
+      const found = await store.identities.findMany('bulk', ['b-0', 'b-1']);
+      assert.equal(found.get('b-1')?.digest, 'd1');
+      assert.deepEqual(found.get('b-0')?.data, { i: 0 });
+      await assert.rejects(store.identities.createMany([{ userId: users[0]!.id, connectorId: 'bulk', subject: 'b-0', username: null, email: null, data: {}, digest: 'x', syncedAt: at }]), AlreadyExists);
+
+      await store.groups.addMemberships([{ userId: users[0]!.id, group: 'bulk-g1' }, { userId: users[0]!.id, group: 'bulk-g2' }, { userId: users[1]!.id, group: 'bulk-g1' }], 'bulk');
+      await store.groups.addMemberships([{ userId: users[0]!.id, group: 'bulk-g1' }], 'bulk');
+      assert.deepEqual(await store.groups.groupsOf(users[0]!.id), ['bulk-g1', 'bulk-g2']);
+      assert.deepEqual((await store.groups.membersOf('bulk-g1')).length, 2);
+
+      await store.audit.recordMany([{ type: 'bulk.test', userId: users[0]!.id }, { type: 'bulk.test', userId: users[1]!.id }]);
+      assert.equal((await store.audit.list({ type: 'bulk.test' })).length, 2);
+    });
+
     test('leases: one holder at a time, renewable, released, expired leases are taken over', async (t) => {
       if (!ready(t)) return;
       assert.equal(await store.leases.acquire('job', 'one', 60_000), true);
