@@ -198,6 +198,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  login @ keybridge: ${loginRow.rps.toFixed(1)} logins/s, p50 ${loginRow.p50} ms, p99 ${loginRow.p99} ms, errors ${loginErrors}, keybridge RSS ${rssMb(kbPid).rss.toFixed(0)} MB\n`);
 
     const ldapRows = await benchLdap(ldap, issuer, ldapConfig);
+    const importRuns = await benchImport(ldap, { ...base, connectors: undefined }, work);
 
     const loaded = rssMb(kb.child.pid!);
     process.stdout.write('\n| work | server | req/s | p50 ms | p99 ms | errors |\n| --- | --- | ---: | ---: | ---: | ---: |\n');
@@ -212,6 +213,7 @@ async function main(): Promise<void> {
     const ldapRatio = ldapRows.raw.rps / ldapRows.connector.rps;
     process.stdout.write(`LDAP login, same directory work: connector ${ldapRows.connector.rps.toFixed(0)}/s vs raw ldapts bind+search ${ldapRows.raw.rps.toFixed(0)}/s = ${ldapRatio.toFixed(2)} x the raw time per login (target <= 1.5 x): ${verdict(ldapRatio <= 1.5)}\n`);
     process.stdout.write(`LDAP login with the group lookup: ${ldapRows.groups.rps.toFixed(0)}/s = ${(ldapRows.raw.rps / ldapRows.groups.rps).toFixed(2)} x the raw time per login\n`);
+    for (const r of importRuns) process.stdout.write(`directory import of ${r.users} entries (${r.label}): ${(r.ms / 1000).toFixed(1)} s = ${(r.users / (r.ms / 1000)).toFixed(0)} entries/s, peak RSS of the sync process ${r.peakMb.toFixed(0)} MB\n`);
     process.stdout.write(`LDAP login, whole browser flow through the broker: ${ldapRows.flow.rps.toFixed(1)}/s (p50 ${ldapRows.flow.p50} ms) = ${(ldapRows.raw.rps / ldapRows.flow.rps).toFixed(2)} x the raw time per login\n`);
   } finally {
     for (const c of children) c.kill('SIGTERM');
@@ -296,6 +298,68 @@ async function benchLdap(ldap: OpenLdapServer, issuer: string, ldapConfig: Recor
     await signIn(new Browser(issuer), url.href, { username: `ldapuser${i}`, password: `ldap-pass-${i}`, connector: 'corp' });
   });
   return { raw, connector: sameWork, groups: withGroups, flow };
+}
+
+/**
+ * `keybridge ldap sync` of BENCH_SYNC_USERS (default 50,000) generated entries in 10 nested-free
+ * groups, into the benchmark's PostgreSQL database: a first import and an unchanged second run.
+ * The sync runs as its own process; its peak RSS shows that pages, not the directory, are held.
+ */
+async function benchImport(ldap: OpenLdapServer, base: Record<string, unknown>, work: string): Promise<Array<{ label: string; users: number; ms: number; peakMb: number }>> {
+  const total = Number(process.env.BENCH_SYNC_USERS ?? 50_000);
+  const admin = new Client({ url: ldap.url });
+  await admin.bind(ldap.adminDn, ldap.adminPassword);
+  const t0 = performance.now();
+  const password = ssha('import-user');
+  const dn = (i: number) => `uid=imp${i},ou=contractors,${ldap.baseDn}`;
+  for (let start = 0; start < total; start += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, total - start) }, (_, k) => {
+      const i = start + k;
+      return admin.add(dn(i), { objectClass: ['inetOrgPerson'], uid: `imp${i}`, cn: `Imported ${i}`, sn: 'Imported', mail: `imp${i}@import.example`, userPassword: password });
+    }));
+  }
+  for (let g = 0; g < 10; g++) {
+    const members = [];
+    for (let i = g; i < total; i += 10) members.push(dn(i));
+    await admin.add(`cn=import-team-${g},ou=groups,${ldap.baseDn}`, { objectClass: ['groupOfNames'], cn: `import-team-${g}`, member: members });
+  }
+  await admin.unbind();
+  process.stdout.write(`  generated ${total} directory entries in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+
+  const configFile = path.join(work, 'import.yaml');
+  writeFileSync(configFile, stringify({
+    ...base,
+    connectors: [{ id: 'imp', type: 'ldap', config: {
+      url: ldap.url, bindDn: ldap.serviceDn, bindPassword: ldap.servicePassword,
+      users: { baseDn: `ou=contractors,${ldap.baseDn}` },
+      groups: { sources: [{ type: 'member', baseDn: `ou=groups,${ldap.baseDn}`, filter: '(cn=import-team-*)' }] },
+      sync: { pageSize: 500 },
+    } }],
+  }));
+  const runs = [];
+  for (const label of ['first import', 'second run, nothing changed']) {
+    const started = performance.now();
+    const child = spawn(NODE, [...SERVE_FLAGS, 'src/cli/main.ts', 'ldap', 'sync', 'imp', '-c', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    pin(child.pid!, 0);
+    let peak = 0;
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const poll = setInterval(() => {
+      try {
+        peak = Math.max(peak, rssMb(child.pid!).peak);
+      } catch {
+        // exited between polls
+      }
+    }, 100);
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    clearInterval(poll);
+    if (code !== 0) throw new Error(`ldap sync exited ${code}:\n${out.slice(-2000)}`);
+    const ms = performance.now() - started;
+    process.stdout.write(`  ${label}: ${out.trim().split('\n').at(-1)} in ${(ms / 1000).toFixed(1)} s, peak RSS ${peak.toFixed(0)} MB\n`);
+    runs.push({ label, users: total, ms, peakMb: peak });
+  }
+  return runs;
 }
 
 main().catch((err) => {

@@ -47,7 +47,14 @@ export class DirectoryUnavailable extends Error {
 
 export function loadCaBundle(tls: { caFile?: string | string[]; ca?: string }): string[] | undefined {
   const files = tls.caFile === undefined ? [] : Array.isArray(tls.caFile) ? tls.caFile : [tls.caFile];
-  const pems = files.map((f) => readFileSync(f, 'utf8'));
+  const pems = files.map((f) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new Error(`tls.caFile: cannot read ${f} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  });
+  if (pems.some((pem) => !pem.includes('-----BEGIN CERTIFICATE-----'))) throw new Error('tls.caFile: not a PEM certificate file');
   if (tls.ca) pems.push(tls.ca);
   return pems.length ? pems : undefined;
 }

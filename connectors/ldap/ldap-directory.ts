@@ -23,6 +23,8 @@ export class LdapDirectory {
   readonly pool: ConnectionPool;
   readonly #serviceDn: string;
   readonly #userAttributes: string[];
+  /** Connections whose last bind was a user's (failed binds leave boundAs null too). */
+  readonly #usedForUserBind = new WeakSet<PooledConnection>();
   /** Group nesting remembered across logins and refreshes, replaced when it gets old. */
   #nesting = { cache: newGroupCache(), born: Date.now() };
 
@@ -241,7 +243,10 @@ export class LdapDirectory {
 
   /** Binds a pooled connection as the user; null when accepted, the failure otherwise. */
   #bindAs(dn: string, password: string) {
-    return this.pool.use((conn) => tryBind(conn, dn, password), (conn) => conn.boundAs !== this.#serviceDn);
+    return this.pool.use((conn) => {
+      this.#usedForUserBind.add(conn);
+      return tryBind(conn, dn, password);
+    }, (conn) => conn.boundAs !== this.#serviceDn);
   }
 
   #groups(client: Client, entry: Entry, cache = this.#sharedNesting()): Promise<string[]> {
@@ -302,8 +307,11 @@ export class LdapDirectory {
   async #ensureService(conn: PooledConnection): Promise<void> {
     if (conn.boundAs === this.#serviceDn) return;
     if (!this.#config.bindDn) {
-      // Anonymous: an unbound fresh connection is anonymous; one used for a user bind is not.
-      if (conn.boundAs === null) return;
+      // Anonymous: a fresh connection is anonymous; one used for a user bind is not.
+      if (conn.boundAs === null && !this.#usedForUserBind.has(conn)) {
+        conn.boundAs = '';
+        return;
+      }
       conn.boundAs = null;
       await conn.client.bind('', '');
       conn.boundAs = '';

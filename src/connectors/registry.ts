@@ -118,14 +118,20 @@ export class ConnectorRegistry {
       for (const entry of enabled) {
         const { plugin, config } = valid.get(entry.id)!;
         const logger = deps.logger.child({ connector: { type: entry.type, id: entry.id } });
-        const connector = await plugin.create({
-          id: entry.id,
-          name: entry.name,
-          config,
-          logger,
-          fetch: deps.fetch ?? globalThis.fetch,
-          services: { localAccounts: deps.localAccounts },
-        });
+        let connector;
+        try {
+          connector = await plugin.create({
+            id: entry.id,
+            name: entry.name,
+            config,
+            logger,
+            fetch: deps.fetch ?? globalThis.fetch,
+            services: { localAccounts: deps.localAccounts },
+          });
+        } catch (err) {
+          // A connector that cannot start (unreadable CA file, ...) is a configuration problem.
+          throw new ConfigError([{ path: `${entry.origin}.config`, message: `connector "${entry.id}" cannot start: ${(err as Error).message}` }]);
+        }
         created.push({ id: entry.id, type: entry.type, name: entry.name, connector });
       }
     } catch (err) {

@@ -8,6 +8,8 @@ import plugin from '../../../connectors/ldap/index.ts';
 import adPlugin from '../../../connectors/activedirectory/index.ts';
 import { resolveLdapConfig } from '../../../connectors/ldap/ldap-config.ts';
 import { checkConnectorEntries } from '../../../src/connectors/registry.ts';
+import { loadConfig } from '../../../src/config/load-config.ts';
+import { configConnectorEntries } from '../../../src/server/connector-entries.ts';
 
 test('filter values: every metacharacter escaped, nothing else touched', () => {
   assert.equal(escapeFilterValue('*)(|(uid=*'), '\\2a\\29\\28|\\28uid=\\2a');
@@ -99,4 +101,25 @@ test('config problems are reported at their path, all at once, with no secret in
   assert.ok(issues.every((i) => !i.message.includes('hunter2-secret')));
   const ok = await checkConnectorEntries([entry({ url: 'ldap://localhost:3389', users: { baseDn: 'dc=x' } }), entry({ url: ['ldaps://a.example', 'ldaps://b.example'], users: { baseDn: 'dc=x' } })]);
   assert.deepEqual(ok.issues, [], 'plain LDAP to loopback is fine; failover lists validate');
+});
+
+test('the LDAP and AD example configs are valid', async () => {
+  for (const file of ['config/examples/ldap.yaml', 'config/examples/active-directory.yaml']) {
+    const { config } = await loadConfig({ path: file, env: { LDAP_BIND_PASSWORD: 'x', AD_BIND_PASSWORD: 'y' } });
+    const { issues } = await checkConnectorEntries(configConnectorEntries(config).filter((e) => e.type !== 'local'));
+    assert.deepEqual(issues, [], file);
+  }
+});
+
+test('a connector that cannot start names its config and the file', async () => {
+  const { ConnectorRegistry } = await import('../../../src/connectors/registry.ts');
+  const pino = (await import('pino')).default;
+  await assert.rejects(
+    ConnectorRegistry.open([{ id: 'corp', type: 'ldap', name: 'Corp', enabled: true, config: { url: 'ldaps://ldap.example.org', tls: { caFile: '/nonexistent/ca.pem' }, users: { baseDn: 'dc=x' } }, origin: 'connectors[0]' }], { logger: pino({ level: 'silent' }), localAccounts: {} as never }),
+    (err: Error & { issues?: Array<{ path: string; message: string }> }) => {
+      assert.equal(err.issues?.[0]?.path, 'connectors[0].config');
+      assert.match(err.issues![0]!.message, /connector "corp" cannot start: tls\.caFile: cannot read \/nonexistent\/ca\.pem \(ENOENT\)/);
+      return true;
+    },
+  );
 });
