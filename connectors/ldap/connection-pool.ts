@@ -66,8 +66,6 @@ export class ConnectionPool {
   readonly #waiters: Array<{ resolve: (slot: Slot) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }> = [];
   readonly #reaper: NodeJS.Timeout;
   #closed = false;
-  /** Connections opened so far (for tests and metrics). */
-  opened = 0;
 
   constructor(options: PoolOptions) {
     this.#options = options;
@@ -193,7 +191,6 @@ export class ConnectionPool {
           ...(secure ? { createSecureConnection: (() => open) as unknown as typeof tls.connect } : {}),
         });
         if (this.#options.startTls) await client.startTLS(this.#tlsOptions(host));
-        this.opened += 1;
         return { client, socket, boundAs: null, idleSince: Date.now() };
       } catch (err) {
         socket?.destroy();
