@@ -12,10 +12,9 @@ import { freePort } from '../test/helpers/free-port.ts';
 import { Browser } from '../test/helpers/browser.ts';
 import { signIn } from '../test/helpers/login-flow.ts';
 import { Attribute, Change, Client } from 'ldapts';
-import pino from 'pino';
 import ldapPlugin from '../connectors/ldap/index.ts';
-import type { PasswordConnector } from '../src/connectors/contract.ts';
 import { startOpenLdap, ssha, type OpenLdapServer } from '../test/helpers/openldap.ts';
+import { createDirectoryConnector } from '../test/helpers/ldap-connector.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -277,7 +276,7 @@ async function benchLdap(ldap: OpenLdapServer, issuer: string, ldapConfig: Recor
 
   // The connector twice: doing what raw does (search and bind, no group lookup), then as configured.
   const runConnector = async (work: string, config: Record<string, unknown>) => {
-    const connector = (await ldapPlugin.create({ id: 'corp', name: 'Corp', config: ldapPlugin.configSchema.parse(config), logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
+    const connector = await createDirectoryConnector(ldapPlugin as never, 'corp', config);
     try {
       return await closedLoop(work, 'slapd', concurrency, async (w, n) => {
         const i = (w * 7 + n) % USERS;

@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Attribute, Change, Client, Control } from 'ldapts';
-import pino from 'pino';
 import { stringify } from 'yaml';
 import plugin from '../../connectors/ldap/index.ts';
 import type { DirectorySync, PasswordConnector } from '../../src/connectors/contract.ts';
@@ -21,6 +20,7 @@ import { syncDirectory, type SyncProgress } from '../../src/federation/sync-dire
 import { startOpenLdap, ssha, type OpenLdapServer } from '../helpers/openldap.ts';
 import { startTestBroker } from '../helpers/test-broker.ts';
 import { skipLoudly } from '../helpers/skip.ts';
+import { boundClient, createDirectoryConnector } from '../helpers/ldap-connector.ts';
 
 const run = promisify(execFile);
 const USERS = 3000;
@@ -47,8 +47,7 @@ describe('directory import (ldap sync)', () => {
   }
 
   async function directorySync(overrides: Record<string, unknown> = {}): Promise<DirectorySync> {
-    const config = plugin.configSchema.parse(directoryConfig(overrides));
-    const c = (await plugin.create({ id: 'corp', name: 'Corp', config, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
+    const c = await createDirectoryConnector(plugin as never, 'corp', directoryConfig(overrides));
     connectors.push(c);
     return c.sync!;
   }
@@ -66,8 +65,7 @@ describe('directory import (ldap sync)', () => {
       return;
     }
     ldap = started;
-    adminClient = new Client({ url: ldap.url });
-    await adminClient.bind(ldap.adminDn, ldap.adminPassword);
+    adminClient = await boundClient(ldap.url, ldap.adminDn, ldap.adminPassword);
     await adminClient.add(`ou=teams,${ldap.baseDn}`, { objectClass: ['organizationalUnit'], ou: 'teams' });
     // Generated entries, added 25 at a time.
     for (let start = 0; start < USERS; start += 25) {

@@ -4,12 +4,13 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Attribute, Change, Client, Control } from 'ldapts';
+import { Attribute, Change, Control } from 'ldapts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { startOpenLdap, ssha, type OpenLdapServer } from '../helpers/openldap.ts';
 import { skipLoudly } from '../helpers/skip.ts';
+import { boundClient } from '../helpers/ldap-connector.ts';
 import { freePort } from '../helpers/free-port.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
@@ -64,11 +65,7 @@ describe('LDAP login through the broker', () => {
     return oidc.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'st' });
   }
 
-  async function admin(): Promise<Client> {
-    const client = new Client({ url: ldap!.url });
-    await client.bind(ldap!.adminDn, ldap!.adminPassword);
-    return client;
-  }
+  const admin = () => boundClient(ldap!.url, ldap!.adminDn, ldap!.adminPassword);
 
   test('code flow through the LDAP connector: ID token with local sub and directory groups', async (t) => {
     if (!ldap) return skipLoudly(t, skipReason);

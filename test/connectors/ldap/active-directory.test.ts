@@ -3,11 +3,11 @@
 // transitive groups through the in-chain rule, objectGUID subjects, transports and refresh.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Attribute, Change, Client } from 'ldapts';
-import pino from 'pino';
+import { Attribute, Change } from 'ldapts';
 import plugin from '../../../connectors/activedirectory/index.ts';
 import type { LdapConfigInput } from '../../../connectors/ldap/ldap-config.ts';
-import type { LoginResult, PasswordConnector } from '../../../src/connectors/contract.ts';
+import type { PasswordConnector } from '../../../src/connectors/contract.ts';
+import { boundClient, createDirectoryConnector, expectOk } from '../../helpers/ldap-connector.ts';
 import { startSambaAd, type SambaAd } from '../../helpers/samba-ad.ts';
 import { openDatabase } from '../../../src/storage/database.ts';
 import { migrateLatest } from '../../../src/storage/migrate.ts';
@@ -20,7 +20,7 @@ let skipReason = '';
 const open: PasswordConnector[] = [];
 
 async function connector(overrides: Partial<LdapConfigInput> = {}): Promise<PasswordConnector> {
-  const config = plugin.configSchema.parse({
+  const c = await createDirectoryConnector(plugin as never, 'ad', {
     url: ad!.url,
     bindDn: ad!.serviceUpn,
     bindPassword: ad!.servicePassword,
@@ -28,21 +28,11 @@ async function connector(overrides: Partial<LdapConfigInput> = {}): Promise<Pass
     users: { baseDn: ad!.baseDn, extraAttributes: ['description'] },
     ...overrides,
   });
-  const c = (await plugin.create({ id: 'ad', name: 'Corporate AD', config, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
   open.push(c);
   return c;
 }
 
-async function admin(): Promise<Client> {
-  const client = new Client({ url: ad!.url });
-  await client.bind(ad!.adminUpn, ad!.adminPassword);
-  return client;
-}
-
-function expectOk(result: LoginResult) {
-  assert.ok(result.ok, `expected success, got ${JSON.stringify(result)}`);
-  return result.identity;
-}
+const admin = () => boundClient(ad!.url, ad!.adminUpn, ad!.adminPassword);
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -4,11 +4,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Attribute, Change, Client } from 'ldapts';
-import pino from 'pino';
+import { Attribute, Change, Control } from 'ldapts';
 import plugin from '../../../connectors/ldap/index.ts';
 import type { LdapConfigInput } from '../../../connectors/ldap/ldap-config.ts';
-import type { LoginResult, PasswordConnector } from '../../../src/connectors/contract.ts';
+import type { PasswordConnector } from '../../../src/connectors/contract.ts';
+import { boundClient, createDirectoryConnector, expectOk } from '../../helpers/ldap-connector.ts';
 import { startOpenLdap, ssha, type OpenLdapServer } from '../../helpers/openldap.ts';
 import { skipLoudly } from '../../helpers/skip.ts';
 import { freePort } from '../../helpers/free-port.ts';
@@ -19,7 +19,7 @@ const open: PasswordConnector[] = [];
 
 async function connector(overrides: Partial<LdapConfigInput> = {}): Promise<PasswordConnector> {
   const s = ldap!;
-  const config = plugin.configSchema.parse({
+  const c = await createDirectoryConnector(plugin as never, 'corp', {
     url: s.url,
     bindDn: s.serviceDn,
     bindPassword: s.servicePassword,
@@ -32,21 +32,11 @@ async function connector(overrides: Partial<LdapConfigInput> = {}): Promise<Pass
     },
     ...overrides,
   });
-  const c = (await plugin.create({ id: 'corp', name: 'Corp directory', config, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
   open.push(c);
   return c;
 }
 
-async function admin(): Promise<Client> {
-  const client = new Client({ url: ldap!.url });
-  await client.bind(ldap!.adminDn, ldap!.adminPassword);
-  return client;
-}
-
-function expectOk(result: LoginResult) {
-  assert.ok(result.ok, `expected success, got ${JSON.stringify(result)}`);
-  return result.identity;
-}
+const admin = () => boundClient(ldap!.url, ldap!.adminDn, ldap!.adminPassword);
 
 describe('ldap connector against OpenLDAP', () => {
   before(async () => {
@@ -206,7 +196,7 @@ describe('ldap connector against OpenLDAP', () => {
       await client.modify(`cn=admins,ou=groups,${ldap.baseDn}`, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [dn] }) }));
       assert.deepEqual(expectOk(await conn.refresh!(frida)).groups, ['admins']);
 
-      await client.modify(dn, new Change({ operation: 'add', modification: new Attribute({ type: 'pwdAccountLockedTime', values: ['000001010000Z'] }) }), new (await import('ldapts')).Control('1.3.6.1.4.1.4203.666.5.12'));
+      await client.modify(dn, new Change({ operation: 'add', modification: new Attribute({ type: 'pwdAccountLockedTime', values: ['000001010000Z'] }) }), new Control('1.3.6.1.4.1.4203.666.5.12'));
       const locked = await conn.refresh!(frida);
       assert.equal(!locked.ok && locked.reason, 'account_locked');
 
