@@ -26,6 +26,11 @@ const CLIENT = { id: 'bench', secret: 'bench-secret-0123456789abcdef' };
 const BASIC = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
 const RP = 'http://127.0.0.1:9/cb';
 const pinned = spawnSync('taskset', ['--version']).status === 0;
+/**
+ * The environment for the processes under test, without Keybridge's config overrides: a
+ * DATABASE_URL meant for the test suites would replace the benchmark's fresh database.
+ */
+const CHILD_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'KEYBRIDGE_ISSUER', 'KEYBRIDGE_LISTEN', 'KEYBRIDGE_CONFIG', 'PORT', 'LOG_LEVEL'].includes(k)));
 
 interface Row { work: string; server: string; rps: number; p50: number; p99: number; errors: number; note?: string }
 let kbPid = 0;
@@ -44,7 +49,7 @@ function rssMb(pid: number): { rss: number; peak: number } {
 
 async function startProcess(args: string[], readyPattern: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; ms: number }> {
   const started = performance.now();
-  const child = spawn(taskOrNode(args), taskArgs(args), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(taskOrNode(args), taskArgs(args), { cwd: ROOT, env: { ...CHILD_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -338,7 +343,7 @@ async function benchImport(ldap: OpenLdapServer, base: Record<string, unknown>, 
   const runs = [];
   for (const label of ['first import', 'second run, nothing changed']) {
     const started = performance.now();
-    const child = spawn(NODE, [...SERVE_FLAGS, 'src/cli/main.ts', 'ldap', 'sync', 'imp', '-c', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [...SERVE_FLAGS, 'src/cli/main.ts', 'ldap', 'sync', 'imp', '-c', configFile], { cwd: ROOT, env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
     pin(child.pid!, 0);
     let peak = 0;
     let out = '';

@@ -194,16 +194,19 @@ describe('directory import (ldap sync)', () => {
       }));
       const node = process.execPath;
       const main = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
-      const { stdout, stderr } = await run(node, [main, 'ldap', 'sync', 'corp', '-c', configFile]);
+      // Only PATH from our environment: DATABASE_URL (set for the PostgreSQL suites) would
+      // override the config's database and point the import at a shared one.
+      const opts = { env: { PATH: process.env.PATH ?? '' } };
+      const { stdout, stderr } = await run(node, [main, 'ldap', 'sync', 'corp', '-c', configFile], opts);
       assert.match(stderr, /\[#{30}\] 100% 6\/6 users \(created 6, updated 0, unchanged 0, disabled 1, enabled 0\)/);
       assert.match(stdout, /^imported corp: 6 users \(6 created, 0 updated, 0 unchanged, 1 disabled, 0 enabled again\), 6 groups$/m);
-      const again = await run(node, [main, 'sync', 'corp', '-c', configFile]);
+      const again = await run(node, [main, 'sync', 'corp', '-c', configFile], opts);
       assert.match(again.stdout, /6 users \(0 created, 0 updated, 6 unchanged/);
 
-      const unknown = await run(node, [main, 'ldap', 'sync', 'nope', '-c', configFile]).catch((e) => e);
+      const unknown = await run(node, [main, 'ldap', 'sync', 'nope', '-c', configFile], opts).catch((e) => e);
       assert.equal(unknown.code, 2);
       assert.match(unknown.stderr, /no connector "nope" \(known: local, corp\)/);
-      const local = await run(node, [main, 'ldap', 'sync', 'local', '-c', configFile]).catch((e) => e);
+      const local = await run(node, [main, 'ldap', 'sync', 'local', '-c', configFile], opts).catch((e) => e);
       assert.equal(local.code, 2);
       assert.match(local.stderr, /cannot list its users/);
     } finally {
