@@ -264,7 +264,7 @@ export class ConnectionPool {
 }
 
 /** An LDAP result code error (the server answered) as opposed to a transport failure. */
-export function isLdapResult(err: unknown): boolean {
+function isLdapResult(err: unknown): boolean {
   return typeof (err as { code?: unknown })?.code === 'number';
 }
 

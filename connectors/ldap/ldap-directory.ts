@@ -81,7 +81,7 @@ export class LdapDirectory {
     }
     const blocked = this.#accountState(found);
     if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
-    return { ok: true, identity: this.toIdentity(found, groups) };
+    return { ok: true, identity: this.#toIdentity(found, groups) };
   }
 
   /** Re-reads a user by subject for a refresh: gone, disabled, or the current identity. */
@@ -91,7 +91,7 @@ export class LdapDirectory {
       if (!entry) return { ok: false, reason: 'user_gone', detail: 'no entry with this subject' };
       const blocked = this.#accountState(entry);
       if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
-      return { ok: true, identity: this.toIdentity(entry, await this.#groups(client, entry)) };
+      return { ok: true, identity: this.#toIdentity(entry, await this.#groups(client, entry)) };
     });
   }
 
@@ -112,7 +112,7 @@ export class LdapDirectory {
         const out = await this.#withService(async (client) => {
           const resolved = [];
           for (const entry of users) {
-            resolved.push({ identity: this.toIdentity(entry, await this.#groups(client, entry, cache)), blocked: this.#accountState(entry) });
+            resolved.push({ identity: this.#toIdentity(entry, await this.#groups(client, entry, cache)), blocked: this.#accountState(entry) });
           }
           return resolved;
         });
@@ -152,7 +152,7 @@ export class LdapDirectory {
     });
   }
 
-  toIdentity(entry: Entry, groups: string[]): UpstreamIdentity {
+  #toIdentity(entry: Entry, groups: string[]): UpstreamIdentity {
     const map = this.#config.attributeMap;
     const email = firstValue(entry, map.email);
     const attributes: Record<string, unknown> = { dn: entry.dn };
@@ -237,7 +237,7 @@ export class LdapDirectory {
       if (!entry || !this.#subjectOf(entry)) return { ok: false, reason: 'upstream_error', detail: `cannot read ${this.#config.subjectAttribute} of the bound user` };
       const blocked = this.#accountState(entry);
       if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
-      return { ok: true, identity: this.toIdentity(entry, await this.#groups(conn.client, entry)) };
+      return { ok: true, identity: this.#toIdentity(entry, await this.#groups(conn.client, entry)) };
     });
   }
 

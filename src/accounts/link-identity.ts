@@ -13,7 +13,8 @@ export interface LinkedLogin {
   created: boolean;
 }
 
-function upstreamData(identity: UpstreamIdentity): Record<string, unknown> {
+/** What the federated identity keeps of what the upstream said (for refresh and mappers). */
+export function upstreamData(identity: UpstreamIdentity): Record<string, unknown> {
   return {
     name: identity.name ?? null,
     givenName: identity.givenName ?? null,

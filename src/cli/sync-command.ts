@@ -38,7 +38,6 @@ export function runSync(config: Config, connectorId: string | undefined): Promis
       return 0;
     } catch (err) {
       console.error(`import of ${connectorId} failed: ${(err as Error).message}`);
-      await store.audit.record({ type: 'sync.failed', outcome: 'failure', connectorId, details: { error: (err as Error).message } }).catch(() => {});
       return 1;
     } finally {
       await registry.close();

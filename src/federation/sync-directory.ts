@@ -6,7 +6,7 @@
 // runs after a complete listing.
 import { createHash } from 'node:crypto';
 import type { DirectorySync, SyncedUser, UpstreamIdentity } from '../connectors/contract.ts';
-import { followUpstreamProfile, linkIdentity, wantedUsername } from '../accounts/link-identity.ts';
+import { followUpstreamProfile, linkIdentity, upstreamData as storedUpstreamData, wantedUsername } from '../accounts/link-identity.ts';
 import { AlreadyExists } from '../errors.ts';
 import type { Store } from '../storage/store.ts';
 import type { FederatedIdentity } from '../storage/types.ts';
@@ -29,18 +29,10 @@ export interface SyncOptions {
   onProgress?: (progress: Readonly<SyncProgress>) => void;
 }
 
-/** What an identity looked like upstream, canonically, so equal data gives an equal digest. */
-function upstreamData(user: SyncedUser) {
-  const id = user.identity;
-  return {
-    name: id.name ?? null,
-    givenName: id.givenName ?? null,
-    familyName: id.familyName ?? null,
-    emailVerified: id.emailVerified ?? false,
-    groups: [...(id.groups ?? [])].sort(),
-    attributes: id.attributes ?? {},
-    blocked: user.blocked,
-  };
+/** What a login would store, plus the upstream's verdict; groups sorted so equal data digests equally. */
+function upstreamData(user: SyncedUser): Record<string, unknown> {
+  const groups = [...(user.identity.groups ?? [])].sort();
+  return { ...storedUpstreamData({ ...user.identity, groups }), blocked: user.blocked };
 }
 
 function digestOf(user: SyncedUser): string {
@@ -49,7 +41,19 @@ function digestOf(user: SyncedUser): string {
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
+/** Runs one import; the audit trail gets `sync.completed` with the counts or `sync.failed` with the error. */
 export async function syncDirectory(store: Store, connectorId: string, sync: DirectorySync, options: SyncOptions = {}): Promise<SyncProgress> {
+  try {
+    const progress = await runImport(store, connectorId, sync, options);
+    await store.audit.record({ type: 'sync.completed', connectorId, details: { ...progress } });
+    return progress;
+  } catch (err) {
+    await store.audit.record({ type: 'sync.failed', outcome: 'failure', connectorId, details: { error: (err as Error).message } }).catch(() => {});
+    throw err;
+  }
+}
+
+async function runImport(store: Store, connectorId: string, sync: DirectorySync, options: SyncOptions): Promise<SyncProgress> {
   const runStart = new Date();
   const progress: SyncProgress = { total: null, processed: 0, created: 0, updated: 0, unchanged: 0, disabled: 0, enabled: 0, groups: 0 };
   const report = () => options.onProgress?.({ ...progress });
@@ -80,7 +84,7 @@ export async function syncDirectory(store: Store, connectorId: string, sync: Dir
       }
       progress.processed += 1;
     }
-    await importNewPage(store, fresh, runStart);
+    await importNewPage(store, connectorId, fresh, runStart);
     progress.created += fresh.length;
     progress.disabled += fresh.filter((f) => f.user.blocked).length;
     await store.identities.touchSynced(unchanged, runStart);
@@ -95,7 +99,6 @@ export async function syncDirectory(store: Store, connectorId: string, sync: Dir
   }
   await markRemoved(store, connectorId, sync.disableRemoved, runStart, progress);
   report();
-  await store.audit.record({ type: 'sync.completed', connectorId, details: { ...progress } });
   return progress;
 }
 
@@ -111,7 +114,7 @@ interface NewEntry {
  * finds a free variant. If anything collides underneath (a concurrent login linked one of these
  * users meanwhile), the page falls back to one by one.
  */
-async function importNewPage(store: Store, entries: NewEntry[], runStart: Date): Promise<void> {
+async function importNewPage(store: Store, connectorId: string, entries: NewEntry[], runStart: Date): Promise<void> {
   if (!entries.length) return;
   let slow: NewEntry[] = [];
   try {
@@ -139,14 +142,14 @@ async function importNewPage(store: Store, entries: NewEntry[], runStart: Date):
         name: identity.name ?? null,
         givenName: identity.givenName ?? null,
         familyName: identity.familyName ?? null,
-        managedBy: identity.connectorId,
+        managedBy: connectorId,
         enabled: !user.blocked,
       })));
       const byUsername = new Map(users.map((u) => [u.username.toLowerCase(), u]));
       const created = fast.map((entry) => ({ entry, user: byUsername.get(wantedUsername(entry.identity).toLowerCase())! }));
-      await tx.identities.createMany(created.map(({ entry, user }) => ({ userId: user.id, connectorId: entry.identity.connectorId, subject: entry.identity.subject, ...fields(entry.identity, entry.user, entry.digest, runStart) })));
-      await tx.groups.addMemberships(created.flatMap(({ entry, user }) => (entry.identity.groups ?? []).map((group) => ({ userId: user.id, group }))), fast[0]?.identity.connectorId ?? '');
-      await tx.audit.recordMany(created.map(({ entry, user }) => ({ type: 'identity.linked', userId: user.id, connectorId: entry.identity.connectorId, details: { subject: entry.identity.subject, created: true, via: 'sync' } })));
+      await tx.identities.createMany(created.map(({ entry, user }) => ({ userId: user.id, connectorId, subject: entry.identity.subject, ...fields(entry.identity, entry.user, entry.digest, runStart) })));
+      await tx.groups.addMemberships(created.flatMap(({ entry, user }) => (entry.identity.groups ?? []).map((group) => ({ userId: user.id, group }))), connectorId);
+      await tx.audit.recordMany(created.map(({ entry, user }) => ({ type: 'identity.linked', userId: user.id, connectorId, details: { subject: entry.identity.subject, created: true, via: 'sync' } })));
       return deferred;
     });
   } catch (err) {

@@ -46,7 +46,6 @@ export function scheduleDirectorySyncs(deps: { store: Store; registry: Connector
         logger.info({ ...result }, 'directory import done');
       } catch (err) {
         logger.error({ err }, 'directory import failed');
-        await deps.store.audit.record({ type: 'sync.failed', outcome: 'failure', connectorId: registered.id, details: { error: (err as Error).message } }).catch(() => {});
       } finally {
         // Released, not left to expire, so the next interval may run on any instance.
         await deps.store.leases.release(lease, holder).catch(() => {});

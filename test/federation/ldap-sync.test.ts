@@ -176,6 +176,8 @@ describe('directory import (ldap sync)', () => {
       assert.equal(users.length, 6);
       assert.ok(users.every((u) => u.enabled || u.username === 'dave'), 'nobody was disabled but the locked user');
       assert.deepEqual(await store.audit.list({ type: 'user.disabled' }), []);
+      const failed = await store.audit.list({ type: 'sync.failed' });
+      assert.deepEqual(failed.map((e) => e.details.error).sort(), ['connection reset', 'the directory listed no users although users were imported before; nothing was disabled (check users.baseDn and users.filter)']);
     } finally {
       await db.close();
     }
