@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | ldap sync
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -7,6 +7,7 @@ import { createLogger } from '../log.ts';
 import { runServe } from './serve.ts';
 import { runCheckConfig } from './check-config.ts';
 import { runSync } from './sync-command.ts';
+import { runLinks } from './links-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
@@ -22,6 +23,9 @@ Commands:
   users add <username>       create a local user
       --email <email> --name <name> --group <group> (repeatable)
       --password-stdin       read the password from standard input (else KEYBRIDGE_PASSWORD)
+  users links <username>     list the upstream identities linked to a user
+  users unlink <username> <connector>
+                             remove the user's identity from that connector (the user stays)
 
 Options:
   -c, --config <file>        config file (default: $KEYBRIDGE_CONFIG or config/dev.yaml)
@@ -57,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const [command = 'serve', sub, arg] = positionals;
+  const [command = 'serve', sub, arg, arg2] = positionals;
 
   if (command === 'check-config') return runCheckConfig(values.config);
 
@@ -84,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
     case 'sync':
       return runSync(config, sub);
     case 'users':
+      if ((sub === 'links' || sub === 'unlink') && arg) return runLinks(config, sub, arg, arg2);
       if (sub !== 'add' || !arg) break;
       return withStore(config, async (store) => {
         const password = values['password-stdin'] ? await readStdin() : process.env.KEYBRIDGE_PASSWORD;

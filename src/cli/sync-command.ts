@@ -24,13 +24,14 @@ export function runSync(config: Config, connectorId: string | undefined): Promis
     const logger = createLogger(config.log.level === 'info' ? 'warn' : config.log.level);
     const registry = await ConnectorRegistry.open([{ ...entry, enabled: true }], { logger, localAccounts: createLocalAccounts(store) });
     try {
-      const sync = registry.get(connectorId)?.connector.sync;
+      const registered = registry.get(connectorId);
+      const sync = registered?.connector.sync;
       if (!sync) {
         console.error(`connector "${connectorId}" (type ${entry.type}) cannot list its users, so it cannot be imported`);
         return 2;
       }
       const progress = createProgressReporter(process.stderr);
-      const result = await syncDirectory(store, connectorId, sync, { onProgress: (p) => progress.update(p) });
+      const result = await syncDirectory(store, connectorId, sync, { mappers: registered?.policy.mappers, onProgress: (p) => progress.update(p) });
       progress.done(result);
       console.log(
         `imported ${connectorId}: ${result.processed} users (${result.created} created, ${result.updated} updated, ${result.unchanged} unchanged, ${result.disabled} disabled, ${result.enabled} enabled again), ${result.groups} groups`,

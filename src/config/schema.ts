@@ -2,6 +2,7 @@
 // defaults are applied here and nowhere else. Messages never include the offending value, so a
 // misplaced secret cannot leak through an error.
 import { z } from 'zod';
+import { mappersSchema } from '../accounts/identity-mappers.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -37,6 +38,7 @@ const SLUG = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const SLUG_MESSAGE = 'must be 1-64 lowercase letters, digits and "-", starting with a letter or digit';
 const slug = () => z.string().regex(SLUG, SLUG_MESSAGE);
 
+export const LINKING_POLICIES = ['create', 'link-verified-email', 'confirm'] as const;
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
 const DEFAULT_GRANT_TYPES: (typeof GRANT_TYPES)[number][] = ['authorization_code', 'refresh_token'];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -104,6 +106,23 @@ const connector = z
     enabled: bool().default(true),
     /** Checked by the connector's own schema when the registry loads it. */
     config: z.record(z.string(), z.unknown()).default({}),
+    /** What a first login through this connector does when no local user is linked yet. */
+    linking: z
+      .strictObject({
+        /**
+         * create: a new local user. link-verified-email: link to the local user with the same
+         * email when the upstream says it is verified and trustEmail is set, otherwise as
+         * `confirm`. confirm: when a local user has that email, the person proves they own it
+         * by signing in with one of its existing methods before the link is made.
+         */
+        firstLogin: z.enum(LINKING_POLICIES).default('create'),
+        /** The operator trusts this upstream's email_verified assertion. */
+        trustEmail: bool().default(false),
+      })
+      .prefault({}),
+    /** Keep the upstream's OAuth tokens (encrypted with secrets.tokenKeys) so refresh re-checks the upstream. */
+    storeTokens: bool().default(false),
+    mappers: mappersSchema,
   })
   .transform((c) => ({ ...c, name: c.name ?? c.id }));
 
@@ -132,6 +151,11 @@ export const configSchema = z
         // Absent (or emptied by `${VAR:-}`): the broker generates keys and keeps them in the
         // database so every instance shares them. The first key signs, all verify.
         cookieKeys: z
+          .array(z.string().min(32, 'must be at least 32 characters'))
+          .optional()
+          .transform((keys) => (keys?.length ? keys : undefined)),
+        // Encrypt stored upstream tokens; the first encrypts, all decrypt (rotation).
+        tokenKeys: z
           .array(z.string().min(32, 'must be at least 32 characters'))
           .optional()
           .transform((keys) => (keys?.length ? keys : undefined)),
@@ -223,6 +247,16 @@ function crossFieldChecks(config: Record<string, unknown>, ctx: Issues): void {
       c.resources.forEach((r, j) => {
         if (typeof r === 'string' && !resourceIds.has(r)) issue(['clients', i, 'resources', j], 'names no resource declared under "resources"');
       });
+    }
+  }
+
+  const secrets = isRecord(config.secrets) ? config.secrets : {};
+  const hasTokenKeys = Array.isArray(secrets.tokenKeys) && secrets.tokenKeys.length > 0;
+  for (const [c, i] of records(config.connectors)) {
+    if (c.storeTokens === true && !hasTokenKeys) issue(['connectors', i, 'storeTokens'], 'needs secrets.tokenKeys (a key of at least 32 characters) to encrypt the stored tokens');
+    const linking = isRecord(c.linking) ? c.linking : {};
+    if (linking.firstLogin === 'link-verified-email' && linking.trustEmail !== true) {
+      issue(['connectors', i, 'linking', 'trustEmail'], 'must be true for firstLogin "link-verified-email" (otherwise it never links by email; use "confirm")');
     }
   }
 

@@ -27,6 +27,21 @@ export interface UpstreamIdentity {
    * linking service decides.
    */
   localUserId?: string;
+  /**
+   * Tokens the upstream issued (OAuth 2.0 / OIDC connectors). The broker keeps them, encrypted,
+   * only for connectors configured with `storeTokens: true`, and hands them back to `refresh`.
+   */
+  tokens?: UpstreamTokens;
+}
+
+/** What an OAuth 2.0 upstream issued for one login; refreshed (and rotated) by `refresh`. */
+export interface UpstreamTokens {
+  accessToken: string;
+  refreshToken?: string;
+  idToken?: string;
+  /** Seconds since the epoch when the access token expires. */
+  expiresAt?: number;
+  scope?: string;
 }
 
 /** Why a login or refresh did not succeed. A wrong password is a result, not an exception. */
@@ -104,7 +119,13 @@ export interface DirectorySync {
 }
 
 interface ConnectorBase {
-  /** Re-check an identity on refresh-token use; absent means "refresh always allowed". */
+  /**
+   * Re-check an identity on refresh-token use; absent means "refresh always allowed". The
+   * identity carries the stored upstream `tokens` when the broker keeps them; an ok result may
+   * carry new (rotated) tokens, which replace the stored ones. An upstream that revoked the
+   * grant is `{ ok: false, reason: 'reauth_needed' }`; only an unreachable upstream throws.
+   * The broker never runs two refreshes of one identity at once.
+   */
   refresh?(identity: UpstreamIdentity): Promise<RefreshResult>;
   /** Present when the upstream can be imported (user federation). */
   sync?: DirectorySync;

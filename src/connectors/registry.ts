@@ -6,9 +6,19 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import type { Connector, ConnectorPlugin, LocalAccounts } from './contract.ts';
+import { mappersSchema, type Mappers } from '../accounts/identity-mappers.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const TYPE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+/** What the broker (not the connector) does with a connector's identities. */
+export interface ConnectorPolicy {
+  linking: { firstLogin: 'create' | 'link-verified-email' | 'confirm'; trustEmail: boolean };
+  storeTokens: boolean;
+  mappers: Mappers;
+}
+
+export const DEFAULT_POLICY: ConnectorPolicy = { linking: { firstLogin: 'create', trustEmail: false }, storeTokens: false, mappers: mappersSchema.parse(undefined) };
 
 export interface ConnectorEntry {
   id: string;
@@ -16,6 +26,8 @@ export interface ConnectorEntry {
   name: string;
   enabled: boolean;
   config: unknown;
+  /** Absent: DEFAULT_POLICY. */
+  policy?: ConnectorPolicy;
   /** Where this entry was declared, for error paths: `connectors[2]` or `database connector "x"`. */
   origin: string;
 }
@@ -25,6 +37,7 @@ export interface RegisteredConnector {
   type: string;
   name: string;
   connector: Connector;
+  policy: ConnectorPolicy;
 }
 
 export interface RegistryDependencies {
@@ -132,7 +145,7 @@ export class ConnectorRegistry {
           // A connector that cannot start (unreadable CA file, ...) is a configuration problem.
           throw new ConfigError([{ path: `${entry.origin}.config`, message: `connector "${entry.id}" cannot start: ${(err as Error).message}` }]);
         }
-        created.push({ id: entry.id, type: entry.type, name: entry.name, connector });
+        created.push({ id: entry.id, type: entry.type, name: entry.name, connector, policy: entry.policy ?? DEFAULT_POLICY });
       }
     } catch (err) {
       await Promise.allSettled(created.map((c) => c.connector.close?.()));

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { DirectorySync, SyncedUser, UpstreamIdentity } from '../connectors/contract.ts';
 import { followUpstreamProfile, linkIdentity, upstreamData as storedUpstreamData, wantedUsername } from '../accounts/link-identity.ts';
 import { AlreadyExists } from '../errors.ts';
+import { applyMappers, mapsAnything, type Mappers } from '../accounts/identity-mappers.ts';
 import type { Store } from '../storage/store.ts';
 import type { FederatedIdentity } from '../storage/types.ts';
 
@@ -27,6 +28,8 @@ export interface SyncProgress {
 
 export interface SyncOptions {
   onProgress?: (progress: Readonly<SyncProgress>) => void;
+  /** The connector's mappers: imported users land in the mapped local groups, as on login. */
+  mappers?: Mappers;
 }
 
 /** What a login would store, plus the upstream's verdict; groups sorted so equal data digests equally. */
@@ -66,11 +69,16 @@ async function runImport(store: Store, connectorId: string, sync: DirectorySync,
     progress.groups = names.length;
   }
 
+  const mappers = options.mappers;
+  const mapGroups = mappers && mapsAnything(mappers) ? (identity: UpstreamIdentity) => applyMappers(identity, mappers).groups : null;
   for await (const page of sync.listUsers()) {
     const known = await store.identities.findMany(connectorId, page.map((u) => u.identity.subject));
     const unchanged: string[] = [];
     const fresh: NewEntry[] = [];
-    for (const user of page) {
+    for (const listed of page) {
+      // Memberships are what the mappers make of the upstream groups; the digest covers the
+      // mapped result, so a changed mapper config re-applies on the next import.
+      const user = mapGroups ? { ...listed, identity: { ...listed.identity, groups: mapGroups(listed.identity) } } : listed;
       const identity: UpstreamIdentity = { ...user.identity, connectorId };
       const digest = digestOf(user);
       const existing = known.get(identity.subject);

@@ -37,6 +37,7 @@ export function scheduleDirectorySyncs(deps: { store: Store; registry: Connector
         }
         let renewed = Date.now();
         const result = await syncDirectory(deps.store, registered.id, sync, {
+          mappers: registered.policy.mappers,
           onProgress: () => {
             if (Date.now() - renewed < RENEW_MS) return;
             renewed = Date.now();

@@ -15,7 +15,9 @@ import type { PageRenderer } from '../http/page-renderer.ts';
 import type { CsrfTokens } from '../http/csrf.ts';
 import { sendPage } from '../http/send-page.ts';
 import { readForm } from '../http/read-form.ts';
-import { linkIdentity } from '../accounts/link-identity.ts';
+import { linkIdentity, linkToUser, resolveIdentity, type LinkOptions } from '../accounts/link-identity.ts';
+import { tokenBinding, type TokenCipher } from '../accounts/token-cipher.ts';
+import { applyMappers } from '../accounts/identity-mappers.ts';
 import { InvalidSession, KeybridgeError } from '../errors.ts';
 
 export interface InteractionDependencies {
@@ -28,6 +30,8 @@ export interface InteractionDependencies {
   renderer: PageRenderer;
   csrf: CsrfTokens;
   logger: Logger;
+  /** Encrypts upstream tokens for connectors that keep them (null: none configured). */
+  tokenCipher: TokenCipher | null;
 }
 
 /** What the person is told for each failure; details go to the log and the audit trail. */
@@ -48,14 +52,60 @@ const FAILURE_MESSAGES: Record<FailureReason, string> = {
 /** How long a person has to complete a redirect connector's upstream login. */
 const ATTEMPT_TTL = 600;
 
+/** A login ready to hand to oidc-provider. */
+interface SignedIn {
+  userId: string;
+  federatedIdentityId: string | null;
+  amr: string[];
+  /** Extra token claims from the connector's mappers. */
+  claims: Record<string, unknown>;
+}
+
+type Outcome =
+  | ({ kind: 'signed-in' } & SignedIn)
+  | { kind: 'failed'; reason: FailureReason }
+  /** The identity is new and a local user holds its email: a PendingLink waits for proof. */
+  | { kind: 'confirm' }
+  /** A `confirm-link` attempt came back: the local user that upstream login belongs to, if any. */
+  | { kind: 'proof'; userId: string | null; amr: string[] };
+
 /** One redirect-connector attempt, stored under its state handle in the artifact store. */
 interface UpstreamAttempt {
   uid: string;
   connectorId: string;
   context: Record<string, unknown>;
+  /** `confirm-link`: this upstream login is the person proving they own a pending link's account. */
+  purpose?: 'login' | 'confirm-link';
   /** Set once the upstream came back: what to hand to the interaction. */
-  outcome?: { ok: true; userId: string; federatedIdentityId: string | null; amr: string[] } | { ok: false; reason: FailureReason };
+  outcome?: Outcome;
 }
+
+/** A new upstream identity waiting for the person to prove they own the local account it would join. */
+interface PendingLink {
+  uid: string;
+  connectorId: string;
+  identity: UpstreamIdentity;
+  /** The identity's upstream tokens, already encrypted (never kept in plaintext here). */
+  tokens: string | null;
+  candidateUserId: string;
+  amr: string[];
+  failures: number;
+}
+
+/** Wrong passwords allowed on the link page before the pending link is dropped. */
+const MAX_LINK_FAILURES = 5;
+const pendingKey = (uid: string) => `link.${uid}`;
+
+/** "a***@example.org": enough for the owner to recognize, not enough to harvest. */
+function maskEmail(email: string | null): string | null {
+  if (!email) return null;
+  const at = email.lastIndexOf('@');
+  if (at < 1) return null;
+  return `${email[0]}${'*'.repeat(Math.min(Math.max(at - 1, 3), 8))}${email.slice(at)}`;
+}
+
+/** A connector's failure detail, short and single-line, for the audit trail. */
+const auditDetail = (detail: string | undefined) => (detail ? detail.replace(/\s+/g, ' ').slice(0, 200) : undefined);
 
 /** What the consent prompt says is still missing from the grant. */
 interface ConsentDetails {
@@ -79,6 +129,8 @@ export interface LoginProvenance {
   connectorId: string;
   federatedIdentityId: string | null;
   amr: string[];
+  /** Extra token claims from the connector's mappers. */
+  claims: Record<string, unknown>;
 }
 
 export function interactionRoutes(deps: InteractionDependencies): Router {
@@ -218,25 +270,76 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], username, selected: registered.id, status: 401 });
     }
 
-    const linked = await linkLogin(ctx, result.identity, registered.id, clientId, ['pwd']);
-    if (!linked.ok) return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[linked.reason], username, selected: registered.id, status: 401 });
-    return finishLogin(ctx, linked, registered.id);
+    const outcome = await linkLogin(ctx, details.uid, result.identity, registered, clientId, ['pwd']);
+    if (outcome.kind === 'failed') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[outcome.reason], username, selected: registered.id, status: 401 });
+    if (outcome.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
+    if (outcome.kind !== 'signed-in') throw new InvalidSession();
+    return finishLogin(ctx, outcome, registered.id);
   });
 
-  /** Links an upstream identity to its local user and records the login; refuses disabled users. */
-  async function linkLogin(ctx: Context, identity: UpstreamIdentity, connectorId: string, clientId: string | null, defaultAmr: string[]): Promise<NonNullable<UpstreamAttempt['outcome']>> {
-    const linked = await linkIdentity(store, { ...identity, connectorId });
-    if (!linked.user.enabled) {
-      await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: linked.user.id, clientId, connectorId, ip: ctx.ip, details: { reason: 'account_disabled' } });
-      return { ok: false, reason: 'account_disabled' };
-    }
-    await store.audit.record({ type: 'login.success', userId: linked.user.id, clientId, connectorId, ip: ctx.ip });
-    return { ok: true, userId: linked.user.id, federatedIdentityId: linked.federatedIdentityId, amr: identity.amr ?? defaultAmr };
+  /** What the broker keeps of an identity's upstream tokens: ciphertext, and only when the connector is configured to. */
+  function sealTokens(identity: UpstreamIdentity, registered: RegisteredConnector): string | null | undefined {
+    if (!registered.policy.storeTokens || !identity.tokens || !deps.tokenCipher) return undefined;
+    return deps.tokenCipher.encrypt(identity.tokens, tokenBinding(registered.id, identity.subject));
   }
 
-  function finishLogin(ctx: Context, login: { userId: string; federatedIdentityId: string | null; amr: string[] }, connectorId: string) {
-    const provenance: LoginProvenance = { connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr };
+  const linkOptions = (registered: RegisteredConnector, tokens: string | null | undefined): LinkOptions => ({
+    firstLogin: registered.policy.linking.firstLogin,
+    trustEmail: registered.policy.linking.trustEmail,
+    mappers: registered.policy.mappers,
+    tokens,
+  });
+
+  /**
+   * Links an upstream identity to its local user under the connector's first-login policy and
+   * records the login; refuses disabled users. A policy that needs the person's confirmation
+   * leaves a PendingLink for this interaction and links nothing yet.
+   */
+  async function linkLogin(ctx: Context, uid: string, upstream: UpstreamIdentity, registered: RegisteredConnector, clientId: string | null, defaultAmr: string[]): Promise<Outcome> {
+    const identity: UpstreamIdentity = { ...upstream, connectorId: registered.id };
+    const connectorId = registered.id;
+    const tokens = sealTokens(identity, registered);
+    const amr = identity.amr ?? defaultAmr;
+    const resolved = await resolveIdentity(store, { ...identity, tokens: undefined }, linkOptions(registered, tokens));
+    if (resolved.kind === 'confirm') {
+      const pending: PendingLink = { uid, connectorId, identity: { ...identity, tokens: undefined }, tokens: tokens ?? null, candidateUserId: resolved.candidate.id, amr, failures: 0 };
+      await savePending(pending);
+      await store.audit.record({ type: 'identity.link_pending', userId: resolved.candidate.id, clientId, connectorId, ip: ctx.ip, details: { subject: identity.subject, policy: registered.policy.linking.firstLogin } });
+      return { kind: 'confirm' };
+    }
+    return signInOutcome(ctx, resolved.user, resolved.federatedIdentityId, resolved.claims, amr, connectorId, clientId);
+  }
+
+  async function signInOutcome(ctx: Context, user: { id: string; enabled: boolean }, federatedIdentityId: string | null, claims: Record<string, unknown>, amr: string[], connectorId: string, clientId: string | null): Promise<Outcome> {
+    if (!user.enabled) {
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: user.id, clientId, connectorId, ip: ctx.ip, details: { reason: 'account_disabled' } });
+      return { kind: 'failed', reason: 'account_disabled' };
+    }
+    await store.audit.record({ type: 'login.success', userId: user.id, clientId, connectorId, ip: ctx.ip });
+    return { kind: 'signed-in', userId: user.id, federatedIdentityId, amr, claims };
+  }
+
+  function finishLogin(ctx: Context, login: SignedIn, connectorId: string) {
+    const provenance: LoginProvenance = { connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims };
     return finish(ctx, { login: { accountId: login.userId, amr: login.amr, remember: true }, keybridge: provenance }, false);
+  }
+
+  const mappedClaims = (identity: UpstreamIdentity, registered: RegisteredConnector) => applyMappers(identity, registered.policy.mappers).claims;
+
+  /** Sends the browser to a redirect connector's upstream; `purpose` says what its return means. */
+  async function startUpstream(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<{ location: string } | { error: string }> {
+    const state = randomBytes(32).toString('base64url');
+    if (registered.connector.kind !== 'redirect') return { error: 'Choose a way to sign in.' };
+    let start;
+    try {
+      start = await registered.connector.start({ callbackUrl: `${deps.issuer}/callback/${registered.id}`, state });
+    } catch (err) {
+      logger.error({ err, connector: registered.id, interaction: uid }, 'connector start failed');
+      await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId: registered.id, ip: ctx.ip, details: { stage: 'start' } });
+      return { error: unavailable(registered.name) };
+    }
+    await saveAttempt(state, { uid, connectorId: registered.id, context: start.context, purpose });
+    return { location: start.location };
   }
 
   // Redirect connectors: the person is sent upstream, comes back to /callback/:connector, and
@@ -249,19 +352,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!registered || registered.connector.kind !== 'redirect') {
       return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
     }
-    const state = randomBytes(32).toString('base64url');
-    let start;
-    try {
-      start = await registered.connector.start({ callbackUrl: `${deps.issuer}/callback/${registered.id}`, state });
-    } catch (err) {
-      logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector start failed');
-      await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { stage: 'start' } });
-      return renderLogin(ctx, details.uid, clientId, { error: unavailable(registered.name), status: 503 });
-    }
-    const attempt: UpstreamAttempt = { uid: details.uid, connectorId: registered.id, context: start.context };
-    await saveAttempt(state, attempt);
+    const started = await startUpstream(ctx, details.uid, registered, 'login');
+    if ('error' in started) return renderLogin(ctx, details.uid, clientId, { error: started.error, status: 503 });
     ctx.status = 303;
-    ctx.redirect(start.location);
+    ctx.redirect(started.location);
   });
 
   const upstreamCallback = async (ctx: Context) => {
@@ -273,27 +367,30 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     // connector's callback.
     const usable = stored && !stored.consumed && !stored.outcome && stored.connectorId === connectorId && (await deps.upstreamAttempts.claim(state!));
     if (!stored || !usable) {
+      logger.warn({ connector: connectorId, known: Boolean(stored) }, 'upstream callback rejected: unknown, replayed or mismatched state');
       await store.audit.record({ type: 'login.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: stored ? 'replayed_or_mismatched_state' : 'unknown_state' } });
       throw new InvalidSession('This sign-in response is invalid, expired or was already used. Start again from the application.');
     }
     const registered = deps.registry().get(connectorId);
-    let outcome: NonNullable<UpstreamAttempt['outcome']>;
+    let outcome: Outcome;
     if (!registered || registered.connector.kind !== 'redirect') {
-      outcome = { ok: false, reason: 'upstream_error' };
+      outcome = { kind: 'failed', reason: 'upstream_error' };
     } else {
       let result: LoginResult;
       try {
         result = await registered.connector.callback({ callbackUrl: `${deps.issuer}/callback/${connectorId}`, params, context: stored.context });
       } catch (err) {
         logger.error({ err, connector: connectorId, interaction: stored.uid }, 'connector callback failed');
-        result = { ok: false, reason: 'upstream_error' };
+        result = { ok: false, reason: 'upstream_error', detail: 'upstream unreachable' };
       }
-      if (result.ok) {
-        outcome = await linkLogin(ctx, result.identity, connectorId, null, ['fed']);
-      } else {
+      if (!result.ok) {
         logger.info({ connector: connectorId, interaction: stored.uid, reason: result.reason, detail: result.detail }, 'upstream login failed');
-        await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason } });
-        outcome = { ok: false, reason: result.reason };
+        await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason, detail: auditDetail(result.detail) } });
+        outcome = { kind: 'failed', reason: result.reason };
+      } else if (stored.purpose === 'confirm-link') {
+        outcome = { kind: 'proof', userId: await ownerOf({ ...result.identity, connectorId }), amr: result.identity.amr ?? ['fed'] };
+      } else {
+        outcome = await linkLogin(ctx, stored.uid, result.identity, registered, null, ['fed']);
       }
     }
     // The outcome waits, single use, for the browser that holds this interaction's cookie.
@@ -311,12 +408,150 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     // Used once; the consumed record stays until it expires, so a replayed callback is told apart.
     await saveAttempt(ctx.params.state, { ...stored, outcome: undefined });
     const clientId = details.params.client_id as string;
-    if (!stored.outcome.ok) {
-      const name = deps.registry().get(stored.connectorId)?.name ?? stored.connectorId;
-      const error = stored.outcome.reason === 'upstream_error' ? `${name} returned an error. Try again or choose another way to sign in.` : FAILURE_MESSAGES[stored.outcome.reason];
+    const outcome = stored.outcome;
+    const name = deps.registry().get(stored.connectorId)?.name ?? stored.connectorId;
+    if (outcome.kind === 'failed') {
+      const error = outcome.reason === 'upstream_error' ? `${name} returned an error. Try again or choose another way to sign in.` : FAILURE_MESSAGES[outcome.reason];
+      if (stored.purpose === 'confirm-link') return renderLink(ctx, details.uid, clientId, { error, status: 401 });
       return renderLogin(ctx, details.uid, clientId, { error, status: 401 });
     }
-    return finishLogin(ctx, stored.outcome, stored.connectorId);
+    if (outcome.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
+    if (outcome.kind === 'proof') return acceptProof(ctx, details.uid, clientId, outcome.userId, outcome.amr, stored.connectorId);
+    return finishLogin(ctx, outcome, stored.connectorId);
+  });
+
+  // ---- Confirming a link: the person proves they own the local account that holds the email.
+
+  const savePending = (pending: PendingLink) => deps.upstreamAttempts.upsert(pendingKey(pending.uid), pending as unknown as AdapterPayload, ATTEMPT_TTL);
+  const loadPending = async (uid: string) => ((await deps.upstreamAttempts.find(pendingKey(uid))) as unknown as PendingLink | undefined) ?? null;
+  const dropPending = (uid: string) => deps.upstreamAttempts.destroy(pendingKey(uid));
+
+  /** The local user an identity already belongs to; never creates or links anything. */
+  async function ownerOf(identity: UpstreamIdentity): Promise<string | null> {
+    if (identity.localUserId) return identity.localUserId;
+    return (await store.identities.find(identity.connectorId, identity.subject))?.userId ?? null;
+  }
+
+  /** The candidate account's sign-in methods that can prove ownership here. */
+  async function proofMethods(pending: PendingLink) {
+    const candidate = await store.users.findById(pending.candidateUserId);
+    if (!candidate) return null;
+    const linked = await store.identities.listForUser(candidate.id);
+    const hasPassword = Boolean(await store.credentials.getPasswordHash(candidate.id));
+    const password: { id: string; name: string; login: string }[] = [];
+    const redirect: { id: string; name: string }[] = [];
+    for (const c of deps.registry().list()) {
+      if (c.id === pending.connectorId) continue;
+      const fed = linked.find((f) => f.connectorId === c.id);
+      if (c.connector.kind === 'password') {
+        if (c.type === 'local' && hasPassword) password.push({ id: c.id, name: c.name, login: candidate.username });
+        else if (fed?.username) password.push({ id: c.id, name: c.name, login: fed.username });
+      } else if (fed) {
+        redirect.push({ id: c.id, name: c.name });
+      }
+    }
+    return { candidate, password, redirect };
+  }
+
+  async function renderLink(ctx: Context, uid: string, clientId: string, extra: { error?: string; status?: number } = {}) {
+    const pending = await loadPending(uid);
+    const methods = pending && (await proofMethods(pending));
+    if (!pending || !methods) return renderLogin(ctx, uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    const provider = deps.registry().get(pending.connectorId)?.name ?? pending.connectorId;
+    sendPage(ctx, renderer, 'link-account', {
+      uid,
+      client: await clientView(clientId),
+      provider,
+      email: maskEmail(pending.identity.email ?? null),
+      passwordMethods: methods.password.map((m) => ({ id: m.id, name: m.name })),
+      redirectMethods: methods.redirect,
+      error: extra.error,
+      csrfToken: csrf.issue(uid),
+      passwordAction: `/interaction/${uid}/link/password`,
+      connectorAction: `/interaction/${uid}/link/connector`,
+      newAccountAction: `/interaction/${uid}/link/new`,
+      cancelAction: `/interaction/${uid}/abort`,
+    }, extra.status ?? 200);
+  }
+
+  /** The person proved they own the candidate account (or not): link and sign in, or say why not. */
+  async function acceptProof(ctx: Context, uid: string, clientId: string, provedUserId: string | null, proofAmr: string[], proofConnectorId: string) {
+    const pending = await loadPending(uid);
+    if (!pending) return renderLogin(ctx, uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    if (provedUserId !== pending.candidateUserId) {
+      pending.failures += 1;
+      await store.audit.record({ type: 'identity.link_refused', outcome: 'failure', userId: pending.candidateUserId, clientId, connectorId: pending.connectorId, ip: ctx.ip, details: { subject: pending.identity.subject, proofConnector: proofConnectorId, reason: provedUserId ? 'other_account' : 'not_signed_in' } });
+      if (pending.failures >= MAX_LINK_FAILURES) {
+        await dropPending(uid);
+        return renderLogin(ctx, uid, clientId, { error: 'Too many failed attempts to link the account. Start again.', status: 429 });
+      }
+      await savePending(pending);
+      const error = provedUserId ? 'That sign-in belongs to a different account. Sign in to the account shown here.' : 'Invalid username or password.';
+      return renderLink(ctx, uid, clientId, { error, status: 401 });
+    }
+    await dropPending(uid);
+    const registered = deps.registry().get(pending.connectorId);
+    if (!registered) return renderLogin(ctx, uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+    const linked = await linkToUser(store, pending.identity, pending.candidateUserId, { ...linkOptions(registered, pending.tokens), via: 'confirmed' });
+    const amr = [...new Set([...pending.amr, ...proofAmr])];
+    const outcome = await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), amr, pending.connectorId, clientId);
+    if (outcome.kind !== 'signed-in') return renderLogin(ctx, uid, clientId, { error: FAILURE_MESSAGES[outcome.kind === 'failed' ? outcome.reason : 'not_permitted'], status: 401 });
+    return finishLogin(ctx, outcome, pending.connectorId);
+  }
+
+  router.post('/interaction/:uid/link/password', async (ctx) => {
+    const { details, form } = await loadForm(ctx, 'login');
+    const clientId = details.params.client_id as string;
+    const pending = await loadPending(details.uid);
+    const methods = pending && (await proofMethods(pending));
+    if (!pending || !methods) return renderLogin(ctx, details.uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    const method = methods.password.find((m) => m.id === form.connector);
+    const registered = method && deps.registry().get(method.id);
+    const password = form.password ?? '';
+    if (!method || !registered || registered.connector.kind !== 'password' || !password || password.length > 1024) {
+      return renderLink(ctx, details.uid, clientId, { error: 'Enter the password of this account.', status: 400 });
+    }
+    let result: LoginResult;
+    try {
+      result = await registered.connector.login(method.login, password);
+    } catch (err) {
+      logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
+      return renderLink(ctx, details.uid, clientId, { error: unavailable(registered.name), status: 503 });
+    }
+    if (!result.ok) {
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: pending.candidateUserId, clientId, connectorId: registered.id, ip: ctx.ip, details: { reason: result.reason, stage: 'link' } });
+      if (result.reason !== 'invalid_credentials') return renderLink(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], status: 401 });
+      return acceptProof(ctx, details.uid, clientId, null, ['pwd'], registered.id);
+    }
+    return acceptProof(ctx, details.uid, clientId, await ownerOf({ ...result.identity, connectorId: registered.id }), result.identity.amr ?? ['pwd'], registered.id);
+  });
+
+  router.post('/interaction/:uid/link/connector/:connector', async (ctx) => {
+    const { details } = await loadForm(ctx, 'login');
+    const clientId = details.params.client_id as string;
+    const pending = await loadPending(details.uid);
+    const methods = pending && (await proofMethods(pending));
+    if (!pending || !methods) return renderLogin(ctx, details.uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    const registered = methods.redirect.some((m) => m.id === ctx.params.connector) ? deps.registry().get(ctx.params.connector) : undefined;
+    if (!registered) return renderLink(ctx, details.uid, clientId, { error: 'Choose one of the ways to sign in shown.', status: 400 });
+    const started = await startUpstream(ctx, details.uid, registered, 'confirm-link');
+    if ('error' in started) return renderLink(ctx, details.uid, clientId, { error: started.error, status: 503 });
+    ctx.status = 303;
+    ctx.redirect(started.location);
+  });
+
+  /** The person says the existing account is not theirs: a separate account (without that email). */
+  router.post('/interaction/:uid/link/new', async (ctx) => {
+    const { details } = await loadForm(ctx, 'login');
+    const clientId = details.params.client_id as string;
+    const pending = await loadPending(details.uid);
+    const registered = pending && deps.registry().get(pending.connectorId);
+    if (!pending || !registered) return renderLogin(ctx, details.uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    await dropPending(details.uid);
+    const linked = await linkIdentity(store, pending.identity, { ...linkOptions(registered, pending.tokens), via: 'login' });
+    const outcome = await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), pending.amr, pending.connectorId, clientId);
+    if (outcome.kind !== 'signed-in') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[outcome.kind === 'failed' ? outcome.reason : 'not_permitted'], status: 401 });
+    return finishLogin(ctx, outcome, pending.connectorId);
   });
 
   router.post('/interaction/:uid/confirm', async (ctx) => {

@@ -7,6 +7,7 @@ import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
 import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
+import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
 
 export interface ProviderDependencies {
   config: Config;
@@ -18,7 +19,7 @@ export interface ProviderDependencies {
   logger: Logger;
   loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
   /** Extra claims for access tokens issued to a user (groups, idp). */
-  accessTokenClaims: (ctx: KoaContextWithOIDC, accountId: string, sessionUid: string | undefined) => Promise<Record<string, unknown> | undefined>;
+  accessTokenClaims: (ctx: KoaContextWithOIDC, accountId: string, sessionUid: string | undefined, scope: string | undefined) => Promise<Record<string, unknown> | undefined>;
 }
 
 // Claims grouped by the scope that releases them. `idp` and `amr` ride with `openid`: how and
@@ -48,6 +49,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const resources = new Map(config.resources.map((r) => [r.id, r]));
   const jwtAlg = config.keys.algorithms.includes('ES256') ? 'ES256' : config.keys.algorithms[0];
 
+  // Claims the connectors' mappers issue join the scope their mapper names.
+  const claims: Record<string, string[] | null> = { ...CLAIMS };
+  for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) {
+    claims[scope] = [...new Set([...(claims[scope] ?? []), ...names])];
+  }
+
   const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) =>
     sendPage(ctx, renderer, name, context, status ?? (ctx.status && ctx.status !== 404 ? ctx.status : 200));
 
@@ -57,8 +64,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     findAccount: deps.findAccount,
     loadExistingGrant: deps.loadExistingGrant,
     jwks: deps.jwks as Configuration['jwks'],
-    claims: CLAIMS,
-    scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', ...new Set(config.resources.flatMap((r) => r.scopes))],
+    claims,
+    scopes: [...new Set(['openid', 'offline_access', 'profile', 'email', 'groups', ...Object.keys(claims).filter((k) => claims[k] !== null), ...config.resources.flatMap((r) => r.scopes)])],
     // ID tokens carry the granted profile, email and groups claims even when an access token
     // is issued too, which is what downstream apps of a broker expect.
     conformIdTokenClaims: false,
@@ -154,7 +161,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     async extraTokenClaims(ctx, token) {
       const accountId = (token as { accountId?: string }).accountId;
       if (!accountId) return undefined;
-      return deps.accessTokenClaims(ctx, accountId, (token as { sessionUid?: string }).sessionUid);
+      return deps.accessTokenClaims(ctx, accountId, (token as { sessionUid?: string }).sessionUid, (token as { scope?: string }).scope);
     },
     // Refresh tokens rotate on every use; presenting a used one revokes the whole grant.
     rotateRefreshToken: true,

@@ -47,6 +47,8 @@ export function createFindAccount(deps: { store: Store; logins: LoginSessionLook
           updated_at: Math.floor(user.updatedAt.getTime() / 1000),
           groups,
           idp: login?.connectorId,
+          // Mapped upstream claims never shadow the ones Keybridge sets (mappers refuse those names).
+          ...login?.claims,
         };
       },
     };

@@ -5,6 +5,8 @@ import type { LoginSession, LoginSessionRepository } from '../storage/login-sess
 export interface LoginSessionLookup {
   find(sessionUid: string): Promise<LoginSession | null>;
   record(login: Omit<LoginSession, 'createdAt'>): Promise<void>;
+  /** New mapped claims for every session signed in through one federated identity. */
+  updateClaims(federatedIdentityId: string, claims: Record<string, unknown>): Promise<void>;
 }
 
 const MAX_ENTRIES = 10_000;
@@ -26,6 +28,11 @@ export function createLoginSessionLookup(repo: LoginSessionRepository): LoginSes
     async record(login) {
       cache.delete(login.sessionUid);
       await repo.upsert(login);
+    },
+    async updateClaims(federatedIdentityId, claims) {
+      await repo.updateClaims(federatedIdentityId, claims);
+      // This instance's cache; other instances' entries age out within TTL_MS.
+      for (const [uid, entry] of cache) if (entry.value.federatedIdentityId === federatedIdentityId) cache.delete(uid);
     },
   };
 }

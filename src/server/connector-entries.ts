@@ -11,6 +11,7 @@ export function configConnectorEntries(config: Config): ConnectorEntry[] {
     name: c.name ?? c.id,
     enabled: c.enabled,
     config: c.config,
+    policy: { linking: c.linking, storeTokens: c.storeTokens, mappers: c.mappers },
     origin: `connectors[${i}]`,
   }));
   if (!entries.some((e) => e.type === 'local')) {

@@ -21,6 +21,7 @@ import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
 import { createProvider } from '../oidc/create-provider.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
 import { createLoginSessionLookup } from '../oidc/login-sessions.ts';
+import { TokenCipher } from '../accounts/token-cipher.ts';
 import { createRefreshCheck } from '../oidc/refresh-check.ts';
 import { PageRenderer } from '../http/page-renderer.ts';
 import { securityHeaders } from '../http/security-headers.ts';
@@ -89,7 +90,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
 
     const logins = createLoginSessionLookup(store.loginSessions);
-    const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger });
+    const tokenCipher = config.secrets.tokenKeys ? new TokenCipher(config.secrets.tokenKeys) : null;
+    // Which scope releases each mapped claim, for access tokens.
+    const claimScopes = new Map<string, string>();
+    for (const c of config.connectors) for (const rule of c.mappers.claims) claimScopes.set(rule.claim, rule.scope);
+    const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
     const adapter = createOidcAdapter(database.artifacts);
     const upstreamAttempts = new adapter('UpstreamLogin');
@@ -105,11 +110,17 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         findAccount,
         renderer,
         logger,
-        async accessTokenClaims(ctx, accountId, sessionUid) {
+        async accessTokenClaims(ctx, accountId, sessionUid, scope) {
           const account = ctx.oidc.entities.Account as { accountId?: string; groups?: string[]; idp?: string } | undefined;
-          if (account?.accountId === accountId && account.groups) return { groups: account.groups, ...(account.idp ? { idp: account.idp } : {}) };
+          const granted = new Set((scope ?? '').split(' '));
+          const mapped = async () => {
+            if (!sessionUid || !claimScopes.size) return {};
+            const claims = (await logins.find(sessionUid))?.claims ?? {};
+            return Object.fromEntries(Object.entries(claims).filter(([name]) => granted.has(claimScopes.get(name) ?? '')));
+          };
+          if (account?.accountId === accountId && account.groups) return { groups: account.groups, ...(account.idp ? { idp: account.idp } : {}), ...(await mapped()) };
           const [groups, login] = await Promise.all([store.groups.groupsOf(accountId), sessionUid ? logins.find(sessionUid) : null]);
-          return { groups, ...(login ? { idp: login.connectorId } : {}) };
+          return { groups, ...(login ? { idp: login.connectorId } : {}), ...(await mapped()) };
         },
         async loadExistingGrant(ctx: KoaContextWithOIDC) {
           // Right after a login interaction: remember which connector signed this session in.
@@ -122,6 +133,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               connectorId: provenance.connectorId,
               federatedIdentityId: provenance.federatedIdentityId,
               amr: provenance.amr,
+              claims: provenance.claims ?? {},
               expiresAt: new Date(Date.now() + loginLifetimeMs),
             });
           }
@@ -133,7 +145,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(errorPages(renderer, logger));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
-      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger });
+      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
       return provider;

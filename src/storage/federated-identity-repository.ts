@@ -16,6 +16,8 @@ interface Row {
   digest: string | null;
   synced_at: Date | null;
   removed_at: Date | null;
+  tokens: string | null;
+  checked_at: Date | null;
 }
 
 const fromRow = (r: Row): FederatedIdentity => ({
@@ -31,6 +33,8 @@ const fromRow = (r: Row): FederatedIdentity => ({
   digest: r.digest ?? null,
   syncedAt: r.synced_at ?? null,
   removedAt: r.removed_at ?? null,
+  tokens: r.tokens ?? null,
+  checkedAt: r.checked_at ?? null,
 });
 
 /** What an import writes about one identity. */
@@ -80,8 +84,11 @@ export class FederatedIdentityRepository {
     return fromRow(row as Row);
   }
 
-  async recordLogin(id: string, fields: { username?: string | null; email?: string | null; data?: Record<string, unknown> }): Promise<void> {
-    const update: Record<string, unknown> = { last_login_at: new Date() };
+  /** A login through this identity; `tokens` (ciphertext) replaces the stored ones when given. */
+  async recordLogin(id: string, fields: { username?: string | null; email?: string | null; data?: Record<string, unknown>; tokens?: string | null }): Promise<void> {
+    const now = new Date();
+    const update: Record<string, unknown> = { last_login_at: now, checked_at: now };
+    if (fields.tokens !== undefined) update.tokens = fields.tokens;
     if (fields.username !== undefined) update.username = fields.username;
     if (fields.email !== undefined) update.email = fields.email;
     if (fields.data !== undefined) update.data = JSON.stringify(fields.data);
@@ -144,6 +151,16 @@ export class FederatedIdentityRepository {
 
   async markRemoved(id: string, at: Date): Promise<void> {
     await this.#knex('federated_identities').where({ id }).update({ removed_at: at, synced_at: at });
+  }
+
+  /** What a refresh learned from the upstream: its confirmation time and, when rotated, new tokens. */
+  async recordCheck(id: string, fields: { tokens?: string | null; data?: Record<string, unknown>; username?: string | null; email?: string | null }): Promise<void> {
+    const update: Record<string, unknown> = { checked_at: new Date() };
+    if (fields.tokens !== undefined) update.tokens = fields.tokens;
+    if (fields.data !== undefined) update.data = JSON.stringify(fields.data);
+    if (fields.username !== undefined) update.username = fields.username;
+    if (fields.email !== undefined) update.email = fields.email;
+    await this.#knex('federated_identities').where({ id }).update(update);
   }
 
   async delete(id: string): Promise<boolean> {

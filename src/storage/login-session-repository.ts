@@ -9,6 +9,8 @@ export interface LoginSession {
   connectorId: string;
   federatedIdentityId: string | null;
   amr: string[];
+  /** Extra token claims the connector's mappers produced for this login. */
+  claims: Record<string, unknown>;
   createdAt: Date;
   expiresAt: Date | null;
 }
@@ -19,6 +21,7 @@ interface Row {
   connector_id: string;
   federated_identity_id: string | null;
   amr: string[];
+  claims: Record<string, unknown> | null;
   created_at: Date;
   expires_at: Date | null;
 }
@@ -30,6 +33,7 @@ function fromRow(r: Row): LoginSession {
     connectorId: r.connector_id,
     federatedIdentityId: r.federated_identity_id,
     amr: r.amr ?? [],
+    claims: r.claims ?? {},
     createdAt: r.created_at,
     expiresAt: r.expires_at,
   };
@@ -42,7 +46,7 @@ export class LoginSessionRepository {
     this.#knex = knex;
   }
 
-  async upsert(login: Omit<LoginSession, 'createdAt'>): Promise<void> {
+  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims'> & { claims?: Record<string, unknown> }): Promise<void> {
     await this.#knex('login_sessions')
       .insert({
         session_uid: login.sessionUid,
@@ -50,10 +54,11 @@ export class LoginSessionRepository {
         connector_id: login.connectorId,
         federated_identity_id: login.federatedIdentityId,
         amr: JSON.stringify(login.amr),
+        claims: JSON.stringify(login.claims ?? {}),
         expires_at: login.expiresAt,
       })
       .onConflict('session_uid')
-      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'expires_at']);
+      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at']);
   }
 
   async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {
@@ -62,6 +67,11 @@ export class LoginSessionRepository {
       .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now))
       .first();
     return row ? fromRow(row) : null;
+  }
+
+  /** New mapped claims for every live session signed in through one federated identity (after a refresh). */
+  async updateClaims(federatedIdentityId: string, claims: Record<string, unknown>): Promise<void> {
+    await this.#knex('login_sessions').where({ federated_identity_id: federatedIdentityId }).update({ claims: JSON.stringify(claims) });
   }
 
   async deleteExpired(now = new Date()): Promise<number> {

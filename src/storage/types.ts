@@ -48,6 +48,10 @@ export interface FederatedIdentity {
   syncedAt: Date | null;
   /** When an import found the upstream entry gone (cleared when it comes back). */
   removedAt: Date | null;
+  /** The stored upstream tokens, encrypted (null when the connector does not keep them). */
+  tokens: string | null;
+  /** When the upstream last confirmed this identity (login or refresh). */
+  checkedAt: Date | null;
 }
 
 export interface Group {

@@ -54,7 +54,9 @@ describe('shipped config files', () => {
     assert.equal(config.users[0].username, 'demo');
     assert.equal(config.users[0].password, 'demo-password-change-me');
     assert.deepEqual(config.users[0].groups, ['users', 'admins']);
-    assert.deepEqual(config.connectors, [{ id: 'local', type: 'local', name: 'Username and password', enabled: true, config: {} }]);
+    assert.deepEqual(config.connectors.map(({ id, type, name, enabled, config: c, storeTokens, linking }) => ({ id, type, name, enabled, config: c, storeTokens, linking })), [
+      { id: 'local', type: 'local', name: 'Username and password', enabled: true, config: {}, storeTokens: false, linking: { firstLogin: 'create', trustEmail: false } },
+    ]);
   });
 
   test('config/dev.yaml takes the demo service secret from the environment when set', async () => {
@@ -142,7 +144,12 @@ describe('defaults', () => {
     assert.deepEqual(config.clients[0], { id: 'app', redirectUris: ['http://a.example/cb'], postLogoutRedirectUris: [], grantTypes: ['authorization_code', 'refresh_token'], firstParty: false });
     assert.deepEqual(config.resources[0], { id: 'https://api.example.com', scopes: [], audience: 'https://api.example.com' });
     assert.deepEqual(config.users[0], { username: 'alice', password: 'pw', emailVerified: true, groups: [], enabled: true });
-    assert.deepEqual(config.connectors[0], { id: 'corp', type: 'ldap', name: 'corp', enabled: true, config: {} });
+    assert.deepEqual(config.connectors[0], {
+      id: 'corp', type: 'ldap', name: 'corp', enabled: true, config: {},
+      linking: { firstLogin: 'create', trustEmail: false },
+      storeTokens: false,
+      mappers: { groups: { keepUpstream: true, prefix: '', map: {}, fromAttributes: [], always: [] }, claims: [] },
+    });
   });
 
   test('a client_credentials-only client needs no redirect URIs', () => {
