@@ -203,6 +203,28 @@ describe('rejected configs name the exact path', () => {
     assertIssue(issues, 'clients[0].redirectUris[2]', /fragment/);
   });
 
+  test('connector linking, token storage and mappers are checked where they are written', () => {
+    const issues = issuesOf(
+      `${base}connectors:\n` +
+        `  - { id: g, type: oidc, storeTokens: true, linking: { firstLogin: link-verified-email } }\n` +
+        `  - { id: h, type: oidc, linking: { firstLogin: merge }, mappers: { claims: [{ attribute: dept, claim: sub }], groups: { map: { a: '' } } } }\n`,
+    );
+    assert.deepEqual(issues.map((i) => i.path).sort(), [
+      'connectors[0].linking.trustEmail',
+      'connectors[0].storeTokens',
+      'connectors[1].linking.firstLogin',
+      'connectors[1].mappers.claims[0].claim',
+      'connectors[1].mappers.groups.map.a',
+    ]);
+    assertIssue(issues, 'connectors[0].storeTokens', /secrets\.tokenKeys/);
+    assertIssue(issues, 'connectors[0].linking.trustEmail', /must be true/);
+    assertIssue(issues, 'connectors[1].mappers.claims[0].claim', /sets itself/);
+    // With a key, and trust declared, the same connector is fine.
+    const ok = parseConfig(`${base}secrets: { tokenKeys: ['${'x'.repeat(32)}'] }\nconnectors:\n  - { id: g, type: oidc, storeTokens: true, linking: { firstLogin: link-verified-email, trustEmail: true } }\n`, { env: {} });
+    assert.equal(ok.connectors[0].storeTokens, true);
+    assert.deepEqual(ok.secrets.tokenKeys, ['x'.repeat(32)]);
+  });
+
   test('duplicate ids are reported at the second occurrence', () => {
     const issues = issuesOf(
       `${base}clients:\n  - { id: a, redirectUris: [http://a.example/cb] }\n  - { id: a, redirectUris: [http://a.example/cb] }\nresources:\n  - { id: https://api.example.com }\n  - { id: https://api.example.com }\nusers:\n  - { username: Alice, password: x }\n  - { username: alice, password: y }\nconnectors:\n  - { id: corp, type: ldap }\n  - { id: other, type: saml }\n  - { id: corp, type: oidc }\n`,
