@@ -64,6 +64,8 @@ interface SignedIn {
 type Outcome =
   | ({ kind: 'signed-in' } & SignedIn)
   | { kind: 'failed'; reason: FailureReason }
+  /** The upstream could not be reached (down, too slow): not the person's fault, try later. */
+  | { kind: 'unavailable' }
   /** The identity is new and a local user holds its email: a PendingLink waits for proof. */
   | { kind: 'confirm' }
   /** A `confirm-link` attempt came back: the local user that upstream login belongs to, if any. */
@@ -376,14 +378,17 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!registered || registered.connector.kind !== 'redirect') {
       outcome = { kind: 'failed', reason: 'upstream_error' };
     } else {
-      let result: LoginResult;
+      let result: LoginResult | null;
       try {
         result = await registered.connector.callback({ callbackUrl: `${deps.issuer}/callback/${connectorId}`, params, context: stored.context });
       } catch (err) {
         logger.error({ err, connector: connectorId, interaction: stored.uid }, 'connector callback failed');
-        result = { ok: false, reason: 'upstream_error', detail: 'upstream unreachable' };
+        await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId, ip: ctx.ip, details: { stage: 'callback' } });
+        result = null;
       }
-      if (!result.ok) {
+      if (!result) {
+        outcome = { kind: 'unavailable' };
+      } else if (!result.ok) {
         logger.info({ connector: connectorId, interaction: stored.uid, reason: result.reason, detail: result.detail }, 'upstream login failed');
         await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason, detail: auditDetail(result.detail) } });
         outcome = { kind: 'failed', reason: result.reason };
@@ -414,6 +419,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       const error = outcome.reason === 'upstream_error' ? `${name} returned an error. Try again or choose another way to sign in.` : FAILURE_MESSAGES[outcome.reason];
       if (stored.purpose === 'confirm-link') return renderLink(ctx, details.uid, clientId, { error, status: 401 });
       return renderLogin(ctx, details.uid, clientId, { error, status: 401 });
+    }
+    if (outcome.kind === 'unavailable') {
+      if (stored.purpose === 'confirm-link') return renderLink(ctx, details.uid, clientId, { error: unavailable(name), status: 503 });
+      return renderLogin(ctx, details.uid, clientId, { error: unavailable(name), status: 503 });
     }
     if (outcome.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
     if (outcome.kind === 'proof') return acceptProof(ctx, details.uid, clientId, outcome.userId, outcome.amr, stored.connectorId);
