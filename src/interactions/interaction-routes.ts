@@ -301,7 +301,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const identity: UpstreamIdentity = { ...upstream, connectorId: registered.id };
     const connectorId = registered.id;
     const tokens = sealTokens(identity, registered);
-    const amr = identity.amr ?? defaultAmr;
+    // How the broker authenticated (pwd; fed for an upstream) plus what the upstream reports it
+    // did (its own pwd, mfa, hwk...), so apps can see an upstream's MFA.
+    const amr = [...new Set([...defaultAmr, ...(identity.amr ?? [])])];
     const resolved = await resolveIdentity(store, { ...identity, tokens: undefined }, linkOptions(registered, tokens));
     if (resolved.kind === 'confirm') {
       const pending: PendingLink = { uid, connectorId, identity: { ...identity, tokens: undefined }, tokens: tokens ?? null, candidateUserId: resolved.candidate.id, amr, failures: 0 };
@@ -393,7 +395,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason, detail: auditDetail(result.detail) } });
         outcome = { kind: 'failed', reason: result.reason };
       } else if (stored.purpose === 'confirm-link') {
-        outcome = { kind: 'proof', userId: await ownerOf({ ...result.identity, connectorId }), amr: result.identity.amr ?? ['fed'] };
+        outcome = { kind: 'proof', userId: await ownerOf({ ...result.identity, connectorId }), amr: ['fed', ...(result.identity.amr ?? [])] };
       } else {
         outcome = await linkLogin(ctx, stored.uid, result.identity, registered, null, ['fed']);
       }
