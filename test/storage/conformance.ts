@@ -287,6 +287,42 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await assert.rejects(store.audit.list({ beforeId: "1; DROP TABLE users" }), InvalidInput);
     });
 
+    test('federated identities: stored upstream tokens and upstream checks', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'tokyo' });
+      const fed = await store.identities.create({ userId: u.id, connectorId: 'oidc', subject: 'tok-1' });
+      assert.equal(fed.tokens, null);
+      await store.identities.recordLogin(fed.id, { tokens: 'v1.k.iv.cipher-1' });
+      const logged = (await store.identities.findById(fed.id))!;
+      assert.equal(logged.tokens, 'v1.k.iv.cipher-1');
+      assert.ok(logged.checkedAt instanceof Date);
+      // A login that brings no tokens leaves the stored ones alone; an explicit null clears them.
+      await store.identities.recordLogin(fed.id, {});
+      assert.equal((await store.identities.findById(fed.id))!.tokens, 'v1.k.iv.cipher-1');
+      await store.identities.recordCheck(fed.id, { tokens: 'v1.k.iv.cipher-2', data: { groups: ['g'] }, email: 'tok@example.org' });
+      const checked = (await store.identities.findById(fed.id))!;
+      assert.deepEqual([checked.tokens, checked.data, checked.email], ['v1.k.iv.cipher-2', { groups: ['g'] }, 'tok@example.org']);
+      assert.ok(checked.checkedAt! >= logged.checkedAt!);
+      await store.identities.recordLogin(fed.id, { tokens: null });
+      assert.equal((await store.identities.findById(fed.id))!.tokens, null);
+    });
+
+    test('login sessions: mapped claims are kept and updated per federated identity', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'clara' });
+      const fed = await store.identities.create({ userId: u.id, connectorId: 'oidc', subject: 'clara-1' });
+      const later = new Date(Date.now() + 3_600_000);
+      await store.loginSessions.upsert({ sessionUid: 'sess-c1', userId: u.id, connectorId: 'oidc', federatedIdentityId: fed.id, amr: ['fed'], claims: { department: 'R&D' }, expiresAt: later });
+      await store.loginSessions.upsert({ sessionUid: 'sess-c2', userId: u.id, connectorId: 'oidc', federatedIdentityId: fed.id, amr: ['fed'], expiresAt: later });
+      await store.loginSessions.upsert({ sessionUid: 'sess-c3', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: later });
+      assert.deepEqual((await store.loginSessions.find('sess-c1'))!.claims, { department: 'R&D' });
+      assert.deepEqual((await store.loginSessions.find('sess-c2'))!.claims, {});
+      await store.loginSessions.updateClaims(fed.id, { department: 'Ops' });
+      assert.deepEqual((await store.loginSessions.find('sess-c1'))!.claims, { department: 'Ops' });
+      assert.deepEqual((await store.loginSessions.find('sess-c2'))!.claims, { department: 'Ops' });
+      assert.deepEqual((await store.loginSessions.find('sess-c3'))!.claims, {});
+    });
+
     test('login sessions: upsert, expiry, clean-up', async (t) => {
       if (!ready(t)) return;
       const u = await store.users.create({ username: 'kate' });
