@@ -145,6 +145,48 @@ describe('keybridge CLI', () => {
     }
   });
 
+  test('users links and users unlink: list a user\'s upstream identities, remove one, keep the user', async () => {
+    const dataDir = path.join(work, 'data-links');
+    const file = writeConfig('links.yaml', `issuer: http://127.0.0.1:5556\ndatabase: { dataDir: ${JSON.stringify(dataDir)} }\n`);
+    assert.equal((await run(['migrate', '-c', file])).code, 0);
+    let userId = '';
+    const seed = await openDatabase({ dataDir: path.join(dataDir, 'pglite') });
+    try {
+      const store = new Store(seed.knex);
+      const uma = await store.users.create({ username: 'uma' });
+      userId = uma.id;
+      await store.identities.create({ userId, connectorId: 'github', subject: '4242', username: 'uma-gh', email: 'uma@example.org' });
+      await store.identities.create({ userId, connectorId: 'google', subject: 'g-1', username: null });
+      await store.groups.setMemberships(userId, ['gh-org'], 'github');
+    } finally {
+      await seed.close();
+    }
+    const links = await run(['users', 'links', 'uma', '-c', file]);
+    assert.equal(links.code, 0, links.stderr);
+    assert.match(links.stdout, /^github\t4242\tuma-gh\tuma@example\.org/m);
+    assert.match(links.stdout, /^google\tg-1\t-/m);
+    const wrong = await run(['users', 'unlink', 'uma', 'gitlab', '-c', file]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /no identity from connector "gitlab" \(linked: github, google\)/);
+    assert.equal((await run(['users', 'unlink', 'nobody', 'github', '-c', file])).code, 2);
+    const unlink = await run(['users', 'unlink', 'uma', 'github', '-c', file]);
+    assert.equal(unlink.code, 0, unlink.stderr);
+    assert.match(unlink.stdout, /unlinked 1 github identity from uma/);
+    const last = await run(['users', 'unlink', 'uma', 'google', '-c', file]);
+    assert.match(last.stderr, /now has no way to sign in/);
+
+    const db = await openDatabase({ dataDir: path.join(dataDir, 'pglite') });
+    try {
+      const store = new Store(db.knex);
+      assert.equal((await store.users.findById(userId))?.username, 'uma', 'the user stays');
+      assert.deepEqual(await store.identities.listForUser(userId), []);
+      assert.deepEqual(await store.groups.groupsOf(userId), []);
+      assert.deepEqual((await store.audit.list({ type: 'identity.unlinked', userId })).map((e) => [e.connectorId, e.details.by]).sort(), [['github', 'cli'], ['google', 'cli']]);
+    } finally {
+      await db.close();
+    }
+  });
+
   test('unknown commands print usage and exit 2', async () => {
     const r = await run(['frobnicate']);
     assert.equal(r.code, 2);
