@@ -100,8 +100,10 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
       return { location: buildAuthorizationUrl(config, params).href, context };
     },
 
-    async callback({ callbackUrl, params, context }) {
+    async callback({ callbackUrl, method, params, context }) {
       const { state, nonce, codeVerifier } = context;
+      // Asked for form_post, the code must not arrive in a URL (where logs and referrers keep it).
+      if (c.responseMode === 'form_post' && method === 'GET' && params.code) return upstreamError('a form_post response arrived as a GET');
       if (typeof state !== 'string' || typeof nonce !== 'string' || (codeVerifier !== undefined && typeof codeVerifier !== 'string')) {
         return upstreamError('the login attempt context is incomplete');
       }

@@ -157,6 +157,8 @@ export interface RedirectConnector extends ConnectorBase {
   start(input: { callbackUrl: string; state: string }): Promise<RedirectStart>;
   callback(input: {
     callbackUrl: string;
+    /** How the upstream sent the browser back: GET (query) or POST (form_post, SAML POST binding). */
+    method?: 'GET' | 'POST';
     /** Query or form parameters the upstream sent back (state included). */
     params: Record<string, string>;
     context: Record<string, unknown>;

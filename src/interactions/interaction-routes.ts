@@ -382,7 +382,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     } else {
       let result: LoginResult | null;
       try {
-        result = await registered.connector.callback({ callbackUrl: `${deps.issuer}/callback/${connectorId}`, params, context: stored.context });
+        result = await registered.connector.callback({ callbackUrl: `${deps.issuer}/callback/${connectorId}`, method: ctx.method === 'POST' ? 'POST' : 'GET', params, context: stored.context });
       } catch (err) {
         logger.error({ err, connector: connectorId, interaction: stored.uid }, 'connector callback failed');
         await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId, ip: ctx.ip, details: { stage: 'callback' } });

@@ -484,6 +484,17 @@ describe('oidc connector: presets', () => {
       assert.equal(refreshed.name, 'Ada Lovelace', 'the once-only name survives refresh');
     });
 
+    test('a form_post response that arrives as a GET (the code in a URL) is refused before any token request', async () => {
+      const connector = await connect({ preset: 'apple', issuer: op.issuer, clientId: 'org.example.web', teamId, keyId, privateKey: pem });
+      const started = await connector.start({ callbackUrl: CALLBACK, state: 'st-get' });
+      const back = await op.authorize(started.location, { username: 'ada', password: 'pw-ada' });
+      const before = tokenRequests(op);
+      const context = JSON.parse(JSON.stringify(started.context)) as Record<string, unknown>;
+      failed(await connector.callback({ callbackUrl: CALLBACK, method: 'GET', params: back.params, context }), 'upstream_error', /form_post/);
+      assert.equal(tokenRequests(op), before);
+      ok(await connector.callback({ callbackUrl: CALLBACK, method: 'POST', params: back.params, context }));
+    });
+
     test('a client secret signed with another key is refused by the upstream', async () => {
       const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
       const connector = await connect({ preset: 'apple', issuer: op.issuer, clientId: 'org.example.web', teamId, keyId, privateKey: stranger });
