@@ -98,7 +98,16 @@ export function createOAuth2Connector({ id, config, logger, fetch }: ConnectorCo
           if (result.ok && result.identity.subject !== identity.subject) return failed('upstream_error', 'the token now belongs to another upstream user');
           return result;
         } catch (err) {
-          if (!(err instanceof UpstreamRejected)) throw err;
+          if (!(err instanceof UpstreamRejected)) {
+            // The refresh grant just rotated the tokens: the upstream grant is alive. Keep the
+            // new tokens with what was known (the old refresh token is spent) rather than lose them
+            // to a profile read that failed in transit; the next refresh reads the profile again.
+            if (refreshed) {
+              logger.warn({ err }, 'profile read failed after the token refresh; keeping the rotated tokens');
+              return { ok: true, identity: { ...identity, tokens } };
+            }
+            throw err;
+          }
           if (err.status !== 401) return failed('upstream_error', err.message);
           // Revoked early or expired without our knowing: one refresh grant, then give up.
           if (refreshed || !tokens.refreshToken) return failed('reauth_needed', err.message);

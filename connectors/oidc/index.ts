@@ -139,7 +139,16 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
       const subject = typeof previous.sub === 'string' ? previous.sub : identity.subject;
       const idClaims = tokens.id_token ? (tokens.claims() as IDToken) : undefined;
       if (idClaims && idClaims.sub !== subject) return upstreamError('the refreshed ID token is for another subject');
-      const result = await identityFrom(tokens, config, idClaims ?? previous, subject);
+      let result: LoginResult;
+      try {
+        result = await identityFrom(tokens, config, idClaims ?? previous, subject);
+      } catch (err) {
+        // The refresh grant succeeded, so the upstream grant is alive, and the old refresh token
+        // may already be spent (rotation): keep the new tokens with the profile as it was rather
+        // than lose them to a userinfo or Graph call that failed in transit.
+        logger.warn({ err }, 'profile read failed after the token refresh; keeping the rotated tokens');
+        return { ok: true, identity: { ...identity, tokens: tokensOf(tokens, identity.tokens) } };
+      }
       if (!result.ok) return result;
       const fresh = result.identity;
       if (fresh.subject !== identity.subject) return upstreamError('the refreshed identity has another subject');

@@ -315,6 +315,27 @@ describe('oauth2 connector, GitHub Enterprise Server and expiring tokens', () =>
     expectOk(await connector.refresh!({ ...refreshed, tokens: { ...second, expiresAt: 1 } }));
   });
 
+  test('a profile read that fails in transit right after a rotation keeps the rotated tokens (the old refresh token is spent)', async () => {
+    let failProfile = false;
+    const ctxFetch: typeof fetch = async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (failProfile && url.pathname.startsWith('/api/v3/user')) throw new TypeError('fetch failed');
+      return fetch(input, init);
+    };
+    const parsed = plugin.configSchema.parse({ preset: 'github', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, baseUrl: ghe.url });
+    const connector = (await plugin.create({ id: 'gh', name: 'gh', config: parsed, logger: pino({ level: 'silent' }), fetch: ctxFetch, services: {} as never })) as RedirectConnector;
+    const identity = await signIn(connector);
+    const expiring = { ...identity, tokens: { ...identity.tokens!, expiresAt: Math.floor(Date.now() / 1000) + 30 } };
+    failProfile = true;
+    const kept = expectOk(await connector.refresh!(expiring));
+    assert.notEqual(kept.tokens!.refreshToken, identity.tokens!.refreshToken, 'the rotated refresh token is returned');
+    assert.equal(kept.email, identity.email, 'the profile stays as it was');
+    // Without a rotation first, an unreachable upstream is an outage (throw), not a pass.
+    await assert.rejects(connector.refresh!(kept));
+    failProfile = false;
+    expectOk(await connector.refresh!({ ...kept, tokens: { ...kept.tokens!, expiresAt: 1 } }));
+  });
+
   test('an access token revoked early is refreshed once on 401; with the grant revoked too, reauth_needed', async () => {
     const connector = await connectorFor({ preset: 'github', baseUrl: ghe.url });
     const identity = await signIn(connector);

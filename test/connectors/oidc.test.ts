@@ -276,6 +276,23 @@ describe('oidc connector: generic issuer', () => {
     }
   });
 
+  test('refresh: userinfo failing in transit after a rotation keeps the rotated tokens and the known profile', async () => {
+    let failUserinfo = false;
+    const connector = await connect(base(), async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (failUserinfo && url.pathname.endsWith('/me')) throw new TypeError('fetch failed');
+      return fetch(input, init);
+    });
+    const identity = ok((await login(connector, op, { username: 'alice', password: 'Alice#Pass1' })).result);
+    failUserinfo = true;
+    const kept = ok(await connector.refresh!(identity));
+    assert.notEqual(kept.tokens!.refreshToken, identity.tokens!.refreshToken, 'the rotated refresh token is kept');
+    assert.deepEqual(kept.groups, identity.groups);
+    failUserinfo = false;
+    ok(await connector.refresh!(kept));
+    failed(await connector.refresh!(identity), 'reauth_needed', /invalid_grant/);
+  });
+
   test('refresh: a grant revoked upstream is reauth_needed; no stored tokens is ok unchanged; down throws', async () => {
     const connector = await connect(base());
     const identity = ok((await login(connector, op, { username: 'bob', password: 'Bob#Pass1' })).result);
