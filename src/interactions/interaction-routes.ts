@@ -497,7 +497,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         return renderLogin(ctx, uid, clientId, { error: 'Too many failed attempts to link the account. Start again.', status: 429 });
       }
       await savePending(pending);
-      const error = provedUserId ? 'That sign-in belongs to a different account. Sign in to the account shown here.' : 'Invalid username or password.';
+      // An upstream sign-in (amr fed) that is no one's, or anyone else's, is "a different account".
+      const error = provedUserId || proofAmr[0] === 'fed' ? 'That sign-in belongs to a different account. Sign in to the account shown here.' : 'Invalid username or password.';
       return renderLink(ctx, uid, clientId, { error, status: 401 });
     }
     await dropPending(uid);

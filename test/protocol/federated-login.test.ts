@@ -40,6 +40,8 @@ describe('federated login through Keybridge', () => {
     frank: user('frank', { email: 'frank@example.org', email_verified: true }),
     gina: user('gina', { email: 'gina@example.org', email_verified: true }),
     hal: user('hal', { email: 'hal@example.org', email_verified: true }),
+    /** A second upstream account with ann's email, at the confirm-policy connector. */
+    annAlt: user('ann-alt', { email: 'ann@example.org', email_verified: true }),
   };
 
   before(async () => {
@@ -265,6 +267,28 @@ describe('federated login through Keybridge', () => {
     await assert.rejects(oidc.refreshTokenGrant(rp, viaGitHub.refresh_token!), (err: Error & { error?: string }) => err.error === 'invalid_grant');
     const again = await signInUpstream(new Browser(broker.issuer), 'acme', users.ann);
     assert.equal((await tokensAt(again.page, again.verifier)).claims()!.sub, annId, 'the other link still signs the same user in');
+  });
+
+  test('confirm through another upstream the account is linked to; a sign-in of someone else is refused', async () => {
+    const annId = (await broker.store.identities.find('acme', users.ann.id))!.userId;
+    const browser = new Browser(broker.issuer);
+    const { page: linkPage, verifier } = await signInUpstream(browser, 'acme-confirm', users.annAlt);
+    assert.match(text(linkPage), /Confirm with Acme ID/);
+    assert.doesNotMatch(linkPage.html, /name="password"/, 'an upstream-created account has no password to offer');
+
+    // Proving with someone else's account is refused and links nothing.
+    const wrongAway = await browser.submit(linkPage, '/link/connector/acme');
+    const wrongBack = await op.authorize(wrongAway.url, { username: users.frank.username, password: users.frank.password });
+    const refused = await browser.go(wrongBack.url);
+    assert.equal(refused.status, 401);
+    assert.match(text(refused), /belongs to a different account/);
+    assert.equal(await broker.store.identities.find('acme-confirm', users.annAlt.id), null);
+
+    const away = await browser.submit(refused, '/link/connector/acme');
+    const back = await op.authorize(away.url, { username: users.ann.username, password: users.ann.password });
+    const done = await browser.go(back.url);
+    assert.equal((await tokensAt(done, verifier)).claims()!.sub, annId);
+    assert.equal((await broker.store.identities.find('acme-confirm', users.annAlt.id))!.userId, annId);
   });
 
   test('refresh re-checks the upstream with the stored tokens; a revoked upstream grant ends ours (invalid_grant, not a 500)', async () => {
