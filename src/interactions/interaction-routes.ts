@@ -97,6 +97,7 @@ interface PendingLink {
 /** Wrong passwords allowed on the link page before the pending link is dropped. */
 const MAX_LINK_FAILURES = 5;
 const pendingKey = (uid: string) => `link.${uid}`;
+const LINK_EXPIRED = { error: 'The account link expired. Sign in again.', status: 400 };
 
 /** "a***@example.org": enough for the owner to recognize, not enough to harvest. */
 function maskEmail(email: string | null): string | null {
@@ -105,6 +106,9 @@ function maskEmail(email: string | null): string | null {
   if (at < 1) return null;
   return `${email[0]}${'*'.repeat(Math.min(Math.max(at - 1, 3), 8))}${email.slice(at)}`;
 }
+
+/** Why an outcome that is not a sign-in refuses the person (signInOutcome only refuses as `failed`). */
+const refusal = (outcome: Outcome): FailureReason => (outcome.kind === 'failed' ? outcome.reason : 'not_permitted');
 
 /** A connector's failure detail, short and single-line, for the audit trail. */
 const auditDetail = (detail: string | undefined) => (detail ? detail.replace(/\s+/g, ' ').slice(0, 200) : undefined);
@@ -427,7 +431,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return renderLogin(ctx, details.uid, clientId, { error: unavailable(name), status: 503 });
     }
     if (outcome.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
-    if (outcome.kind === 'proof') return acceptProof(ctx, details.uid, clientId, outcome.userId, outcome.amr, stored.connectorId);
+    if (outcome.kind === 'proof') return acceptProof(ctx, details.uid, clientId, outcome.userId, outcome.amr, stored.connectorId, 'upstream');
     return finishLogin(ctx, outcome, stored.connectorId);
   });
 
@@ -467,7 +471,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   async function renderLink(ctx: Context, uid: string, clientId: string, extra: { error?: string; status?: number } = {}) {
     const pending = await loadPending(uid);
     const methods = pending && (await proofMethods(pending));
-    if (!pending || !methods) return renderLogin(ctx, uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    if (!pending || !methods) return renderLogin(ctx, uid, clientId, LINK_EXPIRED);
     const provider = deps.registry().get(pending.connectorId)?.name ?? pending.connectorId;
     sendPage(ctx, renderer, 'link-account', {
       uid,
@@ -486,9 +490,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   }
 
   /** The person proved they own the candidate account (or not): link and sign in, or say why not. */
-  async function acceptProof(ctx: Context, uid: string, clientId: string, provedUserId: string | null, proofAmr: string[], proofConnectorId: string) {
+  async function acceptProof(ctx: Context, uid: string, clientId: string, provedUserId: string | null, proofAmr: string[], proofConnectorId: string, by: 'password' | 'upstream') {
     const pending = await loadPending(uid);
-    if (!pending) return renderLogin(ctx, uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    if (!pending) return renderLogin(ctx, uid, clientId, LINK_EXPIRED);
     if (provedUserId !== pending.candidateUserId) {
       pending.failures += 1;
       await store.audit.record({ type: 'identity.link_refused', outcome: 'failure', userId: pending.candidateUserId, clientId, connectorId: pending.connectorId, ip: ctx.ip, details: { subject: pending.identity.subject, proofConnector: proofConnectorId, reason: provedUserId ? 'other_account' : 'not_signed_in' } });
@@ -497,8 +501,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         return renderLogin(ctx, uid, clientId, { error: 'Too many failed attempts to link the account. Start again.', status: 429 });
       }
       await savePending(pending);
-      // An upstream sign-in (amr fed) that is no one's, or anyone else's, is "a different account".
-      const error = provedUserId || proofAmr[0] === 'fed' ? 'That sign-in belongs to a different account. Sign in to the account shown here.' : 'Invalid username or password.';
+      // An upstream sign-in that is no one's, or anyone else's, is "a different account".
+      const error = provedUserId || by === 'upstream' ? 'That sign-in belongs to a different account. Sign in to the account shown here.' : 'Invalid username or password.';
       return renderLink(ctx, uid, clientId, { error, status: 401 });
     }
     await dropPending(uid);
@@ -507,7 +511,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const linked = await linkToUser(store, pending.identity, pending.candidateUserId, { ...linkOptions(registered, pending.tokens), via: 'confirmed' });
     const amr = [...new Set([...pending.amr, ...proofAmr])];
     const outcome = await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), amr, pending.connectorId, clientId);
-    if (outcome.kind !== 'signed-in') return renderLogin(ctx, uid, clientId, { error: FAILURE_MESSAGES[outcome.kind === 'failed' ? outcome.reason : 'not_permitted'], status: 401 });
+    if (outcome.kind !== 'signed-in') return renderLogin(ctx, uid, clientId, { error: FAILURE_MESSAGES[refusal(outcome)], status: 401 });
     return finishLogin(ctx, outcome, pending.connectorId);
   }
 
@@ -516,7 +520,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const clientId = details.params.client_id as string;
     const pending = await loadPending(details.uid);
     const methods = pending && (await proofMethods(pending));
-    if (!pending || !methods) return renderLogin(ctx, details.uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    if (!pending || !methods) return renderLogin(ctx, details.uid, clientId, LINK_EXPIRED);
     const method = methods.password.find((m) => m.id === form.connector);
     const registered = method && deps.registry().get(method.id);
     const password = form.password ?? '';
@@ -533,9 +537,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!result.ok) {
       await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: pending.candidateUserId, clientId, connectorId: registered.id, ip: ctx.ip, details: { reason: result.reason, stage: 'link' } });
       if (result.reason !== 'invalid_credentials') return renderLink(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], status: 401 });
-      return acceptProof(ctx, details.uid, clientId, null, ['pwd'], registered.id);
+      return acceptProof(ctx, details.uid, clientId, null, ['pwd'], registered.id, 'password');
     }
-    return acceptProof(ctx, details.uid, clientId, await ownerOf({ ...result.identity, connectorId: registered.id }), result.identity.amr ?? ['pwd'], registered.id);
+    return acceptProof(ctx, details.uid, clientId, await ownerOf({ ...result.identity, connectorId: registered.id }), result.identity.amr ?? ['pwd'], registered.id, 'password');
   });
 
   router.post('/interaction/:uid/link/connector/:connector', async (ctx) => {
@@ -543,7 +547,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const clientId = details.params.client_id as string;
     const pending = await loadPending(details.uid);
     const methods = pending && (await proofMethods(pending));
-    if (!pending || !methods) return renderLogin(ctx, details.uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    if (!pending || !methods) return renderLogin(ctx, details.uid, clientId, LINK_EXPIRED);
     const registered = methods.redirect.some((m) => m.id === ctx.params.connector) ? deps.registry().get(ctx.params.connector) : undefined;
     if (!registered) return renderLink(ctx, details.uid, clientId, { error: 'Choose one of the ways to sign in shown.', status: 400 });
     const started = await startUpstream(ctx, details.uid, registered, 'confirm-link');
@@ -558,11 +562,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const clientId = details.params.client_id as string;
     const pending = await loadPending(details.uid);
     const registered = pending && deps.registry().get(pending.connectorId);
-    if (!pending || !registered) return renderLogin(ctx, details.uid, clientId, { error: 'The account link expired. Sign in again.', status: 400 });
+    if (!pending || !registered) return renderLogin(ctx, details.uid, clientId, LINK_EXPIRED);
     await dropPending(details.uid);
     const linked = await linkIdentity(store, pending.identity, { ...linkOptions(registered, pending.tokens), via: 'login' });
     const outcome = await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), pending.amr, pending.connectorId, clientId);
-    if (outcome.kind !== 'signed-in') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[outcome.kind === 'failed' ? outcome.reason : 'not_permitted'], status: 401 });
+    if (outcome.kind !== 'signed-in') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[refusal(outcome)], status: 401 });
     return finishLogin(ctx, outcome, pending.connectorId);
   });
 

@@ -22,6 +22,7 @@ import { createProvider } from '../oidc/create-provider.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
 import { createLoginSessionLookup } from '../oidc/login-sessions.ts';
 import { TokenCipher } from '../accounts/token-cipher.ts';
+import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
 import { createRefreshCheck } from '../oidc/refresh-check.ts';
 import { PageRenderer } from '../http/page-renderer.ts';
 import { securityHeaders } from '../http/security-headers.ts';
@@ -93,7 +94,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const tokenCipher = config.secrets.tokenKeys ? new TokenCipher(config.secrets.tokenKeys) : null;
     // Which scope releases each mapped claim, for access tokens.
     const claimScopes = new Map<string, string>();
-    for (const c of config.connectors) for (const rule of c.mappers.claims) claimScopes.set(rule.claim, rule.scope);
+    for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
     const adapter = createOidcAdapter(database.artifacts);
@@ -112,15 +113,15 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         logger,
         async accessTokenClaims(ctx, accountId, sessionUid, scope) {
           const account = ctx.oidc.entities.Account as { accountId?: string; groups?: string[]; idp?: string } | undefined;
+          const cached = account?.accountId === accountId && account.groups ? account : null;
+          // The login row is only needed for what the loaded account lacks: idp, or mapped claims.
+          const needLogin = sessionUid && (!cached || claimScopes.size);
+          const [groups, login] = await Promise.all([cached?.groups ?? store.groups.groupsOf(accountId), needLogin ? logins.find(sessionUid) : null]);
+          const idp = cached ? cached.idp : login?.connectorId;
+          // Mapped claims ride along only under a scope the token was granted.
           const granted = new Set((scope ?? '').split(' '));
-          const mapped = async () => {
-            if (!sessionUid || !claimScopes.size) return {};
-            const claims = (await logins.find(sessionUid))?.claims ?? {};
-            return Object.fromEntries(Object.entries(claims).filter(([name]) => granted.has(claimScopes.get(name) ?? '')));
-          };
-          if (account?.accountId === accountId && account.groups) return { groups: account.groups, ...(account.idp ? { idp: account.idp } : {}), ...(await mapped()) };
-          const [groups, login] = await Promise.all([store.groups.groupsOf(accountId), sessionUid ? logins.find(sessionUid) : null]);
-          return { groups, ...(login ? { idp: login.connectorId } : {}), ...(await mapped()) };
+          const mapped = Object.entries(login?.claims ?? {}).filter(([name]) => granted.has(claimScopes.get(name) ?? ''));
+          return { groups, ...(idp ? { idp } : {}), ...Object.fromEntries(mapped) };
         },
         async loadExistingGrant(ctx: KoaContextWithOIDC) {
           // Right after a login interaction: remember which connector signed this session in.

@@ -171,6 +171,10 @@ describe('federated login through Keybridge', () => {
       assert.doesNotMatch(JSON.stringify(raw), /"accessToken"|"refreshToken"/);
       const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, claims.sub);
       assert.equal(userinfo.department, 'R&D');
+      // Access tokens carry the mapped claim too (the token was granted its scope, profile).
+      const introspected = await oidc.tokenIntrospection(rp, tokens.access_token);
+      assert.equal(introspected.department, 'R&D');
+      assert.equal(introspected.idp, 'acme');
     } finally {
       await chromium.close();
     }
