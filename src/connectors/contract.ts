@@ -32,6 +32,22 @@ export interface UpstreamIdentity {
    * only for connectors configured with `storeTokens: true`, and hands them back to `refresh`.
    */
   tokens?: UpstreamTokens;
+  /**
+   * The upstream's own session behind this login (SAML NameID and SessionIndex, an OIDC `sid`).
+   * The broker keeps it with its login session so that logging out of Keybridge can end the
+   * upstream session (`logout.start`) and an upstream logout request can end ours. `subject`
+   * and `id` are what the upstream names in its logout requests; `data` is opaque to the broker.
+   */
+  upstreamSession?: UpstreamSession;
+}
+
+export interface UpstreamSession {
+  /** Who the upstream says is logged in (SAML NameID value). */
+  subject: string;
+  /** The upstream's id of this session (SAML SessionIndex), when it has one. */
+  id?: string;
+  /** Whatever the connector needs to end the session later; JSON-serializable. */
+  data: Record<string, unknown>;
 }
 
 /** What an OAuth 2.0 upstream issued for one login; refreshed (and rotated) by `refresh`. */
@@ -86,13 +102,30 @@ export interface LocalAccount {
   passwordHash: string | null;
 }
 
+/** One-time use of message ids across every broker instance (SAML assertion replay guard). */
+export interface ReplayGuard {
+  /** Records `key` as used until `expiresAt`; false when it was used before (on any instance). */
+  firstUse(key: string, expiresAt: Date): Promise<boolean>;
+}
+
+export interface ConnectorUrls {
+  /** Where the upstream sends the browser back after a login: OAuth redirect_uri, SAML ACS. */
+  callback: string;
+  /** Where the upstream sends logout requests and responses (SAML SLO). */
+  logout: string;
+  /** Where the broker serves `metadata()` (SAML SP metadata; also the default SAML entity ID). */
+  metadata: string;
+}
+
 export interface ConnectorContext<C> {
   id: string;
   name: string;
   config: C;
   logger: Logger;
   fetch: typeof fetch;
-  services: { localAccounts: LocalAccounts };
+  /** This connector's public endpoints on the broker (issuer-based). */
+  urls: ConnectorUrls;
+  services: { localAccounts: LocalAccounts; replayGuard: ReplayGuard };
 }
 
 /** One user as a directory lists it for an import. */
@@ -118,6 +151,12 @@ export interface DirectorySync {
   listGroups?(): Promise<string[]>;
 }
 
+/** The broker's login session a refresh token belongs to. */
+export interface RefreshLogin {
+  /** When the person last signed in at the upstream for this session. */
+  authenticatedAt: Date;
+}
+
 interface ConnectorBase {
   /**
    * Re-check an identity on refresh-token use; absent means "refresh always allowed". The
@@ -126,7 +165,7 @@ interface ConnectorBase {
    * grant is `{ ok: false, reason: 'reauth_needed' }`; only an unreachable upstream throws.
    * The broker never runs two refreshes of one identity at once.
    */
-  refresh?(identity: UpstreamIdentity): Promise<RefreshResult>;
+  refresh?(identity: UpstreamIdentity, login?: RefreshLogin): Promise<RefreshResult>;
   /** Present when the upstream can be imported (user federation). */
   sync?: DirectorySync;
   /** Release sockets, timers, pools. */
@@ -143,6 +182,11 @@ export interface PasswordConnector extends ConnectorBase {
 export interface RedirectStart {
   /** Where to send the browser. */
   location: string;
+  /**
+   * Send the browser as a POST of these fields to `location` instead of a redirect (SAML
+   * HTTP-POST binding); the broker renders a self-submitting form.
+   */
+  form?: Record<string, string>;
   /** Kept server-side by the broker (single use, expires) and handed back to callback: PKCE verifier, nonce, request id. */
   context: Record<string, unknown>;
 }
@@ -162,8 +206,51 @@ export interface RedirectConnector extends ConnectorBase {
     /** Query or form parameters the upstream sent back (state included). */
     params: Record<string, string>;
     context: Record<string, unknown>;
+    /**
+     * No attempt of this broker matches: an upstream-initiated (SAML IdP-initiated) login. Only
+     * sent to connectors that set `unsolicited`; `context` is empty.
+     */
+    unsolicited?: boolean;
   }): Promise<LoginResult>;
+  /**
+   * Present when this connector accepts logins the upstream starts on its own (SAML
+   * IdP-initiated SSO). The signed-in person is sent to this client's `initiateLoginUri`.
+   */
+  unsolicited?: { client: string };
+  /** Single logout with the upstream. */
+  logout?: UpstreamLogout;
+  /** A document the upstream needs about this broker (SAML SP metadata), served at /connectors/<id>/metadata. */
+  metadata?(urls: { callbackUrl: string; logoutUrl: string }): { contentType: string; body: string };
 }
+
+/** Single logout between the broker and an upstream (SAML SLO). */
+export interface UpstreamLogout {
+  /**
+   * Logging out of Keybridge: where to send the browser so the upstream ends its session too
+   * (answering at `returnUrl` with `state` echoed); null when the upstream has no logout endpoint.
+   */
+  start(input: { session: UpstreamSession; returnUrl: string; state: string }): Promise<RedirectStart | null>;
+  /** A message the upstream sent to `returnUrl`: its answer to `start`, or its own logout request. */
+  receive(input: {
+    returnUrl: string;
+    method: 'GET' | 'POST';
+    params: Record<string, string>;
+    /** The raw query string as received (signatures of the SAML Redirect binding cover it). */
+    query: string;
+  }): Promise<LogoutMessage>;
+}
+
+export type LogoutMessage =
+  /** The upstream's answer to our `start`; `state` is what `start` was given. */
+  | { kind: 'response'; state: string | null; ok: boolean; detail?: string }
+  /**
+   * The upstream ends a session (IdP-initiated logout): the broker ends every login session of
+   * this connector with that upstream subject (and one of `sessionIds`, when given), then sends
+   * the browser where `respond` says.
+   */
+  | { kind: 'request'; subject: string; sessionIds: string[] | null; respond(ended: boolean): Promise<RedirectStart> }
+  /** Not acceptable (bad signature, wrong destination, unknown issuer...); logged, audited, refused. */
+  | { kind: 'invalid'; detail: string };
 
 export type Connector = PasswordConnector | RedirectConnector;
 

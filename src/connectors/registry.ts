@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
-import type { Connector, ConnectorPlugin, LocalAccounts } from './contract.ts';
+import type { Connector, ConnectorPlugin, ConnectorUrls, LocalAccounts, ReplayGuard } from './contract.ts';
 import { mappersSchema, type Mappers } from '../accounts/identity-mappers.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -43,9 +43,31 @@ export interface RegisteredConnector {
 export interface RegistryDependencies {
   logger: Logger;
   localAccounts: LocalAccounts;
+  /** The broker passes its database guard; without one (tools, tests) a process-local one is used. */
+  replayGuard?: ReplayGuard;
+  /** The broker's public URL, for each connector's endpoint URLs (default http://localhost). */
+  issuer?: string;
   fetch?: typeof fetch;
   /** Plugins handed over in code (embedding, tests), found before folders and packages. */
   plugins?: ReadonlyMap<string, ConnectorPlugin>;
+}
+
+/** For registries opened without the broker's database (CLI tools, tests): this process only. */
+const seenKeys = new Map<string, number>();
+const processReplayGuard: ReplayGuard = {
+  async firstUse(key, expiresAt) {
+    const now = Date.now();
+    for (const [k, until] of seenKeys) if (until <= now) seenKeys.delete(k);
+    if (seenKeys.has(key)) return false;
+    seenKeys.set(key, expiresAt.getTime());
+    return true;
+  },
+};
+
+/** A connector's endpoints on the broker; the routes that serve them are in interaction-routes. */
+export function connectorUrls(issuer: string, id: string): ConnectorUrls {
+  const base = issuer.replace(/\/+$/, '');
+  return { callback: `${base}/callback/${id}`, logout: `${base}/callback/${id}/logout`, metadata: `${base}/connectors/${id}/metadata` };
 }
 
 const pluginCache = new Map<string, Promise<ConnectorPlugin>>();
@@ -139,7 +161,8 @@ export class ConnectorRegistry {
             config,
             logger,
             fetch: deps.fetch ?? globalThis.fetch,
-            services: { localAccounts: deps.localAccounts },
+            urls: connectorUrls(deps.issuer ?? 'http://localhost', entry.id),
+            services: { localAccounts: deps.localAccounts, replayGuard: deps.replayGuard ?? processReplayGuard },
           });
         } catch (err) {
           // A connector that cannot start (unreadable CA file, ...) is a configuration problem.

@@ -4,7 +4,7 @@ import type { LoginSession, LoginSessionRepository } from '../storage/login-sess
 
 export interface LoginSessionLookup {
   find(sessionUid: string): Promise<LoginSession | null>;
-  record(login: Omit<LoginSession, 'createdAt'>): Promise<void>;
+  record(login: Parameters<LoginSessionRepository['upsert']>[0]): Promise<void>;
   /** New mapped claims for every session signed in through one federated identity. */
   updateClaims(federatedIdentityId: string, claims: Record<string, unknown>): Promise<void>;
 }

@@ -121,7 +121,7 @@ export function createRefreshCheck(deps: RefreshCheckDependencies): RefreshCheck
       };
       let result;
       try {
-        result = await refresh.call(registered.connector, identity);
+        result = await refresh.call(registered.connector, identity, { authenticatedAt: login.authenticatedAt });
       } catch (err) {
         logger.warn({ err, connector: login.connectorId }, 'connector refresh failed');
         throw new errors.TemporarilyUnavailable(`${registered.name} is unavailable; try again later`);

@@ -81,6 +81,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     registry = await ConnectorRegistry.open([...configConnectorEntries(config), ...dbEntries], {
       logger,
       localAccounts: createLocalAccounts(store),
+      issuer: config.issuer,
+      replayGuard: { firstUse: (key, expiresAt) => store.replay.firstUse(key, expiresAt) },
       plugins: options.plugins,
     });
     const connectors = registry;
@@ -193,7 +195,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     every(options.cleanupMs ?? 10 * 60_000, 'expired data clean-up', async () => {
       const purged = await purgeExpired(database.artifacts);
       const loginsPurged = await store.loginSessions.deleteExpired();
-      logger.debug({ ...purged, logins: loginsPurged }, 'expired data purged');
+      const replayPurged = await store.replay.deleteExpired();
+      logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged }, 'expired data purged');
     });
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });

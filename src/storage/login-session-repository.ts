@@ -2,6 +2,7 @@
 // oidc-provider's stable session uid, which every code, access and refresh token carries, so
 // the `idp` claim and connector refresh work for as long as the session's tokens live.
 import type { Knex } from 'knex';
+import type { UpstreamSession } from '../connectors/contract.ts';
 
 export interface LoginSession {
   sessionUid: string;
@@ -13,6 +14,10 @@ export interface LoginSession {
   claims: Record<string, unknown>;
   createdAt: Date;
   expiresAt: Date | null;
+  /** When the person last signed in at the upstream in this session (each login sets it). */
+  authenticatedAt: Date;
+  /** The upstream's session behind this login, for single logout (SAML NameID and SessionIndex). */
+  upstreamSession: UpstreamSession | null;
 }
 
 interface Row {
@@ -24,6 +29,8 @@ interface Row {
   claims: Record<string, unknown> | null;
   created_at: Date;
   expires_at: Date | null;
+  authenticated_at: Date | null;
+  upstream_session: UpstreamSession | null;
 }
 
 function fromRow(r: Row): LoginSession {
@@ -36,6 +43,8 @@ function fromRow(r: Row): LoginSession {
     claims: r.claims ?? {},
     createdAt: r.created_at,
     expiresAt: r.expires_at,
+    authenticatedAt: r.authenticated_at ?? r.created_at,
+    upstreamSession: r.upstream_session ?? null,
   };
 }
 
@@ -46,7 +55,8 @@ export class LoginSessionRepository {
     this.#knex = knex;
   }
 
-  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims'> & { claims?: Record<string, unknown> }): Promise<void> {
+  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null }): Promise<void> {
+    const upstream = login.upstreamSession ?? null;
     await this.#knex('login_sessions')
       .insert({
         session_uid: login.sessionUid,
@@ -56,9 +66,13 @@ export class LoginSessionRepository {
         amr: JSON.stringify(login.amr),
         claims: JSON.stringify(login.claims ?? {}),
         expires_at: login.expiresAt,
+        authenticated_at: login.authenticatedAt ?? new Date(),
+        upstream_subject: upstream?.subject ?? null,
+        upstream_sid: upstream?.id ?? null,
+        upstream_session: upstream ? JSON.stringify(upstream) : null,
       })
       .onConflict('session_uid')
-      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at']);
+      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session']);
   }
 
   async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {
@@ -72,6 +86,23 @@ export class LoginSessionRepository {
   /** New mapped claims for every live session signed in through one federated identity (after a refresh). */
   async updateClaims(federatedIdentityId: string, claims: Record<string, unknown>): Promise<void> {
     await this.#knex('login_sessions').where({ federated_identity_id: federatedIdentityId }).update({ claims: JSON.stringify(claims) });
+  }
+
+  /**
+   * Live sessions one connector's upstream named in a logout request: by upstream subject, and
+   * by one of its session ids when it gave any.
+   */
+  async findByUpstream(connectorId: string, subject: string, sessionIds: string[] | null, now = new Date()): Promise<LoginSession[]> {
+    const q = this.#knex<Row>('login_sessions')
+      .where('connector_id', connectorId)
+      .andWhere('upstream_subject', subject)
+      .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now));
+    if (sessionIds) q.whereIn('upstream_sid', sessionIds);
+    return (await q.select()).map(fromRow);
+  }
+
+  async delete(sessionUid: string): Promise<void> {
+    await this.#knex('login_sessions').where('session_uid', sessionUid).delete();
   }
 
   async deleteExpired(now = new Date()): Promise<number> {

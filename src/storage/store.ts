@@ -10,6 +10,7 @@ import { SecretRepository } from './secret-repository.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { LoginSessionRepository } from './login-session-repository.ts';
 import { LeaseRepository } from './lease-repository.ts';
+import { ReplayRepository } from './replay-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 
 export class Store {
@@ -24,6 +25,7 @@ export class Store {
   readonly audit: AuditRepository;
   readonly loginSessions: LoginSessionRepository;
   readonly leases: LeaseRepository;
+  readonly replay: ReplayRepository;
 
   constructor(knex: Knex) {
     this.knex = knex;
@@ -37,6 +39,7 @@ export class Store {
     this.audit = new AuditRepository(knex);
     this.loginSessions = new LoginSessionRepository(knex);
     this.leases = new LeaseRepository(knex);
+    this.replay = new ReplayRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */

@@ -11,6 +11,7 @@ import { resolveOAuth2Config } from '../../connectors/oauth2/oauth2-config.ts';
 import { checkConnectorEntries } from '../../src/connectors/registry.ts';
 import { loadConfig } from '../../src/config/load-config.ts';
 import type { LoginResult, RedirectConnector, UpstreamIdentity } from '../../src/connectors/contract.ts';
+import { connectorUrls } from '../../src/connectors/registry.ts';
 import { startFakeBitbucket, startFakeDiscord, startFakeGitHub, type FakeBitbucket, type FakeDiscord, type FakeGitHub, type FakeGitHubUser } from '../helpers/fake-oauth-providers.ts';
 
 const CLIENT_ID = 'kb-client';
@@ -19,7 +20,7 @@ const CALLBACK = 'https://broker.example.org/connectors/upstream/callback';
 
 async function connectorFor(config: Record<string, unknown>, id = 'upstream'): Promise<RedirectConnector> {
   const parsed = plugin.configSchema.parse({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, ...config });
-  return (await plugin.create({ id, name: id, config: parsed, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as RedirectConnector;
+  return (await plugin.create({ id, name: id, config: parsed, logger: pino({ level: 'silent' }), fetch, urls: connectorUrls('https://broker.example.org', 'upstream'), services: {} as never })) as RedirectConnector;
 }
 
 interface Attempt {
@@ -212,7 +213,7 @@ describe('oauth2 connector, github preset', () => {
 
   test('a wrong client secret is an upstream_error that does not repeat it', async () => {
     const parsed = plugin.configSchema.parse({ preset: 'github', clientId: CLIENT_ID, clientSecret: 'wrong-secret-value', baseUrl: gh.url, apiUrl: gh.apiUrl });
-    const connector = (await plugin.create({ id: 'x', name: 'x', config: parsed, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as RedirectConnector;
+    const connector = (await plugin.create({ id: 'x', name: 'x', config: parsed, logger: pino({ level: 'silent' }), fetch, urls: connectorUrls('https://broker.example.org', 'upstream'), services: {} as never })) as RedirectConnector;
     const result = await (await attempt(connector)).finish();
     assert.match(expectFailure(result, 'upstream_error'), /incorrect_client_credentials/);
     assert.ok(!JSON.stringify(result).includes('wrong-secret-value'));
@@ -323,7 +324,7 @@ describe('oauth2 connector, GitHub Enterprise Server and expiring tokens', () =>
       return fetch(input, init);
     };
     const parsed = plugin.configSchema.parse({ preset: 'github', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, baseUrl: ghe.url });
-    const connector = (await plugin.create({ id: 'gh', name: 'gh', config: parsed, logger: pino({ level: 'silent' }), fetch: ctxFetch, services: {} as never })) as RedirectConnector;
+    const connector = (await plugin.create({ id: 'gh', name: 'gh', config: parsed, logger: pino({ level: 'silent' }), fetch: ctxFetch, urls: connectorUrls('https://broker.example.org', 'upstream'), services: {} as never })) as RedirectConnector;
     const identity = await signIn(connector);
     const expiring = { ...identity, tokens: { ...identity.tokens!, expiresAt: Math.floor(Date.now() / 1000) + 30 } };
     failProfile = true;
@@ -477,7 +478,7 @@ describe('oauth2 connector, HTTP through ctx.fetch', () => {
       return (await wrap(url, init)) ?? fetch(input, init);
     };
     const parsed = plugin.configSchema.parse({ preset: 'github', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, baseUrl: gh.url, apiUrl: gh.apiUrl, loadGroups: true, ...extra });
-    const connector = (await plugin.create({ id: 'gh', name: 'gh', config: parsed, logger: pino({ level: 'silent' }), fetch: ctxFetch, services: {} as never })) as RedirectConnector;
+    const connector = (await plugin.create({ id: 'gh', name: 'gh', config: parsed, logger: pino({ level: 'silent' }), fetch: ctxFetch, urls: connectorUrls('https://broker.example.org', 'upstream'), services: {} as never })) as RedirectConnector;
     return { connector, calls };
   }
 

@@ -10,6 +10,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { ClientMetadata } from 'oidc-provider';
 import pino from 'pino';
+import { connectorUrls } from '../../src/connectors/registry.ts';
 import plugin from '../../connectors/oidc/index.ts';
 import { resolveOidcConfig, type OidcConfigInput } from '../../connectors/oidc/oidc-config.ts';
 import type { LoginResult, RedirectConnector, UpstreamIdentity } from '../../src/connectors/contract.ts';
@@ -33,7 +34,7 @@ const brokerClient = (overrides: Partial<ClientMetadata> = {}): ClientMetadata =
 
 async function connect(config: OidcConfigInput, fetchFn: typeof fetch = fetch): Promise<RedirectConnector> {
   const parsed = plugin.configSchema.parse(config);
-  return (await plugin.create({ id: 'upstream', name: 'Upstream', config: parsed, logger: pino({ level: 'silent' }), fetch: fetchFn, services: {} as never })) as RedirectConnector;
+  return (await plugin.create({ id: 'upstream', name: 'Upstream', config: parsed, logger: pino({ level: 'silent' }), fetch: fetchFn, urls: connectorUrls('https://broker.example.org', 'upstream'), services: {} as never })) as RedirectConnector;
 }
 
 function ok(result: LoginResult): UpstreamIdentity {

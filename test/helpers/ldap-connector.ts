@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { Client } from 'ldapts';
 import pino from 'pino';
+import { connectorUrls } from '../../src/connectors/registry.ts';
 import type { ConnectorPlugin, LoginResult, PasswordConnector, UpstreamIdentity } from '../../src/connectors/contract.ts';
 
 /** Validates `config` with the plugin's schema (throws on a bad one) and creates the connector. */
 export async function createDirectoryConnector(plugin: ConnectorPlugin<never>, id: string, config: unknown): Promise<PasswordConnector> {
   const parsed = plugin.configSchema.parse(config);
-  return (await plugin.create({ id, name: id, config: parsed, logger: pino({ level: 'silent' }), fetch, services: {} as never })) as PasswordConnector;
+  return (await plugin.create({ id, name: id, config: parsed, logger: pino({ level: 'silent' }), fetch, urls: connectorUrls('https://broker.example.org', 'upstream'), services: {} as never })) as PasswordConnector;
 }
 
 /** A connection bound as `dn` (the directory's admin, for changing entries under test). */

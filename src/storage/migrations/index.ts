@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import * as m0001 from './0001-initial.ts';
 import * as m0002 from './0002-directory-sync.ts';
 import * as m0003 from './0003-upstream-tokens.ts';
+import * as m0004 from './0004-saml.ts';
 
 export interface Migration {
   name: string;
@@ -10,4 +11,4 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [m0001, m0002, m0003];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004];
