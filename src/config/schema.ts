@@ -64,6 +64,11 @@ const client = z.strictObject({
   /** Trusted by the operator: no consent screen. */
   firstParty: bool().default(false),
   backchannelLogoutUri: absoluteUrl({ http: true }).optional(),
+  /**
+   * Where a login started elsewhere (a SAML IdP-initiated login through a connector) sends the
+   * person so the app starts its own sign-in (OIDC Core 4, third-party initiated login).
+   */
+  initiateLoginUri: absoluteUrl({ http: true }).optional(),
   /** Absent: client_secret_basic with a secret, none without. */
   tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
   /** Resource servers (ids under `resources`) the client may ask tokens for. */

@@ -9,11 +9,13 @@ import type { AdapterPayload, InteractionResults } from 'oidc-provider';
 import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { Logger } from 'pino';
 import type { ConnectorRegistry, RegisteredConnector } from '../connectors/registry.ts';
-import type { FailureReason, LoginResult, UpstreamIdentity } from '../connectors/contract.ts';
+import type { FailureReason, LoginResult, RedirectStart, UpstreamIdentity, UpstreamSession } from '../connectors/contract.ts';
+import { connectorUrls } from '../connectors/registry.ts';
 import type { Store } from '../storage/store.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import type { CsrfTokens } from '../http/csrf.ts';
 import { sendPage } from '../http/send-page.ts';
+import { sendFormPost } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
 import { linkIdentity, linkToUser, resolveIdentity, type LinkOptions } from '../accounts/link-identity.ts';
 import { tokenBinding, type TokenCipher } from '../accounts/token-cipher.ts';
@@ -32,6 +34,10 @@ export interface InteractionDependencies {
   logger: Logger;
   /** Encrypts upstream tokens for connectors that keep them (null: none configured). */
   tokenCipher: TokenCipher | null;
+  /** Where each client starts its own sign-in (third-party initiated login), for upstream-initiated logins. */
+  initiateLoginUris: ReadonlyMap<string, string>;
+  /** Cookies marked Secure (an https issuer). */
+  secureCookies: boolean;
 }
 
 /** What the person is told for each failure; details go to the log and the audit trail. */
@@ -59,6 +65,8 @@ interface SignedIn {
   amr: string[];
   /** Extra token claims from the connector's mappers. */
   claims: Record<string, unknown>;
+  /** The upstream's session behind this login, for single logout. */
+  upstreamSession?: UpstreamSession;
 }
 
 type Outcome =
@@ -137,7 +145,21 @@ export interface LoginProvenance {
   amr: string[];
   /** Extra token claims from the connector's mappers. */
   claims: Record<string, unknown>;
+  /** The upstream's session behind this login, for single logout. */
+  upstreamSession?: UpstreamSession;
 }
+
+/** An upstream-initiated login (SAML IdP-initiated) waiting for its client's sign-in request. */
+interface UnsolicitedLogin {
+  connectorId: string;
+  client: string;
+  identity: UpstreamIdentity;
+}
+
+/** The cookie that carries an upstream-initiated login's handle to the interaction that picks it up. */
+const UNSOLICITED_COOKIE = 'kb_upstream_login';
+/** How long an upstream-initiated login waits for the client to start its sign-in. */
+const UNSOLICITED_TTL = 300;
 
 export function interactionRoutes(deps: InteractionDependencies): Router {
   const { provider, store, renderer, csrf, logger } = deps;
@@ -219,6 +241,14 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const details = await loadInteraction(ctx);
     const clientId = details.params.client_id as string;
     if (details.prompt.name === 'login') {
+      const waiting = await takeUnsolicited(ctx, clientId);
+      const registered = waiting && deps.registry().get(waiting.connectorId);
+      if (waiting && registered) {
+        const outcome = await linkLogin(ctx, details.uid, waiting.identity, registered, clientId, ['fed']);
+        if (outcome.kind === 'failed') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[outcome.reason], status: 401 });
+        if (outcome.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
+        if (outcome.kind === 'signed-in') return finishLogin(ctx, outcome, registered.id);
+      }
       const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.slice(0, 256) : undefined;
       return renderLogin(ctx, details.uid, clientId, { username: hint });
     }
@@ -315,8 +345,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       await store.audit.record({ type: 'identity.link_pending', userId: resolved.candidate.id, clientId, connectorId, ip: ctx.ip, details: { subject: identity.subject, policy: registered.policy.linking.firstLogin } });
       return { kind: 'confirm' };
     }
-    return signInOutcome(ctx, resolved.user, resolved.federatedIdentityId, resolved.claims, amr, connectorId, clientId);
+    return withUpstreamSession(await signInOutcome(ctx, resolved.user, resolved.federatedIdentityId, resolved.claims, amr, connectorId, clientId), identity);
   }
+
+  const withUpstreamSession = (outcome: Outcome, identity: UpstreamIdentity): Outcome =>
+    outcome.kind === 'signed-in' && identity.upstreamSession ? { ...outcome, upstreamSession: identity.upstreamSession } : outcome;
 
   async function signInOutcome(ctx: Context, user: { id: string; enabled: boolean }, federatedIdentityId: string | null, claims: Record<string, unknown>, amr: string[], connectorId: string, clientId: string | null): Promise<Outcome> {
     if (!user.enabled) {
@@ -328,27 +361,36 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   }
 
   function finishLogin(ctx: Context, login: SignedIn, connectorId: string) {
-    const provenance: LoginProvenance = { connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims };
+    const provenance: LoginProvenance = { connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims, upstreamSession: login.upstreamSession };
     return finish(ctx, { login: { accountId: login.userId, amr: login.amr, remember: true }, keybridge: provenance }, false);
   }
 
   const mappedClaims = (identity: UpstreamIdentity, registered: RegisteredConnector) => applyMappers(identity, registered.policy.mappers).claims;
 
   /** Sends the browser to a redirect connector's upstream; `purpose` says what its return means. */
-  async function startUpstream(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<{ location: string } | { error: string }> {
+  async function startUpstream(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<RedirectStart | { error: string }> {
     const state = randomBytes(32).toString('base64url');
     if (registered.connector.kind !== 'redirect') return { error: 'Choose a way to sign in.' };
     let start;
     try {
-      start = await registered.connector.start({ callbackUrl: `${deps.issuer}/callback/${registered.id}`, state });
+      start = await registered.connector.start({ callbackUrl: urlsOf(registered.id).callback, state });
     } catch (err) {
       logger.error({ err, connector: registered.id, interaction: uid }, 'connector start failed');
       await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId: registered.id, ip: ctx.ip, details: { stage: 'start' } });
       return { error: unavailable(registered.name) };
     }
     await saveAttempt(state, { uid, connectorId: registered.id, context: start.context, purpose });
-    return { location: start.location };
+    return start;
   }
+
+  /** Sends the browser upstream: a redirect, or a self-submitting POST form (SAML HTTP-POST binding). */
+  function goUpstream(ctx: Context, start: RedirectStart, name: string) {
+    if (start.form) return sendFormPost(ctx, renderer, { action: start.location, fields: start.form, destination: name });
+    ctx.status = 303;
+    ctx.redirect(start.location);
+  }
+
+  const urlsOf = (connectorId: string) => connectorUrls(deps.issuer, connectorId);
 
   // Redirect connectors: the person is sent upstream, comes back to /callback/:connector, and
   // finishes on an /interaction/:uid URL, where the interaction cookie proves it is the same
@@ -362,8 +404,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     }
     const started = await startUpstream(ctx, details.uid, registered, 'login');
     if ('error' in started) return renderLogin(ctx, details.uid, clientId, { error: started.error, status: 503 });
-    ctx.status = 303;
-    ctx.redirect(started.location);
+    return goUpstream(ctx, started, registered.name);
   });
 
   const upstreamCallback = async (ctx: Context) => {
@@ -374,6 +415,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     // Unknown, expired, replayed (also concurrently: the claim is atomic), or sent to the wrong
     // connector's callback.
     const usable = stored && !stored.consumed && !stored.outcome && stored.connectorId === connectorId && (await deps.upstreamAttempts.claim(state!));
+    // No attempt of ours at all: an upstream-initiated login, for the connectors that accept them.
+    const upstreamInitiated = deps.registry().get(connectorId)?.connector;
+    if (!stored && ctx.method === 'POST' && upstreamInitiated?.kind === 'redirect' && upstreamInitiated.unsolicited) {
+      return unsolicitedLogin(ctx, connectorId, params);
+    }
     if (!stored || !usable) {
       logger.warn({ connector: connectorId, known: Boolean(stored) }, 'upstream callback rejected: unknown, replayed or mismatched state');
       await store.audit.record({ type: 'login.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: stored ? 'replayed_or_mismatched_state' : 'unknown_state' } });
@@ -386,7 +432,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     } else {
       let result: LoginResult | null;
       try {
-        result = await registered.connector.callback({ callbackUrl: `${deps.issuer}/callback/${connectorId}`, method: ctx.method === 'POST' ? 'POST' : 'GET', params, context: stored.context });
+        result = await registered.connector.callback({ callbackUrl: urlsOf(connectorId).callback, method: ctx.method === 'POST' ? 'POST' : 'GET', params, context: stored.context });
       } catch (err) {
         logger.error({ err, connector: connectorId, interaction: stored.uid }, 'connector callback failed');
         await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId, ip: ctx.ip, details: { stage: 'callback' } });
@@ -411,6 +457,60 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   };
   router.get('/callback/:connector', upstreamCallback);
   router.post('/callback/:connector', upstreamCallback);
+
+  /**
+   * An upstream-initiated login (SAML IdP-initiated SSO), validated by the connector. There is no
+   * authorization request to answer, so the person goes to the connector's client, which starts
+   * its own sign-in (OIDC third-party initiated login); that interaction then picks this login up
+   * through a short-lived cookie and links it like any other.
+   */
+  async function unsolicitedLogin(ctx: Context, connectorId: string, params: Record<string, string>) {
+    const registered = deps.registry().get(connectorId)!;
+    const connector = registered.connector;
+    if (connector.kind !== 'redirect' || !connector.unsolicited) throw new InvalidSession();
+    const client = connector.unsolicited.client;
+    const target = deps.initiateLoginUris.get(client);
+    let result: LoginResult;
+    try {
+      result = await connector.callback({ callbackUrl: urlsOf(connectorId).callback, method: 'POST', params, context: {}, unsolicited: true });
+    } catch (err) {
+      logger.error({ err, connector: connectorId }, 'connector callback failed (upstream-initiated login)');
+      await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId, ip: ctx.ip, details: { stage: 'callback', unsolicited: true } });
+      throw new KeybridgeError('upstream_unavailable', unavailable(registered.name), { status: 503, expose: true });
+    }
+    if (!result.ok) {
+      logger.info({ connector: connectorId, reason: result.reason, detail: result.detail }, 'upstream-initiated login refused');
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason, detail: auditDetail(result.detail), unsolicited: true } });
+      const message = result.reason === 'upstream_error' ? `${registered.name} sent a sign-in response that is not valid here. Start again from the application.` : FAILURE_MESSAGES[result.reason];
+      throw new KeybridgeError('upstream_login_refused', message, { status: 401, expose: true });
+    }
+    if (!target) {
+      logger.error({ connector: connectorId, client }, 'upstream-initiated login: the client has no initiateLoginUri');
+      throw new KeybridgeError('no_initiate_login_uri', 'Sign-in started at the identity provider is not set up for this application. Start from the application instead.', { status: 400, expose: true });
+    }
+    const handle = randomBytes(32).toString('base64url');
+    const waiting: UnsolicitedLogin = { connectorId, client, identity: { ...result.identity, connectorId, tokens: undefined } };
+    await deps.upstreamAttempts.upsert(unsolicitedKey(handle), waiting as unknown as AdapterPayload, UNSOLICITED_TTL);
+    await store.audit.record({ type: 'login.upstream_initiated', connectorId, clientId: client, ip: ctx.ip, details: { subject: result.identity.subject } });
+    ctx.cookies.set(UNSOLICITED_COOKIE, handle, { httpOnly: true, sameSite: 'lax', secure: deps.secureCookies, path: '/interaction', maxAge: UNSOLICITED_TTL * 1000, signed: false });
+    const location = new URL(target);
+    location.searchParams.set('iss', deps.issuer);
+    ctx.status = 303;
+    ctx.redirect(location.href);
+  }
+
+  const unsolicitedKey = (handle: string) => `unsolicited.${handle}`;
+
+  /** The upstream-initiated login this browser brings to an interaction of its client, used once; null when none. */
+  async function takeUnsolicited(ctx: Context, clientId: string): Promise<UnsolicitedLogin | null> {
+    const handle = ctx.cookies.get(UNSOLICITED_COOKIE);
+    if (!handle || handle.length > 128) return null;
+    ctx.cookies.set(UNSOLICITED_COOKIE, null, { path: '/interaction', secure: deps.secureCookies, httpOnly: true, sameSite: 'lax' });
+    const key = unsolicitedKey(handle);
+    const waiting = (await deps.upstreamAttempts.find(key)) as unknown as (UnsolicitedLogin & { consumed?: number }) | undefined;
+    if (!waiting || waiting.consumed || waiting.client !== clientId || !(await deps.upstreamAttempts.claim(key))) return null;
+    return waiting;
+  }
 
   router.get('/interaction/:uid/upstream/:state', async (ctx) => {
     const details = await loadInteraction(ctx);
@@ -510,7 +610,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!registered) return renderLogin(ctx, uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
     const linked = await linkToUser(store, pending.identity, pending.candidateUserId, { ...linkOptions(registered, pending.tokens), via: 'confirmed' });
     const amr = [...new Set([...pending.amr, ...proofAmr])];
-    const outcome = await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), amr, pending.connectorId, clientId);
+    const outcome = withUpstreamSession(await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), amr, pending.connectorId, clientId), pending.identity);
     if (outcome.kind !== 'signed-in') return renderLogin(ctx, uid, clientId, { error: FAILURE_MESSAGES[refusal(outcome)], status: 401 });
     return finishLogin(ctx, outcome, pending.connectorId);
   }
@@ -552,8 +652,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!registered) return renderLink(ctx, details.uid, clientId, { error: 'Choose one of the ways to sign in shown.', status: 400 });
     const started = await startUpstream(ctx, details.uid, registered, 'confirm-link');
     if ('error' in started) return renderLink(ctx, details.uid, clientId, { error: started.error, status: 503 });
-    ctx.status = 303;
-    ctx.redirect(started.location);
+    return goUpstream(ctx, started, registered.name);
   });
 
   /** The person says the existing account is not theirs: a separate account (without that email). */
@@ -565,7 +664,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!pending || !registered) return renderLogin(ctx, details.uid, clientId, LINK_EXPIRED);
     await dropPending(details.uid);
     const linked = await linkIdentity(store, pending.identity, { ...linkOptions(registered, pending.tokens), via: 'login' });
-    const outcome = await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), pending.amr, pending.connectorId, clientId);
+    const outcome = withUpstreamSession(await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), pending.amr, pending.connectorId, clientId), pending.identity);
     if (outcome.kind !== 'signed-in') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[refusal(outcome)], status: 401 });
     return finishLogin(ctx, outcome, pending.connectorId);
   });

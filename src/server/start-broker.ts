@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/schema.ts';
+import { ConfigError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { openConfiguredDatabase, type Database } from '../storage/database.ts';
 import { migrateDatabase } from '../storage/migrate.ts';
@@ -31,6 +32,7 @@ import { errorPages } from '../http/error-pages.ts';
 import { healthRoutes } from '../http/health-routes.ts';
 import { CsrfTokens } from '../http/csrf.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
+import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { configConnectorEntries, databaseConnectorEntries } from './connector-entries.ts';
 
 export interface Broker {
@@ -99,6 +101,13 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
+    const initiateLoginUris = new Map(config.clients.flatMap((c) => (c.initiateLoginUri ? [[c.id, c.initiateLoginUri] as const] : [])));
+    for (const c of connectors.list()) {
+      const client = c.connector.kind === 'redirect' ? c.connector.unsolicited?.client : undefined;
+      if (client && !initiateLoginUris.has(client)) {
+        throw new ConfigError([{ path: `connectors.${c.id}`, message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
+      }
+    }
     const adapter = createOidcAdapter(database.artifacts);
     const upstreamAttempts = new adapter('UpstreamLogin');
     // A login row must outlive every token of its session; grants bound refresh tokens.
@@ -138,6 +147,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               amr: provenance.amr,
               claims: provenance.claims ?? {},
               expiresAt: new Date(Date.now() + loginLifetimeMs),
+              authenticatedAt: new Date(),
+              upstreamSession: provenance.upstreamSession ?? null,
             });
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
@@ -148,7 +159,10 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(errorPages(renderer, logger));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
-      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher });
+      const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger });
+      provider.use(upstreamLogout.onSignOut);
+      provider.use(upstreamLogout.router.routes());
+      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://') });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
       return provider;
