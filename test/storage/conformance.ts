@@ -335,6 +335,41 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.loginSessions.find('sess-1'), null);
     });
 
+    test('login sessions: upstream sessions are found by upstream subject and session id, and deleted', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'uma' });
+      const later = new Date(Date.now() + 3_600_000);
+      const upstream = (id: string) => ({ subject: 'uma@idp', id, data: { nameID: 'uma@idp', sessionIndex: id } });
+      const signedInAt = new Date(Date.now() - 5_000);
+      await store.loginSessions.upsert({ sessionUid: 'sess-u1', userId: u.id, connectorId: 'saml', federatedIdentityId: null, amr: ['fed'], expiresAt: later, upstreamSession: upstream('idx-1'), authenticatedAt: signedInAt });
+      await store.loginSessions.upsert({ sessionUid: 'sess-u2', userId: u.id, connectorId: 'saml', federatedIdentityId: null, amr: ['fed'], expiresAt: later, upstreamSession: upstream('idx-2') });
+      await store.loginSessions.upsert({ sessionUid: 'sess-u3', userId: u.id, connectorId: 'other', federatedIdentityId: null, amr: ['fed'], expiresAt: later, upstreamSession: upstream('idx-1') });
+      await store.loginSessions.upsert({ sessionUid: 'sess-u4', userId: u.id, connectorId: 'saml', federatedIdentityId: null, amr: ['fed'], expiresAt: new Date(Date.now() - 1000), upstreamSession: upstream('idx-1') });
+      const one = await store.loginSessions.find('sess-u1');
+      assert.deepEqual(one!.upstreamSession, upstream('idx-1'));
+      assert.equal(one!.authenticatedAt.getTime(), signedInAt.getTime());
+      const uids = (list: { sessionUid: string }[]) => list.map((s) => s.sessionUid).sort();
+      assert.deepEqual(uids(await store.loginSessions.findByUpstream('saml', 'uma@idp', ['idx-1'])), ['sess-u1']);
+      assert.deepEqual(uids(await store.loginSessions.findByUpstream('saml', 'uma@idp', null)), ['sess-u1', 'sess-u2']);
+      assert.deepEqual(await store.loginSessions.findByUpstream('saml', 'someone@idp', null), []);
+      await store.loginSessions.delete('sess-u1');
+      assert.equal(await store.loginSessions.find('sess-u1'), null);
+      assert.deepEqual(uids(await store.loginSessions.findByUpstream('saml', 'uma@idp', null)), ['sess-u2']);
+    });
+
+    test('replay guard: a key is used once until it expires, concurrent first uses agree', async (t) => {
+      if (!ready(t)) return;
+      const soon = new Date(Date.now() + 60_000);
+      assert.equal(await store.replay.firstUse('saml:a:1', soon), true);
+      assert.equal(await store.replay.firstUse('saml:a:1', soon), false);
+      assert.equal(await store.replay.firstUse('saml:a:2', soon), true);
+      // Once expired, the record no longer guards anything.
+      assert.equal(await store.replay.firstUse('saml:a:1', new Date(Date.now() + 120_000), new Date(Date.now() + 61_000)), true);
+      const racing = await Promise.all(Array.from({ length: 5 }, () => store.replay.firstUse('saml:a:race', soon)));
+      assert.equal(racing.filter(Boolean).length, 1);
+      assert.equal(await store.replay.deleteExpired(new Date(Date.now() + 3_600_000)), 3);
+    });
+
     test('oidc adapter: upsert, find, consume, expiry, lookups, revoke by grant', async (t) => {
       if (!ready(t)) return;
       const Adapter = createOidcAdapter(store.knex);
