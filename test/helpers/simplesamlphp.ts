@@ -179,6 +179,8 @@ if (is_string($xml) && $xml !== '') {
   const hosted: Php = {
     host: '__DEFAULT__', privatekey: 'idp.pem', certificate: 'idp.crt', auth: 'example-userpass',
     'signature.algorithm': RSA_SHA256, 'sign.logout': true,
+    // SSOService.php takes both bindings; advertise both so SPs may POST their AuthnRequests.
+    SingleSignOnServiceBinding: ['urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST'],
     NameIDFormat: Object.values(NAMEID),
     authproc: { // a NameID for whichever format the AuthnRequest (or SP metadata) asks for
       59: { class: 'saml:TransientNameID' },
