@@ -57,9 +57,15 @@ function referencedId(signature: Element): string | null {
   return uri?.startsWith('#') ? uri.slice(1) : null;
 }
 
+/** SHA-1 signatures and digests are forgeable enough to refuse (xml-crypto still accepts them). */
+const WEAK_ALGORITHM = /#(rsa-sha1|dsa-sha1|hmac-sha1|sha1)$/;
+
 /** Every signature must be a direct child of the element it signs (the Response or the Assertion). */
 function signatureProblem(doc: Document, signable: Element[]): string | null {
   for (const signature of descendants(doc, NS.dsig, 'Signature')) {
+    for (const method of [...descendants(signature, NS.dsig, 'SignatureMethod'), ...descendants(signature, NS.dsig, 'DigestMethod')]) {
+      if (WEAK_ALGORITHM.test(attr(method, 'Algorithm') ?? '')) return `signature: weak algorithm ${attr(method, 'Algorithm')} (SHA-1 is refused)`;
+    }
     const parent = signature.parentNode as Element | null;
     if (!parent || !signable.includes(parent)) return 'wrapping: a Signature outside the Response and Assertion elements';
     const id = attr(parent, 'ID');

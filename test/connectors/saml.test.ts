@@ -580,6 +580,11 @@ describe('saml connector: validly signed responses with the wrong content (test 
     refused(await attempt({ issueInstant: minutes(-120), notBefore: minutes(-121) }, { maxAssertionAgeSeconds: 3600 }), /^expired: the assertion was issued longer ago/);
   });
 
+  test('SHA-1 signatures are refused although validly made', async () => {
+    refused(await attempt({ algorithm: 'sha1' }), /^signature: weak algorithm http:\/\/www\.w3\.org\/2000\/09\/xmldsig#rsa-sha1/);
+    refused(await attempt({ algorithm: 'sha1', sign: { response: true, assertion: false } }), /^signature: weak algorithm/);
+  });
+
   test('wrong audience, Destination, Recipient, Issuer', async () => {
     refused(await attempt({ audience: 'https://other-sp.example/metadata' }), /^audience: the assertion is for https:\/\/other-sp\.example\/metadata/);
     refused(await attempt({ destination: 'https://other-sp.example/acs' }), /^destination: /);
