@@ -893,3 +893,13 @@ describe('saml connector: config', () => {
     await assert.rejects(connector.start({ callbackUrl: 'https://elsewhere.example/acs', state: 's' }), /is not this connector's ACS URL/);
   });
 });
+
+test('the SAML example config is valid', async () => {
+  const { loadConfig } = await import('../../src/config/load-config.ts');
+  const { checkConnectorEntries } = await import('../../src/connectors/registry.ts');
+  const { configConnectorEntries } = await import('../../src/server/connector-entries.ts');
+  const { config } = await loadConfig({ path: 'config/examples/saml.yaml', env: { DATABASE_URL: 'postgres://kb@db/kb', PORTAL_SECRET: 'portal-secret-0123456789' } });
+  assert.equal(config.clients[0].initiateLoginUri, 'https://portal.example.org/login');
+  const { issues } = await checkConnectorEntries(configConnectorEntries(config).filter((e) => e.type === 'saml'));
+  assert.deepEqual(issues, []);
+});
