@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -8,6 +8,7 @@ import { runServe } from './serve.ts';
 import { runCheckConfig } from './check-config.ts';
 import { runSync } from './sync-command.ts';
 import { runLinks } from './links-command.ts';
+import { runSamlSp } from './saml-sp-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
@@ -26,6 +27,10 @@ Commands:
   users links <username>     list the upstream identities linked to a user
   users unlink <username> <connector>
                              remove the user's identity from that connector (the user stays)
+  saml-sp add --entity-id <id> (--metadata-file <file> | --metadata-url <url>) [--name <name>]
+                             register a SAML service provider in the database
+  saml-sp list               list SAML service providers (config file and database)
+  saml-sp remove <entity-id> remove a SAML service provider from the database
 
 Options:
   -c, --config <file>        config file (default: $KEYBRIDGE_CONFIG or config/dev.yaml)
@@ -55,6 +60,9 @@ async function main(argv: string[]): Promise<number> {
       name: { type: 'string' },
       group: { type: 'string', multiple: true },
       'password-stdin': { type: 'boolean' },
+      'entity-id': { type: 'string' },
+      'metadata-file': { type: 'string' },
+      'metadata-url': { type: 'string' },
     },
   });
   if (values.help) {
@@ -85,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
     case 'ldap':
       if (sub !== 'sync') break;
       return runSync(config, arg);
+    case 'saml-sp':
+      return runSamlSp(config, sub, { entityId: values['entity-id'], metadataFile: values['metadata-file'], metadataUrl: values['metadata-url'], name: values.name, target: arg });
     case 'sync':
       return runSync(config, sub);
     case 'users':

@@ -3,6 +3,7 @@
 // misplaced secret cannot leak through an error.
 import { z } from 'zod';
 import { mappersSchema } from '../accounts/identity-mappers.ts';
+import { samlIdpSchema } from '../saml-idp/saml-idp-config.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -194,6 +195,8 @@ export const configSchema = z
     resources: z.array(resource).default([]),
     users: z.array(staticUser).default([]),
     connectors: z.array(connector).default([]),
+    /** Keybridge as a SAML 2.0 IdP for downstream service providers (src/saml-idp/saml-idp-config.ts). */
+    samlIdp: samlIdpSchema,
     ui: z
       .strictObject({
         title: z.string().min(1).max(100).default('Keybridge'),

@@ -20,6 +20,8 @@ export interface ProviderDependencies {
   loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
   /** Extra claims for access tokens issued to a user (groups, idp). */
   accessTokenClaims: (ctx: KoaContextWithOIDC, accountId: string, sessionUid: string | undefined, scope: string | undefined) => Promise<Record<string, unknown> | undefined>;
+  /** Clients Keybridge itself uses (the SAML IdP's internal client), as oidc-provider metadata. */
+  internalClients?: Record<string, unknown>[];
 }
 
 // Claims grouped by the scope that releases them. `idp` and `amr` ride with `openid`: how and
@@ -60,7 +62,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
 
   const configuration: Configuration = {
     adapter: deps.adapter,
-    clients: config.clients.map(clientMetadata) as unknown as Configuration['clients'],
+    clients: [...config.clients.map(clientMetadata), ...(deps.internalClients ?? [])] as unknown as Configuration['clients'],
     findAccount: deps.findAccount,
     loadExistingGrant: deps.loadExistingGrant,
     jwks: deps.jwks as Configuration['jwks'],

@@ -33,6 +33,7 @@ import { healthRoutes } from '../http/health-routes.ts';
 import { CsrfTokens } from '../http/csrf.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
+import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
 import { configConnectorEntries, databaseConnectorEntries } from './connector-entries.ts';
 
 export interface Broker {
@@ -110,6 +111,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     }
     const adapter = createOidcAdapter(database.artifacts);
     const upstreamAttempts = new adapter('UpstreamLogin');
+    // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
+    const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
@@ -122,6 +125,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         findAccount,
         renderer,
         logger,
+        internalClients: samlIdp ? [samlIdp.client] : [],
         async accessTokenClaims(ctx, accountId, sessionUid, scope) {
           const account = ctx.oidc.entities.Account as { accountId?: string; groups?: string[]; idp?: string } | undefined;
           const cached = account?.accountId === accountId && account.groups ? account : null;
@@ -152,6 +156,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
             });
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
+          if (!grantId && samlIdp && ctx.oidc.client?.clientId === SAML_IDP_CLIENT_ID) return samlIdp.grantFor(ctx);
           return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
         },
       });
@@ -165,6 +170,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://') });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
+      if (samlIdp) provider.use(samlIdp.routes({ provider, renderer }).routes());
       return provider;
     };
 
@@ -210,7 +216,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const purged = await purgeExpired(database.artifacts);
       const loginsPurged = await store.loginSessions.deleteExpired();
       const replayPurged = await store.replay.deleteExpired();
-      logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged }, 'expired data purged');
+      const samlIdpSessionsPurged = await store.samlIdpSessions.deleteExpired();
+      logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged, samlIdpSessions: samlIdpSessionsPurged }, 'expired data purged');
     });
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });

@@ -11,6 +11,8 @@ import { AuditRepository } from './audit-repository.ts';
 import { LoginSessionRepository } from './login-session-repository.ts';
 import { LeaseRepository } from './lease-repository.ts';
 import { ReplayRepository } from './replay-repository.ts';
+import { SamlServiceProviderRepository } from './saml-service-provider-repository.ts';
+import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 
 export class Store {
@@ -26,6 +28,8 @@ export class Store {
   readonly loginSessions: LoginSessionRepository;
   readonly leases: LeaseRepository;
   readonly replay: ReplayRepository;
+  readonly samlServiceProviders: SamlServiceProviderRepository;
+  readonly samlIdpSessions: SamlIdpSessionRepository;
 
   constructor(knex: Knex) {
     this.knex = knex;
@@ -40,6 +44,8 @@ export class Store {
     this.loginSessions = new LoginSessionRepository(knex);
     this.leases = new LeaseRepository(knex);
     this.replay = new ReplayRepository(knex);
+    this.samlServiceProviders = new SamlServiceProviderRepository(knex);
+    this.samlIdpSessions = new SamlIdpSessionRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */

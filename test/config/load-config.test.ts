@@ -129,6 +129,7 @@ describe('defaults', () => {
       resources: [],
       users: [],
       connectors: [],
+      samlIdp: { enabled: false, signatureAlgorithm: 'rsa-sha256', wantAuthnRequestsSigned: true, assertionLifetimeSeconds: 300, requestMaxAgeSeconds: 300, clockSkewSeconds: 60, serviceProviders: [] },
       ui: { title: 'Keybridge' },
     });
   });

@@ -1,0 +1,59 @@
+// What a service provider learns about the person: the NameID in the format its settings ask
+// for, and the attributes its settings map from the local user, its groups and the claims a
+// connector's mappers produced at sign-in.
+import { createHmac, randomBytes } from 'node:crypto';
+import type { User } from '../storage/types.ts';
+import type { ServiceProvider } from './service-providers.ts';
+import { ATTRIBUTE_NAME_FORMAT, NAME_ID_FORMAT } from './saml-urns.ts';
+
+export interface Person {
+  user: User;
+  groups: string[];
+  /** Mapped claims of the login (login_sessions.claims). */
+  claims: Record<string, unknown>;
+}
+
+/** The NameID for this SP, or null when the user lacks the field the format needs (no email). */
+export function nameIdFor(sp: ServiceProvider, person: Person, pairwiseKey: Buffer): { value: string; format: string } | null {
+  const { format, from } = sp.nameId;
+  const { user } = person;
+  if (format === 'transient') return { value: `_${randomBytes(20).toString('hex')}`, format: NAME_ID_FORMAT.transient };
+  const source = from ?? (format === 'emailAddress' ? 'email' : format === 'unspecified' ? 'username' : null);
+  let value: string | null;
+  if (source === null) {
+    // Persistent by default: opaque, stable for this user at this SP, unlinkable across SPs.
+    value = createHmac('sha256', pairwiseKey).update(`${sp.entityId}\u0000${user.id}`).digest('base64url');
+  } else {
+    value = source === 'id' ? user.id : source === 'username' ? user.username : user.email;
+  }
+  return value ? { value, format: NAME_ID_FORMAT[format] } : null;
+}
+
+function values(value: unknown): string[] {
+  if (value === null || value === undefined || value === '') return [];
+  if (Array.isArray(value)) return value.flatMap(values);
+  if (typeof value === 'string') return [value];
+  if (typeof value === 'number' || typeof value === 'boolean') return [String(value)];
+  return [];
+}
+
+export function attributesFor(sp: ServiceProvider, person: Person): { name: string; nameFormat: string; values: string[] }[] {
+  const { user, groups, claims } = person;
+  const fields: Record<string, unknown> = {
+    id: user.id,
+    username: user.username,
+    email: user.email,
+    emailVerified: user.email ? user.emailVerified : null,
+    name: user.name,
+    givenName: user.givenName,
+    familyName: user.familyName,
+    groups,
+  };
+  return sp.attributes
+    .map((rule) => ({
+      name: rule.name,
+      nameFormat: ATTRIBUTE_NAME_FORMAT[rule.nameFormat],
+      values: values(rule.from.startsWith('claim:') ? claims[rule.from.slice('claim:'.length)] : fields[rule.from]),
+    }))
+    .filter((a) => a.values.length > 0);
+}
