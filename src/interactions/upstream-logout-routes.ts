@@ -13,6 +13,7 @@ import { connectorUrls } from '../connectors/registry.ts';
 import type { LogoutMessage, RedirectStart, UpstreamLogout } from '../connectors/contract.ts';
 import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { Store } from '../storage/store.ts';
+import type { LoginSession } from '../storage/login-session-repository.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendFormPost } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
@@ -28,6 +29,11 @@ export interface UpstreamLogoutDependencies {
   registry: () => ConnectorRegistry;
   renderer: PageRenderer;
   logger: Logger;
+  /**
+   * After a sign-out ended a session: tell the SAML SPs it signed in to, then send the browser
+   * to `finish`; false when there were none (Keybridge's SAML IdP side).
+   */
+  signOutServiceProviders?: (ctx: Context, sessionUid: string, finish: { location: string; form?: Record<string, string> }) => Promise<boolean>;
 }
 
 /** A logout we sent upstream, waiting for its answer. */
@@ -141,9 +147,18 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
     // Only "sign out of everything" destroys the session; signing out of one app keeps it.
     if (await deps.provider.Session.findByUid(sessionUid)) return;
     await store.loginSessions.delete(sessionUid);
-    const upstream = login.upstreamSession && logoutOf(login.connectorId);
-    if (!upstream || !login.upstreamSession) return;
     const returnTo = ctx.response.get('Location');
+    // First the SAML SPs this session signed in to (if any), then the upstream, then back.
+    const upstreamStart = await startUpstreamLogout(ctx, login, returnTo);
+    const then = upstreamStart ?? { location: returnTo };
+    if (deps.signOutServiceProviders && (await deps.signOutServiceProviders(ctx, sessionUid, then))) return;
+    if (upstreamStart) send(ctx, { ...upstreamStart, context: {} }, logoutOf(login.connectorId)?.name ?? login.connectorId);
+  }
+
+  /** Asks the connector where ending the upstream session starts; null when it does not do logout or failed to start. */
+  async function startUpstreamLogout(ctx: Context, login: LoginSession, returnTo: string): Promise<{ location: string; form?: Record<string, string> } | null> {
+    const upstream = login.upstreamSession && logoutOf(login.connectorId);
+    if (!upstream || !login.upstreamSession) return null;
     const state = randomBytes(32).toString('base64url');
     let start: RedirectStart | null;
     try {
@@ -152,12 +167,12 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
       // Signed out here; the upstream session outlives it. Not worth failing the logout over.
       logger.warn({ err, connector: login.connectorId }, 'upstream logout could not be started');
       await store.audit.record({ type: 'logout.upstream', outcome: 'failure', userId: login.userId, connectorId: login.connectorId, ip: ctx.ip, details: { detail: 'could not start' } });
-      return;
+      return null;
     }
-    if (!start) return;
+    if (!start) return null;
     const pending: PendingLogout = { connectorId: login.connectorId, userId: login.userId, returnTo };
     await deps.records.upsert(pendingKey(state), pending as unknown as AdapterPayload, LOGOUT_TTL);
-    send(ctx, start, upstream.name);
+    return { location: start.location, ...(start.form ? { form: start.form } : {}) };
   }
 
   return { router, onSignOut };

@@ -65,7 +65,10 @@ interface PendingSso {
 
 /** A logout going from SP to SP through the browser, answered to the SP that asked at the end. */
 interface LogoutChain {
-  initiator: { sp: string; requestId: string; relayState: string | null };
+  /** The SP whose LogoutRequest started the chain (answered last); absent when Keybridge's own sign-out did. */
+  initiator?: { sp: string; requestId: string; relayState: string | null };
+  /** Where the browser goes once every SP was told, when no SP started the chain. */
+  finish?: { location: string; form?: Record<string, string> };
   remaining: { sp: string; nameId: string; nameIdFormat: string; sessionIndex: string }[];
   current?: { sp: string; requestId: string };
   partial: boolean;
@@ -84,7 +87,17 @@ const sloKey = (id: string) => `slo.${id}`;
 const ssoCookie = (state: string) => `kb_saml_${state.slice(0, 16)}`;
 const single = (value: unknown) => (typeof value === 'string' ? value : null);
 
-export function samlIdpRoutes(deps: SamlIdpRouteDependencies): Router {
+export interface SamlIdpRoutes {
+  router: Router;
+  /**
+   * Keybridge's own sign-out ended a session: tells every SAML SP the session signed in to
+   * (a LogoutRequest each, through the browser), then sends the browser to `finish`. False when
+   * the session signed in to no SAML SP (nothing sent).
+   */
+  signOutServiceProviders(ctx: Context, sessionUid: string, finish: { location: string; form?: Record<string, string> }): Promise<boolean>;
+}
+
+export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   const { provider, store, logger, records, serviceProviders, outbound, settings, endpoints } = deps;
   const router = new Router();
   const skewMs = settings.clockSkewSeconds * 1000;
@@ -415,8 +428,14 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): Router {
       await records.upsert(sloKey(handle), { ...chain, current: { sp: sp.entityId, requestId: out.id } } as unknown as AdapterPayload, SLO_TTL);
       return send(ctx, out, `Signing you out of ${sp.name}`);
     }
-    const initiator = await serviceProviders.find(chain.initiator.sp).catch(() => null);
-    if (!initiator?.slo) {
+    if (chain.finish) {
+      const { location, form } = chain.finish;
+      if (form) return sendPost(ctx, location, form, 'Continuing');
+      ctx.status = 303;
+      return ctx.redirect(location);
+    }
+    const initiator = chain.initiator ? await serviceProviders.find(chain.initiator.sp).catch(() => null) : null;
+    if (!chain.initiator || !initiator?.slo) {
       // Nowhere to answer: the person is signed out, and told so here.
       return sendPage(ctx, deps.renderer, 'logout-success', { clientName: initiator?.name });
     }
@@ -452,5 +471,18 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): Router {
     return nextLogout(ctx, rest);
   }
 
-  return router;
+  async function signOutServiceProviders(ctx: Context, sessionUid: string, finish: { location: string; form?: Record<string, string> }): Promise<boolean> {
+    const joined = await store.samlIdpSessions.listForSessions([sessionUid]);
+    if (!joined.length) return false;
+    await store.samlIdpSessions.deleteForSessions([sessionUid]);
+    await store.audit.record({ type: 'saml.slo', ip: ctx.ip, details: { initiated: 'idp', serviceProviders: joined.map((s) => s.spEntityId) } });
+    await nextLogout(ctx, {
+      finish,
+      remaining: joined.map((s) => ({ sp: s.spEntityId, nameId: s.nameId, nameIdFormat: s.nameIdFormat, sessionIndex: s.sessionIndex })),
+      partial: false,
+    });
+    return true;
+  }
+
+  return { router, signOutServiceProviders };
 }

@@ -2,7 +2,6 @@
 // signing key, the internal client's secret, the pairwise key, all shared by every instance
 // through the database); its routes are mounted on each oidc-provider instance the broker builds.
 import { randomBytes } from 'node:crypto';
-import type Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
@@ -13,7 +12,7 @@ import type { PageRenderer } from '../http/page-renderer.ts';
 import { loadSigningMaterial } from './signing-key.ts';
 import { OutboundMessages, type IdpEndpoints } from './outbound.ts';
 import { ServiceProviderRegistry } from './service-providers.ts';
-import { samlIdpRoutes } from './saml-idp-routes.ts';
+import { samlIdpRoutes, type SamlIdpRoutes } from './saml-idp-routes.ts';
 
 /** The first-party OIDC client SAML sign-ins go through; never used outside this process. */
 export const SAML_IDP_CLIENT_ID = 'keybridge-saml-idp';
@@ -24,7 +23,7 @@ export interface SamlIdp {
   client: Record<string, unknown>;
   serviceProviders: ServiceProviderRegistry;
   outbound: OutboundMessages;
-  routes(deps: { provider: Provider; renderer: PageRenderer }): Router;
+  routes(deps: { provider: Provider; renderer: PageRenderer }): SamlIdpRoutes;
   /**
    * For loadExistingGrant: the internal client is first-party and needs only `openid`, so a
    * session without its grant yet gets one here; that keeps IsPassive (prompt=none) working for

@@ -164,13 +164,14 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(errorPages(renderer, logger));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
-      const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger });
+      const samlIdpRoutes = samlIdp?.routes({ provider, renderer });
+      const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
       provider.use(upstreamLogout.onSignOut);
       provider.use(upstreamLogout.router.routes());
       const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://') });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
-      if (samlIdp) provider.use(samlIdp.routes({ provider, renderer }).routes());
+      if (samlIdpRoutes) provider.use(samlIdpRoutes.router.routes());
       return provider;
     };
 

@@ -492,6 +492,27 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     assert.deepEqual(event.details.otherServiceProviders, [SP_B]);
   });
 
+  test('signing out of Keybridge itself sends each SAML SP of the session a signed LogoutRequest, then finishes the sign-out', async () => {
+    const spB = serviceProvider(SP_B, ACS_B, keysB);
+    const browser = new Browser(broker.issuer);
+    const b = await signIn(spB, ACS_B, { browser });
+    const confirm = await browser.go(`${broker.issuer}/session/end`);
+    const form = findForm(confirm.html, '/session/end/confirm');
+    assert.ok(form, `a sign-out confirmation: ${confirm.html.slice(0, 300)}`);
+    const toB = await browser.go(new URL(form.action, confirm.url).href, { method: 'POST', form: { ...form.hidden, logout: 'yes' } });
+    assert.ok(toB.url.startsWith(`${SLO_B}?`), `front-channel LogoutRequest to SP B, got ${toB.url} ${toB.status}`);
+    const query = new URL(toB.url).searchParams;
+    const request = await spB.validateRedirectAsync(Object.fromEntries(query), new URL(toB.url).search.slice(1));
+    assert.equal(request.loggedOut, true);
+    assert.equal(request.profile?.nameID, b.profile.nameID);
+    // SP B answers; the sign-out finishes on Keybridge's own "signed out" page.
+    const done = await browser.go(await spB.getLogoutResponseUrlAsync(request.profile!, query.get('RelayState')!, {}, true));
+    assert.equal(done.status, 200);
+    assert.match(done.html, /signed out/i);
+    assert.equal((await broker.store.audit.list({ type: 'saml.slo', limit: 1 }))[0].details.initiated, 'idp');
+    assert.match((await start(browser, spB)).html, /name="password"/);
+  });
+
   test('a signed POST LogoutRequest is accepted; an unsigned one is refused', async () => {
     const xml = logoutRequestXml({ slo, nameId: 'nobody-in-particular' });
     const accepted = await new Browser(broker.issuer).go(slo, { method: 'POST', form: { SAMLRequest: Buffer.from(signXml(xml, 'LogoutRequest', keysA)).toString('base64') } });
