@@ -4,10 +4,9 @@
 // client_credentials with RFC 9068 JWT access tokens, and the refusals around them.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
@@ -19,22 +18,13 @@ describe('authorization code flow through the real login form', () => {
   let broker: TestBroker;
   let rp: oidc.Configuration;
   let spa: oidc.Configuration;
-  let logoutReceiver: http.Server;
-  const logoutTokens: string[] = [];
+  let logoutReceiver: LogoutReceiver;
+  let logoutTokens: string[] = [];
   let aliceId: string;
 
   before(async () => {
-    logoutReceiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        const token = new URLSearchParams(body).get('logout_token');
-        if (token) logoutTokens.push(token);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => logoutReceiver.listen(0, '127.0.0.1', () => r()));
-    const bclPort = (logoutReceiver.address() as AddressInfo).port;
+    logoutReceiver = await startLogoutReceiver('/bcl');
+    logoutTokens = logoutReceiver.tokens;
 
     broker = await startTestBroker({
       config: {
@@ -43,7 +33,7 @@ describe('authorization code flow through the real login form', () => {
             id: 'rp', secret: SECRET, name: 'Relying Party',
             redirectUris: [RP], postLogoutRedirectUris: ['http://127.0.0.1:9/bye'],
             grantTypes: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
-            backchannelLogoutUri: `http://127.0.0.1:${bclPort}/bcl`,
+            backchannelLogoutUri: logoutReceiver.url,
           },
           { id: 'spa', name: 'Single Page App', redirectUris: [RP], firstParty: true },
           { id: 'svc', secret: 'svc-secret-0123456789abcdef', grantTypes: ['client_credentials'], resources: ['https://api.example.test'] },

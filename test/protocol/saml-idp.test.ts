@@ -8,17 +8,16 @@
 // wrapping (tngan/samlify#634 shapes) and DTDs among them.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createSign, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import type { AddressInfo } from 'node:net';
 import { SAML, ValidateInResponseTo, generateServiceProviderMetadata, type SamlConfig } from '@node-saml/node-saml';
 import { DOMParser } from '@xmldom/xmldom';
 import { SignedXml } from 'xml-crypto';
+import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { freePort } from '../helpers/free-port.ts';
@@ -108,22 +107,14 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
   let keysEnc: SigningMaterial;
   let keysDb: SigningMaterial;
   let aliceId: string;
-  let logoutReceiver: http.Server;
-  const logoutTokens: string[] = [];
+  let logoutReceiver: LogoutReceiver;
+  let logoutTokens: string[] = [];
 
   before(async () => {
     [keysA, keysB, keysEnc, keysDb] = await Promise.all(['sp-a', 'sp-b', 'sp-enc', 'sp-db'].map((cn) => generateSelfSigned(cn)));
-    logoutReceiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        const token = new URLSearchParams(body).get('logout_token');
-        if (token) logoutTokens.push(token);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => logoutReceiver.listen(0, '127.0.0.1', () => r()));
-    const bcl = `http://127.0.0.1:${(logoutReceiver.address() as AddressInfo).port}/bcl`;
+    logoutReceiver = await startLogoutReceiver('/bcl');
+    logoutTokens = logoutReceiver.tokens;
+    const bcl = logoutReceiver.url;
 
     broker = await startTestBroker({
       config: {
