@@ -1,7 +1,8 @@
 // The parts of one SAML Assertion element that Keybridge uses, read namespace-aware. Called on
 // the signed assertion that node-saml hands back (the authoritative read) and, before signature
 // validation, on the assertion visible in the response, only to refuse early with a precise reason.
-import { NS, attr, child, children, instant, text } from './saml-dom.ts';
+import { attr, child, children, instant, text } from './saml-dom.ts';
+import { NS } from '../../src/saml/urns.ts';
 
 export interface NameIdFacts {
   value: string;

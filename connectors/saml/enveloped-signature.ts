@@ -3,7 +3,8 @@
 // Signature, a direct child of the root, one Reference, to the root's own ID, which no other
 // element carries. On success the caller gets the signed, canonical XML and must read only that.
 import { SignedXml } from 'xml-crypto';
-import { NS, allElements, attr, children, descendants } from './saml-dom.ts';
+import { allElements, attr, children, descendants } from './saml-dom.ts';
+import { NS } from '../../src/saml/urns.ts';
 
 export type Verified = { ok: true; signedXml: string } | { ok: false; detail: string };
 

@@ -4,7 +4,8 @@
 // the NameID and SessionIndex that single logout needs later.
 import type { UpstreamIdentity } from '../../src/connectors/contract.ts';
 import type { AssertionFacts, AttributeFacts } from './assertion-facts.ts';
-import { NAMEID_FORMATS, type AttributeNames } from './saml-config.ts';
+import type { AttributeNames } from './saml-config.ts';
+import { NAME_ID_FORMAT } from '../../src/saml/urns.ts';
 
 const AC = 'urn:oasis:names:tc:SAML:2.0:ac:classes:';
 /** AuthnContextClassRef to RFC 8176 amr values; unknown classes claim nothing. */
@@ -35,7 +36,7 @@ export function identityFromAssertion(connectorId: string, a: AssertionFacts, na
     if (a.encryptedNameId) return { error: 'subject: the NameID is encrypted (EncryptedID is not supported); set attributes.subject' };
     if (!a.nameId) return { error: 'subject: the assertion has no NameID' };
     // A transient NameID is new at every sign-in: linking on it would make a new account each time.
-    if (a.nameId.format === NAMEID_FORMATS.transient) return { error: 'subject: the NameID is transient; set attributes.subject to a stable attribute' };
+    if (a.nameId.format === NAME_ID_FORMAT.transient) return { error: 'subject: the NameID is transient; set attributes.subject to a stable attribute' };
     subject = a.nameId.value;
   } else {
     subject = find(a.attributes, [names.subject])?.[0];

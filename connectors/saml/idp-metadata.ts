@@ -3,8 +3,9 @@
 // and every signing certificate (several during a key rollover: any of them validates).
 import type { X509Certificate } from 'node:crypto';
 import { URL_MESSAGE, isIdpUrl, parseCertificate, type SamlConfig } from './saml-config.ts';
-import { BINDINGS, NS, attr, children, descendants, parseXml, shown, text } from './saml-dom.ts';
-import { MAX_METADATA_BYTES, guardXml } from './xml-guard.ts';
+import { attr, children, descendants, parseXml, shown, text } from './saml-dom.ts';
+import { BINDING, NS } from '../../src/saml/urns.ts';
+import { MAX_METADATA_BYTES, guardXml } from '../../src/saml/xml-guard.ts';
 
 export interface IdpDescriptor {
   entityId: string;
@@ -60,11 +61,11 @@ export function parseIdpMetadata(xml: string): IdpDescriptor {
     for (const url of [location, responseLocation]) if (!isIdpUrl(url)) throw new Error(`metadata: a ${name} URL ${URL_MESSAGE}`);
     return { location, responseLocation };
   };
-  const redirect = endpoint('SingleSignOnService', BINDINGS.redirect)?.location;
-  const post = endpoint('SingleSignOnService', BINDINGS.post)?.location;
+  const redirect = endpoint('SingleSignOnService', BINDING.redirect)?.location;
+  const post = endpoint('SingleSignOnService', BINDING.post)?.location;
   if (!redirect && !post) throw new Error('metadata: no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding');
-  const sloRedirect = endpoint('SingleLogoutService', BINDINGS.redirect);
-  const sloPost = endpoint('SingleLogoutService', BINDINGS.post);
+  const sloRedirect = endpoint('SingleLogoutService', BINDING.redirect);
+  const sloPost = endpoint('SingleLogoutService', BINDING.post);
   const slo = sloRedirect ? { ...sloRedirect, binding: 'redirect' as const } : sloPost ? { ...sloPost, binding: 'post' as const } : null;
 
   const certificates: string[] = [];

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { idpFromConfig, parseIdpMetadata, type IdpDescriptor } from './idp-metadata.ts';
 import type { SamlConfig } from './saml-config.ts';
-import { MAX_METADATA_BYTES } from './xml-guard.ts';
+import { MAX_METADATA_BYTES } from '../../src/saml/xml-guard.ts';
 import { UpstreamUnavailableError } from './upstream-unavailable.ts';
 
 const RETRY_AFTER_FAILURE_MS = 60_000;

@@ -2,7 +2,7 @@
 // upstream session (NameID with its qualifiers, SessionIndex), and the LogoutResponse to an
 // IdP's LogoutRequest. Built as text: they are small and fixed, and every value is escaped.
 import { randomBytes } from 'node:crypto';
-import { NS, STATUS_SUCCESS } from './saml-dom.ts';
+import { NS, STATUS } from '../../src/saml/urns.ts';
 
 const RESPONDER = 'urn:oasis:names:tc:SAML:2.0:status:Responder';
 
@@ -43,7 +43,7 @@ export function logoutResponseXml(input: { id: string; inResponseTo: string; iss
     `<samlp:LogoutResponse xmlns:samlp="${NS.protocol}" xmlns:saml="${NS.assertion}" ID="${input.id}" Version="2.0"` +
     ` IssueInstant="${input.now.toISOString()}" Destination="${xmlEscape(input.destination)}" InResponseTo="${xmlEscape(input.inResponseTo)}">` +
     `<saml:Issuer>${xmlEscape(input.issuer)}</saml:Issuer>` +
-    `<samlp:Status><samlp:StatusCode Value="${input.ended ? STATUS_SUCCESS : RESPONDER}"/></samlp:Status>` +
+    `<samlp:Status><samlp:StatusCode Value="${input.ended ? STATUS.success : RESPONDER}"/></samlp:Status>` +
     `</samlp:LogoutResponse>`
   );
 }

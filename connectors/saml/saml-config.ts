@@ -3,13 +3,8 @@
 // here (zod) and in resolveNameIdFormat, nowhere else. Messages name fields, never values.
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { NAME_ID_FORMAT } from '../../src/saml/urns.ts';
 
-export const NAMEID_FORMATS = {
-  persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
-  transient: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
-  emailAddress: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
-  unspecified: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
-} as const;
 
 export const URL_MESSAGE = 'must be an https:// URL (http:// only for 127.0.0.1, ::1 or localhost), without fragment or credentials';
 
@@ -163,7 +158,7 @@ export const samlConfigSchema = z
       if (c.requireEncryptedAssertions === true && sp.privateKeyFile === undefined && sp.decryptionKeyFile === undefined) {
         issue(['requireEncryptedAssertions'], 'needs sp.decryptionKeyFile (or sp.privateKeyFile) to decrypt with');
       }
-      if (c.nameIdFormat !== undefined && resolveNameIdFormat(c.nameIdFormat) === NAMEID_FORMATS.transient && (c.attributes?.subject ?? 'nameid') === 'nameid') {
+      if (c.nameIdFormat !== undefined && resolveNameIdFormat(c.nameIdFormat) === NAME_ID_FORMAT.transient && (c.attributes?.subject ?? 'nameid') === 'nameid') {
         issue(['attributes', 'subject'], 'must name an attribute when nameIdFormat is transient (a transient NameID changes on every sign-in)');
       }
       if (c.idpInitiated?.enabled === true && c.idpInitiated.client === undefined) issue(['idpInitiated', 'client'], 'is required when idpInitiated is enabled');
@@ -177,5 +172,5 @@ export type AttributeNames = z.output<typeof attributesSchema>;
 export type SignatureRequirement = SamlConfig['signatures'];
 
 export function resolveNameIdFormat(format: string): string {
-  return Object.hasOwn(NAMEID_FORMATS, format) ? NAMEID_FORMATS[format as keyof typeof NAMEID_FORMATS] : format;
+  return Object.hasOwn(NAME_ID_FORMAT, format) ? NAME_ID_FORMAT[format as keyof typeof NAME_ID_FORMAT] : format;
 }

@@ -1,22 +1,7 @@
 // Namespace-aware reading of SAML XML with @xmldom/xmldom. Elements are matched by namespace URI
 // and local name, never by prefix, so `<foo:Assertion xmlns:foo="...assertion">` is an assertion
-// and `<saml:Assertion xmlns:saml="urn:evil">` is not. Callers guard the text first (xml-guard).
+// and `<saml:Assertion xmlns:saml="urn:evil">` is not. Callers guard the text first (src/saml/xml-guard.ts).
 import { DOMParser } from '@xmldom/xmldom';
-
-export const NS = {
-  protocol: 'urn:oasis:names:tc:SAML:2.0:protocol',
-  assertion: 'urn:oasis:names:tc:SAML:2.0:assertion',
-  metadata: 'urn:oasis:names:tc:SAML:2.0:metadata',
-  dsig: 'http://www.w3.org/2000/09/xmldsig#',
-  xsi: 'http://www.w3.org/2001/XMLSchema-instance',
-} as const;
-
-export const BINDINGS = {
-  redirect: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
-  post: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST',
-} as const;
-
-export const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
 
 /** Parses guarded XML; throws on anything not well-formed. */
 export function parseXml(xml: string): Document {

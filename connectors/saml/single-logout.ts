@@ -12,9 +12,10 @@ import type { IdpDescriptor } from './idp-metadata.ts';
 import type { IdpSource } from './idp-source.ts';
 import { logoutRequestXml, logoutResponseXml, newMessageId, type SessionNameId } from './logout-messages.ts';
 import { deflateBase64, redirectUrl, verifyRedirect, type MessageKind } from './redirect-binding.ts';
-import { NS, STATUS_SUCCESS, attr, child, children, instant, isElement, parseXml, shown, text } from './saml-dom.ts';
+import { attr, child, children, instant, isElement, parseXml, shown, text } from './saml-dom.ts';
+import { NS, STATUS } from '../../src/saml/urns.ts';
 import type { KeyPair } from './sp-keys.ts';
-import { decodePostMessage, decodeRedirectMessage } from './xml-guard.ts';
+import { decodePostMessage, decodeRedirectMessage } from '../../src/saml/xml-guard.ts';
 import { signEnveloped } from './xml-signing.ts';
 
 /** Logout messages older than this are refused (and their IDs remembered this long). */
@@ -107,7 +108,7 @@ export function singleLogout(deps: SingleLogoutDeps): UpstreamLogout {
         const code = child(child(root, NS.protocol, 'Status') ?? root, NS.protocol, 'StatusCode');
         const status = code && attr(code, 'Value');
         if (!status) return invalid('malformed: the LogoutResponse has no StatusCode');
-        const ok = status === STATUS_SUCCESS;
+        const ok = status === STATUS.success;
         return { kind: 'response', state: relayState, ok, ...(!ok && { detail: `status: ${shown(status.replace(/^urn:oasis:names:tc:SAML:2\.0:status:/, ''), 80)}` }) };
       }
 

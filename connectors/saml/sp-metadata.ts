@@ -3,7 +3,7 @@
 // and, when we can sign logout messages, single logout (HTTP-Redirect and HTTP-POST). Built here
 // rather than by node-saml, whose generator lists only a POST logout endpoint and index 1.
 import { xmlEscape } from './logout-messages.ts';
-import { BINDINGS, NS } from './saml-dom.ts';
+import { BINDING, NS } from '../../src/saml/urns.ts';
 import { certificateBody, type KeyPair } from './sp-keys.ts';
 
 export interface SpMetadataInput {
@@ -37,10 +37,10 @@ export function spMetadataXml(m: SpMetadataInput): string {
     `<md:SPSSODescriptor protocolSupportEnumeration="${NS.protocol}" AuthnRequestsSigned="${m.authnRequestsSigned}" WantAssertionsSigned="${m.wantAssertionsSigned}">`,
     m.signing ? keyDescriptor('signing', m.signing) : '',
     m.decryption ? keyDescriptor('encryption', m.decryption) : '',
-    m.signing ? `<md:SingleLogoutService Binding="${BINDINGS.redirect}" Location="${xmlEscape(m.logoutUrl)}"/>` : '',
-    m.signing ? `<md:SingleLogoutService Binding="${BINDINGS.post}" Location="${xmlEscape(m.logoutUrl)}"/>` : '',
+    m.signing ? `<md:SingleLogoutService Binding="${BINDING.redirect}" Location="${xmlEscape(m.logoutUrl)}"/>` : '',
+    m.signing ? `<md:SingleLogoutService Binding="${BINDING.post}" Location="${xmlEscape(m.logoutUrl)}"/>` : '',
     `<md:NameIDFormat>${xmlEscape(m.nameIdFormat)}</md:NameIDFormat>`,
-    `<md:AssertionConsumerService Binding="${BINDINGS.post}" Location="${xmlEscape(m.callbackUrl)}" index="0" isDefault="true"/>`,
+    `<md:AssertionConsumerService Binding="${BINDING.post}" Location="${xmlEscape(m.callbackUrl)}" index="0" isDefault="true"/>`,
     `</md:SPSSODescriptor>`,
     `</md:EntityDescriptor>`,
   ];

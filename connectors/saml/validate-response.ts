@@ -12,8 +12,9 @@ import { elementsWithId } from './enveloped-signature.ts';
 import type { IdpDescriptor } from './idp-metadata.ts';
 import { nodeSamlDetail } from './node-saml-failure.ts';
 import type { SignatureRequirement } from './saml-config.ts';
-import { NS, STATUS_SUCCESS, attr, child, children, descendants, isElement, parseXml, shown, text } from './saml-dom.ts';
-import { decodePostMessage, guardXml } from './xml-guard.ts';
+import { attr, child, children, descendants, isElement, parseXml, shown, text } from './saml-dom.ts';
+import { NS, STATUS } from '../../src/saml/urns.ts';
+import { decodePostMessage, guardXml } from '../../src/saml/xml-guard.ts';
 
 export interface ResponseExpectations extends Omit<AssertionExpectations, 'now'> {
   /** When the AuthnRequest was issued (solicited responses). */
@@ -42,7 +43,7 @@ function statusFailure(response: Element): ResponseResult | null {
   const code = status && child(status, NS.protocol, 'StatusCode');
   const value = code && attr(code, 'Value');
   if (!value) return refused('malformed: the response has no StatusCode');
-  if (value === STATUS_SUCCESS) return null;
+  if (value === STATUS.success) return null;
   const second = attr(child(code, NS.protocol, 'StatusCode') ?? code, 'Value');
   const message = text(child(status, NS.protocol, 'StatusMessage'));
   const short = (uri: string | null) => shown(uri?.replace(/^urn:oasis:names:tc:SAML:2\.0:status:/, '') ?? null, 80);

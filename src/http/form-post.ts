@@ -5,11 +5,18 @@ import type { PageRenderer } from './page-renderer.ts';
 import { addCspSources } from './security-headers.ts';
 import { sendPage } from './send-page.ts';
 
-export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { action: string; fields: Record<string, string>; destination: string }): void {
+export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { action: string; fields: Record<string, string>; heading: string }): void {
   addCspSources(ctx, 'script-src', "'self'");
   sendPage(ctx, renderer, 'form-post', {
     action: post.action,
-    destination: post.destination,
+    heading: post.heading,
     fields: Object.entries(post.fields).map(([name, value]) => ({ name, value })),
   });
+}
+
+/** Sends the browser on: a redirect, or a self-submitting POST of `form` to `location`. */
+export function sendOnward(ctx: Context, renderer: PageRenderer, onward: { location: string; form?: Record<string, string> }, heading: string): void {
+  if (onward.form) return sendFormPost(ctx, renderer, { action: onward.location, fields: onward.form, heading });
+  ctx.status = 303;
+  ctx.redirect(onward.location);
 }

@@ -15,7 +15,7 @@ import type { Store } from '../storage/store.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import type { CsrfTokens } from '../http/csrf.ts';
 import { sendPage } from '../http/send-page.ts';
-import { sendFormPost } from '../http/form-post.ts';
+import { sendOnward } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
 import { linkIdentity, linkToUser, resolveIdentity, type LinkOptions } from '../accounts/link-identity.ts';
 import { tokenBinding, type TokenCipher } from '../accounts/token-cipher.ts';
@@ -384,11 +384,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   }
 
   /** Sends the browser upstream: a redirect, or a self-submitting POST form (SAML HTTP-POST binding). */
-  function goUpstream(ctx: Context, start: RedirectStart, name: string) {
-    if (start.form) return sendFormPost(ctx, renderer, { action: start.location, fields: start.form, destination: name });
-    ctx.status = 303;
-    ctx.redirect(start.location);
-  }
+  const goUpstream = (ctx: Context, start: RedirectStart, name: string) => sendOnward(ctx, renderer, start, `Continuing to ${name}`);
 
   const urlsOf = (connectorId: string) => connectorUrls(deps.issuer, connectorId);
 

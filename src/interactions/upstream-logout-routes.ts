@@ -15,7 +15,7 @@ import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { Store } from '../storage/store.ts';
 import type { LoginSession } from '../storage/login-session-repository.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
-import { sendFormPost } from '../http/form-post.ts';
+import { sendOnward } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
 import { endSessions } from '../oidc/end-sessions.ts';
 import { KeybridgeError } from '../errors.ts';
@@ -60,11 +60,7 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
     return { name: registered.name, logout: registered.connector.logout };
   };
 
-  function send(ctx: Context, start: RedirectStart, destination: string) {
-    if (start.form) return sendFormPost(ctx, renderer, { action: start.location, fields: start.form, destination });
-    ctx.status = 303;
-    ctx.redirect(start.location);
-  }
+  const send = (ctx: Context, onward: { location: string; form?: Record<string, string> }, name: string) => sendOnward(ctx, renderer, onward, `Continuing to ${name}`);
 
   router.get('/connectors/:connector/metadata', (ctx) => {
     const registered = deps.registry().get(ctx.params.connector);
@@ -152,7 +148,7 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
     const upstreamStart = await startUpstreamLogout(ctx, login, returnTo);
     const then = upstreamStart ?? { location: returnTo };
     if (deps.signOutServiceProviders && (await deps.signOutServiceProviders(ctx, sessionUid, then))) return;
-    if (upstreamStart) send(ctx, { ...upstreamStart, context: {} }, logoutOf(login.connectorId)?.name ?? login.connectorId);
+    if (upstreamStart) send(ctx, upstreamStart, logoutOf(login.connectorId)?.name ?? login.connectorId);
   }
 
   /** Asks the connector where ending the upstream session starts; null when it does not do logout or failed to start. */

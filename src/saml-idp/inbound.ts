@@ -15,13 +15,14 @@
 // Before any of that, DTDs, entities and processing instructions are refused (safe-xml.ts).
 import { createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
+import { MAX_MESSAGE_BYTES } from '../saml/xml-guard.ts';
 import { SignedXml } from 'xml-crypto';
 import { SamlRejected, type MessageKind } from './saml-rejected.ts';
 import { XmlRefused, attr, allChildElements, childElement, childElements, parseSafeXml, textOf } from './safe-xml.ts';
 import { DIGEST_ALGORITHMS, ENVELOPED, EXC_C14N, NS, SIGNATURE_ALGORITHMS, WEAK_SIGNATURE_ALGORITHMS } from './saml-urns.ts';
 
 /** Largest accepted XML message, after base64 decoding and inflating. */
-export const MAX_MESSAGE_CHARS = 256 * 1024;
+export const MAX_MESSAGE_CHARS = MAX_MESSAGE_BYTES;
 /** Largest accepted base64 parameter (POST bodies are bounded before this too). */
 const MAX_PARAMETER_CHARS = 400 * 1024;
 const MAX_RELAY_STATE = 1024;

@@ -1,9 +1,10 @@
-// XML from outside (SAML messages, service provider metadata) is parsed only after a plain text
-// check refuses document type declarations (so no entity can be declared, let alone expanded:
-// no billion laughs, no external entities) and processing instructions, and only up to a size
-// bound. Parser errors are fatal. Then a few helpers read elements by namespace and position, never
+// XML from outside (SAML messages, service provider metadata) is parsed only after the shared
+// guard (src/saml/xml-guard.ts) refused document type declarations (so no entity can be declared,
+// let alone expanded: no billion laughs, no external entities), processing instructions and
+// oversized input. Parser errors are fatal. Then a few helpers read elements by namespace and position, never
 // by searching the whole tree, so a value can only come from where the schema puts it.
 import { DOMParser } from '@xmldom/xmldom';
+import { guardXml } from '../saml/xml-guard.ts';
 
 export type XmlRefusal = 'too_large' | 'dtd_forbidden' | 'malformed';
 
@@ -17,20 +18,18 @@ export class XmlRefused extends Error {
   }
 }
 
-// Markup declarations of any kind; CDATA sections and comments are fine.
-const DECLARATION = /<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/i;
-const XML_DECLARATION = /^\uFEFF?\s*<\?xml\s[^<>?]*\?>/;
-
-export function parseSafeXml(xml: string, maxLength: number): Document {
-  if (xml.length > maxLength) throw new XmlRefused('too_large', `XML of ${xml.length} characters exceeds ${maxLength}`);
-  if (DECLARATION.test(xml)) throw new XmlRefused('dtd_forbidden', 'XML with a document type or entity declaration');
-  if (xml.replace(XML_DECLARATION, '').includes('<?')) throw new XmlRefused('dtd_forbidden', 'XML with a processing instruction');
+export function parseSafeXml(xml: string, maxBytes: number): Document {
+  const guarded = guardXml(Buffer.from(xml, 'utf8'), maxBytes);
+  if (!guarded.ok) {
+    const reason = guarded.reason === 'dtd' || guarded.reason === 'pi' ? 'dtd_forbidden' : guarded.reason;
+    throw new XmlRefused(reason, `XML refused: ${guarded.detail}`);
+  }
   const fail = (message: string) => {
     throw new XmlRefused('malformed', `XML parse error: ${String(message).slice(0, 200)}`);
   };
   let doc: Document;
   try {
-    doc = new DOMParser({ errorHandler: { warning: () => {}, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml') as unknown as Document;
+    doc = new DOMParser({ errorHandler: { warning: () => {}, error: fail, fatalError: fail } }).parseFromString(guarded.xml, 'text/xml') as unknown as Document;
   } catch (err) {
     if (err instanceof XmlRefused) throw err;
     throw new XmlRefused('malformed', `XML parse error: ${(err as Error).message.slice(0, 200)}`);

@@ -16,7 +16,7 @@ import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
-import { addCspSources } from '../http/security-headers.ts';
+import { sendFormPost, sendOnward } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
 import { endSessions } from '../oidc/end-sessions.ts';
 import { InvalidInput } from '../errors.ts';
@@ -169,16 +169,9 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   }
 
   /** A page that makes the browser POST a SAML message (strict CSP: the form submits from a same-origin script). */
-  function sendPost(ctx: Context, action: string, fields: Record<string, string>, heading: string): void {
-    addCspSources(ctx, 'script-src', "'self'");
-    sendPage(ctx, deps.renderer, 'saml-post', { action, heading, fields: Object.entries(fields).map(([name, value]) => ({ name, value })) });
-  }
+  const sendPost = (ctx: Context, action: string, fields: Record<string, string>, heading: string) => sendFormPost(ctx, deps.renderer, { action, fields, heading });
 
-  function send(ctx: Context, out: Outgoing, heading: string): void {
-    if (out.binding === 'post') return sendPost(ctx, out.url, out.fields, heading);
-    ctx.status = 303;
-    ctx.redirect(out.url);
-  }
+  const send = (ctx: Context, out: Outgoing, heading: string) => sendOnward(ctx, deps.renderer, { location: out.url, ...(out.binding === 'post' ? { form: out.fields } : {}) }, heading);
 
   /** A status-only Response (NoPassive, AuthnFailed, InvalidNameIDPolicy...) posted to the SP's verified ACS. */
   function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string): void {
@@ -428,12 +421,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       await records.upsert(sloKey(handle), { ...chain, current: { sp: sp.entityId, requestId: out.id } } as unknown as AdapterPayload, SLO_TTL);
       return send(ctx, out, `Signing you out of ${sp.name}`);
     }
-    if (chain.finish) {
-      const { location, form } = chain.finish;
-      if (form) return sendPost(ctx, location, form, 'Continuing');
-      ctx.status = 303;
-      return ctx.redirect(location);
-    }
+    if (chain.finish) return sendOnward(ctx, deps.renderer, chain.finish, 'Continuing');
     const initiator = chain.initiator ? await serviceProviders.find(chain.initiator.sp).catch(() => null) : null;
     if (!chain.initiator || !initiator?.slo) {
       // Nowhere to answer: the person is signed out, and told so here.

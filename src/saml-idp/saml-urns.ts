@@ -1,40 +1,10 @@
 // The SAML 2.0 and XML-DSig identifiers the IdP side uses.
-import type { NameIdFormatName } from './saml-idp-config.ts';
-
-export const NS = {
-  protocol: 'urn:oasis:names:tc:SAML:2.0:protocol',
-  assertion: 'urn:oasis:names:tc:SAML:2.0:assertion',
-  metadata: 'urn:oasis:names:tc:SAML:2.0:metadata',
-  dsig: 'http://www.w3.org/2000/09/xmldsig#',
-} as const;
-
-export const BINDING = {
-  redirect: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
-  post: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST',
-} as const;
-
-export const NAME_ID_FORMAT: Record<NameIdFormatName, string> = {
-  persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
-  transient: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
-  emailAddress: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
-  unspecified: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
-};
+export { BINDING, NAME_ID_FORMAT, NS, STATUS } from '../saml/urns.ts';
 
 export const ATTRIBUTE_NAME_FORMAT = {
   basic: 'urn:oasis:names:tc:SAML:2.0:attrname-format:basic',
   uri: 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri',
   unspecified: 'urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified',
-} as const;
-
-export const STATUS = {
-  success: 'urn:oasis:names:tc:SAML:2.0:status:Success',
-  requester: 'urn:oasis:names:tc:SAML:2.0:status:Requester',
-  responder: 'urn:oasis:names:tc:SAML:2.0:status:Responder',
-  noPassive: 'urn:oasis:names:tc:SAML:2.0:status:NoPassive',
-  authnFailed: 'urn:oasis:names:tc:SAML:2.0:status:AuthnFailed',
-  requestDenied: 'urn:oasis:names:tc:SAML:2.0:status:RequestDenied',
-  invalidNameIdPolicy: 'urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy',
-  partialLogout: 'urn:oasis:names:tc:SAML:2.0:status:PartialLogout',
 } as const;
 
 export const AUTHN_CONTEXT = {
