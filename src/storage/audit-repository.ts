@@ -26,11 +26,68 @@ const fromRow = (r: Row): AuditEvent => ({
   details: r.details ?? {},
 });
 
+/** Told about events once they are stored (committed, when recorded in a transaction). */
+export type AuditListener = (events: readonly NewAuditEvent[]) => void;
+
+/** Filters for `query`; every one optional. */
+export interface AuditQuery {
+  /** An exact type, or a prefix ending in `.*` (`login.*`). */
+  type?: string;
+  userId?: string;
+  since?: Date;
+  /** Only events after this id, oldest first (following the trail). */
+  afterId?: string;
+  /** At most this many: the newest ones, or the first ones after `afterId` (default 50). */
+  limit?: number;
+}
+
+const EVENT_ID = /^\d{1,18}$/;
+
 export class AuditRepository {
   readonly #knex: Knex;
+  readonly #onRecord: AuditListener | undefined;
 
-  constructor(knex: Knex) {
+  constructor(knex: Knex, onRecord?: AuditListener) {
     this.#knex = knex;
+    this.#onRecord = onRecord;
+  }
+
+  /** Events matching `filter`, oldest first. */
+  async query(filter: AuditQuery = {}): Promise<AuditEvent[]> {
+    const q = this.#knex<Row>('audit_events').limit(filter.limit ?? 50);
+    if (filter.type?.endsWith('.*')) {
+      const prefix = filter.type.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+      q.where('type', 'like', `${prefix}%`);
+    } else if (filter.type) {
+      q.where('type', filter.type);
+    }
+    if (filter.userId) q.where('user_id', filter.userId);
+    if (filter.since) q.where('at', '>=', filter.since);
+    if (filter.afterId !== undefined) {
+      if (!EVENT_ID.test(filter.afterId)) throw new InvalidInput('afterId must be an audit event id');
+      return (await q.where('id', '>', filter.afterId).orderBy('id', 'asc')).map(fromRow);
+    }
+    return (await q.orderBy('id', 'desc')).map(fromRow).reverse();
+  }
+
+  /** Tells the listener after the insert, and only once the surrounding transactions commit. */
+  #notify(events: readonly NewAuditEvent[]): void {
+    const listener = this.#onRecord;
+    if (!listener) return;
+    const pending: Promise<unknown>[] = [];
+    for (let trx = this.#knex as Knex.Transaction | undefined; trx?.isTransaction; trx = (trx as { parentTransaction?: Knex.Transaction }).parentTransaction) {
+      if (trx.executionPromise) pending.push(trx.executionPromise);
+    }
+    // An observer (metrics) must never fail the audit write it watches.
+    const tell = () => {
+      try {
+        listener(events);
+      } catch {
+        // ignored: see above
+      }
+    };
+    if (!pending.length) return tell();
+    Promise.all(pending).then(tell, () => {});
   }
 
   async record(event: NewAuditEvent): Promise<void> {
@@ -48,6 +105,7 @@ export class AuditRepository {
       ip: event.ip ?? null,
       details: JSON.stringify(event.details ?? {}),
     })));
+    this.#notify(events);
   }
 
   async list(options: { type?: string; userId?: string; limit?: number; beforeId?: string } = {}): Promise<AuditEvent[]> {

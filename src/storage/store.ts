@@ -7,7 +7,7 @@ import { FederatedIdentityRepository } from './federated-identity-repository.ts'
 import { ClientRepository } from './client-repository.ts';
 import { SigningKeyRepository } from './signing-key-repository.ts';
 import { SecretRepository } from './secret-repository.ts';
-import { AuditRepository } from './audit-repository.ts';
+import { AuditRepository, type AuditListener } from './audit-repository.ts';
 import { LoginSessionRepository } from './login-session-repository.ts';
 import { LeaseRepository } from './lease-repository.ts';
 import { ReplayRepository } from './replay-repository.ts';
@@ -15,8 +15,14 @@ import { SamlServiceProviderRepository } from './saml-service-provider-repositor
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 
+/** Observers of what the store records (metrics count audit events as they are stored). */
+export interface StoreHooks {
+  onAuditRecord?: AuditListener;
+}
+
 export class Store {
   readonly knex: Knex;
+  readonly #hooks: StoreHooks;
   readonly users: UserRepository;
   readonly credentials: CredentialRepository;
   readonly groups: GroupRepository;
@@ -31,8 +37,9 @@ export class Store {
   readonly samlServiceProviders: SamlServiceProviderRepository;
   readonly samlIdpSessions: SamlIdpSessionRepository;
 
-  constructor(knex: Knex) {
+  constructor(knex: Knex, hooks: StoreHooks = {}) {
     this.knex = knex;
+    this.#hooks = hooks;
     this.users = new UserRepository(knex);
     this.credentials = new CredentialRepository(knex);
     this.groups = new GroupRepository(knex);
@@ -40,7 +47,7 @@ export class Store {
     this.clients = new ClientRepository(knex);
     this.signingKeys = new SigningKeyRepository(knex);
     this.secrets = new SecretRepository(knex);
-    this.audit = new AuditRepository(knex);
+    this.audit = new AuditRepository(knex, hooks.onAuditRecord);
     this.loginSessions = new LoginSessionRepository(knex);
     this.leases = new LeaseRepository(knex);
     this.replay = new ReplayRepository(knex);
@@ -50,6 +57,6 @@ export class Store {
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */
   async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return inTransaction(this.knex, (trx) => fn(trx === this.knex ? this : new Store(trx)));
+    return inTransaction(this.knex, (trx) => fn(trx === this.knex ? this : new Store(trx, this.#hooks)));
   }
 }
