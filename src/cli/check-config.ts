@@ -1,7 +1,9 @@
 // `keybridge check-config`: every problem in the config file and in stored connector rows,
-// each with its path, in one report.
+// each with its path, in one report; outside production mode, what production mode would
+// refuse is listed as warnings.
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
+import { productionWarnings } from '../config/production-checks.ts';
 import { checkConnectorEntries } from '../connectors/registry.ts';
 import { openConfiguredDatabase } from '../storage/database.ts';
 import { configConnectorEntries, databaseConnectorEntries } from '../server/connector-entries.ts';
@@ -28,6 +30,10 @@ export async function runCheckConfig(configPath: string | undefined): Promise<nu
   } catch (err) {
     process.stderr.write(`note: stored connectors not checked (database unavailable: ${(err as Error).message})\n`);
   }
+
+  // In production mode these already refused the config (loadConfig); elsewhere they warn.
+  const warnings = productionWarnings(config);
+  if (warnings.length) process.stderr.write(`${warnings.join('\n')}\n`);
 
   if (issues.length) {
     process.stderr.write(`${new ConfigError(issues, loaded.path).message}\n`);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseDocument, type YAMLError } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { isProductionMode, productionChecks } from './production-checks.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -223,7 +224,14 @@ export function parseConfig(text: string, options: { env?: Env; source?: string 
   const result = configSchema.safeParse(raw, {
     error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? 'is required' : undefined),
   });
-  if (result.success && issues.length === 0) return result.data;
+  if (result.success && issues.length === 0) {
+    // Production mode is checked on the validated config, so its rules read typed values.
+    if (!isProductionMode(result.data, env)) return result.data;
+    const config: Config = { ...result.data, mode: 'production' };
+    const problems = productionChecks(config);
+    if (problems.length) throw new ConfigError(problems, `${options.source ?? 'config'} (production mode; NODE_ENV=production or mode: production)`);
+    return config;
+  }
 
   if (!result.success) {
     const envPaths = envIssues.map((i) => i.path);

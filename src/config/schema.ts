@@ -54,7 +54,9 @@ const listen = z.string().refine((v) => {
 const client = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -'),
   /** Absent: a public client, which must use PKCE. */
-  secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Printable ASCII without spaces: other characters do not survive HTTP Basic and form encoding
+  // the same way in every client library, so every request of such a client would fail.
+  secret: z.string().min(16, 'must be at least 16 characters').regex(/^[\x21-\x7e]*$/, 'must contain only printable ASCII characters (no spaces, no accented letters)').optional(),
   name: z.string().min(1).max(200).optional(),
   /** Required when the client uses the authorization_code grant. */
   redirectUris: z.array(absoluteUrl()).optional(),
@@ -81,15 +83,63 @@ const resource = z
     /** The resource indicator (RFC 8707) clients send. */
     id: absoluteUrl({ what: 'an absolute URI' }),
     scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a valid scope token')).default([]),
-    /** Overrides tokens.accessToken for this API. */
+    /** Overrides tokens.resourceAccessToken for this API. */
     accessTokenTtl: positiveInt().optional(),
     /** The JWT `aud`; defaults to the id. */
     audience: z.string().min(1).optional(),
   })
   .transform((r) => ({ ...r, audience: r.audience ?? r.id }));
 
+/** A request budget: `points` requests per `durationSeconds`, then `blockSeconds` of 429 (default: the rest of the window). */
+const budget = (points: number, durationSeconds: number) =>
+  z
+    .strictObject({
+      points: positiveInt().default(points),
+      durationSeconds: positiveInt().default(durationSeconds),
+      blockSeconds: int(0).default(0),
+    })
+    .prefault({});
+
+const limitsSchema = z
+  .strictObject({
+    enabled: bool().default(true),
+    /**
+     * Per account (connector + normalized username, whether the account exists or not): after
+     * `freeFailures` consecutive wrong passwords each further attempt waits 2^n seconds (capped
+     * at `maxBackoffSeconds`); at `lockoutFailures` the account is locked for `lockoutSeconds`.
+     * Failures are forgotten `failureWindowSeconds` after the first one, and on a successful login.
+     */
+    account: z
+      .strictObject({
+        freeFailures: int(0).default(3),
+        maxBackoffSeconds: positiveInt().default(60),
+        lockoutFailures: positiveInt().default(10),
+        lockoutSeconds: positiveInt().default(900),
+        failureWindowSeconds: positiveInt().default(3600),
+      })
+      .prefault({}),
+    /** Per client IP address. */
+    ip: z
+      .strictObject({
+        /** Login and link-proof password forms (shared counters). */
+        login: budget(30, 60),
+        /** /callback/* and the SAML IdP endpoints (shared counters). */
+        callback: budget(60, 60),
+        /**
+         * /token, /token/introspection, /token/revocation, /device/auth and /device: every
+         * request counts against this budget in each instance's memory (no database round trip
+         * on the hot path) ...
+         */
+        token: budget(1200, 60),
+        /** ... and failed requests (bad client, grant or code) count against this one, shared. */
+        tokenFailures: budget(60, 600),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 const staticUser = z.strictObject({
-  username: z.string().min(1).max(128).regex(/^\S+$/, 'must not contain whitespace'),
+  username: z.string().min(1).max(128).regex(/^\S+$/, 'must not contain whitespace').regex(/^[^@]*$/, 'must not contain "@": usernames are never email addresses (put the address in email)'),
   email: z.email('must be an email address').optional(),
   emailVerified: bool().default(true),
   name: z.string().max(200).optional(),
@@ -134,6 +184,11 @@ const connector = z
 
 export const configSchema = z
   .strictObject({
+    /**
+     * production: refuse to start on weak secrets, weak static passwords, plain-http redirect
+     * URIs or issuer (src/config/production-checks.ts). NODE_ENV=production turns it on too.
+     */
+    mode: z.enum(['development', 'production']).default('development'),
     /** The public URL of the broker, as clients see it. */
     issuer: absoluteUrl({ http: true, issuer: true }).transform((u) => u.replace(/\/+$/, '')),
     http: z
@@ -141,6 +196,12 @@ export const configSchema = z
         listen: listen.default('127.0.0.1:5556'),
         /** Trust X-Forwarded-* from a reverse proxy or load balancer in front. */
         trustProxy: bool().default(false),
+        /**
+         * With trustProxy: how many proxies in front append to X-Forwarded-For. The client
+         * address is the one the outermost trusted proxy appended (the Nth entry from the
+         * right), so a client cannot choose its own address by sending the header itself.
+         */
+        proxyHops: positiveInt().default(1),
       })
       .prefault({}),
     database: z
@@ -149,9 +210,28 @@ export const configSchema = z
         url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL').optional(),
         dataDir: z.string().min(1).default('./data'),
         pool: z.strictObject({ min: int(0).default(0), max: int(1).default(10) }).prefault({}),
+        /**
+         * PostgreSQL: the longest one statement may run, in ms (0: no limit). Beyond it the
+         * request answers 503; it also bounds how long a hung database holds a request. Every
+         * statement Keybridge runs on a request is an indexed lookup taking milliseconds; raise
+         * it (or set 0) for a one-off migration on a very large table.
+         */
+        statementTimeoutMs: int(0).default(5000),
+        /** PostgreSQL: how long, in ms, a request waits for a pooled or new connection before answering 503. */
+        acquireTimeoutMs: positiveInt().default(3000),
       })
       .prefault({}),
     log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+    /** Prometheus metrics at /metrics (src/metrics). */
+    metrics: z
+      .strictObject({
+        enabled: bool().default(true),
+        /** Scrapers must send `Authorization: Bearer <token>`; empty (`${VAR:-}`) means none. */
+        token: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32, 'must be at least 32 characters').optional()),
+        /** Serve /metrics on this host:port only (not on the public listener). */
+        listen: listen.optional(),
+      })
+      .prefault({}),
     secrets: z
       .strictObject({
         // Absent (or emptied by `${VAR:-}`): the broker generates keys and keeps them in the
@@ -175,10 +255,20 @@ export const configSchema = z
         refreshToken: ttl(2592000),
         authorizationCode: ttl(60),
         clientCredentials: ttl(3600),
+        // JWT access tokens for resources (RFC 9068) cannot be revoked or introspected as
+        // stored tokens, so they are short-lived unless a resource sets accessTokenTtl.
+        resourceAccessToken: ttl(300),
         deviceCode: ttl(600),
         session: ttl(1209600),
         interaction: ttl(3600),
         grant: ttl(2592000),
+        /**
+         * Seconds during which a just-rotated refresh token may be presented again without
+         * revoking the grant (the client lost the response: a dropped connection, an instance
+         * that died mid-request). The repeat gets the same successor when it is still unused,
+         * else a fresh one. After the window, reuse revokes the grant as before. 0 disables.
+         */
+        refreshReuseGrace: z.preprocess(fromEnvInt, z.number().min(0).max(300, 'must be at most 300 seconds (a long window weakens reuse detection)').refine(whole, 'must be a whole number')).default(30),
       })
       .prefault({}),
     keys: z
@@ -197,6 +287,10 @@ export const configSchema = z
     connectors: z.array(connector).default([]),
     /** Keybridge as a SAML 2.0 IdP for downstream service providers (src/saml-idp/saml-idp-config.ts). */
     samlIdp: samlIdpSchema,
+    /** Brute-force and rate limits (src/limits); counters live in the database, or Redis when `redis.url` is set. */
+    limits: limitsSchema,
+    /** Optional Redis for rate-limit counters shared by every instance. */
+    redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional() }).prefault({}),
     ui: z
       .strictObject({
         title: z.string().min(1).max(100).default('Keybridge'),

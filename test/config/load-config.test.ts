@@ -27,9 +27,10 @@ const base = 'issuer: http://127.0.0.1:5556\n';
 const productionEnv = {
   KEYBRIDGE_ISSUER: 'https://id.example.com',
   DATABASE_URL: 'postgres://kb:pw@db.internal:5432/kb',
-  COOKIE_KEY: 'c'.repeat(48),
-  PORTAL_CLIENT_SECRET: 'p'.repeat(24),
-  BILLING_CLIENT_SECRET: 'b'.repeat(24),
+  // The example runs in production mode, which refuses trivial secrets.
+  COOKIE_KEY: 'T3q8vZ1xKc9RmW2yLp5sHd7fJg4nBa6eQu0oXiVt',
+  PORTAL_CLIENT_SECRET: 'Pz4Lq9Wm2Rx7Kc1Vb8Nt5Yh3Gd6Fs0Ja',
+  BILLING_CLIENT_SECRET: 'bE7rT2yU9iO4pA1sD6fG3hJ8kL5zX0cV',
 };
 
 describe('shipped config files', () => {
@@ -108,6 +109,7 @@ describe('defaults', () => {
   test('a config with only an issuer gets every default', () => {
     const config = parseConfig('issuer: https://id.example.com/\n', { env: {} });
     assert.deepEqual(config, {
+      mode: 'development',
       issuer: 'https://id.example.com',
       http: { listen: '127.0.0.1:5556', trustProxy: false },
       database: { dataDir: './data', pool: { min: 0, max: 10 } },
@@ -119,6 +121,7 @@ describe('defaults', () => {
         refreshToken: 2592000,
         authorizationCode: 60,
         clientCredentials: 3600,
+        resourceAccessToken: 300,
         deviceCode: 600,
         session: 1209600,
         interaction: 3600,
@@ -445,5 +448,31 @@ describe('secrets stay out of error messages', () => {
     const err = rejection(`${base}clients:\n  - { id: a, secret: \${A_SECRET}, tokenEndpointAuthMethod: none, redirectUris: [http://a.example/cb] }\n`, { A_SECRET: 'from-env-secret-value' });
     assertIssue(err.issues, 'clients[0].secret', /none/);
     assert.ok(!err.message.includes('from-env-secret-value'));
+  });
+});
+
+describe('client secrets and resource token lifetimes', () => {
+  test('a client secret with non-ASCII characters or spaces is refused, without echoing it', () => {
+    for (const secret of ['sécret-sécret-sécret-sécret', 'a secret with spaces in it', 'ключ-ключ-ключ-ключ-ключ']) {
+      const issues = issuesOf(`${base}clients:\n  - { id: svc, secret: "${secret}", grantTypes: [client_credentials] }\n`);
+      assertIssue(issues, 'clients[0].secret', /printable ASCII/);
+      assert.ok(issues.every((i) => !i.message.includes(secret)), 'the secret is not echoed');
+    }
+    const ok = parseConfig(`${base}clients:\n  - { id: svc, secret: "Az09!#$%&()*+,-./:;<=>?@[]^_{|}~", grantTypes: [client_credentials] }\n`, { env: {} });
+    assert.equal(ok.clients[0].secret, 'Az09!#$%&()*+,-./:;<=>?@[]^_{|}~');
+  });
+
+  test('resource JWT access tokens default to 5 minutes; a resource may set its own', () => {
+    const config = parseConfig(`${base}resources:\n  - { id: https://api.example.test }\n  - { id: https://long.example.test, accessTokenTtl: 900 }\n`, { env: {} });
+    assert.equal(config.tokens.resourceAccessToken, 300);
+    assert.equal(config.tokens.accessToken, 3600, 'opaque access tokens keep their lifetime');
+    assert.equal(config.resources[0].accessTokenTtl, undefined);
+    assert.equal(config.resources[1].accessTokenTtl, 900);
+    assert.equal(parseConfig(`${base}tokens: { resourceAccessToken: 120 }\n`, { env: {} }).tokens.resourceAccessToken, 120);
+  });
+
+  test('mode defaults to development; the production example is in production mode', async () => {
+    assert.equal(parseConfig(base, { env: {} }).mode, 'development');
+    assert.equal((await loadConfig({ path: 'config/examples/production.yaml', env: productionEnv })).config.mode, 'production');
   });
 });
