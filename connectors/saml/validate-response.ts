@@ -1,14 +1,15 @@
 // One SAMLResponse from the POST binding, from raw form value to the facts of its signed assertion.
-// In order: the XML guard (before any parser), our structural checks on the whole document
-// (status, issuer, destination, one assertion in the entire document, every signature covering
-// its own parent), an early look at the visible assertion (refusals only, for precise reasons),
+// In order: the XML guard (before any parser: size, DTDs, depth and element count), the shape of
+// the signatures (one assertion in the entire document, every signature covering its own parent),
+// the signatures themselves against the IdP's certificates, then content: status, issuer,
+// destination, an early look at the visible assertion (refusals only, for precise reasons),
 // node-saml's validation (signatures, decryption, InResponseTo, conditions, audience), and our
 // checks again on the assertion node-saml verified, which is the only thing identity is read from.
 import { SAML, ValidateInResponseTo, type CacheProvider } from '@node-saml/node-saml';
 import type { FailureReason } from '../../src/connectors/contract.ts';
 import { assertionProblem, type AssertionExpectations } from './assertion-checks.ts';
 import { readAssertion, type AssertionFacts } from './assertion-facts.ts';
-import { elementsWithId } from './enveloped-signature.ts';
+import { elementsWithId, verifyElementSignature } from './enveloped-signature.ts';
 import type { IdpDescriptor } from './idp-metadata.ts';
 import { nodeSamlDetail } from './node-saml-failure.ts';
 import type { SignatureRequirement } from './saml-config.ts';
@@ -97,7 +98,41 @@ export async function validateResponse(samlResponse: string, e: ResponseExpectat
   const response: Element = doc.documentElement;
   const rootName = response.localName;
   if (!isElement(response, NS.protocol, 'Response')) return refused(`malformed: a ${shown(rootName, 40)} where a samlp:Response belongs`);
+
+  // The shape of the signatures first: at most one assertion in the entire document, plain or
+  // encrypted, as a child of the Response (an assertion anywhere else, in Extensions, Advice or a
+  // wrapper, is how signature wrapping starts), and every signature covering its own parent.
+  const plain = descendants(doc, NS.assertion, 'Assertion');
+  const encrypted = descendants(doc, NS.assertion, 'EncryptedAssertion');
+  const all = [...plain, ...encrypted];
+  if (all.length > 1) return refused(`wrapping: ${all.length} assertions in the response`);
+  if (all.length === 1 && all[0].parentNode !== response) return refused('wrapping: the assertion is not a direct child of the Response');
+  const visible = plain[0] ?? null;
+  const structure = signatureProblem(doc, visible ? [response, visible] : [response]);
+  if (structure) return refused(structure);
+
+  // Then the signatures themselves, with the IdP's certificates, before anything the document
+  // says is believed: a forgery is a signature failure, whatever else is wrong with it. (An
+  // encrypted assertion's own signature is inside the encryption: node-saml checks it below.)
+  const responseSigned = children(response, NS.dsig, 'Signature').length > 0;
+  const assertionSigned = visible ? children(visible, NS.dsig, 'Signature').length > 0 : null;
+  if ((e.signatures === 'response' || e.signatures === 'both') && !responseSigned) return refused('signature: the response is not signed');
+  for (const [signed, element, what] of [[responseSigned, response, 'response'], [assertionSigned, visible, 'assertion']] as const) {
+    if (!signed || !element) continue;
+    const verified = verifyElementSignature(guarded.xml, doc, element, e.idp.certificates, what);
+    if (!verified.ok) return refused(verified.detail);
+  }
+
   if (attr(response, 'Version') !== '2.0') return refused('malformed: not a SAML 2.0 response');
+  // A status without an assertion is often unsigned (SAML requires signatures only over
+  // assertions): it is reported as the IdP's answer, unless the response had to be signed (above).
+  const status = statusFailure(response);
+  if (status) return status;
+  if (all.length === 0) return refused('no assertion in the response');
+  if (!visible && !e.decryptionKey) return refused('encryption: the assertion is encrypted but no decryption key is configured');
+  if (visible && e.requireEncryptedAssertions) return refused('encryption: the assertion is not encrypted (requireEncryptedAssertions)');
+  if ((e.signatures === 'assertion' || e.signatures === 'both') && assertionSigned === false) return refused('signature: the assertion is not signed');
+  if (e.signatures === 'either' && !responseSigned && assertionSigned === false) return refused('signature: neither the response nor the assertion is signed');
 
   const issuer = child(response, NS.assertion, 'Issuer');
   if (issuer && text(issuer) !== e.idpEntityId) return refused(`issuer: the response Issuer ${shown(text(issuer))} is not ${e.idpEntityId}`);
@@ -107,29 +142,6 @@ export async function validateResponse(samlResponse: string, e: ResponseExpectat
   if (e.requestId === null && inResponseTo !== null) return refused('in_response_to: an unsolicited response must not answer a request (InResponseTo)');
   if (e.requestId !== null && inResponseTo === null) return refused('in_response_to: the response has no InResponseTo');
   if (e.requestId !== null && inResponseTo !== e.requestId) return refused('in_response_to: the response answers another request');
-
-  const status = statusFailure(response);
-  if (status) return status;
-
-  // Exactly one assertion in the entire document, plain or encrypted, as a child of the Response:
-  // an assertion anywhere else (Extensions, Advice, a wrapper) is how signature wrapping starts.
-  const plain = descendants(doc, NS.assertion, 'Assertion');
-  const encrypted = descendants(doc, NS.assertion, 'EncryptedAssertion');
-  const all = [...plain, ...encrypted];
-  if (all.length === 0) return refused('no assertion in the response');
-  if (all.length > 1) return refused(`wrapping: ${all.length} assertions in the response`);
-  if (all[0].parentNode !== response) return refused('wrapping: the assertion is not a direct child of the Response');
-  const visible = plain[0] ?? null;
-  if (!visible && !e.decryptionKey) return refused('encryption: the assertion is encrypted but no decryption key is configured');
-  if (visible && e.requireEncryptedAssertions) return refused('encryption: the assertion is not encrypted (requireEncryptedAssertions)');
-
-  const structure = signatureProblem(doc, visible ? [response, visible] : [response]);
-  if (structure) return refused(structure);
-  const responseSigned = children(response, NS.dsig, 'Signature').length > 0;
-  const assertionSigned = visible ? children(visible, NS.dsig, 'Signature').length > 0 : null;
-  if ((e.signatures === 'response' || e.signatures === 'both') && !responseSigned) return refused('signature: the response is not signed');
-  if ((e.signatures === 'assertion' || e.signatures === 'both') && assertionSigned === false) return refused('signature: the assertion is not signed');
-  if (e.signatures === 'either' && !responseSigned && assertionSigned === false) return refused('signature: neither the response nor the assertion is signed');
 
   const now = Date.now();
   if (visible) {

@@ -4,26 +4,33 @@
 // oversized input. Parser errors are fatal. Then a few helpers read elements by namespace and position, never
 // by searching the whole tree, so a value can only come from where the schema puts it.
 import { DOMParser } from '@xmldom/xmldom';
-import { guardXml } from '../saml/xml-guard.ts';
+import { guardXml, type Guarded } from '../saml/xml-guard.ts';
 
 export type XmlRefusal = 'too_large' | 'dtd_forbidden' | 'malformed';
 
 export class XmlRefused extends Error {
   readonly reason: XmlRefusal;
+  /** The shared guard's own words when it refused the text (our wording, never the input's), for the audit trail. */
+  readonly guard: string | null;
 
-  constructor(reason: XmlRefusal, message: string) {
+  constructor(reason: XmlRefusal, message: string, guard: string | null = null) {
     super(message);
     this.name = 'XmlRefused';
     this.reason = reason;
+    this.guard = guard;
   }
+}
+
+/** A refusal of the shared guard as an XmlRefused: a depth or element-count bomb counts as too large. */
+export function guardRefusal(guarded: Extract<Guarded, { ok: false }>): XmlRefused {
+  const reason: XmlRefusal =
+    guarded.reason === 'dtd' || guarded.reason === 'pi' ? 'dtd_forbidden' : guarded.reason === 'too_deep' || guarded.reason === 'too_many_elements' ? 'too_large' : guarded.reason;
+  return new XmlRefused(reason, `XML refused: ${guarded.detail}`, guarded.detail);
 }
 
 export function parseSafeXml(xml: string, maxBytes: number): Document {
   const guarded = guardXml(Buffer.from(xml, 'utf8'), maxBytes);
-  if (!guarded.ok) {
-    const reason = guarded.reason === 'dtd' || guarded.reason === 'pi' ? 'dtd_forbidden' : guarded.reason;
-    throw new XmlRefused(reason, `XML refused: ${guarded.detail}`);
-  }
+  if (!guarded.ok) throw guardRefusal(guarded);
   const fail = (message: string) => {
     throw new XmlRefused('malformed', `XML parse error: ${String(message).slice(0, 200)}`);
   };

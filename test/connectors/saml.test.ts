@@ -25,6 +25,7 @@ import { freePort } from '../helpers/free-port.ts';
 import { SamlAgent, simpleSamlPhpMissing, startSimpleSamlPhp, type SimpleSamlPhp } from '../helpers/simplesamlphp.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { forgePostMessage, forgeRedirect, forgeResponse, logoutRequestXml, type ForgeKey } from './fixtures/saml/forge.ts';
+import { base64 as bombBase64, deepMessage, wideMessage } from './fixtures/saml/bombs.ts';
 
 const run = promisify(execFile);
 const BROKER = 'http://127.0.0.1:5556';
@@ -297,11 +298,18 @@ describe('saml connector: sign-in at SimpleSAMLphp', () => {
     const page = await agent.login(await agent.go(ssp.idpInitiatedUrl(urlsOf(id).metadata)), 'alice', 'alicepass');
     const fields = SamlAgent.form(page.html, page.url)!.fields;
     refused(await post(connector, id, fields, {}, { unsolicited: true }), `destination: the response Destination ${BROKER}/callback/somewhere-else is not ${urlsOf(id).callback}`);
-    // Without the (unsigned-over) Destination, the response signature breaks but the assertion's
-    // own signature, inside the encryption, still holds: only our check of the decrypted
-    // assertion's SubjectConfirmationData stands in the way.
+    // Without its Destination, the response signature breaks: a signature that is there must
+    // verify, even when the other level's would do.
     const noDestination = mutate(fields.SAMLResponse, (_doc, response) => response.removeAttribute('Destination'));
-    refused(await post(connector, id, { ...fields, SAMLResponse: noDestination }, {}, { unsolicited: true }), /^recipient: SubjectConfirmationData Recipient http:\/\/127\.0\.0\.1:5556\/callback\/somewhere-else/);
+    refused(await post(connector, id, { ...fields, SAMLResponse: noDestination }, {}, { unsolicited: true }), 'signature: the response signature does not verify with any IdP certificate');
+    // Without the response signature as well, the assertion's own signature, inside the
+    // encryption, still holds: only our check of the decrypted assertion's
+    // SubjectConfirmationData stands in the way.
+    const unsignedResponse = mutate(fields.SAMLResponse, (_doc, response) => {
+      response.removeAttribute('Destination');
+      removeSignatures(response);
+    });
+    refused(await post(connector, id, { ...fields, SAMLResponse: unsignedResponse }, {}, { unsolicited: true }), /^recipient: SubjectConfirmationData Recipient http:\/\/127\.0\.0\.1:5556\/callback\/somewhere-else/);
   });
 
   test('metadata from the IdP URL: fetched on first use only, then reused; unreachable means unavailable', async (t) => {
@@ -601,6 +609,45 @@ describe('saml connector: validly signed responses with the wrong content (test 
     refused(await post(connector, id, { SAMLResponse: foreign }, started.context), /^signature: /);
   });
 
+  test('a forgery is a signature failure, whatever else is wrong with it (foreign key, NotOnOrAfter passed, wrong audience)', async () => {
+    const connector = await forged();
+    const started = await connector.start({ callbackUrl: urls.callback, state: 's' });
+    const send = (samlResponse: string) => post(connector, id, { SAMLResponse: samlResponse }, started.context);
+    const stale = { ...base, inResponseTo: String(started.context.requestId), issueInstant: minutes(-15), notBefore: minutes(-20), notOnOrAfter: minutes(-10) };
+    // Control: with the IdP's own key, the same content is refused as expired.
+    refused(await send(forgeResponse(stale, forger)), /^expired: /);
+    // With a foreign key it is a forgery, and reported as one.
+    refused(await send(forgeResponse(stale, unrelated)), 'signature: the assertion signature does not verify with any IdP certificate');
+    refused(await send(forgeResponse({ ...stale, sign: { response: true, assertion: false } }, unrelated)), 'signature: the response signature does not verify with any IdP certificate');
+    refused(await send(forgeResponse({ ...stale, sign: { response: true, assertion: true } }, unrelated)), /^signature: the (response|assertion) signature does not verify/);
+    const elsewhere = { ...base, inResponseTo: 'not-ours', issuer: 'https://evil.example/idp', audience: 'https://other-sp.example/metadata', destination: 'https://other-sp.example/acs' };
+    refused(await send(forgeResponse(elsewhere, unrelated)), /^signature: /);
+    // A signed status is believed only when its signature holds.
+    const denied = { code: 'urn:oasis:names:tc:SAML:2.0:status:Responder', second: 'urn:oasis:names:tc:SAML:2.0:status:RequestDenied' };
+    refused(await send(forgeResponse({ ...base, inResponseTo: String(started.context.requestId), status: denied, sign: { response: true } }, unrelated)), 'signature: the response signature does not verify with any IdP certificate');
+    refused(await send(forgeResponse({ ...base, inResponseTo: String(started.context.requestId), status: denied, sign: { response: true } }, forger)), 'status: Responder/RequestDenied', 'access_denied');
+    // When responses must be signed, an unsigned status is not the IdP's word.
+    refused(await attempt({ status: denied }, { signatures: 'response' }), 'signature: the response is not signed');
+  });
+
+  test('XML bombs are refused by the guard with a reason naming the limit; a realistic large response still signs in', async () => {
+    const connector = await forged();
+    const started = await connector.start({ callbackUrl: urls.callback, state: 's' });
+    const send = (samlResponse: string) => post(connector, id, { SAMLResponse: samlResponse }, started.context);
+    refused(await send(bombBase64(deepMessage(25_000, 'Response', FORGED_IDP))), 'too deep: elements nested more than 64 levels');
+    refused(await send(bombBase64(wideMessage(60_000, 'Response', FORGED_IDP))), 'too many elements: more than 5000');
+    // NUL, control characters and invalid UTF-8: refused as malformed text, before any parser.
+    const xml = Buffer.from(forgeResponse({ ...base, inResponseTo: String(started.context.requestId) }, forger), 'base64').toString('utf8');
+    refused(await send(bombBase64(xml.replace('forged-subject-1', 'forged\u0000subject'))), 'malformed: NUL character');
+    refused(await send(bombBase64(xml.replace('forged-subject-1', 'forged&#0;subject'))), 'malformed: a character reference to a character XML does not allow');
+    refused(await send(Buffer.concat([Buffer.from(xml.slice(0, 200)), Buffer.from([0xff, 0xfe]), Buffer.from(xml.slice(200))]).toString('base64')), 'malformed: not UTF-8 text');
+    refused(await send('PHI+\u0000'), 'malformed: not base64');
+    // A person in 1,015 groups, with more attributes besides: about 1,200 elements, accepted.
+    const groups = Array.from({ length: 1015 }, (_, i) => `CN=Group ${i},OU=Groups,DC=corp,DC=example,DC=org`);
+    const identity = ok(await attempt({ attributes: { uid: ['frank'], groups } }));
+    assert.equal(identity.groups?.length, 1015);
+  });
+
   test('IdP status codes: RequestDenied is access_denied, AuthnFailed an upstream error', async () => {
     const responder = 'urn:oasis:names:tc:SAML:2.0:status:Responder';
     refused(await attempt({ status: { code: responder, second: 'urn:oasis:names:tc:SAML:2.0:status:RequestDenied', message: 'consent declined' } }), 'status: Responder/RequestDenied (consent declined)', 'access_denied');
@@ -765,7 +812,7 @@ describe('saml connector: single logout with SimpleSAMLphp', () => {
     assert.equal(accepted.kind, 'request');
     if (accepted.kind === 'request') assert.equal(accepted.sessionIds, null);
     const tamperedPost = Buffer.from(Buffer.from(forgePostMessage(request(), 'LogoutRequest', forger), 'base64').toString().replace('>n-1<', '>n-2<')).toString('base64');
-    assert.deepEqual(await viaPost(tamperedPost), { kind: 'invalid', detail: 'signature: the XML signature does not verify with any IdP certificate' });
+    assert.deepEqual(await viaPost(tamperedPost), { kind: 'invalid', detail: 'signature: the message signature does not verify with any IdP certificate' });
     assert.deepEqual(await viaPost(Buffer.from(request()).toString('base64')), { kind: 'invalid', detail: 'signature: the message is not signed' });
 
     // Without an SLO endpoint at the IdP there is nothing to start.
