@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
-import type { Connector, ConnectorPlugin, ConnectorUrls, LocalAccounts, ReplayGuard } from './contract.ts';
+import type { Connector, ConnectorPlugin, ConnectorUrls, DirectorySync, LocalAccounts, ReplayGuard } from './contract.ts';
 import { mappersSchema, type Mappers } from '../accounts/identity-mappers.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -40,8 +40,16 @@ export interface RegisteredConnector {
   policy: ConnectorPolicy;
 }
 
+/** The upstream calls the registry times: login, redirect start and callback, refresh, directory sync. */
+export type ConnectorOperation = 'login' | 'start' | 'callback' | 'refresh' | 'sync';
+/** failure: the upstream said no (`ok: false`); upstream_error: it answered wrongly; error: the call threw. */
+export type ConnectorCallOutcome = 'success' | 'failure' | 'upstream_error' | 'error';
+export type ConnectorCallObserver = (connectorId: string, operation: ConnectorOperation, outcome: ConnectorCallOutcome, seconds: number) => void;
+
 export interface RegistryDependencies {
   logger: Logger;
+  /** Told the duration and outcome of every upstream call (metrics). */
+  observe?: ConnectorCallObserver;
   localAccounts: LocalAccounts;
   /** The broker passes its database guard; without one (tools, tests) a process-local one is used. */
   replayGuard?: ReplayGuard;
@@ -136,6 +144,83 @@ export async function checkConnectorEntries(entries: readonly ConnectorEntry[], 
   return { issues, valid };
 }
 
+function outcomeOf(result: unknown): ConnectorCallOutcome {
+  const r = result as { ok?: unknown; reason?: unknown } | null;
+  if (r?.ok !== false) return 'success';
+  return r.reason === 'upstream_error' ? 'upstream_error' : 'failure';
+}
+
+/** Calls `fn` on `self`, reporting how long it took and how it ended. */
+function timed<A extends unknown[], R>(self: object, fn: (...args: A) => Promise<R>, report: (outcome: ConnectorCallOutcome, seconds: number) => void) {
+  return async (...args: A): Promise<R> => {
+    const started = performance.now();
+    try {
+      const result = await fn.apply(self, args);
+      report(outcomeOf(result), (performance.now() - started) / 1000);
+      return result;
+    } catch (err) {
+      report('error', (performance.now() - started) / 1000);
+      throw err;
+    }
+  };
+}
+
+// Each page of a directory import is one upstream call.
+function timedPages<T>(pages: AsyncIterable<T>, report: (outcome: ConnectorCallOutcome, seconds: number) => void): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = pages[Symbol.asyncIterator]();
+      return {
+        next: timed(it, it.next, report),
+        return: it.return ? (value?: unknown) => it.return!(value) : undefined,
+        throw: it.throw ? (err?: unknown) => it.throw!(err) : undefined,
+      };
+    },
+  };
+}
+
+function timedSync(sync: DirectorySync, report: (outcome: ConnectorCallOutcome, seconds: number) => void): DirectorySync {
+  return new Proxy(sync, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (prop === 'listUsers') return () => timedPages(sync.listUsers(), report);
+      if ((prop === 'countUsers' || prop === 'listGroups') && typeof value === 'function') return timed(target, value as () => Promise<unknown>, report);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * The connector as the broker sees it, with its upstream calls timed. A proxy rather than a
+ * copy, so class-based connectors (private fields, getters) keep working: every method runs
+ * with the connector itself as `this`.
+ */
+function timedConnector(id: string, connector: Connector, observe: ConnectorCallObserver): Connector {
+  const reporter = (operation: ConnectorOperation) => (outcome: ConnectorCallOutcome, seconds: number) => {
+    try {
+      observe(id, operation, outcome, seconds);
+    } catch {
+      // an observer must never break a login
+    }
+  };
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(connector, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (value === undefined || value === null) return value;
+      const cached = wrapped.get(prop);
+      if (cached && (cached as { source?: unknown }).source === value) return (cached as { fn: unknown }).fn;
+      let fn: unknown;
+      if ((prop === 'login' || prop === 'start' || prop === 'callback' || prop === 'refresh') && typeof value === 'function') fn = timed(target, value as (...args: unknown[]) => Promise<unknown>, reporter(prop));
+      else if (prop === 'sync' && typeof value === 'object') fn = timedSync(value as DirectorySync, reporter('sync'));
+      else if (typeof value === 'function') fn = value.bind(target);
+      else return value;
+      wrapped.set(prop, { source: value, fn });
+      return fn;
+    },
+  });
+}
+
 export class ConnectorRegistry {
   readonly #connectors: RegisteredConnector[];
 
@@ -168,6 +253,7 @@ export class ConnectorRegistry {
           // A connector that cannot start (unreadable CA file, ...) is a configuration problem.
           throw new ConfigError([{ path: `${entry.origin}.config`, message: `connector "${entry.id}" cannot start: ${(err as Error).message}` }]);
         }
+        if (deps.observe) connector = timedConnector(entry.id, connector, deps.observe);
         created.push({ id: entry.id, type: entry.type, name: entry.name, connector, policy: entry.policy ?? DEFAULT_POLICY });
       }
     } catch (err) {
