@@ -15,10 +15,10 @@
 // Before any of that, DTDs, entities and processing instructions are refused (safe-xml.ts).
 import { createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
-import { MAX_MESSAGE_BYTES } from '../saml/xml-guard.ts';
+import { MAX_MESSAGE_BYTES, guardXml } from '../saml/xml-guard.ts';
 import { SignedXml } from 'xml-crypto';
 import { SamlRejected, type MessageKind } from './saml-rejected.ts';
-import { XmlRefused, attr, allChildElements, childElement, childElements, parseSafeXml, textOf } from './safe-xml.ts';
+import { XmlRefused, attr, allChildElements, childElement, childElements, guardRefusal, parseSafeXml, textOf } from './safe-xml.ts';
 import { DIGEST_ALGORITHMS, ENVELOPED, EXC_C14N, NS, SIGNATURE_ALGORITHMS, WEAK_SIGNATURE_ALGORITHMS } from './saml-urns.ts';
 
 /** Largest accepted XML message, after base64 decoding and inflating. */
@@ -48,7 +48,7 @@ const kindOf = (type: MessageType): MessageKind => (type === 'AuthnRequest' ? 's
 
 function refuse(type: MessageType, err: unknown, sp: string | null = null): never {
   if (err instanceof SamlRejected) throw err;
-  if (err instanceof XmlRefused) throw new SamlRejected(err.reason, kindOf(type), { sp, detail: { error: err.message } });
+  if (err instanceof XmlRefused) throw new SamlRejected(err.reason, kindOf(type), { sp, detail: { error: err.message, ...(err.guard && { guard: err.guard }) } });
   throw new SamlRejected('malformed', kindOf(type), { sp, cause: err });
 }
 
@@ -64,9 +64,20 @@ function base64Bytes(value: string, type: MessageType): Buffer {
   return Buffer.from(compact, 'base64');
 }
 
-function inflate(bytes: Buffer, type: MessageType): string {
+/**
+ * Decoded (and inflated) bytes as text, through the shared guard: not UTF-8, a NUL, a DTD, too
+ * deep or too many elements are refused here, before any parser or signature check sees them.
+ */
+function messageText(bytes: Buffer, type: MessageType): string {
+  const guarded = guardXml(bytes, MAX_MESSAGE_CHARS);
+  if (!guarded.ok) refuse(type, guardRefusal(guarded));
+  return guarded.xml;
+}
+
+/** Bounded: a DEFLATE bomb stops at the message size limit. */
+function inflate(bytes: Buffer, type: MessageType): Buffer {
   try {
-    return inflateRawSync(bytes, { maxOutputLength: MAX_MESSAGE_CHARS }).toString('utf8');
+    return inflateRawSync(bytes, { maxOutputLength: MAX_MESSAGE_CHARS });
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) throw new SamlRejected('too_large', kindOf(type), { detail: { error: 'inflated payload over the limit' } });
     throw new SamlRejected('malformed', kindOf(type), { detail: { error: 'not DEFLATE data' } });
@@ -97,9 +108,16 @@ function parseMessage(xml: string, expected: readonly MessageType[], fallback: M
   return { type, root, issuer };
 }
 
+/**
+ * Text a person or an SP may send us: no control characters (a NUL among them) and no U+FFFD,
+ * which is what invalid UTF-8 becomes when a form or query is decoded.
+ */
+export const isPlainText = (value: string) => !/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFD]/.test(value);
+
 function relayStateOf(value: string | undefined, type: MessageType): string | null {
   if (value === undefined || value === '') return null;
   if (value.length > MAX_RELAY_STATE) throw new SamlRejected('too_large', kindOf(type), { detail: { error: 'RelayState too long' } });
+  if (!isPlainText(value)) throw new SamlRejected('malformed', kindOf(type), { detail: { error: 'RelayState holds control characters or invalid UTF-8' } });
   return value;
 }
 
@@ -126,7 +144,7 @@ export function decodeRedirect(rawQuery: string, expected: readonly MessageType[
   } catch (err) {
     throw new SamlRejected('malformed', kindOf(fallback), { cause: err });
   }
-  const xml = inflate(base64Bytes(decoded[param], fallback), fallback);
+  const xml = messageText(inflate(base64Bytes(decoded[param], fallback), fallback), fallback);
   const { type, issuer } = parseMessage(xml, expected, fallback);
   if ((param === 'SAMLRequest') !== (type !== 'LogoutResponse')) throw new SamlRejected('malformed', kindOf(type), { detail: { error: `${type} sent as ${param}` } });
 
@@ -147,8 +165,8 @@ export function decodePost(form: Record<string, string>, expected: readonly Mess
   if (!param || (form.SAMLRequest !== undefined && form.SAMLResponse !== undefined)) throw new SamlRejected('malformed', kindOf(fallback), { detail: { error: 'no single SAMLRequest or SAMLResponse' } });
   const bytes = base64Bytes(form[param], fallback);
   if (bytes.length > MAX_MESSAGE_CHARS) throw new SamlRejected('too_large', kindOf(fallback));
-  const text = bytes.toString('utf8');
-  const xml = /^\uFEFF?\s*</.test(text) ? text : inflate(bytes, fallback);
+  const deflated = !/^\uFEFF?\s*</.test(bytes.subarray(0, 64).toString('utf8'));
+  const xml = messageText(deflated ? inflate(bytes, fallback) : bytes, fallback);
   const { type, root, issuer } = parseMessage(xml, expected, fallback);
   if ((param === 'SAMLRequest') !== (type !== 'LogoutResponse')) throw new SamlRejected('malformed', kindOf(type), { detail: { error: `${type} sent as ${param}` } });
   return {

@@ -23,7 +23,7 @@ import { InvalidInput } from '../errors.ts';
 import type { SamlIdpConfig } from './saml-idp-config.ts';
 import { SamlRejected, type MessageKind } from './saml-rejected.ts';
 import { ServiceProviderUnavailable, type ServiceProvider, type ServiceProviderRegistry } from './service-providers.ts';
-import { decodePost, decodeRedirect, readAuthnRequest, readLogoutRequest, readLogoutResponse, verifyMessage, type InboundMessage } from './inbound.ts';
+import { decodePost, decodeRedirect, isPlainText, readAuthnRequest, readLogoutRequest, readLogoutResponse, verifyMessage, type InboundMessage } from './inbound.ts';
 import { newId, type IdpEndpoints, type OutboundMessages, type Outgoing } from './outbound.ts';
 import { attributesFor, nameIdFor } from './subject-mapping.ts';
 import { AUTHN_CONTEXT, BINDING, NAME_ID_FORMAT, STATUS } from './saml-urns.ts';
@@ -110,7 +110,11 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
     } catch (err) {
       if (err instanceof SamlRejected) {
         err.sp ??= seen.sp;
-        await store.audit.record({ type: 'saml.request_rejected', outcome: 'failure', ip: ctx.ip, details: { sp: err.sp, reason: err.reason } });
+        // As the request named it: a NUL or invalid UTF-8 there must not break the audit write.
+        if (err.sp !== null && !isPlainText(err.sp)) err.sp = null;
+        // The XML guard's words (ours, never the message's) say which limit a refused document broke.
+        const guard = typeof err.detail?.guard === 'string' ? { detail: err.detail.guard } : {};
+        await store.audit.record({ type: 'saml.request_rejected', outcome: 'failure', ip: ctx.ip, details: { sp: err.sp, reason: err.reason, ...guard } });
         if (err.status >= 500) {
           // The shared error page hides 5xx messages (they are usually our bugs); this one is news for the person.
           const requestId = randomUUID();
@@ -126,6 +130,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   /** The registered, enabled SP named by a message; refusals say so. */
   async function findSp(entityId: string | null, kind: MessageKind): Promise<ServiceProvider> {
     if (!entityId) throw new SamlRejected('malformed', kind, { detail: { error: 'no Issuer' } });
+    if (!isPlainText(entityId) || entityId.length > 1024) throw new SamlRejected('malformed', kind, { detail: { error: 'the Issuer is not a usable entity ID' } });
     let sp: ServiceProvider | null;
     try {
       sp = await serviceProviders.find(entityId);
@@ -269,6 +274,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       const relayState = single(ctx.query.RelayState) ?? sp.idpInitiated.defaultRelayState ?? null;
       if (relayState !== null) {
         if (relayState.length > 1024) throw new SamlRejected('too_large', kind, { sp: sp.entityId });
+        if (!isPlainText(relayState)) throw new SamlRejected('malformed', kind, { sp: sp.entityId, detail: { error: 'RelayState holds control characters or invalid UTF-8' } });
         // Many SPs redirect to RelayState: an absolute URL must be on one of the SP's own origins.
         if (/^[a-z][a-z0-9+.-]*:/i.test(relayState) && relayState !== sp.idpInitiated.defaultRelayState) {
           const origin = URL.canParse(relayState) ? new URL(relayState).origin : null;

@@ -25,6 +25,9 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { SamlAgent, simpleSamlPhpMissing, startSimpleSamlPhp, type SimpleSamlPhp } from '../helpers/simplesamlphp.ts';
 import { generateSelfSigned, type SigningMaterial } from '../../src/saml-idp/signing-key.ts';
 import { addServiceProvider } from '../../src/cli/saml-sp-command.ts';
+import { decodePost, decodeRedirect } from '../../src/saml-idp/inbound.ts';
+import type { SamlRejected } from '../../src/saml-idp/saml-rejected.ts';
+import { base64 as bombBase64, deepMessage, deflated as bombDeflated, wideMessage } from '../connectors/fixtures/saml/bombs.ts';
 
 const APP = 'http://127.0.0.1:9'; // never contacted: the browser stops at the SP's origin
 const SP_A = 'https://sp-a.example/saml';
@@ -612,6 +615,101 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     const inflated = `${authnRequestXml({ sso }).replace('</samlp:AuthnRequest>', `<samlp:Extensions>${' '.repeat(20_000_000)}</samlp:Extensions></samlp:AuthnRequest>`)}`;
     const deflated = deflateRawSync(Buffer.from(inflated)).toString('base64');
     await assertRefused(await new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: deflated } }), 400, /too large/, 'too_large');
+  });
+
+  test('refused fast: XML nested 25,000 deep (a fake Signature block) or 60,000 wide, by Redirect and POST, before any parser; /healthz stays responsive', async () => {
+    const deep = deepMessage(25_000, 'AuthnRequest', SP_A);
+    // The guard itself, measured around the decoding of the Redirect binding (inflation included).
+    const query = new URL(redirectUrl(sso, 'SAMLRequest', deep, keysA.privateKeyPem)).search.slice(1);
+    assert.ok(query.length < 1500, `an ${query.length}-byte query`);
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      assert.throws(() => decodeRedirect(query, ['AuthnRequest']), (err: SamlRejected) => err.reason === 'too_large' && /too deep/.test(String(err.detail?.guard)));
+      const ms = performance.now() - started;
+      assert.ok(ms < 50, `refused in ${ms.toFixed(1)} ms`);
+    }
+    const started = performance.now();
+    assert.throws(() => decodePost({ SAMLRequest: bombBase64(deep) }, ['AuthnRequest']), (err: SamlRejected) => err.reason === 'too_large');
+    assert.ok(performance.now() - started < 50, 'POST binding refused in < 50 ms');
+
+    // Over HTTP: a 400 page, audited with the limit that was broken.
+    const refusedFor = async (page: Page, limit: RegExp) => {
+      await assertRefused(page, 400, /too large/, 'too_large');
+      const [event] = await broker.store.audit.list({ type: 'saml.request_rejected', limit: 1 });
+      assert.match(String(event.details.detail), limit);
+    };
+    await refusedFor(await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', deep, keysA.privateKeyPem)), /^too deep: elements nested more than 64 levels$/);
+    await refusedFor(await new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: bombBase64(deep) } }), /^too deep/);
+    await refusedFor(await new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: bombDeflated(deep) } }), /^too deep/);
+    await refusedFor(await new Browser(broker.issuer).go(redirectUrl(slo, 'SAMLRequest', deepMessage(25_000, 'LogoutRequest', SP_A), keysA.privateKeyPem)), /^too deep/);
+    await refusedFor(await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', wideMessage(60_000, 'AuthnRequest', SP_A), keysA.privateKeyPem)), /^too many elements: more than 5000$/);
+    await refusedFor(await new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: bombBase64(wideMessage(60_000, 'AuthnRequest', SP_A)) } }), /^too many elements/);
+
+    // Bombs in flight do not stall the process: /healthz answers among them (the issue saw 4.8 s).
+    const bombs = Array.from({ length: 4 }, (_, i) => fetch(i % 2 ? `${sso}?${query}` : sso, i % 2 ? {} : { method: 'POST', body: new URLSearchParams({ SAMLRequest: bombBase64(deep) }) }));
+    const asked = performance.now();
+    const health = await fetch(`${broker.issuer}/healthz`);
+    const waited = performance.now() - asked;
+    assert.equal(health.status, 200);
+    assert.ok(waited < 1000, `/healthz answered in ${waited.toFixed(0)} ms`);
+    for (const res of await Promise.all(bombs)) assert.equal(res.status, 400);
+  });
+
+  test('refused as a bad signature, not as stale: a request signed with a foreign key and an old IssueInstant', async () => {
+    const stale = () => authnRequestXml({ sso, issueInstant: new Date(Date.now() - 3600_000) });
+    // Control: with the SP's own key the same request is stale.
+    await assertRefused(await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', stale(), keysA.privateKeyPem)), 400, /has expired/, 'stale', SP_A);
+    await assertRefused(await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', stale(), keysB.privateKeyPem)), 400, /invalid signature/, 'bad_signature', SP_A);
+    const post = (xml: string) => new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: Buffer.from(xml).toString('base64') } });
+    await assertRefused(await post(signXml(stale(), 'AuthnRequest', keysA)), 400, /has expired/, 'stale', SP_A);
+    await assertRefused(await post(signXml(stale(), 'AuthnRequest', keysB)), 400, /invalid signature/, 'bad_signature', SP_A);
+    // The same for a sign-out request.
+    const staleLogout = logoutRequestXml({ slo, nameId: 'someone' }).replace(/IssueInstant="[^"]*"/, `IssueInstant="${samlTime(new Date(Date.now() - 3600_000))}"`);
+    await assertRefused(await new Browser(broker.issuer).go(redirectUrl(slo, 'SAMLRequest', staleLogout, keysB.privateKeyPem)), 400, /invalid signature/, 'bad_signature', SP_A);
+  });
+
+  test('NUL bytes and invalid UTF-8 in SAMLRequest, SAMLResponse or RelayState: a clean 400, audited as malformed', async () => {
+    const open = () => authnRequestXml({ sso, issuer: SP_OPEN, acs: ACS_OPEN });
+    const malformed = async (res: Response) => {
+      const body = await res.text();
+      assert.equal(res.status, 400, body.slice(0, 300));
+      assert.match(body, /not a valid SAML message/);
+      assert.equal((await lastRejection())?.reason, 'malformed');
+    };
+    const get = (url: string) => fetch(url, { redirect: 'manual' });
+    const postRaw = (url: string, body: string | Buffer) => fetch(url, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+    // Control: the SP that may send unsigned requests is accepted with an ordinary RelayState.
+    assert.equal((await get(redirectUrl(sso, 'SAMLRequest', open(), undefined, 'ok'))).status, 303);
+
+    // RelayState: a NUL, other control characters, invalid UTF-8; in the query and in a form.
+    await malformed(await get(redirectUrl(sso, 'SAMLRequest', open(), undefined, 'a\u0000b')));
+    await malformed(await get(redirectUrl(sso, 'SAMLRequest', open(), undefined, 'a\u001bb')));
+    await malformed(await get(`${redirectUrl(sso, 'SAMLRequest', open())}&RelayState=%FF%FE`));
+    await malformed(await postRaw(sso, `SAMLRequest=${encodeURIComponent(bombBase64(open()))}&RelayState=a%00b`));
+    await malformed(await postRaw(sso, Buffer.concat([Buffer.from(`SAMLRequest=${encodeURIComponent(bombBase64(open()))}&RelayState=a`), Buffer.from([0xff, 0xfe]), Buffer.from('b')])));
+    await malformed(await get(`${slo}?SAMLResponse=${encodeURIComponent(bombDeflated('<x/>'))}&RelayState=%00`));
+
+    // The message: a NUL or a reference to one, bytes that are not UTF-8, a NUL in the base64.
+    await malformed(await get(redirectUrl(sso, 'SAMLRequest', open().replace('</saml:Issuer>', '\u0000</saml:Issuer>'))));
+    await malformed(await get(redirectUrl(sso, 'SAMLRequest', open().replace('</saml:Issuer>', '&#0;</saml:Issuer>'))));
+    const notUtf8 = Buffer.concat([Buffer.from(open().replace(/<\/samlp:AuthnRequest>$/, '<samlp:Extensions>')), Buffer.from([0xc3, 0x28]), Buffer.from('</samlp:Extensions></samlp:AuthnRequest>')]);
+    await malformed(await postRaw(sso, `SAMLRequest=${encodeURIComponent(notUtf8.toString('base64'))}`));
+    await malformed(await postRaw(sso, `SAMLRequest=${encodeURIComponent(deflateRawSync(notUtf8).toString('base64'))}`));
+    await malformed(await get(`${sso}?SAMLRequest=%00`));
+    await malformed(await postRaw(sso, 'SAMLRequest=PHI%2B%00'));
+    await malformed(await get(`${sso}?SAMLRequest=%FF`));
+
+    // IdP-initiated sign-in: the SP and RelayState parameters.
+    const init = `${broker.issuer}/saml/idp/init`;
+    const initRefused = async (url: string) => {
+      const res = await get(url);
+      assert.equal(res.status, 400, (await res.text()).slice(0, 300));
+      assert.equal((await lastRejection())?.reason, 'malformed');
+    };
+    await initRefused(`${init}?sp=a%00b`);
+    await initRefused(`${init}?sp=%FF`);
+    await initRefused(`${init}?sp=${encodeURIComponent(SP_B)}&RelayState=%00`);
+    await initRefused(`${init}?sp=${encodeURIComponent(SP_B)}&RelayState=%FF`);
   });
 
   test('refused: a replayed request and a stale one', async () => {
