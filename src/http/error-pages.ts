@@ -5,13 +5,16 @@ import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { KeybridgeError } from '../errors.ts';
+import { DatabaseUnavailable, RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import type { PageRenderer } from './page-renderer.ts';
 import { sendPage } from './send-page.ts';
 
 const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
+const UNAVAILABLE = 'The service is temporarily unavailable. Try again in a moment.';
 
 /** What the error page shows: the message only for client errors; a generic one for ours. */
 export function errorPageContext(status: number, message: string | undefined, code: string | undefined, requestId?: string): Record<string, unknown> {
+  if (status === 503) return { title: 'Temporarily unavailable', message: UNAVAILABLE, code, requestId };
   return {
     title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
     message: status >= 500 || !message ? GENERIC_FAILURE : message,
@@ -20,24 +23,39 @@ export function errorPageContext(status: number, message: string | undefined, co
   };
 }
 
+// oidc-provider's endpoints that machines call: their errors are JSON unless HTML is asked for.
+const API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/device/auth', '/request', '/reg', '/backchannel', '/jwks', '/challenge', '/credential']);
+
+/** JSON for API callers (oidc-provider's API endpoints, or a request preferring JSON); else a page. */
+export function wantsJson(ctx: Context): boolean {
+  return API_PATHS.has(ctx.path) ? ctx.accepts('json', 'html') === 'json' : ctx.accepts('html', 'json') === 'json';
+}
+
 export function errorPages(renderer: PageRenderer, logger: Logger) {
   return async function handleErrors(ctx: Context, next: Next) {
     try {
       await next();
-    } catch (err) {
+    } catch (caught) {
+      // The database being down is not a bug: 503, and one warn line per outage (database.ts).
+      const err = isDatabaseUnavailable(caught) && !(caught instanceof DatabaseUnavailable) ? new DatabaseUnavailable(caught) : caught;
       const requestId = randomUUID();
       const known = err instanceof KeybridgeError;
-      const status = known ? err.status : 500;
-      const code = known ? err.code : 'server_error';
-      const message = known && err.expose ? err.message : GENERIC_FAILURE;
-      if (status >= 500) logger.error({ err, requestId, path: ctx.path }, 'request failed');
+      const unavailable = err instanceof DatabaseUnavailable;
+      const status = known ? err.status : unavailable ? 503 : 500;
+      const code = known ? err.code : unavailable ? 'temporarily_unavailable' : 'server_error';
+      const message = unavailable ? UNAVAILABLE : known && err.expose ? err.message : GENERIC_FAILURE;
+      if (unavailable) logger.debug({ requestId, path: ctx.path }, 'request refused: database unavailable');
+      else if (status >= 500) logger.error({ err, requestId, path: ctx.path }, 'request failed');
       else logger.info({ code, requestId, path: ctx.path, detail: known ? err.detail : undefined, cause: known ? String((err as Error).cause ?? '') : undefined }, 'request rejected');
-      if (ctx.accepts('html', 'json') === 'json') {
+      if (wantsJson(ctx)) {
         ctx.status = status;
         ctx.body = { error: code, error_description: message, request_id: requestId };
-        return;
+      } else {
+        sendPage(ctx, renderer, 'error', errorPageContext(status, message, code, requestId), status);
       }
-      sendPage(ctx, renderer, 'error', errorPageContext(status, message, code, requestId), status);
+    } finally {
+      // The one place every 503 (ours and oidc-provider's) gets its Retry-After.
+      if (ctx.status === 503 && !ctx.response.get('Retry-After')) ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
     }
   };
 }

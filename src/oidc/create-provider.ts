@@ -6,7 +6,10 @@ import type { Config } from '../config/schema.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
+import { DatabaseUnavailable } from '../storage/database-unavailable.ts';
+import { pinOrigin } from '../http/canonical-origin.ts';
 import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
+import { jwtIntrospection } from './jwt-introspection.ts';
 import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
 
 export interface ProviderDependencies {
@@ -71,6 +74,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // ID tokens carry the granted profile, email and groups claims even when an access token
     // is issued too, which is what downstream apps of a broker expect.
     conformIdTokenClaims: false,
+    // Advertise and accept only what Keybridge's clients can use: the code flow (no implicit or
+    // hybrid response types, which no client is registered for, so an RP choosing them from
+    // discovery would fail later), and shared-secret or public clients (no JWT client auth).
+    responseTypes: ['code'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       id_token_signed_response_alg: idTokenDefaultAlg(config.keys.algorithms) as 'RS256',
@@ -153,7 +161,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
           return {
             scope: resource.scopes.join(' '),
             audience: resource.audience ?? resource.id,
-            accessTokenTTL: resource.accessTokenTtl ?? t.accessToken,
+            // JWTs cannot be revoked: short-lived by default (tokens.resourceAccessToken).
+            accessTokenTTL: resource.accessTokenTtl ?? t.resourceAccessToken,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: jwtAlg } },
           };
@@ -183,7 +192,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     async renderError(ctx, out, error) {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
-      if (status >= 500) logger.error({ err: error }, 'provider error');
+      // An unreachable database is logged once per outage where it is detected (database.ts).
+      if (status >= 500 && !(error instanceof DatabaseUnavailable)) logger.error({ err: error }, 'provider error');
       page(ctx, 'error', errorPageContext(status, out.error_description ?? 'The request was not valid.', out.error), status);
     },
   };
@@ -201,11 +211,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.http.trustProxy;
+  // Our JWT access tokens answer introspection from their own verification (jwt-introspection.ts).
+  provider.use(jwtIntrospection({ issuer: config.issuer, jwks: deps.jwks }));
+  pinOrigin(provider, { issuer: config.issuer, trustProxy: config.http.trustProxy, proxyHops: config.http.proxyHops });
   for (const event of ['server_error', 'authorization.error', 'grant.error', 'introspection.error', 'revocation.error', 'userinfo.error', 'end_session.error', 'backchannel.error', 'jwks.error', 'discovery.error', 'registration_create.error', 'pushed_authorization_request.error', 'device_authorization.error'] as const) {
     provider.on(event as 'server_error', (_ctx: unknown, err: Error) => {
       const status = (err as { statusCode?: number }).statusCode ?? 500;
-      if (status >= 500) logger.error({ err, event }, 'oidc error');
+      if (err instanceof DatabaseUnavailable) logger.debug({ event }, 'oidc request refused: database unavailable');
+      else if (status >= 500) logger.error({ err, event }, 'oidc error');
       else logger.debug({ event, error: (err as { error?: string }).error, description: (err as { error_description?: string }).error_description }, 'oidc request rejected');
     });
   }

@@ -30,7 +30,15 @@ import { securityHeaders } from '../http/security-headers.ts';
 import { staticAssets } from '../http/static-assets.ts';
 import { errorPages } from '../http/error-pages.ts';
 import { healthRoutes } from '../http/health-routes.ts';
+import { inputGuard } from '../http/input-guard.ts';
+import { refreshGrace } from '../storage/refresh-grace.ts';
 import { CsrfTokens } from '../http/csrf.ts';
+import { BrokerMetrics } from '../metrics/metrics.ts';
+import { httpMetrics } from '../metrics/http-metrics.ts';
+import { metricsEndpoint, startMetricsServer, type MetricsServer } from '../metrics/metrics-routes.ts';
+import { metadataCaching } from '../http/canonical-origin.ts';
+import { createRateLimits } from '../limits/rate-limits.ts';
+import { limitRequests } from '../limits/limit-requests.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
@@ -43,6 +51,10 @@ export interface Broker {
   store: Store;
   database: Database;
   logger: Logger;
+  /** This instance's metrics (null with metrics.enabled: false). */
+  metrics: BrokerMetrics | null;
+  /** The /metrics URL of the separate listener (`metrics.listen`), else null. */
+  metricsUrl: string | null;
   provider(): Provider;
   /** Re-reads signing keys now (instances also poll); true when they changed. */
   reloadKeys(): Promise<boolean>;
@@ -70,14 +82,23 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   const logger = options.logger ?? createLogger(config.log.level);
   const started = performance.now();
 
-  const database = await openConfiguredDatabase(config);
+  const database = await openConfiguredDatabase(config, config.database.pool, logger);
   let server: http.Server | undefined;
   const timers: NodeJS.Timeout[] = [];
   let registry: ConnectorRegistry | undefined;
+  let metricsServer: MetricsServer | undefined;
+  let limits: ReturnType<typeof createRateLimits> | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
-    const store = new Store(database.knex);
+    const metrics = config.metrics.enabled ? new BrokerMetrics() : null;
+    metrics?.watchDatabase(database);
+    const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord });
+    limits = createRateLimits(config, database.knex, logger);
+    const rateLimits = limits;
+    if (config.issuer.startsWith('https://') && !config.http.trustProxy) {
+      logger.warn('the issuer is https but http.trustProxy is false: Keybridge speaks plain HTTP behind a TLS proxy, and without trustProxy every client address (audit log, rate limits) is the proxy\'s. Set http.trustProxy: true (and http.proxyHops) when a proxy is in front.');
+    }
 
     await seedStaticUsers(store, config.users);
     const dbEntries = await databaseConnectorEntries(database.knex, new Set(config.connectors.map((c) => c.id)));
@@ -86,9 +107,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       localAccounts: createLocalAccounts(store),
       issuer: config.issuer,
       replayGuard: { firstUse: (key, expiresAt) => store.replay.firstUse(key, expiresAt) },
+      observe: metrics?.observeConnectorCall,
       plugins: options.plugins,
     });
     const connectors = registry;
+    metrics?.setConnectors(registry.list().map((c) => c.id));
 
     await ensureSigningKeys(store, config.keys.algorithms);
     const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
@@ -109,7 +132,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         throw new ConfigError([{ path: `connectors.${c.id}`, message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
       }
     }
-    const adapter = createOidcAdapter(database.artifacts);
+    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace });
     const upstreamAttempts = new adapter('UpstreamLogin');
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
@@ -160,15 +183,26 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
         },
       });
+      if (metrics) {
+        // First in the chain: it times and labels every response, errors included.
+        provider.use(httpMetrics(metrics));
+        metrics.observeProvider(provider);
+      }
       provider.use(securityHeaders());
+      if (metrics && !config.metrics.listen) provider.use(metricsEndpoint(metrics, { token: config.metrics.token }));
+      provider.use(metadataCaching());
       provider.use(errorPages(renderer, logger));
+      // Hostile text and oversized bodies are refused before anything parses or stores them.
+      provider.use(inputGuard());
+      provider.use(refreshGrace(database.artifacts));
+      provider.use(limitRequests({ limits: rateLimits, store, renderer, logger }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });
       const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
       provider.use(upstreamLogout.onSignOut);
       provider.use(upstreamLogout.router.routes());
-      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://') });
+      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
       if (samlIdpRoutes) provider.use(samlIdpRoutes.router.routes());
@@ -203,6 +237,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       });
     });
     const address = server.address() as AddressInfo;
+    if (metrics && config.metrics.listen) metricsServer = await startMetricsServer(metrics, { listen: config.metrics.listen, token: config.metrics.token, logger });
+    const metricsListener = metricsServer;
     const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
     const every = (ms: number, what: string, fn: () => Promise<unknown>) => {
@@ -217,8 +253,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const purged = await purgeExpired(database.artifacts);
       const loginsPurged = await store.loginSessions.deleteExpired();
       const replayPurged = await store.replay.deleteExpired();
+      const limitsPurged = await rateLimits.sweep();
       const samlIdpSessionsPurged = await store.samlIdpSessions.deleteExpired();
-      logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged, samlIdpSessions: samlIdpSessionsPurged }, 'expired data purged');
+      logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged, samlIdpSessions: samlIdpSessionsPurged, rateLimits: limitsPurged }, 'expired data purged');
     });
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
@@ -232,6 +269,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       store,
       database,
       logger,
+      metrics,
+      metricsUrl: metricsListener?.url ?? null,
       provider: () => provider,
       reloadKeys,
       close() {
@@ -244,7 +283,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
             // In-flight requests get a moment to finish; then connections are cut.
             setTimeout(() => srv.closeAllConnections(), 5_000).unref();
           });
+          await metricsListener?.close();
           await connectors.close();
+          await rateLimits.close();
           await database.close();
         })();
         return closing;
@@ -253,7 +294,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   } catch (err) {
     for (const t of timers) clearInterval(t);
     server?.close();
+    await metricsServer?.close();
     await registry?.close();
+    await limits?.close();
     await database.close();
     throw err;
   }

@@ -14,6 +14,37 @@ interface Row {
   details: Record<string, unknown>;
 }
 
+// What an audit event carries often comes from the request (usernames, upstream errors,
+// states). PostgreSQL refuses NUL and unpaired surrogates in text and jsonb, so a hostile
+// value would make the write itself fail; such characters are replaced, and sizes are capped
+// so one event cannot grow the log without bound.
+const MAX_STRING = 1024;
+const MAX_DEPTH = 6;
+const MAX_ITEMS = 50;
+const MAX_DETAILS_BYTES = 16 * 1024;
+
+function storableText(value: string, max = MAX_STRING): string {
+  const clean = value.toWellFormed().replaceAll('\0', '\uFFFD');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}
+
+function storableValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return storableText(value);
+  if (value === null || typeof value !== 'object') return typeof value === 'bigint' ? String(value) : value;
+  if (depth >= MAX_DEPTH) return '[nested too deep]';
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return value.slice(0, MAX_ITEMS).map((v) => storableValue(v, depth + 1));
+  return Object.fromEntries(Object.entries(value).slice(0, MAX_ITEMS).map(([k, v]) => [storableText(k, 200), storableValue(v, depth + 1)]));
+}
+
+/** The details as they can always be stored: clean text, bounded size. */
+export function storableDetails(details: Record<string, unknown> | undefined): string {
+  const json = JSON.stringify(storableValue(details ?? {}, 0));
+  return json.length <= MAX_DETAILS_BYTES ? json : JSON.stringify({ truncated: true, bytes: json.length });
+}
+
+const optionalText = (value: string | null | undefined, max = MAX_STRING) => (value == null ? null : storableText(value, max));
+
 const fromRow = (r: Row): AuditEvent => ({
   id: String(r.id),
   at: r.at,
@@ -97,13 +128,13 @@ export class AuditRepository {
   async recordMany(events: readonly NewAuditEvent[]): Promise<void> {
     if (!events.length) return;
     await this.#knex('audit_events').insert(events.map((event) => ({
-      type: event.type,
+      type: storableText(event.type, 200),
       outcome: event.outcome ?? 'success',
-      user_id: event.userId ?? null,
-      client_id: event.clientId ?? null,
-      connector_id: event.connectorId ?? null,
-      ip: event.ip ?? null,
-      details: JSON.stringify(event.details ?? {}),
+      user_id: optionalText(event.userId),
+      client_id: optionalText(event.clientId),
+      connector_id: optionalText(event.connectorId),
+      ip: optionalText(event.ip, 100),
+      details: storableDetails(event.details),
     })));
     this.#notify(events);
   }

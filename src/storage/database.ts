@@ -2,8 +2,10 @@
 // native build) under a data folder, or in memory.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import knexFactory, { type Knex } from 'knex';
+import { DatabaseUnavailable, isDatabaseUnavailable } from './database-unavailable.ts';
 
 type ResponseProcessor = new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown };
 
@@ -18,6 +20,72 @@ async function pgliteClient(): Promise<typeof Knex.Client> {
     }
   }
   return PgLiteClient as unknown as typeof Knex.Client;
+}
+
+type PgConnection = { __knex__disposed?: unknown };
+type PgClientClass = new (config: Knex.Config) => {
+  acquireConnection(): Promise<PgConnection>;
+  _query(connection: PgConnection, obj: unknown): Promise<unknown>;
+};
+
+/**
+ * Notices when the database stops answering and when it answers again: one warn line per
+ * outage instead of an error with a stack per request.
+ */
+class OutageTracker {
+  readonly #logger: Logger | undefined;
+  #down = false;
+
+  constructor(logger: Logger | undefined) {
+    this.#logger = logger;
+  }
+
+  failed(err: unknown): DatabaseUnavailable {
+    if (!this.#down) {
+      this.#down = true;
+      const e = err as { code?: string; message?: string };
+      this.#logger?.warn({ code: e.code, reason: e.message }, 'database unavailable: answering 503 until it is back');
+    }
+    return err instanceof DatabaseUnavailable ? err : new DatabaseUnavailable(err);
+  }
+
+  answered(): void {
+    if (!this.#down) return;
+    this.#down = false;
+    this.#logger?.info('database available again');
+  }
+}
+
+/**
+ * knex's pg client, where a database that is down, refusing or hung surfaces as one error type
+ * (DatabaseUnavailable, answered 503), and a connection whose query timed out is thrown away
+ * (node-postgres leaves it busy with the hung query). A subclass rather than a wrapper because
+ * knex builds transaction clients from the client's prototype.
+ */
+async function resilientPgClient(outages: OutageTracker): Promise<typeof Knex.Client> {
+  const { default: PgClient } = (await import('knex/lib/dialects/postgres/index.js' as string)) as { default: PgClientClass };
+  class ResilientPgClient extends PgClient {
+    async acquireConnection(): Promise<PgConnection> {
+      try {
+        return await super.acquireConnection();
+      } catch (err) {
+        throw isDatabaseUnavailable(err) ? outages.failed(err) : err;
+      }
+    }
+
+    async _query(connection: PgConnection, obj: unknown): Promise<unknown> {
+      try {
+        const result = await super._query(connection, obj);
+        outages.answered();
+        return result;
+      } catch (err) {
+        if (!isDatabaseUnavailable(err)) throw err;
+        connection.__knex__disposed = err;
+        throw outages.failed(err);
+      }
+    }
+  }
+  return ResilientPgClient as unknown as typeof Knex.Client;
 }
 
 export interface Database {
@@ -40,13 +108,28 @@ export interface DatabaseOptions {
   pool?: { min?: number; max?: number };
   /** Commit artifact writes synchronously too (default false: asynchronous, see Database.artifacts). */
   durableArtifacts?: boolean;
+  /**
+   * PostgreSQL: the longest one statement may run (server-side statement_timeout, plus a
+   * client-side bound a little longer for a server that hangs without answering); 0: none.
+   */
+  statementTimeoutMs?: number;
+  /** PostgreSQL: how long a request waits for a pooled connection, or for a new one to open. */
+  acquireTimeoutMs?: number;
+  /** Receives one warn line when the database becomes unavailable and one when it is back. */
+  logger?: Logger;
 }
 
+// A client-side bound only slightly longer than the server's, so a live server cancels first
+// (the connection stays usable) and a hung one is still cut off.
+const CLIENT_TIMEOUT_MARGIN_MS = 500;
+
 /** The database a config names: PostgreSQL at `database.url`, else PGlite under `<dataDir>/pglite` (`:memory:` for none). */
-export function openConfiguredDatabase(config: Config, pool: DatabaseOptions['pool'] = config.database.pool): Promise<Database> {
-  const { url, dataDir } = config.database;
-  return openDatabase({ url, dataDir: dataDir === ':memory:' ? ':memory:' : path.join(dataDir, 'pglite'), pool });
+export function openConfiguredDatabase(config: Config, pool: DatabaseOptions['pool'] = config.database.pool, logger?: Logger): Promise<Database> {
+  const { url, dataDir, statementTimeoutMs, acquireTimeoutMs } = config.database;
+  return openDatabase({ url, dataDir: dataDir === ':memory:' ? ':memory:' : path.join(dataDir, 'pglite'), pool, statementTimeoutMs, acquireTimeoutMs, logger });
 }
+
+const quiet = () => {};
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   let knex: Knex;
@@ -55,13 +138,24 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (options.url) {
     kind = 'postgres';
     const pool = { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 };
-    knex = knexFactory({ client: 'pg', connection: options.url, pool, acquireConnectionTimeout: 10_000 });
+    const statementTimeoutMs = options.statementTimeoutMs ?? 5_000;
+    const acquireTimeoutMs = options.acquireTimeoutMs ?? 3_000;
+    const connection = {
+      connectionString: options.url,
+      connectionTimeoutMillis: acquireTimeoutMs,
+      ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs, query_timeout: statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS } : {}),
+    };
+    const client = await resilientPgClient(new OutageTracker(options.logger));
+    // knex's own console warnings ("Acquire connection error") would repeat per request.
+    const log = { warn: quiet, error: quiet, debug: quiet, deprecate: quiet };
+    knex = knexFactory({ client, connection, pool, acquireConnectionTimeout: acquireTimeoutMs, log });
     artifacts = options.durableArtifacts
       ? knex
       : knexFactory({
-          client: 'pg',
-          connection: options.url,
-          acquireConnectionTimeout: 10_000,
+          client,
+          connection,
+          acquireConnectionTimeout: acquireTimeoutMs,
+          log,
           pool: {
             ...pool,
             afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {

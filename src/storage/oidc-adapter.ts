@@ -3,8 +3,17 @@
 // The Client model reads runtime-managed clients from the `clients` table.
 import type { Knex } from 'knex';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { PREDECESSOR, currentExchange, successorUsed } from './refresh-grace.ts';
 
 const TABLE = 'oidc_payloads';
+
+export interface OidcAdapterOptions {
+  /** Seconds a just-rotated refresh token may be presented again (src/storage/refresh-grace.ts); 0: never. */
+  refreshReuseGrace?: number;
+}
+
+// PostgreSQL refuses text containing NUL: such an id can name no record, so it is not looked up.
+const unstorable = (value: string) => value.includes('\0');
 
 interface Row {
   payload: AdapterPayload;
@@ -15,7 +24,8 @@ interface Row {
 function live(row: Row | undefined): AdapterPayload | undefined {
   if (!row) return undefined;
   if (row.expires_at && row.expires_at.getTime() <= Date.now()) return undefined;
-  return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
+  const { [PREDECESSOR]: _predecessor, ...payload } = row.payload as AdapterPayload & { [PREDECESSOR]?: string };
+  return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
 }
 
 function clientAdapter(knex: Knex): Adapter {
@@ -27,6 +37,7 @@ function clientAdapter(knex: Knex): Adapter {
         .merge({ metadata: JSON.stringify(payload), updated_at: new Date() });
     },
     async find(id) {
+      if (unstorable(id)) return undefined;
       const row = await knex('clients').where({ id, enabled: true }).first('metadata', 'first_party');
       return row ? { ...row.metadata, client_id: id, first_party: row.first_party } : undefined;
     },
@@ -85,8 +96,20 @@ function createFindBatcher(knex: Knex) {
     });
 }
 
-export function createOidcAdapter(knex: Knex): AdapterConstructor {
+export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
   const findRow = createFindBatcher(knex);
+  const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
+
+  /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
+  async function withinGrace(id: string, row: Row | undefined): Promise<Row | undefined> {
+    const exchange = currentExchange();
+    const grantId = (row?.payload as { grantId?: string } | undefined)?.grantId;
+    if (!row?.consumed_at || !exchange || !grantId || Date.now() - row.consumed_at.getTime() >= graceMs) return row;
+    if (await successorUsed(knex, id, grantId)) return row;
+    exchange.repeated = { id, grantId };
+    return { ...row, consumed_at: null };
+  }
+
   return class KnexOidcAdapter implements KeybridgeAdapter {
     readonly kind: string;
     readonly #client: Adapter | undefined;
@@ -98,10 +121,12 @@ export function createOidcAdapter(knex: Knex): AdapterConstructor {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
       if (this.#client) return this.#client.upsert(id, payload, expiresIn ?? 0) as Promise<void>;
+      // A rotated refresh token's successor names it, so a repeat can find the successor.
+      const rotatedFrom = this.kind === 'RefreshToken' ? currentExchange()?.rotatedFrom : undefined;
       const row = {
         kind: this.kind,
         id,
-        payload: JSON.stringify(payload),
+        payload: JSON.stringify(rotatedFrom ? { ...payload, [PREDECESSOR]: rotatedFrom } : payload),
         grant_id: payload.grantId ?? null,
         user_code: payload.userCode ?? null,
         uid: payload.uid ?? null,
@@ -112,19 +137,28 @@ export function createOidcAdapter(knex: Knex): AdapterConstructor {
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
-      return live(await findRow(this.kind, id));
+      if (unstorable(id)) return undefined;
+      const row = await findRow(this.kind, id);
+      return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, row) : row);
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (unstorable(userCode)) return undefined;
       return live(await knex(TABLE).where({ kind: this.kind, user_code: userCode }).first<Row>('payload', 'expires_at', 'consumed_at'));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (unstorable(uid)) return undefined;
       return live(await knex(TABLE).where({ kind: this.kind, uid }).first<Row>('payload', 'expires_at', 'consumed_at'));
     }
 
     async consume(id: string): Promise<void> {
-      await knex(TABLE).where({ kind: this.kind, id }).update({ consumed_at: new Date() });
+      if (this.kind === 'RefreshToken') {
+        const exchange = currentExchange();
+        if (exchange) exchange.rotatedFrom = id;
+      }
+      // The first consumption time stays: a repeat inside the refresh grace must not extend it.
+      await knex(TABLE).where({ kind: this.kind, id }).whereNull('consumed_at').update({ consumed_at: new Date() });
     }
 
     /** Consumes a live, unconsumed record atomically; false when another caller got there first. */

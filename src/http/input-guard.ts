@@ -1,0 +1,127 @@
+// The edge check every request passes before oidc-provider and our routes see it: text that
+// PostgreSQL cannot store (a NUL byte) or that is not UTF-8 is refused as 400, and a body over
+// the size its endpoint can need as 413. Without it such input reached a query and failed
+// there as a 500 with a stack trace, which anyone could trigger without signing in.
+//
+// Form and JSON bodies are buffered here (within the limit), checked, and handed on unchanged:
+// the request replays the buffered bytes to whichever parser reads it next (oidc-provider's
+// body parser or our readForm).
+import type { IncomingMessage } from 'node:http';
+import querystring from 'node:querystring';
+import type { Context, Next } from 'koa';
+import { KeybridgeError } from '../errors.ts';
+
+/** oidc-provider's own body parser refuses more than 56 KiB; ours answers 413 at the same size. */
+export const PROVIDER_BODY_LIMIT = 56 * 1024;
+/** Upstream callbacks and SAML endpoints receive signed (and encrypted) XML documents. */
+export const UPSTREAM_BODY_LIMIT = 512 * 1024;
+
+const UPSTREAM_PATHS = /^\/(callback|saml)\//;
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+// Node's percent-decoder to bytes (untyped in @types/node): each %XX becomes its byte, and
+// every other character its low byte, so raw bytes arrive as they were sent.
+const unescapeBuffer = (querystring as unknown as { unescapeBuffer(s: string): Buffer }).unescapeBuffer;
+
+/** Input refused at the edge: `invalid_request`, shown as is (it names no value). */
+export class RejectedInput extends KeybridgeError {
+  constructor(message: string, status = 400) {
+    super('invalid_request', message, { status, expose: true });
+  }
+}
+
+function bodyLimit(path: string): number {
+  return UPSTREAM_PATHS.test(path) ? UPSTREAM_BODY_LIMIT : PROVIDER_BODY_LIMIT;
+}
+
+/** Why these bytes are not acceptable text, or null when they are. */
+function textProblem(bytes: Uint8Array): string | null {
+  if (bytes.includes(0)) return 'must not contain NUL characters';
+  try {
+    utf8.decode(bytes);
+  } catch {
+    return 'must be valid UTF-8';
+  }
+  return null;
+}
+
+/** Checks URL-encoded text (a path, a query string, a form body) after percent-decoding. */
+function checkEncoded(raw: string, what: string): void {
+  if (!raw) return;
+  const problem = textProblem(unescapeBuffer(raw));
+  if (problem) throw new RejectedInput(`The ${what} ${problem}.`);
+}
+
+function checkJson(body: Buffer): void {
+  const problem = textProblem(body);
+  if (problem) throw new RejectedInput(`The request body ${problem}.`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return; // malformed JSON is the parser's to refuse
+  }
+  const stack: unknown[] = [parsed];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string' && v.includes('\0')) throw new RejectedInput('The request body must not contain NUL characters.');
+    if (v && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        if (k.includes('\0')) throw new RejectedInput('The request body must not contain NUL characters.');
+        stack.push(item);
+      }
+    }
+  }
+}
+
+/** Client credentials in HTTP Basic are form-encoded (RFC 6749 2.3.1) and reach a lookup. */
+function checkBasicAuth(header: string): void {
+  const m = /^basic\s+(\S+)\s*$/i.exec(header);
+  if (!m) return;
+  const decoded = Buffer.from(m[1], 'base64');
+  const problem = textProblem(decoded) ?? textProblem(unescapeBuffer(decoded.toString('latin1')));
+  if (problem) throw new RejectedInput(`The client credentials ${problem}.`);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new RejectedInput('The request body is too large.', 413);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Makes the request readable again, yielding the bytes already read from it. */
+function replayBody(req: IncomingMessage, body: Buffer): void {
+  async function* replay() {
+    if (body.length) yield body;
+  }
+  Object.defineProperty(req, 'readable', { value: true, configurable: true, writable: true });
+  Object.defineProperty(req, 'iterator', { value: replay, configurable: true, writable: true });
+  Object.defineProperty(req, Symbol.asyncIterator, { value: replay, configurable: true, writable: true });
+}
+
+export function inputGuard() {
+  return async function guardInput(ctx: Context, next: Next) {
+    checkEncoded(ctx.path, 'address');
+    checkEncoded(ctx.querystring, 'query string');
+    const authorization = ctx.get('authorization');
+    if (authorization) checkBasicAuth(authorization);
+
+    if (BODY_METHODS.has(ctx.method)) {
+      const limit = bodyLimit(ctx.path);
+      if ((ctx.request.length ?? 0) > limit) throw new RejectedInput('The request body is too large.', 413);
+      const kind = ctx.is('urlencoded', 'json', '+json');
+      if (kind && ctx.req.readable) {
+        const body = await readBody(ctx.req, limit);
+        if (kind === 'urlencoded') checkEncoded(body.toString('latin1'), 'form');
+        else checkJson(body);
+        replayBody(ctx.req, body);
+      }
+    }
+    await next();
+  };
+}

@@ -1,0 +1,159 @@
+// The database goes away (stopped) or hangs (every server process frozen with SIGSTOP) under a
+// running broker: the API endpoints answer 503 temporarily_unavailable JSON with Retry-After,
+// a browser at /auth gets the "temporarily unavailable" page (503, Retry-After), /readyz
+// answers 503 within its bound, nothing logs an error with a stack (one warn line per outage),
+// and once the database is back everything works again without restarting the broker.
+// The suite runs its own PostgreSQL cluster (test/helpers/private-postgres.ts).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { privatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
+import { skipLoudly } from '../helpers/skip.ts';
+import { assertNoErrorLogs, basic, codeFlowTokens, RP, startFaultBroker, type FaultBroker } from './fault-broker.ts';
+
+const RP_CLIENT = { id: 'rp', secret: 'rp-secret-0123456789abcdef' };
+const SVC = { id: 'svc', secret: 'svc-secret-0123456789abcdef' };
+// Short bounds so the hung-database checks stay quick.
+const STATEMENT_TIMEOUT_MS = 1000;
+const ACQUIRE_TIMEOUT_MS = 1000;
+
+describe('database outage', () => {
+  let cluster: PrivatePostgres | { skip: string };
+  let broker: FaultBroker;
+  let userAccessToken: string;
+
+  before(async () => {
+    cluster = await privatePostgres();
+    if ('skip' in cluster) return;
+    broker = await startFaultBroker({
+      databaseUrl: cluster.url,
+      config: {
+        database: { statementTimeoutMs: STATEMENT_TIMEOUT_MS, acquireTimeoutMs: ACQUIRE_TIMEOUT_MS },
+        clients: [
+          { ...RP_CLIENT, redirectUris: [RP], firstParty: true },
+          { ...SVC, grantTypes: ['client_credentials'] },
+        ],
+        users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org' }],
+      },
+    });
+    userAccessToken = (await codeFlowTokens(broker.issuer, RP_CLIENT)).access_token;
+  });
+
+  after(async () => {
+    await broker?.close();
+    if (cluster && !('skip' in cluster)) cluster.destroy();
+  });
+
+  const timed = async <T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> => {
+    const started = performance.now();
+    const value = await fn();
+    return { value, ms: performance.now() - started };
+  };
+
+  const clientCredentials = () =>
+    fetch(`${broker.url}/token`, {
+      method: 'POST',
+      headers: { authorization: basic(SVC.id, SVC.secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    });
+  const userinfo = () => fetch(`${broker.url}/me`, { headers: { authorization: `Bearer ${userAccessToken}` } });
+  const introspect = () =>
+    fetch(`${broker.url}/token/introspection`, {
+      method: 'POST',
+      headers: { authorization: basic(SVC.id, SVC.secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: userAccessToken }),
+    });
+  const authorize = () => {
+    const url = new URL('/auth', broker.url);
+    url.search = new URLSearchParams({ client_id: RP_CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'x' }).toString();
+    return fetch(url, { headers: { accept: 'text/html' }, redirect: 'manual' });
+  };
+  const readyz = () => fetch(`${broker.url}/readyz`);
+
+  async function assertUnavailableJson(res: Response, what: string) {
+    const body = (await res.json()) as { error?: string };
+    assert.equal(res.status, 503, `${what}: ${JSON.stringify(body)}`);
+    assert.equal(body.error, 'temporarily_unavailable', what);
+    assert.match(res.headers.get('retry-after') ?? '', /^\d+$/, `${what} carries Retry-After`);
+  }
+
+  async function assertEverythingWorks() {
+    // The pool may first hand out connections that died with the server; give it a few tries.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const res = await clientCredentials();
+      if (res.status === 200 || Date.now() > deadline) {
+        assert.equal(res.status, 200, 'client_credentials works again');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal((await readyz()).status, 200);
+    assert.equal((await userinfo()).status, 200);
+    const introspection = (await (await introspect()).json()) as { active: boolean };
+    assert.equal(introspection.active, true);
+    const page = await authorize();
+    assert.equal(page.status, 303, 'the authorization endpoint starts an interaction again');
+  }
+
+  test('everything works with the database up', async (t) => {
+    if ('skip' in cluster) return skipLoudly(t, cluster.skip);
+    await assertEverythingWorks();
+  });
+
+  test('database stopped: 503 with Retry-After everywhere, no error logs, back without a restart', async (t) => {
+    if ('skip' in cluster) return skipLoudly(t, cluster.skip);
+    const db = cluster;
+    const from = broker.logs.length;
+    db.stop();
+    try {
+      await assertUnavailableJson(await clientCredentials(), 'client_credentials');
+      await assertUnavailableJson(await userinfo(), 'userinfo');
+      await assertUnavailableJson(await introspect(), 'introspection');
+
+      const page = await authorize();
+      const html = await page.text();
+      assert.equal(page.status, 503, html.slice(0, 300));
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(page.headers.get('retry-after') ?? '', /^\d+$/);
+      assert.match(html, /temporarily unavailable/i);
+
+      const { value: ready, ms } = await timed(readyz);
+      assert.equal(ready.status, 503);
+      assert.ok(ms < 4000, `readyz answered in ${Math.round(ms)} ms`);
+
+      assertNoErrorLogs(broker.logs, from);
+      const warnings = broker.logs.slice(from).filter((l) => l.level === 40 && /database unavailable/.test(l.msg ?? ''));
+      assert.equal(warnings.length, 1, 'one warn line for the outage');
+    } finally {
+      db.start();
+    }
+    await assertEverythingWorks();
+    assertNoErrorLogs(broker.logs, from);
+  });
+
+  test('database hung (SIGSTOP): readyz and /token answer 503 within their bounds, then recover', async (t) => {
+    if ('skip' in cluster) return skipLoudly(t, cluster.skip);
+    const db = cluster;
+    const from = broker.logs.length;
+    db.freeze();
+    try {
+      const { value: ready, ms: readyMs } = await timed(readyz);
+      assert.equal(ready.status, 503);
+      assert.ok(readyMs < 4000, `readyz answered in ${Math.round(readyMs)} ms`);
+
+      // Bounded by the statement (1 s, plus the client-side margin) or acquire timeout (1 s).
+      const { value: token, ms: tokenMs } = await timed(clientCredentials);
+      await assertUnavailableJson(token, 'client_credentials on a hung database');
+      assert.ok(tokenMs < 6000, `/token answered in ${Math.round(tokenMs)} ms`);
+
+      const { value: me, ms: meMs } = await timed(userinfo);
+      await assertUnavailableJson(me, 'userinfo on a hung database');
+      assert.ok(meMs < 6000, `/me answered in ${Math.round(meMs)} ms`);
+      assertNoErrorLogs(broker.logs, from);
+    } finally {
+      db.thaw();
+    }
+    await assertEverythingWorks();
+    assertNoErrorLogs(broker.logs, from);
+  });
+});
