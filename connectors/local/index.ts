@@ -42,8 +42,9 @@ const plugin: ConnectorPlugin<LocalConfig> = {
       usernameLabel: config.usernameLabel ?? (config.allowEmailLogin ? 'Username or email' : 'Username'),
 
       async login(username: string, password: string): Promise<LoginResult> {
-        const found = await accounts.findForLogin(username);
-        const account = found && (config.allowEmailLogin || found.username.toLowerCase() === username.toLowerCase()) ? found : null;
+        // An identifier with `@` is an email (usernames never contain one); without email login
+        // it matches nobody.
+        const account = config.allowEmailLogin || !username.includes('@') ? await accounts.findForLogin(username) : null;
         const matches = await verifyPassword(account?.passwordHash ?? dummyHash, password);
         if (!account || !account.passwordHash || !matches) {
           return { ok: false, reason: 'invalid_credentials', detail: account ? 'wrong password' : 'no such user' };

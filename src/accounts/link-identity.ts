@@ -7,6 +7,7 @@ import type { UpstreamIdentity } from '../connectors/contract.ts';
 import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/types.ts';
 import { applyMappers, mapsAnything, type MappedIdentity, type Mappers } from './identity-mappers.ts';
+import { deriveUsername } from './normalize-username.ts';
 
 export interface LinkedLogin {
   user: User;
@@ -27,9 +28,13 @@ export function upstreamData(identity: UpstreamIdentity): Record<string, unknown
   };
 }
 
-/** The username an upstream identity asks for (before collisions are resolved). */
+/**
+ * The username an upstream identity asks for (before collisions are resolved), valid under the
+ * local rules: an upstream's `Pia.Confirm@example.org` becomes `Pia.Confirm`, never a username
+ * with `@` that would shadow someone's email at local login. Never refuses the login for it.
+ */
 export function wantedUsername(identity: UpstreamIdentity): string {
-  return (identity.username ?? identity.email?.split('@')[0] ?? identity.subject).trim().slice(0, 120) || 'user';
+  return deriveUsername(identity.username) ?? deriveUsername(identity.email) ?? deriveUsername(identity.subject) ?? 'user';
 }
 
 /** A free username derived from what the upstream sent; never takes over someone else's. */

@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -9,9 +9,11 @@ import { runCheckConfig } from './check-config.ts';
 import { runSync } from './sync-command.ts';
 import { runLinks } from './links-command.ts';
 import { runSamlSp } from './saml-sp-command.ts';
+import { runAudit } from './audit-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
+import { usernameProblem } from '../accounts/normalize-username.ts';
 
 const USAGE = `Usage: keybridge <command> [options]
 
@@ -31,6 +33,9 @@ Commands:
                              register a SAML service provider in the database
   saml-sp list               list SAML service providers (config file and database)
   saml-sp remove <entity-id> remove a SAML service provider from the database
+  audit tail [--type T] [--user U] [--since 1h] [--limit N] [--json] [--follow]
+                             print the newest audit events (50), oldest first; --type login.*
+                             matches a prefix, --since takes 30m, 2d or an ISO time
 
 Options:
   -c, --config <file>        config file (default: $KEYBRIDGE_CONFIG or config/dev.yaml)
@@ -63,6 +68,12 @@ async function main(argv: string[]): Promise<number> {
       'entity-id': { type: 'string' },
       'metadata-file': { type: 'string' },
       'metadata-url': { type: 'string' },
+      type: { type: 'string' },
+      user: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      follow: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -93,6 +104,8 @@ async function main(argv: string[]): Promise<number> {
     case 'ldap':
       if (sub !== 'sync') break;
       return runSync(config, arg);
+    case 'audit':
+      return runAudit(config, sub, { type: values.type, user: values.user, since: values.since, limit: values.limit, json: values.json, follow: values.follow });
     case 'saml-sp':
       return runSamlSp(config, sub, { entityId: values['entity-id'], metadataFile: values['metadata-file'], metadataUrl: values['metadata-url'], name: values.name, target: arg });
     case 'sync':
@@ -100,6 +113,10 @@ async function main(argv: string[]): Promise<number> {
     case 'users':
       if ((sub === 'links' || sub === 'unlink') && arg) return runLinks(config, sub, arg, arg2);
       if (sub !== 'add' || !arg) break;
+      if (usernameProblem(arg)) {
+        console.error(`invalid username: ${usernameProblem(arg)}`);
+        return 2;
+      }
       return withStore(config, async (store) => {
         const password = values['password-stdin'] ? await readStdin() : process.env.KEYBRIDGE_PASSWORD;
         if (!password) {
@@ -130,6 +147,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
+    } else if (String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      // A mistyped flag or a flag without its value: a usage error, not a crash.
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exitCode = 2;
     } else if (err instanceof KeybridgeError && err.expose) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exitCode = 1;

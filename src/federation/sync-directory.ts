@@ -9,6 +9,7 @@ import type { DirectorySync, SyncedUser, UpstreamIdentity } from '../connectors/
 import { followUpstreamProfile, linkIdentity, upstreamData as storedUpstreamData, wantedUsername } from '../accounts/link-identity.ts';
 import { AlreadyExists } from '../errors.ts';
 import { applyMappers, mapsAnything, type Mappers } from '../accounts/identity-mappers.ts';
+import { usernameKey } from '../accounts/normalize-username.ts';
 import type { Store } from '../storage/store.ts';
 import type { FederatedIdentity } from '../storage/types.ts';
 
@@ -133,7 +134,7 @@ async function importNewPage(store: Store, connectorId: string, entries: NewEntr
       const fast: NewEntry[] = [];
       const deferred: NewEntry[] = [];
       for (const entry of entries) {
-        const name = wantedUsername(entry.identity).toLowerCase();
+        const name = usernameKey(wantedUsername(entry.identity));
         const email = entry.identity.email?.toLowerCase();
         if (taken.has(name) || (email && takenEmails.has(email))) {
           deferred.push(entry);
@@ -153,8 +154,8 @@ async function importNewPage(store: Store, connectorId: string, entries: NewEntr
         managedBy: connectorId,
         enabled: !user.blocked,
       })));
-      const byUsername = new Map(users.map((u) => [u.username.toLowerCase(), u]));
-      const created = fast.map((entry) => ({ entry, user: byUsername.get(wantedUsername(entry.identity).toLowerCase())! }));
+      const byUsername = new Map(users.map((u) => [usernameKey(u.username), u]));
+      const created = fast.map((entry) => ({ entry, user: byUsername.get(usernameKey(wantedUsername(entry.identity)))! }));
       await tx.identities.createMany(created.map(({ entry, user }) => ({ userId: user.id, connectorId, subject: entry.identity.subject, ...fields(entry.identity, entry.user, entry.digest, runStart) })));
       await tx.groups.addMemberships(created.flatMap(({ entry, user }) => (entry.identity.groups ?? []).map((group) => ({ userId: user.id, group }))), connectorId);
       await tx.audit.recordMany(created.map(({ entry, user }) => ({ type: 'identity.linked', userId: user.id, connectorId, details: { subject: entry.identity.subject, created: true, via: 'sync' } })));

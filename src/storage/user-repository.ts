@@ -2,10 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { NewUser, User, UserPatch } from './types.ts';
 import { uniquely } from './unique-violation.ts';
+import { InvalidInput } from '../errors.ts';
+import { displayUsername, usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 
 interface Row {
   id: string;
   username: string;
+  /** RFC 8265 comparison key of `username` (unique); lookups go by it. */
+  username_key: string;
   email: string | null;
   email_verified: boolean;
   name: string | null;
@@ -37,7 +41,13 @@ function fromRow(r: Row): User {
 
 function toRow(u: UserPatch): Partial<Row> {
   const row: Partial<Row> = {};
-  if (u.username !== undefined) row.username = u.username;
+  if (u.username !== undefined) {
+    // Every path that writes a username (config, CLI, admin, linking, import) meets this check.
+    const problem = usernameProblem(u.username);
+    if (problem) throw new InvalidInput(`username ${problem}`);
+    row.username = displayUsername(u.username);
+    row.username_key = usernameKey(u.username);
+  }
   if (u.email !== undefined) row.email = u.email;
   if (u.emailVerified !== undefined) row.email_verified = u.emailVerified;
   if (u.name !== undefined) row.name = u.name;
@@ -70,11 +80,11 @@ export class UserRepository {
     return (created as Row[]).map(fromRow);
   }
 
-  /** Which of these usernames are taken (lower-cased), in one query. */
+  /** Which of these usernames are taken, as their keys (`usernameKey`), in one query. */
   async takenUsernames(names: readonly string[]): Promise<Set<string>> {
     if (!names.length) return new Set();
-    const rows = await this.#knex('users').whereIn(this.#knex.raw('lower(username)') as never, names.map((n) => n.toLowerCase())).select(this.#knex.raw('lower(username) as name'));
-    return new Set(rows.map((r: { name: string }) => r.name));
+    const rows = await this.#knex('users').whereIn('username_key', names.map(usernameKey)).select('username_key');
+    return new Set(rows.map((r: { username_key: string }) => r.username_key));
   }
 
   /** Which of these emails are taken (lower-cased), in one query. */
@@ -100,8 +110,9 @@ export class UserRepository {
     return row ? { user: fromRow(row), groups: row.groups ?? [] } : null;
   }
 
+  /** By the username's key: `Zoë`, `ZOË` and the decomposed `zoe\u0308` find the same user. */
   async findByUsername(username: string): Promise<User | null> {
-    const row = await this.#knex<Row>('users').whereRaw('lower(username) = lower(?)', [username]).first();
+    const row = await this.#knex<Row>('users').where({ username_key: usernameKey(username) }).first();
     return row ? fromRow(row) : null;
   }
 
@@ -110,9 +121,12 @@ export class UserRepository {
     return row ? fromRow(row) : null;
   }
 
-  /** Username first, then email: a username that looks like someone's email wins. */
+  /**
+   * An identifier with `@` is an email, anything else a username. No username contains `@`, so
+   * one account's username can never shadow another account's email.
+   */
   async findForLogin(login: string): Promise<User | null> {
-    return (await this.findByUsername(login)) ?? (login.includes('@') ? this.findByEmail(login) : null);
+    return login.includes('@') ? this.findByEmail(login) : this.findByUsername(login);
   }
 
   async update(id: string, patch: UserPatch): Promise<User | null> {
