@@ -311,4 +311,43 @@ describe('authorization code flow through the real login form', () => {
     assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
     assert.match(page.headers.get('cache-control') ?? '', /no-store/);
   });
+
+  test('resource JWT access tokens live 5 minutes by default and introspect from their own verification', async () => {
+    const svc = await oidc.discovery(new URL(broker.issuer), 'svc', 'svc-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests] });
+    const { access_token: jwt } = await oidc.clientCredentialsGrant(svc, { scope: 'read', resource: 'https://api.example.test' });
+    const claims = decodeJwt(jwt);
+    assert.equal(claims.exp! - claims.iat!, 300, 'tokens.resourceAccessToken');
+
+    // The token's own client, and any other confidential client (oidc-provider's rule for its own tokens).
+    for (const caller of [svc, rp]) {
+      const intro = await oidc.tokenIntrospection(caller, jwt);
+      assert.equal(intro.active, true);
+      assert.equal(intro.client_id, 'svc');
+      assert.equal(intro.scope, 'read');
+      assert.equal(intro.aud, 'https://api.example.test');
+      assert.equal(intro.token_type, 'Bearer');
+      assert.equal(intro.exp, claims.exp);
+      assert.equal(intro.iat, claims.iat);
+      assert.equal(intro.sub, claims.sub);
+    }
+    // A public client learns nothing about another client's token.
+    assert.equal((await oidc.tokenIntrospection(spa, jwt)).active, false);
+    // A forged or altered JWT is inactive, not an error.
+    const [h, p, sig] = jwt.split('.');
+    const forgedPayload = Buffer.from(JSON.stringify({ ...claims, scope: 'read write' })).toString('base64url');
+    assert.equal((await oidc.tokenIntrospection(svc, `${h}.${forgedPayload}.${sig}`)).active, false);
+    assert.equal((await oidc.tokenIntrospection(svc, `${h}.${p}.${sig.slice(0, -4)}AAAA`)).active, false);
+    // Without client authentication there is no answer at all.
+    const anonymous = await fetch(`${broker.issuer}/token/introspection`, { method: 'POST', body: new URLSearchParams({ token: jwt }) });
+    assert.ok([400, 401].includes(anonymous.status), String(anonymous.status));
+    assert.ok(((await anonymous.json()) as { error?: string }).error, 'an error, not an introspection answer');
+
+    // A user's JWT for a resource carries the user as sub.
+    const { tokens } = await codeFlow(rp, { resource: 'https://api.example.test', scope: 'openid read' });
+    const user = await oidc.tokenIntrospection(rp, tokens.access_token);
+    assert.equal(user.active, true);
+    assert.equal(user.sub, aliceId);
+    assert.equal(user.client_id, 'rp');
+    assert.equal(decodeJwt(tokens.access_token).exp! - decodeJwt(tokens.access_token).iat!, 300);
+  });
 });
