@@ -21,6 +21,7 @@ import { linkIdentity, linkToUser, resolveIdentity, type LinkOptions } from '../
 import { tokenBinding, type TokenCipher } from '../accounts/token-cipher.ts';
 import { applyMappers } from '../accounts/identity-mappers.ts';
 import { InvalidSession, KeybridgeError } from '../errors.ts';
+import type { RateLimits, Verdict } from '../limits/rate-limits.ts';
 
 export interface InteractionDependencies {
   provider: Provider;
@@ -38,6 +39,8 @@ export interface InteractionDependencies {
   initiateLoginUris: ReadonlyMap<string, string>;
   /** Cookies marked Secure (an https issuer). */
   secureCookies: boolean;
+  /** Brute-force and per-IP limits on the password forms. */
+  limits: RateLimits;
 }
 
 /** What the person is told for each failure; details go to the log and the audit trail. */
@@ -87,7 +90,20 @@ interface UpstreamAttempt {
   /** `confirm-link`: this upstream login is the person proving they own a pending link's account. */
   purpose?: 'login' | 'confirm-link';
   /** Set once the upstream came back: what to hand to the interaction. */
-  outcome?: Outcome;
+  outcome?: Outcome | UpstreamReturn;
+}
+
+/**
+ * What a redirect connector's callback keeps for the browser that started the login: the
+ * validated upstream identity only. Linking (which may create a user) waits until that browser
+ * proves itself with its interaction cookie, so a callback URL carried to another browser
+ * creates nothing.
+ */
+interface UpstreamReturn {
+  kind: 'upstream';
+  identity: UpstreamIdentity;
+  /** The identity's upstream tokens, already encrypted (never kept in plaintext here); absent: none kept. */
+  tokens?: string | null;
 }
 
 /** A new upstream identity waiting for the person to prove they own the local account it would join. */
@@ -275,6 +291,40 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     throw new KeybridgeError('unsupported_prompt', 'This sign-in step is not supported.', { status: 400, expose: true, detail: { prompt: details.prompt.name } });
   });
 
+  /** "in 8 seconds", "in 15 minutes": how long a throttled person waits. */
+  const waitText = (seconds: number) => (seconds < 90 ? `${seconds} second${seconds === 1 ? '' : 's'}` : `${Math.ceil(seconds / 60)} minutes`);
+
+  /**
+   * The per-IP budget of the password forms, then the account's own counter (the same for
+   * accounts that do not exist). Returns the refusal to show, or null to go on and check the
+   * password.
+   */
+  async function passwordThrottle(ctx: Context, connectorId: string, login: string, clientId: string): Promise<{ error: string; verdict: Verdict } | null> {
+    const ip = await deps.limits.hitIp('login', ctx.ip);
+    if (!ip.allowed) {
+      if (ip.firstRefusal) await store.audit.record({ type: 'login.throttled', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { scope: 'ip', budget: 'login' } });
+      return { error: `Too many sign-in attempts from your network. Try again in ${waitText(ip.retryAfterSeconds)}.`, verdict: ip };
+    }
+    if (!login) return null;
+    const account = await deps.limits.accountAttempt(connectorId, login);
+    if (account.allowed) return null;
+    if (account.firstRefusal) await store.audit.record({ type: 'account.locked', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { username: login.slice(0, 256) } });
+    await store.audit.record({ type: 'login.throttled', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { scope: 'account', username: login.slice(0, 256) } });
+    logger.info({ connector: connectorId, retryAfter: account.retryAfterSeconds }, 'login throttled');
+    return { error: `Too many failed sign-in attempts for this account. Try again in ${waitText(account.retryAfterSeconds)}.`, verdict: account };
+  }
+
+  /** After the connector answered: count a wrong password, forget the failures on success. */
+  async function recordPasswordResult(ctx: Context, connectorId: string, login: string, clientId: string, result: LoginResult | null): Promise<void> {
+    if (result?.ok) return deps.limits.accountSuccess(connectorId, login);
+    if (!result || result.reason !== 'invalid_credentials') return deps.limits.accountNeutral(connectorId, login);
+    const { locked, failures } = await deps.limits.accountFailure(connectorId, login);
+    if (locked) {
+      logger.warn({ connector: connectorId, failures }, 'account locked after repeated failed sign-ins');
+      await store.audit.record({ type: 'account.locked', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { username: login.slice(0, 256), failures } });
+    }
+  }
+
   router.post('/interaction/:uid/login', async (ctx) => {
     const { details, form } = await loadForm(ctx, 'login');
     const clientId = details.params.client_id as string;
@@ -285,7 +335,13 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     }
     const username = (form.username ?? '').trim();
     const password = form.password ?? '';
-    if (!username || !password || username.length > 256 || password.length > 1024) {
+    const valid = username && password && username.length <= 256 && password.length <= 1024;
+    const throttled = await passwordThrottle(ctx, registered.id, valid ? username : '', clientId);
+    if (throttled) {
+      ctx.set('Retry-After', String(throttled.verdict.retryAfterSeconds));
+      return renderLogin(ctx, details.uid, clientId, { error: throttled.error, username: username.slice(0, 256), selected: registered.id, status: 429 });
+    }
+    if (!valid) {
       return renderLogin(ctx, details.uid, clientId, { error: 'Enter your username and password.', username: username.slice(0, 256), selected: registered.id, status: 400 });
     }
 
@@ -293,6 +349,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     try {
       result = await registered.connector.login(username, password);
     } catch (err) {
+      await deps.limits.accountNeutral(registered.id, username);
       logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
       await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username } });
       return renderLogin(ctx, details.uid, clientId, {
@@ -300,6 +357,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       });
     }
 
+    await recordPasswordResult(ctx, registered.id, username, clientId, result);
     if (!result.ok) {
       logger.info({ connector: registered.id, interaction: details.uid, reason: result.reason, detail: result.detail }, 'login failed');
       await store.audit.record({ type: 'login.failure', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username, reason: result.reason } });
@@ -331,10 +389,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
    * records the login; refuses disabled users. A policy that needs the person's confirmation
    * leaves a PendingLink for this interaction and links nothing yet.
    */
-  async function linkLogin(ctx: Context, uid: string, upstream: UpstreamIdentity, registered: RegisteredConnector, clientId: string | null, defaultAmr: string[]): Promise<Outcome> {
+  async function linkLogin(ctx: Context, uid: string, upstream: UpstreamIdentity, registered: RegisteredConnector, clientId: string | null, defaultAmr: string[], sealed?: { tokens?: string | null }): Promise<Outcome> {
     const identity: UpstreamIdentity = { ...upstream, connectorId: registered.id };
     const connectorId = registered.id;
-    const tokens = sealTokens(identity, registered);
+    // `sealed`: the tokens were encrypted when the upstream answered (UpstreamReturn).
+    const tokens = sealed ? sealed.tokens : sealTokens(identity, registered);
     // How the broker authenticated (pwd; fed for an upstream) plus what the upstream reports it
     // did (its own pwd, mfa, hwk...), so apps can see an upstream's MFA.
     const amr = [...new Set([...defaultAmr, ...(identity.amr ?? [])])];
@@ -422,7 +481,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       throw new InvalidSession('This sign-in response is invalid, expired or was already used. Start again from the application.');
     }
     const registered = deps.registry().get(connectorId);
-    let outcome: Outcome;
+    let outcome: Outcome | UpstreamReturn;
     if (!registered || registered.connector.kind !== 'redirect') {
       outcome = { kind: 'failed', reason: 'upstream_error' };
     } else {
@@ -440,10 +499,10 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         logger.info({ connector: connectorId, interaction: stored.uid, reason: result.reason, detail: result.detail }, 'upstream login failed');
         await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason, detail: auditDetail(result.detail) } });
         outcome = { kind: 'failed', reason: result.reason };
-      } else if (stored.purpose === 'confirm-link') {
-        outcome = { kind: 'proof', userId: await ownerOf({ ...result.identity, connectorId }), amr: ['fed', ...(result.identity.amr ?? [])] };
       } else {
-        outcome = await linkLogin(ctx, stored.uid, result.identity, registered, null, ['fed']);
+        // Nothing is linked or looked up yet: that waits for the browser that started the login.
+        const identity: UpstreamIdentity = { ...result.identity, connectorId };
+        outcome = { kind: 'upstream', identity: { ...identity, tokens: undefined }, tokens: sealTokens(identity, registered) };
       }
     }
     // The outcome waits, single use, for the browser that holds this interaction's cookie.
@@ -526,6 +585,23 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       if (stored.purpose === 'confirm-link') return renderLink(ctx, details.uid, clientId, { error: unavailable(name), status: 503 });
       return renderLogin(ctx, details.uid, clientId, { error: unavailable(name), status: 503 });
     }
+    if (outcome.kind === 'upstream') {
+      // The interaction cookie proved this is the browser that started the login: only now is
+      // the identity linked (or looked up, for a link proof). Taken once, also under a race.
+      const taken = `taken.${ctx.params.state}`;
+      await deps.upstreamAttempts.upsert(taken, {} as AdapterPayload, ATTEMPT_TTL);
+      if (!(await deps.upstreamAttempts.claim(taken))) throw new InvalidSession();
+      const registered = deps.registry().get(stored.connectorId);
+      if (!registered) return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+      const amr = ['fed', ...(outcome.identity.amr ?? [])];
+      if (stored.purpose === 'confirm-link') return acceptProof(ctx, details.uid, clientId, await ownerOf(outcome.identity), amr, stored.connectorId, 'upstream');
+      const linked = await linkLogin(ctx, details.uid, outcome.identity, registered, clientId, ['fed'], { tokens: outcome.tokens });
+      if (linked.kind === 'failed') return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[linked.reason], status: 401 });
+      if (linked.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
+      if (linked.kind !== 'signed-in') throw new InvalidSession();
+      return finishLogin(ctx, linked, stored.connectorId);
+    }
+    // Outcomes stored by an earlier version, which linked at the callback (attempts live 10 minutes).
     if (outcome.kind === 'confirm') return renderLink(ctx, details.uid, clientId);
     if (outcome.kind === 'proof') return acceptProof(ctx, details.uid, clientId, outcome.userId, outcome.amr, stored.connectorId, 'upstream');
     return finishLogin(ctx, outcome, stored.connectorId);
@@ -623,13 +699,20 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (!method || !registered || registered.connector.kind !== 'password' || !password || password.length > 1024) {
       return renderLink(ctx, details.uid, clientId, { error: 'Enter the password of this account.', status: 400 });
     }
+    const throttled = await passwordThrottle(ctx, registered.id, method.login, clientId);
+    if (throttled) {
+      ctx.set('Retry-After', String(throttled.verdict.retryAfterSeconds));
+      return renderLink(ctx, details.uid, clientId, { error: throttled.error, status: 429 });
+    }
     let result: LoginResult;
     try {
       result = await registered.connector.login(method.login, password);
     } catch (err) {
+      await deps.limits.accountNeutral(registered.id, method.login);
       logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
       return renderLink(ctx, details.uid, clientId, { error: unavailable(registered.name), status: 503 });
     }
+    await recordPasswordResult(ctx, registered.id, method.login, clientId, result);
     if (!result.ok) {
       await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: pending.candidateUserId, clientId, connectorId: registered.id, ip: ctx.ip, details: { reason: result.reason, stage: 'link' } });
       if (result.reason !== 'invalid_credentials') return renderLink(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], status: 401 });

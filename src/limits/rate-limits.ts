@@ -1,0 +1,216 @@
+// Brute-force and rate limits (rate-limiter-flexible). Counters that must hold across instances
+// (per-account failures, per-IP login and callback budgets, per-IP token failures) live in the
+// database (`rate_limits`, migration 0005) or in Redis when `redis.url` is set; should that store
+// fail, each counter falls back to the instance's memory rather than failing the request. The
+// per-IP request budget of the token endpoints is counted in memory only, so the hot path never
+// pays a round trip for it.
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+import { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type IRateLimiterStoreOptions } from 'rate-limiter-flexible';
+import type { Config } from '../config/schema.ts';
+
+export type IpBudget = 'login' | 'callback' | 'token';
+
+/** Whether a request may go on; when not, how long until it may (whole seconds, at least 1). */
+export interface Verdict {
+  allowed: boolean;
+  retryAfterSeconds: number;
+  /** True for the first refusal of a blocking period (what gets audited, once). */
+  firstRefusal: boolean;
+}
+
+/** What a failed password attempt did to the account's counter. */
+export interface FailureOutcome {
+  /** This failure started a lockout. */
+  locked: boolean;
+  failures: number;
+}
+
+export interface RateLimits {
+  readonly enabled: boolean;
+  /** Counts one request against an IP budget. */
+  hitIp(budget: IpBudget, ip: string): Promise<Verdict>;
+  /** Counts a failed token-endpoint request of an IP (bad client, grant or code), shared by every instance. */
+  tokenFailure(ip: string): Promise<void>;
+  /** Before a password is checked: counts the attempt, refuses while the account backs off or is locked. */
+  accountAttempt(connectorId: string, username: string): Promise<Verdict>;
+  /** The password was wrong (or the account unknown: counted the same). */
+  accountFailure(connectorId: string, username: string): Promise<FailureOutcome>;
+  /** The attempt ended without a verdict on the password (upstream down): it does not count. */
+  accountNeutral(connectorId: string, username: string): Promise<void>;
+  /** A successful login forgets the failures. */
+  accountSuccess(connectorId: string, username: string): Promise<void>;
+  /** Deletes expired counters (database store); returns how many. */
+  sweep(): Promise<number>;
+  close(): Promise<void>;
+}
+
+const ALLOW: Verdict = { allowed: true, retryAfterSeconds: 0, firstRefusal: false };
+const refuse = (ms: number, firstRefusal: boolean): Verdict => ({ allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)), firstRefusal });
+
+/**
+ * The account part of a counter key: the username as a person would type it in any spelling
+ * (Unicode compatibility forms, case), hashed so keys stay short and carry no personal data.
+ */
+export function accountKey(connectorId: string, username: string): string {
+  const folded = username.normalize('NFKC').trim().toLowerCase();
+  return `${connectorId}:${createHash('sha256').update(folded).digest('base64url')}`;
+}
+
+/** Node's `consume` rejects with the result once over budget; this returns it either way. */
+async function consume(limiter: RateLimiterAbstract, key: string, points = 1): Promise<RateLimiterRes> {
+  try {
+    return await limiter.consume(key, points);
+  } catch (err) {
+    if (err instanceof RateLimiterRes) return err;
+    throw err;
+  }
+}
+
+type StoreOptions = Omit<IRateLimiterStoreOptions, 'storeClient'>;
+
+/** Builds shared counters on Redis or on the database; memory insures each against store failures. */
+function sharedStore(config: Config, knex: Knex, logger: Logger): { make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; close(): Promise<void> } {
+  if (config.redis.url) {
+    const redis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
+    let warned = false;
+    redis.on('error', (err: Error) => {
+      if (!warned) logger.warn({ err: err.message }, 'rate-limit store (Redis) unavailable: counting in memory until it is back');
+      warned = true;
+    });
+    redis.on('ready', () => (warned = false));
+    return {
+      make: (opts) => new RateLimiterRedis({ ...opts, storeClient: redis, rejectIfRedisNotReady: true, insuranceLimiter: new RateLimiterMemory(opts) }),
+      sweep: async () => 0,
+      close: async () => {
+        redis.disconnect();
+      },
+    };
+  }
+  // rate-limiter-flexible's PostgreSQL store sends `{ text, values }` with $n placeholders; knex
+  // (pg and PGlite alike, with the pool's timeouts) takes `?` in order of appearance.
+  const client = {
+    async query(q: { text: string; values?: unknown[] }) {
+      const values: unknown[] = [];
+      const sql = q.text.replace(/\$(\d+)/g, (_m, n: string) => {
+        values.push(q.values?.[Number(n) - 1]);
+        return '?';
+      });
+      return knex.raw(sql, values as Knex.RawBinding[]);
+    },
+  };
+  return {
+    make: (opts) =>
+      new RateLimiterPostgres({ ...opts, storeClient: client, storeType: 'client', tableName: 'rate_limits', tableCreated: true, clearExpiredByTimeout: false, insuranceLimiter: new RateLimiterMemory(opts) }),
+    sweep: async () => (await knex('rate_limits').where('expire', '<', Date.now() - 60_000).delete()) as number,
+    close: async () => {},
+  };
+}
+
+/** Remembers, per instance, the IPs that the shared token-failure counter has blocked. */
+class BlockedIps {
+  readonly #until = new Map<string, number>();
+  static readonly MAX = 100_000;
+
+  blockedFor(ip: string): number {
+    const until = this.#until.get(ip);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left <= 0) this.#until.delete(ip);
+    return Math.max(left, 0);
+  }
+
+  add(ip: string, ms: number): void {
+    if (this.#until.size >= BlockedIps.MAX) this.#until.clear();
+    this.#until.set(ip, Date.now() + ms);
+  }
+}
+
+const DISABLED: RateLimits = {
+  enabled: false,
+  hitIp: async () => ALLOW,
+  tokenFailure: async () => {},
+  accountAttempt: async () => ALLOW,
+  accountFailure: async () => ({ locked: false, failures: 0 }),
+  accountNeutral: async () => {},
+  accountSuccess: async () => {},
+  sweep: async () => 0,
+  close: async () => {},
+};
+
+export function createRateLimits(config: Config, knex: Knex, logger: Logger): RateLimits {
+  const { limits } = config;
+  if (!limits.enabled) return DISABLED;
+  const store = sharedStore(config, knex, logger);
+  const budget = (name: string, b: { points: number; durationSeconds: number; blockSeconds: number }): StoreOptions => ({ keyPrefix: `kb:${name}`, points: b.points, duration: b.durationSeconds, blockDuration: b.blockSeconds });
+
+  const ipLimiters: Record<IpBudget, RateLimiterAbstract> = {
+    login: store.make(budget('ip-login', limits.ip.login)),
+    callback: store.make(budget('ip-callback', limits.ip.callback)),
+    token: new RateLimiterMemory(budget('ip-token', limits.ip.token)),
+  };
+  const tokenFailures = store.make(budget('ip-token-fail', limits.ip.tokenFailures));
+  const blockedIps = new BlockedIps();
+
+  const a = limits.account;
+  // Every attempt that does not succeed counts; the attempt past `lockoutFailures` locks.
+  const attempts = store.make({ keyPrefix: 'kb:acct', points: a.lockoutFailures, duration: a.failureWindowSeconds, blockDuration: a.lockoutSeconds });
+  // After `freeFailures`, each failure makes the next attempt wait 2^n seconds.
+  const backoff = store.make({ keyPrefix: 'kb:acct-wait', points: 1, duration: a.maxBackoffSeconds });
+
+  return {
+    enabled: true,
+
+    async hitIp(name, ip) {
+      const limiter = ipLimiters[name];
+      if (name === 'token') {
+        const blocked = blockedIps.blockedFor(ip);
+        if (blocked > 0) return refuse(blocked, false);
+      }
+      const res = await consume(limiter, ip);
+      return res.consumedPoints > limiter.points ? refuse(res.msBeforeNext, res.consumedPoints === limiter.points + 1) : ALLOW;
+    },
+
+    async tokenFailure(ip) {
+      const res = await consume(tokenFailures, ip);
+      if (res.consumedPoints > tokenFailures.points) blockedIps.add(ip, res.msBeforeNext);
+    },
+
+    async accountAttempt(connectorId, username) {
+      const key = accountKey(connectorId, username);
+      const res = await consume(attempts, key);
+      if (res.consumedPoints > attempts.points) return refuse(res.msBeforeNext, res.consumedPoints === attempts.points + 1);
+      const wait = await backoff.get(key);
+      if (wait && wait.consumedPoints > backoff.points) return refuse(wait.msBeforeNext, false);
+      return ALLOW;
+    },
+
+    async accountFailure(connectorId, username) {
+      const key = accountKey(connectorId, username);
+      const res = await attempts.get(key);
+      const failures = res?.consumedPoints ?? 0;
+      const over = failures - a.freeFailures;
+      if (over > 0 && failures < a.lockoutFailures) await backoff.block(key, Math.min(2 ** (over - 1), a.maxBackoffSeconds));
+      // The attempt that reaches the limit locks at once (the next one would too, one try later).
+      if (failures >= a.lockoutFailures) {
+        await attempts.block(key, a.lockoutSeconds);
+        return { locked: true, failures };
+      }
+      return { locked: false, failures };
+    },
+
+    async accountNeutral(connectorId, username) {
+      await attempts.reward(accountKey(connectorId, username), 1);
+    },
+
+    async accountSuccess(connectorId, username) {
+      const key = accountKey(connectorId, username);
+      await Promise.all([attempts.delete(key), backoff.delete(key)]);
+    },
+
+    sweep: () => store.sweep(),
+    close: () => store.close(),
+  };
+}
