@@ -36,6 +36,19 @@ const LEASE_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Seconds a client is asked to wait before retrying a refresh the upstream could not answer. */
+const RETRY_AFTER_SECONDS = 30;
+
+/**
+ * The refresh cannot be decided now (the upstream is down, or another refresh of the same
+ * identity holds it): 503 with Retry-After, where oidc-provider's TemporarilyUnavailable would
+ * answer 400 and read as "this client's request is wrong". The refresh token stays usable.
+ */
+function temporarilyUnavailable(ctx: KoaContextWithOIDC, description: string): Error {
+  ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+  return Object.assign(new errors.TemporarilyUnavailable(description), { status: 503, statusCode: 503 });
+}
+
 export interface RefreshCheckDependencies {
   store: Store;
   registry: () => ConnectorRegistry;
@@ -66,13 +79,13 @@ export function createRefreshCheck(deps: RefreshCheckDependencies): RefreshCheck
    * upstream revoke the whole grant. A waiter that finds the identity confirmed while it waited
    * takes that answer instead of asking the upstream again.
    */
-  async function asOwner<T>(federatedIdentityId: string, run: (confirmedWhileWaiting: boolean) => Promise<T>): Promise<T> {
+  async function asOwner<T>(ctx: KoaContextWithOIDC, federatedIdentityId: string, run: (confirmedWhileWaiting: boolean) => Promise<T>): Promise<T> {
     const lease = `refresh:${federatedIdentityId}`;
     const holder = randomUUID();
     const since = new Date();
     let waited = false;
     for (let delay = 20; !(await store.leases.acquire(lease, holder, LEASE_MS)); delay = Math.min(delay * 2, 250)) {
-      if (Date.now() - since.getTime() > OWNER_WAIT_MS) throw new errors.TemporarilyUnavailable('another refresh of this sign-in is in progress; try again');
+      if (Date.now() - since.getTime() > OWNER_WAIT_MS) throw temporarilyUnavailable(ctx, 'another refresh of this sign-in is in progress; try again');
       waited = true;
       await sleep(delay);
     }
@@ -95,7 +108,7 @@ export function createRefreshCheck(deps: RefreshCheckDependencies): RefreshCheck
     const refresh = registered.connector.refresh;
     if (!refresh) return true;
 
-    return asOwner(known.id, async (confirmedWhileWaiting) => {
+    return asOwner(ctx, known.id, async (confirmedWhileWaiting) => {
       if (confirmedWhileWaiting) return true;
       // Re-read under the lease: a previous owner may have rotated the tokens.
       const fed = await store.identities.findById(known.id);
@@ -124,7 +137,7 @@ export function createRefreshCheck(deps: RefreshCheckDependencies): RefreshCheck
         result = await refresh.call(registered.connector, identity, { authenticatedAt: login.authenticatedAt });
       } catch (err) {
         logger.warn({ err, connector: login.connectorId }, 'connector refresh failed');
-        throw new errors.TemporarilyUnavailable(`${registered.name} is unavailable; try again later`);
+        throw temporarilyUnavailable(ctx, `${registered.name} is unavailable; try again later`);
       }
       if (!result.ok) {
         logger.info({ connector: login.connectorId, reason: result.reason, detail: result.detail }, 'upstream refused the refresh');

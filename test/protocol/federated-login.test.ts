@@ -408,4 +408,43 @@ describe('federated login through Keybridge', () => {
     const ok = await signInUpstream(gone, 'acme', users.frank);
     assert.ok(ok.page.url.startsWith(RP));
   });
+
+  test('a refresh while the upstream is down answers 503 with Retry-After; the same refresh token works once it is back', async () => {
+    const { page, verifier } = await signInUpstream(new Browser(broker.issuer), 'acme', users.ann);
+    const tokens = await tokensAt(page, verifier);
+    const refresh = () => fetch(`${broker.issuer}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`rp:${RP_SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }),
+    });
+    await op.setDown(true);
+    let res: Response;
+    try {
+      res = await refresh();
+    } finally {
+      await op.setDown(false);
+    }
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '30');
+    assert.equal(((await res.json()) as { error: string }).error, 'temporarily_unavailable');
+    // Nothing was spent or revoked by the outage: the same refresh token works now.
+    const back = await refresh();
+    assert.equal(back.status, 200);
+    assert.ok(((await back.json()) as { access_token?: string }).access_token);
+  });
+
+  test('a callback carried to another browser links nothing: no user, no federated identity, no identity.linked', async () => {
+    const before = await userCount();
+    const linked = async () => (await broker.store.audit.list({ type: 'identity.linked', limit: 1000 })).length;
+    const linkedBefore = await linked();
+    // hal has never signed in through acme, so completing this callback would create a user.
+    const who = users.hal;
+    const { callback } = await viaUpstream(new Browser(broker.issuer), 'acme', who);
+    const elsewhere = await new Browser(broker.issuer).go(callback);
+    assert.equal(elsewhere.status, 400);
+    assert.ok(!elsewhere.url.startsWith(RP));
+    assert.equal(await broker.store.identities.find('acme', who.id), null, 'no federated identity');
+    assert.equal(await userCount(), before, 'no user');
+    assert.equal(await linked(), linkedBefore, 'no identity.linked event');
+  });
 });

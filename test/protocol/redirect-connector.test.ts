@@ -125,7 +125,8 @@ describe('redirect connectors', () => {
     assert.deepEqual(refreshed.claims()!.groups, ['upstream-admins'], 'new groups in the new ID token');
 
     directory.down = true;
-    await assert.rejects(oidc.refreshTokenGrant(rp, refreshed.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'temporarily_unavailable');
+    // 503 (not an OAuth error body to openid-client, which reads only 4xx bodies as errors).
+    await assert.rejects(oidc.refreshTokenGrant(rp, refreshed.refresh_token!), (err: Error & { cause?: unknown }) => err.cause instanceof Response && err.cause.status === 503);
     directory.down = false;
     assert.equal((await oidc.tokenIntrospection(rp, refreshed.access_token)).active, true, 'an outage revokes nothing');
 
@@ -183,5 +184,44 @@ describe('redirect connectors', () => {
     assert.equal(page.status, 401);
     assert.match(page.html, /Sign-in was cancelled/);
     assert.match(page.html, /Continue with Acme SSO/);
+  });
+
+  test('a carried callback creates nothing; the browser that started the login still cannot be signed in by it', async () => {
+    const usersBefore = (await broker.store.users.list({ limit: 1 })).total;
+    const linkedBefore = (await broker.store.audit.list({ type: 'identity.linked', limit: 1000 })).length;
+    const started = new Browser(broker.issuer);
+    const { callback } = await toUpstream(started, 'carried');
+    const other = await new Browser(broker.issuer).go(callback);
+    assert.equal(other.status, 400);
+    assert.equal(await broker.store.identities.find('acme', 'acme:carried'), null, 'no federated identity');
+    assert.equal(await broker.store.users.findByUsername('carried'), null, 'no user');
+    assert.equal((await broker.store.users.list({ limit: 1 })).total, usersBefore);
+    assert.equal((await broker.store.audit.list({ type: 'identity.linked', limit: 1000 })).length, linkedBefore, 'no identity.linked event');
+    // The attempt was single use: the starting browser must begin again.
+    assert.equal((await started.go(callback)).status, 400);
+    assert.equal(await broker.store.users.findByUsername('carried'), null);
+  });
+
+  test('a refresh the connector cannot answer (upstream down) is 503 with Retry-After, not 400', async () => {
+    const browser = new Browser(broker.issuer);
+    const { callback, verifier } = await toUpstream(browser, 'outage');
+    const done = await browser.go(callback);
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: 'st' });
+    const refresh = () => fetch(`${broker.issuer}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from('rp:rp-secret-0123456789abcdef').toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }),
+    });
+    directory.down = true;
+    let res: Response;
+    try {
+      res = await refresh();
+    } finally {
+      directory.down = false;
+    }
+    assert.equal(res.status, 503);
+    assert.ok(Number(res.headers.get('retry-after')) > 0);
+    assert.equal(((await res.json()) as { error: string }).error, 'temporarily_unavailable');
+    assert.equal((await refresh()).status, 200, 'the refresh token survived the outage');
   });
 });
