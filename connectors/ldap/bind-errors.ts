@@ -14,7 +14,11 @@ const AD_SUB_STATUS: Record<string, FailureReason> = {
   '568': 'not_permitted', // too many security ids in the token
   '701': 'account_expired',
   '773': 'password_change_required',
-  '775': 'account_locked',
+  // Locked out: AD (and Samba) answer 775 before they look at the password, so it says nothing
+  // about whether the person knows it. Telling "locked" would confirm to anyone guessing that the
+  // account exists; it is reported like a wrong password (the log keeps the sub-status). The
+  // codes above (533, 701, 773, ...) come only after a correct password.
+  '775': 'invalid_credentials',
 };
 
 /** The AD sub-status in a bind error message, lower-case hex, or null. */
@@ -38,7 +42,7 @@ export function classifyBindError(err: unknown): BindFailure | null {
   const message = err instanceof Error ? err.message : String(err);
   if (code === 49) {
     const sub = adSubStatus(message);
-    if (sub) return { reason: AD_SUB_STATUS[sub] ?? 'invalid_credentials', detail: `bind refused (AD data ${sub})` };
+    if (sub) return { reason: AD_SUB_STATUS[sub] ?? 'invalid_credentials', detail: `bind refused (AD data ${sub}${sub === '775' ? ': locked out' : ''})` };
     return { reason: 'invalid_credentials', detail: 'bind refused (invalid credentials)' };
   }
   if (code === 53) return { reason: 'not_permitted', detail: 'bind refused (unwilling to perform)' };

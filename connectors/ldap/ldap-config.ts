@@ -113,6 +113,13 @@ export const ldapConfigSchema = z
       extraAttributes: z.array(attributeName).max(32).default([]),
       /** The directory's email addresses are managed by administrators: mark them verified. */
       trustEmail: z.boolean().default(false),
+      /**
+       * OpenLDAP ppolicy: the default policy entry (olcPPolicyDefault), read for
+       * pwdLockoutDuration so an expired lockout is not taken for a permanent one at refresh and
+       * import. A user's own pwdPolicySubentry wins. Unset: the one pwdPolicy entry in the naming
+       * context, if there is exactly one; else a lock counts until an administrator clears it.
+       */
+      passwordPolicyDn: dn.optional(),
     }),
     groups: z
       .strictObject({

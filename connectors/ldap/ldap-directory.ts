@@ -7,7 +7,7 @@ import { classifyBindError } from './bind-errors.ts';
 import { ConnectionPool, DirectoryUnavailable, loadCaBundle, type PooledConnection } from './connection-pool.ts';
 import { attributeValues, firstValue, newGroupCache, resolveGroups, type GroupCache } from './group-resolver.ts';
 import type { ResolvedLdapConfig } from './ldap-config.ts';
-import { escapeDnValue, escapeFilterValue, guidToBytes, guidToString } from './ldap-escape.ts';
+import { escapeDnValue, escapeFilterValue, guidToBytes, guidToString, normalizeDn } from './ldap-escape.ts';
 
 /** userAccountControl bits (MS-ADTS 2.2.16). */
 const UAC_ACCOUNTDISABLE = 0x2;
@@ -15,6 +15,30 @@ const UAC_ACCOUNTDISABLE = 0x2;
 const AD_NEVER = new Set(['0', '9223372036854775807']);
 /** FILETIME (100 ns since 1601) of the Unix epoch. */
 const FILETIME_EPOCH = 116444736000000000n;
+/** msDS-User-Account-Control-Computed: locked out now, by the domain's own lockout duration. */
+const UF_LOCKOUT = 0x10;
+/** How long a password policy's lockout duration is remembered. */
+const POLICY_TTL_MS = 60_000;
+/** The "until an administrator unlocks it" value of pwdAccountLockedTime. */
+const PERMANENT_LOCK = /^0000/;
+
+/** An LDAP GeneralizedTime (`20240131120000Z`, fractions and offsets allowed) in ms, or null. */
+export function parseGeneralizedTime(value: string): number | null {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{4})$/.exec(value);
+  if (!m) return null;
+  const [, y, mo, d, h, mi = '0', se = '0', frac = '', zone] = m;
+  let ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(se), Math.round(Number(`0.${frac || '0'}`) * 1000));
+  if (zone !== 'Z') ms -= (zone!.startsWith('-') ? -1 : 1) * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(3, 5))) * 60_000;
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** A search refused for its size: the service account may not see every entry. */
+function sizeLimitReached(err: unknown): never {
+  if ((err as { code?: unknown })?.code === 4) {
+    throw new Error('size limit reached: the service account needs olcLimits (or AD MaxPageSize) high enough to page through every user; see the README on user federation', { cause: err });
+  }
+  throw err;
+}
 
 const BINARY_SUBJECTS = new Set(['objectguid']);
 
@@ -27,6 +51,10 @@ export class LdapDirectory {
   readonly #usedForUserBind = new WeakSet<PooledConnection>();
   /** Group nesting remembered across logins and refreshes, replaced when it gets old. */
   #nesting = { cache: newGroupCache(), born: Date.now() };
+  /** ppolicy entries' pwdLockoutDuration in seconds (null: unreadable), by normalized DN. */
+  readonly #lockoutDurations = new Map<string, { seconds: number | null; at: number }>();
+  /** The default ppolicy entry found in the directory (config wins), once looked for. */
+  #defaultPolicy: { dn: string | null; at: number } | undefined;
 
   constructor(config: ResolvedLdapConfig) {
     this.#config = config;
@@ -47,8 +75,9 @@ export class LdapDirectory {
       if (source.type === 'posix') attrs.add(source.userAttribute);
     }
     // Account state: AD's flags, OpenLDAP ppolicy's lock (operational, so asked for by name).
-    if (config.activeDirectory) ['userAccountControl', 'accountExpires', 'lockoutTime'].forEach((a) => attrs.add(a));
-    else attrs.add('pwdAccountLockedTime');
+    // msDS-User-Account-Control-Computed is constructed: AD applies its own lockout duration.
+    if (config.activeDirectory) ['userAccountControl', 'accountExpires', 'lockoutTime', 'msDS-User-Account-Control-Computed'].forEach((a) => attrs.add(a));
+    else ['pwdAccountLockedTime', 'pwdPolicySubentry'].forEach((a) => attrs.add(a));
     this.#userAttributes = [...attrs];
   }
 
@@ -73,13 +102,14 @@ export class LdapDirectory {
     // are thrown away if the password was wrong.
     const [refused, groups] = await Promise.all([this.#bindAs(found.dn, password), this.#withService((client) => this.#groups(client, found))]);
     if (refused) {
-      // OpenLDAP's ppolicy answers a locked account with a plain 49; its lock attribute tells.
-      if (refused.reason === 'invalid_credentials' && firstValue(found, 'pwdAccountLockedTime')) {
-        return { ok: false, reason: 'account_locked', detail: 'ppolicy lock (pwdAccountLockedTime)' };
-      }
-      return { ok: false, reason: refused.reason, detail: refused.detail };
+      // OpenLDAP's ppolicy refuses a locked account with a plain 49 before it looks at the
+      // password: saying "locked" would tell a stranger with a wrong password that the account
+      // exists. It stays a wrong password for the person; the log knows better.
+      const lock = refused.reason === 'invalid_credentials' && firstValue(found, 'pwdAccountLockedTime');
+      return { ok: false, reason: refused.reason, detail: lock ? `${refused.detail}; the entry has a ppolicy lock (pwdAccountLockedTime)` : refused.detail };
     }
-    const blocked = this.#accountState(found);
+    // The bind succeeded, so the directory's own lockout policy let the person in.
+    const blocked = this.#flagState(found);
     if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
     return { ok: true, identity: this.#toIdentity(found, groups) };
   }
@@ -89,7 +119,7 @@ export class LdapDirectory {
     return this.#withService(async (client) => {
       const entry = await this.#findBySubject(client, subject);
       if (!entry) return { ok: false, reason: 'user_gone', detail: 'no entry with this subject' };
-      const blocked = this.#accountState(entry);
+      const blocked = await this.#accountState(client, entry);
       if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
       return { ok: true, identity: this.#toIdentity(entry, await this.#groups(client, entry)) };
     });
@@ -101,18 +131,19 @@ export class LdapDirectory {
     const pager = await this.pool.dedicated();
     try {
       await this.#ensureService(pager);
-      for await (const page of pager.client.searchPaginated(this.#config.users.baseDn, {
+      const pages = pager.client.searchPaginated(this.#config.users.baseDn, {
         scope: this.#config.users.scope,
         filter: this.#config.userFilter,
         attributes: this.#userAttributes,
         explicitBufferAttributes: this.#bufferAttributes(),
         paged: { pageSize },
-      })) {
+      });
+      for await (const page of withSizeLimit(pages)) {
         const users = page.searchEntries.filter((entry) => this.#subjectOf(entry));
         const out = await this.#withService(async (client) => {
           const resolved = [];
           for (const entry of users) {
-            resolved.push({ identity: this.#toIdentity(entry, await this.#groups(client, entry, cache)), blocked: this.#accountState(entry) });
+            resolved.push({ identity: this.#toIdentity(entry, await this.#groups(client, entry, cache)), blocked: await this.#accountState(client, entry) });
           }
           return resolved;
         });
@@ -127,12 +158,12 @@ export class LdapDirectory {
   async countUsers(pageSize: number): Promise<number> {
     return this.#withService(async (client) => {
       let n = 0;
-      for await (const page of client.searchPaginated(this.#config.users.baseDn, {
+      for await (const page of withSizeLimit(client.searchPaginated(this.#config.users.baseDn, {
         scope: this.#config.users.scope,
         filter: this.#config.userFilter,
         attributes: ['1.1'],
         paged: { pageSize },
-      })) n += page.searchEntries.length;
+      }))) n += page.searchEntries.length;
       return n;
     });
   }
@@ -144,7 +175,7 @@ export class LdapDirectory {
       for (const source of this.#config.groupSources) {
         if (source.type === 'memberOf') continue;
         const attr = this.#config.groupNameAttribute;
-        for await (const page of client.searchPaginated(source.baseDn, { filter: source.filter, attributes: [attr], paged: { pageSize } })) {
+        for await (const page of withSizeLimit(client.searchPaginated(source.baseDn, { filter: source.filter, attributes: [attr], paged: { pageSize } }))) {
           for (const e of page.searchEntries) names.add(firstValue(e, attr) ?? e.dn);
         }
       }
@@ -235,7 +266,7 @@ export class LdapDirectory {
       const { searchEntries } = await conn.client.search(dn, { scope: 'base', attributes: this.#userAttributes, explicitBufferAttributes: this.#bufferAttributes() });
       const entry = searchEntries[0];
       if (!entry || !this.#subjectOf(entry)) return { ok: false, reason: 'upstream_error', detail: `cannot read ${this.#config.subjectAttribute} of the bound user` };
-      const blocked = this.#accountState(entry);
+      const blocked = this.#flagState(entry);
       if (blocked) return { ok: false, reason: blocked, detail: `entry state: ${blocked}` };
       return { ok: true, identity: this.#toIdentity(entry, await this.#groups(conn.client, entry)) };
     });
@@ -265,8 +296,24 @@ export class LdapDirectory {
     return this.#nesting.cache;
   }
 
-  /** Why a (password-verified or re-read) entry may not sign in, from its own attributes. */
-  #accountState(entry: Entry): FailureReason | null {
+  /**
+   * Why a re-read entry (refresh, import) may not sign in. Lockouts follow the directory's own
+   * policy: AD's computed lockout flag, ppolicy's pwdLockoutDuration.
+   */
+  async #accountState(client: Client, entry: Entry): Promise<FailureReason | null> {
+    const flagged = this.#flagState(entry);
+    if (flagged) return flagged;
+    if (this.#config.activeDirectory) {
+      return Number(firstValue(entry, 'msDS-User-Account-Control-Computed') ?? 0) & UF_LOCKOUT ? 'account_locked' : null;
+    }
+    return (await this.#ppolicyLocked(client, entry)) ? 'account_locked' : null;
+  }
+
+  /**
+   * AD's account flags. Enough after a successful bind: the directory has then already applied
+   * its own lockout policy (an expired ppolicy lock stays on the entry until that bind clears it).
+   */
+  #flagState(entry: Entry): FailureReason | null {
     if (this.#config.activeDirectory) {
       const uac = Number(firstValue(entry, 'userAccountControl') ?? 0);
       if (uac & UAC_ACCOUNTDISABLE) return 'account_disabled';
@@ -275,9 +322,55 @@ export class LdapDirectory {
         const nowFiletime = BigInt(Date.now()) * 10000n + FILETIME_EPOCH;
         if (BigInt(expires) <= nowFiletime) return 'account_expired';
       }
-      return null;
     }
-    return firstValue(entry, 'pwdAccountLockedTime') ? 'account_locked' : null;
+    return null;
+  }
+
+  /** ppolicy's rule: locked while now < pwdAccountLockedTime + pwdLockoutDuration (0: until unlocked). */
+  async #ppolicyLocked(client: Client, entry: Entry): Promise<boolean> {
+    const lockedAt = firstValue(entry, 'pwdAccountLockedTime');
+    if (!lockedAt) return false;
+    const since = PERMANENT_LOCK.test(lockedAt) ? null : parseGeneralizedTime(lockedAt);
+    if (since === null) return true;
+    const policyDn = firstValue(entry, 'pwdPolicySubentry') ?? (await this.#defaultPolicyDn(client));
+    const seconds = policyDn ? await this.#lockoutDuration(client, policyDn) : null;
+    // Unknown policy or duration 0: locked until an administrator unlocks, as ppolicy does for 0.
+    if (!seconds) return true;
+    return Date.now() < since + seconds * 1000;
+  }
+
+  async #lockoutDuration(client: Client, policyDn: string): Promise<number | null> {
+    const key = policyDn.toLowerCase();
+    const cached = this.#lockoutDurations.get(key);
+    if (cached && Date.now() - cached.at < POLICY_TTL_MS) return cached.seconds;
+    const { searchEntries } = await client.search(policyDn, { scope: 'base', filter: '(objectClass=*)', attributes: ['pwdLockoutDuration'] }).catch(() => ({ searchEntries: [] as Entry[] }));
+    const raw = searchEntries[0] ? firstValue(searchEntries[0], 'pwdLockoutDuration') : undefined;
+    const seconds = searchEntries[0] ? (raw && /^\d+$/.test(raw) ? Number(raw) : 0) : null;
+    this.#lockoutDurations.set(key, { seconds, at: Date.now() });
+    return seconds;
+  }
+
+  /**
+   * The configured default policy, or the one pwdPolicy entry in the users' naming context
+   * (ppolicy's own default lives in cn=config, which a service account cannot read).
+   */
+  async #defaultPolicyDn(client: Client): Promise<string | null> {
+    if (this.#config.users.passwordPolicyDn) return this.#config.users.passwordPolicyDn;
+    if (this.#defaultPolicy && Date.now() - this.#defaultPolicy.at < POLICY_TTL_MS) return this.#defaultPolicy.dn;
+    let dn: string | null = null;
+    try {
+      const root = await client.search('', { scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts'] });
+      const users = normalizeDn(this.#config.users.baseDn);
+      const context = attributeValues(root.searchEntries[0] ?? { dn: '' }, 'namingContexts').find((c) => users.endsWith(normalizeDn(c)));
+      if (context) {
+        const { searchEntries } = await client.search(context, { scope: 'sub', filter: '(objectClass=pwdPolicy)', attributes: ['1.1'], sizeLimit: 2 });
+        if (searchEntries.length === 1) dn = searchEntries[0]!.dn;
+      }
+    } catch {
+      dn = null; // two or more policies (size limit), or none readable: no default known
+    }
+    this.#defaultPolicy = { dn, at: Date.now() };
+    return dn;
   }
 
   #subjectOf(entry: Entry): string | null {
@@ -338,6 +431,15 @@ async function tryBind(conn: PooledConnection, dn: string, password: string) {
     const failure = classifyBindError(err);
     if (!failure) throw err;
     return failure;
+  }
+}
+
+/** Pages of a paged search, with a size-limit refusal explained. */
+async function* withSizeLimit<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* pages;
+  } catch (err) {
+    sizeLimitReached(err);
   }
 }
 

@@ -120,11 +120,19 @@ export async function resolveIdentity(store: Store, identity: UpstreamIdentity, 
   const map = mapped(identity, options.mappers);
   const existing = await store.identities.find(identity.connectorId, identity.subject);
   if (existing) {
+    // An import marked this identity blocked (or gone) upstream. The upstream has just let the
+    // person sign in, so that is over: the marker goes, and a user the upstream manages and the
+    // import disabled is enabled again (an administrator's own disable has no marker and stays).
+    const wasBlocked = Boolean(existing.removedAt) || Boolean((existing.data as { blocked?: unknown }).blocked);
     const user = await store.transaction(async (tx) => {
-      await tx.identities.recordLogin(existing.id, { username: identity.username ?? null, email: identity.email ?? null, data: upstreamData(identity), tokens: options.tokens });
+      await tx.identities.recordLogin(existing.id, { username: identity.username ?? null, email: identity.email ?? null, data: upstreamData(identity), tokens: options.tokens, ...(wasBlocked ? { removedAt: null } : {}) });
       if (assertsGroups(identity, options.mappers)) await tx.groups.setMemberships(existing.userId, map.groups, identity.connectorId);
-      const found = await tx.users.findById(existing.userId);
+      let found = await tx.users.findById(existing.userId);
       if (!found) throw userGone();
+      if (wasBlocked && !found.enabled && found.managedBy === identity.connectorId) {
+        found = (await tx.users.update(found.id, { enabled: true })) ?? found;
+        await tx.audit.record({ type: 'user.enabled', userId: found.id, connectorId: identity.connectorId, details: { reason: 'upstream_login', via: 'login' } });
+      }
       return followUpstreamProfile(tx, found, identity);
     });
     return { kind: 'linked', user, federatedIdentityId: existing.id, created: false, claims: map.claims };

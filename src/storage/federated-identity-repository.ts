@@ -84,10 +84,14 @@ export class FederatedIdentityRepository {
     return fromRow(row as Row);
   }
 
-  /** A login through this identity; `tokens` (ciphertext) replaces the stored ones when given. */
-  async recordLogin(id: string, fields: { username?: string | null; email?: string | null; data?: Record<string, unknown>; tokens?: string | null }): Promise<void> {
+  /**
+   * A login through this identity; `tokens` (ciphertext) replaces the stored ones when given;
+   * `removedAt: null` clears an import's "gone upstream" mark (the upstream just let them in).
+   */
+  async recordLogin(id: string, fields: { username?: string | null; email?: string | null; data?: Record<string, unknown>; tokens?: string | null; removedAt?: null }): Promise<void> {
     const now = new Date();
     const update: Record<string, unknown> = { last_login_at: now, checked_at: now };
+    if (fields.removedAt === null) update.removed_at = null;
     if (fields.tokens !== undefined) update.tokens = fields.tokens;
     if (fields.username !== undefined) update.username = fields.username;
     if (fields.email !== undefined) update.email = fields.email;

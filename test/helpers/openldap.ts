@@ -21,6 +21,7 @@ export interface OpenLdapServer {
   baseDn: string;
   adminDn: string; adminPassword: string; // rootDN
   serviceDn: string; servicePassword: string; // read-only bind account
+  limitedDn: string; limitedPassword: string; // read-only too, but olcLimits caps it at 5 entries per search (paged or not)
   dir: string; // private temp folder
   stop(): Promise<void>; // kills slapd by its PID file, waits for exit, removes dir
 }
@@ -30,6 +31,8 @@ const ADMIN_DN = `cn=admin,${BASE}`;
 const ADMIN_PW = 'adminpass';
 const SVC_DN = `cn=svc-broker,ou=services,${BASE}`;
 const SVC_PW = 'svcpass';
+const LIMITED_DN = `cn=svc-limited,ou=services,${BASE}`;
+const LIMITED_PW = 'limitedpass';
 const RELAX = '1.3.6.1.4.1.4203.666.5.12'; // lets the rootDN write NO-USER-MODIFICATION attributes
 const BINS = ['slapd', 'slapadd', 'openssl'];
 
@@ -123,6 +126,7 @@ olcDbDirectory: ${dir}/db
 olcDbMaxSize: 1073741824
 olcDbNoSync: TRUE
 olcSizeLimit: size.soft=500 size.hard=unlimited
+olcLimits: {0}dn.exact="${LIMITED_DN}" size.soft=5 size.hard=5 size.prtotal=5
 olcDbIndex: objectClass eq
 olcDbIndex: uid,mail,cn,memberUid eq,sub
 olcDbIndex: member,uniqueMember,memberOf eq
@@ -172,9 +176,11 @@ async function seed(url: string): Promise<void> {
     const entries: [string, Attrs][] = [
       [BASE, { objectClass: ['dcObject', 'organization'], dc: 'example', o: 'Example Org' }],
       ...['people', 'groups', 'posixgroups', 'services', 'policies', 'contractors'].map(ou),
-      // pwdMaxFailure 0: wrong-password tests never lock anyone out.
-      [`cn=default,ou=policies,${BASE}`, { objectClass: ['device', 'pwdPolicy'], cn: 'default', pwdAttribute: 'userPassword', pwdLockout: 'TRUE', pwdMaxFailure: '0' }],
+      // pwdMaxFailure 0: wrong-password tests never lock anyone out. A lock set by hand
+      // (pwdAccountLockedTime) lasts an hour; 000001010000Z lasts until an administrator clears it.
+      [`cn=default,ou=policies,${BASE}`, { objectClass: ['device', 'pwdPolicy'], cn: 'default', pwdAttribute: 'userPassword', pwdLockout: 'TRUE', pwdMaxFailure: '0', pwdLockoutDuration: '3600' }],
       [SVC_DN, { objectClass: ['applicationProcess', 'simpleSecurityObject'], cn: 'svc-broker', userPassword: ssha(SVC_PW) }],
+      [LIMITED_DN, { objectClass: ['applicationProcess', 'simpleSecurityObject'], cn: 'svc-limited', userPassword: ssha(LIMITED_PW) }],
       person('alice', 1, 'Alice', 'Anderson', { title: 'Engineering Lead', userPassword: ssha('alicepass') }),
       person('bob', 2, 'Bob', 'Brown', { userPassword: ssha('bobpass') }),
       person('carol', 3, 'Carol', 'Clark', { userPassword: ssha('carolpass') }),
@@ -258,7 +264,7 @@ export async function startOpenLdap(): Promise<OpenLdapServer | { skip: string }
         await seed(url).catch(async (err) => { await stop(); throw err; });
         const caFile = path.join(dir, 'tls', 'ca.crt');
         return { url, ldapsUrl, caFile, caPem: await fs.readFile(caFile, 'utf8'), baseDn: BASE, adminDn: ADMIN_DN, adminPassword: ADMIN_PW,
-          serviceDn: SVC_DN, servicePassword: SVC_PW, dir, stop };
+          serviceDn: SVC_DN, servicePassword: SVC_PW, limitedDn: LIMITED_DN, limitedPassword: LIMITED_PW, dir, stop };
       }
       const why = child.exitCode !== null ? `slapd exited with code ${child.exitCode}` : 'no answer within 10 s';
       await kill(dir, child);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { escapeDnValue, escapeFilterValue, firstRdnValue, guidToBytes, guidToString, normalizeDn } from '../../../connectors/ldap/ldap-escape.ts';
 import { adSubStatus, classifyBindError } from '../../../connectors/ldap/bind-errors.ts';
+import { parseGeneralizedTime } from '../../../connectors/ldap/ldap-directory.ts';
 import plugin from '../../../connectors/ldap/index.ts';
 import adPlugin from '../../../connectors/activedirectory/index.ts';
 import { resolveLdapConfig } from '../../../connectors/ldap/ldap-config.ts';
@@ -45,7 +46,8 @@ test('bind errors: AD sub-status codes map to distinct reasons; transport errors
   const table: Record<string, string> = {
     '52e': 'invalid_credentials', '525': 'invalid_credentials', '530': 'not_permitted', '531': 'not_permitted',
     '532': 'password_expired', '533': 'account_disabled', '568': 'not_permitted', '701': 'account_expired',
-    '773': 'password_change_required', '775': 'account_locked', '999': 'invalid_credentials',
+    // 775 (locked out) comes whatever the password: it must not confirm that the account exists.
+    '773': 'password_change_required', '775': 'invalid_credentials', '999': 'invalid_credentials',
   };
   for (const [sub, reason] of Object.entries(table)) {
     const failure = classifyBindError(ad(sub));
@@ -122,4 +124,12 @@ test('a connector that cannot start names its config and the file', async () => 
       return true;
     },
   );
+});
+
+test('GeneralizedTime: ppolicy lock times, fractions and offsets', () => {
+  assert.equal(parseGeneralizedTime('20240131120000Z'), Date.UTC(2024, 0, 31, 12, 0, 0));
+  assert.equal(parseGeneralizedTime('20240131120000.250Z'), Date.UTC(2024, 0, 31, 12, 0, 0, 250));
+  assert.equal(parseGeneralizedTime('20240131140000+0200'), Date.UTC(2024, 0, 31, 12, 0, 0));
+  assert.equal(parseGeneralizedTime('202401311200Z'), Date.UTC(2024, 0, 31, 12, 0, 0));
+  assert.equal(parseGeneralizedTime('yesterday'), null);
 });

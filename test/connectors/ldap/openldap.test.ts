@@ -60,7 +60,10 @@ describe('ldap connector against OpenLDAP', () => {
     { name: 'wrong password', login: 'alice', password: 'wrong', expect: 'invalid_credentials' },
     { name: 'unknown user', login: 'nobody', password: 'x', expect: 'invalid_credentials' },
     { name: 'empty password (would be an unauthenticated bind)', login: 'alice', password: '', expect: 'invalid_credentials' },
-    { name: 'locked by ppolicy', login: 'dave', password: 'davepass', expect: 'account_locked' },
+    // ppolicy refuses a locked account before it checks the password: "locked" would confirm the
+    // account to anyone, so it is a wrong password like any other (the detail names the lock).
+    { name: 'locked by ppolicy, right password', login: 'dave', password: 'davepass', expect: 'invalid_credentials' },
+    { name: 'locked by ppolicy, wrong password', login: 'dave', password: 'wrong', expect: 'invalid_credentials' },
     { name: 'injection: wildcard', login: '*', password: 'alicepass', expect: 'invalid_credentials' },
     { name: 'injection: prefix wildcard', login: 'al*', password: 'alicepass', expect: 'invalid_credentials' },
     { name: 'injection: closing the filter', login: 'alice)(uid=*', password: 'alicepass', expect: 'invalid_credentials' },
@@ -231,6 +234,54 @@ describe('ldap connector against OpenLDAP', () => {
     // Failover: the first URL is down, the second answers.
     const failover = await connector({ url: [`ldap://127.0.0.1:${closedPort}`, ldap.url] });
     expectOk(await failover.login('alice', 'alicepass'));
+  });
+
+  test('ppolicy lockouts follow the directory: an expired lock is no lock at login, refresh and import; a live one is', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const client = await admin();
+    const dn = (uid: string) => `uid=${uid},ou=people,${ldap!.baseDn}`;
+    const RELAX = new Control('1.3.6.1.4.1.4203.666.5.12');
+    // The default policy (the one pwdPolicy entry, found by the connector) locks for 3600 s.
+    const lockedAt = (msAgo: number) => new Date(Date.now() - msAgo).toISOString().replace(/[-:T]/g, '').replace(/\.\d+/, '');
+    try {
+      for (const [uid, when] of [['lena', lockedAt(2 * 3600_000)], ['lars', lockedAt(60_000)]] as const) {
+        await client.add(dn(uid), { objectClass: ['inetOrgPerson'], uid, cn: uid, sn: uid, mail: `${uid}@example.org`, userPassword: ssha(`${uid}pass`) });
+        await client.modify(dn(uid), new Change({ operation: 'add', modification: new Attribute({ type: 'pwdAccountLockedTime', values: [when] }) }), RELAX);
+      }
+      const conn = await connector();
+      const lars = await conn.login('lars', 'larspass');
+      assert.deepEqual([lars.ok, !lars.ok && lars.reason], [false, 'invalid_credentials'], 'a live lock: slapd refuses the bind; said like a wrong password');
+      assert.match(String(!lars.ok && lars.detail), /ppolicy lock/, 'the log knows it was a lock');
+
+      // Re-read by subject before any bind: the expired lock is still on the entry.
+      const entry = await client.search(dn('lena'), { scope: 'base', attributes: ['entryUUID', 'pwdAccountLockedTime'] });
+      const subject = String(entry.searchEntries[0]!.entryUUID);
+      assert.ok(entry.searchEntries[0]!.pwdAccountLockedTime, 'the stale lock attribute is there');
+      expectOk(await conn.refresh!({ connectorId: 'corp', subject }));
+      const listed = [];
+      for await (const page of conn.sync!.listUsers()) listed.push(...page);
+      assert.equal(listed.find((u) => u.identity.username === 'lena')?.blocked, null, 'import: an expired lock does not block');
+      assert.equal(listed.find((u) => u.identity.username === 'lars')?.blocked, 'account_locked', 'import: a live lock does');
+      assert.equal(listed.find((u) => u.identity.username === 'dave')?.blocked, 'account_locked', 'import: 000001010000Z is until unlocked');
+      expectOk(await conn.login('lena', 'lenapass'));
+      // A policy without a duration (or none found) keeps the conservative reading.
+      const noDuration = await connector({ users: { baseDn: `ou=people,${ldap.baseDn}`, passwordPolicyDn: `ou=policies,${ldap.baseDn}` } });
+      const larsEntry = await client.search(dn('lars'), { scope: 'base', attributes: ['entryUUID'] });
+      const refused = await noDuration.refresh!({ connectorId: 'corp', subject: String(larsEntry.searchEntries[0]!.entryUUID) });
+      assert.equal(!refused.ok && refused.reason, 'account_locked');
+    } finally {
+      await client.unbind();
+    }
+  });
+
+  test('a size limit stops a listing with a message that says what to change', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const limited = await connector({ bindDn: ldap.limitedDn, bindPassword: ldap.limitedPassword, sync: { pageSize: 10 } });
+    const listing = async () => {
+      for await (const page of limited.sync!.listUsers()) void page;
+    };
+    await assert.rejects(listing(), /^Error: size limit reached: the service account needs olcLimits \(or AD MaxPageSize\)/);
+    await assert.rejects(limited.sync!.countUsers!(), /size limit reached/);
   });
 
   test('a refused service account is an outage, not a wrong password', async (t) => {
