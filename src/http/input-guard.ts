@@ -83,12 +83,19 @@ function checkBasicAuth(header: string): void {
   if (problem) throw new RejectedInput(`The client credentials ${problem}.`);
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** 413, and the connection is not reused: the rest of the body is never read. */
+function tooLarge(ctx: Context): RejectedInput {
+  ctx.set('Connection', 'close');
+  return new RejectedInput('The request body is too large.', 413);
+}
+
+async function readBody(ctx: Context, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
+  // Not destroyed when reading stops early: the 413 must still reach the client.
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new RejectedInput('The request body is too large.', 413);
+    if (size > limit) throw tooLarge(ctx);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks, size);
@@ -113,10 +120,10 @@ export function inputGuard() {
 
     if (BODY_METHODS.has(ctx.method)) {
       const limit = bodyLimit(ctx.path);
-      if ((ctx.request.length ?? 0) > limit) throw new RejectedInput('The request body is too large.', 413);
+      if ((ctx.request.length ?? 0) > limit) throw tooLarge(ctx);
       const kind = ctx.is('urlencoded', 'json', '+json');
       if (kind && ctx.req.readable) {
-        const body = await readBody(ctx.req, limit);
+        const body = await readBody(ctx, limit);
         if (kind === 'urlencoded') checkEncoded(body.toString('latin1'), 'form');
         else checkJson(body);
         replayBody(ctx.req, body);

@@ -20,6 +20,9 @@ export class DatabaseUnavailable extends errors.TemporarilyUnavailable {
     // A person at /auth gets our "try again" page rather than being bounced to the app.
     self.allow_redirect = false;
     delete self.error_detail;
+    // oidc-provider answers `error: <message>`; knex prefixes the SQL to the message of any
+    // error a query throws. The code stays the message whatever anyone writes to it.
+    Object.defineProperty(this, 'message', { get: () => 'temporarily_unavailable', set: () => {}, enumerable: false, configurable: true });
   }
 }
 
