@@ -5,6 +5,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port.ts';
+import { freshPostgresDatabase } from '../helpers/postgres.ts';
+import { skipLoudly } from '../helpers/skip.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { verifyPassword } from '../../src/accounts/passwords.ts';
@@ -191,5 +193,75 @@ describe('keybridge CLI', () => {
     const r = await run(['frobnicate']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /Usage: keybridge/);
+  });
+});
+
+describe('serve hint and production warnings', () => {
+  let work: string;
+  before(() => {
+    mkdirSync(path.join(ROOT, 'test/.work'), { recursive: true });
+    work = mkdtempSync(path.join(ROOT, 'test/.work', 'cli-hint-'));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  test('serve prints no password and no client secret for a config other than the shipped demo', async (t) => {
+    const db = await freshPostgresDatabase();
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const port = await freePort();
+    const secret = 'Pz4Lq9Wm2Rx7Kc1Vb8Nt5Yh3Gd6Fs0JaQe';
+    // The shipped demo's user and password, in a copy of the config elsewhere: someone's own
+    // config, so nothing of it is printed.
+    const file = path.join(work, 'mine.yaml');
+    writeFileSync(file, [
+      `issuer: http://127.0.0.1:${port}`,
+      `http: { listen: 127.0.0.1:${port} }`,
+      `database: { url: ${db.url} }`,
+      'clients:',
+      `  - { id: portal, secret: ${secret}, redirectUris: [http://127.0.0.1:3000/callback] }`,
+      'users:',
+      '  - { username: demo, password: demo-password-change-me }',
+      'connectors:',
+      '  - { id: local, type: local }',
+    ].join('\n'));
+    try {
+      const started = await run(['serve', '-c', file], { until: /code=CODE/ });
+      assert.ok(started.kill, `did not start: ${started.stderr}`);
+      try {
+        assert.match(started.stdout, /client_id=portal/);
+        assert.match(started.stdout, /curl -s \S+\/token -u 'portal:<client-secret>' -d grant_type=authorization_code/);
+        assert.doesNotMatch(started.stdout, new RegExp(secret), 'the real secret is never printed');
+        assert.doesNotMatch(started.stdout, /Demo user|demo-password-change-me/);
+        // Not production mode, so the production problems are warnings, one line each with the path.
+        assert.match(started.stderr, /^warning: users\[0\]\.password: is a well-known or demo password/m);
+        assert.match(started.stderr, /^warning: issuer: must be an https URL/m);
+      } finally {
+        const stopped = await started.kill!();
+        assert.equal(stopped.code, 0, stopped.stderr);
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+
+  test('serve refuses to start in production mode (NODE_ENV=production) on the shipped demo config, listing every problem', async () => {
+    const r = await run(['serve', '-c', 'config/dev.yaml'], { env: { NODE_ENV: 'production' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /production mode/);
+    for (const p of ['issuer', 'clients\\[1\\]\\.secret', 'users\\[0\\]\\.password']) assert.match(r.stderr, new RegExp(`^  - ${p}: `, 'm'));
+    assert.doesNotMatch(r.stderr, /demo-password-change-me|demo-service-secret-change-me/, 'no value is echoed');
+    assert.doesNotMatch(r.stdout, /Keybridge is running/);
+  });
+
+  test('check-config lists production problems as warnings outside production mode, as errors in it', async () => {
+    const dev = await run(['check-config', '-c', 'config/dev.yaml']);
+    assert.equal(dev.code, 0, dev.stderr);
+    assert.match(dev.stderr, /^warning: clients\[1\]\.secret: .*\(refused in production mode\)$/m);
+    assert.match(dev.stdout, /configuration is valid/);
+    const file = path.join(work, 'prod.yaml');
+    writeFileSync(file, 'mode: production\nissuer: http://id.example.com\nsecrets: { cookieKeys: ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] }\n');
+    const prod = await run(['check-config', '-c', file]);
+    assert.equal(prod.code, 1);
+    assert.match(prod.stderr, /^  - issuer: must be an https URL/m);
+    assert.match(prod.stderr, /^  - secrets\.cookieKeys\[0\]: is not random enough/m);
   });
 });
