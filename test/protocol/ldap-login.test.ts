@@ -10,7 +10,10 @@ import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { startOpenLdap, ssha, type OpenLdapServer } from '../helpers/openldap.ts';
 import { skipLoudly } from '../helpers/skip.ts';
-import { boundClient } from '../helpers/ldap-connector.ts';
+import { boundClient, createDirectoryConnector } from '../helpers/ldap-connector.ts';
+import plugin from '../../connectors/ldap/index.ts';
+import { syncDirectory } from '../../src/federation/sync-directory.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
 import { freePort } from '../helpers/free-port.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
@@ -21,6 +24,7 @@ describe('LDAP login through the broker', () => {
   let skipReason = '';
   let broker: TestBroker;
   let rp: oidc.Configuration;
+  let corpConfig: Record<string, unknown>;
 
   before(async () => {
     const started = await startOpenLdap();
@@ -35,6 +39,7 @@ describe('LDAP login through the broker', () => {
       users: { baseDn: `ou=people,${ldap.baseDn}`, trustEmail: true },
       groups: { sources: [{ type: 'member', baseDn: `ou=groups,${ldap.baseDn}` }, { type: 'posix', baseDn: `ou=posixgroups,${ldap.baseDn}` }] },
     };
+    corpConfig = { url: ldap.url, startTls: true, tls: { caFile: ldap.caFile }, ...directory };
     broker = await startTestBroker({
       config: {
         clients: [{ id: 'rp', secret: SECRET, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] }],
@@ -122,7 +127,9 @@ describe('LDAP login through the broker', () => {
     for (const [username, password, message] of [
       ['alice', 'wrong', 'Invalid username or password.'],
       ['*', 'alicepass', 'Invalid username or password.'],
-      ['dave', 'davepass', 'This account is locked.'],
+      // Locked (ppolicy): said like a wrong password, so a stranger learns nothing.
+      ['dave', 'davepass', 'Invalid username or password.'],
+      ['dave', 'wrong', 'Invalid username or password.'],
     ]) {
       const browser = new Browser(broker.issuer);
       const page = await browser.go((await authorize()).url);
@@ -132,7 +139,7 @@ describe('LDAP login through the broker', () => {
     }
     assert.equal(await broker.store.users.count(), before);
     const failures = await broker.store.audit.list({ type: 'login.failure' });
-    assert.ok(failures.some((e) => e.details.reason === 'account_locked' && e.connectorId === 'corp'));
+    assert.ok(!failures.some((e) => e.details.reason === 'account_locked'), 'no page or audit entry tells a locked account apart');
   });
 
   test('a directory that is down: its login says so, other connectors keep working', async (t) => {
@@ -151,5 +158,81 @@ describe('LDAP login through the broker', () => {
     const local = await browser.submit(down, '/login', { username: 'localadmin', password: 'local-password-1', connector: 'local' });
     assert.equal(local.html, '', `local login went through: ${local.status}`);
     assert.equal((await login('bob', 'bobpass')).claims()!.preferred_username, 'bob');
+  });
+
+  test('directory lifecycle: an import disables a locked user; unlocked upstream, her next login lets her in before any import', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const client = await admin();
+    const dn = `uid=lina,ou=people,${ldap.baseDn}`;
+    const RELAX = new Control('1.3.6.1.4.1.4203.666.5.12');
+    const lock = (at: string) => client.modify(dn, new Change({ operation: 'add', modification: new Attribute({ type: 'pwdAccountLockedTime', values: [at] }) }), RELAX);
+    const unlock = () => client.modify(dn, new Change({ operation: 'delete', modification: new Attribute({ type: 'pwdAccountLockedTime', values: [] }) }), RELAX);
+    const importer = await createDirectoryConnector(plugin as never, 'corp', corpConfig);
+    const importNow = () => syncDirectory(broker.store, 'corp', importer.sync!);
+    const failsWith = async (password: string, message: string) => {
+      const browser = new Browser(broker.issuer);
+      const page = await browser.go((await authorize()).url);
+      const failed = await browser.submit(page, '/login', { username: 'lina', password, connector: 'corp' });
+      assert.equal(failed.status, 401);
+      assert.ok(failed.html.includes(message), `expected "${message}"`);
+    };
+    try {
+      await client.add(dn, { objectClass: ['inetOrgPerson'], uid: 'lina', cn: 'Lina Lock', sn: 'Lock', mail: 'lina@example.org', userPassword: ssha('linapass') });
+      const first = await login('lina', 'linapass');
+      const sub = first.claims()!.sub;
+      await lock('000001010000Z');
+      await importNow();
+      assert.equal((await broker.store.users.findById(sub))?.enabled, false, 'the import disabled her');
+      await failsWith('linapass', 'Invalid username or password.');
+
+      // Unlocked in the directory; no import runs (intervalMinutes 0): her login re-enables her.
+      await unlock();
+      const back = await login('lina', 'linapass');
+      assert.equal(back.claims()!.sub, sub);
+      assert.equal((await broker.store.users.findById(sub))?.enabled, true);
+      const [enabled] = await broker.store.audit.list({ type: 'user.enabled' });
+      assert.deepEqual([enabled?.userId, enabled?.details.reason, enabled?.details.via], [sub, 'upstream_login', 'login']);
+      const after = await importNow();
+      assert.equal(after.disabled, 0);
+      assert.equal((await broker.store.users.findById(sub))?.enabled, true, 'the next import agrees');
+
+      // Locked again: the import still sees it (the login kept nothing stale), and an unlock
+      // seen by an import enables her too.
+      await lock('000001010000Z');
+      await importNow();
+      assert.equal((await broker.store.users.findById(sub))?.enabled, false);
+      await unlock();
+      await importNow();
+      assert.equal((await broker.store.users.findById(sub))?.enabled, true);
+
+      // An administrator's own disable is not undone by a directory login.
+      await broker.store.users.update(sub, { enabled: false });
+      await failsWith('linapass', 'This account is disabled.');
+      assert.equal((await broker.store.users.findById(sub))?.enabled, false);
+      await broker.store.users.update(sub, { enabled: true });
+    } finally {
+      await importer.close?.();
+      await client.unbind();
+    }
+  });
+
+  test('an upstream username that is an email never shadows a local user\'s email', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const client = await admin();
+    const dn = `uid=Pia.Confirm@example.org,ou=people,${ldap.baseDn}`;
+    try {
+      const local = await broker.store.users.create({ username: 'pia', email: 'pia.confirm@example.org', emailVerified: true });
+      await broker.store.credentials.setPassword(local.id, await hashPassword('pia-local-password'));
+      await client.add(dn, { objectClass: ['inetOrgPerson'], uid: 'Pia.Confirm@example.org', cn: 'Pia Upstream', sn: 'Upstream', userPassword: ssha('piapass') });
+      const upstream = await login('Pia.Confirm@example.org', 'piapass');
+      const created = await broker.store.users.findById(upstream.claims()!.sub);
+      assert.equal(created?.username, 'Pia.Confirm', 'the upstream name, made a valid local one');
+      assert.notEqual(created?.id, local.id);
+      const byEmail = await login('pia.confirm@example.org', 'pia-local-password', 'local');
+      assert.equal(byEmail.claims()!.sub, local.id, 'the local user still signs in by her email');
+    } finally {
+      await client.del(dn).catch(() => {});
+      await client.unbind();
+    }
   });
 });
