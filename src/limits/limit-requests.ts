@@ -24,7 +24,9 @@ export const TOO_MANY = 'Too many requests. Wait a moment and try again.';
 /** Answers 429 with Retry-After in the form the caller reads. */
 export function sendTooMany(ctx: Context, renderer: PageRenderer, verdict: Verdict, message = TOO_MANY): void {
   ctx.set('Retry-After', String(verdict.retryAfterSeconds));
-  if (ctx.path === '/device' || ctx.accepts('html', 'json') === 'html') {
+  // API endpoints answer JSON; pages a browser is sent to (device code entry, callbacks, SAML) answer a page.
+  const api = TOKEN_PATHS.has(ctx.path) || ctx.accepts('html', 'json') === 'json';
+  if (!api) {
     sendPage(ctx, renderer, 'error', errorPageContext(429, message, 'too_many_requests'), 429);
     return;
   }

@@ -44,6 +44,8 @@ export interface RateLimits {
   accountSuccess(connectorId: string, username: string): Promise<void>;
   /** Deletes expired counters (database store); returns how many. */
   sweep(): Promise<number>;
+  /** Resolves once the shared store answers (Redis connects in the background), or after a few seconds. */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,7 +74,7 @@ async function consume(limiter: RateLimiterAbstract, key: string, points = 1): P
 type StoreOptions = Omit<IRateLimiterStoreOptions, 'storeClient'>;
 
 /** Builds shared counters on Redis or on the database; memory insures each against store failures. */
-function sharedStore(config: Config, knex: Knex, logger: Logger): { make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; close(): Promise<void> } {
+function sharedStore(config: Config, knex: Knex, logger: Logger): { make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; ready(): Promise<void>; close(): Promise<void> } {
   if (config.redis.url) {
     const redis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
     let warned = false;
@@ -84,6 +86,18 @@ function sharedStore(config: Config, knex: Knex, logger: Logger): { make(opts: S
     return {
       make: (opts) => new RateLimiterRedis({ ...opts, storeClient: redis, rejectIfRedisNotReady: true, insuranceLimiter: new RateLimiterMemory(opts) }),
       sweep: async () => 0,
+      ready: () =>
+        redis.status === 'ready'
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              const timer = setTimeout(done, 3000);
+              function done() {
+                clearTimeout(timer);
+                redis.off('ready', done);
+                resolve();
+              }
+              redis.once('ready', done);
+            }),
       close: async () => {
         redis.disconnect();
       },
@@ -98,13 +112,16 @@ function sharedStore(config: Config, knex: Knex, logger: Logger): { make(opts: S
         values.push(q.values?.[Number(n) - 1]);
         return '?';
       });
-      return knex.raw(sql, values as Knex.RawBinding[]);
+      const result = (await knex.raw(sql, values as Knex.RawBinding[])) as { rows: unknown[]; rowCount?: number | null };
+      // The store reads rowCount, which PGlite leaves at 0 for a SELECT.
+      return { rows: result.rows, rowCount: result.rows.length || result.rowCount || 0 };
     },
   };
   return {
     make: (opts) =>
       new RateLimiterPostgres({ ...opts, storeClient: client, storeType: 'client', tableName: 'rate_limits', tableCreated: true, clearExpiredByTimeout: false, insuranceLimiter: new RateLimiterMemory(opts) }),
     sweep: async () => (await knex('rate_limits').where('expire', '<', Date.now() - 60_000).delete()) as number,
+    ready: async () => {},
     close: async () => {},
   };
 }
@@ -137,6 +154,7 @@ const DISABLED: RateLimits = {
   accountNeutral: async () => {},
   accountSuccess: async () => {},
   sweep: async () => 0,
+  ready: async () => {},
   close: async () => {},
 };
 
@@ -211,6 +229,7 @@ export function createRateLimits(config: Config, knex: Knex, logger: Logger): Ra
     },
 
     sweep: () => store.sweep(),
+    ready: () => store.ready(),
     close: () => store.close(),
   };
 }

@@ -96,6 +96,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord });
     limits = createRateLimits(config, database.knex, logger);
     const rateLimits = limits;
+    await rateLimits.ready();
     if (config.issuer.startsWith('https://') && !config.http.trustProxy) {
       logger.warn('the issuer is https but http.trustProxy is false: Keybridge speaks plain HTTP behind a TLS proxy, and without trustProxy every client address (audit log, rate limits) is the proxy\'s. Set http.trustProxy: true (and http.proxyHops) when a proxy is in front.');
     }

@@ -9,6 +9,7 @@ import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser, type Page } from '../helpers/browser.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
 const SVC_SECRET = 'svc-secret-0123456789abcdef-xyz';
@@ -132,11 +133,13 @@ describe('per-IP limits', () => {
   let broker: TestBroker;
 
   before(async () => {
+    const port = await freePort();
     broker = await startTestBroker({
       config: {
         ...baseConfig({ ip: { login: { points: 30, durationSeconds: 60 }, token: { points: 20, durationSeconds: 60 }, tokenFailures: { points: 5, durationSeconds: 600 }, callback: { points: 5, durationSeconds: 60 } } }),
-        http: { listen: '127.0.0.1:0', trustProxy: true },
+        http: { listen: `127.0.0.1:${port}`, trustProxy: true },
       },
+      port,
     });
   });
   after(() => broker?.close());

@@ -94,6 +94,7 @@ for (const store of stores) {
       const logger = createLogger('silent');
       a = createRateLimits(config, opened.database.knex, logger);
       b = createRateLimits(config, opened.database.knex, logger);
+      await Promise.all([a.ready(), b.ready()]);
     });
 
     after(async () => {
@@ -168,6 +169,7 @@ for (const store of stores) {
       if (!ready(t)) return;
       const config = limitsConfig({ ...(opened && !('skip' in opened) && opened.redisUrl ? { redis: { url: opened.redisUrl } } : {}), limits: { account: { freeFailures: 10, lockoutFailures: 3, lockoutSeconds: 600 } } });
       const c = createRateLimits(config, (opened as { database: Database }).database.knex, createLogger('silent'));
+      await c.ready();
       try {
         const user = `carol-${run}`;
         for (let i = 1; i <= 3; i++) {
