@@ -35,7 +35,9 @@ export function parseGeneralizedTime(value: string): number | null {
 /** A search refused for its size: the service account may not see every entry. */
 function sizeLimitReached(err: unknown): never {
   if ((err as { code?: unknown })?.code === 4) {
-    throw new Error('size limit reached: the service account needs olcLimits (or AD MaxPageSize) high enough to page through every user; see the README on user federation', { cause: err });
+    // Keeps the LDAP result code: the connection is fine, the pool need not drop it.
+    const message = 'size limit reached: the service account needs olcLimits (or AD MaxPageSize) high enough to page through every user; see the README on user federation';
+    throw Object.assign(new Error(message, { cause: err }), { code: 4 });
   }
   throw err;
 }

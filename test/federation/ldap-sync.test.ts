@@ -183,6 +183,23 @@ describe('directory import (ldap sync)', () => {
     }
   });
 
+  test('a service account capped by a size limit: the import fails, says what to change, and disables nobody', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const { store, db } = await freshStore();
+    try {
+      const full = await directorySync({ users: { baseDn: `ou=people,${ldap.baseDn}` } });
+      const first = await syncDirectory(store, 'corp', full);
+      assert.ok(first.created > 5);
+      const capped = await directorySync({ bindDn: ldap.limitedDn, bindPassword: ldap.limitedPassword, users: { baseDn: `ou=people,${ldap.baseDn}` }, sync: { pageSize: 10 } });
+      await assert.rejects(syncDirectory(store, 'corp', capped), /^Error: size limit reached: the service account needs olcLimits \(or AD MaxPageSize\)/);
+      const [failed] = await store.audit.list({ type: 'sync.failed' });
+      assert.match(String(failed?.details.error), /^size limit reached/);
+      assert.deepEqual(await store.audit.list({ type: 'user.disabled' }), [], 'first.disabled users aside, nobody else');
+    } finally {
+      await db.close();
+    }
+  });
+
   test('`keybridge ldap sync <connector>` imports with a progress line and a summary', async (t) => {
     if (!ldap) return skipLoudly(t, skipReason);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'kb-sync-'));
