@@ -13,7 +13,9 @@ import { Browser } from '../helpers/browser.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { ConfigError } from '../../src/errors.ts';
-import type { ConnectorPlugin } from '../../src/connectors/contract.ts';
+import type { ConnectorPlugin, RedirectConnector, RefreshResult, SyncedUser } from '../../src/connectors/contract.ts';
+import { ConnectorRegistry, type ConnectorCallOutcome, type ConnectorOperation } from '../../src/connectors/registry.ts';
+import { createLogger } from '../../src/log.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
 const SVC_SECRET = 'svc-secret-0123456789abcdef';
@@ -319,5 +321,73 @@ describe('metrics with several brokers in one process (embedded PGlite)', () => 
       await a.close();
       await b.close();
     }
+  });
+});
+
+describe('connector call timing (the registry)', () => {
+  // A class with private fields: every method must still run with the connector as `this`.
+  class Upstream implements RedirectConnector {
+    readonly kind = 'redirect';
+    #pages = [[{ identity: { connectorId: 'up', subject: 's1' }, blocked: null }], [{ identity: { connectorId: 'up', subject: 's2' }, blocked: null }]] as SyncedUser[][];
+    #down = false;
+    sync = {
+      intervalMinutes: 0,
+      disableRemoved: false,
+      countUsers: async () => this.#pages.flat().length,
+      listUsers: () => this.#list(),
+    };
+    async *#list() {
+      for (const page of this.#pages) yield page;
+    }
+    async start({ state }: { state: string }) {
+      return { location: `https://upstream.example/authorize?state=${state}`, context: { down: this.#down } };
+    }
+    async callback({ params }: { params: Record<string, string> }) {
+      if (params.error) return { ok: false as const, reason: params.error === 'denied' ? 'access_denied' as const : 'upstream_error' as const };
+      return { ok: true as const, identity: { connectorId: 'up', subject: params.code } };
+    }
+    async refresh(): Promise<RefreshResult> {
+      this.#down = true;
+      throw new Error('upstream unreachable');
+    }
+  }
+
+  test('start, callback, refresh and each sync page are timed by connector, operation and outcome', async () => {
+    const seen: [string, ConnectorOperation, ConnectorCallOutcome][] = [];
+    const plugin: ConnectorPlugin = { type: 'fixture-class', configSchema: z.strictObject({}), create: () => new Upstream() };
+    const registry = await ConnectorRegistry.open([{ id: 'up', type: 'fixture-class', name: 'Up', enabled: true, config: {}, origin: 'test' }], {
+      logger: createLogger('silent'),
+      localAccounts: { findForLogin: async () => null, findById: async () => null },
+      plugins: new Map([['fixture-class', plugin]]),
+      observe: (id, operation, outcome, seconds) => {
+        assert.ok(seconds >= 0 && seconds < 60);
+        seen.push([id, operation, outcome]);
+      },
+    });
+    const connector = registry.get('up')!.connector;
+    assert.equal(connector.kind, 'redirect');
+    if (connector.kind !== 'redirect') return;
+    const started = await connector.start({ callbackUrl: 'http://127.0.0.1/cb', state: 'st' });
+    assert.deepEqual(started.context, { down: false });
+    assert.equal((await connector.callback({ callbackUrl: 'x', params: { code: 'c1' }, context: {} })).ok, true);
+    await connector.callback({ callbackUrl: 'x', params: { error: 'denied' }, context: {} });
+    await connector.callback({ callbackUrl: 'x', params: { error: 'bad' }, context: {} });
+    await assert.rejects(connector.refresh!({ connectorId: 'up', subject: 's1' }), /unreachable/);
+    assert.equal(await connector.sync!.countUsers!(), 2);
+    const subjects: string[] = [];
+    for await (const page of connector.sync!.listUsers()) subjects.push(...page.map((u) => u.identity.subject));
+    assert.deepEqual(subjects, ['s1', 's2']);
+    assert.deepEqual(seen, [
+      ['up', 'start', 'success'],
+      ['up', 'callback', 'success'],
+      ['up', 'callback', 'failure'],
+      ['up', 'callback', 'upstream_error'],
+      ['up', 'refresh', 'error'],
+      ['up', 'sync', 'success'], // countUsers
+      ['up', 'sync', 'success'], // page 1
+      ['up', 'sync', 'success'], // page 2
+      ['up', 'sync', 'success'], // the end of the listing
+    ]);
+    await registry.close();
   });
 });
