@@ -90,6 +90,24 @@ describe('local connector through the registry', () => {
     assert.deepEqual(await refresh({ ...ok.identity, localUserId: '00000000-0000-0000-0000-000000000000' }), { ok: false, reason: 'user_gone' });
   });
 
+  test('Unicode: the decomposed spelling of a username and of a password signs in (RFC 8265)', async () => {
+    const zoe = await store.users.create({ username: 'Zo\u00eb', email: 'zoe@example.org' });
+    await store.credentials.setPassword(zoe.id, await hashPassword('cr\u00e8me-br\u00fbl\u00e9e'));
+    for (const name of ['Zo\u00eb', 'zoe\u0308', 'ZOE\u0308', 'ｚｏë']) {
+      const r = await login(name, 'cre\u0300me-bru\u0302le\u0301e');
+      assert.equal(r.ok && r.identity.subject, zoe.id, JSON.stringify(name));
+    }
+  });
+
+  test("one account's username never shadows another's email", async () => {
+    // Only possible before: a username that is someone else's email (now refused on store).
+    const owner = await store.users.create({ username: 'pia', email: 'pia.confirm@example.org' });
+    await store.credentials.setPassword(owner.id, await hashPassword('pia-password-1'));
+    await db.knex('users').insert({ id: 'legacy-at', username: 'Pia.Confirm@example.org', username_key: 'pia.confirm@example.org' });
+    const r = await login('Pia.Confirm@example.org', 'pia-password-1');
+    assert.equal(r.ok && r.identity.subject, owner.id);
+  });
+
   test('bad connector config and unknown types are reported with their paths', async () => {
     const { issues } = await checkConnectorEntries([
       { id: 'a', type: 'local', name: 'A', enabled: true, config: { allowEmailLogin: 'yes' }, origin: 'connectors[0]' },
