@@ -19,6 +19,8 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { findForm } from '../helpers/browser.ts';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { SamlAgent, simpleSamlPhpMissing, startSimpleSamlPhp, type SimpleSamlPhp } from '../helpers/simplesamlphp.ts';
+import { decodePostMessage } from '../../src/saml/xml-guard.ts';
+import { deepMessage, wideMessage } from '../connectors/fixtures/saml/bombs.ts';
 
 const RP_SECRET = 'rp-secret-for-the-saml-suite-0123';
 
@@ -280,6 +282,95 @@ describe('SAML connector logins through Keybridge (SimpleSAMLphp upstream)', () 
     const back = await agent.go(post.action, { form: { ...post.fields, SAMLResponse: b64(`${bomb}${xml.replace('alice@example.org', '&d;')}`) }, stopAt: toRp });
     assert.equal(back.status, 401);
     assert.match(String((await lastAudit('login.failure')).details.detail), /DTD|DOCTYPE/i);
+  });
+
+  /** A sign-in started at Keybridge up to its redirect to SimpleSAMLphp (not followed): the attempt's RelayState. */
+  async function pendingAttempt(agent: SamlAgent, connectorId = 'corp') {
+    const { url } = await authorizationUrl();
+    const login = await agent.go(url);
+    const button = findForm(login.html, `/connector/${connectorId}`);
+    assert.ok(button, `a button for ${connectorId}`);
+    const atIdp = await agent.go(new URL(button.action, login.url).href, { form: button.hidden, stopAt: (u) => u.startsWith(ssp.baseUrl) });
+    const relayState = new URL(atIdp.url).searchParams.get('RelayState');
+    assert.ok(relayState, `a RelayState in ${atIdp.url.slice(0, 200)}`);
+    return relayState;
+  }
+
+  test('XML nested 25,000 deep (a fake Signature block) or 60,000 wide at the ACS: refused before any parser, audited with the limit; /healthz stays responsive', async (t) => {
+    if (!ready(t)) return;
+    const deep = b64(deepMessage(25_000, 'Response', ssp.entityId));
+    // The guard, measured directly: the first thing the connector does with a SAMLResponse.
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      assert.equal((decodePostMessage(deep) as { reason?: string }).reason, 'too_deep');
+      const ms = performance.now() - started;
+      assert.ok(ms < 50, `refused in ${ms.toFixed(1)} ms`);
+    }
+    // Over HTTP, in a sign-in started here: the login page again with the generic error, and the audit names the limit.
+    const refusedFor = async (samlResponse: string, detail: string) => {
+      const agent = new SamlAgent();
+      const relayState = await pendingAttempt(agent);
+      const back = await agent.go(`${a.issuer}/callback/corp`, { form: { SAMLResponse: samlResponse, RelayState: relayState }, stopAt: toRp });
+      assert.equal(back.status, 401);
+      assert.match(text(back), /Corp SSO returned an error/);
+      const audit = await lastAudit('login.failure');
+      assert.equal(audit.connectorId, 'corp');
+      assert.equal(audit.details.detail, detail);
+    };
+    await refusedFor(deep, 'too deep: elements nested more than 64 levels');
+    await refusedFor(b64(wideMessage(60_000, 'Response', ssp.entityId)), 'too many elements: more than 5000');
+    // IdP-initiated (no attempt of ours): refused the same way.
+    const unsolicited = await new SamlAgent().go(`${a.issuer}/callback/corp-init`, { form: { SAMLResponse: deep }, stopAt: toRp });
+    assert.equal(unsolicited.status, 401);
+    const audit = await lastAudit('login.failure');
+    assert.equal(audit.details.detail, 'too deep: elements nested more than 64 levels');
+    assert.equal(audit.details.unsolicited, true);
+
+    // Bombs in flight do not stall the process: /healthz answers among them (the issue saw 4.8 s).
+    const bombs = Array.from({ length: 4 }, () => fetch(`${a.issuer}/callback/corp-init`, { method: 'POST', body: new URLSearchParams({ SAMLResponse: deep }), redirect: 'manual' }));
+    const asked = performance.now();
+    const health = await fetch(`${a.issuer}/healthz`);
+    const waited = performance.now() - asked;
+    assert.equal(health.status, 200);
+    assert.ok(waited < 1000, `/healthz answered in ${waited.toFixed(0)} ms`);
+    for (const res of await Promise.all(bombs)) assert.equal(res.status, 401);
+  });
+
+  test('NUL bytes, control characters and invalid UTF-8 in SAMLResponse or RelayState at the ACS: a clean 4xx, never a 500', async (t) => {
+    if (!ready(t)) return;
+    const xml = '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_n" Version="2.0"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">x</saml:Issuer></samlp:Response>';
+    const post = (relayState: string, body: Buffer | string) =>
+      fetch(`${a.issuer}/callback/corp`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: typeof body === 'string' ? `${body}&RelayState=${relayState}` : new Uint8Array(Buffer.concat([body, Buffer.from(`&RelayState=${relayState}`)])) });
+    const refusedAs = async (samlResponse: string | Buffer, detail: string) => {
+      const agent = new SamlAgent();
+      const relayState = await pendingAttempt(agent);
+      const res = await post(encodeURIComponent(relayState), typeof samlResponse === 'string' ? `SAMLResponse=${samlResponse}` : Buffer.concat([Buffer.from('SAMLResponse='), samlResponse]));
+      assert.equal(res.status, 303, 'the outcome waits for the browser at its interaction');
+      const back = await agent.go(new URL(res.headers.get('location')!, a.issuer).href, { stopAt: toRp });
+      assert.equal(back.status, 401);
+      assert.equal((await lastAudit('login.failure')).details.detail, detail);
+    };
+    await refusedAs(encodeURIComponent(b64(xml.replace('>x<', '>x\u0000y<'))), 'malformed: NUL character');
+    await refusedAs(encodeURIComponent(b64(xml.replace('>x<', '>x&#0;y<'))), 'malformed: a character reference to a character XML does not allow');
+    await refusedAs(encodeURIComponent(Buffer.concat([Buffer.from(xml.slice(0, 150)), Buffer.from([0xc3, 0x28]), Buffer.from(xml.slice(150))]).toString('base64')), 'malformed: not UTF-8 text');
+    await refusedAs('PHI%2B%1B', 'malformed: not base64');
+    // A NUL or invalid UTF-8 in RelayState or in the SAMLResponse parameter itself: a clean 400
+    // (the edge input guard may answer first). Other control characters or U+FFFD in RelayState
+    // match no attempt: refused before the connector, audited.
+    const valid = `SAMLResponse=${encodeURIComponent(b64(xml))}`;
+    const notUtf8 = Buffer.concat([Buffer.from('SAMLResponse=PH'), Buffer.from([0xff, 0xfe])]);
+    const hostile: [string, string | Buffer][] = [['a%00b', valid], ['%FF%FE', valid], ['%00', valid], ['x', 'SAMLResponse=PHI%2B%00'], ['x', notUtf8]];
+    for (const [relayState, form] of hostile) {
+      const res = await post(relayState, form);
+      const page = await res.text();
+      assert.equal(res.status, 400, `RelayState ${relayState}: ${page.slice(0, 200)}`);
+      assert.doesNotMatch(page, /\bat [A-Za-z.<>]+ \(|server_error/);
+    }
+    for (const relayState of ['a%1Bb', '%EF%BF%BD']) {
+      const res = await post(relayState, `SAMLResponse=${encodeURIComponent(b64(xml))}`);
+      assert.equal(res.status, 400, `RelayState ${relayState}: ${(await res.text()).slice(0, 200)}`);
+      assert.equal((await lastAudit('login.rejected')).details.reason, 'unknown_state');
+    }
   });
 
   test('IdP-initiated login: the app is asked to start its sign-in, which completes without a login page', async (t) => {
