@@ -778,7 +778,7 @@ describe('saml connector: single logout with SimpleSAMLphp', () => {
     assert.deepEqual(await receiveAt(connector, 'ssp', broken), { kind: 'invalid', detail: 'signature: the query signature does not verify with any IdP certificate' });
   });
 
-  test('logout messages from a test IdP: destination, issuer, POST binding, DTD and zip bomb refused', async () => {
+  test('logout messages from a test IdP: destination, issuer, POST binding, DTD, zip, depth and width bombs refused', async () => {
     const id = 'forged-slo';
     const urls = urlsOf(id);
     const connector = await connect(id, { idp: { entityId: FORGED_IDP, ssoUrl: 'https://idp.forged.example/sso', sloUrl: 'https://idp.forged.example/slo', certificates: [forger.certificatePem] }, sp: spKeys() });
@@ -814,6 +814,11 @@ describe('saml connector: single logout with SimpleSAMLphp', () => {
     const tamperedPost = Buffer.from(Buffer.from(forgePostMessage(request(), 'LogoutRequest', forger), 'base64').toString().replace('>n-1<', '>n-2<')).toString('base64');
     assert.deepEqual(await viaPost(tamperedPost), { kind: 'invalid', detail: 'signature: the message signature does not verify with any IdP certificate' });
     assert.deepEqual(await viaPost(Buffer.from(request()).toString('base64')), { kind: 'invalid', detail: 'signature: the message is not signed' });
+    // Depth and width bombs, signed or not, in both bindings: the guard refuses them before any parser.
+    assert.equal(await invalid(forgeRedirect(urls.logout, 'SAMLRequest', deepMessage(25_000, 'LogoutRequest', FORGED_IDP), 'rs', forger)), 'too deep: elements nested more than 64 levels');
+    assert.equal(await invalid(forgeRedirect(urls.logout, 'SAMLRequest', wideMessage(60_000, 'LogoutRequest', FORGED_IDP), 'rs', forger)), 'too many elements: more than 5000');
+    assert.deepEqual(await viaPost(bombBase64(deepMessage(25_000, 'LogoutRequest', FORGED_IDP))), { kind: 'invalid', detail: 'too deep: elements nested more than 64 levels' });
+    assert.deepEqual(await viaPost(bombBase64(wideMessage(60_000, 'LogoutRequest', FORGED_IDP))), { kind: 'invalid', detail: 'too many elements: more than 5000' });
 
     // Without an SLO endpoint at the IdP there is nothing to start.
     const noSlo = await connect(id, { idp: { entityId: FORGED_IDP, ssoUrl: 'https://idp.forged.example/sso', certificates: [forger.certificatePem] }, sp: spKeys() });
