@@ -64,6 +64,16 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.users.update('00000000-0000-0000-0000-000000000000', { name: 'x' }), null);
     });
 
+    test('users: usernames by their RFC 8265 key; no @ in a username; @-identifiers are emails', async (t) => {
+      if (!ready(t)) return;
+      const zoe = await store.users.create({ username: 'Zo\u00eb', email: 'zoe.key@example.org' });
+      assert.equal((await store.users.findByUsername('ZOE\u0308'))?.id, zoe.id);
+      await assert.rejects(store.users.create({ username: 'zoe\u0308' }), AlreadyExists);
+      assert.deepEqual([...(await store.users.takenUsernames(['ZO\u00cb', 'nobody-key']))], ['zo\u00eb']);
+      await assert.rejects(store.users.create({ username: 'zoe.key@example.org' }), InvalidInput);
+      assert.equal((await store.users.findForLogin('ZOE.KEY@example.org'))?.id, zoe.id);
+    });
+
     test('users: update, list with search and paging, delete', async (t) => {
       if (!ready(t)) return;
       const f = await store.users.create({ username: 'frank_list' });
