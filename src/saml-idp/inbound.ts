@@ -12,7 +12,9 @@
 //   enveloped transform; xml-crypto checks it against the service provider's certificates only
 //   (never a certificate the message carries), and values are then read from the signed content
 //   xml-crypto returns, not from the received document.
-// Before any of that, DTDs, entities and processing instructions are refused (safe-xml.ts).
+// Before any of that, the shared guard (src/saml/xml-guard.ts) refuses text that is not UTF-8,
+// control characters, DTDs, entities, processing instructions, and documents nested too deep or
+// with too many elements, on the decoded and (boundedly) inflated bytes.
 import { createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import { MAX_MESSAGE_BYTES, guardXml } from '../saml/xml-guard.ts';

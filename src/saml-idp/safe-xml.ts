@@ -1,8 +1,9 @@
 // XML from outside (SAML messages, service provider metadata) is parsed only after the shared
 // guard (src/saml/xml-guard.ts) refused document type declarations (so no entity can be declared,
-// let alone expanded: no billion laughs, no external entities), processing instructions and
-// oversized input. Parser errors are fatal. Then a few helpers read elements by namespace and position, never
-// by searching the whole tree, so a value can only come from where the schema puts it.
+// let alone expanded: no billion laughs, no external entities), processing instructions,
+// oversized input and documents nested too deep or with too many elements. Parser errors are
+// fatal. Then a few helpers read elements by namespace and position, never by searching the
+// whole tree, so a value can only come from where the schema puts it.
 import { DOMParser } from '@xmldom/xmldom';
 import { guardXml, type Guarded } from '../saml/xml-guard.ts';
 

@@ -42,6 +42,7 @@ export type Guarded = { ok: true; xml: string } | { ok: false; reason: GuardRefu
 const BASE64 = /^[A-Za-z0-9+/\r\n\t ]*={0,2}[\r\n\t ]*$/;
 const FORBIDDEN_CHAR = /[\u0001-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 const REFERENCE = /&#(x[0-9A-Fa-f]+|[0-9]+);/g;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Whether a character reference names a character outside XML 1.0's Char production. */
 function forbiddenReference(xml: string): boolean {
@@ -52,7 +53,6 @@ function forbiddenReference(xml: string): boolean {
   }
   return false;
 }
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Checks decoded bytes and returns them as text, or says why they are refused. `limits` defaults
