@@ -10,9 +10,17 @@ export interface Page {
 export class Browser {
   readonly cookies = new Map<string, string>();
   readonly origin: string;
+  /** The public issuer origin, when the browser talks to one instance behind it (as a load balancer would route). */
+  readonly publicOrigin: string | undefined;
 
-  constructor(origin: string) {
+  constructor(origin: string, options: { publicOrigin?: string } = {}) {
     this.origin = origin;
+    this.publicOrigin = options.publicOrigin;
+  }
+
+  /** A URL on the public issuer origin, sent to this browser's instance instead. */
+  #route(url: string): string {
+    return this.publicOrigin && url.startsWith(this.publicOrigin) ? this.origin + url.slice(this.publicOrigin.length) : url;
   }
 
   #store(res: Response): void {
@@ -45,13 +53,14 @@ export class Browser {
   }
 
   /** Requests `url` and follows redirects while they stay on the broker; returns the last page or the first off-origin Location. */
-  async go(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Page> {
+  async go(target: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Page> {
+    const url = this.#route(target);
     let res = await this.request(url, init);
     let current = url;
     for (let hops = 0; hops < 20; hops++) {
       const location = res.headers.get('location');
       if (res.status < 300 || res.status >= 400 || !location) break;
-      const next = new URL(location, current).href;
+      const next = this.#route(new URL(location, current).href);
       if (!next.startsWith(this.origin)) return { url: next, status: res.status, html: '', headers: res.headers };
       current = next;
       res = await this.request(current);

@@ -69,7 +69,7 @@ describe('two instances on one PostgreSQL database', () => {
     rpB[oidc.customFetch] = via(b);
 
     // Log in on A (the browser talks to A's port; cookies are host-scoped, not port-scoped).
-    const browserA = new Browser(a.url);
+    const browserA = new Browser(a.url, { publicOrigin: a.config.issuer });
     const verifier1 = oidc.randomPKCECodeVerifier();
     const url1 = oidc.buildAuthorizationUrl(rpA, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier1), code_challenge_method: 'S256', state: 's1' });
     url1.host = new URL(a.url).host;
@@ -77,7 +77,7 @@ describe('two instances on one PostgreSQL database', () => {
     const t1 = await oidc.authorizationCodeGrant(rpA, new URL(cb1), { pkceCodeVerifier: verifier1, expectedState: 's1' });
 
     // Same cookies, instance B, prompt=none: B finds the session A created.
-    const browserB = new Browser(b.url);
+    const browserB = new Browser(b.url, { publicOrigin: b.config.issuer });
     for (const [k, v] of browserA.cookies) browserB.cookies.set(k, v);
     const verifier2 = oidc.randomPKCECodeVerifier();
     const url2 = oidc.buildAuthorizationUrl(rpB, { redirect_uri: RP, scope: 'openid', prompt: 'none', code_challenge: await oidc.calculatePKCECodeChallenge(verifier2), code_challenge_method: 'S256', state: 's2' });
@@ -110,7 +110,7 @@ describe('two instances on one PostgreSQL database', () => {
     const verifier = oidc.randomPKCECodeVerifier();
     const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 's3' });
     url.host = new URL(b.url).host;
-    const cb = await signIn(new Browser(b.url), url.href, { username: 'alice', password: 'alice-password-1' });
+    const cb = await signIn(new Browser(b.url, { publicOrigin: b.config.issuer }), url.href, { username: 'alice', password: 'alice-password-1' });
     const tokens = await oidc.authorizationCodeGrant(rp, new URL(cb), { pkceCodeVerifier: verifier, expectedState: 's3' });
     const kid = decodeProtectedHeader(tokens.id_token!).kid!;
     assert.ok(!before.some((k) => k.kid === kid), 'new tokens are signed with a new key');
