@@ -15,8 +15,12 @@ import { KeybridgeError } from '../errors.ts';
 export const PROVIDER_BODY_LIMIT = 56 * 1024;
 /** Upstream callbacks and SAML endpoints receive signed (and encrypted) XML documents. */
 export const UPSTREAM_BODY_LIMIT = 512 * 1024;
+/** Any other route (admin and provisioning APIs) applies its own, tighter limit where it parses. */
+export const OTHER_BODY_LIMIT = 1024 * 1024;
 
 const UPSTREAM_PATHS = /^\/(callback|saml)\//;
+// oidc-provider's endpoints and the login pages (whose forms readForm caps at 16 KiB anyway).
+const PROVIDER_PATHS = /^\/(auth|token|me|device|request|reg|session|backchannel|challenge|credential|interaction)(\/|$)/;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 // Node's percent-decoder to bytes (untyped in @types/node): each %XX becomes its byte, and
@@ -31,7 +35,8 @@ export class RejectedInput extends KeybridgeError {
 }
 
 function bodyLimit(path: string): number {
-  return UPSTREAM_PATHS.test(path) ? UPSTREAM_BODY_LIMIT : PROVIDER_BODY_LIMIT;
+  if (PROVIDER_PATHS.test(path)) return PROVIDER_BODY_LIMIT;
+  return UPSTREAM_PATHS.test(path) ? UPSTREAM_BODY_LIMIT : OTHER_BODY_LIMIT;
 }
 
 /** Why these bytes are not acceptable text, or null when they are. */
