@@ -69,15 +69,7 @@ export async function runServe(config: Config, configPath: string): Promise<numb
   const warnings = productionWarnings(config);
   if (warnings.length) process.stderr.write(`${warnings.join('\n')}\n`);
   const broker = await startBroker(config);
-  const lines = [
-    '',
-    `Keybridge is running: ${config.issuer}  (listening on ${broker.url}, config ${configPath}, ${broker.database.kind} database)`,
-    `  Discovery: ${config.issuer}/.well-known/openid-configuration`,
-    ...signInHint(config, configPath),
-    '',
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
-
+  // Handlers first: whoever reads the banner may signal at once.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -93,5 +85,14 @@ export async function runServe(config: Config, configPath: string): Promise<numb
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  const lines = [
+    '',
+    `Keybridge is running: ${config.issuer}  (listening on ${broker.url}, config ${configPath}, ${broker.database.kind} database)`,
+    `  Discovery: ${config.issuer}/.well-known/openid-configuration`,
+    ...signInHint(config, configPath),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+
   return -1; // keep running
 }
