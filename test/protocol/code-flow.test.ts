@@ -138,10 +138,13 @@ describe('authorization code flow through the real login form', () => {
     assert.notEqual(refreshed.refresh_token, first);
     assert.equal(refreshed.claims()!.sub, aliceId);
 
+    // The client moved on with the successor; presenting the first token again is reuse (the
+    // reuse grace covers only a successor that was never used: a lost response).
+    const third = await oidc.refreshTokenGrant(rp, refreshed.refresh_token!);
     await assert.rejects(oidc.refreshTokenGrant(rp, first), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
     // The reuse revoked the grant: the newest refresh token and its access token are dead too.
-    await assert.rejects(oidc.refreshTokenGrant(rp, refreshed.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
-    const intro = await oidc.tokenIntrospection(rp, refreshed.access_token);
+    await assert.rejects(oidc.refreshTokenGrant(rp, third.refresh_token!), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
+    const intro = await oidc.tokenIntrospection(rp, third.access_token);
     assert.equal(intro.active, false);
   });
 

@@ -66,6 +66,9 @@ describe('federated login through Keybridge', () => {
       port,
       config: {
         secrets: { tokenKeys: ['token-key-for-the-federation-suite-0001'] },
+        // No backoff here, so the link page's own limit is what a run of wrong passwords meets;
+        // the account lockout (5) coincides with it.
+        limits: { account: { freeFailures: 10, lockoutFailures: 5 } },
         clients: [{ id: 'rp', secret: RP_SECRET, redirectUris: [RP], firstParty: true }],
         users: [
           { username: 'dave', email: 'dave@example.org', password: 'Dave#Local1' },
@@ -255,6 +258,14 @@ describe('federated login through Keybridge', () => {
       assert.equal(last.status, 429);
       assert.match(text(last), /Too many failed attempts/);
       assert.equal(await broker.store.identities.find('acme-confirm', users.hal.id), null);
+      // The link page's passwords count against the local account like the login form's: locked.
+      const locked = await broker.store.knex('audit_events').where({ type: 'account.locked', connector_id: 'local' }).first('details');
+      assert.equal(locked?.details.username, 'eve');
+      const again = new Browser(broker.issuer);
+      const retry = await signInUpstream(again, 'acme-confirm', users.hal);
+      const refused = await again.submit(retry.page, '/link/password', { password: 'Eve#Local1' });
+      assert.equal(refused.status, 429, 'even the right password waits out the lockout');
+      assert.match(text(refused), /Too many failed sign-in attempts for this account/);
     } finally {
       users.hal.claims.email = 'hal@example.org';
     }
