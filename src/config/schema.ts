@@ -124,7 +124,7 @@ const limitsSchema = z
         /** Login and link-proof password forms (shared counters). */
         login: budget(30, 60),
         /** /callback/* and the SAML IdP endpoints (shared counters). */
-        callback: budget(60, 60),
+        callback: budget(120, 60),
         /**
          * /token, /token/introspection, /token/revocation, /device/auth and /device: every
          * request counts against this budget in each instance's memory (no database round trip

@@ -111,9 +111,10 @@ describe('defaults', () => {
     assert.deepEqual(config, {
       mode: 'development',
       issuer: 'https://id.example.com',
-      http: { listen: '127.0.0.1:5556', trustProxy: false },
-      database: { dataDir: './data', pool: { min: 0, max: 10 } },
+      http: { listen: '127.0.0.1:5556', trustProxy: false, proxyHops: 1 },
+      database: { dataDir: './data', pool: { min: 0, max: 10 }, statementTimeoutMs: 5000, acquireTimeoutMs: 3000 },
       log: { level: 'info' },
+      metrics: { enabled: true },
       secrets: {},
       tokens: {
         accessToken: 3600,
@@ -126,6 +127,7 @@ describe('defaults', () => {
         session: 1209600,
         interaction: 3600,
         grant: 2592000,
+        refreshReuseGrace: 30,
       },
       keys: { algorithms: ['ES256', 'RS256'] },
       clients: [],
@@ -133,6 +135,17 @@ describe('defaults', () => {
       users: [],
       connectors: [],
       samlIdp: { enabled: false, signatureAlgorithm: 'rsa-sha256', wantAuthnRequestsSigned: true, assertionLifetimeSeconds: 300, requestMaxAgeSeconds: 300, clockSkewSeconds: 60, serviceProviders: [] },
+      limits: {
+        enabled: true,
+        account: { freeFailures: 3, maxBackoffSeconds: 60, lockoutFailures: 10, lockoutSeconds: 900, failureWindowSeconds: 3600 },
+        ip: {
+          login: { points: 30, durationSeconds: 60, blockSeconds: 0 },
+          callback: { points: 120, durationSeconds: 60, blockSeconds: 0 },
+          token: { points: 1200, durationSeconds: 60, blockSeconds: 0 },
+          tokenFailures: { points: 60, durationSeconds: 600, blockSeconds: 0 },
+        },
+      },
+      redis: {},
       ui: { title: 'Keybridge' },
     });
   });
@@ -289,6 +302,22 @@ describe('rejected configs name the exact path', () => {
       'tokens.accessToken',
       'tokens.idToken',
     ]);
+  });
+
+  test('limits, Redis and proxy hops are checked where they are written', () => {
+    const issues = issuesOf(
+      `${base}http: { trustProxy: true, proxyHops: 0 }\nredis: { url: "http://cache:6379" }\nlimits: { account: { lockoutFailures: 0, freeFailures: -1 }, ip: { login: { points: 0 }, token: { durationSeconds: 1.5 } }, burst: 3 }\n`,
+    );
+    assert.deepEqual(issues.map((i) => i.path).sort(), [
+      'http.proxyHops',
+      'limits.account.freeFailures',
+      'limits.account.lockoutFailures',
+      'limits.burst',
+      'limits.ip.login.points',
+      'limits.ip.token.durationSeconds',
+      'redis.url',
+    ]);
+    assert.ok(!JSON.stringify(issues).includes('cache:6379'), 'messages do not repeat the value');
   });
 
   test('every problem is reported at once, even next to a type error', () => {
