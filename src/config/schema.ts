@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { mappersSchema } from '../accounts/identity-mappers.ts';
 import { samlIdpSchema } from '../saml-idp/saml-idp-config.ts';
+import { usernameKey } from '../accounts/normalize-username.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -313,19 +314,19 @@ const records = (v: unknown): [Record<string, unknown>, number][] => (Array.isAr
 function crossFieldChecks(config: Record<string, unknown>, ctx: Issues): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
 
-  const duplicates = (list: string, key: string, what: string, fold = false, note = '') => {
+  const duplicates = (list: string, key: string, what: string, fold?: (v: string) => string, note = '') => {
     const seen = new Set<string>();
     for (const [item, i] of records(config[list])) {
       const value = item[key];
       if (typeof value !== 'string') continue;
-      const folded = fold ? value.toLowerCase() : value;
+      const folded = fold ? fold(value) : value;
       if (seen.has(folded)) issue([list, i, key], `duplicate ${what} "${value}"${note}`);
       seen.add(folded);
     }
   };
   duplicates('clients', 'id', 'client id');
   duplicates('resources', 'id', 'resource id');
-  duplicates('users', 'username', 'username', true, ' (usernames are case-insensitive)');
+  duplicates('users', 'username', 'username', usernameKey, ' (usernames compare without case or Unicode compatibility differences)');
   duplicates('connectors', 'id', 'connector id');
 
   const pool = isRecord(config.database) ? config.database.pool : undefined;

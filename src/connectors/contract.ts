@@ -84,7 +84,7 @@ export type RefreshResult = LoginResult;
 
 /** What the broker offers the built-in local connector (and only it). */
 export interface LocalAccounts {
-  /** Look a local user up by username or email (case-insensitive). */
+  /** Look a local user up for login: an identifier with `@` by email, any other by username key (RFC 8265: case and Unicode compatibility forms fold). */
   findForLogin(login: string): Promise<LocalAccount | null>;
   findById(id: string): Promise<LocalAccount | null>;
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type IRateLimiterStoreOptions } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.ts';
+import { usernameKey } from '../accounts/normalize-username.ts';
 
 export type IpBudget = 'login' | 'callback' | 'token';
 
@@ -53,12 +54,11 @@ const ALLOW: Verdict = { allowed: true, retryAfterSeconds: 0, firstRefusal: fals
 const refuse = (ms: number, firstRefusal: boolean): Verdict => ({ allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)), firstRefusal });
 
 /**
- * The account part of a counter key: the username as a person would type it in any spelling
- * (Unicode compatibility forms, case), hashed so keys stay short and carry no personal data.
+ * The account part of a counter key: the username's comparison key (any spelling, case or
+ * Unicode compatibility form of it counts as one), hashed so keys stay short and carry no personal data.
  */
 export function accountKey(connectorId: string, username: string): string {
-  const folded = username.normalize('NFKC').trim().toLowerCase();
-  return `${connectorId}:${createHash('sha256').update(folded).digest('base64url')}`;
+  return `${connectorId}:${createHash('sha256').update(usernameKey(username)).digest('base64url')}`;
 }
 
 /** Node's `consume` rejects with the result once over budget; this returns it either way. */

@@ -193,7 +193,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     async renderError(ctx, out, error) {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
       // An unreachable database is logged once per outage where it is detected (database.ts).
-      if (status >= 500 && !(error instanceof DatabaseUnavailable)) logger.error({ err: error }, 'provider error');
+      if (status >= 500 && !(error instanceof errors.TemporarilyUnavailable)) logger.error({ err: error }, 'provider error');
       page(ctx, 'error', errorPageContext(status, out.error_description ?? 'The request was not valid.', out.error), status);
     },
   };
@@ -218,6 +218,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     provider.on(event as 'server_error', (_ctx: unknown, err: Error) => {
       const status = (err as { statusCode?: number }).statusCode ?? 500;
       if (err instanceof DatabaseUnavailable) logger.debug({ event }, 'oidc request refused: database unavailable');
+      // An upstream that cannot answer a refresh: refresh-check logged it (warn) already.
+      else if (err instanceof errors.TemporarilyUnavailable) logger.debug({ event, description: (err as { error_description?: string }).error_description }, 'oidc request refused: temporarily unavailable');
       else if (status >= 500) logger.error({ err, event }, 'oidc error');
       else logger.debug({ event, error: (err as { error?: string }).error, description: (err as { error_description?: string }).error_description }, 'oidc request rejected');
     });

@@ -248,7 +248,10 @@ describe('rejected configs name the exact path', () => {
     );
     assert.deepEqual(issues.map((i) => i.path), ['clients[1].id', 'resources[1].id', 'users[1].username', 'connectors[2].id']);
     assertIssue(issues, 'connectors[2].id', /duplicate connector id "corp"/);
-    assertIssue(issues, 'users[1].username', /case-insensitive/);
+    assertIssue(issues, 'users[1].username', /without case or Unicode compatibility differences/);
+    // The decomposed spelling of a name is the same account, not a second one.
+    const nfd = issuesOf(`${base}users:\n  - { username: "zo\u00eb", password: x }\n  - { username: "ZOE\u0308", password: y }\n`);
+    assert.deepEqual(nfd.map((i) => i.path), ['users[1].username']);
   });
 
   for (const listen of ['127.0.0.1:99999', '127.0.0.1', '127.0.0.1:http', '127.0.0.1:-1']) {
