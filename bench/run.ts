@@ -116,6 +116,9 @@ async function main(): Promise<void> {
       database: { url: db.url },
       log: { level: 'warn' },
       clients: [{ id: CLIENT.id, secret: CLIENT.secret, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'] }],
+      // The limiter stays on, as deployed; only its budgets are raised, since all load comes
+      // from one address (the default would answer 429 after 1,200 token requests a minute).
+      limits: { ip: { login: { points: 100_000_000 }, callback: { points: 100_000_000 }, token: { points: 100_000_000 }, tokenFailures: { points: 100_000_000 } } },
     };
     // The first start seeds the login users from config; the measured start runs like a
     // production instance, with no static users to re-check.
@@ -129,6 +132,12 @@ async function main(): Promise<void> {
     const kb = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', configFile], /Keybridge is running/);
     children.push(kb.child);
     kbPid = kb.child.pid!;
+    // A second instance on the same database with the limiter off, to state what the limiter costs.
+    const offPort = await freePort();
+    const offFile = path.join(work, 'limits-off.yaml');
+    writeFileSync(offFile, stringify({ ...base, http: { listen: `127.0.0.1:${offPort}` }, limits: { enabled: false } }));
+    const off = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', offFile], /Keybridge is running/);
+    children.push(off.child);
     const bare = await startProcess(['bench/bare-provider.ts', String(barePort)], /ready/);
     children.push(bare.child);
     await new Promise((r) => setTimeout(r, 1000));
@@ -141,6 +150,16 @@ async function main(): Promise<void> {
     const ccHeaders = { authorization: BASIC, 'content-type': 'application/x-www-form-urlencoded' };
     const ccBare = await cannon('client_credentials', 'bare oidc-provider (memory)', { url: `http://127.0.0.1:${barePort}/token`, method: 'POST', headers: ccHeaders, body: ccBody });
     const ccKb = await cannon('client_credentials', 'keybridge (postgres)', { url: `${issuer}/token`, method: 'POST', headers: ccHeaders, body: ccBody });
+    // The limiter's cost: limits on and off, alternated, two runs each (medians of the pairs).
+    const ccOn = [ccKb.rps];
+    const ccOff: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      ccOff.push((await cannon('client_credentials', 'keybridge (postgres, limits off)', { url: `http://127.0.0.1:${offPort}/token`, method: 'POST', headers: ccHeaders, body: ccBody })).rps);
+      if (i === 0) ccOn.push((await cannon('client_credentials', 'keybridge (postgres)', { url: `${issuer}/token`, method: 'POST', headers: ccHeaders, body: ccBody })).rps);
+    }
+    off.child.kill('SIGTERM');
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const limiterCost = 1 - mean(ccOn) / mean(ccOff);
 
     // introspection of an opaque access token
     const bareAt = (await post(`http://127.0.0.1:${barePort}/token`, { grant_type: 'client_credentials' })).access_token as string;
@@ -209,6 +228,7 @@ async function main(): Promise<void> {
     for (const r of rows) process.stdout.write(`| ${r.work} | ${r.server} | ${r.rps.toFixed(r.rps < 200 ? 1 : 0)} | ${r.p50} | ${r.p99} | ${r.errors} |\n`);
     const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
     process.stdout.write(`\nclient_credentials: ${ccKb.rps.toFixed(0)}/s = ${(ccKb.rps / ccBare.rps).toFixed(2)} x bare (target >= 2500/s and >= 0.5 x): ${verdict(ccKb.rps >= 2500 && ccKb.rps / ccBare.rps >= 0.5)}\n`);
+    process.stdout.write(`limiter cost on client_credentials: ${(limiterCost * 100).toFixed(1)}% (limits on ${ccOn.map((r) => r.toFixed(0)).join(', ')}/s; off ${ccOff.map((r) => r.toFixed(0)).join(', ')}/s; target <= 5%): ${verdict(limiterCost <= 0.05)}\n`);
     process.stdout.write(`refresh_token: ${rf.rps.toFixed(0)}/s (target >= 1500/s): ${verdict(rf.rps >= 1500)}\n`);
     process.stdout.write(`introspection: ${inKb.rps.toFixed(0)}/s = ${(inKb.rps / inBare.rps).toFixed(2)} x bare (target >= 4000/s): ${verdict(inKb.rps >= 4000)}\n`);
     process.stdout.write(`local password login: ${loginRow.rps.toFixed(1)}/s (target >= 80/s): ${verdict(loginRow.rps >= 80)}\n`);
