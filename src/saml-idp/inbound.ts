@@ -39,6 +39,8 @@ export interface InboundMessage {
   xml: string;
   /** The Issuer as written; unverified until `verifyMessage`. */
   issuer: string | null;
+  /** The root's ID as written (unverified): for the log line of a refusal only. */
+  id: string | null;
   relayState: string | null;
   /** Redirect binding: the signed octets and the signature parameters, when the query carries them. */
   querySignature: { octets: string; sigAlg: string; signature: Buffer } | null;
@@ -92,7 +94,7 @@ function typeOfRoot(root: Element): MessageType | null {
 }
 
 /** Parses the XML and checks its root is one of the expected messages; the issuer is read as written. */
-function parseMessage(xml: string, expected: readonly MessageType[], fallback: MessageType): { type: MessageType; root: Element; issuer: string | null } {
+function parseMessage(xml: string, expected: readonly MessageType[], fallback: MessageType): { type: MessageType; root: Element; issuer: string | null; id: string | null } {
   let root: Element;
   try {
     root = parseSafeXml(xml, MAX_MESSAGE_CHARS).documentElement;
@@ -107,7 +109,8 @@ function parseMessage(xml: string, expected: readonly MessageType[], fallback: M
   } catch (err) {
     refuse(type, err);
   }
-  return { type, root, issuer };
+  const id = attr(root, 'ID');
+  return { type, root, issuer, id: id && id.length <= 256 && isPlainText(id) ? id : null };
 }
 
 /**
@@ -147,7 +150,7 @@ export function decodeRedirect(rawQuery: string, expected: readonly MessageType[
     throw new SamlRejected('malformed', kindOf(fallback), { cause: err });
   }
   const xml = messageText(inflate(base64Bytes(decoded[param], fallback), fallback), fallback);
-  const { type, issuer } = parseMessage(xml, expected, fallback);
+  const { type, issuer, id } = parseMessage(xml, expected, fallback);
   if ((param === 'SAMLRequest') !== (type !== 'LogoutResponse')) throw new SamlRejected('malformed', kindOf(type), { detail: { error: `${type} sent as ${param}` } });
 
   let querySignature: InboundMessage['querySignature'] = null;
@@ -157,7 +160,7 @@ export function decodeRedirect(rawQuery: string, expected: readonly MessageType[
     const octets = `${param}=${raw.get(param)}${raw.has('RelayState') ? `&RelayState=${raw.get('RelayState')}` : ''}&SigAlg=${raw.get('SigAlg')}`;
     querySignature = { octets, sigAlg: decoded.SigAlg, signature: base64Bytes(decoded.Signature, type) };
   }
-  return { type, binding: 'redirect', xml, issuer, relayState: relayStateOf(decoded.RelayState, type), querySignature, envelopedSignature: false };
+  return { type, binding: 'redirect', xml, issuer, id, relayState: relayStateOf(decoded.RelayState, type), querySignature, envelopedSignature: false };
 }
 
 /** HTTP-POST binding: base64 XML (some SPs, node-saml among them, also DEFLATE it; both are accepted). */
@@ -169,13 +172,14 @@ export function decodePost(form: Record<string, string>, expected: readonly Mess
   if (bytes.length > MAX_MESSAGE_CHARS) throw new SamlRejected('too_large', kindOf(fallback));
   const deflated = !/^\uFEFF?\s*</.test(bytes.subarray(0, 64).toString('utf8'));
   const xml = messageText(deflated ? inflate(bytes, fallback) : bytes, fallback);
-  const { type, root, issuer } = parseMessage(xml, expected, fallback);
+  const { type, root, issuer, id } = parseMessage(xml, expected, fallback);
   if ((param === 'SAMLRequest') !== (type !== 'LogoutResponse')) throw new SamlRejected('malformed', kindOf(type), { detail: { error: `${type} sent as ${param}` } });
   return {
     type,
     binding: 'post',
     xml,
     issuer,
+    id,
     relayState: relayStateOf(form.RelayState, type),
     querySignature: null,
     envelopedSignature: childElements(root, NS.dsig, 'Signature').length > 0,

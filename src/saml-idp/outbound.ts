@@ -1,5 +1,5 @@
-// Everything the IdP sends, built with samlify: its metadata, signed (and optionally encrypted)
-// login responses, status-only error responses, and signed logout requests and responses. The
+// Everything the IdP sends: its metadata (idp-metadata.ts, in schema order), and, built with
+// samlify, signed (and optionally encrypted) login responses, status-only error responses, and signed logout requests and responses. The
 // XML of each message is written here (samlify's templates cannot express our NameID, attribute
 // and AuthnContext choices) and handed to samlify, which signs and encrypts it.
 import { randomBytes } from 'node:crypto';
@@ -8,6 +8,7 @@ import type { ServiceProvider } from './service-providers.ts';
 import { xmlEscape } from './safe-xml.ts';
 import { BINDING, DATA_ENCRYPTION, KEY_TRANSPORT, NAME_ID_FORMAT, NS, OUR_SIGNATURE_ALGORITHM, STATUS } from './saml-urns.ts';
 import type { SigningMaterial } from './signing-key.ts';
+import { idpMetadataXml } from './idp-metadata.ts';
 
 export interface IdpEndpoints {
   entityId: string;
@@ -49,7 +50,8 @@ export class OutboundMessages {
     this.#endpoints = options.endpoints;
     this.#material = options.material;
     this.#signatureAlgorithm = OUR_SIGNATURE_ALGORITHM[options.signatureAlgorithm];
-    this.#metadata = this.#idp(null, options.wantAuthnRequestsSigned).getMetadata();
+    const { entityId, ssoUrl, sloUrl } = options.endpoints;
+    this.#metadata = idpMetadataXml({ entityId, ssoUrl, sloUrl, certificate: options.material.certificatePem, wantAuthnRequestsSigned: options.wantAuthnRequestsSigned });
   }
 
   /** Our EntityDescriptor: SSO and SLO by Redirect and POST, the signing certificate, the NameID formats. */
@@ -62,7 +64,7 @@ export class OutboundMessages {
   }
 
   /** One samlify IdP per encryption choice (samlify keeps it on the entity). */
-  #idp(encryption: ServiceProvider['encryptionAlgorithm'] | null, wantAuthnRequestsSigned = true): IdentityProviderInstance {
+  #idp(encryption: ServiceProvider['encryptionAlgorithm'] | null): IdentityProviderInstance {
     const key = encryption ?? 'none';
     let idp = this.#idps.get(key);
     if (!idp) {
@@ -72,7 +74,6 @@ export class OutboundMessages {
         privateKey: this.#material.privateKeyPem,
         signingCert: this.#material.certificatePem,
         requestSignatureAlgorithm: this.#signatureAlgorithm,
-        wantAuthnRequestsSigned,
         nameIDFormat: [NAME_ID_FORMAT.persistent, NAME_ID_FORMAT.transient, NAME_ID_FORMAT.emailAddress, NAME_ID_FORMAT.unspecified],
         singleSignOnService: [
           { Binding: BINDING.redirect, Location: ssoUrl },

@@ -76,7 +76,13 @@ export const serviceProviderSchema = z
       .optional(),
     /** The SP's certificates: to verify its signed requests, and to encrypt assertions to it. */
     certificates: z.array(z.union([certificate(), z.strictObject({ pem: certificate(), use: z.enum(['signing', 'encryption']) })])).optional(),
-    /** Refuse unsigned sign-in requests. Default: true when the SP has a signing certificate. */
+    /**
+     * Refuse unsigned sign-in requests from this SP (true), or accept them (false) when their
+     * AssertionConsumerServiceURL (or index) is one the SP registered. Default: the global
+     * `samlIdp.requireSignedRequests` when true, else what the SP's metadata says
+     * (`AuthnRequestsSigned="true"`: required). A request that is signed is always verified.
+     * Sign-out requests must be signed whatever this says.
+     */
     requireSignedRequests: bool().optional(),
     signResponse: bool().default(true),
     signAssertion: bool().default(true),
@@ -135,8 +141,17 @@ export const samlIdpSchema = z
      */
     signing: z.strictObject({ privateKeyFile: z.string().min(1), certificateFile: z.string().min(1) }).optional(),
     signatureAlgorithm: z.enum(['rsa-sha256', 'rsa-sha512']).default('rsa-sha256'),
-    /** Advertised in our metadata (WantAuthnRequestsSigned); each SP's requireSignedRequests decides. */
+    /**
+     * Advertised in our metadata (WantAuthnRequestsSigned): asks SPs to sign. It enforces nothing:
+     * whether an unsigned request is refused is `requireSignedRequests` (here and per SP).
+     */
     wantAuthnRequestsSigned: bool().default(true),
+    /**
+     * true: every SP must sign its sign-in requests, unless its own `requireSignedRequests` is
+     * false. Absent or false: each SP as its metadata says (AuthnRequestsSigned) or as its own
+     * `requireSignedRequests` says.
+     */
+    requireSignedRequests: bool().optional(),
     /** How long an assertion may be presented (NotOnOrAfter). */
     assertionLifetimeSeconds: count(1).default(300),
     /** How old a request's IssueInstant may be. */
@@ -146,8 +161,14 @@ export const samlIdpSchema = z
     serviceProviders: z.array(serviceProviderSchema).default([]),
   })
   .superRefine((idp, ctx) => {
+    if (idp.requireSignedRequests === true && !idp.wantAuthnRequestsSigned) ctx.addIssue({ code: 'custom', path: ['wantAuthnRequestsSigned'], message: 'must not be false when requireSignedRequests is true (the metadata would tell SPs not to sign)' });
     const seen = new Set<string>();
     idp.serviceProviders.forEach((sp, i) => {
+      const hasMetadata = sp.metadataFile !== undefined || sp.metadataUrl !== undefined || sp.metadataXml !== undefined;
+      const signing = (sp.certificates ?? []).some((c) => typeof c === 'string' || c.use === 'signing');
+      if (idp.requireSignedRequests === true && sp.requireSignedRequests === undefined && !hasMetadata && !signing) {
+        ctx.addIssue({ code: 'custom', path: ['serviceProviders', i, 'requireSignedRequests'], message: 'samlIdp.requireSignedRequests is true but this SP has no signing certificate (add one under certificates, or set requireSignedRequests: false for it)' });
+      }
       if (seen.has(sp.entityId)) ctx.addIssue({ code: 'custom', path: ['serviceProviders', i, 'entityId'], message: `duplicate service provider "${sp.entityId}"` });
       seen.add(sp.entityId);
     });

@@ -15,7 +15,7 @@ import type { Store } from '../storage/store.ts';
 import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
-import { errorPageContext } from '../http/error-pages.ts';
+import { errorPageContext, wantsJson } from '../http/error-pages.ts';
 import { sendFormPost, sendOnward } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
 import { endSessions } from '../oidc/end-sessions.ts';
@@ -26,7 +26,9 @@ import { ServiceProviderUnavailable, type ServiceProvider, type ServiceProviderR
 import { decodePost, decodeRedirect, isPlainText, readAuthnRequest, readLogoutRequest, readLogoutResponse, verifyMessage, type InboundMessage } from './inbound.ts';
 import { newId, type IdpEndpoints, type OutboundMessages, type Outgoing } from './outbound.ts';
 import { attributesFor, nameIdFor } from './subject-mapping.ts';
-import { AUTHN_CONTEXT, BINDING, NAME_ID_FORMAT, STATUS } from './saml-urns.ts';
+import { nameIdFormatFor } from './name-id-policy.ts';
+import type { NameIdFormatName } from './saml-idp-config.ts';
+import { AUTHN_CONTEXT, BINDING, STATUS } from './saml-urns.ts';
 
 export interface SamlIdpRouteDependencies {
   provider: Provider;
@@ -57,6 +59,8 @@ interface PendingSso {
   requestId: string | null;
   relayState: string | null;
   passive: boolean;
+  /** The NameID format chosen from the request's NameIDPolicy; absent: the SP's configured one. */
+  nameIdFormat?: NameIdFormatName;
   /** PKCE verifier of the internal authorization request. */
   verifier: string;
   /** Hash of the value in this browser's cookie: the sign-in finishes only in the browser that started it. */
@@ -102,33 +106,59 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   const router = new Router();
   const skewMs = settings.clockSkewSeconds * 1000;
 
-  /** Runs a handler; a refused message is logged and audited, then becomes the error page. */
-  const guarded = (handler: (ctx: Context, seen: { sp: string | null }) => Promise<void>) => async (ctx: Context) => {
-    const seen: { sp: string | null } = { sp: null };
+  /**
+   * A refusal, recorded: one warn line (SP, request ID, reason, what to check) and the audit
+   * event. Returns the reference the page shows, which the log line carries too.
+   */
+  async function recordRefusal(ctx: Context, err: SamlRejected): Promise<string> {
+    // As the request named them: a NUL or invalid UTF-8 there must not break the audit write.
+    if (err.sp !== null && (!isPlainText(err.sp) || err.sp.length > 1024)) err.sp = null;
+    if (err.requestId !== null && (!isPlainText(err.requestId) || err.requestId.length > 256)) err.requestId = null;
+    const reference = randomUUID();
+    // The XML guard's words (ours, never the message's) say which limit a refused document broke.
+    const guard = typeof err.detail?.guard === 'string' ? { detail: err.detail.guard } : {};
+    await store.audit.record({ type: 'saml.request_rejected', outcome: 'failure', ip: ctx.ip, details: { sp: err.sp, reason: err.reason, ...(err.requestId ? { requestId: err.requestId } : {}), ...guard } });
+    logger.warn(
+      { sp: err.sp, samlRequestId: err.requestId, reason: err.reason, detail: err.detail, cause: err.cause ? String(err.cause) : undefined, requestId: reference },
+      `SAML ${err.kind} refused (${err.reason})${err.hint ? `: ${err.hint}` : ''}`,
+    );
+    return reference;
+  }
+
+  /** What a handler learnt before a refusal: the SP (as named, then as registered) and the message ID. */
+  interface Seen {
+    sp: string | null;
+    name: string | null;
+    requestId: string | null;
+  }
+
+  /**
+   * Runs a handler; a refused message is recorded (recordRefusal) and answered here with the
+   * error page naming the application, so the shared error handler does not log it again.
+   */
+  const guarded = (handler: (ctx: Context, seen: Seen) => Promise<void>) => async (ctx: Context) => {
+    const seen: Seen = { sp: null, name: null, requestId: null };
     try {
       await handler(ctx, seen);
     } catch (err) {
-      if (err instanceof SamlRejected) {
-        err.sp ??= seen.sp;
-        // As the request named it: a NUL or invalid UTF-8 there must not break the audit write.
-        if (err.sp !== null && !isPlainText(err.sp)) err.sp = null;
-        // The XML guard's words (ours, never the message's) say which limit a refused document broke.
-        const guard = typeof err.detail?.guard === 'string' ? { detail: err.detail.guard } : {};
-        await store.audit.record({ type: 'saml.request_rejected', outcome: 'failure', ip: ctx.ip, details: { sp: err.sp, reason: err.reason, ...guard } });
-        if (err.status >= 500) {
-          // The shared error page hides 5xx messages (they are usually our bugs); this one is news for the person.
-          const requestId = randomUUID();
-          logger.warn({ reason: err.reason, sp: err.sp, detail: err.detail, requestId }, 'SAML service provider unavailable');
-          return sendPage(ctx, deps.renderer, 'error', { ...errorPageContext(400, err.message, err.code, requestId), title: 'This application is unavailable' }, err.status);
-        }
-        logger.info({ reason: err.reason, sp: err.sp, detail: err.detail, cause: err.cause ? String(err.cause) : undefined }, 'SAML message rejected');
+      if (!(err instanceof SamlRejected)) throw err;
+      err.sp ??= seen.sp;
+      err.requestId ??= seen.requestId;
+      const reference = await recordRefusal(ctx, err);
+      const message = err.pageMessage(seen.name ?? err.sp);
+      if (wantsJson(ctx)) {
+        ctx.status = err.status;
+        ctx.body = { error: err.code, error_description: message, request_id: reference };
+        return;
       }
-      throw err;
+      // errorPageContext with 400: the shared page hides 5xx messages (usually our bugs); these are news for the person.
+      const title = err.reason === 'sp_unavailable' ? 'This application is unavailable' : 'This request cannot be completed';
+      sendPage(ctx, deps.renderer, 'error', { ...errorPageContext(400, message, err.code, reference), title }, err.status);
     }
   };
 
   /** The registered, enabled SP named by a message; refusals say so. */
-  async function findSp(entityId: string | null, kind: MessageKind): Promise<ServiceProvider> {
+  async function findSp(entityId: string | null, kind: MessageKind, seen?: Seen): Promise<ServiceProvider> {
     if (!entityId) throw new SamlRejected('malformed', kind, { detail: { error: 'no Issuer' } });
     if (!isPlainText(entityId) || entityId.length > 1024) throw new SamlRejected('malformed', kind, { detail: { error: 'the Issuer is not a usable entity ID' } });
     let sp: ServiceProvider | null;
@@ -139,6 +169,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       throw err;
     }
     if (!sp) throw new SamlRejected('unknown_sp', kind, { sp: entityId });
+    if (seen) seen.name = sp.name;
     return sp;
   }
 
@@ -178,10 +209,10 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
 
   const send = (ctx: Context, out: Outgoing, heading: string) => sendOnward(ctx, deps.renderer, { location: out.url, ...(out.binding === 'post' ? { form: out.fields } : {}) }, heading);
 
-  /** A status-only Response (NoPassive, AuthnFailed, InvalidNameIDPolicy...) posted to the SP's verified ACS. */
-  function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string): void {
+  /** A status-only Response (NoPassive, AuthnFailed, InvalidNameIDPolicy...) posted to the SP's verified ACS; `why` heads the page. */
+  function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string, why?: string): void {
     const SAMLResponse = outbound.statusResponse({ acsUrl: pending.acsUrl, inResponseTo: pending.requestId, status, subStatus });
-    sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, `Returning to ${sp.name}`);
+    sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, why ? `${why} Returning to ${sp.name}.` : `Returning to ${sp.name}`);
   }
 
   // ----------------------------------------------------------------------------------- metadata
@@ -222,9 +253,13 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
     const kind = 'sign-in request';
     const message = ctx.method === 'POST' ? decodePost(await samlForm(ctx, kind), ['AuthnRequest']) : decodeRedirect(ctx.querystring, ['AuthnRequest']);
     seen.sp = message.issuer;
-    const sp = await findSp(message.issuer, kind);
+    seen.requestId = message.id;
+    const sp = await findSp(message.issuer, kind, seen);
+    // Unsigned requests are accepted only when the SP does not have to sign; their ACS must then
+    // be a registered one (assertionConsumer), as for every request. A signature is always checked.
     const { root } = verifyMessage(message, sp.signingCerts, sp.requireSignedRequests);
     const request = readAuthnRequest(root);
+    seen.requestId = request.id;
     if (request.issuer !== sp.entityId) throw new SamlRejected('malformed', kind, { sp: sp.entityId, detail: { error: 'Issuer changed' } });
     checkDestination(kind, request.destination, endpoints.ssoUrl, sp.entityId);
     checkTiming(kind, request.issueInstant, sp.entityId);
@@ -232,15 +267,16 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
     await firstUse(kind, sp.entityId, request.id, request.issueInstant);
     const pending = { sp: sp.entityId, acsUrl, requestId: request.id, relayState: message.relayState, passive: request.isPassive };
 
-    // A NameID format other than the one configured for this SP is refused to the SP (SAML core 3.4.1.1).
-    const wanted = request.nameIdFormat;
-    if (wanted && wanted !== NAME_ID_FORMAT.unspecified && wanted !== NAME_ID_FORMAT[sp.nameId.format]) {
-      await store.audit.record({ type: 'saml.request_rejected', outcome: 'failure', ip: ctx.ip, details: { sp: sp.entityId, reason: 'invalid_nameid_policy' } });
-      return sendStatus(ctx, sp, pending, STATUS.requester, STATUS.invalidNameIdPolicy);
+    // A NameID format we cannot (or may not) produce is refused to the SP (SAML core 3.4.1.1), at its verified ACS.
+    const nameIdFormat = nameIdFormatFor(sp, request.nameIdFormat);
+    if (!nameIdFormat) {
+      const refusal = new SamlRejected('invalid_nameid_policy', kind, { sp: sp.entityId, requestId: request.id, detail: { format: (request.nameIdFormat ?? '').slice(0, 200) } });
+      await recordRefusal(ctx, refusal);
+      return sendStatus(ctx, sp, pending, STATUS.requester, STATUS.invalidNameIdPolicy, refusal.pageMessage(sp.name));
     }
     // Re-authenticating without showing anything is impossible.
     if (request.isPassive && request.forceAuthn) return sendStatus(ctx, sp, pending, STATUS.responder, STATUS.noPassive);
-    await startSignIn(ctx, pending, request.forceAuthn ? 'login' : request.isPassive ? 'none' : null);
+    await startSignIn(ctx, { ...pending, nameIdFormat }, request.forceAuthn ? 'login' : request.isPassive ? 'none' : null);
   });
   router.get('/saml/idp/sso', sso);
   router.post('/saml/idp/sso', sso);
@@ -269,7 +305,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       const entityId = single(ctx.query.sp);
       seen.sp = entityId;
       if (!entityId) throw new SamlRejected('malformed', kind, { detail: { error: 'no sp parameter' } });
-      const sp = await findSp(entityId, kind);
+      const sp = await findSp(entityId, kind, seen);
       if (!sp.idpInitiated.enabled) throw new SamlRejected('idp_initiated_disabled', kind, { sp: sp.entityId });
       const relayState = single(ctx.query.RelayState) ?? sp.idpInitiated.defaultRelayState ?? null;
       if (relayState !== null) {
@@ -299,7 +335,8 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       const cookie = ctx.cookies.get(ssoCookie(state));
       ctx.cookies.set(ssoCookie(state), null, { path: '/saml/idp/continue', httpOnly: true, sameSite: 'lax', secure: deps.secureCookies });
       if (!cookie || !sameText(sha256(cookie), pending.browser)) throw new SamlRejected('unknown_state', kind, { sp: pending.sp, detail: { error: 'finished in another browser' } });
-      const sp = await findSp(pending.sp, kind);
+      seen.requestId = pending.requestId;
+      const sp = await findSp(pending.sp, kind, seen);
 
       const error = single(ctx.query.error);
       if (error) {
@@ -333,7 +370,8 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       if (!found) throw new SamlRejected('not_signed_in', kind, { sp: sp.entityId, detail: { error: 'user gone' } });
       if (!found.user.enabled) throw new SamlRejected('account_disabled', kind, { sp: sp.entityId });
       const person = { user: found.user, groups: found.groups, claims: login?.claims ?? {} };
-      const nameId = nameIdFor(sp, person, deps.pairwiseKey);
+      const nameIdFormat = pending.nameIdFormat ?? sp.nameId.format;
+      const nameId = nameIdFor(sp, person, deps.pairwiseKey, nameIdFormat);
       if (!nameId) throw new SamlRejected('missing_email', kind, { sp: sp.entityId });
 
       const expiresAt = new Date(Date.now() + deps.sessionTtlSeconds * 1000);
@@ -358,7 +396,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
         userId: accountId,
         connectorId: login?.connectorId ?? null,
         ip: ctx.ip,
-        details: { sp: sp.entityId, nameIdFormat: sp.nameId.format, initiated: pending.requestId ? 'sp' : 'idp' },
+        details: { sp: sp.entityId, nameIdFormat, initiated: pending.requestId ? 'sp' : 'idp' },
       });
       sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, `Signing you in to ${sp.name}`);
     }),
@@ -369,13 +407,16 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   const slo = guarded(async (ctx, seen) => {
     const message = ctx.method === 'POST' ? decodePost(await samlForm(ctx, 'sign-out request'), ['LogoutRequest', 'LogoutResponse']) : decodeRedirect(ctx.querystring, ['LogoutRequest', 'LogoutResponse']);
     seen.sp = message.issuer;
-    if (message.type === 'LogoutResponse') return continueLogout(ctx, message);
+    seen.requestId = message.id;
+    if (message.type === 'LogoutResponse') return continueLogout(ctx, message, seen);
 
     const kind = 'sign-out request';
-    const sp = await findSp(message.issuer, kind);
+    const sp = await findSp(message.issuer, kind, seen);
     // A sign-out ends sessions: it must be signed, whatever the SP's setting for sign-in requests.
+    // (An unsigned one could be sent by any page the person visits, naming whoever it likes.)
     const { root } = verifyMessage(message, sp.signingCerts, true);
     const request = readLogoutRequest(root);
+    seen.requestId = request.id;
     if (request.issuer !== sp.entityId) throw new SamlRejected('malformed', kind, { sp: sp.entityId, detail: { error: 'Issuer changed' } });
     checkDestination(kind, request.destination, endpoints.sloUrl, sp.entityId);
     checkTiming(kind, request.issueInstant, sp.entityId);
@@ -443,7 +484,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   }
 
   /** A LogoutResponse from an SP we sent a LogoutRequest to: check it answers ours, then go on. */
-  async function continueLogout(ctx: Context, message: InboundMessage): Promise<void> {
+  async function continueLogout(ctx: Context, message: InboundMessage, seen: Seen): Promise<void> {
     const kind = 'sign-out response';
     const handle = message.relayState;
     const key = handle && handle.length <= 128 ? sloKey(handle) : null;
@@ -451,7 +492,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
     if (!key || !chain?.current || chain.consumed || !(await records.claim(key))) throw new SamlRejected('unsolicited', kind);
     const current = chain.current;
     if (message.issuer !== current.sp) throw new SamlRejected('unsolicited', kind, { detail: { expected: current.sp } });
-    const sp = await findSp(current.sp, kind);
+    const sp = await findSp(current.sp, kind, seen);
     // Signed when the SP has keys to sign with (SAML bindings require it of front-channel messages).
     const { root } = verifyMessage(message, sp.signingCerts, sp.signingCerts.length > 0);
     const response = readLogoutResponse(root);

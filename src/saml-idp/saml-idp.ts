@@ -48,7 +48,7 @@ export async function createSamlIdp(deps: { config: Config; store: Store; logger
     store.secrets.getOrCreate('saml-idp-pairwise-key', () => randomBytes(32).toString('base64url')),
   ]);
   const outbound = new OutboundMessages({ endpoints, material, signatureAlgorithm: settings.signatureAlgorithm, wantAuthnRequestsSigned: settings.wantAuthnRequestsSigned });
-  const serviceProviders = new ServiceProviderRegistry({ configured: settings.serviceProviders, store, logger, fetch: deps.fetch });
+  const serviceProviders = new ServiceProviderRegistry({ configured: settings.serviceProviders, store, logger, fetch: deps.fetch, requireSignedRequests: settings.requireSignedRequests });
 
   return {
     endpoints,

@@ -18,7 +18,10 @@ export interface ServiceProvider {
   slo: { url: string; responseUrl: string; binding: 'redirect' | 'post' } | null;
   signingCerts: string[];
   encryptionCert: string | null;
+  /** Unsigned sign-in requests are refused (else accepted when their ACS is registered). */
   requireSignedRequests: boolean;
+  /** The NameID formats the SP's metadata lists (empty without metadata). */
+  nameIdFormats: string[];
   signResponse: boolean;
   signAssertion: boolean;
   encryptAssertions: boolean;
@@ -52,14 +55,16 @@ export class ServiceProviderRegistry {
   readonly #store: Store;
   readonly #logger: Logger;
   readonly #fetch: typeof fetch;
+  readonly #requireSignedRequests: boolean;
   readonly #metadata = new Map<string, CachedMetadata>();
   readonly #inflight = new Map<string, Promise<SpMetadata>>();
 
-  constructor(deps: { configured: readonly ServiceProviderConfig[]; store: Store; logger: Logger; fetch?: typeof fetch }) {
+  constructor(deps: { configured: readonly ServiceProviderConfig[]; store: Store; logger: Logger; fetch?: typeof fetch; requireSignedRequests?: boolean }) {
     this.#configured = new Map(deps.configured.map((sp) => [sp.entityId, sp]));
     this.#store = deps.store;
     this.#logger = deps.logger;
     this.#fetch = deps.fetch ?? globalThis.fetch;
+    this.#requireSignedRequests = deps.requireSignedRequests ?? false;
   }
 
   /** The enabled SP with this entity ID, or null; throws ServiceProviderUnavailable when it cannot be used now. */
@@ -85,7 +90,10 @@ export class ServiceProviderRegistry {
     const encryptionCerts = explicitEncryption.length ? explicitEncryption : (metadata?.encryptionCertificates ?? []);
     const acs = sp.assertionConsumerServices ?? metadata?.assertionConsumerServices ?? [];
     const slo = sp.singleLogoutService ?? metadata?.singleLogoutService ?? null;
-    const requireSignedRequests = sp.requireSignedRequests ?? (signingCerts.length > 0 || Boolean(metadata?.authnRequestsSigned));
+    // The SP's own setting, else the operator's global one, else what the SP's metadata says: an SP
+    // that does not ask for signed requests (Shibboleth SP by default) may send them unsigned, as
+    // Shibboleth IdP and Keycloak allow; the response still only goes to a registered ACS.
+    const requireSignedRequests = sp.requireSignedRequests ?? (this.#requireSignedRequests || Boolean(metadata?.authnRequestsSigned));
     const unusable = (why: string) => {
       this.#logger.error({ sp: sp.entityId }, `SAML service provider unusable: ${why}`);
       return new ServiceProviderUnavailable(why);
@@ -102,6 +110,7 @@ export class ServiceProviderRegistry {
       signingCerts,
       encryptionCert: encryptionCerts[0] ?? null,
       requireSignedRequests,
+      nameIdFormats: metadata?.nameIdFormats ?? [],
       signResponse: sp.signResponse,
       signAssertion: sp.signAssertion,
       encryptAssertions: sp.encryptAssertions,

@@ -1,6 +1,6 @@
 // Reads what Keybridge needs from a service provider's SAML metadata: its HTTP-POST assertion
-// consumer services, its single logout service, its certificates and whether it signs its
-// requests. Parsed with the same guard as inbound messages (no DTDs, no entities), by position.
+// consumer services, its single logout service, its certificates, whether it signs its
+// requests and the NameID formats it lists. Parsed with the same guard as inbound messages (no DTDs, no entities), by position.
 import { XmlRefused, attr, childElement, childElements, parseSafeXml, textOf } from './safe-xml.ts';
 import { BINDING, NS } from './saml-urns.ts';
 
@@ -13,6 +13,8 @@ export interface SpMetadata {
   signingCertificates: string[];
   encryptionCertificates: string[];
   authnRequestsSigned: boolean;
+  /** The NameIDFormat elements of its SPSSODescriptor, in document order (formats it accepts). */
+  nameIdFormats: string[];
 }
 
 export class MetadataError extends Error {
@@ -69,7 +71,8 @@ export function parseSpMetadata(xml: string, entityId: string): SpMetadata {
     singleLogoutService,
     signingCertificates: signing,
     encryptionCertificates: encryption,
-    authnRequestsSigned: attr(sso, 'AuthnRequestsSigned') === 'true',
+    authnRequestsSigned: ['true', '1'].includes(attr(sso, 'AuthnRequestsSigned') ?? ''),
+    nameIdFormats: childElements(sso, NS.metadata, 'NameIDFormat').flatMap((f) => textOf(f)?.trim() || []).filter((f) => f.length <= 256),
   };
 }
 

@@ -1,9 +1,10 @@
-// What a service provider learns about the person: the NameID in the format its settings ask
-// for, and the attributes its settings map from the local user, its groups and the claims a
+// What a service provider learns about the person: the NameID in the format chosen for the
+// sign-in (name-id-policy.ts), and the attributes its settings map from the local user, its groups and the claims a
 // connector's mappers produced at sign-in.
 import { createHmac, randomBytes } from 'node:crypto';
 import type { User } from '../storage/types.ts';
 import type { ServiceProvider } from './service-providers.ts';
+import type { NameIdFormatName } from './saml-idp-config.ts';
 import { ATTRIBUTE_NAME_FORMAT, NAME_ID_FORMAT } from './saml-urns.ts';
 
 export interface Person {
@@ -13,9 +14,13 @@ export interface Person {
   claims: Record<string, unknown>;
 }
 
-/** The NameID for this SP, or null when the user lacks the field the format needs (no email). */
-export function nameIdFor(sp: ServiceProvider, person: Person, pairwiseKey: Buffer): { value: string; format: string } | null {
-  const { format, from } = sp.nameId;
+/**
+ * The NameID for this SP in `format` (default: the SP's configured one), or null when the user
+ * lacks the field the format needs (no email). `nameId.from` applies to the configured format
+ * only; a format the request chose (name-id-policy.ts) takes its usual source.
+ */
+export function nameIdFor(sp: ServiceProvider, person: Person, pairwiseKey: Buffer, format: NameIdFormatName = sp.nameId.format): { value: string; format: string } | null {
+  const from = format === sp.nameId.format ? sp.nameId.from : undefined;
   const { user } = person;
   if (format === 'transient') return { value: `_${randomBytes(20).toString('hex')}`, format: NAME_ID_FORMAT.transient };
   const source = from ?? (format === 'emailAddress' ? 'email' : format === 'unspecified' ? 'username' : null);

@@ -138,6 +138,8 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
               assertionConsumerServices: [{ url: ACS_A, index: 0, isDefault: true }, { url: ACS_A2, index: 1 }],
               singleLogoutService: { url: SLO_A },
               certificates: [keysA.certificatePem],
+              // No metadata to say AuthnRequestsSigned: the operator requires signed requests.
+              requireSignedRequests: true,
             },
             {
               entityId: SP_B,
@@ -515,7 +517,7 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     const accepted = await new Browser(broker.issuer).go(slo, { method: 'POST', form: { SAMLRequest: Buffer.from(signXml(xml, 'LogoutRequest', keysA)).toString('base64') } });
     assert.ok(accepted.url.startsWith(`${SLO_A}?SAMLResponse=`), `answered: ${accepted.url} ${accepted.status}`);
     const unsigned = await new Browser(broker.issuer).go(redirectUrl(slo, 'SAMLRequest', logoutRequestXml({ slo, nameId: 'x' })));
-    await assertRefused(unsigned, 400, /sign-out request from this application is not signed/, 'unsigned', SP_A);
+    await assertRefused(unsigned, 400, /sign-out request from “App A” is not signed\. For the administrator: Keybridge accepts only signed sign-out messages/, 'unsigned', SP_A);
   });
 
   // --------------------------------------------------------------------------------- refusals
@@ -533,7 +535,7 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
   });
 
   test('refused: an unsigned request when the SP must sign, a tampered or foreign signature, SHA-1', async () => {
-    await assertRefused(await start(new Browser(broker.issuer), serviceProvider(SP_A, ACS_A, null)), 400, /sign-in request from this application is not signed/, 'unsigned', SP_A);
+    await assertRefused(await start(new Browser(broker.issuer), serviceProvider(SP_A, ACS_A, null)), 400, /sign-in request from “App A” is not signed\. For the administrator: The application&#39;s SAML request was not signed, but Keybridge requires signed requests for it/, 'unsigned', SP_A);
 
     const url = new URL(await serviceProvider(SP_A, ACS_A, keysA).getAuthorizeUrlAsync('', undefined, {}));
     const signature = url.searchParams.get('Signature')!;
@@ -597,7 +599,7 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     for (const [inner, reason] of shapes) {
       const wrapped = logoutRequestXml({ slo, nameId: victim.profile.nameID, id: newId(), inner });
       const page = await new Browser(broker.issuer).go(slo, { method: 'POST', form: { SAMLRequest: Buffer.from(wrapped).toString('base64') } });
-      await assertRefused(page, 400, /sign-out request from this application/, reason, SP_A);
+      await assertRefused(page, 400, /sign-out request from “App A”/, reason, SP_A);
     }
     // The victim is still signed in.
     const still = await signIn(serviceProvider(SP_A, ACS_A, keysA), ACS_A, { browser: victim.browser });
