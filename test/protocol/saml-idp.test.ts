@@ -13,9 +13,10 @@ import { createSign, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { SAML, ValidateInResponseTo, generateServiceProviderMetadata, type SamlConfig } from '@node-saml/node-saml';
 import { DOMParser } from '@xmldom/xmldom';
+import { pino } from 'pino';
 import { SignedXml } from 'xml-crypto';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
@@ -25,6 +26,7 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { SamlAgent, simpleSamlPhpMissing, startSimpleSamlPhp, type SimpleSamlPhp } from '../helpers/simplesamlphp.ts';
 import { generateSelfSigned, type SigningMaterial } from '../../src/saml-idp/signing-key.ts';
 import { addServiceProvider } from '../../src/cli/saml-sp-command.ts';
+import { samlIdpSchema } from '../../src/saml-idp/saml-idp-config.ts';
 import { decodePost, decodeRedirect } from '../../src/saml-idp/inbound.ts';
 import type { SamlRejected } from '../../src/saml-idp/saml-rejected.ts';
 import { base64 as bombBase64, deepMessage, deflated as bombDeflated, wideMessage } from '../connectors/fixtures/saml/bombs.ts';
@@ -43,9 +45,18 @@ const SP_OPEN = 'https://sp-open.example/saml';
 const ACS_OPEN = `${APP}/open/acs`;
 const SP_DB = 'https://sp-db.example/saml';
 const ACS_DB = `${APP}/db/acs`;
+// Registered from metadata, as Shibboleth SP and mod_auth_mellon publish it: a signing
+// certificate, NameIDFormat elements, AuthnRequestsSigned absent, "false" or "true".
+const SP_SHIB = 'https://sp-shib.example/shibboleth';
+const ACS_SHIB = `${APP}/shib/SAML2/POST`;
+const SP_NOSIG = 'https://sp-nosig.example/saml';
+const ACS_NOSIG = `${APP}/nosig/acs`;
+const SP_MUSTSIGN = 'https://sp-mustsign.example/saml';
+const ACS_MUSTSIGN = `${APP}/mustsign/acs`;
 
 const NAMEID = {
   persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+  transient: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
   email: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
   unspecified: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
 };
@@ -99,6 +110,28 @@ function logoutRequestXml(o: { slo: string; nameId: string; id?: string; issuer?
 
 const withoutDeclaration = (xml: string) => xml.replace(/^<\?xml[^>]*\?>/, '');
 
+/** SP metadata as Shibboleth SP and mod_auth_mellon write it (ACS index 1, a signing key, NameID formats). */
+function spMetadataXml(o: { entityId: string; acs: string; cert: string; authnRequestsSigned?: 'true' | 'false'; formats: string[] }): string {
+  const body = o.cert.replace(/-----[^-]+-----|\s/g, '');
+  return (
+    `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${o.entityId}">` +
+    `<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"${o.authnRequestsSigned ? ` AuthnRequestsSigned="${o.authnRequestsSigned}"` : ''}>` +
+    `<md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
+    o.formats.map((f) => `<md:NameIDFormat>${f}</md:NameIDFormat>`).join('') +
+    `<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="${o.acs}" index="1"/>` +
+    `</md:SPSSODescriptor></md:EntityDescriptor>`
+  );
+}
+
+/** Every log line the broker writes, parsed (pino JSON). */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { lines, logger };
+}
+const WARN = 40;
+const ERROR = 50;
+
 describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
   let broker: TestBroker;
   let idpCert: string;
@@ -112,14 +145,17 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
   let aliceId: string;
   let logoutReceiver: LogoutReceiver;
   let logoutTokens: string[] = [];
+  let keysShib: SigningMaterial;
+  const logs = capturingLogger();
 
   before(async () => {
-    [keysA, keysB, keysEnc, keysDb] = await Promise.all(['sp-a', 'sp-b', 'sp-enc', 'sp-db'].map((cn) => generateSelfSigned(cn)));
+    [keysA, keysB, keysEnc, keysDb, keysShib] = await Promise.all(['sp-a', 'sp-b', 'sp-enc', 'sp-db', 'sp-shib'].map((cn) => generateSelfSigned(cn)));
     logoutReceiver = await startLogoutReceiver('/bcl');
     logoutTokens = logoutReceiver.tokens;
     const bcl = logoutReceiver.url;
 
     broker = await startTestBroker({
+      logger: logs.logger,
       config: {
         // Every request of this suite comes from one address: the per-IP budget of the SAML
         // endpoints (60 a minute by default) is not what it tests.
@@ -163,6 +199,9 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
               encryptAssertions: true,
             },
             { entityId: SP_OPEN, assertionConsumerServices: [{ url: ACS_OPEN }], nameId: { format: 'unspecified' }, signResponse: false },
+            { entityId: SP_SHIB, name: 'Shib App', metadataXml: spMetadataXml({ entityId: SP_SHIB, acs: ACS_SHIB, cert: keysShib.certificatePem, formats: [NAMEID.transient, NAMEID.email] }) },
+            { entityId: SP_NOSIG, metadataXml: spMetadataXml({ entityId: SP_NOSIG, acs: ACS_NOSIG, cert: keysShib.certificatePem, authnRequestsSigned: 'false', formats: [] }) },
+            { entityId: SP_MUSTSIGN, name: 'Strict App', metadataXml: spMetadataXml({ entityId: SP_MUSTSIGN, acs: ACS_MUSTSIGN, cert: keysShib.certificatePem, authnRequestsSigned: 'true', formats: [] }) },
           ],
         },
       },
@@ -390,6 +429,164 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     const done = await finish(browser, await start(browser, spA), ACS_A);
     await assert.rejects(spA.validatePostResponseAsync({ SAMLResponse: done.SAMLResponse }), /InvalidNameIDPolicy/);
     assert.equal((await lastRejection())?.reason, 'invalid_nameid_policy');
+  });
+
+  // ------------------------------------------------- NameID policy, unsigned requests (issue 17)
+
+  /** The warn lines logged since `mark` (asserting there is no error line among them). */
+  function warnLinesSince(mark: number) {
+    const since = logs.lines.slice(mark);
+    assert.deepEqual(since.filter((l) => (l.level as number) >= ERROR).map((l) => l.msg), [], 'no error-level line');
+    return since.filter((l) => l.level === WARN);
+  }
+
+  /** The ID of the AuthnRequest in an HTTP-Redirect URL. */
+  const requestIdOf = (url: string) => /ID="([^"]+)"/.exec(inflateRawSync(Buffer.from(new URL(url).searchParams.get('SAMLRequest')!, 'base64')).toString('utf8'))![1];
+
+  test('NameID policy: a requested transient is honoured, whatever format the SP is configured with', async () => {
+    const spA = serviceProvider(SP_A, ACS_A, keysA, { identifierFormat: NAMEID.transient });
+    const first = await signIn(spA, ACS_A);
+    assert.equal(first.profile.nameIDFormat, NAMEID.transient);
+    assert.match(first.profile.nameID, /^_[0-9a-f]{40}$/);
+    assert.equal((await broker.store.audit.list({ type: 'saml.sso', limit: 1 }))[0].details.nameIdFormat, 'transient');
+    const second = await signIn(spA, ACS_A);
+    assert.notEqual(second.profile.nameID, first.profile.nameID, 'a new transient id each time');
+  });
+
+  test('NameID policy: a format the SP metadata lists is used; unspecified or no NameIDPolicy gets the configured format', async () => {
+    // SP_SHIB's metadata lists transient and emailAddress; its configured format is the default, persistent.
+    const shib = (identifierFormat: string | null) => serviceProvider(SP_SHIB, ACS_SHIB, null, { identifierFormat });
+    const email = await signIn(shib(NAMEID.email), ACS_SHIB);
+    assert.equal(email.profile.nameIDFormat, NAMEID.email);
+    assert.equal(email.profile.nameID, 'alice@example.org');
+    const withoutFormat = await shib(null).getAuthorizeUrlAsync('', undefined, {});
+    assert.match(inflateRawSync(Buffer.from(new URL(withoutFormat).searchParams.get('SAMLRequest')!, 'base64')).toString(), /<samlp:NameIDPolicy [^>]*AllowCreate="true"\/>/, 'node-saml: a NameIDPolicy without Format');
+    // No NameIDPolicy at all (a hand-made request).
+    const browser = new Browser(broker.issuer);
+    const bare = await finish(browser, await browser.go(redirectUrl(sso, 'SAMLRequest', authnRequestXml({ sso, issuer: SP_SHIB, acs: ACS_SHIB }))), ACS_SHIB);
+    assert.match(bare.xml, /<saml:NameID Format="urn:oasis:names:tc:SAML:2\.0:nameid-format:persistent"/);
+    for (const format of [NAMEID.unspecified, null]) {
+      const { profile, xml } = await signIn(shib(format), ACS_SHIB);
+      assert.equal(profile.nameIDFormat, NAMEID.persistent, `NameIDPolicy ${format}`);
+      assert.ok(!profile.nameID.includes('alice'), 'opaque');
+      assert.match(xml, /nameid-format:persistent/);
+    }
+  });
+
+  test('NameID policy: an unlisted persistent is honoured (opaque and pairwise); an unlisted, unconfigured emailAddress is refused', async () => {
+    // SP_OPEN is configured for unspecified (the username) and has no metadata.
+    const open = serviceProvider(SP_OPEN, ACS_OPEN, null, { identifierFormat: NAMEID.persistent, wantAuthnResponseSigned: false });
+    const { profile } = await signIn(open, ACS_OPEN);
+    assert.equal(profile.nameIDFormat, NAMEID.persistent);
+    assert.ok(!profile.nameID.includes('alice'), 'opaque: nameId.from applies to the configured format only');
+    // SP_A (persistent, no metadata) asking emailAddress: the test above this block, InvalidNameIDPolicy.
+    const browser = new Browser(broker.issuer);
+    const page = await start(browser, serviceProvider(SP_A, ACS_A, keysA, { identifierFormat: NAMEID.email }));
+    assert.match(page.html, /NameID format urn:oasis:names:tc:SAML:1\.1:nameid-format:emailAddress is not one Keybridge can produce for this application/);
+  });
+
+  test('NameID policy: a format Keybridge cannot produce gets InvalidNameIDPolicy at the ACS, one warn line and a page saying why', async () => {
+    const X509 = 'urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName';
+    const spA = serviceProvider(SP_A, ACS_A, keysA, { identifierFormat: X509 });
+    const url = await spA.getAuthorizeUrlAsync('', undefined, {});
+    const browser = new Browser(broker.issuer);
+    const mark = logs.lines.length;
+    const page = await browser.go(url);
+    const done = await finish(browser, page, ACS_A);
+    assert.doesNotMatch(page.html, /name="password"/, 'refused before any login');
+    await assert.rejects(spA.validatePostResponseAsync({ SAMLResponse: done.SAMLResponse }), /InvalidNameIDPolicy/);
+    assert.match(page.html, /“App A” asked for a kind of user identifier that Keybridge does not provide to it\. For the administrator: The NameID format urn:oasis:names:tc:SAML:1\.1:nameid-format:X509SubjectName is not one Keybridge can produce/);
+    const warns = warnLinesSince(mark);
+    assert.equal(warns.length, 1, JSON.stringify(warns));
+    assert.deepEqual({ sp: warns[0].sp, samlRequestId: warns[0].samlRequestId, reason: warns[0].reason }, { sp: SP_A, samlRequestId: requestIdOf(url), reason: 'invalid_nameid_policy' });
+    assert.match(String(warns[0].msg), /X509SubjectName is not one Keybridge can produce/);
+    assert.equal((await lastRejection())?.reason, 'invalid_nameid_policy');
+  });
+
+  test('unsigned sign-in requests: accepted when the SP metadata does not ask for signing (AuthnRequestsSigned absent or "false") and the ACS is registered', async () => {
+    // SP_SHIB (attribute absent, a signing certificate in its metadata, as Shibboleth SP publishes): by URL.
+    const shib = await signIn(serviceProvider(SP_SHIB, ACS_SHIB, null, { identifierFormat: null }), ACS_SHIB);
+    assert.equal(shib.profile.uid, 'alice');
+    // SP_NOSIG (AuthnRequestsSigned="false").
+    const nosig = await signIn(serviceProvider(SP_NOSIG, ACS_NOSIG, null, { identifierFormat: null }), ACS_NOSIG);
+    assert.equal(nosig.profile.uid, 'alice');
+    // By the index its metadata gives, unsigned, by both bindings.
+    const byIndex = () => authnRequestXml({ sso, issuer: SP_SHIB }).replace(/ ProtocolBinding="[^"]*" AssertionConsumerServiceURL="[^"]*"/, ' AssertionConsumerServiceIndex="1"');
+    const browser = new Browser(broker.issuer);
+    await finish(browser, await browser.go(redirectUrl(sso, 'SAMLRequest', byIndex())), ACS_SHIB, ALICE);
+    await finish(browser, await browser.go(sso, { method: 'POST', form: { SAMLRequest: Buffer.from(byIndex()).toString('base64') } }), ACS_SHIB, ALICE);
+  });
+
+  test('unsigned sign-in requests: refused when the ACS URL or index is not in the SP metadata', async () => {
+    const mark = logs.lines.length;
+    await assertRefused(
+      await start(new Browser(broker.issuer), serviceProvider(SP_SHIB, `${APP}/elsewhere/acs`, null)),
+      400,
+      /“Shib App” asks to send the response to an address the application did not register\. For the administrator: The ACS URL \(AssertionConsumerServiceURL or index\) of the request is not in the SP/,
+      'acs_not_registered',
+      SP_SHIB,
+    );
+    assert.equal(warnLinesSince(mark).length, 1);
+    const byIndex = authnRequestXml({ sso, issuer: SP_NOSIG }).replace(/ ProtocolBinding="[^"]*" AssertionConsumerServiceURL="[^"]*"/, ' AssertionConsumerServiceIndex="0"');
+    await assertRefused(await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', byIndex)), 400, /did not register/, 'acs_not_registered', SP_NOSIG);
+  });
+
+  test('unsigned sign-in requests: refused when the SP metadata says AuthnRequestsSigned="true" (signed ones are accepted)', async () => {
+    const url = await serviceProvider(SP_MUSTSIGN, ACS_MUSTSIGN, null).getAuthorizeUrlAsync('', undefined, {});
+    const mark = logs.lines.length;
+    await assertRefused(
+      await new Browser(broker.issuer).go(url),
+      400,
+      /The sign-in request from “Strict App” is not signed\. For the administrator: The application&#39;s SAML request was not signed, but Keybridge requires signed requests for it: configure the application to sign its requests, or check AuthnRequestsSigned/,
+      'unsigned',
+      SP_MUSTSIGN,
+    );
+    const warns = warnLinesSince(mark);
+    assert.equal(warns.length, 1);
+    assert.deepEqual({ sp: warns[0].sp, samlRequestId: warns[0].samlRequestId, reason: warns[0].reason }, { sp: SP_MUSTSIGN, samlRequestId: requestIdOf(url), reason: 'unsigned' });
+    const signed = await signIn(serviceProvider(SP_MUSTSIGN, ACS_MUSTSIGN, keysShib, { identifierFormat: null }), ACS_MUSTSIGN);
+    assert.equal(signed.profile.uid, 'alice');
+  });
+
+  test('a signed sign-in request must verify even where signatures are optional', async () => {
+    // Signed with a key that is not the one in SP_SHIB's metadata: refused, by both bindings.
+    await assertRefused(await start(new Browser(broker.issuer), serviceProvider(SP_SHIB, ACS_SHIB, keysB, { identifierFormat: null })), 400, /“Shib App” has an invalid signature\. For the administrator/, 'bad_signature', SP_SHIB);
+    const post = (keys: SigningMaterial) => new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: Buffer.from(signXml(authnRequestXml({ sso, issuer: SP_SHIB, acs: ACS_SHIB }), 'AuthnRequest', keys)).toString('base64') } });
+    await assertRefused(await post(keysB), 400, /invalid signature/, 'bad_signature', SP_SHIB);
+    // Tampered after signing (the ACS is still a registered one).
+    const url = new URL(await serviceProvider(SP_SHIB, ACS_SHIB, keysShib, { identifierFormat: null }).getAuthorizeUrlAsync('', undefined, {}));
+    await assertRefused(await new Browser(broker.issuer).go(url.href.replace('SigAlg=', 'RelayState=injected&SigAlg=')), 400, /invalid signature/, 'bad_signature', SP_SHIB);
+    // Control: the right key.
+    assert.match((await post(keysShib)).html, /name="password"/);
+  });
+
+  test('every refusal writes exactly one warn line (SP, request ID, reason) and no error line; the page names the application and what to check', async () => {
+    const get = (url: string) => new Browser(broker.issuer).go(url);
+    const cases: { name: string; send: () => Promise<Page>; status: number; sp: string | null; requestId: string | null; reason: string; page: RegExp }[] = [];
+    const unknownId = newId();
+    cases.push({ name: 'SSO from an unknown SP', send: () => get(redirectUrl(sso, 'SAMLRequest', authnRequestXml({ sso, issuer: 'https://nobody.example/sp', id: unknownId }))), status: 403, sp: 'https://nobody.example/sp', requestId: unknownId, reason: 'unknown_sp', page: /not registered here \(“https:\/\/nobody\.example\/sp”\)\. For the administrator: No enabled SAML service provider has this entity ID/ });
+    const staleId = newId();
+    cases.push({ name: 'SSO stale', send: () => get(redirectUrl(sso, 'SAMLRequest', authnRequestXml({ sso, id: staleId, issueInstant: new Date(Date.now() - 3600_000) }), keysA.privateKeyPem)), status: 400, sp: SP_A, requestId: staleId, reason: 'stale', page: /has expired\. Go back to the application and start again\. For the administrator: If this keeps happening, check the clocks/ });
+    cases.push({ name: 'SSO not base64', send: () => new Browser(broker.issuer).go(sso, { method: 'POST', form: { SAMLRequest: '!!!' } }), status: 400, sp: null, requestId: null, reason: 'malformed', page: /The sign-in request from this application is not a valid SAML message\. For the administrator/ });
+    const logoutId = newId();
+    cases.push({ name: 'SLO unsigned', send: () => get(redirectUrl(slo, 'SAMLRequest', logoutRequestXml({ slo, nameId: 'someone', id: logoutId }))), status: 400, sp: SP_A, requestId: logoutId, reason: 'unsigned', page: /sign-out request from “App A” is not signed\. For the administrator: Keybridge accepts only signed sign-out messages/ });
+    cases.push({ name: 'SLO unsolicited response', send: () => get(`${slo}?SAMLResponse=${encodeURIComponent(deflateRawSync(Buffer.from(`<samlp:LogoutResponse xmlns:samlp="${PROTOCOL}" xmlns:saml="${ASSERTION}" ID="_lr1" Version="2.0" IssueInstant="${samlTime(new Date())}"><saml:Issuer>${SP_B}</saml:Issuer></samlp:LogoutResponse>`)).toString('base64'))}`), status: 400, sp: SP_B, requestId: '_lr1', reason: 'unsolicited', page: /does not answer a request from here/ });
+    cases.push({ name: 'IdP-initiated, disabled', send: () => get(`${broker.issuer}/saml/idp/init?sp=${encodeURIComponent(SP_A)}`), status: 403, sp: SP_A, requestId: null, reason: 'idp_initiated_disabled', page: /“App A” does not accept sign-ins started here\. Go to the application and sign in from there\. For the administrator: IdP-initiated sign-in is off for this SP/ });
+    cases.push({ name: 'continue, unknown state', send: () => get(`${broker.issuer}/saml/idp/continue?state=nothing`), status: 400, sp: null, requestId: null, reason: 'unknown_state', page: /This sign-in expired or was already completed/ });
+    for (const c of cases) {
+      const mark = logs.lines.length;
+      const page = await c.send();
+      assert.equal(page.status, c.status, `${c.name}: ${page.html.slice(0, 300)}`);
+      assert.match(page.html, c.page, c.name);
+      assert.doesNotMatch(page.html, /\bat [A-Za-z.<>]+ \(|node_modules|SamlRejected/, `${c.name}: no internals on the page`);
+      const warns = warnLinesSince(mark);
+      assert.equal(warns.length, 1, `${c.name}: ${JSON.stringify(logs.lines.slice(mark))}`);
+      assert.deepEqual({ sp: warns[0].sp, samlRequestId: warns[0].samlRequestId, reason: warns[0].reason }, { sp: c.sp, samlRequestId: c.requestId, reason: c.reason }, c.name);
+      assert.equal(warns[0].err, undefined, 'no stack trace');
+      // The page's reference is the log line's: an operator finds one from the other.
+      assert.ok(page.html.includes(String(warns[0].requestId)), `${c.name}: the page shows the reference`);
+      assert.equal((await lastRejection())?.reason, c.reason);
+    }
   });
 
   test('AssertionConsumerServiceIndex selects a registered address', async () => {
@@ -755,6 +952,63 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     await assertRefused(await other.go(new URL(location, broker.issuer).href), 400, /expired or was already completed/, 'unknown_state', SP_A);
     // The record was used up by that attempt: the right browser cannot finish it afterwards either.
     await assertRefused(await browser.go(new URL(location, broker.issuer).href), 400, /expired or was already completed/, 'unknown_state');
+  });
+});
+
+describe('Keybridge as a SAML IdP: the operator requires signed requests (samlIdp.requireSignedRequests)', () => {
+  let broker: TestBroker;
+  let keys: SigningMaterial;
+  const ACS = `${APP}/strict/acs`;
+  const SP_EXEMPT = 'https://sp-exempt.example/saml';
+
+  before(async () => {
+    keys = await generateSelfSigned('sp-strict');
+    broker = await startTestBroker({
+      config: {
+        limits: { ip: { callback: { points: 100_000 } } },
+        users: [{ username: 'alice', password: ALICE.password, email: 'alice@example.org' }],
+        samlIdp: {
+          enabled: true,
+          requireSignedRequests: true,
+          serviceProviders: [
+            // Its metadata does not ask for signed requests; the operator does.
+            { entityId: SP_SHIB, name: 'Shib App', metadataXml: spMetadataXml({ entityId: SP_SHIB, acs: ACS, cert: keys.certificatePem, formats: [] }) },
+            // Exempted by its own setting.
+            { entityId: SP_EXEMPT, assertionConsumerServices: [{ url: ACS }], requireSignedRequests: false },
+          ],
+        },
+      },
+    });
+  });
+  after(async () => broker?.close());
+
+  test('an unsigned request is refused unless the SP is exempted; a signed one is accepted; the metadata asks for signing', async () => {
+    const sso = `${broker.issuer}/saml/idp/sso`;
+    const unsigned = await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', authnRequestXml({ sso, issuer: SP_SHIB, acs: ACS })));
+    assert.equal(unsigned.status, 400);
+    assert.match(unsigned.html, /The sign-in request from “Shib App” is not signed\./);
+    assert.equal((await broker.store.audit.list({ type: 'saml.request_rejected', limit: 1 }))[0].details.reason, 'unsigned');
+    const signed = await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', authnRequestXml({ sso, issuer: SP_SHIB, acs: ACS }), keys.privateKeyPem));
+    assert.match(signed.html, /name="password"/);
+    const exempt = await new Browser(broker.issuer).go(redirectUrl(sso, 'SAMLRequest', authnRequestXml({ sso, issuer: SP_EXEMPT, acs: ACS })));
+    assert.match(exempt.html, /name="password"/);
+    const metadata = await (await fetch(`${broker.issuer}/saml/idp/metadata`)).text();
+    assert.match(metadata, /WantAuthnRequestsSigned="true"/);
+  });
+
+  test('config: requireSignedRequests with an SP that cannot sign, or with wantAuthnRequestsSigned: false, is refused with its path', () => {
+    const sp = { entityId: 'https://x.example/sp', assertionConsumerServices: [{ url: 'https://x.example/acs' }] };
+    const paths = (input: Record<string, unknown>) => {
+      const parsed = samlIdpSchema.safeParse(input);
+      return parsed.success ? [] : parsed.error.issues.map((i) => i.path.join('.'));
+    };
+    assert.deepEqual(paths({ enabled: true, requireSignedRequests: true, serviceProviders: [sp] }), ['serviceProviders.0.requireSignedRequests']);
+    assert.deepEqual(paths({ enabled: true, requireSignedRequests: true, serviceProviders: [{ ...sp, requireSignedRequests: false }] }), []);
+    assert.deepEqual(paths({ enabled: true, requireSignedRequests: true, wantAuthnRequestsSigned: false }), ['wantAuthnRequestsSigned']);
+    // Backwards compatible: the old settings alone still parse, to the old defaults.
+    const old = samlIdpSchema.parse({ enabled: true, wantAuthnRequestsSigned: false, serviceProviders: [{ ...sp, requireSignedRequests: true, certificates: [keys.certificatePem] }] });
+    assert.equal(old.requireSignedRequests, undefined);
+    assert.equal(old.serviceProviders[0].requireSignedRequests, true);
   });
 });
 
