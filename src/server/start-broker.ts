@@ -39,6 +39,7 @@ import { metricsEndpoint, startMetricsServer, type MetricsServer } from '../metr
 import { metadataCaching } from '../http/canonical-origin.ts';
 import { createRateLimits } from '../limits/rate-limits.ts';
 import { limitRequests } from '../limits/limit-requests.ts';
+import { deviceSessionRecovery } from '../oidc/device-session-recovery.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
@@ -193,10 +194,12 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       if (metrics && !config.metrics.listen) provider.use(metricsEndpoint(metrics, { token: config.metrics.token }));
       provider.use(metadataCaching());
       provider.use(errorPages(renderer, logger));
+      // Floods are refused before their bodies are even read.
+      provider.use(limitRequests({ limits: rateLimits, store, renderer, logger }));
       // Hostile text and oversized bodies are refused before anything parses or stores them.
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
-      provider.use(limitRequests({ limits: rateLimits, store, renderer, logger }));
+      provider.use(deviceSessionRecovery());
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

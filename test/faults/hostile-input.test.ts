@@ -142,6 +142,20 @@ describe('hostile input is refused at the edge', () => {
     assertNoErrorLogs(broker.logs, from);
   });
 
+  test('a device code form posted without a live session goes back to the form, not a 500', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const from = broker.logs.length;
+    for (const cookie of [undefined, 'kb_session=no-such-session; kb_session.sig=forged']) {
+      const res = await postForm('/device', 'xsrf=abc&user_code=BCDF-GHJK', { accept: 'text/html', ...(cookie ? { cookie } : {}) });
+      assert.equal(res.status, 303, `cookie ${cookie}: ${res.status}`);
+      assert.equal(res.headers.get('location'), '/device');
+    }
+    const browser = new Browser(broker.issuer);
+    const page = await browser.go(`${broker.issuer}/device`);
+    assert.ok(findForm(page.html, '/device'), 'the form it is sent back to works');
+    assertNoErrorLogs(broker.logs, from);
+  });
+
   test('ordinary requests still parse after the edge check (refresh, introspection)', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const res = await postForm('/token', new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(), { authorization: basic(RP_CLIENT.id, RP_CLIENT.secret) });
