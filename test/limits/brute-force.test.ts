@@ -38,6 +38,7 @@ const baseConfig = (limits: Record<string, unknown>) => ({
     { username: 'alice', password: 'alice-password-1', email: 'alice@example.org' },
     { username: 'bob', password: 'bob-password-1', email: 'bob@example.org' },
     { username: 'carol', password: 'carol-password-1', email: 'carol@example.org' },
+    { username: 'dave', password: 'dave-password-1', email: 'dave@example.org' },
   ],
   limits,
 });
@@ -96,6 +97,16 @@ describe('brute force through the login form', () => {
     assert.equal((await auditTypes(broker, 'account.locked')).length, 1);
     assert.ok((await auditTypes(broker, 'login.throttled')).length >= 190);
     assert.ok((await auditTypes(broker, 'login.failure')).length <= 10, 'throttled attempts never reached the password check');
+  });
+
+  test('50 guesses at once: no more passwords are checked than the lockout allows', async () => {
+    const g = new Guesser(broker.issuer);
+    await g.open();
+    const form = g.page;
+    const pages = await Promise.all(Array.from({ length: 50 }, (_, i) => g.browser.submit(form, '/login', { username: 'dave', password: `parallel-${i}` })));
+    const checked = pages.filter((p) => p.status === 401).length;
+    assert.ok(checked >= 1 && checked <= 10, `passwords checked: ${checked}`);
+    assert.equal(pages.filter((p) => p.status === 429).length, 50 - checked);
   });
 
   test('an unknown username is throttled exactly like an existing one', async () => {
