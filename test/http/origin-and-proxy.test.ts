@@ -11,6 +11,7 @@ import { Browser } from '../helpers/browser.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { startBroker, type Broker } from '../../src/server/start-broker.ts';
+import { pino } from 'pino';
 
 const RP = 'http://127.0.0.1:9/cb';
 
@@ -113,11 +114,18 @@ describe('client address without a trusted proxy', () => {
 describe('an https issuer behind a TLS proxy', () => {
   let broker: Broker;
   let issuer: string;
+  const logs: { level: number; msg: string }[] = [];
   before(async () => {
     const port = await freePort();
     issuer = `https://127.0.0.1:${port}`;
     const config = parseConfig(stringify({ issuer, http: { listen: `127.0.0.1:${port}` }, database: { dataDir: ':memory:' }, log: { level: 'silent' }, clients, users }), { env: {}, source: 'test' });
-    broker = await startBroker(config);
+    broker = await startBroker(config, { logger: pino({ level: 'warn' }, { write: (line: string) => void logs.push(JSON.parse(line)) }) });
+  });
+
+  test('the broker warns at start that client addresses will be the proxy\'s, and how to fix it', () => {
+    const warning = logs.find((l) => l.level === 40 && /trustProxy/.test(l.msg));
+    assert.ok(warning, JSON.stringify(logs));
+    assert.match(warning.msg, /Set http\.trustProxy: true/);
   });
   after(() => broker?.close());
 
