@@ -702,6 +702,10 @@ describe('saml connector: refresh, SP metadata', () => {
     const certBody = sp.certificatePem.replace(/-----[^-]+-----|\s+/g, '');
     assert.ok(keys.every((k) => elements(k, DS, 'X509Certificate')[0].textContent === certBody));
     assert.equal(elements(root, md, 'NameIDFormat')[0].textContent, PERSISTENT);
+    // The SAML 2.0 metadata schema's order (SPSSODescriptor: KeyDescriptor*, ..., SingleLogoutService*,
+    // ManageNameIDService*, NameIDFormat*, AssertionConsumerService+): validating SPs refuse any other.
+    const order = Array.from(descriptor.childNodes).filter((n) => n.nodeType === 1).map((n) => (n as Element).localName);
+    assert.deepEqual(order, ['KeyDescriptor', 'KeyDescriptor', 'SingleLogoutService', 'SingleLogoutService', 'NameIDFormat', 'AssertionConsumerService']);
     assert.ok(connector.logout);
 
     const bare = await connect('meta', { idp, signAuthnRequests: false, sp: { entityId: 'urn:example:keybridge' }, nameIdFormat: 'emailAddress', signatures: 'response' });
@@ -712,6 +716,8 @@ describe('saml connector: refresh, SP metadata', () => {
     assert.equal(elements(bareRoot, md, 'SPSSODescriptor')[0].getAttribute('AuthnRequestsSigned'), 'false');
     assert.equal(elements(bareRoot, md, 'SPSSODescriptor')[0].getAttribute('WantAssertionsSigned'), 'false');
     assert.equal(elements(bareRoot, md, 'NameIDFormat')[0].textContent, 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress');
+    const bareDescriptor = elements(bareRoot, md, 'SPSSODescriptor')[0];
+    assert.deepEqual(Array.from(bareDescriptor.childNodes).filter((n) => n.nodeType === 1).map((n) => (n as Element).localName), ['NameIDFormat', 'AssertionConsumerService']);
     assert.equal(bare.logout, undefined);
   });
 });

@@ -302,6 +302,10 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     assert.deepEqual(endpoints('SingleLogoutService'), [`HTTP-POST ${slo}`, `HTTP-Redirect ${slo}`]);
     const formats = [...Array.from(idp.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:metadata', 'NameIDFormat'))].map((e) => e.textContent);
     for (const f of Object.values(NAMEID)) assert.ok(formats.includes(f), f);
+    // The SAML 2.0 metadata schema's order (IDPSSODescriptor: KeyDescriptor*, ArtifactResolutionService*,
+    // SingleLogoutService*, ManageNameIDService*, NameIDFormat*, SingleSignOnService+): Shibboleth SP refuses any other.
+    const order = Array.from(idp.childNodes).filter((n) => n.nodeType === 1).map((n) => (n as Element).localName);
+    assert.deepEqual(order, ['KeyDescriptor', 'SingleLogoutService', 'SingleLogoutService', 'NameIDFormat', 'NameIDFormat', 'NameIDFormat', 'NameIDFormat', 'SingleSignOnService', 'SingleSignOnService']);
     const key = idp.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:metadata', 'KeyDescriptor')[0];
     assert.equal(key.getAttribute('use'), 'signing');
     assert.ok(idpCert.length > 500, 'the certificate is in the metadata');
