@@ -157,9 +157,9 @@ describe('Keybridge as a SAML IdP (node-saml service providers)', () => {
     broker = await startTestBroker({
       logger: logs.logger,
       config: {
-        // Every request of this suite comes from one address: the per-IP budget of the SAML
-        // endpoints (60 a minute by default) is not what it tests.
-        limits: { ip: { callback: { points: 100_000 } } },
+        // Every request of this suite comes from one address: the per-IP budgets of the SAML
+        // endpoints (60 a minute by default) and of the login form (30) are not what it tests.
+        limits: { ip: { callback: { points: 100_000 }, login: { points: 100_000 } } },
         clients: [{ id: 'rp', secret: RP_SECRET, name: 'Relying Party', redirectUris: [RP], firstParty: true, backchannelLogoutUri: bcl }],
         users: [
           { username: 'alice', password: ALICE.password, email: 'alice@example.org', name: 'Alice Liddell', givenName: 'Alice', familyName: 'Liddell', groups: ['admins', 'staff'] },
