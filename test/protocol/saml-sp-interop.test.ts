@@ -35,6 +35,7 @@ describe('Keybridge as a SAML IdP for real mod_auth_mellon and Shibboleth SP', (
   let receiver: LogoutReceiver;
   let rp: oidc.Configuration;
   let rpRedirect: string;
+  let rpSignedOut: string;
   let idpMetadataUrl: string;
 
   before(async () => {
@@ -42,6 +43,7 @@ describe('Keybridge as a SAML IdP for real mod_auth_mellon and Shibboleth SP', (
     if (unavailable) return;
     [mellon, shib, receiver] = await Promise.all([prepareMellonSp(), prepareShibbolethSp(), startLogoutReceiver('/backchannel')]);
     rpRedirect = new URL('/cb', receiver.url).href; // answers 200; the browser only needs to land there
+    rpSignedOut = new URL('/signed-out', receiver.url).href;
     const port = await freePort();
     idpMetadataUrl = `http://127.0.0.1:${port}/saml/idp/metadata`;
     broker = await startTestBroker({
@@ -49,7 +51,7 @@ describe('Keybridge as a SAML IdP for real mod_auth_mellon and Shibboleth SP', (
       config: {
         limits: { ip: { callback: { points: 100_000 } } }, // every request comes from one address
         users: [{ username: ALICE.username, password: ALICE.password, email: ALICE.email, name: ALICE.name, groups: ALICE.groups }],
-        clients: [{ id: 'rp', secret: RP_SECRET, name: 'OIDC app', redirectUris: [rpRedirect], firstParty: true, backchannelLogoutUri: receiver.url }],
+        clients: [{ id: 'rp', secret: RP_SECRET, name: 'OIDC app', redirectUris: [rpRedirect], postLogoutRedirectUris: [rpSignedOut], firstParty: true, backchannelLogoutUri: receiver.url }],
         samlIdp: {
           enabled: true,
           serviceProviders: [
@@ -101,6 +103,39 @@ describe('Keybridge as a SAML IdP for real mod_auth_mellon and Shibboleth SP', (
     }
     assert.equal(page.url(), url, `expected the app's page, ${await diagnostics(page)}`);
     return parseEnv(await page.locator('body').innerText());
+  }
+
+  /** The OIDC app's code flow, signing in at Keybridge's login page. */
+  async function signInAtOidcApp(page: Page) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const authUrl = oidc.buildAuthorizationUrl(rp, { redirect_uri: rpRedirect, scope: 'openid profile email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
+    await page.goto(authUrl.href);
+    assert.ok(onLoginPage(page), await diagnostics(page));
+    await page.fill('input[name=username]', ALICE.username);
+    await page.fill('input[name=password]', ALICE.password);
+    await Promise.all([page.waitForURL(`${rpRedirect}?**`), page.click('button[type=submit]')]);
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: 'st' });
+    const idToken = tokens.claims()!;
+    assert.ok(idToken.sid, 'the ID token carries the session id');
+    return { idToken, rawIdToken: tokens.id_token! };
+  }
+
+  /** Waits for the back-channel logout token and checks it names this session. */
+  async function assertBackChannelLogout(idToken: { sub: string; sid?: unknown }): Promise<void> {
+    for (let i = 0; i < 100 && receiver.tokens.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(receiver.tokens.length, 1, 'the OIDC app got one back-channel logout token');
+    const logout = decodeJwt(receiver.tokens[0]);
+    assert.equal(logout.sub, idToken.sub);
+    assert.equal(logout.sid, idToken.sid);
+    assert.ok((logout.events as Record<string, unknown>)['http://schemas.openid.net/event/backchannel-logout']);
+  }
+
+  /** The OIDC app cannot get a code without the person signing in again. */
+  async function assertNoSilentSignIn(page: Page): Promise<void> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const silent = oidc.buildAuthorizationUrl(rp, { redirect_uri: rpRedirect, scope: 'openid', prompt: 'none', state: 'st2', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    await page.goto(silent.href);
+    assert.equal(new URL(page.url()).searchParams.get('error'), 'login_required', page.url());
   }
 
   /** The app's protected page sends the browser to Keybridge, which asks for a password again. */
@@ -186,16 +221,7 @@ describe('Keybridge as a SAML IdP for real mod_auth_mellon and Shibboleth SP', (
     try {
       const page = await context.newPage();
       // The OIDC app first: the only password entry.
-      const verifier = oidc.randomPKCECodeVerifier();
-      const authUrl = oidc.buildAuthorizationUrl(rp, { redirect_uri: rpRedirect, scope: 'openid profile email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
-      await page.goto(authUrl.href);
-      assert.ok(onLoginPage(page), await diagnostics(page));
-      await page.fill('input[name=username]', ALICE.username);
-      await page.fill('input[name=password]', ALICE.password);
-      await Promise.all([page.waitForURL(`${rpRedirect}?**`), page.click('button[type=submit]')]);
-      const tokens = await oidc.authorizationCodeGrant(rp, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: 'st' });
-      const idToken = tokens.claims()!;
-      assert.ok(idToken.sid, 'the ID token carries the session id');
+      const { idToken } = await signInAtOidcApp(page);
 
       // Both SAML apps sign in without a password prompt.
       const atMellon = await openApp(page, mellon.protectedUrl, false);
@@ -207,19 +233,38 @@ describe('Keybridge as a SAML IdP for real mod_auth_mellon and Shibboleth SP', (
       // and Shibboleth through the browser, then answers mellon, which goes on to ReturnTo.
       await page.goto(mellon.logoutUrl(mellon.publicUrl));
       assert.equal(page.url(), mellon.publicUrl, `expected mellon's ReturnTo after the logout chain, ${await diagnostics(page)}`);
-      for (let i = 0; i < 100 && receiver.tokens.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(receiver.tokens.length, 1, 'the OIDC app got one back-channel logout token');
-      const logout = decodeJwt(receiver.tokens[0]);
-      assert.equal(logout.sub, idToken.sub);
-      assert.equal(logout.sid, idToken.sid);
-      assert.ok((logout.events as Record<string, unknown>)['http://schemas.openid.net/event/backchannel-logout']);
+      await assertBackChannelLogout(idToken);
 
       await assertSignedOut(page, shib.protectedUrl, 'Shibboleth');
       await assertSignedOut(page, mellon.protectedUrl, 'mellon');
       // And the OIDC app cannot get a new code silently.
-      const silent = oidc.buildAuthorizationUrl(rp, { redirect_uri: rpRedirect, scope: 'openid', prompt: 'none', state: 'st2', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
-      await page.goto(silent.href);
-      assert.equal(new URL(page.url()).searchParams.get('error'), 'login_required', page.url());
+      await assertNoSilentSignIn(page);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("one sign-in for the three apps; the OIDC app's sign-out at Keybridge ends both SAML apps' sessions too", async (t) => {
+    if (!ready(t)) return;
+    const context = await browserContext();
+    receiver.tokens.length = 0;
+    try {
+      const page = await context.newPage();
+      const { idToken, rawIdToken } = await signInAtOidcApp(page);
+      await openApp(page, shib.protectedUrl, false);
+      await openApp(page, mellon.protectedUrl, false);
+
+      // RP-initiated logout: Keybridge's confirmation page, then a LogoutRequest to each SAML app
+      // through the browser (each answers with its LogoutResponse), then back to the OIDC app.
+      const end = oidc.buildEndSessionUrl(rp, { id_token_hint: rawIdToken, post_logout_redirect_uri: rpSignedOut, state: 'bye' });
+      await page.goto(end.href);
+      await Promise.all([page.waitForURL(`${rpSignedOut}?**`).catch(() => undefined), page.getByRole('button', { name: 'Yes, sign me out' }).click()]);
+      assert.ok(page.url().startsWith(`${rpSignedOut}?`), `expected the OIDC app's post-logout page, ${await diagnostics(page)}`);
+      assert.equal(new URL(page.url()).searchParams.get('state'), 'bye');
+      await assertBackChannelLogout(idToken);
+
+      await assertSignedOut(page, mellon.protectedUrl, 'mellon');
+      await assertSignedOut(page, shib.protectedUrl, 'Shibboleth');
     } finally {
       await context.close();
     }
