@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
-import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type IRateLimiterStoreOptions } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
@@ -74,8 +73,10 @@ async function consume(limiter: RateLimiterAbstract, key: string, points = 1): P
 type StoreOptions = Omit<IRateLimiterStoreOptions, 'storeClient'>;
 
 /** Builds shared counters on Redis or on the database; memory insures each against store failures. */
-function sharedStore(config: Config, knex: Knex, logger: Logger): { make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; ready(): Promise<void>; close(): Promise<void> } {
+async function sharedStore(config: Config, knex: Knex, logger: Logger): Promise<{ make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; ready(): Promise<void>; close(): Promise<void> }> {
   if (config.redis.url) {
+    // Loaded only when configured: deployments without Redis never pay for the client.
+    const { Redis } = await import('ioredis');
     const redis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
     let warned = false;
     redis.on('error', (err: Error) => {
@@ -158,10 +159,10 @@ const DISABLED: RateLimits = {
   close: async () => {},
 };
 
-export function createRateLimits(config: Config, knex: Knex, logger: Logger): RateLimits {
+export async function createRateLimits(config: Config, knex: Knex, logger: Logger): Promise<RateLimits> {
   const { limits } = config;
   if (!limits.enabled) return DISABLED;
-  const store = sharedStore(config, knex, logger);
+  const store = await sharedStore(config, knex, logger);
   const budget = (name: string, b: { points: number; durationSeconds: number; blockSeconds: number }): StoreOptions => ({ keyPrefix: `kb:${name}`, points: b.points, duration: b.durationSeconds, blockDuration: b.blockSeconds });
 
   const ipLimiters: Record<IpBudget, RateLimiterAbstract> = {

@@ -37,7 +37,7 @@ import { BrokerMetrics } from '../metrics/metrics.ts';
 import { httpMetrics } from '../metrics/http-metrics.ts';
 import { metricsEndpoint, startMetricsServer, type MetricsServer } from '../metrics/metrics-routes.ts';
 import { metadataCaching } from '../http/canonical-origin.ts';
-import { createRateLimits } from '../limits/rate-limits.ts';
+import { createRateLimits, type RateLimits } from '../limits/rate-limits.ts';
 import { limitRequests } from '../limits/limit-requests.ts';
 import { deviceSessionRecovery } from '../oidc/device-session-recovery.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
@@ -88,14 +88,14 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   const timers: NodeJS.Timeout[] = [];
   let registry: ConnectorRegistry | undefined;
   let metricsServer: MetricsServer | undefined;
-  let limits: ReturnType<typeof createRateLimits> | undefined;
+  let limits: RateLimits | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
     const metrics = config.metrics.enabled ? new BrokerMetrics() : null;
     metrics?.watchDatabase(database);
     const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord });
-    limits = createRateLimits(config, database.knex, logger);
+    limits = await createRateLimits(config, database.knex, logger);
     const rateLimits = limits;
     await rateLimits.ready();
     if (config.issuer.startsWith('https://') && !config.http.trustProxy) {

@@ -92,8 +92,8 @@ for (const store of stores) {
       if ('skip' in opened) return;
       const config = limitsConfig(opened.redisUrl ? { redis: { url: opened.redisUrl } } : {});
       const logger = createLogger('silent');
-      a = createRateLimits(config, opened.database.knex, logger);
-      b = createRateLimits(config, opened.database.knex, logger);
+      a = await createRateLimits(config, opened.database.knex, logger);
+      b = await createRateLimits(config, opened.database.knex, logger);
       await Promise.all([a.ready(), b.ready()]);
     });
 
@@ -168,7 +168,7 @@ for (const store of stores) {
     test('the failure that reaches the limit locks at once', async (t) => {
       if (!ready(t)) return;
       const config = limitsConfig({ ...(opened && !('skip' in opened) && opened.redisUrl ? { redis: { url: opened.redisUrl } } : {}), limits: { account: { freeFailures: 10, lockoutFailures: 3, lockoutSeconds: 600 } } });
-      const c = createRateLimits(config, (opened as { database: Database }).database.knex, createLogger('silent'));
+      const c = await createRateLimits(config, (opened as { database: Database }).database.knex, createLogger('silent'));
       await c.ready();
       try {
         const user = `carol-${run}`;
@@ -235,7 +235,7 @@ for (const store of stores) {
 test('a store that fails falls back to counting in memory instead of failing logins', async () => {
   const database = await openDatabase({ dataDir: ':memory:' });
   await migrateDatabase(database);
-  const limits = createRateLimits(limitsConfig(), database.knex, createLogger('silent'));
+  const limits = await createRateLimits(limitsConfig(), database.knex, createLogger('silent'));
   await database.knex.schema.dropTable('rate_limits');
   try {
     const user = `erin-${randomBytes(4).toString('hex')}`;
