@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import knexFactory, { type Knex } from 'knex';
 import { DatabaseUnavailable, isDatabaseUnavailable } from './database-unavailable.ts';
+import { openPgStatements, type Pool, type SqlStatements } from './pg-statements.ts';
 
 type ResponseProcessor = new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown };
 
@@ -98,6 +99,11 @@ export interface Database {
    */
   artifacts: Knex;
   kind: 'postgres' | 'pglite';
+  /**
+   * PostgreSQL only: a raw pg pool with the artifacts' commit mode and the same timeouts, and
+   * named prepared statements on it for the token hot path (src/storage/pg-statements.ts).
+   */
+  pg?: { pool: Pool; statements: SqlStatements };
   close(): Promise<void>;
 }
 
@@ -135,6 +141,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let knex: Knex;
   let artifacts: Knex;
   let kind: Database['kind'];
+  let pg: Database['pg'];
   if (options.url) {
     kind = 'postgres';
     const pool = { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 };
@@ -145,7 +152,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       connectionTimeoutMillis: acquireTimeoutMs,
       ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs, query_timeout: statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS } : {}),
     };
-    const client = await resilientPgClient(new OutageTracker(options.logger));
+    const outages = new OutageTracker(options.logger);
+    const client = await resilientPgClient(outages);
     // knex's own console warnings ("Acquire connection error") would repeat per request.
     const log = { warn: quiet, error: quiet, debug: quiet, deprecate: quiet };
     knex = knexFactory({ client, connection, pool, acquireConnectionTimeout: acquireTimeoutMs, log });
@@ -163,6 +171,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
             },
           },
         });
+    pg = await openPgStatements(
+      {
+        ...connection,
+        min: pool.min,
+        max: pool.max,
+        ...(options.durableArtifacts ? {} : { options: '-c synchronous_commit=off' }),
+      },
+      outages,
+    );
   } else {
     kind = 'pglite';
     const dir = options.dataDir ?? './data/pglite';
@@ -176,7 +193,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     artifacts = knex;
   }
   const close = async () => {
-    await Promise.all([knex.destroy(), artifacts !== knex ? artifacts.destroy() : undefined]);
+    await Promise.all([knex.destroy(), artifacts !== knex ? artifacts.destroy() : undefined, pg?.pool.end()]);
   };
   try {
     await knex.raw('SELECT 1');
@@ -184,5 +201,5 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     await close();
     throw err;
   }
-  return { knex, artifacts, kind, close };
+  return { knex, artifacts, kind, pg, close };
 }

@@ -1,16 +1,41 @@
-// oidc-provider's storage adapter on knex: one table for every short-lived artifact (sessions,
-// interactions, codes, tokens, grants...), keyed (kind, id), one indexed statement per call.
-// The Client model reads runtime-managed clients from the `clients` table.
+// oidc-provider's storage adapter: one table for every short-lived artifact (sessions,
+// interactions, codes, tokens, grants...), keyed (kind, id), one indexed statement (one round
+// trip) per call. The statements are plain parameterized SQL (src/storage/pg-statements.ts):
+// prepared once per connection on PostgreSQL, through knex.raw on PGlite; no query building on
+// the token hot path. The Client model reads runtime-managed clients from the `clients` table.
 import type { Knex } from 'knex';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { PREDECESSOR, currentExchange, successorUsed } from './refresh-grace.ts';
+import { knexStatements, type SqlStatements } from './pg-statements.ts';
 
 const TABLE = 'oidc_payloads';
 
 export interface OidcAdapterOptions {
   /** Seconds a just-rotated refresh token may be presented again (src/storage/refresh-grace.ts); 0: never. */
   refreshReuseGrace?: number;
+  /** Where the statements run (Database.pg on PostgreSQL); default: knex.raw on the knex given. */
+  statements?: SqlStatements;
 }
+
+const COLUMNS = 'payload, expires_at, consumed_at';
+const SQL = {
+  upsert: {
+    name: 'kb_oidc_upsert',
+    text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+  },
+  find: { name: 'kb_oidc_find', text: `SELECT kind, ${COLUMNS} FROM ${TABLE} WHERE id = $1 AND kind = ANY($2::text[])` },
+  findByUserCode: { name: 'kb_oidc_find_user_code', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND user_code = $2 LIMIT 1` },
+  findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND uid = $2 LIMIT 1` },
+  consume: { name: 'kb_oidc_consume', text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL` },
+  claim: {
+    name: 'kb_oidc_claim',
+    text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > $3) RETURNING id`,
+  },
+  destroy: { name: 'kb_oidc_destroy', text: `DELETE FROM ${TABLE} WHERE kind = $1 AND id = $2` },
+  revokeByGrantId: { name: 'kb_oidc_revoke_grant', text: `DELETE FROM ${TABLE} WHERE kind = $1 AND grant_id = $2` },
+  clientFind: { name: 'kb_client_find', text: 'SELECT metadata, first_party FROM clients WHERE id = $1 AND enabled = true' },
+};
 
 // PostgreSQL refuses text containing NUL: such an id can name no record, so it is not looked up.
 const unstorable = (value: string) => value.includes('\0');
@@ -28,7 +53,7 @@ function live(row: Row | undefined): AdapterPayload | undefined {
   return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
 }
 
-function clientAdapter(knex: Knex): Adapter {
+function clientAdapter(knex: Knex, sql: SqlStatements): Adapter {
   return {
     async upsert(id, payload) {
       await knex('clients')
@@ -38,7 +63,8 @@ function clientAdapter(knex: Knex): Adapter {
     },
     async find(id) {
       if (unstorable(id)) return undefined;
-      const row = await knex('clients').where({ id, enabled: true }).first('metadata', 'first_party');
+      const { rows } = await sql.run<{ metadata: Record<string, unknown>; first_party: boolean }>(SQL.clientFind, [id]);
+      const row = rows[0];
       return row ? { ...row.metadata, client_id: id, first_party: row.first_party } : undefined;
     },
     async findByUserCode() {
@@ -64,7 +90,7 @@ export type AdapterConstructor = new (name: string) => KeybridgeAdapter;
  * revocation without a type hint ask AccessToken, ClientCredentials and RefreshToken in the
  * same tick). Lookups of one id issued in the same tick share one query.
  */
-function createFindBatcher(knex: Knex) {
+function createFindBatcher(sql: SqlStatements) {
   type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
   const pending = new Map<string, Map<string, Waiter[]>>();
 
@@ -72,7 +98,7 @@ function createFindBatcher(knex: Knex) {
     const waiting = pending.get(id)!;
     pending.delete(id);
     try {
-      const rows = await knex(TABLE).where('id', id).whereIn('kind', [...waiting.keys()]).select<(Row & { kind: string })[]>('kind', 'payload', 'expires_at', 'consumed_at');
+      const { rows } = await sql.run<Row & { kind: string }>(SQL.find, [id, [...waiting.keys()]]);
       for (const [kind, waiters] of waiting) {
         const row = rows.find((r) => r.kind === kind);
         for (const w of waiters) w.resolve(row);
@@ -97,7 +123,8 @@ function createFindBatcher(knex: Knex) {
 }
 
 export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
-  const findRow = createFindBatcher(knex);
+  const sql = options.statements ?? knexStatements(knex);
+  const findRow = createFindBatcher(sql);
   const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
 
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
@@ -116,23 +143,22 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     constructor(name: string) {
       this.kind = name;
-      this.#client = name === 'Client' ? clientAdapter(knex) : undefined;
+      this.#client = name === 'Client' ? clientAdapter(knex, sql) : undefined;
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
       if (this.#client) return this.#client.upsert(id, payload, expiresIn ?? 0) as Promise<void>;
       // A rotated refresh token's successor names it, so a repeat can find the successor.
       const rotatedFrom = this.kind === 'RefreshToken' ? currentExchange()?.rotatedFrom : undefined;
-      const row = {
-        kind: this.kind,
+      await sql.run(SQL.upsert, [
+        this.kind,
         id,
-        payload: JSON.stringify(rotatedFrom ? { ...payload, [PREDECESSOR]: rotatedFrom } : payload),
-        grant_id: payload.grantId ?? null,
-        user_code: payload.userCode ?? null,
-        uid: payload.uid ?? null,
-        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
-      };
-      await knex(TABLE).insert(row).onConflict(['kind', 'id']).merge(['payload', 'grant_id', 'user_code', 'uid', 'expires_at']);
+        JSON.stringify(rotatedFrom ? { ...payload, [PREDECESSOR]: rotatedFrom } : payload),
+        payload.grantId ?? null,
+        payload.userCode ?? null,
+        payload.uid ?? null,
+        expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      ]);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -144,12 +170,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       if (unstorable(userCode)) return undefined;
-      return live(await knex(TABLE).where({ kind: this.kind, user_code: userCode }).first<Row>('payload', 'expires_at', 'consumed_at'));
+      return live((await sql.run<Row>(SQL.findByUserCode, [this.kind, userCode])).rows[0]);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (unstorable(uid)) return undefined;
-      return live(await knex(TABLE).where({ kind: this.kind, uid }).first<Row>('payload', 'expires_at', 'consumed_at'));
+      return live((await sql.run<Row>(SQL.findByUid, [this.kind, uid])).rows[0]);
     }
 
     async consume(id: string): Promise<void> {
@@ -158,26 +184,22 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         if (exchange) exchange.rotatedFrom = id;
       }
       // The first consumption time stays: a repeat inside the refresh grace must not extend it.
-      await knex(TABLE).where({ kind: this.kind, id }).whereNull('consumed_at').update({ consumed_at: new Date() });
+      await sql.run(SQL.consume, [this.kind, id, new Date()]);
     }
 
     /** Consumes a live, unconsumed record atomically; false when another caller got there first. */
     async claim(id: string): Promise<boolean> {
-      const rows = await knex(TABLE)
-        .where({ kind: this.kind, id })
-        .whereNull('consumed_at')
-        .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
-        .update({ consumed_at: new Date() }, ['id']);
-      return rows.length === 1;
+      if (unstorable(id)) return false;
+      return (await sql.run(SQL.claim, [this.kind, id, new Date()])).rowCount === 1;
     }
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
-      await knex(TABLE).where({ kind: this.kind, id }).delete();
+      await sql.run(SQL.destroy, [this.kind, id]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      await knex(TABLE).where({ kind: this.kind, grant_id: grantId }).delete();
+      await sql.run(SQL.revokeByGrantId, [this.kind, grantId]);
     }
   };
 }
