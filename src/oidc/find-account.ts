@@ -7,26 +7,29 @@ import type { Logger } from 'pino';
 import type { Store } from '../storage/store.ts';
 import type { LoginSessionLookup } from './login-sessions.ts';
 import type { RefreshCheck } from './refresh-check.ts';
+import type { AccountLookup } from '../storage/account-cache.ts';
 
 export interface AccountClaims {
   sub: string;
   [claim: string]: unknown;
 }
 
-export function createFindAccount(deps: { store: Store; logins: LoginSessionLookup; refreshCheck: RefreshCheck; logger: Logger }): FindAccount {
+export function createFindAccount(deps: { store: Store; logins: LoginSessionLookup; refreshCheck: RefreshCheck; logger: Logger; accounts?: AccountLookup }): FindAccount {
   const { store, logins, refreshCheck } = deps;
+  // The cached lookup (src/storage/account-cache.ts) where the broker wires one.
+  const accounts = deps.accounts ?? ((id: string) => store.users.findWithGroups(id));
 
   return async function findAccount(ctx: KoaContextWithOIDC, sub: string, token?: unknown) {
     const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid;
     const isRefresh = ctx.oidc?.route === 'token' && (ctx.oidc.params as { grant_type?: string } | undefined)?.grant_type === 'refresh_token';
 
-    const login = sessionUid ? await logins.find(sessionUid) : null;
+    // The login row (usually cached) and the account in parallel: two lookups, one wait.
+    const [login, found] = await Promise.all([sessionUid ? logins.find(sessionUid) : null, accounts(sub)]);
     if (isRefresh && login) {
       const ok = await refreshCheck(login, ctx);
       if (!ok) return undefined;
     }
 
-    const found = await store.users.findWithGroups(sub);
     if (!found || !found.user.enabled) return undefined;
     const { user, groups } = found;
 

@@ -13,6 +13,8 @@ import { openConfiguredDatabase, type Database } from '../storage/database.ts';
 import { migrateDatabase } from '../storage/migrate.ts';
 import { Store } from '../storage/store.ts';
 import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
+import { createAccountLookup } from '../storage/account-cache.ts';
+import { knexStatements } from '../storage/pg-statements.ts';
 import { ConnectorRegistry } from '../connectors/registry.ts';
 import { scheduleDirectorySyncs } from '../federation/sync-scheduler.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
@@ -126,7 +128,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const claimScopes = new Map<string, string>();
     for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
-    const findAccount = createFindAccount({ store, logins, refreshCheck, logger });
+    const accounts = createAccountLookup(database.pg?.statements ?? knexStatements(database.knex));
+    const findAccount = createFindAccount({ store, logins, refreshCheck, logger, accounts });
     const initiateLoginUris = new Map(config.clients.flatMap((c) => (c.initiateLoginUri ? [[c.id, c.initiateLoginUri] as const] : [])));
     for (const c of connectors.list()) {
       const client = c.connector.kind === 'redirect' ? c.connector.unsolicited?.client : undefined;
@@ -156,7 +159,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           const cached = account?.accountId === accountId && account.groups ? account : null;
           // The login row is only needed for what the loaded account lacks: idp, or mapped claims.
           const needLogin = sessionUid && (!cached || claimScopes.size);
-          const [groups, login] = await Promise.all([cached?.groups ?? store.groups.groupsOf(accountId), needLogin ? logins.find(sessionUid) : null]);
+          const [groups, login] = await Promise.all([cached?.groups ?? accounts(accountId).then((a) => a?.groups ?? []), needLogin ? logins.find(sessionUid) : null]);
           const idp = cached ? cached.idp : login?.connectorId;
           // Mapped claims ride along only under a scope the token was granted.
           const granted = new Set((scope ?? '').split(' '));

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Group } from './types.ts';
 import { uniquely } from './unique-violation.ts';
 import { inTransaction } from './in-transaction.ts';
+import { accountChanged } from './account-cache.ts';
 
 interface Row {
   id: string;
@@ -35,7 +36,9 @@ export class GroupRepository {
   }
 
   async delete(id: string): Promise<boolean> {
-    return (await this.#knex('groups').where({ id }).delete()) > 0;
+    const deleted = (await this.#knex('groups').where({ id }).delete()) > 0;
+    accountChanged();
+    return deleted;
   }
 
   /** The groups with these names, creating the missing ones (safe against concurrent creators). */
@@ -63,7 +66,9 @@ export class GroupRepository {
         await trx('memberships').insert(keep.map((groupId) => ({ user_id: userId, group_id: groupId, source }))).onConflict(['user_id', 'group_id', 'source']).ignore();
       }
     };
+    accountChanged(userId);
     await inTransaction(this.#knex, run);
+    accountChanged(userId);
   }
 
   /** Adds many (user, group) memberships from one source in two statements (imports). */
@@ -74,18 +79,22 @@ export class GroupRepository {
       .insert(pairs.map((p) => ({ user_id: p.userId, group_id: ids.get(p.group), source })))
       .onConflict(['user_id', 'group_id', 'source'])
       .ignore();
+    for (const p of pairs) accountChanged(p.userId);
   }
 
   async addMember(userId: string, name: string, source = 'local'): Promise<void> {
     const [group] = await this.ensure([name]);
     await this.#knex('memberships').insert({ user_id: userId, group_id: group.id, source }).onConflict(['user_id', 'group_id', 'source']).ignore();
+    accountChanged(userId);
   }
 
   /** Removes the membership from every source. */
   async removeMember(userId: string, name: string): Promise<boolean> {
     const group = await this.findByName(name);
     if (!group) return false;
-    return (await this.#knex('memberships').where({ user_id: userId, group_id: group.id }).delete()) > 0;
+    const removed = (await this.#knex('memberships').where({ user_id: userId, group_id: group.id }).delete()) > 0;
+    accountChanged(userId);
+    return removed;
   }
 
   async membersOf(name: string): Promise<string[]> {

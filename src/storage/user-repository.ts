@@ -4,8 +4,9 @@ import type { NewUser, User, UserPatch } from './types.ts';
 import { uniquely } from './unique-violation.ts';
 import { InvalidInput } from '../errors.ts';
 import { displayUsername, usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
+import { accountChanged } from './account-cache.ts';
 
-interface Row {
+export interface UserRow {
   id: string;
   username: string;
   /** RFC 8265 comparison key of `username` (unique); lookups go by it. */
@@ -22,7 +23,9 @@ interface Row {
   updated_at: Date;
 }
 
-function fromRow(r: Row): User {
+type Row = UserRow;
+
+export function userFromRow(r: Row): User {
   return {
     id: r.id,
     username: r.username,
@@ -69,7 +72,7 @@ export class UserRepository {
   async create(input: NewUser): Promise<User> {
     const row = { id: randomUUID(), ...toRow({ emailVerified: false, enabled: true, attributes: {}, ...input }) };
     const [created] = await uniquely(`user "${input.username}"`, () => this.#knex<Row>('users').insert(row).returning('*'));
-    return fromRow(created as Row);
+    return userFromRow(created as Row);
   }
 
   /** Many users in one statement (imports); all or none. */
@@ -77,7 +80,7 @@ export class UserRepository {
     if (!inputs.length) return [];
     const rows = inputs.map((input) => ({ id: randomUUID(), ...toRow({ emailVerified: false, enabled: true, attributes: {}, ...input }) }));
     const created = await uniquely(`one of ${inputs.length} users`, () => this.#knex<Row>('users').insert(rows).returning('*'));
-    return (created as Row[]).map(fromRow);
+    return (created as Row[]).map(userFromRow);
   }
 
   /** Which of these usernames are taken, as their keys (`usernameKey`), in one query. */
@@ -96,7 +99,7 @@ export class UserRepository {
 
   async findById(id: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').where({ id }).first();
-    return row ? fromRow(row) : null;
+    return row ? userFromRow(row) : null;
   }
 
   /** The user and the sorted names of all its groups, in one round trip (token hot path). */
@@ -107,18 +110,18 @@ export class UserRepository {
         'u.*',
         this.#knex.raw('(SELECT array_agg(DISTINCT g.name ORDER BY g.name) FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS groups'),
       );
-    return row ? { user: fromRow(row), groups: row.groups ?? [] } : null;
+    return row ? { user: userFromRow(row), groups: row.groups ?? [] } : null;
   }
 
   /** By the username's key: `Zoë`, `ZOË` and the decomposed `zoe\u0308` find the same user. */
   async findByUsername(username: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').where({ username_key: usernameKey(username) }).first();
-    return row ? fromRow(row) : null;
+    return row ? userFromRow(row) : null;
   }
 
   async findByEmail(email: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').whereRaw('lower(email) = lower(?)', [email]).first();
-    return row ? fromRow(row) : null;
+    return row ? userFromRow(row) : null;
   }
 
   /**
@@ -131,14 +134,20 @@ export class UserRepository {
 
   async update(id: string, patch: UserPatch): Promise<User | null> {
     const row = toRow(patch);
+    accountChanged(id);
     const [updated] = await uniquely(`user "${patch.username ?? patch.email ?? id}"`, () =>
       this.#knex<Row>('users').where({ id }).update({ ...row, updated_at: new Date() }).returning('*'),
     );
-    return updated ? fromRow(updated as Row) : null;
+    // Again after the write: a read between the two may have kept the old row.
+    accountChanged(id);
+    return updated ? userFromRow(updated as Row) : null;
   }
 
   async delete(id: string): Promise<boolean> {
-    return (await this.#knex('users').where({ id }).delete()) > 0;
+    accountChanged(id);
+    const deleted = (await this.#knex('users').where({ id }).delete()) > 0;
+    accountChanged(id);
+    return deleted;
   }
 
   async list(options: { search?: string; limit?: number; offset?: number } = {}): Promise<{ items: User[]; total: number }> {
@@ -149,7 +158,7 @@ export class UserRepository {
     }
     const [{ n }] = await base.clone().count<{ n: string | number }[]>('* as n');
     const rows = await base.orderBy('username').limit(options.limit ?? 50).offset(options.offset ?? 0);
-    return { items: rows.map(fromRow), total: Number(n) };
+    return { items: rows.map(userFromRow), total: Number(n) };
   }
 
   async count(): Promise<number> {

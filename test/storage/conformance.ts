@@ -7,8 +7,11 @@ import { migrateLatest } from '../../src/storage/migrate.ts';
 import { createOidcAdapter, purgeExpired } from '../../src/storage/oidc-adapter.ts';
 import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
+import { knexStatements, type SqlStatements } from '../../src/storage/pg-statements.ts';
+import { createAccountLookup } from '../../src/storage/account-cache.ts';
 
-export type Opened = { knex: Knex; serialize: boolean; cleanup(): Promise<void> } | { skip: string };
+/** `statements`: the store's hot-path SQL (prepared statements on PostgreSQL); default knex.raw. */
+export type Opened = { knex: Knex; serialize: boolean; statements?: SqlStatements; cleanup(): Promise<void> } | { skip: string };
 
 export function storageConformance(backend: string, open: () => Promise<Opened>): void {
   describe(`storage conformance: ${backend}`, () => {
@@ -382,7 +385,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('oidc adapter: upsert, find, consume, expiry, lookups, revoke by grant', async (t) => {
       if (!ready(t)) return;
-      const Adapter = createOidcAdapter(store.knex);
+      const Adapter = createOidcAdapter(store.knex, { statements: (opened as { statements?: SqlStatements }).statements });
       const tokens = new Adapter('AccessToken');
       const codes = new Adapter('AuthorizationCode');
       const sessions = new Adapter('Session');
@@ -431,7 +434,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('oidc adapter: Client reads enabled clients from the clients table', async (t) => {
       if (!ready(t)) return;
-      const clients = new (createOidcAdapter(store.knex))('Client');
+      const clients = new (createOidcAdapter(store.knex, { statements: (opened as { statements?: SqlStatements }).statements }))('Client');
       await store.clients.create({ id: 'stored', metadata: { redirect_uris: ['https://x.example/cb'] }, firstParty: true });
       const found = await clients.find('stored');
       assert.equal(found?.client_id, 'stored');
@@ -439,6 +442,29 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await store.clients.update('stored', { enabled: false });
       assert.equal(await clients.find('stored'), undefined);
       assert.equal(await clients.find('missing'), undefined);
+      assert.equal(await clients.find('bad\0id'), undefined, 'an id PostgreSQL cannot store names no client');
+    });
+
+    test('account lookup: user and groups in one statement, cached, forgotten at once on every change', async (t) => {
+      if (!ready(t)) return;
+      const accounts = createAccountLookup((opened as { statements?: SqlStatements }).statements ?? knexStatements(store.knex), 60_000);
+      const user = await store.users.create({ username: 'cached-ivy', email: 'ivy@example.org' });
+      assert.equal(await accounts('00000000-0000-0000-0000-00000000ffff'), null);
+      assert.deepEqual(await accounts(user.id), { user, groups: [] });
+      await store.groups.setMemberships(user.id, ['zeta', 'alpha']);
+      assert.deepEqual((await accounts(user.id))?.groups, ['alpha', 'zeta'], 'memberships change at once');
+      await store.groups.addMember(user.id, 'beta');
+      assert.deepEqual((await accounts(user.id))?.groups, ['alpha', 'beta', 'zeta']);
+      await store.groups.removeMember(user.id, 'zeta');
+      assert.deepEqual((await accounts(user.id))?.groups, ['alpha', 'beta']);
+      await store.groups.delete((await store.groups.findByName('beta'))!.id);
+      assert.deepEqual((await accounts(user.id))?.groups, ['alpha'], 'a deleted group leaves every cached account');
+      await store.users.update(user.id, { enabled: false, name: 'Ivy' });
+      const disabled = await accounts(user.id);
+      assert.equal(disabled?.user.enabled, false, 'a disabled user is seen at once');
+      assert.equal(disabled?.user.name, 'Ivy');
+      await store.users.delete(user.id);
+      assert.equal(await accounts(user.id), null, 'a deleted user is gone at once');
     });
   });
 }

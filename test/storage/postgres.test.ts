@@ -9,6 +9,7 @@ storageConformance('PostgreSQL', async () => {
   return {
     knex: db.knex,
     serialize: true,
+    statements: db.pg?.statements,
     async cleanup() {
       await db.close();
       await fresh.drop();

@@ -1,0 +1,110 @@
+// The token hot path on PostgreSQL: how many statements each request costs (prepared statements
+// on the raw pool, no knex query building), and that the account cache never serves a user the
+// instance itself disabled or regrouped.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { freshPostgresDatabase } from '../helpers/postgres.ts';
+import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
+import { skipLoudly } from '../helpers/skip.ts';
+import { basic, RP } from '../faults/fault-broker.ts';
+import { Browser } from '../helpers/browser.ts';
+import { signIn } from '../helpers/login-flow.ts';
+import type { Statement } from '../../src/storage/pg-statements.ts';
+
+const CLIENT = { id: 'rp', secret: 'rp-secret-0123456789abcdef' };
+const FORM = { authorization: basic(CLIENT.id, CLIENT.secret), 'content-type': 'application/x-www-form-urlencoded' };
+
+describe('token hot path on PostgreSQL', () => {
+  let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+  let broker: TestBroker;
+  const seen: string[] = [];
+
+  before(async () => {
+    db = await freshPostgresDatabase();
+    if ('skip' in db) return;
+    broker = await startTestBroker({
+      databaseUrl: db.url,
+      config: {
+        clients: [{ ...CLIENT, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'] }],
+        users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org', groups: ['staff'] }],
+      },
+    });
+    const statements = broker.database.pg?.statements;
+    assert.ok(statements, 'a PostgreSQL broker has a raw pool with prepared statements');
+    const run = statements.run.bind(statements);
+    statements.run = ((statement: Statement, values: readonly unknown[]) => {
+      seen.push(statement.name);
+      return run(statement, values);
+    }) as typeof statements.run;
+    for (const knex of new Set([broker.database.knex, broker.database.artifacts])) knex.on('query', (q: { sql: string }) => seen.push(`knex: ${q.sql}`));
+  });
+
+  after(async () => {
+    await broker?.close();
+    if (db && !('skip' in db)) await db.drop();
+  });
+
+  /** The statements one request ran. */
+  const counted = async (request: () => Promise<Response>): Promise<{ status: number; body: Record<string, string>; statements: string[] }> => {
+    seen.length = 0;
+    const res = await request();
+    const body = (await res.json().catch(() => ({}))) as Record<string, string>;
+    return { status: res.status, body, statements: [...seen] };
+  };
+  /** alice signs in with the groups scope: her tokens. */
+  const codeFlowTokens = async (): Promise<{ access_token: string; refresh_token: string }> => {
+    const url = new URL('/auth', broker.issuer);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid offline_access groups', prompt: 'consent', state: 'st' }).toString();
+    const code = new URL(await signIn(new Browser(broker.issuer), url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
+    const res = await token({ grant_type: 'authorization_code', code, redirect_uri: RP });
+    assert.equal(res.status, 200);
+    return (await res.json()) as { access_token: string; refresh_token: string };
+  };
+  const userinfo = (token: string) => fetch(`${broker.url}/me`, { headers: { authorization: `Bearer ${token}` } });
+  const token = (form: Record<string, string>) => fetch(`${broker.url}/token`, { method: 'POST', headers: FORM, body: new URLSearchParams(form) });
+
+  test('client_credentials and introspection: one prepared statement each, no knex', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const cc = await counted(() => token({ grant_type: 'client_credentials' }));
+    assert.equal(cc.status, 200);
+    assert.deepEqual(cc.statements, ['kb_oidc_upsert']);
+    const introspected = await counted(() => fetch(`${broker.url}/token/introspection`, { method: 'POST', headers: FORM, body: new URLSearchParams({ token: cc.body.access_token }) }));
+    assert.equal(introspected.status, 200);
+    assert.equal((introspected.body as unknown as { active: boolean }).active, true);
+    assert.deepEqual(introspected.statements, ['kb_oidc_find']);
+  });
+
+  test('userinfo: the access token and grant only, once the account is cached; refresh without knex', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const tokens = await codeFlowTokens();
+    assert.equal((await counted(() => userinfo(tokens.access_token))).status, 200);
+    const warm = await counted(() => userinfo(tokens.access_token));
+    assert.equal(warm.status, 200);
+    assert.deepEqual(warm.body.groups, ['staff'] as unknown as string);
+    assert.deepEqual(warm.statements, ['kb_oidc_find', 'kb_oidc_find'], 'access token and grant; the account comes from the cache');
+
+    const refreshed = await counted(() => token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }));
+    assert.equal(refreshed.status, 200);
+    assert.deepEqual(refreshed.statements.filter((s) => s.startsWith('knex')), [], 'no knex query building on refresh');
+    assert.ok(refreshed.statements.length <= 5, `refresh ran ${refreshed.statements.length} statements: ${refreshed.statements.join(', ')}`);
+  });
+
+  test('the instance that disables a user or changes its groups answers with the change at once', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const tokens = await codeFlowTokens();
+    const alice = (await broker.store.users.findByUsername('alice'))!;
+    assert.equal((await userinfo(tokens.access_token)).status, 200, 'the account is now cached');
+    await broker.store.groups.addMember(alice.id, 'auditors');
+    assert.deepEqual(((await (await userinfo(tokens.access_token)).json()) as { groups: string[] }).groups, ['auditors', 'staff']);
+    await broker.store.users.update(alice.id, { enabled: false });
+    try {
+      assert.equal((await userinfo(tokens.access_token)).status, 401, 'userinfo refuses the disabled user at once');
+      const refused = await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+      assert.equal(refused.status, 400);
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_grant');
+    } finally {
+      await broker.store.users.update(alice.id, { enabled: true });
+      await broker.store.groups.removeMember(alice.id, 'auditors');
+    }
+  });
+});
