@@ -23,13 +23,14 @@ export function createFindAccount(deps: { store: Store; logins: LoginSessionLook
     const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid;
     const isRefresh = ctx.oidc?.route === 'token' && (ctx.oidc.params as { grant_type?: string } | undefined)?.grant_type === 'refresh_token';
 
-    // The login row (usually cached) and the account in parallel: two lookups, one wait.
-    const [login, found] = await Promise.all([sessionUid ? logins.find(sessionUid) : null, accounts(sub)]);
+    const login = sessionUid ? await logins.find(sessionUid) : null;
     if (isRefresh && login) {
       const ok = await refreshCheck(login, ctx);
       if (!ok) return undefined;
     }
 
+    // After the refresh check, which may have brought new groups from the upstream.
+    const found = await accounts(sub);
     if (!found || !found.user.enabled) return undefined;
     const { user, groups } = found;
 

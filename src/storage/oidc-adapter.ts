@@ -24,9 +24,21 @@ const SQL = {
     text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
   },
-  find: { name: 'kb_oidc_find', text: `SELECT kind, ${COLUMNS} FROM ${TABLE} WHERE id = $1 AND kind = ANY($2::text[])` },
+  // The token's grant comes along (oidc-provider reads it right after the token): one round trip.
+  find: {
+    name: 'kb_oidc_find_with_grant',
+    text: `SELECT p.kind, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
+      FROM ${TABLE} p LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id WHERE p.id = $1 AND p.kind = ANY($2::text[])`,
+  },
   findByUserCode: { name: 'kb_oidc_find_user_code', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND user_code = $2 LIMIT 1` },
   findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND uid = $2 LIMIT 1` },
+  // A rotated refresh token is consumed in the statement that saves its successor.
+  rotate: {
+    name: 'kb_oidc_rotate',
+    text: `WITH consumed AS (UPDATE ${TABLE} SET consumed_at = $9 WHERE kind = $1 AND id = $8 AND consumed_at IS NULL)
+      INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+  },
   consume: { name: 'kb_oidc_consume', text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL` },
   claim: {
     name: 'kb_oidc_claim',
@@ -90,15 +102,17 @@ export type AdapterConstructor = new (name: string) => KeybridgeAdapter;
  * revocation without a type hint ask AccessToken, ClientCredentials and RefreshToken in the
  * same tick). Lookups of one id issued in the same tick share one query.
  */
-function createFindBatcher(sql: SqlStatements) {
+function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row) => void) {
   type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
+  type Found = Row & { kind: string; grant_id: string | null; grant_payload: AdapterPayload | null; grant_expires_at: Date | null; grant_consumed_at: Date | null };
   const pending = new Map<string, Map<string, Waiter[]>>();
 
   async function flush(id: string): Promise<void> {
     const waiting = pending.get(id)!;
     pending.delete(id);
     try {
-      const { rows } = await sql.run<Row & { kind: string }>(SQL.find, [id, [...waiting.keys()]]);
+      const { rows } = await sql.run<Found>(SQL.find, [id, [...waiting.keys()]]);
+      for (const r of rows) if (r.grant_id && r.grant_payload) grantRead(r.grant_id, { payload: r.grant_payload, expires_at: r.grant_expires_at, consumed_at: r.grant_consumed_at });
       for (const [kind, waiters] of waiting) {
         const row = rows.find((r) => r.kind === kind);
         for (const w of waiters) w.resolve(row);
@@ -122,9 +136,26 @@ function createFindBatcher(sql: SqlStatements) {
     });
 }
 
+/** How long a grant read along with its token may answer Grant.find (the same request, in practice). */
+const GRANT_READ_MS = 250;
+
+/** A rotation's consumption, held back until its successor is saved (same token request). */
+const pendingConsume = new WeakMap<object, { id: string; at: Date }>();
+
 export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
   const sql = options.statements ?? knexStatements(knex);
-  const findRow = createFindBatcher(sql);
+  // Grants read along with a token, each taken by the Grant.find that follows (then read fresh).
+  const grantsRead = new Map<string, { row: Row; at: number }>();
+  const findRow = createFindBatcher(sql, (grantId, row) => {
+    if (grantsRead.size >= 1000) for (const [k, v] of grantsRead) if (Date.now() - v.at >= GRANT_READ_MS) grantsRead.delete(k);
+    if (grantsRead.size < 10_000) grantsRead.set(grantId, { row, at: Date.now() });
+  });
+  const takeGrantRead = (grantId: string): Row | undefined => {
+    const read = grantsRead.get(grantId);
+    if (!read) return undefined;
+    grantsRead.delete(grantId);
+    return Date.now() - read.at < GRANT_READ_MS ? read.row : undefined;
+  };
   const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
 
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
@@ -149,8 +180,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
       if (this.#client) return this.#client.upsert(id, payload, expiresIn ?? 0) as Promise<void>;
       // A rotated refresh token's successor names it, so a repeat can find the successor.
-      const rotatedFrom = this.kind === 'RefreshToken' ? currentExchange()?.rotatedFrom : undefined;
-      await sql.run(SQL.upsert, [
+      const exchange = this.kind === 'RefreshToken' ? currentExchange() : undefined;
+      const rotatedFrom = exchange?.rotatedFrom;
+      if (this.kind === 'Grant') grantsRead.delete(id);
+      const pending = exchange && pendingConsume.get(exchange);
+      if (pending) pendingConsume.delete(exchange);
+      await sql.run(pending ? SQL.rotate : SQL.upsert, [
         this.kind,
         id,
         JSON.stringify(rotatedFrom ? { ...payload, [PREDECESSOR]: rotatedFrom } : payload),
@@ -158,12 +193,15 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         payload.userCode ?? null,
         payload.uid ?? null,
         expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+        ...(pending ? [pending.id, pending.at] : []),
       ]);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
+      const read = this.kind === 'Grant' ? takeGrantRead(id) : undefined;
+      if (read) return live(read);
       const row = await findRow(this.kind, id);
       return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, row) : row);
     }
@@ -181,7 +219,13 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async consume(id: string): Promise<void> {
       if (this.kind === 'RefreshToken') {
         const exchange = currentExchange();
-        if (exchange) exchange.rotatedFrom = id;
+        if (exchange) {
+          exchange.rotatedFrom = id;
+          // oidc-provider saves the successor next: one statement does both (SQL.rotate). Should
+          // it never be saved, the token stays unconsumed, as if this request had not happened.
+          pendingConsume.set(exchange, { id, at: new Date() });
+          return;
+        }
       }
       // The first consumption time stays: a repeat inside the refresh grace must not extend it.
       await sql.run(SQL.consume, [this.kind, id, new Date()]);
@@ -195,10 +239,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
+      if (this.kind === 'Grant') grantsRead.delete(id);
       await sql.run(SQL.destroy, [this.kind, id]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      grantsRead.delete(grantId);
       await sql.run(SQL.revokeByGrantId, [this.kind, grantId]);
     }
   };
