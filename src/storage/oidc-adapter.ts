@@ -250,9 +250,20 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
   };
 }
 
-/** Deletes expired artifacts and retired keys past their grace period. */
-export async function purgeExpired(knex: Knex, now = new Date()): Promise<{ payloads: number; signingKeys: number }> {
-  const payloads = await knex(TABLE).where('expires_at', '<=', now).delete();
+/**
+ * Deletes expired artifacts and retired keys past their grace period. Artifacts go in batches of
+ * `batch` rows, one short statement each: a backlog of expired tokens neither runs into the
+ * statement timeout nor holds a long transaction while requests go on.
+ */
+export async function purgeExpired(knex: Knex, now = new Date(), batch = 5_000): Promise<{ payloads: number; signingKeys: number }> {
+  let payloads = 0;
+  for (;;) {
+    const deleted = await knex(TABLE)
+      .whereIn(['kind', 'id'], knex(TABLE).select('kind', 'id').where('expires_at', '<=', now).limit(batch))
+      .delete();
+    payloads += deleted;
+    if (deleted < batch) break;
+  }
   const signingKeys = await knex('signing_keys').where('status', 'retired').andWhere('remove_after', '<=', now).delete();
   return { payloads, signingKeys };
 }

@@ -432,6 +432,23 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal((await store.knex('oidc_payloads').where({ id: 'old' })).length, 0);
     });
 
+    test('expired artifacts are purged in batches until none is left, live ones stay', async (t) => {
+      if (!ready(t)) return;
+      const past = new Date(Date.now() - 1000);
+      await store.knex('oidc_payloads').insert(Array.from({ length: 25 }, (_, i) => ({ kind: 'AccessToken', id: `batch-old-${i}`, payload: '{}', expires_at: past })));
+      await store.knex('oidc_payloads').insert({ kind: 'AccessToken', id: 'batch-live', payload: '{}', expires_at: new Date(Date.now() + 60_000) });
+      const deletes: string[] = [];
+      const onQuery = (q: { sql: string }) => {
+        if (/^delete from "oidc_payloads"/i.test(q.sql)) deletes.push(q.sql);
+      };
+      store.knex.on('query', onQuery);
+      const purged = await purgeExpired(store.knex, new Date(), 10).finally(() => store.knex.off('query', onQuery));
+      assert.equal(purged.payloads, 25);
+      assert.equal(deletes.length, 3, 'three statements of at most 10 rows');
+      assert.equal((await store.knex('oidc_payloads').where('id', 'like', 'batch-old-%')).length, 0);
+      assert.equal((await store.knex('oidc_payloads').where({ id: 'batch-live' })).length, 1);
+    });
+
     test('oidc adapter: Client reads enabled clients from the clients table', async (t) => {
       if (!ready(t)) return;
       const clients = new (createOidcAdapter(store.knex, { statements: (opened as { statements?: SqlStatements }).statements }))('Client');
