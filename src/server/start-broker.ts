@@ -14,7 +14,7 @@ import { migrateDatabase } from '../storage/migrate.ts';
 import { Store } from '../storage/store.ts';
 import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
 import { createAccountLookup } from '../storage/account-cache.ts';
-import { knexStatements } from '../storage/pg-statements.ts';
+import { pgliteStatements } from '../storage/pg-statements.ts';
 import { ConnectorRegistry } from '../connectors/registry.ts';
 import { scheduleDirectorySyncs } from '../federation/sync-scheduler.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
@@ -128,7 +128,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const claimScopes = new Map<string, string>();
     for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
-    const accounts = createAccountLookup(database.pg?.statements ?? knexStatements(database.knex));
+    // Hot-path SQL without knex: prepared statements on PostgreSQL, PGlite's own query() embedded.
+    const statements = database.pg?.statements ?? pgliteStatements(database.knex);
+    const accounts = createAccountLookup(statements);
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger, accounts });
     const initiateLoginUris = new Map(config.clients.flatMap((c) => (c.initiateLoginUri ? [[c.id, c.initiateLoginUri] as const] : [])));
     for (const c of connectors.list()) {
@@ -137,7 +139,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         throw new ConfigError([{ path: `connectors.${c.id}`, message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
       }
     }
-    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements: database.pg?.statements });
+    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements });
     const upstreamAttempts = new adapter('UpstreamLogin');
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;

@@ -55,6 +55,29 @@ export async function openPgStatements(config: PoolConfig, outage: { failed(err:
   return { pool, statements };
 }
 
+interface PgliteConnection {
+  query(text: string, values: unknown[]): Promise<{ rows: unknown[]; affectedRows?: number }>;
+}
+
+/**
+ * PGlite's own `query(text, params)` on knex's single connection: taken from and returned to
+ * knex's pool, so a statement waits while a knex transaction holds the connection.
+ */
+export function pgliteStatements(knex: Knex): SqlStatements {
+  const client = knex.client as unknown as { acquireConnection(): Promise<PgliteConnection>; releaseConnection(connection: PgliteConnection): Promise<unknown> };
+  return {
+    async run<R>(statement: Statement, values: readonly unknown[]): Promise<SqlResult<R>> {
+      const connection = await client.acquireConnection();
+      try {
+        const result = await connection.query(statement.text, values as unknown[]);
+        return { rows: result.rows as R[], rowCount: result.affectedRows || result.rows.length };
+      } finally {
+        await client.releaseConnection(connection);
+      }
+    },
+  };
+}
+
 const arrayLiteral = (items: unknown[]) => `{${items.map((v) => `"${String(v).replace(/["\\]/g, (ch) => `\\${ch}`)}"`).join(',')}}`;
 
 /** The same statements through knex.raw (PGlite, or a knex transaction). */

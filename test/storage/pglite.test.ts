@@ -6,10 +6,11 @@ import { openDatabase } from '../../src/storage/database.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { Store } from '../../src/storage/store.ts';
 import { storageConformance } from './conformance.ts';
+import { pgliteStatements } from '../../src/storage/pg-statements.ts';
 
 storageConformance('PGlite (embedded, in memory)', async () => {
   const db = await openDatabase({ dataDir: ':memory:' });
-  return { knex: db.knex, serialize: false, cleanup: () => db.close() };
+  return { knex: db.knex, serialize: false, statements: pgliteStatements(db.knex), cleanup: () => db.close() };
 });
 
 test('PGlite on disk keeps data across close and reopen', async () => {
