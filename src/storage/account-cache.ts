@@ -4,6 +4,7 @@
 // the instance that disables, deletes or regroups a user never serves the old answer again;
 // other instances see the change when their entry ages out, within ACCOUNT_TTL_MS (the 2 s that
 // DESIGN.md allows for changes to reach every instance).
+import type { Knex } from 'knex';
 import type { User } from './types.ts';
 import type { SqlStatements } from './pg-statements.ts';
 import { userFromRow, type UserRow } from './user-repository.ts';
@@ -27,6 +28,16 @@ export function accountChanged(userId?: string): void {
   generation++;
   if (userId === undefined) entries.clear();
   else entries.delete(userId);
+}
+
+/**
+ * A write to one account (or all) through `knex`: forgotten now, and again when the enclosing
+ * transaction ends, so a read between the write and the commit cannot keep the old answer.
+ */
+export function accountWrite(knex: Knex, userId?: string): void {
+  accountChanged(userId);
+  const trx = knex as Knex.Transaction & { executionPromise?: Promise<unknown> };
+  if (trx.isTransaction) trx.executionPromise?.then(() => accountChanged(userId), () => accountChanged(userId));
 }
 
 const FIND_ACCOUNT = {

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { Group } from './types.ts';
 import { uniquely } from './unique-violation.ts';
 import { inTransaction } from './in-transaction.ts';
-import { accountChanged } from './account-cache.ts';
+import { accountWrite } from './account-cache.ts';
 
 interface Row {
   id: string;
@@ -37,7 +37,7 @@ export class GroupRepository {
 
   async delete(id: string): Promise<boolean> {
     const deleted = (await this.#knex('groups').where({ id }).delete()) > 0;
-    accountChanged();
+    accountWrite(this.#knex);
     return deleted;
   }
 
@@ -66,9 +66,9 @@ export class GroupRepository {
         await trx('memberships').insert(keep.map((groupId) => ({ user_id: userId, group_id: groupId, source }))).onConflict(['user_id', 'group_id', 'source']).ignore();
       }
     };
-    accountChanged(userId);
+    accountWrite(this.#knex, userId);
     await inTransaction(this.#knex, run);
-    accountChanged(userId);
+    accountWrite(this.#knex, userId);
   }
 
   /** Adds many (user, group) memberships from one source in two statements (imports). */
@@ -79,13 +79,13 @@ export class GroupRepository {
       .insert(pairs.map((p) => ({ user_id: p.userId, group_id: ids.get(p.group), source })))
       .onConflict(['user_id', 'group_id', 'source'])
       .ignore();
-    for (const p of pairs) accountChanged(p.userId);
+    for (const p of pairs) accountWrite(this.#knex, p.userId);
   }
 
   async addMember(userId: string, name: string, source = 'local'): Promise<void> {
     const [group] = await this.ensure([name]);
     await this.#knex('memberships').insert({ user_id: userId, group_id: group.id, source }).onConflict(['user_id', 'group_id', 'source']).ignore();
-    accountChanged(userId);
+    accountWrite(this.#knex, userId);
   }
 
   /** Removes the membership from every source. */
@@ -93,7 +93,7 @@ export class GroupRepository {
     const group = await this.findByName(name);
     if (!group) return false;
     const removed = (await this.#knex('memberships').where({ user_id: userId, group_id: group.id }).delete()) > 0;
-    accountChanged(userId);
+    accountWrite(this.#knex, userId);
     return removed;
   }
 

@@ -24,8 +24,9 @@ const SQL = {
     text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
   },
-  // The token's grant comes along (oidc-provider reads it right after the token): one round trip.
-  find: {
+  find: { name: 'kb_oidc_find', text: `SELECT kind, ${COLUMNS}, NULL AS grant_id FROM ${TABLE} WHERE id = $1 AND kind = ANY($2::text[])` },
+  // A token whose grant oidc-provider reads right after it (userinfo, refresh, code exchange): both in one round trip.
+  findWithGrant: {
     name: 'kb_oidc_find_with_grant',
     text: `SELECT p.kind, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
       FROM ${TABLE} p LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id WHERE p.id = $1 AND p.kind = ANY($2::text[])`,
@@ -97,6 +98,9 @@ function clientAdapter(knex: Knex, sql: SqlStatements): Adapter {
 export type KeybridgeAdapter = Adapter & { claim(id: string): Promise<boolean> };
 export type AdapterConstructor = new (name: string) => KeybridgeAdapter;
 
+/** Kinds whose lookup oidc-provider follows with Grant.find. */
+const WITH_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+
 /**
  * oidc-provider looks an unknown token up as several kinds at once (introspection and
  * revocation without a type hint ask AccessToken, ClientCredentials and RefreshToken in the
@@ -111,7 +115,10 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
     const waiting = pending.get(id)!;
     pending.delete(id);
     try {
-      const { rows } = await sql.run<Found>(SQL.find, [id, [...waiting.keys()]]);
+      const kinds = [...waiting.keys()];
+      // Lookups of one id as several kinds (introspection, revocation) need no grant.
+      const withGrant = kinds.length === 1 && WITH_GRANT.has(kinds[0]);
+      const { rows } = await sql.run<Found>(withGrant ? SQL.findWithGrant : SQL.find, [id, kinds]);
       for (const r of rows) if (r.grant_id && r.grant_payload) grantRead(r.grant_id, { payload: r.grant_payload, expires_at: r.grant_expires_at, consumed_at: r.grant_consumed_at });
       for (const [kind, waiters] of waiting) {
         const row = rows.find((r) => r.kind === kind);

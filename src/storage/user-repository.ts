@@ -4,7 +4,7 @@ import type { NewUser, User, UserPatch } from './types.ts';
 import { uniquely } from './unique-violation.ts';
 import { InvalidInput } from '../errors.ts';
 import { displayUsername, usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
-import { accountChanged } from './account-cache.ts';
+import { accountWrite } from './account-cache.ts';
 
 export interface UserRow {
   id: string;
@@ -134,19 +134,19 @@ export class UserRepository {
 
   async update(id: string, patch: UserPatch): Promise<User | null> {
     const row = toRow(patch);
-    accountChanged(id);
+    accountWrite(this.#knex, id);
     const [updated] = await uniquely(`user "${patch.username ?? patch.email ?? id}"`, () =>
       this.#knex<Row>('users').where({ id }).update({ ...row, updated_at: new Date() }).returning('*'),
     );
     // Again after the write: a read between the two may have kept the old row.
-    accountChanged(id);
+    accountWrite(this.#knex, id);
     return updated ? userFromRow(updated as Row) : null;
   }
 
   async delete(id: string): Promise<boolean> {
-    accountChanged(id);
+    accountWrite(this.#knex, id);
     const deleted = (await this.#knex('users').where({ id }).delete()) > 0;
-    accountChanged(id);
+    accountWrite(this.#knex, id);
     return deleted;
   }
 
