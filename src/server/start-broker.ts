@@ -83,6 +83,7 @@ function parseListen(listen: string): { host: string; port: number } {
 
 export async function startBroker(config: Config, options: StartOptions = {}): Promise<Broker> {
   const logger = options.logger ?? createLogger(config.log.level);
+  // The ready line's `ms` counts from process start (module loading included), as users wait.
   const started = performance.now();
 
   const database = await openConfiguredDatabase(config, config.database.pool, logger);
@@ -269,7 +270,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
 
-    logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now() - started) }, 'keybridge ready');
+    logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now()), startBrokerMs: Math.round(performance.now() - started) }, 'keybridge ready');
 
     let closing: Promise<void> | undefined;
     return {

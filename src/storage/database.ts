@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import knexFactory, { type Knex } from 'knex';
 import { DatabaseUnavailable, isDatabaseUnavailable } from './database-unavailable.ts';
+import { seedFromPgliteTemplate } from './pglite-template.ts';
 import { openPgStatements, type Pool, type SqlStatements } from './pg-statements.ts';
 
 type ResponseProcessor = new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown };
@@ -21,6 +22,27 @@ async function pgliteClient(): Promise<typeof Knex.Client> {
     }
   }
   return PgLiteClient as unknown as typeof Knex.Client;
+}
+
+/**
+ * The embedded database for development and small installs, sized for it: PostgreSQL's server
+ * defaults (128 MB of shared buffers, 100 connections) would make most of the process's memory
+ * for a database of a few MB with one connection. PGlite itself runs with fsync off (-F).
+ */
+export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
+  shared_buffers: '8MB',
+  wal_buffers: '256kB',
+  work_mem: '2MB',
+  maintenance_work_mem: '8MB',
+  temp_buffers: '1MB',
+  max_connections: '4',
+  synchronous_commit: 'off',
+};
+
+async function openPglite(dir: string) {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const settings = Object.entries(PGLITE_SETTINGS).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+  return new PGlite({ dataDir: dir === ':memory:' ? undefined : dir, startParams: [...PGlite.defaultStartParams, ...settings] });
 }
 
 type PgConnection = { __knex__disposed?: unknown };
@@ -183,11 +205,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   } else {
     kind = 'pglite';
     const dir = options.dataDir ?? './data/pglite';
-    if (dir !== ':memory:') mkdirSync(dir, { recursive: true });
+    if (dir !== ':memory:') {
+      mkdirSync(dir, { recursive: true });
+      seedFromPgliteTemplate(dir);
+    }
     knex = knexFactory({
       client: await pgliteClient(),
       dialect: 'postgres',
-      connection: dir === ':memory:' ? {} : { filename: dir },
+      connection: { pglite: await openPglite(dir) },
     } as Knex.Config);
     // PGlite has one connection and one process: the same knex serves everything.
     artifacts = knex;

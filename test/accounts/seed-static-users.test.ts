@@ -4,7 +4,7 @@ import { openDatabase } from '../../src/storage/database.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { Store } from '../../src/storage/store.ts';
 import { seedStaticUsers } from '../../src/accounts/seed-static-users.ts';
-import { verifyPassword } from '../../src/accounts/passwords.ts';
+import { hashPassword, verifyPassword } from '../../src/accounts/passwords.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
 
 test('static users follow the config on every start, without touching other memberships', async () => {
@@ -14,7 +14,7 @@ test('static users follow the config on every start, without touching other memb
     const store = new Store(db.knex);
     const users = (yaml: string) => parseConfig(`issuer: http://x.example\nusers:\n${yaml}`, { env: {} }).users;
 
-    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-pass, groups: [a, b] }\n')), { created: 1, updated: 0 });
+    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-pass, groups: [a, b] }\n')), { created: 1, updated: 0, argon2: 1 });
     const ann = (await store.users.findByUsername('ann'))!;
     const firstHash = (await store.credentials.getPasswordHash(ann.id))!;
     assert.equal(await verifyPassword(firstHash, 'first-pass'), true);
@@ -24,12 +24,49 @@ test('static users follow the config on every start, without touching other memb
     await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-pass, groups: [a, b] }\n'));
     assert.equal(await store.credentials.getPasswordHash(ann.id), firstHash);
 
-    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@new.example, name: Ann, password: second-pass, groups: [b], enabled: false }\n')), { created: 0, updated: 1 });
+    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@new.example, name: Ann, password: second-pass, groups: [b], enabled: false }\n')), { created: 0, updated: 1, argon2: 2 });
     const after = (await store.users.findById(ann.id))!;
     assert.equal(after.email, 'ann@new.example');
     assert.equal(after.enabled, false);
     assert.equal(await verifyPassword((await store.credentials.getPasswordHash(ann.id))!, 'second-pass'), true);
     assert.deepEqual(await store.groups.groupsOf(ann.id), ['b', 'granted-at-runtime']);
+  } finally {
+    await db.close();
+  }
+});
+
+test('a start where no static password changed does no argon2 work, and a changed one still takes effect', async () => {
+  const db = await openDatabase({ dataDir: ':memory:' });
+  try {
+    await migrateLatest(db.knex);
+    const store = new Store(db.knex);
+    const config = (passwordOf: (i: number) => string) =>
+      parseConfig(`issuer: http://x.example\nusers:\n${Array.from({ length: 16 }, (_, i) => `  - { username: user${i}, password: ${passwordOf(i)} }\n`).join('')}`, { env: {} }).users;
+    const hashOf = async (name: string) => (await store.credentials.getPasswordHash((await store.users.findByUsername(name))!.id))!;
+
+    assert.deepEqual(await seedStaticUsers(store, config((i) => `pass-${i}`)), { created: 16, updated: 0, argon2: 16 });
+    const first = await hashOf('user3');
+    // Unchanged: 16 users cost no argon2 at all (before: one verify each, ~20 ms apiece).
+    assert.deepEqual(await seedStaticUsers(store, config((i) => `pass-${i}`)), { created: 0, updated: 16, argon2: 0 });
+    assert.equal(await hashOf('user3'), first);
+
+    // One password changed in config: only that user is hashed again, and the new one works.
+    const changed = await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)));
+    assert.ok(changed.argon2 > 0 && changed.argon2 <= 2, `argon2 ${changed.argon2}`);
+    assert.equal(await verifyPassword(await hashOf('user3'), 'new-pass-3'), true);
+    assert.equal(await verifyPassword(await hashOf('user3'), 'pass-3'), false);
+    assert.equal((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)))).argon2, 0);
+
+    // A password set by other means (admin API) is not vouched for by the old fingerprint:
+    // config stays authoritative at the next start.
+    const user5 = (await store.users.findByUsername('user5'))!;
+    await store.credentials.setPassword(user5.id, await hashPassword('set-by-admin'));
+    assert.ok((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)))).argon2 > 0);
+    assert.equal(await verifyPassword(await hashOf('user5'), 'pass-5'), true);
+
+    // A forged fingerprint (no key) does not stand in for a check.
+    await db.knex.raw("UPDATE credentials SET data = jsonb_build_object('configFingerprint', 'x') WHERE user_id = ?", [user5.id]);
+    assert.equal((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)))).argon2, 1);
   } finally {
     await db.close();
   }
