@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type IRateLimiterStoreOptions } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
+import { knexStatements, type SqlStatements } from '../storage/pg-statements.ts';
 
 export type IpBudget = 'login' | 'callback' | 'token';
 
@@ -73,7 +74,7 @@ async function consume(limiter: RateLimiterAbstract, key: string, points = 1): P
 type StoreOptions = Omit<IRateLimiterStoreOptions, 'storeClient'>;
 
 /** Builds shared counters on Redis or on the database; memory insures each against store failures. */
-async function sharedStore(config: Config, knex: Knex, logger: Logger): Promise<{ make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; ready(): Promise<void>; close(): Promise<void> }> {
+async function sharedStore(config: Config, knex: Knex, statements: SqlStatements, logger: Logger): Promise<{ make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; ready(): Promise<void>; close(): Promise<void> }> {
   if (config.redis.url) {
     // Loaded only when configured: deployments without Redis never pay for the client.
     const { Redis } = await import('ioredis');
@@ -104,18 +105,13 @@ async function sharedStore(config: Config, knex: Knex, logger: Logger): Promise<
       },
     };
   }
-  // rate-limiter-flexible's PostgreSQL store sends `{ text, values }` with $n placeholders; knex
-  // (pg and PGlite alike, with the pool's timeouts) takes `?` in order of appearance.
+  // rate-limiter-flexible's PostgreSQL store sends `{ name, text, values }` with $n parameters:
+  // the hot-path statements take them as they are (prepared on PostgreSQL, PGlite's own query).
   const client = {
-    async query(q: { text: string; values?: unknown[] }) {
-      const values: unknown[] = [];
-      const sql = q.text.replace(/\$(\d+)/g, (_m, n: string) => {
-        values.push(q.values?.[Number(n) - 1]);
-        return '?';
-      });
-      const result = (await knex.raw(sql, values as Knex.RawBinding[])) as { rows: unknown[]; rowCount?: number | null };
-      // The store reads rowCount, which PGlite leaves at 0 for a SELECT.
-      return { rows: result.rows, rowCount: result.rows.length || result.rowCount || 0 };
+    async query(q: { name?: string; text: string; values?: unknown[] }) {
+      const result = await statements.run({ name: q.name ?? `rate_limits:${q.text.length}`, text: q.text }, q.values ?? []);
+      // The store reads rowCount, which some drivers leave at 0 for a SELECT.
+      return { rows: result.rows, rowCount: result.rows.length || result.rowCount };
     },
   };
   return {
@@ -159,10 +155,11 @@ const DISABLED: RateLimits = {
   close: async () => {},
 };
 
-export async function createRateLimits(config: Config, knex: Knex, logger: Logger): Promise<RateLimits> {
+/** `statements`: the database's hot-path statements (knex.raw when not given). */
+export async function createRateLimits(config: Config, knex: Knex, logger: Logger, statements: SqlStatements = knexStatements(knex)): Promise<RateLimits> {
   const { limits } = config;
   if (!limits.enabled) return DISABLED;
-  const store = await sharedStore(config, knex, logger);
+  const store = await sharedStore(config, knex, statements, logger);
   const budget = (name: string, b: { points: number; durationSeconds: number; blockSeconds: number }): StoreOptions => ({ keyPrefix: `kb:${name}`, points: b.points, duration: b.durationSeconds, blockDuration: b.blockSeconds });
 
   const ipLimiters: Record<IpBudget, RateLimiterAbstract> = {

@@ -98,7 +98,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const metrics = config.metrics.enabled ? new BrokerMetrics() : null;
     metrics?.watchDatabase(database);
     const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord });
-    limits = await createRateLimits(config, database.knex, logger);
+    // Hot-path SQL without knex: prepared statements on PostgreSQL, PGlite's own query() embedded.
+    const statements = database.pg?.statements ?? pgliteStatements(database.knex);
+    limits = await createRateLimits(config, database.knex, logger, statements);
     const rateLimits = limits;
     await rateLimits.ready();
     if (config.issuer.startsWith('https://') && !config.http.trustProxy) {
@@ -129,8 +131,6 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const claimScopes = new Map<string, string>();
     for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
-    // Hot-path SQL without knex: prepared statements on PostgreSQL, PGlite's own query() embedded.
-    const statements = database.pg?.statements ?? pgliteStatements(database.knex);
     const accounts = createAccountLookup(statements);
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger, accounts });
     const initiateLoginUris = new Map(config.clients.flatMap((c) => (c.initiateLoginUri ? [[c.id, c.initiateLoginUri] as const] : [])));
