@@ -3,7 +3,7 @@
 // network reaches).
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { listenOn } from '../http/listen.ts';
 import Koa, { type Context, type Next } from 'koa';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from './metrics.ts';
@@ -46,11 +46,6 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-function parseListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(listen.slice(i + 1)) };
-}
-
 /** A listener that serves /metrics and nothing else. */
 export async function startMetricsServer(metrics: BrokerMetrics, options: { listen: string; token?: string; logger: Logger }): Promise<MetricsServer> {
   const app = new Koa();
@@ -62,17 +57,9 @@ export async function startMetricsServer(metrics: BrokerMetrics, options: { list
   });
   app.use(metricsEndpoint(metrics, { token: options.token }));
   const server = http.createServer(app.callback());
-  const { host, port } = parseListen(options.listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
+  const base = await listenOn(server, options.listen);
   return {
-    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${METRICS_PATH}`,
+    url: `${base}${METRICS_PATH}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

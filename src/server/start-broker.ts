@@ -3,7 +3,7 @@
 // load balancer against one PostgreSQL.
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { listenOn } from '../http/listen.ts';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/schema.ts';
@@ -74,11 +74,6 @@ export interface StartOptions {
   syncFirstRunMs?: number;
   /** Connector plugins handed over in code (embedding Keybridge, tests). */
   plugins?: ReadonlyMap<string, ConnectorPlugin>;
-}
-
-function parseListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(listen.slice(i + 1)) };
 }
 
 export async function startBroker(config: Config, options: StartOptions = {}): Promise<Broker> {
@@ -237,19 +232,10 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
 
     server = http.createServer((req, res) => handler(req, res));
     server.keepAliveTimeout = 65_000;
-    const { host, port } = parseListen(config.http.listen);
     const srv = server;
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(port, host, () => {
-        srv.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address() as AddressInfo;
+    const url = await listenOn(srv, config.http.listen);
     if (metrics && config.metrics.listen) metricsServer = await startMetricsServer(metrics, { listen: config.metrics.listen, token: config.metrics.token, logger });
     const metricsListener = metricsServer;
-    const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
     const every = (ms: number, what: string, fn: () => Promise<unknown>) => {
       const timer = setInterval(() => {
