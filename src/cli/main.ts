@@ -11,7 +11,7 @@ import { runLinks } from './links-command.ts';
 import { runSamlSp } from './saml-sp-command.ts';
 import { runAudit } from './audit-command.ts';
 import { withStore } from './with-store.ts';
-import { rotateSigningKeys } from '../oidc/signing-keys.ts';
+import { rotateSigningKeys, signingKeyGrace } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
 import { usernameProblem } from '../accounts/normalize-username.ts';
 
@@ -42,11 +42,6 @@ Options:
   -h, --help                 show this help
 `;
 
-function tokenGrace(config: Config): number {
-  const ttls = [config.tokens.accessToken, config.tokens.idToken, config.tokens.clientCredentials, ...config.resources.map((r) => r.accessTokenTtl ?? 0)];
-  // Keep retired keys published a little longer than anything they signed can live.
-  return Math.max(...ttls) + 300;
-}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -96,9 +91,9 @@ async function main(argv: string[]): Promise<number> {
     case 'keys':
       if (sub !== 'rotate') break;
       return withStore(config, async (store) => {
-        const fresh = await rotateSigningKeys(store, config.keys.algorithms, tokenGrace(config));
+        const fresh = await rotateSigningKeys(store, config.keys.algorithms, signingKeyGrace(config));
         console.log(`new signing keys: ${fresh.map((k) => `${k.kid} (${k.alg})`).join(', ')}`);
-        console.log(`previous keys stay published for ${tokenGrace(config)} s; running instances switch within their key poll interval`);
+        console.log(`previous keys stay published for ${signingKeyGrace(config)} s; running instances switch within their key poll interval`);
         return 0;
       });
     case 'ldap':

@@ -290,6 +290,17 @@ export const configSchema = z
     samlIdp: samlIdpSchema,
     /** Brute-force and rate limits (src/limits); counters live in the database, or Redis when `redis.url` is set. */
     limits: limitsSchema,
+    /** The admin REST API (`/admin/api/v1`, src/admin-api). */
+    admin: z
+      .strictObject({
+        /** Users in any of these groups may use the API with a token issued to a console client. */
+        groups: z.array(z.string().min(1).max(200)).default([]),
+        /** Clients whose user tokens carry a user's admin rights (the admin console's client id). */
+        consoleClients: z.array(z.string().min(1).max(128)).default(['keybridge-admin-console']),
+        /** Largest JSON body an admin request may send, in bytes. */
+        bodyLimit: positiveInt().default(256 * 1024),
+      })
+      .prefault({}),
     /** Optional Redis for rate-limit counters shared by every instance. */
     redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional() }).prefault({}),
     ui: z

@@ -11,6 +11,7 @@ import { pinOrigin } from '../http/canonical-origin.ts';
 import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
 import { jwtIntrospection } from './jwt-introspection.ts';
 import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
+import { ADMIN_SCOPES } from '../admin-api/authenticate-admin.ts';
 
 export interface ProviderDependencies {
   config: Config;
@@ -70,7 +71,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     loadExistingGrant: deps.loadExistingGrant,
     jwks: deps.jwks as Configuration['jwks'],
     claims,
-    scopes: [...new Set(['openid', 'offline_access', 'profile', 'email', 'groups', ...Object.keys(claims).filter((k) => claims[k] !== null), ...config.resources.flatMap((r) => r.scopes)])],
+    scopes: [...new Set(['openid', 'offline_access', 'profile', 'email', 'groups', ...Object.keys(claims).filter((k) => claims[k] !== null), ...config.resources.flatMap((r) => r.scopes), ...ADMIN_SCOPES])],
     // ID tokens carry the granted profile, email and groups claims even when an access token
     // is issued too, which is what downstream apps of a broker expect.
     conformIdTokenClaims: false,

@@ -3,6 +3,7 @@
 // and activates new ones; instances notice through SigningKeyRepository.fingerprint().
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
+import type { Config } from '../config/schema.ts';
 import type { Knex } from 'knex';
 import type { Store } from '../storage/store.ts';
 import type { SigningKey } from '../storage/types.ts';
@@ -48,6 +49,12 @@ export async function ensureSigningKeys(store: Store, algorithms: readonly Signi
     }
     return created;
   });
+}
+
+/** Seconds a retired key stays published: a little longer than anything it signed can live. */
+export function signingKeyGrace(config: Config): number {
+  const ttls = [config.tokens.accessToken, config.tokens.idToken, config.tokens.clientCredentials, ...config.resources.map((r) => r.accessTokenTtl ?? 0)];
+  return Math.max(...ttls) + 300;
 }
 
 /**

@@ -42,6 +42,9 @@ import { metadataCaching } from '../http/canonical-origin.ts';
 import { createRateLimits, type RateLimits } from '../limits/rate-limits.ts';
 import { limitRequests } from '../limits/limit-requests.ts';
 import { deviceSessionRecovery } from '../oidc/device-session-recovery.ts';
+import { adminApi } from '../admin-api/admin-api.ts';
+import { adminRoutes } from '../admin-api/routes/admin-routes.ts';
+import { KEYBRIDGE_VERSION } from '../version.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
@@ -201,6 +204,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys() }) }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

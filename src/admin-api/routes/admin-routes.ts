@@ -1,0 +1,16 @@
+// Every admin API operation, in the order the OpenAPI document lists them.
+import type { Config } from '../../config/schema.ts';
+import type { Store } from '../../storage/store.ts';
+import type { AdminRoute } from '../admin-route.ts';
+import { keyRoutes } from './key-routes.ts';
+
+export interface AdminRouteDependencies {
+  config: Config;
+  store: Store;
+  /** Makes this instance publish and sign with rotated keys at once. */
+  afterKeyRotation: () => Promise<unknown>;
+}
+
+export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
+  return [...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation })];
+}
