@@ -7,6 +7,8 @@ import type { Knex } from 'knex';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { PREDECESSOR, currentExchange, successorUsed } from './refresh-grace.ts';
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
+import { DatabaseUnavailable } from './database-unavailable.ts';
+import { BatchQueue } from './batch-queue.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -24,12 +26,25 @@ const SQL = {
     text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
   },
-  find: { name: 'kb_oidc_find', text: `SELECT kind, ${COLUMNS}, NULL AS grant_id FROM ${TABLE} WHERE id = $1 AND kind = ANY($2::text[])` },
-  // A token whose grant oidc-provider reads right after it (userinfo, refresh, code exchange): both in one round trip.
+  // Several saves in one statement (one round trip, one commit): see createSaveBatcher.
+  upsertMany: {
+    name: 'kb_oidc_upsert_many',
+    text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+  },
+  // Lookups by (kind, id) pairs, several records in one round trip: see createFindBatcher.
+  find: {
+    name: 'kb_oidc_find',
+    text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, NULL AS grant_id
+      FROM unnest($1::text[], $2::text[]) AS q(kind, id) JOIN ${TABLE} p ON p.kind = q.kind AND p.id = q.id`,
+  },
+  // Tokens whose grant oidc-provider reads right after them (userinfo, refresh, code exchange): both in one round trip.
   findWithGrant: {
     name: 'kb_oidc_find_with_grant',
-    text: `SELECT p.kind, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
-      FROM ${TABLE} p LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id WHERE p.id = $1 AND p.kind = ANY($2::text[])`,
+    text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
+      FROM unnest($1::text[], $2::text[]) AS q(kind, id) JOIN ${TABLE} p ON p.kind = q.kind AND p.id = q.id
+      LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id`,
   },
   findByUserCode: { name: 'kb_oidc_find_user_code', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND user_code = $2 LIMIT 1` },
   findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND uid = $2 LIMIT 1` },
@@ -101,46 +116,106 @@ export type AdapterConstructor = new (name: string) => KeybridgeAdapter;
 /** Kinds whose lookup oidc-provider follows with Grant.find. */
 const WITH_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
+/** Statements of one kind running at once before further items wait to go together (batch-queue.ts). */
+const FIND_SLOTS = 4;
+const SAVE_SLOTS = 4;
+const MAX_BATCH = 200;
+
 /**
- * oidc-provider looks an unknown token up as several kinds at once (introspection and
- * revocation without a type hint ask AccessToken, ClientCredentials and RefreshToken in the
- * same tick). Lookups of one id issued in the same tick share one query.
+ * Lookups share statements twice over. Lookups of one id in the same tick go as one: oidc-provider
+ * looks an unknown token up as several kinds at once (introspection and revocation without a
+ * type hint ask AccessToken, ClientCredentials and RefreshToken together). And under load,
+ * lookups of different ids that wait for a free slot go together (BatchQueue): one statement
+ * answers many requests.
  */
 function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row) => void) {
   type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
-  type Found = Row & { kind: string; grant_id: string | null; grant_payload: AdapterPayload | null; grant_expires_at: Date | null; grant_consumed_at: Date | null };
-  const pending = new Map<string, Map<string, Waiter[]>>();
+  type Found = Row & { kind: string; id: string; grant_id: string | null; grant_payload: AdapterPayload | null; grant_expires_at: Date | null; grant_consumed_at: Date | null };
+  type Lookup = { id: string; byKind: Map<string, Waiter[]> };
+  const pending = new Map<string, Lookup>();
 
-  async function flush(id: string): Promise<void> {
-    const waiting = pending.get(id)!;
-    pending.delete(id);
-    try {
-      const kinds = [...waiting.keys()];
-      // Lookups of one id as several kinds (introspection, revocation) need no grant.
-      const withGrant = kinds.length === 1 && WITH_GRANT.has(kinds[0]);
-      const { rows } = await sql.run<Found>(withGrant ? SQL.findWithGrant : SQL.find, [id, kinds]);
-      for (const r of rows) if (r.grant_id && r.grant_payload) grantRead(r.grant_id, { payload: r.grant_payload, expires_at: r.grant_expires_at, consumed_at: r.grant_consumed_at });
-      for (const [kind, waiters] of waiting) {
-        const row = rows.find((r) => r.kind === kind);
-        for (const w of waiters) w.resolve(row);
+  async function send(batch: Lookup[]): Promise<void> {
+    const kinds: string[] = [];
+    const ids: string[] = [];
+    let withGrant = false;
+    for (const { id, byKind } of batch) {
+      // A lookup of one id as several kinds (introspection, revocation) needs no grant.
+      if (byKind.size === 1 && WITH_GRANT.has(byKind.keys().next().value!)) withGrant = true;
+      for (const kind of byKind.keys()) {
+        kinds.push(kind);
+        ids.push(id);
       }
+    }
+    try {
+      const { rows } = await sql.run<Found>(withGrant ? SQL.findWithGrant : SQL.find, [kinds, ids]);
+      const byKey = new Map<string, Found>();
+      for (const r of rows) {
+        byKey.set(`${r.kind}\u0000${r.id}`, r);
+        if (r.grant_id && r.grant_payload) grantRead(r.grant_id, { payload: r.grant_payload, expires_at: r.grant_expires_at, consumed_at: r.grant_consumed_at });
+      }
+      for (const { id, byKind } of batch) for (const [kind, waiters] of byKind) for (const w of waiters) w.resolve(byKey.get(`${kind}\u0000${id}`));
     } catch (err) {
-      for (const waiters of waiting.values()) for (const w of waiters) w.reject(err);
+      for (const { byKind } of batch) for (const waiters of byKind.values()) for (const w of waiters) w.reject(err);
     }
   }
+  const queue = new BatchQueue<Lookup>({ maxInFlight: FIND_SLOTS, maxBatch: MAX_BATCH, send });
 
   return (kind: string, id: string): Promise<Row | undefined> =>
     new Promise((resolve, reject) => {
-      let byKind = pending.get(id);
-      if (!byKind) {
-        byKind = new Map();
-        pending.set(id, byKind);
-        process.nextTick(() => void flush(id));
+      let lookup = pending.get(id);
+      if (!lookup) {
+        const created: Lookup = { id, byKind: new Map() };
+        lookup = created;
+        pending.set(id, created);
+        process.nextTick(() => {
+          pending.delete(id);
+          queue.push(created);
+        });
       }
-      const waiters = byKind.get(kind) ?? [];
+      const waiters = lookup.byKind.get(kind) ?? [];
       waiters.push({ resolve, reject });
-      byKind.set(kind, waiters);
+      lookup.byKind.set(kind, waiters);
     });
+}
+
+type SaveValues = [kind: string, id: string, payload: string, grantId: string | null, userCode: string | null, uid: string | null, expiresAt: Date | null];
+
+/**
+ * Saves that wait for a free slot under load (concurrent token requests) go to the database
+ * together as one multi-row upsert: one round trip and one commit for all of them (BatchQueue).
+ * Each caller still learns only once its own row is committed, and saves of one record keep
+ * their order. Should a multi-row statement fail for anything but an unavailable database, each
+ * row is written alone, so that one bad row fails only its own request.
+ */
+function createSaveBatcher(sql: SqlStatements) {
+  type Item = { values: SaveValues; resolve(): void; reject(err: unknown): void };
+
+  async function writeAlone(item: Item): Promise<void> {
+    try {
+      await sql.run(SQL.upsert, item.values);
+      item.resolve();
+    } catch (err) {
+      item.reject(err);
+    }
+  }
+
+  async function send(batch: Item[]): Promise<void> {
+    if (batch.length === 1) return writeAlone(batch[0]);
+    const columns = batch[0].values.map((_, c) => batch.map((item) => item.values[c]));
+    try {
+      await sql.run(SQL.upsertMany, columns);
+      for (const item of batch) item.resolve();
+    } catch (err) {
+      if (err instanceof DatabaseUnavailable) {
+        for (const item of batch) item.reject(err);
+        return;
+      }
+      for (const item of batch) await writeAlone(item);
+    }
+  }
+  const queue = new BatchQueue<Item>({ maxInFlight: SAVE_SLOTS, maxBatch: MAX_BATCH, send, keyOf: (item) => `${item.values[0]}\u0000${item.values[1]}` });
+
+  return (values: SaveValues): Promise<void> => new Promise((resolve, reject) => queue.push({ values, resolve, reject }));
 }
 
 /** How long a grant read along with its token may answer Grant.find (the same request, in practice). */
@@ -164,6 +239,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     return Date.now() - read.at < GRANT_READ_MS ? read.row : undefined;
   };
   const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
+  const save = createSaveBatcher(sql);
 
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
   async function withinGrace(id: string, row: Row | undefined): Promise<Row | undefined> {
@@ -192,7 +268,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       if (this.kind === 'Grant') grantsRead.delete(id);
       const pending = exchange && pendingConsume.get(exchange);
       if (pending) pendingConsume.delete(exchange);
-      await sql.run(pending ? SQL.rotate : SQL.upsert, [
+      const values: SaveValues = [
         this.kind,
         id,
         JSON.stringify(rotatedFrom ? { ...payload, [PREDECESSOR]: rotatedFrom } : payload),
@@ -200,8 +276,10 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         payload.userCode ?? null,
         payload.uid ?? null,
         expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
-        ...(pending ? [pending.id, pending.at] : []),
-      ]);
+      ];
+      // A rotation consumes its predecessor in the same statement; other saves share batches.
+      if (pending) await sql.run(SQL.rotate, [...values, pending.id, pending.at]);
+      else await save(values);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

@@ -78,7 +78,8 @@ export function pgliteStatements(knex: Knex): SqlStatements {
   };
 }
 
-const arrayLiteral = (items: unknown[]) => `{${items.map((v) => `"${String(v).replace(/["\\]/g, (ch) => `\\${ch}`)}"`).join(',')}}`;
+const arrayLiteral = (items: unknown[]) =>
+  `{${items.map((v) => (v === null || v === undefined ? 'NULL' : `"${(v instanceof Date ? v.toISOString() : String(v)).replace(/["\\]/g, (ch) => `\\${ch}`)}"`)).join(',')}}`;
 
 /** The same statements through knex.raw (PGlite, or a knex transaction). */
 export function knexStatements(knex: Knex): SqlStatements {
