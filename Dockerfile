@@ -1,6 +1,9 @@
 # Keybridge broker image. Node 24 runs the TypeScript sources directly (type stripping).
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# glibc returns freed memory to the system (see README "Memory"): PGlite's start-up buffers
+# would otherwise stay resident for the life of the process.
+ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
