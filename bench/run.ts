@@ -18,6 +18,8 @@ import knexFactory from 'knex';
 import { stringify } from 'yaml';
 import { freshPostgresDatabase } from '../test/helpers/postgres.ts';
 import { freePort } from '../test/helpers/free-port.ts';
+import { openDatabase } from '../src/storage/database.ts';
+import { Store } from '../src/storage/store.ts';
 import { Browser } from '../test/helpers/browser.ts';
 import { signIn } from '../test/helpers/login-flow.ts';
 import { Attribute, Change, Client } from 'ldapts';
@@ -67,7 +69,10 @@ export const TARGETS = {
   memory: { postgresIdleMb: 150, postgresPeakMb: 300, embeddedIdleMb: 200 },
   startMs: { postgres: 1500, embedded: 2000 },
   ldapOfRaw: 1.5,
+  adminListP99Ms: 50,
 } as const;
+const ADMIN_CLIENT = { id: 'bench-admin', secret: 'bench-admin-secret-0123456789abcdef' };
+const ADMIN_USERS = Number(process.env.BENCH_ADMIN_USERS ?? 10_000);
 type Work = 'client_credentials' | 'introspection' | 'userinfo' | 'refresh_token' | 'login';
 const WORK_LABEL: Record<Work, string> = {
   client_credentials: 'client_credentials (opaque)',
@@ -370,7 +375,10 @@ async function main(): Promise<void> {
     const issuer = `http://127.0.0.1:${kbPort}`;
     const common = {
       log: { level: 'warn' },
-      clients: [{ id: CLIENT.id, secret: CLIENT.secret, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'] }],
+      clients: [
+        { id: CLIENT.id, secret: CLIENT.secret, redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'] },
+        { id: ADMIN_CLIENT.id, secret: ADMIN_CLIENT.secret, grantTypes: ['client_credentials'], scopes: ['admin:read'] },
+      ],
       // The limiter stays on, as deployed; only its budgets are raised, since all load comes
       // from one address (the default would answer 429 after 1,200 token requests a minute).
       limits: { ip: { login: { points: 100_000_000 }, callback: { points: 100_000_000 }, token: { points: 100_000_000 }, tokenFailures: { points: 100_000_000 } } },
@@ -440,6 +448,8 @@ async function main(): Promise<void> {
     for (const w of ['introspection', 'userinfo', 'refresh_token', 'login'] as const) await measure(w, servers, users);
     const peak = Object.fromEntries(servers.filter((s) => s.key !== 'bare').map((s) => [s.key, rssMb(s.child.pid!).peak]));
 
+    const adminList = await benchAdminList(issuer, db.url);
+
     const ldapRows = WITH_LDAP ? await benchLdap(ldap!, issuer, ldapConfig!) : undefined;
     const importRuns = WITH_IMPORT ? await benchImport(ldap!, { ...base, connectors: undefined }, work) : [];
 
@@ -475,6 +485,7 @@ async function main(): Promise<void> {
     }
     const tokens = after.rows - before.rows;
     if (tokens > 0) out.push(`token storage (PostgreSQL): ${tokens.toLocaleString('en-US')} client_credentials tokens grew oidc_payloads by ${((after.bytes - before.bytes) / 1048576).toFixed(1)} MB = ${Math.round((after.bytes - before.bytes) / tokens)} bytes/token with indexes (payload column ${Math.round(after.payloadBytes)} bytes on average); table now ${(after.bytes / 1048576).toFixed(1)} MB for ${after.rows.toLocaleString('en-US')} rows`);
+    out.push(`admin API, list users by prefix among ${ADMIN_USERS.toLocaleString('en-US')} users (PostgreSQL, 4 concurrent, pages of 50): ${adminList.rps.toFixed(0)}/s, p50 ${adminList.p50} ms, p99 ${adminList.p99} ms (target p99 < ${TARGETS.adminListP99Ms} ms): ${verdict(adminList.p99 < TARGETS.adminListP99Ms && adminList.errors === 0)}${adminList.errors ? `, ${adminList.errors} errors` : ''}`);
     if (ldapRows) {
       const ldapRatio = ldapRows.raw.rps / ldapRows.connector.rps;
       out.push(`LDAP login, same directory work: connector ${ldapRows.connector.rps.toFixed(0)}/s vs raw ldapts bind+search ${ldapRows.raw.rps.toFixed(0)}/s = ${ldapRatio.toFixed(2)} x the raw time per login (target <= ${TARGETS.ldapOfRaw} x): ${verdict(ldapRatio <= TARGETS.ldapOfRaw)}`);
@@ -492,6 +503,39 @@ async function main(): Promise<void> {
     await stopLdap();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The admin API's user search, as the console uses it: ADMIN_USERS users stored (straight into
+ * the database, outside the timing), then prefix searches of about 100 matches each, a page of 50.
+ */
+async function benchAdminList(issuer: string, url: string): Promise<Sample> {
+  const database = await openDatabase({ url });
+  try {
+    const store = new Store(database.knex);
+    for (let i = 0; i < ADMIN_USERS; i += 1000) {
+      await store.users.createMany(Array.from({ length: Math.min(1000, ADMIN_USERS - i) }, (_, j) => {
+        const n = String(i + j).padStart(5, '0');
+        return { username: `person${n}`, email: `person${n}@example.org`, name: `Person ${n}` };
+      }));
+    }
+  } finally {
+    await database.close();
+  }
+  const token = (await (await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${ADMIN_CLIENT.id}:${ADMIN_CLIENT.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'admin:read' }),
+  })).json()) as { access_token: string };
+  const prefixes = Math.max(1, Math.floor(ADMIN_USERS / 100));
+  const search = async (w: number, n: number) => {
+    const q = `person${String((w * 7919 + n * 104729) % prefixes).padStart(3, '0')}`;
+    const res = await fetch(`${issuer}/admin/api/v1/users?q=${q}&limit=50`, { headers: { authorization: `Bearer ${token.access_token}` } });
+    const body = (await res.json()) as { items?: unknown[] };
+    if (res.status !== 200 || !body.items?.length) throw new Error(`list users: ${res.status}`);
+  };
+  await closedLoop('admin list users (warm-up)', 'keybridge (postgres)', 4, search, WARMUP, true);
+  return closedLoop('admin list users', 'keybridge (postgres)', 4, search, DURATION);
 }
 
 function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
