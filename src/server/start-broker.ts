@@ -182,6 +182,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               expiresAt: new Date(Date.now() + loginLifetimeMs),
               authenticatedAt: new Date(),
               upstreamSession: provenance.upstreamSession ?? null,
+              ip: ctx.ip,
             });
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
