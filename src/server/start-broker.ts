@@ -205,7 +205,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys() }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger }) }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

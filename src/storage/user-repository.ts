@@ -198,6 +198,17 @@ export class UserRepository {
     return (await q.orderBy([{ column: 'u.username_key' }, { column: 'u.id' }]).limit(options.limit)).map(userFromRow);
   }
 
+  /** The user's groups, each with every source asserting the membership ('local', 'config', a connector id). */
+  async memberships(userId: string): Promise<Array<{ name: string; sources: string[] }>> {
+    const rows: Array<{ name: string; sources: string[] }> = await this.#knex('memberships as m')
+      .join('groups as g', 'g.id', 'm.group_id')
+      .where('m.user_id', userId)
+      .groupBy('g.name')
+      .orderBy('g.name')
+      .select('g.name', this.#knex.raw('array_agg(m.source ORDER BY m.source) AS sources'));
+    return rows.map((r) => ({ name: r.name, sources: r.sources }));
+  }
+
   /** The row, locked until the enclosing transaction ends (read-check-write updates). */
   async findByIdForUpdate(id: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').where({ id }).forUpdate().first();
