@@ -55,8 +55,8 @@ export class UserSessionRepository {
     this.#knex = knex;
   }
 
-  #live(q: Knex.QueryBuilder): Knex.QueryBuilder {
-    return q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', new Date()));
+  #live(q: Knex.QueryBuilder, column = 'expires_at'): Knex.QueryBuilder {
+    return q.where((w) => w.whereNull(column).orWhere(column, '>', new Date()));
   }
 
   async grantsOf(userId: string): Promise<UserGrant[]> {
@@ -76,6 +76,7 @@ export class UserSessionRepository {
   async sessionsOf(userId: string): Promise<UserSession[]> {
     const rows: Array<PayloadRow & { uid: string; connector_id: string | null; created_at: Date | null; authenticated_at: Date | null; ip: string | null; amr: string[] | null }> = await this.#live(
       this.#knex(`${TABLE} as s`).where('s.kind', 'Session').whereRaw("s.payload->>'accountId' = ?", [userId]).whereNotNull('s.uid'),
+      's.expires_at',
     )
       .leftJoin('login_sessions as l', 'l.session_uid', 's.uid')
       .select('s.id', 's.uid', 's.payload', 's.expires_at', 'l.connector_id', 'l.created_at', 'l.authenticated_at', 'l.ip', 'l.amr');
