@@ -156,6 +156,22 @@ export function userService(deps: UserServiceDependencies) {
     return { sessions, grantsRevoked };
   }
 
+  /** Sets a password (the policy checked, argon2id); optionally ends every session and grant. */
+  async function setPassword(id: string, password: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; ended: AccessEnded | null }> {
+    const user = await mustFind(id);
+    refuseProfileChange(user);
+    checkPassword(password, user.username, 'body.password');
+    const hash = await hashPassword(password);
+    const after = await store.transaction(async (tx) => {
+      const locked = await tx.users.findByIdForUpdate(id);
+      if (!locked) throw notFound('The user');
+      refuseProfileChange(locked);
+      await tx.credentials.setPassword(id, hash);
+      return view(locked, true);
+    });
+    return { user: after, ended: options.endSessions ? await endAccess(id, 'admin_password') : null };
+  }
+
   return {
     view,
     etagOf: (v: UserView) => etagOf(v),
@@ -242,25 +258,12 @@ export function userService(deps: UserServiceDependencies) {
       return { before, ended };
     },
 
-    async setPassword(id: string, password: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; ended: AccessEnded | null }> {
-      const user = await mustFind(id);
-      refuseProfileChange(user);
-      checkPassword(password, user.username, 'body.password');
-      const hash = await hashPassword(password);
-      const after = await store.transaction(async (tx) => {
-        const locked = await tx.users.findByIdForUpdate(id);
-        if (!locked) throw notFound('The user');
-        refuseProfileChange(locked);
-        await tx.credentials.setPassword(id, hash);
-        return view(locked, true);
-      });
-      return { user: after, ended: options.endSessions ? await endAccess(id, 'admin_password') : null };
-    },
+    setPassword,
 
     /** A fresh random password, set and returned once; it is stored only as its argon2id hash. */
     async resetPassword(id: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; password: string; ended: AccessEnded | null }> {
       const password = generatePassword();
-      const { user, ended } = await this.setPassword(id, password, options);
+      const { user, ended } = await setPassword(id, password, options);
       return { user, password, ended };
     },
 
@@ -289,18 +292,20 @@ export function userService(deps: UserServiceDependencies) {
       return store.userSessions.sessionsOf(id);
     },
 
+    /** Ends one live browser session of the user (one GET .../sessions lists). */
     async endSession(id: string, sessionUid: string): Promise<EndedSession> {
       await mustFind(id);
-      const uids = await store.userSessions.sessionUidsOf(id);
-      if (!uids.includes(sessionUid)) throw notFound('The session');
+      const live = await store.userSessions.sessionsOf(id);
+      if (!live.some((s) => s.uid === sessionUid)) throw notFound('The session');
       if (!deps.provider) throw new Error('ending sessions needs the OIDC provider');
       const [ended] = await endSessions({ provider: deps.provider, store, logger: deps.logger }, [sessionUid], 'admin_revoke');
       return ended;
     },
 
+    /** Ends every live browser session of the user; grants that persist logout (offline_access) stay. */
     async endAllSessions(id: string): Promise<EndedSession[]> {
       await mustFind(id);
-      const uids = await store.userSessions.sessionUidsOf(id);
+      const uids = (await store.userSessions.sessionsOf(id)).map((s) => s.uid);
       if (!uids.length) return [];
       if (!deps.provider) throw new Error('ending sessions needs the OIDC provider');
       return endSessions({ provider: deps.provider, store, logger: deps.logger }, uids, 'admin_revoke');
