@@ -570,5 +570,38 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.deepEqual((await store.userSessions.grantIdsOf(u.id)), ['gs-g2']);
       assert.equal(await store.userSessions.revokeGrants([]), 0);
     });
+
+    test('user search and a user\'s grants can use their indexes (migration 0007)', async (t) => {
+      if (!ready(t)) return;
+      const captured: Array<{ sql: string; bindings: unknown[] }> = [];
+      const listen = (e: { sql: string; bindings: unknown[] }) => void captured.push(e);
+      store.knex.on('query', listen);
+      try {
+        await store.users.search({ q: 'plan', limit: 5 });
+        await store.userSessions.grantIdsOf('plan-user');
+      } finally {
+        store.knex.removeListener('query', listen);
+      }
+      const literal = (e: { sql: string; bindings: unknown[] }) => {
+        let next = 0;
+        return e.sql.replace(/\$(\d+)|\?/g, (_m, n: string | undefined) => {
+          const value = e.bindings[n ? Number(n) - 1 : next++];
+          return typeof value === 'number' ? String(value) : `'${String(value).replace(/'/g, "''")}'`;
+        });
+      };
+      const plans: string[] = [];
+      await store.transaction(async (tx) => {
+        // With a handful of rows the planner would rightly scan; this asks whether it could use the indexes.
+        await tx.knex.raw('SET LOCAL enable_seqscan = off');
+        for (const e of captured) {
+          const { rows } = (await tx.knex.raw(`EXPLAIN ${literal(e)}`)) as { rows: Array<Record<string, string>> };
+          plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
+        }
+      });
+      assert.match(plans[0], /users_username_key_prefix/);
+      assert.match(plans[0], /users_email_prefix/);
+      assert.match(plans[0], /users_name_prefix/);
+      assert.match(plans[1], /oidc_payloads_account/);
+    });
   });
 }
