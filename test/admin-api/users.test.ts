@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
-import { AdminApiClient, adminClientConfig, clientToken, ADMIN_PREFIX } from '../helpers/admin-api.ts';
+import { AdminApiClient, adminClientConfig, clientToken, consoleClientConfig, userToken, ADMIN_PREFIX } from '../helpers/admin-api.ts';
 import { verifyPassword } from '../../src/accounts/passwords.ts';
 
 const stores = [
@@ -35,8 +35,12 @@ for (const store of stores) {
       broker = await startTestBroker({
         databaseUrl: db.url,
         config: {
-          clients: [adminClientConfig('ops'), adminClientConfig('reader', ['admin:read']), adminClientConfig('user-admin', ['admin:users:write']), adminClientConfig('plain', ['profile'])],
-          users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org', groups: ['staff'] }],
+          admin: { groups: ['admins'] },
+          clients: [adminClientConfig('ops'), adminClientConfig('reader', ['admin:read']), adminClientConfig('user-admin', ['admin:users:write']), adminClientConfig('plain', ['profile']), consoleClientConfig()],
+          users: [
+            { username: 'alice', password: 'alice-password-1', email: 'alice@example.org', groups: ['staff'] },
+            { username: 'root', password: 'root-password-1', groups: ['admins'] },
+          ],
         },
       });
       api = new AdminApiClient(broker.issuer, await clientToken(broker.issuer, 'ops', 'admin:read admin:write'));
@@ -78,6 +82,17 @@ for (const store of stores) {
       assert.equal((await api.get(`/users/${made.body.id}/sessions`, { token: userAdmin })).status, 403);
       assert.equal((await api.get('/keys', { token: userAdmin })).status, 403);
       assert.equal(await broker.store.users.findByUsername('by-reader'), null);
+    });
+
+    test('an administrator signed in to the console acts under their own name in the audit', async (t) => {
+      if (!live(t)) return;
+      const root = await userToken(broker.issuer, 'keybridge-admin-console', 'root', 'root-password-1');
+      const res = await api.post('/users', { username: 'made-by-root' }, { token: root });
+      assert.equal(res.status, 201);
+      const [event]: any[] = await broker.store.audit.query({ type: 'admin.user.create', userId: res.body.id, limit: 1 });
+      assert.equal(event.details.actor.kind, 'user');
+      assert.equal(event.details.actor.username, 'root');
+      assert.equal((await api.get('/users?q=%20%20')).status, 400, 'a blank search is refused, not a match-all');
     });
 
     test('create: 201 with ETag and Location, no secret in the answer or the audit', async (t) => {

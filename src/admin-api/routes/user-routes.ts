@@ -133,7 +133,7 @@ export function userRoutes(deps: { users: UserService }): AdminRoute[] {
       summary: 'List and search users',
       description: 'Ordered by username (case-folded), then id. `q` is a case-insensitive prefix of the username, email or name.',
       query: z.object({
-        q: z.string().min(1).max(256).optional().describe('Prefix of the username, email or name (case-insensitive).'),
+        q: z.string().trim().min(1).max(256).optional().describe('Prefix of the username, email or name (case-insensitive).'),
         group: z.string().min(1).max(200).optional().describe('Only members of this group (by name).'),
         connector: z.string().min(1).max(100).optional().describe('Only users linked to an identity of this connector, or managed by it.'),
         enabled: z.enum(['true', 'false']).optional().describe('Only enabled (true) or disabled (false) users.'),
