@@ -159,7 +159,7 @@ export function userRoutes(deps: { users: UserService }): AdminRoute[] {
       responses: { 201: { description: 'The user created.', schema: userSchema }, 409: { description: 'The username or email is taken.' } },
       async handler({ body, audit }) {
         const created = await users.create(body);
-        await audit({ action: 'user.create', target: target(created.id), before: null, after: { ...created }, details: { password: body.password !== undefined } });
+        await audit({ action: 'user.create', target: target(created.id), before: null, after: { ...created }, details: { initialPassword: body.password !== undefined } });
         return { status: 201, body: created, etag: users.etagOf(created), headers: { Location: `/admin/api/v1/users/${encodeURIComponent(created.id)}` } };
       },
     }),
