@@ -73,7 +73,7 @@ export function weakSecretReason(value: string): string | null {
 }
 
 /** Why a static user's plain-text password is weak, or null. */
-function weakPasswordReason(password: string, username: string): string | null {
+export function weakPasswordReason(password: string, username: string): string | null {
   const folded = password.toLowerCase();
   if ([...password].length < MIN_PASSWORD_LENGTH) return `is too short (at least ${MIN_PASSWORD_LENGTH} characters)`;
   if (COMMON_PASSWORDS.has(folded) || /change[-_ .]?me/.test(folded)) return 'is a well-known or demo password';

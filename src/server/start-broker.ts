@@ -182,6 +182,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               expiresAt: new Date(Date.now() + loginLifetimeMs),
               authenticatedAt: new Date(),
               upstreamSession: provenance.upstreamSession ?? null,
+              ip: ctx.ip,
             });
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
@@ -204,7 +205,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys() }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger }) }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

@@ -34,6 +34,13 @@ export class CredentialRepository {
     return row?.secret ?? null;
   }
 
+  /** Which of these users have a password, in one query (listings). */
+  async withPassword(userIds: readonly string[]): Promise<Set<string>> {
+    if (!userIds.length) return new Set();
+    const rows = await this.#knex('credentials').where({ type: 'password' }).whereIn('user_id', [...userIds]).select('user_id');
+    return new Set(rows.map((r: { user_id: string }) => r.user_id));
+  }
+
   /** Credential metadata only: secrets never leave through a listing. */
   async list(userId: string): Promise<CredentialInfo[]> {
     const rows = await this.#knex('credentials').where({ user_id: userId }).orderBy('created_at').select('id', 'type', 'data', 'created_at', 'updated_at');

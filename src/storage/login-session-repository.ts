@@ -55,7 +55,8 @@ export class LoginSessionRepository {
     this.#knex = knex;
   }
 
-  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null }): Promise<void> {
+  /** `ip`: the address the person signed in from (shown in the admin API's session listing). */
+  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null }): Promise<void> {
     const upstream = login.upstreamSession ?? null;
     await this.#knex('login_sessions')
       .insert({
@@ -70,9 +71,10 @@ export class LoginSessionRepository {
         upstream_subject: upstream?.subject ?? null,
         upstream_sid: upstream?.id ?? null,
         upstream_session: upstream ? JSON.stringify(upstream) : null,
+        ip: login.ip ?? null,
       })
       .onConflict('session_uid')
-      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session']);
+      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip']);
   }
 
   async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {

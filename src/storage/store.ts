@@ -13,6 +13,7 @@ import { LeaseRepository } from './lease-repository.ts';
 import { ReplayRepository } from './replay-repository.ts';
 import { SamlServiceProviderRepository } from './saml-service-provider-repository.ts';
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
+import { UserSessionRepository } from './user-session-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 
 /** Observers of what the store records (metrics count audit events as they are stored). */
@@ -36,6 +37,8 @@ export class Store {
   readonly replay: ReplayRepository;
   readonly samlServiceProviders: SamlServiceProviderRepository;
   readonly samlIdpSessions: SamlIdpSessionRepository;
+  /** A person's browser sessions and OIDC grants (oidc-provider's records), for the admin API. */
+  readonly userSessions: UserSessionRepository;
 
   constructor(knex: Knex, hooks: StoreHooks = {}) {
     this.knex = knex;
@@ -53,6 +56,7 @@ export class Store {
     this.replay = new ReplayRepository(knex);
     this.samlServiceProviders = new SamlServiceProviderRepository(knex);
     this.samlIdpSessions = new SamlIdpSessionRepository(knex);
+    this.userSessions = new UserSessionRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */

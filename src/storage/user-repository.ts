@@ -25,6 +25,16 @@ export interface UserRow {
 
 type Row = UserRow;
 
+export interface UserSearch {
+  q?: string;
+  group?: string;
+  connector?: string;
+  enabled?: boolean;
+  /** The (username key, id) of the last user of the previous page. */
+  after?: [string, string];
+  limit: number;
+}
+
 export function userFromRow(r: Row): User {
   return {
     id: r.id,
@@ -159,6 +169,50 @@ export class UserRepository {
     const [{ n }] = await base.clone().count<{ n: string | number }[]>('* as n');
     const rows = await base.orderBy('username').limit(options.limit ?? 50).offset(options.offset ?? 0);
     return { items: rows.map(userFromRow), total: Number(n) };
+  }
+
+  /**
+   * One page of users in username-key order (then id), after `after` (the last key of the
+   * previous page). `q` is a case-insensitive prefix of the username key, the email or the name;
+   * each has a text_pattern_ops index (migration 0007), so a prefix search stays fast on large
+   * directories. `connector`: linked to an identity of that connector, or managed by it.
+   */
+  async search(options: UserSearch): Promise<User[]> {
+    const k = this.#knex;
+    const q = k<Row>('users as u').select('u.*');
+    if (options.q) {
+      const escape = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
+      const key = `${escape(usernameKey(options.q))}%`;
+      const lower = `${escape(options.q.trim().toLowerCase())}%`;
+      q.where((w) => w.whereRaw('u.username_key LIKE ?', [key]).orWhereRaw('lower(u.email) LIKE ?', [lower]).orWhereRaw('lower(u.name) LIKE ?', [lower]));
+    }
+    if (options.enabled !== undefined) q.where('u.enabled', options.enabled);
+    if (options.group !== undefined) {
+      q.whereExists(k('memberships as m').join('groups as g', 'g.id', 'm.group_id').whereRaw('m.user_id = u.id').andWhere('g.name', options.group).select(k.raw('1')));
+    }
+    if (options.connector !== undefined) {
+      const connector = options.connector;
+      q.where((w) => w.where('u.managed_by', connector).orWhereExists(k('federated_identities as f').whereRaw('f.user_id = u.id').andWhere('f.connector_id', connector).select(k.raw('1'))));
+    }
+    if (options.after) q.whereRaw('(u.username_key, u.id) > (?, ?)', options.after);
+    return (await q.orderBy([{ column: 'u.username_key' }, { column: 'u.id' }]).limit(options.limit)).map(userFromRow);
+  }
+
+  /** The user's groups, each with every source asserting the membership ('local', 'config', a connector id). */
+  async memberships(userId: string): Promise<Array<{ name: string; sources: string[] }>> {
+    const rows: Array<{ name: string; sources: string[] }> = await this.#knex('memberships as m')
+      .join('groups as g', 'g.id', 'm.group_id')
+      .where('m.user_id', userId)
+      .groupBy('g.name')
+      .orderBy('g.name')
+      .select('g.name', this.#knex.raw('array_agg(m.source ORDER BY m.source) AS sources'));
+    return rows.map((r) => ({ name: r.name, sources: r.sources }));
+  }
+
+  /** The row, locked until the enclosing transaction ends (read-check-write updates). */
+  async findByIdForUpdate(id: string): Promise<User | null> {
+    const row = await this.#knex<Row>('users').where({ id }).forUpdate().first();
+    return row ? userFromRow(row) : null;
   }
 
   async count(): Promise<number> {

@@ -125,7 +125,7 @@ for (const store of stores) {
       assert.equal(event.details.actor.clientId, 'key-keeper');
       assert.equal(event.details.requestId, rotated.headers.get('x-request-id'));
       // The fine scope does not reach other resources.
-      assert.equal((await api.get('/users', { token: keeper })).status, 404, 'no such route yet is a 404 for an authenticated caller');
+      assert.equal((await api.get('/users', { token: keeper })).status, 403);
     });
 
     test('an administrator signed in to the console client may call it; others may not', async (t) => {

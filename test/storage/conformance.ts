@@ -483,5 +483,125 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await store.users.delete(user.id);
       assert.equal(await accounts(user.id), null, 'a deleted user is gone at once');
     });
+
+    test('users: search by key/email/name prefix with filters, keyset pages, row lock, memberships with sources', async (t) => {
+      if (!ready(t)) return;
+      const made = await store.users.createMany([
+        { username: 'srch-Bravo', email: 'X.bravo@srch.example', name: 'Bee Srch' },
+        { username: 'srch-alpha', email: 'alpha@srch.example', enabled: false },
+        { username: 'srch-charlie', name: 'Charlie' },
+        { username: 'srch_%', name: 'wild' },
+      ]);
+      const names = (list: { username: string }[]) => list.map((u) => u.username);
+      assert.deepEqual(names(await store.users.search({ q: 'SRCH-', limit: 10 })), ['srch-alpha', 'srch-Bravo', 'srch-charlie'], 'key order, case-insensitive, wildcards literal');
+      assert.deepEqual(names(await store.users.search({ q: 'ｓｒｃｈ-b', limit: 10 })), ['srch-Bravo'], 'the prefix is folded like a username');
+      assert.deepEqual(names(await store.users.search({ q: 'x.BRAVO', limit: 10 })), ['srch-Bravo'], 'email prefix');
+      assert.deepEqual(names(await store.users.search({ q: 'bee s', limit: 10 })), ['srch-Bravo'], 'name prefix');
+      assert.deepEqual(names(await store.users.search({ q: 'srch_%', limit: 10 })), ['srch_%']);
+      assert.deepEqual(names(await store.users.search({ q: 'srch-', enabled: false, limit: 10 })), ['srch-alpha']);
+      const page1 = await store.users.search({ q: 'srch-', limit: 2 });
+      const last = page1.at(-1)!;
+      assert.deepEqual(names(await store.users.search({ q: 'srch-', limit: 2, after: ['srch-bravo', last.id] })), ['srch-charlie']);
+      await store.groups.addMember(made[2].id, 'srch-group');
+      await store.groups.addMember(made[2].id, 'srch-group', 'corp');
+      assert.deepEqual(names(await store.users.search({ group: 'srch-group', limit: 10 })), ['srch-charlie']);
+      assert.deepEqual(await store.users.memberships(made[2].id), [{ name: 'srch-group', sources: ['corp', 'local'] }]);
+      await store.identities.create({ userId: made[0].id, connectorId: 'srch-conn', subject: 's1' });
+      await store.users.update(made[1].id, { managedBy: 'srch-conn' });
+      assert.deepEqual(names(await store.users.search({ connector: 'srch-conn', limit: 10 })), ['srch-alpha', 'srch-Bravo']);
+      await store.credentials.setPassword(made[0].id, '$argon2id$fake');
+      assert.deepEqual([...(await store.credentials.withPassword(made.map((u) => u.id)))], [made[0].id]);
+      // A locked row makes a second writer wait for the first transaction (PGlite runs transactions one at a time anyway).
+      const order: string[] = [];
+      await Promise.all([
+        store.transaction(async (tx) => {
+          assert.equal((await tx.users.findByIdForUpdate(made[0].id))?.username, 'srch-Bravo');
+          await new Promise((r) => setTimeout(r, 100));
+          await tx.users.update(made[0].id, { name: 'first' });
+          order.push('first');
+        }),
+        new Promise((r) => setTimeout(r, 30)).then(() =>
+          store.transaction(async (tx) => {
+            const seen = await tx.users.findByIdForUpdate(made[0].id);
+            order.push(`second saw ${seen?.name}`);
+          }),
+        ),
+      ]);
+      assert.deepEqual(order, ['first', 'second saw first']);
+      assert.equal(await store.users.findByIdForUpdate('00000000-0000-0000-0000-000000000000'), null);
+    });
+
+    test('user sessions: grants and sessions by account, revoking a grant takes its tokens, others stay', async (t) => {
+      if (!ready(t)) return;
+      const Adapter = createOidcAdapter(store.knex, { statements: (opened as { statements?: SqlStatements }).statements });
+      const u = await store.users.create({ username: 'gsess' });
+      const other = await store.users.create({ username: 'gsess-other' });
+      const now = Math.floor(Date.now() / 1000);
+      const grants = new Adapter('Grant');
+      const sessions = new Adapter('Session');
+      const access = new Adapter('AccessToken');
+      const refresh = new Adapter('RefreshToken');
+      await grants.upsert('gs-g1', { jti: 'gs-g1', kind: 'Grant', accountId: u.id, clientId: 'app', openid: { scope: 'openid email' }, resources: { 'https://api': 'read write' }, iat: now - 10 }, 600);
+      await grants.upsert('gs-g2', { jti: 'gs-g2', kind: 'Grant', accountId: u.id, clientId: 'other-app', openid: { scope: 'openid' }, iat: now }, 600);
+      await grants.upsert('gs-g3', { jti: 'gs-g3', kind: 'Grant', accountId: other.id, clientId: 'app', iat: now }, 600);
+      await access.upsert('gs-at1', { jti: 'gs-at1', grantId: 'gs-g1', accountId: u.id, iat: now - 5 }, 600);
+      await refresh.upsert('gs-rt1', { jti: 'gs-rt1', grantId: 'gs-g1', accountId: u.id, iat: now - 3 }, 600);
+      await access.upsert('gs-at3', { jti: 'gs-at3', grantId: 'gs-g3', accountId: other.id, iat: now }, 600);
+      await sessions.upsert('gs-s1', { jti: 'gs-s1', kind: 'Session', uid: 'gs-uid-1', accountId: u.id, loginTs: now - 20, iat: now - 20, authorizations: { app: { grantId: 'gs-g1', sid: 'sid-1' } } }, 600);
+      await store.loginSessions.upsert({ sessionUid: 'gs-uid-1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000), ip: '192.0.2.7' });
+      await store.loginSessions.upsert({ sessionUid: 'gs-uid-orphan', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000) });
+
+      assert.deepEqual((await store.userSessions.grantsOf(u.id)).map((g) => g.id), ['gs-g2', 'gs-g1'], 'newest first, only this account');
+      const g1 = (await store.userSessions.grantOf(u.id, 'gs-g1'))!;
+      assert.deepEqual([g1.clientId, g1.scopes, g1.resources], ['app', ['openid', 'email'], { 'https://api': ['read', 'write'] }]);
+      assert.equal(await store.userSessions.grantOf(u.id, 'gs-g3'), null, "another account's grant");
+      const [s] = await store.userSessions.sessionsOf(u.id);
+      assert.equal(s.uid, 'gs-uid-1');
+      assert.equal(s.ip, '192.0.2.7');
+      assert.equal(s.connectorId, 'local');
+      assert.deepEqual(s.clients, ['app']);
+      assert.equal(s.lastUsedAt?.getTime(), (now - 3) * 1000, 'the newest token under its grants');
+      assert.deepEqual((await store.userSessions.sessionUidsOf(u.id)).sort(), ['gs-uid-1', 'gs-uid-orphan']);
+
+      assert.equal(await store.userSessions.revokeGrants(['gs-g1']), 3);
+      assert.equal(await access.find('gs-at1'), undefined);
+      assert.equal(await refresh.find('gs-rt1'), undefined);
+      assert.ok(await access.find('gs-at3'), "other grants' tokens stay");
+      assert.deepEqual((await store.userSessions.grantIdsOf(u.id)), ['gs-g2']);
+      assert.equal(await store.userSessions.revokeGrants([]), 0);
+    });
+
+    test('user search and a user\'s grants can use their indexes (migration 0007)', async (t) => {
+      if (!ready(t)) return;
+      const captured: Array<{ sql: string; bindings: unknown[] }> = [];
+      const listen = (e: { sql: string; bindings: unknown[] }) => void captured.push(e);
+      store.knex.on('query', listen);
+      try {
+        await store.users.search({ q: 'plan', limit: 5 });
+        await store.userSessions.grantIdsOf('plan-user');
+      } finally {
+        store.knex.removeListener('query', listen);
+      }
+      const literal = (e: { sql: string; bindings: unknown[] }) => {
+        let next = 0;
+        return e.sql.replace(/\$(\d+)|\?/g, (_m, n: string | undefined) => {
+          const value = e.bindings[n ? Number(n) - 1 : next++];
+          return typeof value === 'number' ? String(value) : `'${String(value).replace(/'/g, "''")}'`;
+        });
+      };
+      const plans: string[] = [];
+      await store.transaction(async (tx) => {
+        // With a handful of rows the planner would rightly scan; this asks whether it could use the indexes.
+        await tx.knex.raw('SET LOCAL enable_seqscan = off');
+        for (const e of captured) {
+          const { rows } = (await tx.knex.raw(`EXPLAIN ${literal(e)}`)) as { rows: Array<Record<string, string>> };
+          plans.push(rows.map((r) => Object.values(r)[0]).join('\n'));
+        }
+      });
+      assert.match(plans[0], /users_username_key_prefix/);
+      assert.match(plans[0], /users_email_prefix/);
+      assert.match(plans[0], /users_name_prefix/);
+      assert.match(plans[1], /oidc_payloads_account/);
+    });
   });
 }

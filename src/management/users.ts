@@ -1,0 +1,336 @@
+// Managing local users at runtime (the admin API calls this; a CLI can too): search, create,
+// profile updates, enable/disable, delete, passwords, linked identities, and the person's
+// browser sessions and grants. Rules that hold whatever the caller:
+// - users declared in config are read-only here (config is authoritative for them: the next
+//   start would undo any change); users whose profile an upstream owns (managedBy) refuse profile
+//   and password changes but may be disabled, enabled and deleted;
+// - a read-check-write (If-Match) runs in one transaction with the row locked, so two admins
+//   cannot both win against the same version;
+// - disabling or deleting a user ends their browser sessions (back-channel logout to the
+//   clients) and deletes every grant with its codes and tokens at once, so a refresh or a
+//   userinfo call fails on every instance immediately, not when account caches age out.
+import { randomBytes } from 'node:crypto';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { Store } from '../storage/store.ts';
+import type { User } from '../storage/types.ts';
+import type { UserSearch } from '../storage/user-repository.ts';
+import { usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
+import { hashPassword } from '../accounts/passwords.ts';
+import { unlinkIdentity } from '../accounts/link-identity.ts';
+import { weakPasswordReason } from '../config/production-checks.ts';
+import { endSessions, type EndedSession } from '../oidc/end-sessions.ts';
+import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
+import { conflict, invalid, notFound, readOnly } from '../admin-api/problem.ts';
+
+export const PASSWORD_MAX = 1024;
+
+/** What the API shows of a user (never a credential). */
+export interface UserView {
+  id: string;
+  username: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  enabled: boolean;
+  attributes: Record<string, unknown>;
+  /** config: declared in the config file (read-only); upstream: profile owned by `managedBy`; local: managed here. */
+  source: 'config' | 'upstream' | 'local';
+  managedBy: string | null;
+  hasPassword: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ProfilePatch {
+  username?: string;
+  email?: string | null;
+  emailVerified?: boolean;
+  name?: string | null;
+  givenName?: string | null;
+  familyName?: string | null;
+  attributes?: Record<string, unknown>;
+}
+
+export interface NewUserInput extends ProfilePatch {
+  username: string;
+  enabled?: boolean;
+  password?: string;
+}
+
+/** What ending a user's access did: sessions ended (and who was told) and grants revoked. */
+export interface AccessEnded {
+  sessions: EndedSession[];
+  grantsRevoked: number;
+}
+
+export interface UserServiceDependencies {
+  config: Config;
+  store: Store;
+  /** Needed to end browser sessions (back-channel logout); without it sessions are not touched. */
+  provider?: Provider;
+  logger: Logger;
+}
+
+/** Why a password is not acceptable here (the static users' policy), with the user's name in mind. */
+export function passwordProblem(password: string, username: string): string | null {
+  if ([...password].length > PASSWORD_MAX) return `must be at most ${PASSWORD_MAX} characters`;
+  return weakPasswordReason(password, username);
+}
+
+/** A random password that meets the policy: 144 bits, base64url. */
+export function generatePassword(): string {
+  for (;;) {
+    const candidate = randomBytes(18).toString('base64url');
+    if (!weakPasswordReason(candidate, '\u0000')) return candidate;
+  }
+}
+
+export function userService(deps: UserServiceDependencies) {
+  const { config, store } = deps;
+  const configured = new Set(config.users.map((u) => usernameKey(u.username)));
+
+  const sourceOf = (user: User): UserView['source'] => (configured.has(usernameKey(user.username)) ? 'config' : user.managedBy ? 'upstream' : 'local');
+
+  function view(user: User, hasPassword: boolean): UserView {
+    return {
+      id: user.id,
+      username: user.username,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      name: user.name,
+      givenName: user.givenName,
+      familyName: user.familyName,
+      enabled: user.enabled,
+      attributes: user.attributes,
+      source: sourceOf(user),
+      managedBy: user.managedBy,
+      hasPassword,
+      createdAt: user.createdAt.toISOString(),
+      updatedAt: user.updatedAt.toISOString(),
+    };
+  }
+
+  async function viewOf(s: Store, user: User): Promise<UserView> {
+    return view(user, (await s.credentials.getPasswordHash(user.id)) !== null);
+  }
+
+  /** The user locked for this transaction, its view and ETag checked against If-Match. */
+  async function lockChecked(tx: Store, id: string, ifMatch: string[] | null): Promise<{ user: User; before: UserView }> {
+    const user = await tx.users.findByIdForUpdate(id);
+    if (!user) throw notFound('The user');
+    const before = await viewOf(tx, user);
+    checkIfMatch(ifMatch, etagOf(before));
+    return { user, before };
+  }
+
+  function refuseConfig(user: User): void {
+    if (sourceOf(user) === 'config') throw readOnly(`User "${user.username}"`, 'the configuration file (users)');
+  }
+
+  function refuseProfileChange(user: User): void {
+    refuseConfig(user);
+    if (user.managedBy) throw readOnly(`The profile of "${user.username}"`, `connector "${user.managedBy}"`);
+  }
+
+  async function mustFind(id: string): Promise<User> {
+    const user = await store.users.findById(id);
+    if (!user) throw notFound('The user');
+    return user;
+  }
+
+  function checkPassword(password: string, username: string, path: string): void {
+    const problem = passwordProblem(password, username);
+    if (problem) throw invalid([{ path, message: problem }]);
+  }
+
+  /** Ends every browser session of the user and deletes every grant (with its tokens). */
+  async function endAccess(userId: string, reason: string): Promise<AccessEnded> {
+    const uids = await store.userSessions.sessionUidsOf(userId);
+    const sessions = deps.provider && uids.length ? await endSessions({ provider: deps.provider, store, logger: deps.logger }, uids, reason) : [];
+    // Grants that persist logout (offline_access) and grants of no live session go too.
+    const grantsRevoked = await store.userSessions.revokeGrants(await store.userSessions.grantIdsOf(userId));
+    return { sessions, grantsRevoked };
+  }
+
+  /** Sets a password (the policy checked, argon2id); optionally ends every session and grant. */
+  async function setPassword(id: string, password: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; ended: AccessEnded | null }> {
+    const user = await mustFind(id);
+    refuseProfileChange(user);
+    checkPassword(password, user.username, 'body.password');
+    const hash = await hashPassword(password);
+    const after = await store.transaction(async (tx) => {
+      const locked = await tx.users.findByIdForUpdate(id);
+      if (!locked) throw notFound('The user');
+      refuseProfileChange(locked);
+      await tx.credentials.setPassword(id, hash);
+      return view(locked, true);
+    });
+    return { user: after, ended: options.endSessions ? await endAccess(id, 'admin_password') : null };
+  }
+
+  return {
+    view,
+    etagOf: (v: UserView) => etagOf(v),
+
+    async list(search: UserSearch): Promise<{ items: UserView[]; next: [string, string] | null }> {
+      const users = await store.users.search({ ...search, limit: search.limit + 1 });
+      const page = users.slice(0, search.limit);
+      const withPassword = await store.credentials.withPassword(page.map((u) => u.id));
+      const last = page.at(-1);
+      return { items: page.map((u) => view(u, withPassword.has(u.id))), next: users.length > search.limit && last ? [usernameKey(last.username), last.id] : null };
+    },
+
+    async get(id: string): Promise<UserView> {
+      return viewOf(store, await mustFind(id));
+    },
+
+    async create(input: NewUserInput): Promise<UserView> {
+      const problem = usernameProblem(input.username);
+      if (problem) throw invalid([{ path: 'body.username', message: problem }]);
+      if (input.password !== undefined) checkPassword(input.password, input.username, 'body.password');
+      const existing = await store.users.findByUsername(input.username);
+      if (existing) throw conflict(`A user named "${existing.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists');
+      const hash = input.password === undefined ? null : await hashPassword(input.password);
+      return store.transaction(async (tx) => {
+        const user = await tx.users.create({
+          username: input.username,
+          email: input.email ?? null,
+          emailVerified: input.emailVerified ?? false,
+          name: input.name ?? null,
+          givenName: input.givenName ?? null,
+          familyName: input.familyName ?? null,
+          attributes: input.attributes ?? {},
+          enabled: input.enabled ?? true,
+        });
+        if (hash) await tx.credentials.setPassword(user.id, hash);
+        return view(user, hash !== null);
+      });
+    },
+
+    async update(id: string, patch: ProfilePatch, ifMatch: string[] | null): Promise<{ before: UserView; after: UserView }> {
+      if (patch.username !== undefined) {
+        const problem = usernameProblem(patch.username);
+        if (problem) throw invalid([{ path: 'body.username', message: problem }]);
+      }
+      return store.transaction(async (tx) => {
+        const { user, before } = await lockChecked(tx, id, ifMatch);
+        refuseProfileChange(user);
+        if (patch.username !== undefined && usernameKey(patch.username) !== usernameKey(user.username)) {
+          if (configured.has(usernameKey(patch.username))) throw conflict('That username belongs to a user declared in the configuration file.', 'already_exists');
+          const taken = await tx.users.findByUsername(patch.username);
+          if (taken) throw conflict(`A user named "${taken.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists');
+        }
+        const updated = Object.keys(patch).length ? await tx.users.update(id, patch) : user;
+        return { before, after: view(updated!, before.hasPassword) };
+      });
+    },
+
+    /** Enables or disables; disabling ends the user's sessions and grants at once (also when already disabled). */
+    async setEnabled(id: string, enabled: boolean, ifMatch: string[] | null): Promise<{ before: UserView; after: UserView; ended: AccessEnded | null }> {
+      const { before, after } = await store.transaction(async (tx) => {
+        const { user, before } = await lockChecked(tx, id, ifMatch);
+        refuseConfig(user);
+        const updated = user.enabled === enabled ? user : await tx.users.update(id, { enabled });
+        return { before, after: view(updated!, before.hasPassword) };
+      });
+      const ended = enabled ? null : await endAccess(id, 'admin_disable');
+      return { before, after, ended };
+    },
+
+    /** Deletes the user with its links, credentials and memberships, after ending its sessions and grants. */
+    async remove(id: string, ifMatch: string[] | null): Promise<{ before: UserView; ended: AccessEnded }> {
+      const user = await mustFind(id);
+      refuseConfig(user);
+      checkIfMatch(ifMatch, etagOf(await viewOf(store, user)));
+      const ended = await endAccess(id, 'admin_delete');
+      const before = await store.transaction(async (tx) => {
+        const { user: locked, before } = await lockChecked(tx, id, ifMatch);
+        refuseConfig(locked);
+        await tx.users.delete(id);
+        return before;
+      });
+      // Tokens issued between ending access and the delete belong to no account now; remove them anyway.
+      await store.userSessions.revokeGrants(await store.userSessions.grantIdsOf(id));
+      return { before, ended };
+    },
+
+    setPassword,
+
+    /** A fresh random password, set and returned once; it is stored only as its argon2id hash. */
+    async resetPassword(id: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; password: string; ended: AccessEnded | null }> {
+      const password = generatePassword();
+      const { user, ended } = await setPassword(id, password, options);
+      return { user, password, ended };
+    },
+
+    async identities(id: string) {
+      await mustFind(id);
+      return store.identities.listForUser(id);
+    },
+
+    /** Unlinks one identity (as `keybridge users unlink`: allowed even when it was the last way to sign in; `canSignIn` says). */
+    async unlink(id: string, identityId: string, by: string) {
+      const user = await mustFind(id);
+      const identity = await store.identities.findById(identityId);
+      if (!identity || identity.userId !== user.id) throw notFound('The linked identity');
+      await unlinkIdentity(store, identity.id, { by });
+      const [remaining, password] = await Promise.all([store.identities.listForUser(id), store.credentials.getPasswordHash(id)]);
+      return { identity, canSignIn: remaining.length > 0 || password !== null };
+    },
+
+    async groups(id: string) {
+      await mustFind(id);
+      return store.users.memberships(id);
+    },
+
+    async sessions(id: string) {
+      await mustFind(id);
+      return store.userSessions.sessionsOf(id);
+    },
+
+    /** Ends one live browser session of the user (one GET .../sessions lists). */
+    async endSession(id: string, sessionUid: string): Promise<EndedSession> {
+      await mustFind(id);
+      const live = await store.userSessions.sessionsOf(id);
+      if (!live.some((s) => s.uid === sessionUid)) throw notFound('The session');
+      if (!deps.provider) throw new Error('ending sessions needs the OIDC provider');
+      const [ended] = await endSessions({ provider: deps.provider, store, logger: deps.logger }, [sessionUid], 'admin_revoke');
+      return ended;
+    },
+
+    /** Ends every live browser session of the user; grants that persist logout (offline_access) stay. */
+    async endAllSessions(id: string): Promise<EndedSession[]> {
+      await mustFind(id);
+      const uids = (await store.userSessions.sessionsOf(id)).map((s) => s.uid);
+      if (!uids.length) return [];
+      if (!deps.provider) throw new Error('ending sessions needs the OIDC provider');
+      return endSessions({ provider: deps.provider, store, logger: deps.logger }, uids, 'admin_revoke');
+    },
+
+    async grants(id: string) {
+      await mustFind(id);
+      return store.userSessions.grantsOf(id);
+    },
+
+    async revokeGrant(id: string, grantId: string) {
+      await mustFind(id);
+      const grant = await store.userSessions.grantOf(id, grantId);
+      if (!grant) throw notFound('The grant');
+      await store.userSessions.revokeGrants([grant.id]);
+      return grant;
+    },
+
+    async revokeAllGrants(id: string) {
+      await mustFind(id);
+      const grants = await store.userSessions.grantsOf(id);
+      const revoked = await store.userSessions.revokeGrants(await store.userSessions.grantIdsOf(id));
+      return { grants, rows: revoked };
+    },
+  };
+}
+
+export type UserService = ReturnType<typeof userService>;
