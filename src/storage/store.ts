@@ -14,10 +14,13 @@ import { ReplayRepository } from './replay-repository.ts';
 import { SamlServiceProviderRepository } from './saml-service-provider-repository.ts';
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
 import { inTransaction } from './in-transaction.ts';
+import type { ChangeNotifier } from './change-feed.ts';
 
 /** Observers of what the store records (metrics count audit events as they are stored). */
 export interface StoreHooks {
   onAuditRecord?: AuditListener;
+  /** Announces changes of runtime-managed objects to every instance (src/storage/change-feed.ts). */
+  changes?: ChangeNotifier;
 }
 
 export class Store {
@@ -44,7 +47,7 @@ export class Store {
     this.credentials = new CredentialRepository(knex);
     this.groups = new GroupRepository(knex);
     this.identities = new FederatedIdentityRepository(knex);
-    this.clients = new ClientRepository(knex);
+    this.clients = new ClientRepository(knex, hooks.changes);
     this.signingKeys = new SigningKeyRepository(knex);
     this.secrets = new SecretRepository(knex);
     this.audit = new AuditRepository(knex, hooks.onAuditRecord);
