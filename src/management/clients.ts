@@ -246,6 +246,8 @@ export interface ClientWrite {
   before: ClientView | null;
   /** The clear secret, when one was generated: shown once, never stored. */
   secret: string | null;
+  /** Tokens, codes and grants deleted with the change (disabling a client). */
+  revoked?: number;
 }
 
 export class ClientService {
@@ -335,8 +337,10 @@ export class ClientService {
         ...(secret ? { secretHash: hashClientSecret(secret) } : {}),
         ...(!needsSecret ? { secretHash: null, previousSecretHash: null, previousSecretExpiresAt: null } : {}),
       });
+      // Disabling a client ends what it was given: its tokens would otherwise still introspect active.
+      const revoked = before.enabled && !settings.enabled ? await tx.clients.revokeArtifacts(id) : 0;
       const view = storedView(updated!);
-      return { view, etag: etagOf(view), before, secret };
+      return { view, etag: etagOf(view), before, secret, revoked };
     });
   }
 

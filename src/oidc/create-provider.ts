@@ -55,7 +55,11 @@ export function brokerScopes(config: Config): string[] {
 }
 
 function claimsByScope(config: Config): Record<string, string[] | null> {
-  const claims = claimsByScope(config);
+  // Claims the connectors' mappers issue join the scope their mapper names.
+  const claims: Record<string, string[] | null> = { ...CLAIMS };
+  for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) {
+    claims[scope] = [...new Set([...(claims[scope] ?? []), ...names])];
+  }
   return claims;
 }
 
@@ -71,11 +75,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const resources = new Map(config.resources.map((r) => [r.id, r]));
   const jwtAlg = config.keys.algorithms.includes('ES256') ? 'ES256' : config.keys.algorithms[0];
 
-  // Claims the connectors' mappers issue join the scope their mapper names.
-  const claims: Record<string, string[] | null> = { ...CLAIMS };
-  for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) {
-    claims[scope] = [...new Set([...(claims[scope] ?? []), ...names])];
-  }
+  const claims = claimsByScope(config);
 
   const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) =>
     sendPage(ctx, renderer, name, context, status ?? (ctx.status && ctx.status !== 404 ? ctx.status : 200));

@@ -87,7 +87,7 @@ export function clientRoutes(clients: ClientService): AdminRoute[] {
       tag: TAG,
       operationId: 'updateClient',
       summary: 'Change a client',
-      description: 'Only the fields given change; null clears a nullable one. Moving to a shared-secret method generates a secret (returned once); leaving one drops it.',
+      description: 'Only the fields given change; null clears a nullable one. Moving to a shared-secret method generates a secret (returned once); leaving one drops it. Disabling a client revokes its tokens, codes and grants; every instance refuses it within 2 s.',
       params: idParams,
       body: updateClientSchema,
       responses: {
@@ -97,7 +97,7 @@ export function clientRoutes(clients: ClientService): AdminRoute[] {
       },
       async handler({ params, body, principal, ifMatch, audit }) {
         const changed = await clients.update(params.id, body, { ifMatch, mayGrant: mayGrant(principal) });
-        await audit({ action: 'client.update', target: { kind: 'client', id: params.id }, before: changed.before, after: changed.view, ...(changed.secret ? { details: { secretIssued: true } } : {}) });
+        await audit({ action: 'client.update', target: { kind: 'client', id: params.id }, before: changed.before, after: changed.view, ...(changed.secret || changed.revoked ? { details: { ...(changed.secret ? { secretIssued: true } : {}), ...(changed.revoked ? { revokedArtifacts: changed.revoked } : {}) } } : {}) });
         return { body: { ...changed.view, ...(changed.secret ? { clientSecret: changed.secret } : {}) }, etag: changed.etag };
       },
     }),
