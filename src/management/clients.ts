@@ -12,6 +12,7 @@ import { AlreadyExists } from '../errors.ts';
 import { clientMetadata } from '../oidc/clients.ts';
 import { generateClientSecret, hashClientSecret, HASHED_SECRET } from '../oidc/hashed-client-secrets.ts';
 import { SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
+import { ADMIN_SCOPES } from '../admin-api/authenticate-admin.ts';
 import { AdminProblem, conflict, invalid, notFound, readOnly, type FieldError } from '../admin-api/problem.ts';
 import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
 
@@ -413,6 +414,8 @@ export class ClientService {
       if (s.jwks) at('jwks', 'is only used with tokenEndpointAuthMethod "private_key_jwt"');
       if (s.jwksUri) at('jwksUri', 'is only used with tokenEndpointAuthMethod "private_key_jwt"');
     }
+    const offered = new Set([...this.#o.defaultScopes, ...ADMIN_SCOPES]);
+    s.scopes.forEach((scope, i) => offered.has(scope) || at(`scopes.${i}`, 'is not a scope the broker offers'));
     if (s.idTokenSignedResponseAlg && !(this.#o.config.keys.algorithms as readonly string[]).includes(s.idTokenSignedResponseAlg)) {
       at('idTokenSignedResponseAlg', `must be one of the broker's key algorithms (${this.#o.config.keys.algorithms.join(', ')})`);
     }

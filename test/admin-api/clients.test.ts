@@ -218,10 +218,13 @@ for (const store of stores) {
       assert.equal(privateJwk.body.errors[0].path, 'body.jwks.keys.0');
       const noKeys = await api.post('/clients', { id: 'keyless', grantTypes: ['client_credentials'], tokenEndpointAuthMethod: 'private_key_jwt' });
       assert.equal(noKeys.status, 400);
+      const scope = await api.post('/clients', { id: 'odd-scope', redirectUris: [RP], scopes: ['openid', 'made-up'] });
+      assert.equal(scope.status, 400);
+      assert.equal(scope.body.errors[0].path, 'body.scopes.1');
       const lifetime = await api.post('/clients', { id: 'forever', grantTypes: ['client_credentials'], tokenLifetimes: { accessToken: 10 ** 9 } });
       assert.equal(lifetime.status, 400);
       assert.equal(lifetime.body.errors[0].path, 'body.tokenLifetimes.accessToken');
-      for (const id of ['bad/id', 'no-redirect', 'long-uri', 'bad-alg', 'public-cc', 'leaky', 'keyless', 'forever']) assert.equal(await broker.store.clients.find(id), null, id);
+      for (const id of ['odd-scope', 'bad/id', 'no-redirect', 'long-uri', 'bad-alg', 'public-cc', 'leaky', 'keyless', 'forever']) assert.equal(await broker.store.clients.find(id), null, id);
     });
 
     test('ids of config, internal and console clients are taken; a repeated id is a conflict', async (t) => {
