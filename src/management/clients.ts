@@ -268,13 +268,15 @@ export class ClientService {
     this.#static = new Map(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
-  /** Config, internal and stored clients by id (byte order), `limit` after the id `after`. */
+  /** Config, internal and stored clients by id (byte order: ids are ASCII), `limit` after the id `after`. */
   async list(options: { limit: number; after?: string }): Promise<{ items: ClientView[]; last: string | null }> {
     const stored = await this.#o.store.clients.listPage({ after: options.after, limit: options.limit + 1 });
     const statics = [...this.#static.values()].filter((v) => options.after === undefined || v.id > options.after);
     const all = [...statics, ...stored.filter((c) => !this.#static.has(c.id)).map(storedView)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const items = all.slice(0, options.limit);
-    return { items, last: all.length > options.limit ? items[items.length - 1].id : null };
+    // More stored rows may follow even when some fetched ones were hidden by a config client.
+    const more = all.length > options.limit || stored.length > options.limit;
+    return { items, last: more && items.length ? items[items.length - 1].id : null };
   }
 
   async get(id: string): Promise<{ view: ClientView; etag: string }> {

@@ -70,10 +70,13 @@ export class ClientRepository {
     return (await this.#knex<Row>('clients').orderBy('id')).map(fromRow);
   }
 
-  /** Up to `limit` clients by id, after `after` when given. */
+  /**
+   * Up to `limit` clients by id in byte order (COLLATE "C", whatever the database's collation),
+   * so pages merge with lists kept in memory, after `after` when given.
+   */
   async listPage(options: { after?: string; limit: number }): Promise<StoredClient[]> {
-    const q = this.#knex<Row>('clients').orderBy('id').limit(options.limit);
-    if (options.after !== undefined) q.where('id', '>', options.after);
+    const q = this.#knex<Row>('clients').orderByRaw('id COLLATE "C"').limit(options.limit);
+    if (options.after !== undefined) q.whereRaw('id COLLATE "C" > ?', [options.after]);
     return (await q).map(fromRow);
   }
 

@@ -133,7 +133,7 @@ for (const store of stores) {
 
     test('the list shows config clients read-only and pages through everything with a cursor', async (t) => {
       if (!live(t)) return;
-      for (const id of ['page-1', 'page-2', 'page-3']) await create({ id, redirectUris: [RP] });
+      for (const id of ['page-1', 'page-2', 'page-3', 'Upper-app', 'b_app']) await create({ id, redirectUris: [RP] });
       const first = await api.get('/clients?limit=200');
       const all = first.body.items as Array<{ id: string; source: string; readOnly: boolean }>;
       const cfg = all.find((c) => c.id === 'cfg-app')!;
@@ -286,6 +286,12 @@ for (const store of stores) {
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
       const other = await generateKeyPair('ES256');
       assert.equal((await send(other.privateKey)).status, 401);
+      // Keys may also be published at a URL (fetched by oidc-provider, which refuses private addresses).
+      const byUri = await create({ id: 'jwks-uri-app', grantTypes: ['client_credentials'], tokenEndpointAuthMethod: 'private_key_jwt', jwksUri: 'https://keys.example.com/jwks.json' });
+      assert.equal(byUri.body.jwksUri, 'https://keys.example.com/jwks.json');
+      const both = await api.post('/clients', { id: 'jwks-both', grantTypes: ['client_credentials'], tokenEndpointAuthMethod: 'private_key_jwt', jwks: { keys: [jwk] }, jwksUri: 'https://keys.example.com/jwks.json' });
+      assert.equal(both.status, 400);
+      assert.equal(both.body.errors[0].path, 'body.jwksUri');
       const rotate = await api.post('/clients/jwt-app/rotate-secret', {});
       assert.equal(rotate.status, 409, 'nothing to rotate');
       // Switching to a shared secret issues one, shown once.
@@ -474,12 +480,28 @@ describe('admin API clients across two instances on PostgreSQL', () => {
     await within(2000, 'B refuses the deleted client', async () => (await credentials(b.issuer, 'shared', rotated.body.clientSecret)).status === 401);
   });
 
+  test('a dropped notification connection is reopened, and changes made meanwhile still arrive within 2 s', async (t) => {
+    if (skipped) return skipLoudly(t, skipped);
+    const listeners = async () => Number((await a.store.knex.raw("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN keybridge_changes'")).rows[0].n);
+    assert.equal(await listeners(), 2, 'one listening connection per instance');
+    await a.store.knex.raw("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN keybridge_changes'");
+    const api = new AdminApiClient(a.issuer, await clientToken(a.issuer, 'ops', 'admin:write'));
+    assert.equal((await credentials(b.issuer, 'while-down', 'whatever-0123456789')).status, 401);
+    const made = await api.post('/clients', { id: 'while-down', grantTypes: ['client_credentials'] });
+    assert.equal(made.status, 201);
+    await within(2000, 'B accepts a client created while it was not listening', async () => (await credentials(b.issuer, 'while-down', made.body.clientSecret)).status === 200);
+    await within(5000, 'both instances listen again', async () => (await listeners()) === 2);
+  });
+
   test('instances cache clients; a change whose notification was missed is still seen within 2 s (version poll)', async (t) => {
     if (skipped) return skipLoudly(t, skipped);
     const api = new AdminApiClient(a.issuer, await clientToken(a.issuer, 'ops', 'admin:write'));
     const made = await api.post('/clients', { id: 'quiet', grantTypes: ['client_credentials'] });
     const secret = made.body.clientSecret;
     await within(2000, 'B accepts it', async () => (await credentials(b.issuer, 'quiet', secret)).status === 200);
+    // Past B's next version poll, which follows the creation's notification and clears B's cache once more.
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.equal((await credentials(b.issuer, 'quiet', secret)).status, 200);
     // A write behind the feed's back: B answers from its cache, without a query per request...
     await a.store.knex('clients').where({ id: 'quiet' }).update({ enabled: false });
     const until = Date.now() + 1500;

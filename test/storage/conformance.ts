@@ -264,7 +264,6 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       const notifier = { async notify(k: Knex, kind: string, id: string) { announced.push({ kind, id, inTransaction: Boolean((k as Knex.Transaction).isTransaction) }); } };
       const watched = new Store(store.knex, { changes: notifier });
       const version = async () => Number((await store.knex('change_versions').where({ kind: 'client' }).first())?.version ?? 0);
-      const v0 = await version();
       await watched.clients.create({ id: 'page-b', metadata: {}, secretHash: 'hash-b' });
       await watched.clients.create({ id: 'page-a', metadata: {} });
       await watched.clients.create({ id: 'page-c', metadata: {} });
@@ -277,12 +276,19 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(rotated?.previousSecretHash, 'hash-b');
       assert.equal(rotated?.previousSecretExpiresAt?.getTime(), until.getTime());
       assert.deepEqual((await store.clients.listPage({ limit: 2, after: 'page-' })).map((c) => c.id), ['page-a', 'page-b']);
+      // Byte order, not the database's collation: "Z" sorts before "a", "-" before "_".
+      await watched.clients.create({ id: 'page-Z', metadata: {} });
+      await watched.clients.create({ id: 'page_', metadata: {} });
+      assert.deepEqual((await store.clients.listPage({ limit: 10, after: 'page-' })).map((c) => c.id).filter((id) => id.startsWith('page')), ['page-Z', 'page-a', 'page-b', 'page-c', 'page_']);
+      await store.clients.delete('page-Z');
+      await store.clients.delete('page_');
       assert.deepEqual((await store.clients.listPage({ limit: 2, after: 'page-b' })).map((c) => c.id).filter((id) => id.startsWith('page-')), ['page-c']);
       await watched.clients.delete('page-c');
       assert.equal(await watched.clients.delete('page-c'), false, 'a repeated delete changes nothing');
-      assert.deepEqual(announced.map((a) => `${a.kind}:${a.id}`), ['client:page-b', 'client:page-a', 'client:page-c', 'client:page-b', 'client:page-c']);
+      assert.deepEqual(announced.map((a) => `${a.kind}:${a.id}`), ['client:page-b', 'client:page-a', 'client:page-c', 'client:page-b', 'client:page-Z', 'client:page_', 'client:page-c']);
       assert.ok(announced.every((a) => a.inTransaction), 'announced inside the writing transaction');
       // The default announcer (no feed: the CLI) moves the version every instance polls.
+      const v0 = await version();
       await store.clients.update('page-a', { enabled: false });
       assert.equal(await version(), v0 + 1);
       // Tokens, codes and grants of one client go; another client's stay.
