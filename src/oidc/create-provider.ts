@@ -97,6 +97,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // client_secret_jwt: stored clients' secrets are hashed, see hashed-client-secrets.ts).
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // Client assertions (private_key_jwt) are signed with the client's own asymmetric keys.
+    enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'Ed25519', 'EdDSA'] },
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       id_token_signed_response_alg: idTokenDefaultAlg(config.keys.algorithms) as 'RS256',
