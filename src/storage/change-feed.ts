@@ -30,12 +30,14 @@ const MAX_ID = 1000;
 
 /** The SQL part of a change: bumps the kind's version and queues the notification. */
 export async function announceChange(knex: Knex, kind: string, id: string): Promise<void> {
-  await knex.raw(
+  // The row lock taken here orders the kind's changes: versions commit one after another.
+  const { rows } = (await knex.raw(
     `INSERT INTO change_versions (kind, version, changed_at) VALUES (?, 1, now())
-     ON CONFLICT (kind) DO UPDATE SET version = change_versions.version + 1, changed_at = now()`,
+     ON CONFLICT (kind) DO UPDATE SET version = change_versions.version + 1, changed_at = now() RETURNING version`,
     [kind],
-  );
-  await knex.raw('SELECT pg_notify(?, ?)', [CHANGES_CHANNEL, JSON.stringify({ kind, id: id.length <= MAX_ID ? id : null })]);
+  )) as { rows: Array<{ version: string | number }> };
+  const version = String(rows[0].version);
+  await knex.raw('SELECT pg_notify(?, ?)', [CHANGES_CHANNEL, JSON.stringify({ kind, id: id.length <= MAX_ID ? id : null, version })]);
 }
 
 /** Announces changes without hearing any (one-shot CLI commands). */
@@ -135,8 +137,12 @@ export class ChangeFeed implements ChangeNotifier {
     client.on('notification', (msg) => {
       if (msg.channel !== CHANGES_CHANNEL || !msg.payload) return;
       try {
-        const { kind, id } = JSON.parse(msg.payload) as { kind?: unknown; id?: unknown };
-        if (typeof kind === 'string') this.#dispatch(kind, typeof id === 'string' ? id : null);
+        const { kind, id, version } = JSON.parse(msg.payload) as { kind?: unknown; id?: unknown; version?: unknown };
+        if (typeof kind !== 'string') return;
+        // The next version in sequence: nothing was missed, and the poll need not clear the kind again.
+        const known = this.#versions.get(kind);
+        if (typeof version === 'string' && known !== undefined && BigInt(version) === BigInt(known) + 1n) this.#versions.set(kind, version);
+        this.#dispatch(kind, typeof id === 'string' ? id : null);
       } catch {
         // not ours
       }
