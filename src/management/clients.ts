@@ -249,6 +249,8 @@ export interface ClientWrite {
   secret: string | null;
   /** Tokens, codes and grants deleted with the change (disabling a client). */
   revoked?: number;
+  /** False when the update asked for nothing new (nothing was written). */
+  changed?: boolean;
 }
 
 export class ClientService {
@@ -333,6 +335,9 @@ export class ClientService {
       // A client that moves to a shared-secret method gets a secret; one that leaves drops it.
       const needsSecret = SECRET_METHODS.has(settings.tokenEndpointAuthMethod);
       const secret = needsSecret && !current.secretHash ? generateClientSecret() : null;
+      // Nothing to change: no write, no new ETag, nothing to audit.
+      const unchanged = JSON.stringify(metadataOf(id, settings)) === JSON.stringify(metadataOf(id, settingsOf(before))) && settings.firstParty === before.firstParty && settings.enabled === before.enabled && !secret && (needsSecret || !current.secretHash);
+      if (unchanged) return { view: before, etag: etagOf(before), before, secret: null, revoked: 0, changed: false };
       const updated = await tx.clients.update(id, {
         metadata: metadataOf(id, settings),
         firstParty: settings.firstParty,
@@ -343,7 +348,7 @@ export class ClientService {
       // Disabling a client ends what it was given: its tokens would otherwise still introspect active.
       const revoked = before.enabled && !settings.enabled ? await tx.clients.revokeArtifacts(id) : 0;
       const view = storedView(updated!);
-      return { view, etag: etagOf(view), before, secret, revoked };
+      return { view, etag: etagOf(view), before, secret, revoked, changed: true };
     });
   }
 

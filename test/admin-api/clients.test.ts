@@ -321,6 +321,11 @@ for (const store of stores) {
       assert.deepEqual(both.map((r) => r.status).sort(), [200, 412], 'exactly one of two concurrent writes wins');
       const winner = both.find((r) => r.status === 200)!;
       assert.equal((await api.get('/clients/patched')).body.name, winner.body.name);
+      const updates = (await broker.store.audit.query({ type: 'admin.client.update', limit: 50 })).length;
+      const same = await api.patch('/clients/patched', { name: winner.body.name, firstParty: false });
+      assert.equal(same.status, 200);
+      assert.equal(same.headers.get('etag'), winner.headers.get('etag'), 'asking for what is already there changes nothing');
+      assert.equal((await broker.store.audit.query({ type: 'admin.client.update', limit: 50 })).length, updates, 'and records no change');
       const cleared = await api.patch('/clients/patched', { name: null });
       assert.equal(cleared.body.name, 'patched');
       const invalid = await api.patch('/clients/patched', { redirectUris: [] });

@@ -97,7 +97,7 @@ export function clientRoutes(clients: ClientService): AdminRoute[] {
       },
       async handler({ params, body, principal, ifMatch, audit }) {
         const changed = await clients.update(params.id, body, { ifMatch, mayGrant: mayGrant(principal) });
-        await audit({ action: 'client.update', target: { kind: 'client', id: params.id }, before: changed.before, after: changed.view, ...(changed.secret || changed.revoked ? { details: { ...(changed.secret ? { secretIssued: true } : {}), ...(changed.revoked ? { revokedArtifacts: changed.revoked } : {}) } } : {}) });
+        if (changed.changed !== false) await audit({ action: 'client.update', target: { kind: 'client', id: params.id }, before: changed.before, after: changed.view, ...(changed.secret || changed.revoked ? { details: { ...(changed.secret ? { secretIssued: true } : {}), ...(changed.revoked ? { revokedArtifacts: changed.revoked } : {}) } } : {}) });
         return { body: { ...changed.view, ...(changed.secret ? { clientSecret: changed.secret } : {}) }, etag: changed.etag };
       },
     }),
