@@ -242,7 +242,7 @@ for (const store of stores) {
 
     test('a client created through the API completes a code flow with its ID token algorithm; client_credentials with its own lifetime', async (t) => {
       if (!live(t)) return;
-      const made = await create({ id: 'flow-app', redirectUris: [RP], firstParty: true, idTokenSignedResponseAlg: 'ES256', tokenLifetimes: { idToken: 600 } });
+      const made = await create({ id: 'flow-app', redirectUris: [RP], firstParty: true, idTokenSignedResponseAlg: 'ES256', tokenLifetimes: { idToken: 600, accessToken: 300 } });
       const rp = await oidc.discovery(new URL(broker.issuer), 'flow-app', made.body.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
       const verifier = oidc.randomPKCECodeVerifier();
       const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid profile offline_access', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st', prompt: 'consent' });
@@ -252,6 +252,7 @@ for (const store of stores) {
       assert.equal(decodeProtectedHeader(tokens.id_token!).alg, 'ES256');
       const claims = tokens.claims()!;
       assert.equal(claims.exp - claims.iat, 600);
+      assert.equal(tokens.expires_in, 300, 'the client\'s access token lifetime');
       const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
       assert.ok(refreshed.access_token);
 
