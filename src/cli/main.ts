@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail | clients | admin create-client
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -10,6 +10,7 @@ import { runSync } from './sync-command.ts';
 import { runLinks } from './links-command.ts';
 import { runSamlSp } from './saml-sp-command.ts';
 import { runAudit } from './audit-command.ts';
+import { runClients } from './clients-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys, signingKeyGrace } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
@@ -36,6 +37,15 @@ Commands:
   audit tail [--type T] [--user U] [--since 1h] [--limit N] [--json] [--follow]
                              print the newest audit events (50), oldest first; --type login.*
                              matches a prefix, --since takes 30m, 2d or an ISO time
+  clients add <id>           store an OIDC client; prints its secret once (stored hashed)
+      --grant <type> --redirect-uri <uri> --post-logout-uri <uri> --scope <scope> (repeatable)
+      --name <name> --auth-method <method> --first-party
+  clients list               list clients (config file and database)
+  clients rotate-secret <id> [--overlap <seconds>]
+                             a new secret (printed once); the old one works for the overlap (1 day)
+  clients remove <id>        delete a stored client and revoke its tokens
+  admin create-client <name> --scope admin:write
+                             a client_credentials client for the admin API; prints id and secret once
 
 Options:
   -c, --config <file>        config file (default: $KEYBRIDGE_CONFIG or config/dev.yaml)
@@ -69,6 +79,13 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       json: { type: 'boolean' },
       follow: { type: 'boolean' },
+      grant: { type: 'string', multiple: true },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-uri': { type: 'string', multiple: true },
+      scope: { type: 'string', multiple: true },
+      'auth-method': { type: 'string' },
+      'first-party': { type: 'boolean' },
+      overlap: { type: 'string' },
     },
   });
   if (values.help) {
@@ -105,6 +122,11 @@ async function main(argv: string[]): Promise<number> {
       return runSamlSp(config, sub, { entityId: values['entity-id'], metadataFile: values['metadata-file'], metadataUrl: values['metadata-url'], name: values.name, target: arg });
     case 'sync':
       return runSync(config, sub);
+    case 'clients':
+    case 'admin': {
+      const clientOptions = { grant: values.grant, redirectUri: values['redirect-uri'], postLogoutUri: values['post-logout-uri'], scope: values.scope, name: values.name, authMethod: values['auth-method'], firstParty: values['first-party'], overlap: values.overlap };
+      return runClients(config, command, sub, arg, clientOptions);
+    }
     case 'users':
       if ((sub === 'links' || sub === 'unlink') && arg) return runLinks(config, sub, arg, arg2);
       if (sub !== 'add' || !arg) break;

@@ -87,7 +87,7 @@ function isLoopbackHost(hostname: string): boolean {
 }
 
 /** Plain http to anything but this machine: codes, tokens and sessions cross the network readable. */
-function isPlainHttpRemote(value: string): boolean {
+export function isPlainHttpRemote(value: string): boolean {
   if (!URL.canParse(value)) return false;
   const url = new URL(value);
   return url.protocol === 'http:' && !isLoopbackHost(url.hostname);

@@ -9,7 +9,7 @@ import { usernameKey } from '../accounts/normalize-username.ts';
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
 /** An absolute URL as written (not as the URL parser would repair it), without a fragment. */
-function absoluteUrl(options: { http?: boolean; what?: string; issuer?: boolean } = {}) {
+export function absoluteUrl(options: { http?: boolean; what?: string; issuer?: boolean } = {}) {
   const what = options.what ?? (options.http ? 'an absolute http(s) URL' : 'an absolute URL');
   return z.string().superRefine((value, ctx) => {
     const fail = (message: string) => ctx.addIssue({ code: 'custom', message });

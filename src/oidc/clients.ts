@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.ts';
 export type ClientConfig = Config['clients'][number];
 
 /** Extra client metadata Keybridge understands beyond RFC 7591. */
-export const EXTRA_CLIENT_METADATA = ['first_party', 'allowed_resources'] as const;
+export const EXTRA_CLIENT_METADATA = ['first_party', 'allowed_resources', 'secret_hashes', 'token_lifetimes'] as const;
 
 export function clientMetadata(client: ClientConfig): Record<string, unknown> {
   const grantTypes = [...client.grantTypes];

@@ -12,6 +12,7 @@ import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
 import { jwtIntrospection } from './jwt-introspection.ts';
 import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
 import { ADMIN_SCOPES } from '../admin-api/authenticate-admin.ts';
+import { installHashedSecrets } from './hashed-client-secrets.ts';
 
 export interface ProviderDependencies {
   config: Config;
@@ -43,6 +44,25 @@ const CLAIMS = {
   iss: null,
 };
 
+/** Lifetimes a stored client may set for itself (client metadata `token_lifetimes`, seconds). */
+type TokenLifetimes = { access_token?: number; id_token?: number; refresh_token?: number; client_credentials?: number };
+const lifetimeOf = (client: unknown, kind: keyof TokenLifetimes): number | undefined => (client as { token_lifetimes?: TokenLifetimes } | undefined)?.token_lifetimes?.[kind];
+
+/** Scopes the broker offers, admin scopes aside (the default of a client stored without `scopes`). */
+export function brokerScopes(config: Config): string[] {
+  const claims = claimsByScope(config);
+  return [...new Set(['openid', 'offline_access', 'profile', 'email', 'groups', ...Object.keys(claims).filter((k) => claims[k] !== null), ...config.resources.flatMap((r) => r.scopes)])];
+}
+
+function claimsByScope(config: Config): Record<string, string[] | null> {
+  // Claims the connectors' mappers issue join the scope their mapper names.
+  const claims: Record<string, string[] | null> = { ...CLAIMS };
+  for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) {
+    claims[scope] = [...new Set([...(claims[scope] ?? []), ...names])];
+  }
+  return claims;
+}
+
 function idTokenDefaultAlg(algorithms: readonly string[]): string {
   // OIDC Core: RS256 is the default when a client registered none; most RPs expect it.
   return algorithms.includes('RS256') ? 'RS256' : algorithms[0];
@@ -55,11 +75,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const resources = new Map(config.resources.map((r) => [r.id, r]));
   const jwtAlg = config.keys.algorithms.includes('ES256') ? 'ES256' : config.keys.algorithms[0];
 
-  // Claims the connectors' mappers issue join the scope their mapper names.
-  const claims: Record<string, string[] | null> = { ...CLAIMS };
-  for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) {
-    claims[scope] = [...new Set([...(claims[scope] ?? []), ...names])];
-  }
+  const claims = claimsByScope(config);
 
   const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) =>
     sendPage(ctx, renderer, name, context, status ?? (ctx.status && ctx.status !== 404 ? ctx.status : 200));
@@ -71,15 +87,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
     loadExistingGrant: deps.loadExistingGrant,
     jwks: deps.jwks as Configuration['jwks'],
     claims,
-    scopes: [...new Set(['openid', 'offline_access', 'profile', 'email', 'groups', ...Object.keys(claims).filter((k) => claims[k] !== null), ...config.resources.flatMap((r) => r.scopes), ...ADMIN_SCOPES])],
+    scopes: [...brokerScopes(config), ...ADMIN_SCOPES],
     // ID tokens carry the granted profile, email and groups claims even when an access token
     // is issued too, which is what downstream apps of a broker expect.
     conformIdTokenClaims: false,
     // Advertise and accept only what Keybridge's clients can use: the code flow (no implicit or
     // hybrid response types, which no client is registered for, so an RP choosing them from
-    // discovery would fail later), and shared-secret or public clients (no JWT client auth).
+    // discovery would fail later); shared-secret, public and private_key_jwt clients (no
+    // client_secret_jwt: stored clients' secrets are hashed, see hashed-client-secrets.ts).
     responseTypes: ['code'],
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // Client assertions (private_key_jwt) are signed with the client's own asymmetric keys.
+    enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'Ed25519', 'EdDSA'] },
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       id_token_signed_response_alg: idTokenDefaultAlg(config.keys.algorithms) as 'RS256',
@@ -94,6 +113,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
         }
         if (key === 'allowed_resources' && value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))) {
           throw new errors.InvalidClientMetadata('allowed_resources must be an array of strings');
+        }
+        if (key === 'secret_hashes' && value !== undefined && (!Array.isArray(value) || value.some((v) => typeof v?.hash !== 'string'))) {
+          throw new errors.InvalidClientMetadata('secret_hashes must be an array of hashes');
+        }
+        if (key === 'token_lifetimes' && value !== undefined && (typeof value !== 'object' || value === null || Object.values(value).some((v) => !Number.isSafeInteger(v) || (v as number) <= 0))) {
+          throw new errors.InvalidClientMetadata('token_lifetimes must map token kinds to positive whole seconds');
         }
       },
     },
@@ -180,14 +205,15 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Without offline_access the refresh token still works, but ends with the session.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     ttl: {
-      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.accessToken,
+      // A resource's own lifetime first, then the client's (stored clients may set one), then config.
+      AccessToken: (_ctx, token, client) => token.resourceServer?.accessTokenTTL ?? lifetimeOf(client, 'access_token') ?? t.accessToken,
       AuthorizationCode: t.authorizationCode,
-      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.clientCredentials,
+      ClientCredentials: (_ctx, token, client) => token.resourceServer?.accessTokenTTL ?? lifetimeOf(client, 'client_credentials') ?? t.clientCredentials,
       DeviceCode: t.deviceCode,
       Grant: t.grant,
-      IdToken: t.idToken,
+      IdToken: (_ctx, _token, client) => lifetimeOf(client, 'id_token') ?? t.idToken,
       Interaction: t.interaction,
-      RefreshToken: t.refreshToken,
+      RefreshToken: (_ctx, _token, client) => lifetimeOf(client, 'refresh_token') ?? t.refreshToken,
       Session: t.session,
       BackchannelAuthenticationRequest: 600,
     },
@@ -212,6 +238,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
+  installHashedSecrets(provider);
   // Our JWT access tokens answer introspection from their own verification (jwt-introspection.ts).
   provider.use(jwtIntrospection({ issuer: config.issuer, jwks: deps.jwks }));
   pinOrigin(provider, { issuer: config.issuer, trustProxy: config.http.trustProxy, proxyHops: config.http.proxyHops });

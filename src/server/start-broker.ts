@@ -15,6 +15,7 @@ import { Store } from '../storage/store.ts';
 import { createOidcAdapter, purgeExpired } from '../storage/oidc-adapter.ts';
 import { createAccountLookup } from '../storage/account-cache.ts';
 import { pgliteStatements } from '../storage/pg-statements.ts';
+import { ChangeFeed } from '../storage/change-feed.ts';
 import { ConnectorRegistry } from '../connectors/registry.ts';
 import { scheduleDirectorySyncs } from '../federation/sync-scheduler.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
@@ -90,12 +91,16 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   let registry: ConnectorRegistry | undefined;
   let metricsServer: MetricsServer | undefined;
   let limits: RateLimits | undefined;
+  let changes: ChangeFeed | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
     const metrics = config.metrics.enabled ? new BrokerMetrics() : null;
     metrics?.watchDatabase(database);
-    const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord });
+    // Runtime-managed objects (clients) changed on any instance reach this one's caches.
+    changes = await ChangeFeed.open(database.knex, { url: config.database.url, logger });
+    const feed = changes;
+    const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord, changes: feed });
     // Hot-path SQL without knex: prepared statements on PostgreSQL, PGlite's own query() embedded.
     const statements = database.pg?.statements ?? pgliteStatements(database.knex);
     limits = await createRateLimits(config, database.knex, logger, statements);
@@ -138,7 +143,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         throw new ConfigError([{ path: `connectors.${c.id}`, message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
       }
     }
-    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements });
+    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements, changes: feed });
     const upstreamAttempts = new adapter('UpstreamLogin');
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
@@ -205,7 +210,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients: samlIdp ? [samlIdp.client] : [], validateClientMetadata: (m) => provider.Client.validate(m as never) }) }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });
@@ -287,6 +292,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           await metricsListener?.close();
           await connectors.close();
           await rateLimits.close();
+          await feed.close();
           await database.close();
         })();
         return closing;
@@ -298,6 +304,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     await metricsServer?.close();
     await registry?.close();
     await limits?.close();
+    await changes?.close();
     await database.close();
     throw err;
   }

@@ -9,6 +9,8 @@ import { PREDECESSOR, currentExchange, successorUsed } from './refresh-grace.ts'
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
 import { DatabaseUnavailable } from './database-unavailable.ts';
 import { BatchQueue } from './batch-queue.ts';
+import { createClientLookup } from './client-lookup.ts';
+import type { ChangeFeed } from './change-feed.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -17,6 +19,8 @@ export interface OidcAdapterOptions {
   refreshReuseGrace?: number;
   /** Where the statements run (Database.pg on PostgreSQL); default: knex.raw on the knex given. */
   statements?: SqlStatements;
+  /** Caches stored clients, forgetting each as the feed announces its change (src/storage/client-lookup.ts). */
+  changes?: Pick<ChangeFeed, 'subscribe'>;
 }
 
 const COLUMNS = 'payload, expires_at, consumed_at';
@@ -62,7 +66,6 @@ const SQL = {
   },
   destroy: { name: 'kb_oidc_destroy', text: `DELETE FROM ${TABLE} WHERE kind = $1 AND id = $2` },
   revokeByGrantId: { name: 'kb_oidc_revoke_grant', text: `DELETE FROM ${TABLE} WHERE kind = $1 AND grant_id = $2` },
-  clientFind: { name: 'kb_client_find', text: 'SELECT metadata, first_party FROM clients WHERE id = $1 AND enabled = true' },
 };
 
 // PostgreSQL refuses text containing NUL: such an id can name no record, so it is not looked up.
@@ -81,7 +84,7 @@ function live(row: Row | undefined): AdapterPayload | undefined {
   return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
 }
 
-function clientAdapter(knex: Knex, sql: SqlStatements): Adapter {
+function clientAdapter(knex: Knex, find: (id: string) => Promise<AdapterPayload | undefined>): Adapter {
   return {
     async upsert(id, payload) {
       await knex('clients')
@@ -91,9 +94,7 @@ function clientAdapter(knex: Knex, sql: SqlStatements): Adapter {
     },
     async find(id) {
       if (unstorable(id)) return undefined;
-      const { rows } = await sql.run<{ metadata: Record<string, unknown>; first_party: boolean }>(SQL.clientFind, [id]);
-      const row = rows[0];
-      return row ? { ...row.metadata, client_id: id, first_party: row.first_party } : undefined;
+      return find(id);
     },
     async findByUserCode() {
       return undefined;
@@ -240,6 +241,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
   };
   const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
   const save = createSaveBatcher(sql);
+  const findClient = createClientLookup(sql, { changes: options.changes });
 
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
   async function withinGrace(id: string, row: Row | undefined): Promise<Row | undefined> {
@@ -257,7 +259,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     constructor(name: string) {
       this.kind = name;
-      this.#client = name === 'Client' ? clientAdapter(knex, sql) : undefined;
+      this.#client = name === 'Client' ? clientAdapter(knex, findClient) : undefined;
     }
 
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {

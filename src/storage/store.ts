@@ -15,10 +15,13 @@ import { SamlServiceProviderRepository } from './saml-service-provider-repositor
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
 import { UserSessionRepository } from './user-session-repository.ts';
 import { inTransaction } from './in-transaction.ts';
+import type { ChangeNotifier } from './change-feed.ts';
 
 /** Observers of what the store records (metrics count audit events as they are stored). */
 export interface StoreHooks {
   onAuditRecord?: AuditListener;
+  /** Announces changes of runtime-managed objects to every instance (src/storage/change-feed.ts). */
+  changes?: ChangeNotifier;
 }
 
 export class Store {
@@ -47,7 +50,7 @@ export class Store {
     this.credentials = new CredentialRepository(knex);
     this.groups = new GroupRepository(knex);
     this.identities = new FederatedIdentityRepository(knex);
-    this.clients = new ClientRepository(knex);
+    this.clients = new ClientRepository(knex, hooks.changes);
     this.signingKeys = new SigningKeyRepository(knex);
     this.secrets = new SecretRepository(knex);
     this.audit = new AuditRepository(knex, hooks.onAuditRecord);

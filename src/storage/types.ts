@@ -67,6 +67,11 @@ export interface StoredClient {
   metadata: Record<string, unknown>;
   firstParty: boolean;
   enabled: boolean;
+  /** base64url SHA-256 of the client secret; the secret itself is never stored. */
+  secretHash: string | null;
+  /** The secret before the last rotation, accepted until previousSecretExpiresAt. */
+  previousSecretHash: string | null;
+  previousSecretExpiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }

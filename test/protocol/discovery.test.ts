@@ -41,8 +41,9 @@ describe('discovery', () => {
     assert.deepEqual(meta.response_types_supported, ['code']);
     assert.deepEqual([...(meta.grant_types_supported as string[])].sort(), ['authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']);
     assert.ok(!(meta.grant_types_supported as string[]).includes('implicit'));
-    assert.deepEqual([...(meta.token_endpoint_auth_methods_supported as string[])].sort(), ['client_secret_basic', 'client_secret_post', 'none']);
-    assert.equal(meta.token_endpoint_auth_signing_alg_values_supported, undefined, 'no JWT client authentication, so no signing algorithms for it');
+    assert.deepEqual([...(meta.token_endpoint_auth_methods_supported as string[])].sort(), ['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']);
+    // private_key_jwt only: no HMAC (client_secret_jwt), whose key would be the client secret.
+    assert.deepEqual([...(meta.token_endpoint_auth_signing_alg_values_supported as string[])].sort(), ['ES256', 'EdDSA', 'Ed25519', 'PS256', 'RS256'].sort());
     for (const mode of meta.response_modes_supported as string[]) assert.doesNotMatch(mode, /jwt|web_message/);
     assert.ok((meta.response_modes_supported as string[]).includes('query'));
   });

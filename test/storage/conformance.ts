@@ -258,6 +258,75 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.clients.find('db-app'), null);
     });
 
+    test('clients: hashed secrets with a previous one, pages by id, revoking tokens, a lock per update, every write announced', async (t) => {
+      if (!ready(t)) return;
+      const announced: Array<{ kind: string; id: string; inTransaction: boolean }> = [];
+      const notifier = { async notify(k: Knex, kind: string, id: string) { announced.push({ kind, id, inTransaction: Boolean((k as Knex.Transaction).isTransaction) }); } };
+      const watched = new Store(store.knex, { changes: notifier });
+      const version = async () => Number((await store.knex('change_versions').where({ kind: 'client' }).first())?.version ?? 0);
+      await watched.clients.create({ id: 'page-b', metadata: {}, secretHash: 'hash-b' });
+      await watched.clients.create({ id: 'page-a', metadata: {} });
+      await watched.clients.create({ id: 'page-c', metadata: {} });
+      const b = await watched.clients.find('page-b');
+      assert.equal(b?.secretHash, 'hash-b');
+      assert.equal(b?.previousSecretHash, null);
+      const until = new Date(Date.now() + 60_000);
+      const rotated = await watched.clients.update('page-b', { secretHash: 'hash-b2', previousSecretHash: 'hash-b', previousSecretExpiresAt: until });
+      assert.equal(rotated?.secretHash, 'hash-b2');
+      assert.equal(rotated?.previousSecretHash, 'hash-b');
+      assert.equal(rotated?.previousSecretExpiresAt?.getTime(), until.getTime());
+      assert.deepEqual((await store.clients.listPage({ limit: 2, after: 'page-' })).map((c) => c.id), ['page-a', 'page-b']);
+      // Byte order, not the database's collation: "Z" sorts before "a", "-" before "_".
+      await watched.clients.create({ id: 'page-Z', metadata: {} });
+      await watched.clients.create({ id: 'page_', metadata: {} });
+      assert.deepEqual((await store.clients.listPage({ limit: 10, after: 'page-' })).map((c) => c.id).filter((id) => id.startsWith('page')), ['page-Z', 'page-a', 'page-b', 'page-c', 'page_']);
+      await store.clients.delete('page-Z');
+      await store.clients.delete('page_');
+      assert.deepEqual((await store.clients.listPage({ limit: 2, after: 'page-b' })).map((c) => c.id).filter((id) => id.startsWith('page-')), ['page-c']);
+      await watched.clients.delete('page-c');
+      assert.equal(await watched.clients.delete('page-c'), false, 'a repeated delete changes nothing');
+      assert.deepEqual(announced.map((a) => `${a.kind}:${a.id}`), ['client:page-b', 'client:page-a', 'client:page-c', 'client:page-b', 'client:page-Z', 'client:page_', 'client:page-c']);
+      assert.ok(announced.every((a) => a.inTransaction), 'announced inside the writing transaction');
+      // The default announcer (no feed: the CLI) moves the version every instance polls.
+      const v0 = await version();
+      await store.clients.update('page-a', { enabled: false });
+      assert.equal(await version(), v0 + 1);
+      // Tokens, codes and grants of one client go; another client's stay.
+      const payload = (clientId: string) => JSON.stringify({ clientId });
+      await store.knex('oidc_payloads').insert([
+        { kind: 'AccessToken', id: 'rev-at-1', payload: payload('page-b') },
+        { kind: 'Grant', id: 'rev-grant-1', payload: payload('page-b') },
+        { kind: 'Session', id: 'rev-session-1', payload: payload('page-b') },
+        { kind: 'AccessToken', id: 'rev-at-2', payload: payload('page-a') },
+      ]);
+      assert.equal(await store.clients.revokeArtifacts('page-b'), 2);
+      assert.deepEqual((await store.knex('oidc_payloads').whereIn('id', ['rev-at-1', 'rev-grant-1', 'rev-session-1', 'rev-at-2']).orderBy('id')).map((r: { id: string }) => r.id), ['rev-at-2', 'rev-session-1']);
+      // findForUpdate holds the row: a second writer waits for the first transaction (PostgreSQL).
+      if (opened && !('skip' in opened) && opened.serialize) {
+        const order: string[] = [];
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        const first = store.transaction(async (tx) => {
+          await tx.clients.findForUpdate('page-b');
+          order.push('first locked');
+          await held;
+          await tx.clients.update('page-b', { firstParty: true });
+          order.push('first wrote');
+        });
+        await new Promise((r) => setTimeout(r, 50));
+        const second = store.transaction(async (tx) => {
+          await tx.clients.findForUpdate('page-b');
+          order.push('second locked');
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        release();
+        await Promise.all([first, second]);
+        assert.deepEqual(order, ['first locked', 'first wrote', 'second locked']);
+      }
+      await store.clients.delete('page-a');
+      await store.clients.delete('page-b');
+    });
+
     test('signing keys: rotate retires, publishes for the grace period, purges after', async (t) => {
       if (!ready(t)) return;
       await store.signingKeys.insert({ kid: 'k1', alg: 'ES256', privateJwk: { kty: 'EC' } });

@@ -7,6 +7,9 @@ import type { AdminRoute } from '../admin-route.ts';
 import { keyRoutes } from './key-routes.ts';
 import { userRoutes } from './user-routes.ts';
 import { userService } from '../../management/users.ts';
+import { clientRoutes } from './client-routes.ts';
+import { ClientService } from '../../management/clients.ts';
+import { brokerScopes } from '../../oidc/create-provider.ts';
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -16,11 +19,17 @@ export interface AdminRouteDependencies {
   /** Ends browser sessions (back-channel logout) when users are disabled or deleted. */
   provider: Provider;
   logger: Logger;
+  /** Keybridge's own clients (oidc-provider metadata), listed read-only. */
+  internalClients?: readonly Record<string, unknown>[];
+  /** oidc-provider's check of client metadata (provider.Client.validate). */
+  validateClientMetadata?: (metadata: Record<string, unknown>) => Promise<void>;
 }
 
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
+  const clients = new ClientService({ config: deps.config, store: deps.store, internalClients: deps.internalClients, defaultScopes: brokerScopes(deps.config), validateMetadata: deps.validateClientMetadata });
   return [
     ...userRoutes({ users: userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger }) }),
+    ...clientRoutes(clients),
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
   ];
 }
