@@ -3,6 +3,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Store } from '../../storage/store.ts';
 import type { AdminRoute } from '../admin-route.ts';
 import { keyRoutes } from './key-routes.ts';
+import { groupRoutes } from './group-routes.ts';
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -12,5 +13,8 @@ export interface AdminRouteDependencies {
 }
 
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
-  return [...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation })];
+  return [
+    ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
+    ...groupRoutes({ store: deps.store }),
+  ];
 }
