@@ -9,6 +9,7 @@ import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { knexStatements, type SqlStatements } from '../../src/storage/pg-statements.ts';
 import { createAccountLookup } from '../../src/storage/account-cache.ts';
+import { GroupCycle } from '../../src/storage/group-repository.ts';
 
 /** `statements`: the store's hot-path SQL (prepared statements on PostgreSQL); default knex.raw. */
 export type Opened = { knex: Knex; serialize: boolean; statements?: SqlStatements; cleanup(): Promise<void> } | { skip: string };
@@ -141,6 +142,55 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.groups.findByName('nope'), null);
       const [g1, g2] = await Promise.all([store.groups.ensure(['race']), new Store(store.knex).groups.ensure(['race'])]);
       assert.equal(g1[0].id, g2[0].id);
+    });
+
+    test('groups: source, paging, members by id, nesting with ancestors in every group lookup and cycles refused', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'nell' });
+      const other = await store.users.create({ username: 'otto' });
+      const [upstream] = await store.groups.ensure(['nest-ldap'], 'corp-ldap');
+      assert.equal(upstream.source, 'corp-ldap');
+      assert.equal((await store.groups.ensure(['nest-ldap'], 'local'))[0].source, 'corp-ldap', 'the first source keeps it');
+      const child = await store.groups.create('nest-child', 'd');
+      const parent = await store.groups.create('nest-parent');
+      const top = await store.groups.create('nest-top');
+      assert.equal(child.source, 'local');
+      assert.equal((await store.groups.findById(child.id))?.name, 'nest-child');
+      assert.equal(await store.groups.findById('nope'), null);
+      assert.deepEqual((await store.groups.page({ q: 'nest-', limit: 2 })).map((g) => g.name), ['nest-child', 'nest-ldap']);
+      assert.deepEqual((await store.groups.page({ q: 'nest-', afterName: 'nest-ldap', limit: 5 })).map((g) => g.name), ['nest-parent', 'nest-top']);
+      assert.equal((await store.groups.update(child.id, { description: 'e' }))?.description, 'e');
+      assert.equal(await store.groups.update('nope', { description: 'e' }), null);
+
+      assert.equal(await store.groups.setMember(child.id, u.id, true), true);
+      assert.equal(await store.groups.setMember(child.id, u.id, true), false);
+      await store.groups.setMember(child.id, u.id, true, 'corp-ldap');
+      await store.groups.setMember(child.id, other.id, true);
+      assert.deepEqual(await store.groups.membershipSources(child.id, u.id), ['corp-ldap', 'local']);
+      assert.deepEqual((await store.groups.members(child.id, { limit: 1 })).map((m) => [m.username, m.sources]), [['nell', ['corp-ldap', 'local']]]);
+      assert.deepEqual((await store.groups.members(child.id, { after: ['nell', u.id], limit: 5 })).map((m) => m.username), ['otto']);
+
+      assert.equal(await store.groups.nest(child.id, parent.id), true);
+      assert.equal(await store.groups.nest(child.id, parent.id), false);
+      assert.equal(await store.groups.nest(parent.id, top.id), true);
+      const expected = ['nest-child', 'nest-parent', 'nest-top'];
+      assert.deepEqual(await store.groups.groupsOf(u.id), expected);
+      assert.deepEqual((await store.users.findWithGroups(u.id))?.groups, expected);
+      const accounts = createAccountLookup((opened as { statements?: SqlStatements }).statements ?? knexStatements(store.knex), 0);
+      assert.deepEqual((await accounts(u.id))?.groups, expected, 'the hot-path statement includes ancestors');
+      const { parents, children } = await store.groups.neighbours(parent.id);
+      assert.deepEqual([parents.map((g) => g.name), children.map((g) => g.name)], [['nest-top'], ['nest-child']]);
+      await assert.rejects(store.groups.nest(top.id, child.id), (err: Error) => err instanceof GroupCycle && err.path.map((g) => g.name).join('>') === 'nest-top>nest-child>nest-parent>nest-top');
+      await assert.rejects(store.groups.nest(top.id, top.id), GroupCycle);
+      assert.equal(await store.groups.unnest(parent.id, top.id), true);
+      assert.equal(await store.groups.unnest(parent.id, top.id), false);
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['nest-child', 'nest-parent']);
+      assert.equal(await store.groups.setMember(child.id, u.id, false), true);
+      assert.deepEqual(await store.groups.membershipSources(child.id, u.id), ['corp-ldap']);
+      // Deleting a group removes its nesting rows too.
+      await store.groups.delete(parent.id);
+      assert.equal((await store.knex('group_parents').where({ group_id: child.id })).length, 0);
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['nest-child']);
     });
 
     test('federated identities: unique per (connector, subject)', async (t) => {
