@@ -4,6 +4,8 @@ import type { Store } from '../../storage/store.ts';
 import type { AdminRoute } from '../admin-route.ts';
 import { keyRoutes } from './key-routes.ts';
 import { groupRoutes } from './group-routes.ts';
+import { auditRoutes } from './audit-routes.ts';
+import { statsRoutes } from './stats-routes.ts';
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -16,5 +18,7 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
   return [
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
     ...groupRoutes({ store: deps.store }),
+    ...auditRoutes({ store: deps.store }),
+    ...statsRoutes({ store: deps.store }),
   ];
 }
