@@ -26,6 +26,8 @@ type Filters = z.output<z.ZodObject<typeof filters>>;
 
 /** until must come after since; the error names `until`. */
 const ordered = <T extends { since?: string; until?: string }>(q: T, ctx: z.RefinementCtx) => {
+  // zod runs this even when a field failed: only valid times are compared.
+  if (Number.isNaN(Date.parse(q.since ?? '')) || Number.isNaN(Date.parse(q.until ?? ''))) return;
   if (q.since && q.until && Date.parse(q.until) <= Date.parse(q.since)) ctx.addIssue({ code: 'custom', path: ['until'], message: 'must be after since' });
 };
 

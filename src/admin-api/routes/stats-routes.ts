@@ -5,6 +5,7 @@ import { defineRoute, type AdminRoute } from '../admin-route.ts';
 import { loginOverview, loginSeries, MAX_RANGE_MS } from '../../management/login-stats.ts';
 
 const HOUR = 3_600_000;
+const isoTime = z.iso.datetime({ offset: true });
 const DEFAULT_SPAN = { hour: 24 * HOUR, day: 30 * 24 * HOUR } as const;
 
 const connectorTotals = z.object({ connectorId: z.string().nullable().describe('null: no connector was chosen (e.g. throttled before one was).'), success: z.int(), failure: z.int() });
@@ -26,10 +27,12 @@ export function statsRoutes(deps: { store: Store }): AdminRoute[] {
       query: z
         .object({
           bucket: z.enum(['hour', 'day']).default('hour'),
-          from: z.iso.datetime({ offset: true }).optional().describe('Start (inclusive).'),
-          to: z.iso.datetime({ offset: true }).optional().describe('End (exclusive); default now.'),
+          from: isoTime.optional().describe('Start (inclusive).'),
+          to: isoTime.optional().describe('End (exclusive); default now.'),
         })
         .superRefine((q, ctx) => {
+          // zod runs this even when a field failed; the range is only judged between valid times.
+          if (![q.from, q.to].every((v) => v === undefined || isoTime.safeParse(v).success) || !['hour', 'day'].includes(q.bucket)) return;
           const to = q.to ? Date.parse(q.to) : Date.now();
           const from = q.from ? Date.parse(q.from) : to - DEFAULT_SPAN[q.bucket];
           if (from >= to) ctx.addIssue({ code: 'custom', path: [q.from ? 'to' : 'from'], message: 'the range must end after it starts' });
