@@ -6,6 +6,7 @@ import { keyRoutes } from './key-routes.ts';
 import { groupRoutes } from './group-routes.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { statsRoutes } from './stats-routes.ts';
+import { samlServiceProviderRoutes } from './saml-service-provider-routes.ts';
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -20,5 +21,6 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
     ...groupRoutes({ store: deps.store }),
     ...auditRoutes({ store: deps.store }),
     ...statsRoutes({ store: deps.store }),
+    ...samlServiceProviderRoutes({ config: deps.config, store: deps.store }),
   ];
 }
