@@ -350,6 +350,63 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await assert.rejects(store.audit.list({ beforeId: "1; DROP TABLE users" }), InvalidInput);
     });
 
+    test('audit search (every filter, below an id) and login counts per bucket', async (t) => {
+      if (!ready(t)) return;
+      const at = Date.parse('2025-05-05T10:00:00Z');
+      const row = (minutes: number, type: string, extra: Record<string, unknown> = {}) => ({ at: new Date(at + minutes * 60_000), type, outcome: type === 'login.success' || type === 'srch.ok' ? 'success' : 'failure', details: '{}', ...extra });
+      await store.knex('audit_events').insert([
+        row(0, 'srch.ok', { user_id: 'su', client_id: 'sc', connector_id: 'sk', ip: '192.0.2.1' }),
+        row(1, 'srch.bad', { client_id: 'sc' }),
+        row(2, 'srch_x.ok'),
+        row(0, 'login.success', { connector_id: 'sk' }),
+        row(30, 'login.success', { connector_id: 'sk' }),
+        row(61, 'login.failure', { connector_id: 'sk', details: JSON.stringify({ reason: 'invalid_credentials' }) }),
+        row(62, 'login.throttled'),
+        row(60 * 24, 'login.success', { connector_id: 'sk' }),
+      ]);
+      const types = async (filter: Partial<Parameters<typeof store.audit.search>[0]>) => (await store.audit.search({ limit: 10, ...filter })).map((e) => e.type);
+      assert.deepEqual(await types({ type: 'srch.*' }), ['srch.bad', 'srch.ok'], 'newest first; _ in a prefix is literal');
+      assert.deepEqual(await types({ type: 'srch.*', outcome: 'success' }), ['srch.ok']);
+      assert.deepEqual(await types({ clientId: 'sc' }), ['srch.bad', 'srch.ok']);
+      assert.deepEqual(await types({ userId: 'su', connectorId: 'sk', ip: '192.0.2.1' }), ['srch.ok']);
+      assert.deepEqual(await types({ type: 'srch.*', since: new Date(at + 60_000), until: new Date(at + 120_000) }), ['srch.bad']);
+      const [newest] = await store.audit.search({ type: 'srch.*', limit: 1 });
+      assert.deepEqual(await types({ type: 'srch.*', beforeId: newest.id }), ['srch.ok']);
+      await assert.rejects(store.audit.search({ beforeId: 'x', limit: 1 }), InvalidInput);
+
+      const hours = await store.audit.loginCounts(new Date(at), new Date(at + 2 * 3_600_000), 'hour');
+      assert.deepEqual(hours.map((h) => [h.bucket.toISOString(), h.connectorId, h.outcome, h.count]), [
+        ['2025-05-05T10:00:00.000Z', 'sk', 'success', 2],
+        ['2025-05-05T11:00:00.000Z', null, 'failure', 1],
+        ['2025-05-05T11:00:00.000Z', 'sk', 'failure', 1],
+      ]);
+      const days = await store.audit.loginCounts(new Date(at), new Date(at + 2 * 86_400_000), 'day');
+      assert.deepEqual(days.map((d) => [d.bucket.toISOString().slice(0, 10), d.connectorId, d.outcome, d.count]), [
+        ['2025-05-05', null, 'failure', 1],
+        ['2025-05-05', 'sk', 'failure', 1],
+        ['2025-05-05', 'sk', 'success', 2],
+        ['2025-05-06', 'sk', 'success', 1],
+      ]);
+      const reasons = await store.audit.loginFailureReasons(new Date(at), 5);
+      assert.deepEqual(reasons.filter((r) => ['invalid_credentials', 'login.throttled'].includes(r.reason)), [
+        { reason: 'invalid_credentials', count: 1 },
+        { reason: 'login.throttled', count: 1 },
+      ]);
+    });
+
+    test('SAML service providers: pages in byte order, lock for update', async (t) => {
+      if (!ready(t)) return;
+      for (const id of ['https://b.example/sp', 'https://B.example/sp', 'https://a.example/sp']) await store.samlServiceProviders.create({ entityId: id, settings: {} });
+      const page = await store.samlServiceProviders.page({ limit: 2 });
+      assert.deepEqual(page.map((r) => r.entityId), ['https://B.example/sp', 'https://a.example/sp'], 'upper case before lower case, whatever the collation');
+      assert.deepEqual((await store.samlServiceProviders.page({ afterEntityId: 'https://a.example/sp', limit: 5 })).map((r) => r.entityId), ['https://b.example/sp']);
+      await store.transaction(async (tx) => {
+        assert.equal((await tx.samlServiceProviders.lock('https://a.example/sp'))?.entityId, 'https://a.example/sp');
+        assert.equal(await tx.samlServiceProviders.lock('https://none.example/sp'), null);
+      });
+      for (const id of ['https://b.example/sp', 'https://B.example/sp', 'https://a.example/sp']) await store.samlServiceProviders.delete(id);
+    });
+
     test('federated identities: stored upstream tokens and upstream checks', async (t) => {
       if (!ready(t)) return;
       const u = await store.users.create({ username: 'tokyo' });
