@@ -9,7 +9,8 @@ import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
-import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
+import { AdminApiClient, adminClientConfig, clientToken, consoleClientConfig, userToken } from '../helpers/admin-api.ts';
 
 const stores = [
   { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
@@ -36,7 +37,8 @@ for (const store of stores) {
       broker = await startTestBroker({
         databaseUrl: db.url,
         config: {
-          clients: [adminClientConfig('ops'), adminClientConfig('reader', ['admin:read']), adminClientConfig('grouper', ['admin:groups:write']), adminClientConfig('plain', ['profile']), RP_CLIENT],
+          admin: { groups: ['ops-admins'] },
+          clients: [adminClientConfig('ops'), adminClientConfig('reader', ['admin:read']), adminClientConfig('grouper', ['admin:groups:write']), adminClientConfig('plain', ['profile']), RP_CLIENT, consoleClientConfig()],
           users: [
             { username: 'alice', password: 'alice-password-1', groups: ['staff'] },
             { username: 'bob', password: 'bob-password-1' },
@@ -163,6 +165,7 @@ for (const store of stores) {
       assert.equal((await api.get('/groups?limit=201')).body.errors[0].path, 'query.limit');
       assert.equal((await api.get('/groups?limit=0')).status, 400);
       assert.equal((await api.get('/groups?cursor=not-a-cursor')).body.errors[0].path, 'query.cursor');
+      assert.equal((await api.get(`/groups?q=${'q'.repeat(201)}`)).body.errors[0].path, 'query.q');
 
       await create('Finance');
       for (const name of ['finance', 'FINANCE', 'Ｆｉｎａｎｃｅ']) {
@@ -318,6 +321,21 @@ for (const store of stores) {
       // Deleting a group takes it (and what it passed up) from its members at once.
       assert.equal((await api.delete(`/groups/${parent.id}`)).status, 204);
       assert.deepEqual(await broker.store.groups.groupsOf(bob), ['ldap-engineers', 'mixed', 'n-child']);
+    });
+
+    test('a group nested inside an admin group makes its members administrators, until it is taken out', async (t) => {
+      if (!live(t)) return;
+      const admins = await create('ops-admins');
+      const team = await create('ops-team');
+      const carol = await broker.store.users.create({ username: 'carol' });
+      await broker.store.credentials.setPassword(carol.id, await hashPassword('carol-password-1'));
+      assert.equal((await api.put(`/groups/${team.id}/members/${carol.id}`)).status, 204);
+      const token = await userToken(broker.issuer, 'keybridge-admin-console', 'carol', 'carol-password-1');
+      assert.equal((await api.get('/groups', { token })).status, 403, 'not an administrator yet');
+      assert.equal((await api.put(`/groups/${admins.id}/subgroups/${team.id}`)).status, 204);
+      assert.equal((await api.get('/groups', { token })).status, 200, 'an administrator through ops-team');
+      assert.equal((await api.delete(`/groups/${admins.id}/subgroups/${team.id}`)).status, 204);
+      assert.equal((await api.get('/groups', { token })).status, 403, 'at once on this instance');
     });
 
     test('an unauthenticated request never yields a 500, whatever the path', async (t) => {
