@@ -39,9 +39,11 @@ export interface MemberView {
 }
 
 /** Something a source other than the admin owns (409). */
+const sourceNames = (sources: readonly string[]) => sources.map((s) => (s === 'config' ? 'the config file' : `connector "${s}"`)).join(', ');
+
 export class ReadOnly extends KeybridgeError {
-  constructor(what: string, sources: readonly string[]) {
-    super('read_only', `${what} is managed by ${sources.map((s) => (s === 'config' ? 'the config file' : `connector "${s}"`)).join(', ')} and cannot be changed through the API.`, { status: 409, expose: true });
+  constructor(what: string, sources: readonly string[], message = `${what} is managed by ${sourceNames(sources)} and cannot be changed through the API.`) {
+    super('read_only', message, { status: 409, expose: true });
   }
 }
 
@@ -84,6 +86,12 @@ async function nameFree(store: Store, name: string, except?: string): Promise<vo
   if (clash) throw new KeybridgeError('already_exists', `A group named "${clash.name as string}" already exists.`, { status: 409, expose: true });
 }
 
+/** A local group that an upstream or the config file also asserts members of keeps its name and existence. */
+async function noOtherSources(store: Store, group: GroupView, what: 'renamed' | 'deleted'): Promise<void> {
+  const others = (await store.groups.sourcesIn(group.id)).filter((s) => s !== LOCAL);
+  if (others.length) throw new ReadOnly(group.name, others, `Group "${group.name}" cannot be ${what} through the API: ${sourceNames(others)} also asserts members of it (by its name).`);
+}
+
 export async function listGroups(store: Store, options: { q?: string; afterName?: string; limit: number }): Promise<GroupView[]> {
   return (await store.groups.page(options)).map(groupView);
 }
@@ -111,6 +119,8 @@ export async function updateGroup(store: Store, id: string, patch: { name?: stri
     const changes: { name?: string; description?: string | null } = {};
     if (patch.name !== undefined && normalizeGroupName(patch.name) !== before.name) {
       changes.name = normalizeGroupName(patch.name);
+      // Upstreams assert memberships by group name: renamed, the group would lose them at their next run.
+      await noOtherSources(tx, before, 'renamed');
       await nameFree(tx, changes.name, id);
     }
     if (patch.description !== undefined && patch.description !== before.description) changes.description = patch.description;
@@ -126,6 +136,7 @@ export async function deleteGroup(store: Store, id: string, ifMatch: string[] | 
     const before = await detail(tx, await existing(tx, id, true));
     checkIfMatch(ifMatch, etagOf(before));
     if (before.readOnly) throw new ReadOnly(`Group "${before.name}"`, [before.source]);
+    await noOtherSources(tx, before, 'deleted');
     await tx.groups.delete(id);
     return before;
   });

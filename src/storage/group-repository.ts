@@ -131,6 +131,12 @@ export class GroupRepository {
     return rows.map((r) => ({ userId: r.user_id, username: r.username, sources: r.sources }));
   }
 
+  /** Every source with a membership in this group. */
+  async sourcesIn(groupId: string): Promise<string[]> {
+    const rows = await this.#knex('memberships').where({ group_id: groupId }).distinct('source').orderBy('source');
+    return rows.map((r: { source: string }) => r.source);
+  }
+
   /** Which sources assert that this user is in this group. */
   async membershipSources(groupId: string, userId: string): Promise<string[]> {
     const rows = await this.#knex('memberships').where({ group_id: groupId, user_id: userId }).orderBy('source').select('source');

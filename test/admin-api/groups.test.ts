@@ -276,6 +276,13 @@ for (const store of stores) {
       assert.equal((await api.delete(`/groups/${local.id}/members/${bob}`)).status, 409);
       assert.equal((await api.put(`/groups/${local.id}/members/${bob}`)).status, 204, 'a local membership can sit beside the upstream one');
       assert.deepEqual((await api.get(`/groups/${local.id}/members`)).body.items[0].sources, ['corp-ldap', 'local']);
+      // The upstream asserts it by name: renaming or deleting the group would break that.
+      const rename = await api.patch(`/groups/${local.id}`, { name: 'mixed-2' });
+      assert.equal(rename.status, 409);
+      assert.match(rename.body.detail, /connector "corp-ldap" also asserts members/);
+      assert.equal((await api.delete(`/groups/${local.id}`)).status, 409);
+      assert.equal((await api.patch(`/groups/${local.id}`, { description: 'both' })).status, 200, 'its description is ours');
+      assert.deepEqual(await broker.store.groups.membershipSources(local.id, bob), ['corp-ldap', 'local']);
     });
 
     test('nested groups: members inherit ancestors in the groups claim; cycles are refused with their path, also when two requests race', async (t) => {

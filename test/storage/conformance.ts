@@ -167,6 +167,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await store.groups.setMember(child.id, u.id, true, 'corp-ldap');
       await store.groups.setMember(child.id, other.id, true);
       assert.deepEqual(await store.groups.membershipSources(child.id, u.id), ['corp-ldap', 'local']);
+      assert.deepEqual(await store.groups.sourcesIn(child.id), ['corp-ldap', 'local']);
+      assert.deepEqual(await store.groups.sourcesIn(top.id), []);
       assert.deepEqual((await store.groups.members(child.id, { limit: 1 })).map((m) => [m.username, m.sources]), [['nell', ['corp-ldap', 'local']]]);
       assert.deepEqual((await store.groups.members(child.id, { after: ['nell', u.id], limit: 5 })).map((m) => m.username), ['otto']);
 
