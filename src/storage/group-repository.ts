@@ -38,6 +38,28 @@ export class GroupCycle extends Error {
   }
 }
 
+/** The shortest path from `from` up to `to` over (via -> id) edges, both ends included; null when there is none. */
+function pathUp(from: string, to: string, edges: ReadonlyArray<{ id: string; via: string | null }>): string[] | null {
+  const parents = new Map<string, string[]>();
+  for (const e of edges) if (e.via !== null) parents.set(e.via, [...(parents.get(e.via) ?? []), e.id]);
+  const previous = new Map<string, string | null>([[from, null]]);
+  const queue = [from];
+  for (let at = queue.shift(); at !== undefined; at = queue.shift()) {
+    if (at === to) {
+      const path: string[] = [];
+      for (let step: string | null | undefined = at; step; step = previous.get(step)) path.unshift(step);
+      return path;
+    }
+    for (const next of parents.get(at) ?? []) {
+      if (!previous.has(next)) {
+        previous.set(next, at);
+        queue.push(next);
+      }
+    }
+  }
+  return null;
+}
+
 export class GroupRepository {
   readonly #knex: Knex;
 
@@ -93,15 +115,18 @@ export class GroupRepository {
   async nest(childId: string, parentId: string): Promise<boolean> {
     return inTransaction(this.#knex, async (trx) => {
       await trx.raw('SELECT pg_advisory_xact_lock(?)', [NESTING_LOCK]);
+      // Every edge above the parent (UNION keeps each once, so a diamond-shaped hierarchy costs its
+      // edges, not its paths); the cycle's path is then found among them.
       const { rows } = (await trx.raw(
-        `WITH RECURSIVE up(id, path) AS (
-           SELECT ?::text, ARRAY[?::text]
-           UNION ALL SELECT gp.parent_id, up.path || gp.parent_id FROM group_parents gp JOIN up ON gp.group_id = up.id WHERE NOT gp.parent_id = ANY(up.path))
-         SELECT path FROM up WHERE id = ? ORDER BY array_length(path, 1) LIMIT 1`,
-        [parentId, parentId, childId],
-      )) as { rows: Array<{ path: string[] }> };
-      if (rows[0]) {
-        const ids = [childId, ...rows[0].path];
+        `WITH RECURSIVE up(id, via) AS (
+           SELECT ?::text, NULL::text
+           UNION SELECT gp.parent_id, gp.group_id FROM group_parents gp JOIN up ON gp.group_id = up.id)
+         SELECT id, via FROM up`,
+        [parentId],
+      )) as { rows: Array<{ id: string; via: string | null }> };
+      const path = pathUp(parentId, childId, rows);
+      if (path) {
+        const ids = [childId, ...path];
         const byId = new Map((await trx<Row>('groups').whereIn('id', ids)).map((r) => [r.id, fromRow(r)]));
         throw new GroupCycle(ids.map((id) => byId.get(id)!));
       }
