@@ -189,6 +189,21 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.deepEqual(await store.groups.groupsOf(u.id), ['nest-child', 'nest-parent']);
       assert.equal(await store.groups.setMember(child.id, u.id, false), true);
       assert.deepEqual(await store.groups.membershipSources(child.id, u.id), ['corp-ldap']);
+      // A ladder of diamonds (2^24 paths from its foot to its head, 96 edges): the cycle check
+      // costs the edges, not the paths.
+      let foot = await store.groups.create('ladder-0');
+      const bottom = foot;
+      for (let level = 1; level <= 24; level++) {
+        const [left, right, head] = await Promise.all(['l', 'r', 'h'].map((side) => store.groups.create(`ladder-${level}-${side}`)));
+        for (const side of [left, right]) {
+          await store.groups.nest(foot.id, side.id);
+          await store.groups.nest(side.id, head.id);
+        }
+        foot = head;
+      }
+      const started = Date.now();
+      await assert.rejects(store.groups.nest(foot.id, bottom.id), (err: Error) => err instanceof GroupCycle && err.path.length === 50);
+      assert.ok(Date.now() - started < 5_000, `the check took ${Date.now() - started} ms`);
       // Deleting a group removes its nesting rows too.
       await store.groups.delete(parent.id);
       assert.equal((await store.knex('group_parents').where({ group_id: child.id })).length, 0);
