@@ -117,6 +117,12 @@ for (const store of stores) {
       assert.equal(stale.status, 412);
       assert.equal((await broker.store.samlServiceProviders.find(id))!.settings.name, 'The App');
 
+      // Two admins change the same version at once: one wins, the other is told.
+      const current = (await api.get(path(id))).headers.get('etag')!;
+      const race = await Promise.all(['First', 'Second'].map((name) => api.patch(path(id), { name }, { headers: { 'if-match': current } })));
+      assert.deepEqual(race.map((r) => r.status).sort(), [200, 412]);
+      assert.equal((await broker.store.samlServiceProviders.find(id))!.settings.name, race.find((r) => r.status === 200)!.body.name);
+
       const newXml = metadata(id, 'https://app.example/new-acs');
       const replaced = await api.patch(path(id), { metadataXml: newXml, attributes: null });
       assert.deepEqual(replaced.body.assertionConsumerServices, ['https://app.example/new-acs']);
@@ -126,7 +132,7 @@ for (const store of stores) {
       const [made] = await auditOf('admin.saml_sp.create', id);
       assert.equal((made.details.actor as { clientId: string }).clientId, 'ops');
       const changes = (await auditOf('admin.saml_sp.update', id)).map((e) => Object.keys(e.details.changes as object).sort());
-      assert.deepEqual(changes, [['attributes', 'enabled', 'name'], ['attributes', 'metadata']], 'each update names what it changed');
+      assert.deepEqual(changes, [['attributes', 'enabled', 'name'], ['name'], ['attributes', 'metadata']], 'each update names what it changed; the refused ones left nothing');
 
       assert.equal((await api.delete(path(id), { headers: { 'if-match': etag } })).status, 412);
       assert.equal((await api.delete(path(id))).status, 204);
