@@ -354,3 +354,50 @@ for (const store of stores) {
     });
   });
 }
+
+describe('admin API groups across two instances on PostgreSQL', () => {
+  let a: TestBroker;
+  let b: TestBroker;
+  let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+
+  before(async () => {
+    db = await freshPostgresDatabase();
+    if ('skip' in db) return;
+    const config = { clients: [adminClientConfig('ops'), RP_CLIENT], users: [{ username: 'dora', password: 'dora-password-1' }] };
+    a = await startTestBroker({ databaseUrl: db.url, config });
+    b = await startTestBroker({ databaseUrl: db.url, config });
+  });
+
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    if (db && !('skip' in db)) await db.drop();
+  });
+
+  test('a nesting made through one instance reaches the other instance\'s userinfo within 2 s', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const api = new AdminApiClient(a.issuer, await clientToken(a.issuer, 'ops', 'admin:write'));
+    const url = new URL('/auth', b.issuer);
+    url.search = new URLSearchParams({ client_id: RP_CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid groups', state: 'st' }).toString();
+    const code = new URL(await signIn(new Browser(b.issuer), url.href, { username: 'dora', password: 'dora-password-1' })).searchParams.get('code')!;
+    const tokenRes = await fetch(`${b.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${RP_CLIENT.id}:${RP_CLIENT.secret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP }),
+    });
+    const { access_token } = (await tokenRes.json()) as { access_token: string };
+    const groupsOnB = async () => ((await (await fetch(`${b.issuer}/me`, { headers: { authorization: `Bearer ${access_token}` } })).json()) as { groups?: string[] }).groups ?? [];
+    const child = (await api.post('/groups', { name: 'two-child' })).body as { id: string };
+    const parent = (await api.post('/groups', { name: 'two-parent' })).body as { id: string };
+    const dora = (await a.store.users.findByUsername('dora'))!;
+    assert.equal((await api.put(`/groups/${child.id}/members/${dora.id}`)).status, 204);
+    const deadline = Date.now() + 2_500;
+    while (!(await groupsOnB()).includes('two-child') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await groupsOnB(), ['two-child']);
+    assert.equal((await api.put(`/groups/${parent.id}/subgroups/${child.id}`)).status, 204);
+    const changedAt = Date.now();
+    while (!(await groupsOnB()).includes('two-parent') && Date.now() - changedAt < 2_500) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await groupsOnB(), ['two-child', 'two-parent'], `instance B shows the inherited group (after ${Date.now() - changedAt} ms)`);
+    assert.ok(Date.now() - changedAt <= 2_500);
+  });
+});
