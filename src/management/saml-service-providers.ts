@@ -71,6 +71,7 @@ export class ConfiguredServiceProvider extends KeybridgeError {
 }
 
 const METADATA_TIMEOUT_MS = 10_000;
+const MAX_METADATA_BYTES = 2 * 1024 * 1024;
 
 function view(settings: Record<string, unknown>, meta: { entityId: string; source: 'config' | 'database'; enabled: boolean; createdAt: Date | null; updatedAt: Date | null }): ServiceProviderView {
   const s = settings as Partial<ServiceProviderConfig>;
@@ -118,7 +119,11 @@ async function validated(settings: Record<string, unknown>, fetchMetadata: typeo
     try {
       const res = await fetchMetadata(settings.metadataUrl, { signal: AbortSignal.timeout(METADATA_TIMEOUT_MS) });
       if (!res.ok) throw new MetadataError(`metadata URL answered HTTP ${res.status}`);
-      parseSpMetadata(await res.text(), entityId);
+      // The same bound as the registry's fetch: a huge answer is not read into memory.
+      if (Number(res.headers.get('content-length') ?? 0) > MAX_METADATA_BYTES) throw new MetadataError('metadata is too large');
+      const body = Buffer.from(await res.arrayBuffer());
+      if (body.length > MAX_METADATA_BYTES) throw new MetadataError('metadata is too large');
+      parseSpMetadata(body.toString('utf8'), entityId);
     } catch (err) {
       return { warning: `the metadata URL cannot be used right now (${(err as Error).message}); Keybridge fetches it again when the application is first used` };
     }
