@@ -13,6 +13,8 @@ export interface ResponseSpec {
   schema?: z.ZodType;
   /** Defaults to application/json. Streams (JSONL, CSV) name their own type and give no schema. */
   contentType?: string;
+  /** A stream that comes in one of several types (chosen by a query parameter, as exports are). */
+  contentTypes?: string[];
 }
 
 /** What a handler learns of one change, for the audit log (src/admin-api/change-audit.ts). */

@@ -49,6 +49,10 @@ export function openApiDocument(routes: readonly AdminRoute[], options: { issuer
     for (const [status, spec] of Object.entries(route.responses)) {
       const type = spec.contentType ?? 'application/json';
       const problemLike = Number(status) >= 400;
+      if (spec.contentTypes) {
+        responses[status] = { description: spec.description, content: Object.fromEntries(spec.contentTypes.map((t) => [t, { schema: { type: 'string' } }])) };
+        continue;
+      }
       responses[status] = {
         description: spec.description,
         ...(spec.schema || problemLike ? { content: { [problemLike ? 'application/problem+json' : type]: { schema: spec.schema && !problemLike ? jsonSchema(spec.schema, 'output') : problemLike ? PROBLEM_REF : {} } } } : spec.contentType ? { content: { [type]: { schema: { type: 'string' } } } } : {}),

@@ -5,9 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
-import { ConfigError, KeybridgeError } from '../errors.ts';
-import { serviceProviderSchema } from '../saml-idp/saml-idp-config.ts';
-import { MetadataError, parseSpMetadata } from '../saml-idp/sp-metadata.ts';
+import { createServiceProvider } from '../management/saml-service-providers.ts';
 import { withStore } from './with-store.ts';
 
 export interface AddServiceProvider {
@@ -17,30 +15,11 @@ export interface AddServiceProvider {
   metadataUrl?: string;
 }
 
-/** Validates with the config schema and the metadata itself, then stores; errors name what is wrong. */
+/** Validates with the config schema and the metadata itself, then stores (src/management/saml-service-providers.ts, as the admin API does). */
 export async function addServiceProvider(store: Store, config: Config, input: AddServiceProvider, fetchMetadata: typeof fetch = fetch): Promise<{ warning?: string }> {
-  if (config.samlIdp.serviceProviders.some((sp) => sp.entityId === input.entityId)) {
-    throw new KeybridgeError('already_exists', `service provider "${input.entityId}" is defined in the config file; change it there`, { status: 409, expose: true });
-  }
-  const settings = { entityId: input.entityId, ...(input.name ? { name: input.name } : {}), ...(input.metadataXml !== undefined ? { metadataXml: input.metadataXml } : {}), ...(input.metadataUrl ? { metadataUrl: input.metadataUrl } : {}) };
-  const parsed = serviceProviderSchema.safeParse(settings);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })), 'the service provider');
-  let warning: string | undefined;
-  try {
-    if (input.metadataXml !== undefined) parseSpMetadata(input.metadataXml, input.entityId);
-    else if (input.metadataUrl) {
-      const res = await fetchMetadata(input.metadataUrl, { signal: AbortSignal.timeout(10_000) });
-      if (!res.ok) throw new MetadataError(`metadata URL answered HTTP ${res.status}`);
-      parseSpMetadata(await res.text(), input.entityId);
-    }
-  } catch (err) {
-    if (input.metadataXml !== undefined) throw new KeybridgeError('invalid_metadata', `the metadata cannot be used: ${(err as Error).message}`, { status: 400, expose: true });
-    // The SP may simply not be up yet: stored anyway, fetched again at its first sign-in.
-    warning = `the metadata URL cannot be used right now (${(err as Error).message}); Keybridge fetches it again when the application is first used`;
-  }
-  await store.transaction(async (tx) => {
-    await tx.samlServiceProviders.create({ entityId: input.entityId, settings });
-    await tx.audit.record({ type: 'saml.sp_added', details: { sp: input.entityId, via: 'cli' } });
+  const { warning } = await createServiceProvider(store, config, input, {
+    fetchMetadata,
+    inTransaction: (tx) => tx.audit.record({ type: 'saml.sp_added', details: { sp: input.entityId, via: 'cli' } }),
   });
   return { warning };
 }

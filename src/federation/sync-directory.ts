@@ -66,7 +66,7 @@ async function runImport(store: Store, connectorId: string, sync: DirectorySync,
 
   if (sync.listGroups) {
     const names = await sync.listGroups();
-    for (let i = 0; i < names.length; i += 500) await store.groups.ensure(names.slice(i, i + 500));
+    for (let i = 0; i < names.length; i += 500) await store.groups.ensure(names.slice(i, i + 500), connectorId);
     progress.groups = names.length;
   }
 

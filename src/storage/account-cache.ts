@@ -40,10 +40,14 @@ export function accountWrite(knex: Knex, userId?: string): void {
   if (trx.isTransaction) trx.executionPromise?.then(() => accountChanged(userId), () => accountChanged(userId));
 }
 
+// Groups include the ancestors of the user's groups (nested groups). UNION deduplicates the walk
+// (and stops it on a cycle); with group_parents empty the recursive step is one index probe.
 const FIND_ACCOUNT = {
   name: 'kb_account_find',
   text: `SELECT u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at,
-    (SELECT array_agg(DISTINCT g.name ORDER BY g.name) FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS groups
+    (WITH RECURSIVE up(id) AS (SELECT m.group_id FROM memberships m WHERE m.user_id = u.id
+       UNION SELECT gp.parent_id FROM group_parents gp JOIN up ON gp.group_id = up.id)
+     SELECT array_agg(g.name ORDER BY g.name) FROM up JOIN groups g ON g.id = up.id) AS groups
     FROM users u WHERE u.id = $1`,
 };
 

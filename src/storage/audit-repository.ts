@@ -72,7 +72,43 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** Filters of the admin API's audit search; newest first, below `beforeId`. */
+export interface AuditSearch {
+  /** An exact type, or a prefix ending in `.*` (`login.*`). */
+  type?: string;
+  outcome?: 'success' | 'failure';
+  userId?: string;
+  clientId?: string;
+  connectorId?: string;
+  ip?: string;
+  since?: Date;
+  /** Exclusive. */
+  until?: Date;
+  beforeId?: string;
+  limit: number;
+}
+
+/** Login counts per time bucket, connector and outcome (from the login.* events). */
+export interface LoginCount {
+  bucket: Date;
+  connectorId: string | null;
+  outcome: 'success' | 'failure';
+  count: number;
+}
+
+/** The audit event types of a login attempt's end (one per attempt). */
+export const LOGIN_EVENT_TYPES = ['login.success', 'login.failure', 'login.error', 'login.rejected', 'login.throttled'] as const;
+
 const EVENT_ID = /^\d{1,18}$/;
+
+function whereType(q: Knex.QueryBuilder, type: string | undefined): void {
+  if (type?.endsWith('.*')) {
+    const prefix = type.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+    q.where('type', 'like', `${prefix}%`);
+  } else if (type) {
+    q.where('type', type);
+  }
+}
 
 export class AuditRepository {
   readonly #knex: Knex;
@@ -86,12 +122,7 @@ export class AuditRepository {
   /** Events matching `filter`, oldest first. */
   async query(filter: AuditQuery = {}): Promise<AuditEvent[]> {
     const q = this.#knex<Row>('audit_events').limit(filter.limit ?? 50);
-    if (filter.type?.endsWith('.*')) {
-      const prefix = filter.type.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
-      q.where('type', 'like', `${prefix}%`);
-    } else if (filter.type) {
-      q.where('type', filter.type);
-    }
+    whereType(q, filter.type);
     if (filter.userId) q.where('user_id', filter.userId);
     if (filter.since) q.where('at', '>=', filter.since);
     if (filter.afterId !== undefined) {
@@ -99,6 +130,47 @@ export class AuditRepository {
       return (await q.where('id', '>', filter.afterId).orderBy('id', 'asc')).map(fromRow);
     }
     return (await q.orderBy('id', 'desc')).map(fromRow).reverse();
+  }
+
+  /** Events matching every given filter, newest first, below `beforeId` (the admin API's pages). */
+  async search(filter: AuditSearch): Promise<AuditEvent[]> {
+    const q = this.#knex<Row>('audit_events').orderBy('id', 'desc').limit(filter.limit);
+    whereType(q, filter.type);
+    if (filter.outcome) q.where('outcome', filter.outcome);
+    if (filter.userId) q.where('user_id', filter.userId);
+    if (filter.clientId) q.where('client_id', filter.clientId);
+    if (filter.connectorId) q.where('connector_id', filter.connectorId);
+    if (filter.ip) q.where('ip', filter.ip);
+    if (filter.since) q.where('at', '>=', filter.since);
+    if (filter.until) q.where('at', '<', filter.until);
+    if (filter.beforeId !== undefined) {
+      if (!EVENT_ID.test(filter.beforeId)) throw new InvalidInput('beforeId must be an audit event id');
+      q.where('id', '<', filter.beforeId);
+    }
+    return (await q).map(fromRow);
+  }
+
+  /** Login attempts per bucket (`hour` or `day`, UTC), connector and outcome, in [from, to). */
+  async loginCounts(from: Date, to: Date, bucket: 'hour' | 'day'): Promise<LoginCount[]> {
+    const { rows } = (await this.#knex.raw(
+      `SELECT to_char(date_trunc(?, at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS bucket, connector_id, outcome, count(*)::int AS count
+         FROM audit_events WHERE type IN (${LOGIN_EVENT_TYPES.map(() => '?').join(', ')}) AND at >= ? AND at < ?
+         GROUP BY 1, 2, 3 ORDER BY 1, 2 NULLS FIRST, 3`,
+      [bucket, ...LOGIN_EVENT_TYPES, from, to],
+    )) as { rows: Array<{ bucket: string; connector_id: string | null; outcome: 'success' | 'failure'; count: number }> };
+    // Buckets are UTC wall times written out with their zone, whatever the session's time zone.
+    return rows.map((r) => ({ bucket: new Date(r.bucket), connectorId: r.connector_id, outcome: r.outcome, count: Number(r.count) }));
+  }
+
+  /** Failed logins since `since` by reason (the event's `reason`, else its type), most frequent first. */
+  async loginFailureReasons(since: Date, limit: number): Promise<Array<{ reason: string; count: number }>> {
+    const { rows } = (await this.#knex.raw(
+      `SELECT coalesce(details->>'reason', type) AS reason, count(*)::int AS count FROM audit_events
+         WHERE type IN (${LOGIN_EVENT_TYPES.map(() => '?').join(', ')}) AND outcome = 'failure' AND at >= ?
+         GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?`,
+      [...LOGIN_EVENT_TYPES, since, limit],
+    )) as { rows: Array<{ reason: string; count: number }> };
+    return rows.map((r) => ({ reason: r.reason, count: Number(r.count) }));
   }
 
   /** Tells the listener after the insert, and only once the surrounding transactions commit. */

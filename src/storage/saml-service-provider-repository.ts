@@ -38,6 +38,19 @@ export class SamlServiceProviderRepository {
     return (await this.#knex<Row>('saml_service_providers').orderBy('entity_id')).map(fromRow);
   }
 
+  /** By entity ID in byte order (collation "C", the order JavaScript compares in), after `afterEntityId`. */
+  async page(options: { afterEntityId?: string; limit: number }): Promise<StoredServiceProvider[]> {
+    const query = this.#knex<Row>('saml_service_providers').orderByRaw('entity_id COLLATE "C"').limit(options.limit);
+    if (options.afterEntityId !== undefined) query.whereRaw('entity_id COLLATE "C" > ?', [options.afterEntityId]);
+    return (await query).map(fromRow);
+  }
+
+  /** The row, locked for update until the transaction ends (read-check-write of the admin API). */
+  async lock(entityId: string): Promise<StoredServiceProvider | null> {
+    const row = await this.#knex<Row>('saml_service_providers').where({ entity_id: entityId }).forUpdate().first();
+    return row ? fromRow(row) : null;
+  }
+
   async create(input: { entityId: string; settings: Record<string, unknown>; enabled?: boolean }): Promise<StoredServiceProvider> {
     const [row] = await uniquely(`SAML service provider "${input.entityId}"`, () =>
       this.#knex<Row>('saml_service_providers')

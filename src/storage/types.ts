@@ -58,7 +58,17 @@ export interface Group {
   id: string;
   name: string;
   description: string | null;
+  /** 'local' (managed here), 'config', or the connector that first asserted it (read-only in the admin API). */
+  source: string;
   createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One user's membership of one group, with every source that asserts it. */
+export interface GroupMember {
+  userId: string;
+  username: string;
+  sources: string[];
 }
 
 export interface StoredClient {

@@ -118,7 +118,10 @@ export class UserRepository {
       .where('u.id', id)
       .first(
         'u.*',
-        this.#knex.raw('(SELECT array_agg(DISTINCT g.name ORDER BY g.name) FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS groups'),
+        // The user's groups and their ancestors (nested groups), as the token hot path reads them.
+        this.#knex.raw(`(WITH RECURSIVE up(id) AS (SELECT m.group_id FROM memberships m WHERE m.user_id = u.id
+          UNION SELECT gp.parent_id FROM group_parents gp JOIN up ON gp.group_id = up.id)
+          SELECT array_agg(g.name ORDER BY g.name) FROM up JOIN groups g ON g.id = up.id) AS groups`),
       );
     return row ? { user: userFromRow(row), groups: row.groups ?? [] } : null;
   }

@@ -109,6 +109,7 @@ describe('directory import (ldap sync)', () => {
       assert.equal(c5?.managedBy, 'corp', 'the imported c5 got a free variant of the name');
       assert.equal((await store.users.findByUsername('c6'))?.email, null, 'an email held by someone else is not taken over');
       assert.ok(await store.groups.findByName('empty-team'), 'groups without members are imported too');
+      assert.equal((await store.groups.findByName('empty-team'))?.source, 'corp', 'imported groups belong to the connector (read-only in the admin API)');
 
       const c7 = (await store.users.findByUsername('c7'))!;
       assert.equal(c7.managedBy, 'corp');

@@ -9,6 +9,7 @@ import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { knexStatements, type SqlStatements } from '../../src/storage/pg-statements.ts';
 import { createAccountLookup } from '../../src/storage/account-cache.ts';
+import { GroupCycle } from '../../src/storage/group-repository.ts';
 
 /** `statements`: the store's hot-path SQL (prepared statements on PostgreSQL); default knex.raw. */
 export type Opened = { knex: Knex; serialize: boolean; statements?: SqlStatements; cleanup(): Promise<void> } | { skip: string };
@@ -141,6 +142,72 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.groups.findByName('nope'), null);
       const [g1, g2] = await Promise.all([store.groups.ensure(['race']), new Store(store.knex).groups.ensure(['race'])]);
       assert.equal(g1[0].id, g2[0].id);
+    });
+
+    test('groups: source, paging, members by id, nesting with ancestors in every group lookup and cycles refused', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'nell' });
+      const other = await store.users.create({ username: 'otto' });
+      const [upstream] = await store.groups.ensure(['nest-ldap'], 'corp-ldap');
+      assert.equal(upstream.source, 'corp-ldap');
+      assert.equal((await store.groups.ensure(['nest-ldap'], 'local'))[0].source, 'corp-ldap', 'the first source keeps it');
+      const child = await store.groups.create('nest-child', 'd');
+      const parent = await store.groups.create('nest-parent');
+      const top = await store.groups.create('nest-top');
+      assert.equal(child.source, 'local');
+      assert.equal((await store.groups.findById(child.id))?.name, 'nest-child');
+      assert.equal(await store.groups.findById('nope'), null);
+      assert.deepEqual((await store.groups.page({ q: 'nest-', limit: 2 })).map((g) => g.name), ['nest-child', 'nest-ldap']);
+      assert.deepEqual((await store.groups.page({ q: 'nest-', afterName: 'nest-ldap', limit: 5 })).map((g) => g.name), ['nest-parent', 'nest-top']);
+      assert.equal((await store.groups.update(child.id, { description: 'e' }))?.description, 'e');
+      assert.equal(await store.groups.update('nope', { description: 'e' }), null);
+
+      assert.equal(await store.groups.setMember(child.id, u.id, true), true);
+      assert.equal(await store.groups.setMember(child.id, u.id, true), false);
+      await store.groups.setMember(child.id, u.id, true, 'corp-ldap');
+      await store.groups.setMember(child.id, other.id, true);
+      assert.deepEqual(await store.groups.membershipSources(child.id, u.id), ['corp-ldap', 'local']);
+      assert.deepEqual(await store.groups.sourcesIn(child.id), ['corp-ldap', 'local']);
+      assert.deepEqual(await store.groups.sourcesIn(top.id), []);
+      assert.deepEqual((await store.groups.members(child.id, { limit: 1 })).map((m) => [m.username, m.sources]), [['nell', ['corp-ldap', 'local']]]);
+      assert.deepEqual((await store.groups.members(child.id, { after: ['nell', u.id], limit: 5 })).map((m) => m.username), ['otto']);
+
+      assert.equal(await store.groups.nest(child.id, parent.id), true);
+      assert.equal(await store.groups.nest(child.id, parent.id), false);
+      assert.equal(await store.groups.nest(parent.id, top.id), true);
+      const expected = ['nest-child', 'nest-parent', 'nest-top'];
+      assert.deepEqual(await store.groups.groupsOf(u.id), expected);
+      assert.deepEqual((await store.users.findWithGroups(u.id))?.groups, expected);
+      const accounts = createAccountLookup((opened as { statements?: SqlStatements }).statements ?? knexStatements(store.knex), 0);
+      assert.deepEqual((await accounts(u.id))?.groups, expected, 'the hot-path statement includes ancestors');
+      const { parents, children } = await store.groups.neighbours(parent.id);
+      assert.deepEqual([parents.map((g) => g.name), children.map((g) => g.name)], [['nest-top'], ['nest-child']]);
+      await assert.rejects(store.groups.nest(top.id, child.id), (err: Error) => err instanceof GroupCycle && err.path.map((g) => g.name).join('>') === 'nest-top>nest-child>nest-parent>nest-top');
+      await assert.rejects(store.groups.nest(top.id, top.id), GroupCycle);
+      assert.equal(await store.groups.unnest(parent.id, top.id), true);
+      assert.equal(await store.groups.unnest(parent.id, top.id), false);
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['nest-child', 'nest-parent']);
+      assert.equal(await store.groups.setMember(child.id, u.id, false), true);
+      assert.deepEqual(await store.groups.membershipSources(child.id, u.id), ['corp-ldap']);
+      // A ladder of diamonds (2^24 paths from its foot to its head, 96 edges): the cycle check
+      // costs the edges, not the paths.
+      let foot = await store.groups.create('ladder-0');
+      const bottom = foot;
+      for (let level = 1; level <= 24; level++) {
+        const [left, right, head] = await Promise.all(['l', 'r', 'h'].map((side) => store.groups.create(`ladder-${level}-${side}`)));
+        for (const side of [left, right]) {
+          await store.groups.nest(foot.id, side.id);
+          await store.groups.nest(side.id, head.id);
+        }
+        foot = head;
+      }
+      const started = Date.now();
+      await assert.rejects(store.groups.nest(foot.id, bottom.id), (err: Error) => err instanceof GroupCycle && err.path.length === 50);
+      assert.ok(Date.now() - started < 5_000, `the check took ${Date.now() - started} ms`);
+      // Deleting a group removes its nesting rows too.
+      await store.groups.delete(parent.id);
+      assert.equal((await store.knex('group_parents').where({ group_id: child.id })).length, 0);
+      assert.deepEqual(await store.groups.groupsOf(u.id), ['nest-child']);
     });
 
     test('federated identities: unique per (connector, subject)', async (t) => {
@@ -367,6 +434,63 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal((await store.audit.list({ userId: 'u-1' })).length, 1);
       assert.deepEqual((await store.audit.list({ beforeId: latest[0].id, limit: 1 }))[0].type, 'test.one');
       await assert.rejects(store.audit.list({ beforeId: "1; DROP TABLE users" }), InvalidInput);
+    });
+
+    test('audit search (every filter, below an id) and login counts per bucket', async (t) => {
+      if (!ready(t)) return;
+      const at = Date.parse('2025-05-05T10:00:00Z');
+      const row = (minutes: number, type: string, extra: Record<string, unknown> = {}) => ({ at: new Date(at + minutes * 60_000), type, outcome: type === 'login.success' || type === 'srch.ok' ? 'success' : 'failure', details: '{}', ...extra });
+      await store.knex('audit_events').insert([
+        row(0, 'srch.ok', { user_id: 'su', client_id: 'sc', connector_id: 'sk', ip: '192.0.2.1' }),
+        row(1, 'srch.bad', { client_id: 'sc' }),
+        row(2, 'srch_x.ok'),
+        row(0, 'login.success', { connector_id: 'sk' }),
+        row(30, 'login.success', { connector_id: 'sk' }),
+        row(61, 'login.failure', { connector_id: 'sk', details: JSON.stringify({ reason: 'invalid_credentials' }) }),
+        row(62, 'login.throttled'),
+        row(60 * 24, 'login.success', { connector_id: 'sk' }),
+      ]);
+      const types = async (filter: Partial<Parameters<typeof store.audit.search>[0]>) => (await store.audit.search({ limit: 10, ...filter })).map((e) => e.type);
+      assert.deepEqual(await types({ type: 'srch.*' }), ['srch.bad', 'srch.ok'], 'newest first; _ in a prefix is literal');
+      assert.deepEqual(await types({ type: 'srch.*', outcome: 'success' }), ['srch.ok']);
+      assert.deepEqual(await types({ clientId: 'sc' }), ['srch.bad', 'srch.ok']);
+      assert.deepEqual(await types({ userId: 'su', connectorId: 'sk', ip: '192.0.2.1' }), ['srch.ok']);
+      assert.deepEqual(await types({ type: 'srch.*', since: new Date(at + 60_000), until: new Date(at + 120_000) }), ['srch.bad']);
+      const [newest] = await store.audit.search({ type: 'srch.*', limit: 1 });
+      assert.deepEqual(await types({ type: 'srch.*', beforeId: newest.id }), ['srch.ok']);
+      await assert.rejects(store.audit.search({ beforeId: 'x', limit: 1 }), InvalidInput);
+
+      const hours = await store.audit.loginCounts(new Date(at), new Date(at + 2 * 3_600_000), 'hour');
+      assert.deepEqual(hours.map((h) => [h.bucket.toISOString(), h.connectorId, h.outcome, h.count]), [
+        ['2025-05-05T10:00:00.000Z', 'sk', 'success', 2],
+        ['2025-05-05T11:00:00.000Z', null, 'failure', 1],
+        ['2025-05-05T11:00:00.000Z', 'sk', 'failure', 1],
+      ]);
+      const days = await store.audit.loginCounts(new Date(at), new Date(at + 2 * 86_400_000), 'day');
+      assert.deepEqual(days.map((d) => [d.bucket.toISOString().slice(0, 10), d.connectorId, d.outcome, d.count]), [
+        ['2025-05-05', null, 'failure', 1],
+        ['2025-05-05', 'sk', 'failure', 1],
+        ['2025-05-05', 'sk', 'success', 2],
+        ['2025-05-06', 'sk', 'success', 1],
+      ]);
+      const reasons = await store.audit.loginFailureReasons(new Date(at), 5);
+      assert.deepEqual(reasons.filter((r) => ['invalid_credentials', 'login.throttled'].includes(r.reason)), [
+        { reason: 'invalid_credentials', count: 1 },
+        { reason: 'login.throttled', count: 1 },
+      ]);
+    });
+
+    test('SAML service providers: pages in byte order, lock for update', async (t) => {
+      if (!ready(t)) return;
+      for (const id of ['https://b.example/sp', 'https://B.example/sp', 'https://a.example/sp']) await store.samlServiceProviders.create({ entityId: id, settings: {} });
+      const page = await store.samlServiceProviders.page({ limit: 2 });
+      assert.deepEqual(page.map((r) => r.entityId), ['https://B.example/sp', 'https://a.example/sp'], 'upper case before lower case, whatever the collation');
+      assert.deepEqual((await store.samlServiceProviders.page({ afterEntityId: 'https://a.example/sp', limit: 5 })).map((r) => r.entityId), ['https://b.example/sp']);
+      await store.transaction(async (tx) => {
+        assert.equal((await tx.samlServiceProviders.lock('https://a.example/sp'))?.entityId, 'https://a.example/sp');
+        assert.equal(await tx.samlServiceProviders.lock('https://none.example/sp'), null);
+      });
+      for (const id of ['https://b.example/sp', 'https://B.example/sp', 'https://a.example/sp']) await store.samlServiceProviders.delete(id);
     });
 
     test('federated identities: stored upstream tokens and upstream checks', async (t) => {

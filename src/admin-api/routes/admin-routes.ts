@@ -10,6 +10,10 @@ import { userService } from '../../management/users.ts';
 import { clientRoutes } from './client-routes.ts';
 import { ClientService } from '../../management/clients.ts';
 import { brokerScopes } from '../../oidc/create-provider.ts';
+import { groupRoutes } from './group-routes.ts';
+import { auditRoutes } from './audit-routes.ts';
+import { statsRoutes } from './stats-routes.ts';
+import { samlServiceProviderRoutes } from './saml-service-provider-routes.ts';
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -29,7 +33,11 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
   const clients = new ClientService({ config: deps.config, store: deps.store, internalClients: deps.internalClients, defaultScopes: brokerScopes(deps.config), validateMetadata: deps.validateClientMetadata });
   return [
     ...userRoutes({ users: userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger }) }),
+    ...groupRoutes({ store: deps.store }),
     ...clientRoutes(clients),
+    ...samlServiceProviderRoutes({ config: deps.config, store: deps.store }),
+    ...auditRoutes({ store: deps.store }),
+    ...statsRoutes({ store: deps.store }),
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
   ];
 }
