@@ -6,6 +6,7 @@ import * as m0003 from './0003-upstream-tokens.ts';
 import * as m0004 from './0004-saml.ts';
 import * as m0005 from './0005-rate-limits.ts';
 import * as m0006 from './0006-username-keys.ts';
+import * as m0009 from './0009-connector-admin.ts';
 
 export interface Migration {
   name: string;
@@ -13,4 +14,4 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0009];
