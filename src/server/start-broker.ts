@@ -24,7 +24,6 @@ import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
 import { createProvider } from '../oidc/create-provider.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
 import { createLoginSessionLookup } from '../oidc/login-sessions.ts';
-import { TokenCipher } from '../accounts/token-cipher.ts';
 import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
 import { createRefreshCheck } from '../oidc/refresh-check.ts';
 import { PageRenderer } from '../http/page-renderer.ts';
@@ -48,7 +47,9 @@ import { KEYBRIDGE_VERSION } from '../version.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
-import { configConnectorEntries, databaseConnectorEntries } from './connector-entries.ts';
+import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from './connector-entries.ts';
+import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-changes.ts';
+import { ConnectorService } from '../management/connectors.ts';
 
 export interface Broker {
   /** Where this instance listens (may differ from the issuer behind a proxy). */
@@ -77,6 +78,10 @@ export interface StartOptions {
   syncFirstRunMs?: number;
   /** Connector plugins handed over in code (embedding Keybridge, tests). */
   plugins?: ReadonlyMap<string, ConnectorPlugin>;
+  /** How often to look for connectors changed in the database (default 1 s). */
+  connectorPollMs?: number;
+  /** How long a replaced connector instance lives on for logins in flight (default 60 s). */
+  connectorGraceMs?: number;
 }
 
 export async function startBroker(config: Config, options: StartOptions = {}): Promise<Broker> {
@@ -90,6 +95,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   let registry: ConnectorRegistry | undefined;
   let metricsServer: MetricsServer | undefined;
   let limits: RateLimits | undefined;
+  let connectorWatch: ConnectorWatch | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
@@ -106,8 +112,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     }
 
     await seedStaticUsers(store, config.users);
-    const dbEntries = await databaseConnectorEntries(database.knex, new Set(config.connectors.map((c) => c.id)));
-    registry = await ConnectorRegistry.open([...configConnectorEntries(config), ...dbEntries], {
+    const tokenCipher = configuredTokenCipher(config);
+    const configEntries = configConnectorEntries(config);
+    const configIds = new Set(config.connectors.map((c) => c.id));
+    const dbEntries = await databaseConnectorEntries(database.knex, configIds, tokenCipher);
+    registry = await ConnectorRegistry.open([...configEntries, ...dbEntries], {
       logger,
       localAccounts: createLocalAccounts(store),
       issuer: config.issuer,
@@ -124,7 +133,6 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
 
     const logins = createLoginSessionLookup(store.loginSessions);
-    const tokenCipher = config.secrets.tokenKeys ? new TokenCipher(config.secrets.tokenKeys) : null;
     // Which scope releases each mapped claim, for access tokens.
     const claimScopes = new Map<string, string>();
     for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
@@ -138,6 +146,17 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         throw new ConfigError([{ path: `connectors.${c.id}`, message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
       }
     }
+    // Stored connectors changed on any instance are reloaded here without a restart.
+    const reloadConnectors = async () => {
+      const entries = [...configEntries, ...(await databaseConnectorEntries(database.knex, configIds, tokenCipher))];
+      const changes = await connectors.apply(entries, { graceMs: options.connectorGraceMs });
+      for (const f of changes.failed) logger.error({ connector: { id: f.id } }, `stored connector cannot run: ${f.message}`);
+      if (changes.added.length || changes.replaced.length || changes.removed.length) {
+        metrics?.setConnectors(connectors.list().map((c) => c.id));
+        logger.info({ added: changes.added, replaced: changes.replaced, removed: changes.removed }, 'connectors reloaded');
+      }
+    };
+    const connectorService = new ConnectorService({ config, store, cipher: tokenCipher, logger, registry: () => connectors, plugins: options.plugins, afterChange: async () => connectorWatch?.check() });
     const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements });
     const upstreamAttempts = new adapter('UpstreamLogin');
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
@@ -204,7 +223,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys() }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), connectors: connectorService }) }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });
@@ -259,6 +278,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     });
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
+    connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
+    const watch = connectorWatch;
 
     logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now()), startBrokerMs: Math.round(performance.now() - started) }, 'keybridge ready');
 
@@ -276,7 +297,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       close() {
         closing ??= (async () => {
           for (const t of timers) clearInterval(t);
+          await watch.stop();
           await syncs.stop();
+          await connectorService.close();
           await new Promise<void>((resolve) => {
             srv.close(() => resolve());
             srv.closeIdleConnections();
@@ -293,6 +316,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     };
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await connectorWatch?.stop();
     server?.close();
     await metricsServer?.close();
     await registry?.close();
