@@ -189,9 +189,12 @@ for (const store of stores) {
       assert.deepEqual(cipher.open((await row('upd')).secrets, connectorSecretsBinding('upd')), { clientSecret: 'a-new-secret-9999' });
       const events: any[] = await broker.store.audit.query({ type: 'admin.connector.update', limit: 5 });
       assert.equal(events.length, 2, 'one event per change, none for refused ones');
-      assert.deepEqual(events[0].details.secretsChanged, ['clientSecret']);
+      // Oldest first: the rename (secret kept), then the new secret.
+      assert.deepEqual(events[0].details.details.secretsChanged, []);
+      assert.deepEqual(events[1].details.details.secretsChanged, ['clientSecret']);
+      assert.equal(events[1].connectorId, 'upd');
       assert.ok(!JSON.stringify(events).includes('a-new-secret-9999') && !JSON.stringify(events).includes(SECRET));
-      assert.ok(events.some((e) => e.details.changes?.name?.after === 'Renamed' || JSON.stringify(e.details).includes('Renamed')), 'the changed field is in the audit entry');
+      assert.deepEqual(events[0].details.changes.name, { before: 'upd', after: 'Renamed' }, 'the changed field is in the audit entry');
     });
 
     test('two concurrent updates with the same If-Match: one wins, the other gets 412', async (t) => {
@@ -228,7 +231,8 @@ for (const store of stores) {
       assert.equal((await api.post('/connectors/missing/test')).status, 404);
       assert.equal((await api.post('/connectors/missing/disable')).status, 404);
       const [deleted]: any[] = await broker.store.audit.query({ type: 'admin.connector.delete', limit: 1 });
-      assert.equal(deleted.details.target?.id ?? deleted.details.targetId ?? 'toggle', 'toggle');
+      assert.equal(deleted.connectorId, 'toggle');
+      assert.equal(deleted.details.changes.enabled.before, true);
     });
 
     test('pagination: cursor and limit (max 200)', async (t) => {
