@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail | connectors
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -10,6 +10,7 @@ import { runSync } from './sync-command.ts';
 import { runLinks } from './links-command.ts';
 import { runSamlSp } from './saml-sp-command.ts';
 import { runAudit } from './audit-command.ts';
+import { runConnectors } from './connectors-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys, signingKeyGrace } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
@@ -22,6 +23,9 @@ Commands:
   migrate                    apply database migrations and exit
   check-config               validate the configuration (and stored connectors) and exit
   keys rotate                activate new signing keys; old ones stay published until their tokens expire
+  connectors list [--json]   list connectors (config file and database); secrets are never shown
+  connectors test <id> [--json]
+                             test a connector against its upstream (exit 1 when a step fails)
   ldap sync <connector>      import a directory connector's users and groups now (alias: sync <connector>)
   users add <username>       create a local user
       --email <email> --name <name> --group <group> (repeatable)
@@ -105,6 +109,8 @@ async function main(argv: string[]): Promise<number> {
       return runSamlSp(config, sub, { entityId: values['entity-id'], metadataFile: values['metadata-file'], metadataUrl: values['metadata-url'], name: values.name, target: arg });
     case 'sync':
       return runSync(config, sub);
+    case 'connectors':
+      return runConnectors(config, sub, arg, { json: values.json });
     case 'users':
       if ((sub === 'links' || sub === 'unlink') && arg) return runLinks(config, sub, arg, arg2);
       if (sub !== 'add' || !arg) break;
