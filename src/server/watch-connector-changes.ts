@@ -1,7 +1,7 @@
 // Tells this instance when the stored connectors changed (on any instance), so it reloads them
-// without a restart. Today a tiny poll of the connectors table (row count and newest
-// updated_at, one indexless aggregate over a table of tens of rows) every second; the change
-// feed (LISTEN/NOTIFY) can replace the poll behind this same function.
+// without a restart. Today a tiny poll of the connectors table (row count and a digest of ids
+// and updated_at, one aggregate over a table of tens of rows) every second; the change feed
+// (LISTEN/NOTIFY) can replace the poll behind this same function.
 import type { Logger } from 'pino';
 import type { ConnectorRepository } from '../storage/connector-repository.ts';
 

@@ -121,13 +121,17 @@ export class ConnectorRepository {
   }
 
   /**
-   * A cheap fingerprint of the whole table: any insert, update (updated_at moves) or delete
-   * (count drops) changes it. Instances poll it to reload connectors.
+   * A fingerprint of the whole table (row count and a digest of every id with its updated_at to
+   * the microsecond): any insert, update or delete changes it, including a write whose
+   * transaction started before a newer one committed (which a max(updated_at) would miss).
+   * Instances poll it to reload connectors; the table holds tens of rows.
    */
   async changeStamp(): Promise<string> {
-    const row = (await this.#knex('connectors').count<{ n: string | number }[]>({ n: '*' }).max({ latest: 'updated_at' }).first()) as { n: string | number; latest: Date | string | null } | undefined;
-    const latest = row?.latest ? date(row.latest).getTime() : 0;
-    return `${Number(row?.n ?? 0)}:${latest}`;
+    const result = await this.#knex.raw(
+      "SELECT count(*)::int AS n, md5(coalesce(string_agg(id || '@' || (extract(epoch FROM updated_at) * 1000000)::bigint::text, ',' ORDER BY id), '')) AS digest FROM connectors",
+    );
+    const row = (result.rows ?? result)[0] as { n: number; digest: string };
+    return `${row.n}:${row.digest}`;
   }
 
   async startSync(id: string, connectorId: string, progress: Record<string, unknown>): Promise<ConnectorSync> {
