@@ -147,12 +147,14 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       }
     }
     // Stored connectors changed on any instance are reloaded here without a restart.
+    let rescheduleSyncs = () => {};
     const reloadConnectors = async () => {
       const entries = [...configEntries, ...(await databaseConnectorEntries(database.knex, configIds, tokenCipher))];
       const changes = await connectors.apply(entries, { graceMs: options.connectorGraceMs });
       for (const f of changes.failed) logger.error({ connector: { id: f.id } }, `stored connector cannot run: ${f.message}`);
       if (changes.added.length || changes.replaced.length || changes.removed.length) {
         metrics?.setConnectors(connectors.list().map((c) => c.id));
+        rescheduleSyncs();
         logger.info({ added: changes.added, replaced: changes.replaced, removed: changes.removed }, 'connectors reloaded');
       }
     };
@@ -278,6 +280,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     });
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
+    rescheduleSyncs = () => syncs.refresh();
     connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
     const watch = connectorWatch;
 

@@ -39,7 +39,7 @@ describe('an LDAP connector managed through the admin API, against a real slapd'
       bindPassword: ldap.servicePassword,
       users: { baseDn: `ou=people,${ldap.baseDn}` },
     };
-    broker = await startTestBroker({ config: { secrets: { tokenKeys: [TOKEN_KEY] }, clients: [adminClientConfig('ops'), RP_CLIENT] } });
+    broker = await startTestBroker({ syncFirstRunMs: 300, config: { secrets: { tokenKeys: [TOKEN_KEY] }, clients: [adminClientConfig('ops'), RP_CLIENT] } });
     api = new AdminApiClient(broker.issuer, await clientToken(broker.issuer, 'ops', 'admin:read admin:write'));
   });
   after(async () => {
@@ -109,6 +109,14 @@ describe('an LDAP connector managed through the admin API, against a real slapd'
     const refused = await api.post('/connectors/corp/sync');
     assert.equal(refused.status, 409);
     assert.equal(refused.body.code, 'connector_not_running');
+  });
+
+  test('a connector created with a sync interval is imported on schedule without a restart', async (t) => {
+    if (!ldap) return skipLoudly(t, skipReason);
+    const created = await api.post('/connectors', { id: 'corp-scheduled', type: 'ldap', config: { ...directory, sync: { intervalMinutes: 60 } } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await within(10_000, async () => (await broker.store.audit.query({ type: 'sync.completed', limit: 20 })).some((e: { connectorId: string | null }) => e.connectorId === 'corp-scheduled'), 'the scheduled import ran');
+    assert.equal((await api.delete('/connectors/corp-scheduled')).status, 204);
   });
 });
 
