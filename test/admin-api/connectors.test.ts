@@ -281,6 +281,32 @@ for (const store of stores) {
       assert.equal(local.body.supported, false);
     });
 
+    test('hostile input: no 500 for anonymous callers, odd ids, over-long values, wrong JSON shapes', async (t) => {
+      if (!live(t)) return;
+      const paths = ['/connectors', '/connectors/acme', '/connectors/acme/test', '/connectors/acme/sync', '/connectors/acme/disable', '/connectors/a%2Fb'];
+      for (const path of paths) {
+        for (const method of ['GET', 'POST', 'PATCH', 'DELETE']) {
+          const res = await api.request(method, path, { token: null, body: method === 'GET' || method === 'DELETE' ? undefined : { id: 'x' } });
+          assert.equal(res.status, 401, `${method} ${path} anonymous`);
+        }
+      }
+      assert.equal((await api.get(`/connectors/${'x'.repeat(5000)}`)).status, 400, 'an over-long id is refused at params.id');
+      assert.equal((await api.delete('/connectors/..%2F..%2Fkeys')).status, 404);
+      assert.equal((await api.post('/connectors/%2E%2E/disable')).status, 404);
+      const huge = await api.post('/connectors', { id: 'huge', type: 'oauth2', config: oauth2Config(upstreamBase, { clientId: 'c'.repeat(512 * 1024) }) });
+      assert.equal(huge.status, 413, 'over admin.bodyLimit');
+      const array = await api.post('/connectors', [{ id: 'arr' }]);
+      assert.equal(array.status, 400);
+      const configArray = await api.post('/connectors', { id: 'arr', type: 'oauth2', config: ['not', 'an', 'object'] });
+      assert.equal(configArray.status, 400);
+      assert.equal(configArray.body.errors[0].path, 'body.config');
+      const deep = await api.post('/connectors', { id: 'deep', type: 'ldap', config: { url: 'ldap://127.0.0.1:9', users: { baseDn: 'x'.repeat(100_000) } } });
+      assert.equal(deep.status, 400);
+      assert.ok(deep.body.errors.some((e: { path: string }) => e.path.startsWith('body.config.users')), JSON.stringify(deep.body.errors));
+      assert.equal(await row('huge'), undefined);
+      assert.equal(await row('deep'), undefined);
+    });
+
     test('sync: refused for connectors that cannot list users or are disabled; no import yet is 404', async (t) => {
       if (!live(t)) return;
       const notDirectory = await api.post('/connectors/gh/sync');
