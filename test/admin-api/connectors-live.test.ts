@@ -14,6 +14,7 @@ import { startOpenLdap, type OpenLdapServer } from '../helpers/openldap.ts';
 import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
 import { offeredConnectors, RP_CLIENT, RP_REDIRECT, within } from '../helpers/login-page-connectors.ts';
 import { freePort } from '../helpers/free-port.ts';
+import { startFakeGitHub, type FakeGitHub } from '../helpers/fake-oauth-providers.ts';
 
 const TOKEN_KEY = 'connector-live-token-key-0123456789abcdef';
 
@@ -166,5 +167,48 @@ describe('two instances on one PostgreSQL follow each other\'s connector changes
     await within(2000, async () => (await offeredConnectors(b.issuer)).includes('shared'), 'B offers it again');
     assert.equal((await api.delete('/connectors/shared')).status, 204);
     await within(2000, async () => !(await offeredConnectors(b.issuer)).includes('shared'), 'B drops the connector deleted on A');
+  });
+});
+
+describe('a redirect login under way when its connector is changed through the API', () => {
+  let broker: TestBroker;
+  let github: FakeGitHub;
+  let api: AdminApiClient;
+
+  before(async () => {
+    github = await startFakeGitHub({ clientId: 'gh-client', clientSecret: 'gh-secret-0123456789', users: [{ id: 7, login: 'octo', name: 'Octo', email: null, emails: [{ email: 'octo@example.org', primary: true, verified: true }] }] });
+    broker = await startTestBroker({ config: { secrets: { tokenKeys: [TOKEN_KEY] }, clients: [adminClientConfig('ops'), RP_CLIENT] } });
+    api = new AdminApiClient(broker.issuer, await clientToken(broker.issuer, 'ops', 'admin:read admin:write'));
+  });
+  after(async () => {
+    await broker?.close();
+    await github?.close();
+  });
+
+  test('started on the old instance, finished after the swap: the person gets their tokens', async () => {
+    const created = await api.post('/connectors', { id: 'gh-db', type: 'oauth2', name: 'GitHub', config: { preset: 'github', clientId: 'gh-client', clientSecret: 'gh-secret-0123456789', baseUrl: github.url, apiUrl: github.apiUrl } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const rp = await oidc.discovery(new URL(broker.issuer), RP_CLIENT.id, RP_CLIENT.secret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP_REDIRECT, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
+    const browser = new Browser(broker.issuer);
+    const login = await browser.go(url.href);
+    const away = await browser.submit(login, '/connector/gh-db');
+    assert.ok(away.url.startsWith(github.url), `sent to GitHub: ${away.url}`);
+
+    // While the person is at GitHub, an administrator changes the connector: a new instance runs.
+    const changed = await api.patch('/connectors/gh-db', { name: 'GitHub (company)', config: { preset: 'github', clientId: 'gh-client', baseUrl: github.url, apiUrl: github.apiUrl, scopes: ['read:user', 'user:email'] } });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    await within(2000, async () => {
+      const fresh = new Browser(broker.issuer);
+      return (await fresh.go(url.href)).html.includes('Continue with GitHub (company)');
+    }, 'the new version is running');
+
+    github.signInAs('octo');
+    const res = await fetch(away.url, { redirect: 'manual' });
+    const back = await browser.go(res.headers.get('location')!);
+    assert.ok(back.url.startsWith(RP_REDIRECT), `expected to be back at the app, got ${back.status} ${back.url}: ${back.html.slice(0, 300)}`);
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(back.url), { pkceCodeVerifier: verifier, expectedState: 'st' });
+    assert.equal(tokens.claims()!.idp, 'gh-db');
   });
 });
