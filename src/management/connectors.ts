@@ -195,6 +195,32 @@ export class ConnectorService {
     if (!parsed.success) throw invalid(parsed.error.issues.map((i) => ({ path: pathOf('body.config', i.path), message: i.message })), 'The connector config is not valid.');
   }
 
+  /**
+   * Starts the connector once, the way every instance will (create() contacts no upstream): a
+   * connector that cannot start (an unreadable CA file) or that accepts upstream-initiated logins
+   * for a client without an initiateLoginUri would fail on every instance, so it is refused now.
+   */
+  async #trialStart(id: string, type: string, config: Record<string, unknown>): Promise<void> {
+    const origin = 'body';
+    let registry: ConnectorRegistry;
+    try {
+      registry = await ConnectorRegistry.open([{ id, type, name: id, enabled: true, config, origin }], { logger: this.#deps.logger, localAccounts: createLocalAccounts(this.#deps.store), issuer: this.#deps.config.issuer, plugins: this.#deps.plugins });
+    } catch (err) {
+      const issues = (err as { issues?: FieldError[] }).issues;
+      if (!issues) throw err;
+      throw invalid(issues.map((i) => ({ path: i.path, message: i.message })), 'The connector cannot start.');
+    }
+    try {
+      const connector = registry.get(id)?.connector;
+      const client = connector?.kind === 'redirect' ? connector.unsolicited?.client : undefined;
+      if (client && !this.#deps.config.clients.some((c) => c.id === client && c.initiateLoginUri)) {
+        throw invalid([{ path: 'body.config', message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
+      }
+    } finally {
+      await registry.close();
+    }
+  }
+
   /** The secrets sealed for storage; refused without secrets.tokenKeys (never stored in clear). */
   #seal(id: string, secrets: Record<string, unknown>): string | null {
     const names = Object.keys(secrets);
@@ -211,6 +237,7 @@ export class ConnectorService {
     const config = input.config ?? {};
     this.#checkConfig(plugin, config);
     const policy = this.#policy(input.policy, 'body.policy');
+    await this.#trialStart(input.id, input.type, config);
     const split = splitSecrets(config, plugin.secretFields ?? []);
     const row = await this.#deps.store.connectors.insert({
       id: input.id,
@@ -249,7 +276,9 @@ export class ConnectorService {
         }
         const previous = storedSecrets(row, this.#deps.cipher);
         secretsChanged = [...new Set([...Object.keys(previous), ...Object.keys(secrets)])].filter((k) => JSON.stringify(previous[k]) !== JSON.stringify(secrets[k]));
-        this.#checkConfig(plugin, mergeSecrets(given.config, secrets));
+        const merged = mergeSecrets(given.config, secrets);
+        this.#checkConfig(plugin, merged);
+        await this.#trialStart(id, row.type, merged);
         fields.config = given.config;
         fields.secrets = this.#seal(id, secrets);
       }

@@ -137,6 +137,10 @@ for (const store of stores) {
       const badPolicy = await api.post('/connectors', { id: 'u1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { linking: { firstLogin: 'link-verified-email' } } });
       assert.equal(badPolicy.status, 400);
       assert.equal(badPolicy.body.errors[0].path, 'body.policy.linking.trustEmail');
+      const cannotStart = await api.post('/connectors', { id: 'u1', type: 'ldap', config: { url: 'ldaps://127.0.0.1:9', tls: { caFile: '/nonexistent/ca.pem' }, users: { baseDn: 'ou=people,dc=example,dc=org' } } });
+      assert.equal(cannotStart.status, 400, 'a connector that cannot start is refused before it reaches any instance');
+      assert.equal(cannotStart.body.errors[0].path, 'body.config');
+      assert.match(cannotStart.body.errors[0].message, /caFile/);
       assert.equal(await row('u1'), undefined, 'nothing stored by a refused create');
 
       const created = await api.post('/connectors', { id: 'acme', type: 'oauth2', name: 'Acme', config: oauth2Config(upstreamBase) });
