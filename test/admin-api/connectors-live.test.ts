@@ -66,10 +66,12 @@ describe('an LDAP connector managed through the admin API, against a real slapd'
     await within(2000, async () => (await offeredConnectors(broker.issuer)).includes('corp'), 'the login page offers corp');
     const rp = await oidc.discovery(new URL(broker.issuer), RP_CLIENT.id, RP_CLIENT.secret, undefined, { execute: [oidc.allowInsecureRequests] });
     const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP_REDIRECT, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP_REDIRECT, scope: 'openid profile offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
     const callback = await signIn(new Browser(broker.issuer), url.href, { username: 'alice', password: 'alicepass', connector: 'corp' });
     const tokens = await oidc.authorizationCodeGrant(rp, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'st' });
     assert.equal(tokens.claims()!.idp, 'corp');
+    assert.ok(tokens.refresh_token, 'a refresh token');
+    const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
 
     // Import: one at a time across instances (the scheduler's lease), progress readable.
     assert.equal((await api.get('/connectors/corp/sync')).status, 404);
@@ -104,9 +106,18 @@ describe('an LDAP connector managed through the admin API, against a real slapd'
     assert.equal(failing.field, 'config.bindDn');
     assert.ok(!failed.text.includes(ldap.servicePassword));
 
+    // Fixed again without sending the password (the stored one is kept): refresh re-checks the directory and works.
+    const fixed = await api.patch('/connectors/corp', { config: { ...directory, bindPassword: undefined } });
+    assert.equal(fixed.status, 200);
+    assert.equal((await api.post('/connectors/corp/test')).body.ok, true);
+    const again = await oidc.refreshTokenGrant(rp, refreshed.refresh_token ?? tokens.refresh_token!);
+    assert.ok(again.access_token);
+
     const disabled = await api.post('/connectors/corp/disable');
     assert.equal(disabled.status, 200);
     await within(2000, async () => !(await offeredConnectors(broker.issuer)).includes('corp'), 'the login page stops offering corp');
+    // Its identities may no longer refresh (the refresh check asks the running registry).
+    await assert.rejects(oidc.refreshTokenGrant(rp, again.refresh_token ?? refreshed.refresh_token ?? tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
     const refused = await api.post('/connectors/corp/sync');
     assert.equal(refused.status, 409);
     assert.equal(refused.body.code, 'connector_not_running');
