@@ -115,6 +115,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const tokenCipher = configuredTokenCipher(config);
     const configEntries = configConnectorEntries(config);
     const configIds = new Set(config.connectors.map((c) => c.id));
+    // Taken before the load: a change made while loading is seen by the first look.
+    const connectorStamp = await store.connectors.changeStamp();
     const dbEntries = await databaseConnectorEntries(database.knex, configIds, tokenCipher);
     registry = await ConnectorRegistry.open([...configEntries, ...dbEntries], {
       logger,
@@ -281,7 +283,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
     rescheduleSyncs = () => syncs.refresh();
-    connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
+    connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, stamp: connectorStamp, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
     const watch = connectorWatch;
 
     logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now()), startBrokerMs: Math.round(performance.now() - started) }, 'keybridge ready');

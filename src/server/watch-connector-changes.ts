@@ -4,6 +4,7 @@
 // (LISTEN/NOTIFY) can replace the poll behind this same function.
 import type { Logger } from 'pino';
 import type { ConnectorRepository } from '../storage/connector-repository.ts';
+import { isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 
 export interface ConnectorWatch {
   /** Looks now (after a change made on this instance) and waits for the reload it triggers. */
@@ -11,15 +12,14 @@ export interface ConnectorWatch {
   stop(): Promise<void>;
 }
 
-export function watchConnectorChanges(deps: { connectors: ConnectorRepository; logger: Logger; intervalMs?: number; onChange: () => Promise<void> }): ConnectorWatch {
-  let stamp: string | undefined;
+/** `stamp`: the table's changeStamp() taken before the connectors running now were loaded. */
+export function watchConnectorChanges(deps: { connectors: ConnectorRepository; logger: Logger; stamp: string; intervalMs?: number; onChange: () => Promise<void> }): ConnectorWatch {
+  let stamp = deps.stamp;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
 
   const look = async () => {
-    // The first look always reloads: a change between the start-up load and it is not lost
-    // (a reload that finds nothing changed creates nothing).
     const next = await deps.connectors.changeStamp();
     if (next === stamp) return;
     stamp = next;
@@ -40,7 +40,9 @@ export function watchConnectorChanges(deps: { connectors: ConnectorRepository; l
           await look();
         } while (again && !stopped);
       } catch (err) {
-        deps.logger.warn({ err }, 'connector change check failed');
+        // An outage is logged once by the database layer; the next look after it catches up.
+        if (isDatabaseUnavailable(err)) deps.logger.debug('connector change check skipped: database unavailable');
+        else deps.logger.warn({ err }, 'connector change check failed');
       } finally {
         running = undefined;
       }
@@ -48,7 +50,6 @@ export function watchConnectorChanges(deps: { connectors: ConnectorRepository; l
     return running;
   };
 
-  void check();
   const timer = setInterval(() => void check(), deps.intervalMs ?? 1000);
   timer.unref();
   return {

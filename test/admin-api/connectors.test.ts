@@ -209,6 +209,10 @@ for (const store of stores) {
       assert.deepEqual(results.map((r) => r.status).sort(), [200, 412]);
       const winner = results.find((r) => r.status === 200)!;
       assert.equal((await api.get('/connectors/race')).body.name, winner.body.name);
+      const creates = await Promise.all([1, 2, 3].map(() => api.post('/connectors', { id: 'race-create', type: 'oauth2', config: oauth2Config(upstreamBase) })));
+      assert.deepEqual(creates.map((r) => r.status).sort(), [201, 409, 409]);
+      const deletes = await Promise.all([1, 2].map(() => api.delete('/connectors/race-create')));
+      assert.deepEqual(deletes.map((r) => r.status).sort(), [204, 404], 'a repeated delete is a 404, never a 500');
     });
 
     test('disable and enable: the login page follows; delete is idempotent (404 again), ids that do not exist are 404', async (t) => {
