@@ -79,6 +79,7 @@ export interface ConnectorServiceDependencies {
 const SYNC_LEASE_MS = 10 * 60_000;
 const SYNC_RENEW_MS = 60_000;
 const PROGRESS_WRITE_MS = 500;
+const TEST_TIMEOUT_MS = 30_000;
 
 const pathOf = (where: string, path: readonly PropertyKey[]) => [where, ...path.map(String)].join('.');
 
@@ -352,10 +353,17 @@ export class ConnectorService {
       const connector = registry.get(id)!.connector;
       if (!connector.test) return { ...base, supported: false, ok: false, steps: [{ name: 'test', ok: false, detail: `connectors of type ${entry.type} have no test`, ms: 0 }], found: {} };
       let report: ConnectorTestReport;
+      let timer: NodeJS.Timeout | undefined;
       try {
-        report = await connector.test();
+        // Each step has its own timeouts; this bounds a connector that has none.
+        const overdue = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${TEST_TIMEOUT_MS / 1000} s`)), TEST_TIMEOUT_MS);
+        });
+        report = await Promise.race([connector.test(), overdue]);
       } catch (err) {
         report = { ok: false, steps: [{ name: 'test', ok: false, detail: (err as Error).message, ms: 0 }], found: {} };
+      } finally {
+        clearTimeout(timer);
       }
       // Fields are named from the request's point of view, where the console shows them.
       const steps = report.steps.map((s) => (s.field ? { ...s, field: `config.${s.field}` } : s));

@@ -243,6 +243,19 @@ for (const store of stores) {
       assert.equal(deleted.details.changes.enabled.before, true);
     });
 
+    test('a change written by another instance (straight to the table) reaches this one through the poll within 2 s', async (t) => {
+      if (!live(t)) return;
+      assert.equal((await api.post('/connectors', { id: 'elsewhere', type: 'oauth2', name: 'Elsewhere', config: oauth2Config(upstreamBase) })).status, 201);
+      await within(2000, async () => (await offeredConnectors(broker.issuer)).includes('elsewhere'), 'offered');
+      // No API call, so no immediate reload here: only the poll can see it.
+      await broker.store.connectors.update('elsewhere', { enabled: false });
+      const gone = await within(2000, async () => !(await offeredConnectors(broker.issuer)).includes('elsewhere'), 'the poll sees a disable written elsewhere');
+      t.diagnostic(`seen after ${gone} ms`);
+      await broker.store.connectors.delete('elsewhere');
+      await broker.store.connectors.insert({ id: 'elsewhere-2', type: 'oauth2', name: 'Elsewhere 2', enabled: true, config: { ...oauth2Config(upstreamBase), clientSecret: undefined }, secrets: cipher.seal({ clientSecret: SECRET }, connectorSecretsBinding('elsewhere-2')), policy: null, position: 0 });
+      await within(2000, async () => (await offeredConnectors(broker.issuer)).includes('elsewhere-2'), 'the poll sees a connector inserted elsewhere');
+    });
+
     test('pagination: cursor and limit (max 200)', async (t) => {
       if (!live(t)) return;
       for (const id of ['page-a', 'page-b', 'page-c']) await api.post('/connectors', { id, type: 'oauth2', enabled: false, config: oauth2Config(upstreamBase) });
