@@ -1,15 +1,12 @@
 // Runs each directory connector's import on its configured interval. Several instances may run
 // against one database: a lease in the database makes one of them do each run, and a crashed
 // holder's lease expires. Connectors added, changed or removed at runtime (admin API) get their
-// schedule on `refresh()`.
+// schedule on `refresh()`. Each run's progress is stored, as for imports started through the API.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ConnectorRegistry, RegisteredConnector } from '../connectors/registry.ts';
 import type { Store } from '../storage/store.ts';
-import { syncDirectory } from './sync-directory.ts';
-
-const LEASE_MS = 10 * 60_000;
-const RENEW_MS = 60_000;
+import { runRecordedSync, SYNC_LEASE_MS } from './recorded-sync.ts';
 
 export interface SyncScheduler {
   /** Schedules the registry's connectors as they are now (after a reload). */
@@ -38,25 +35,22 @@ export function scheduleDirectorySyncs(deps: { store: Store; registry: Connector
       if (busy || stopped || deps.registry.get(registered.id) !== registered) return;
       busy = true;
       try {
-        if (!(await deps.store.leases.acquire(lease, holder, LEASE_MS))) {
+        if (!(await deps.store.leases.acquire(lease, holder, SYNC_LEASE_MS))) {
           logger.debug('directory import skipped: another instance holds the lease');
           return;
         }
-        let renewed = Date.now();
-        const result = await syncDirectory(deps.store, registered.id, sync, {
-          mappers: registered.policy.mappers,
-          onProgress: () => {
-            if (Date.now() - renewed < RENEW_MS) return;
-            renewed = Date.now();
-            deps.store.leases.acquire(lease, holder, LEASE_MS).catch((err) => logger.warn({ err }, 'import lease renewal failed'));
-          },
-        });
-        logger.info({ ...result }, 'directory import done');
+        const syncId = randomUUID();
+        try {
+          await deps.store.connectors.startSync(syncId, registered.id, {});
+        } catch (err) {
+          await deps.store.leases.release(lease, holder).catch(() => {});
+          throw err;
+        }
+        const result = await runRecordedSync({ store: deps.store, logger }, { syncId, connectorId: registered.id, sync, mappers: registered.policy.mappers, lease, holder });
+        if (result) logger.info({ ...result }, 'directory import done');
       } catch (err) {
         logger.error({ err }, 'directory import failed');
       } finally {
-        // Released, not left to expire, so the next interval may run on any instance.
-        await deps.store.leases.release(lease, holder).catch(() => {});
         busy = false;
       }
     };

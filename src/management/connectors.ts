@@ -10,7 +10,7 @@ import { ConnectorRegistry, loadPlugin, type ConnectorEntry, type ConnectorPolic
 import { mergeSecrets, splitSecrets } from '../connectors/secret-fields.ts';
 import { connectorSecretsBinding, type TokenCipher } from '../accounts/token-cipher.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
-import { syncDirectory, type SyncProgress } from '../federation/sync-directory.ts';
+import { runRecordedSync, SYNC_LEASE_MS } from '../federation/recorded-sync.ts';
 import { configConnectorEntries, connectorPolicySchema, storedConnectorEntry, storedSecrets } from '../server/connector-entries.ts';
 import type { Store } from '../storage/store.ts';
 import type { ConnectorSync, StoredConnector } from '../storage/connector-repository.ts';
@@ -76,9 +76,6 @@ export interface ConnectorServiceDependencies {
   afterChange?: () => Promise<unknown>;
 }
 
-const SYNC_LEASE_MS = 10 * 60_000;
-const SYNC_RENEW_MS = 60_000;
-const PROGRESS_WRITE_MS = 500;
 const TEST_TIMEOUT_MS = 30_000;
 
 const pathOf = (where: string, path: readonly PropertyKey[]) => [where, ...path.map(String)].join('.');
@@ -395,41 +392,13 @@ export class ConnectorService {
       await store.leases.release(lease, syncId).catch(() => {});
       throw err;
     }
-    const run = (async () => {
-      let written = 0;
-      let renewed = Date.now();
-      let writing: Promise<unknown> = Promise.resolve();
-      try {
-        const result = await syncDirectory(store, id, sync, {
-          mappers: registered.policy.mappers,
-          onProgress: (p: Readonly<SyncProgress>) => {
-            const now = Date.now();
-            if (now - written >= PROGRESS_WRITE_MS) {
-              written = now;
-              writing = writing.then(() => store.connectors.updateSync(syncId, { progress: { ...p } })).catch((err) => logger.warn({ err }, 'import progress not stored'));
-            }
-            if (now - renewed >= SYNC_RENEW_MS) {
-              renewed = now;
-              store.leases.acquire(lease, syncId, SYNC_LEASE_MS).catch((err) => logger.warn({ err }, 'import lease renewal failed'));
-            }
-          },
-        });
-        await writing;
-        await store.connectors.updateSync(syncId, { state: 'succeeded', progress: { ...result }, finished: true });
-      } catch (err) {
-        await writing;
-        logger.error({ err, connector: { id } }, 'directory import failed');
-        await store.connectors.updateSync(syncId, { state: 'failed', error: (err as Error).message.slice(0, 2000), finished: true }).catch(() => {});
-      } finally {
-        await store.leases.release(lease, syncId).catch(() => {});
-      }
-    })();
+    const run = runRecordedSync({ store, logger: logger.child({ connector: { type: view.type, id } }) }, { syncId, connectorId: id, sync, mappers: registered.policy.mappers, lease, holder: syncId }).then(() => {});
     this.#running.add(run);
     void run.finally(() => this.#running.delete(run));
     return started;
   }
 
-  /** The latest import started through the API (any instance), or null. */
+  /** The latest import, started through the API or by the schedule, on any instance; or null. */
   latestSync(id: string): Promise<ConnectorSync | null> {
     return this.#deps.store.connectors.latestSync(id);
   }

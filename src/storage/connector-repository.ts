@@ -148,7 +148,7 @@ export class ConnectorRepository {
     await this.#knex('connector_syncs').where({ id }).update(patch);
   }
 
-  /** The connector's most recent import started through the API or the CLI, or null. */
+  /** The connector's most recent recorded import (admin API or schedule), or null. */
   async latestSync(connectorId: string): Promise<ConnectorSync | null> {
     const row = await this.#knex('connector_syncs').where({ connector_id: connectorId }).orderBy([{ column: 'started_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first();
     return row ? syncFromRow(row) : null;

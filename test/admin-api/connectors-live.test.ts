@@ -128,6 +128,13 @@ describe('an LDAP connector managed through the admin API, against a real slapd'
     const created = await api.post('/connectors', { id: 'corp-scheduled', type: 'ldap', config: { ...directory, sync: { intervalMinutes: 60 } } });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     await within(10_000, async () => (await broker.store.audit.query({ type: 'sync.completed', limit: 20 })).some((e: { connectorId: string | null }) => e.connectorId === 'corp-scheduled'), 'the scheduled import ran');
+    let recorded: any;
+    await within(5000, async () => {
+      recorded = await api.get('/connectors/corp-scheduled/sync');
+      return recorded.status === 200 && recorded.body.state !== 'running';
+    }, 'the scheduled run is recorded like an API one');
+    assert.equal(recorded.body.state, 'succeeded');
+    assert.ok(recorded.body.progress.processed > 0);
     assert.equal((await api.delete('/connectors/corp-scheduled')).status, 204);
   });
 });

@@ -273,7 +273,7 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
       tag: TAG,
       operationId: 'getConnectorSync',
       summary: 'Progress of the latest import',
-      description: 'The latest import started through the API: state, counts so far, start and end, error. 404 when none ran.',
+      description: 'The latest import, started through the API or by the schedule (`sync.intervalMinutes`), from any instance: state, counts so far, start and end, error. 404 when none ran.',
       params: idParams,
       responses: { 200: { description: 'The latest import.', schema: syncSchema } },
       async handler({ params }) {

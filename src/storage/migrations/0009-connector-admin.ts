@@ -1,7 +1,7 @@
 // Connectors managed at runtime (admin API): their secret config fields kept apart, encrypted
 // with secrets.tokenKeys (`secrets`, null when none); the broker's policy for their identities
-// (`policy`, null: the defaults); and directory imports started through the API, so every
-// instance can report a run's progress.
+// (`policy`, null: the defaults); and directory imports (started through the API or by the
+// schedule), so every instance can report a run's progress.
 import type { Knex } from 'knex';
 
 export const name = '0009-connector-admin';
