@@ -8,6 +8,7 @@ import { ldapConfigSchema, type LdapConfig } from '../ldap/ldap-config.ts';
 const plugin: ConnectorPlugin<LdapConfig> = {
   type: 'activedirectory',
   configSchema: ldapConfigSchema.transform((c) => ({ ...c, preset: 'activedirectory' as const })),
+  secretFields: ['bindPassword'],
   create: createLdapConnector,
 };
 

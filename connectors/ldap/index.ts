@@ -34,6 +34,7 @@ export function createLdapConnector({ id, config, logger }: ConnectorContext<Lda
       },
       listGroups: () => directory.listGroupNames(sync.pageSize),
     },
+    test: () => directory.probe(),
     close: () => directory.close(),
   };
 }
@@ -41,6 +42,7 @@ export function createLdapConnector({ id, config, logger }: ConnectorContext<Lda
 const plugin: ConnectorPlugin<LdapConfig> = {
   type: 'ldap',
   configSchema: ldapConfigSchema,
+  secretFields: ['bindPassword'],
   create: createLdapConnector,
 };
 

@@ -2,7 +2,8 @@
 // binding as the user, re-read a user by its stable subject, tell whether an account may sign
 // in, and page through every user for a sync.
 import { AndFilter, EqualityFilter, FilterParser, type Client, type Entry, type Filter } from 'ldapts';
-import type { FailureReason, LoginResult, UpstreamIdentity } from '../../src/connectors/contract.ts';
+import type { ConnectorTestReport, FailureReason, LoginResult, UpstreamIdentity } from '../../src/connectors/contract.ts';
+import { TestReport } from '../../src/connectors/test-report.ts';
 import { classifyBindError } from './bind-errors.ts';
 import { ConnectionPool, DirectoryUnavailable, loadCaBundle, type PooledConnection } from './connection-pool.ts';
 import { attributeValues, firstValue, newGroupCache, resolveGroups, type GroupCache } from './group-resolver.ts';
@@ -85,6 +86,56 @@ export class LdapDirectory {
 
   close(): Promise<void> {
     return this.pool.close();
+  }
+
+  /**
+   * The connector test: connect (on a connection of its own), bind as the service account, then
+   * find one user the way logins search. Never throws.
+   */
+  async probe(): Promise<ConnectorTestReport> {
+    const report = new TestReport();
+    const c = this.#config;
+    let conn: (PooledConnection & { close(): Promise<void> }) | undefined;
+    try {
+      await report.step('connect', 'url', async () => {
+        conn = await this.pool.dedicated();
+        return `connected to ${c.urls.join(', ')}${c.startTls ? ' (StartTLS)' : ''}`;
+      });
+      await report.step('bind', c.bindDn ? 'bindDn' : 'userDnTemplate', async () => {
+        if (!c.bindDn) {
+          await conn!.client.bind('', '');
+          return 'bound anonymously (no bindDn)';
+        }
+        try {
+          await conn!.client.bind(c.bindDn, c.bindPassword!);
+        } catch (err) {
+          const code = (err as { code?: number }).code;
+          throw new Error(code === 49 ? `the service account bind was refused: invalid credentials (check bindDn and bindPassword)` : `the service account bind failed: ${(err as Error).message}`);
+        }
+        return `bound as ${c.bindDn}`;
+      });
+      await report.step('search', 'users.baseDn', async () => {
+        const { searchEntries } = await conn!.client
+          .search(c.users.baseDn, { scope: c.users.scope, filter: c.userFilter, attributes: [c.subjectAttribute, c.attributeMap.username], explicitBufferAttributes: this.#bufferAttributes(), sizeLimit: 5 })
+          .catch((err: unknown) => {
+            if ((err as { code?: unknown }).code === 4) return { searchEntries: null };
+            throw err;
+          });
+        if (searchEntries === null) {
+          report.found.usersFound = '5+';
+          return `more than 5 users match ${c.userFilter} under ${c.users.baseDn}`;
+        }
+        const users = searchEntries.filter((e) => this.#subjectOf(e));
+        report.found.usersFound = users.length;
+        if (!users.length) throw new Error(`no user matches ${c.userFilter} under ${c.users.baseDn}`);
+        const first = users[0]!;
+        report.found.sampleUser = { dn: first.dn, username: firstValue(first, c.attributeMap.username) ?? null };
+        return `found ${users.length} user(s), e.g. ${first.dn}`;
+      });
+    } finally {
+      await conn?.close().catch(() => {});
+    }
+    return report.report();
   }
 
   /** Checks a login name and password; a wrong password is a result, a dead directory throws. */

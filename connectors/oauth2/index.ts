@@ -4,7 +4,8 @@
 // provider's API with the access token; refresh re-reads it (refreshing the token first when it
 // is about to expire), so revoked grants and lost memberships are noticed.
 import { createHash, randomBytes } from 'node:crypto';
-import type { ConnectorContext, ConnectorPlugin, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
+import { TestReport } from '../../src/connectors/test-report.ts';
+import type { ConnectorContext, ConnectorPlugin, ConnectorTestReport, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
 import { oauth2ConfigSchema, resolveOAuth2Config, type OAuth2Config } from './oauth2-config.ts';
 import { TokenEndpoint } from './token-endpoint.ts';
 import { UpstreamApi } from './upstream-api.ts';
@@ -33,8 +34,28 @@ export function createOAuth2Connector({ id, config, logger, fetch }: ConnectorCo
     return { ok: false, reason, detail };
   };
 
+  /** The connector test: every endpoint answers over HTTP (any status: an API wants a token). */
+  async function test(): Promise<ConnectorTestReport> {
+    const report = new TestReport();
+    const endpoints = [['authorization', 'authorizationUrl', c.authorizationUrl], ['token', 'tokenUrl', c.tokenUrl], ['userinfo', 'userinfoUrl', c.userinfoUrl]] as const;
+    const statuses: Record<string, number> = {};
+    for (const [name, field, url] of endpoints) {
+      if (!url) continue;
+      await report.step(name, field, async () => {
+        const res = await fetch(url, { method: name === 'token' ? 'POST' : 'GET', redirect: 'manual', signal: AbortSignal.timeout(c.timeoutMs) });
+        await res.body?.cancel();
+        statuses[name] = res.status;
+        if (res.status >= 500) throw new Error(`${url} answered HTTP ${res.status}`);
+        return `${url} answered HTTP ${res.status}`;
+      });
+    }
+    report.found.endpoints = statuses;
+    return report.report();
+  }
+
   return {
     kind: 'redirect',
+    test,
 
     async start({ callbackUrl, state }) {
       const url = new URL(c.authorizationUrl);
@@ -122,6 +143,7 @@ export function createOAuth2Connector({ id, config, logger, fetch }: ConnectorCo
 const plugin: ConnectorPlugin<OAuth2Config> = {
   type: 'oauth2',
   configSchema: oauth2ConfigSchema,
+  secretFields: ['clientSecret'],
   create: createOAuth2Connector,
 };
 

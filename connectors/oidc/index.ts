@@ -3,7 +3,8 @@
 // token, userinfo and, for Entra, Microsoft Graph; refresh re-checks the upstream with its refresh
 // token. Google, Entra ID, GitLab, Apple, Okta, Auth0 and Keycloak are presets over it.
 import { AuthorizationResponseError, buildAuthorizationUrl, calculatePKCECodeChallenge, randomNonce, randomPKCECodeVerifier, type Configuration, type IDToken } from 'openid-client';
-import type { ConnectorContext, ConnectorPlugin, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
+import { TestReport } from '../../src/connectors/test-report.ts';
+import type { ConnectorContext, ConnectorPlugin, ConnectorTestReport, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
 import { accessRefusal } from './access-refusal.ts';
 import { identityFromClaims } from './identity-from-claims.ts';
 import { oidcConfigSchema, resolveOidcConfig, type OidcConfig } from './oidc-config.ts';
@@ -76,8 +77,34 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
     return { ok: true, identity };
   }
 
+  /** The connector test: discovery, then the JWKS the ID tokens are checked with. */
+  async function test(): Promise<ConnectorTestReport> {
+    const report = new TestReport();
+    let meta: ReturnType<Configuration['serverMetadata']> | undefined;
+    await report.step('discovery', 'issuer', async () => {
+      try {
+        meta = (await upstream.configuration()).serverMetadata();
+      } catch (err) {
+        throw new Error(`discovery at ${c.issuer} failed: ${classifyUpstreamFailure(err).detail}`);
+      }
+      Object.assign(report.found, { issuer: meta.issuer, authorizationEndpoint: meta.authorization_endpoint ?? null, tokenEndpoint: meta.token_endpoint ?? null, userinfoEndpoint: meta.userinfo_endpoint ?? null });
+      return `issuer ${meta.issuer}`;
+    });
+    await report.step('jwks', 'issuer', async () => {
+      if (!meta?.jwks_uri) throw new Error('the discovery document has no jwks_uri');
+      const res = await fetchFn(meta.jwks_uri, { signal: AbortSignal.timeout(c.timeoutMs), headers: { accept: 'application/json' } });
+      if (!res.ok) throw new Error(`${meta.jwks_uri} answered HTTP ${res.status}`);
+      const keys = ((await res.json()) as { keys?: unknown }).keys;
+      if (!Array.isArray(keys) || !keys.length) throw new Error(`${meta.jwks_uri} holds no keys`);
+      report.found.keys = keys.length;
+      return `${keys.length} key(s) at ${meta.jwks_uri}`;
+    });
+    return report.report();
+  }
+
   return {
     kind: 'redirect',
+    test,
 
     async start({ callbackUrl, state }) {
       let config: Configuration;
@@ -164,6 +191,7 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
 const plugin: ConnectorPlugin<OidcConfig> = {
   type: 'oidc',
   configSchema: oidcConfigSchema,
+  secretFields: ['clientSecret', 'privateKey'],
   create: createOidcConnector,
 };
 

@@ -153,6 +153,7 @@ export async function createPassportConnector({ id, config, logger }: ConnectorC
 const plugin: ConnectorPlugin<PassportConfig> = {
   type: 'passport',
   configSchema: passportConfigSchema,
+  secretFields: ['options.clientSecret', 'options.consumerSecret'],
   create: createPassportConnector,
 };
 

@@ -4,6 +4,8 @@
 // sign-in, encrypted assertions, single logout both ways, SP metadata, and a replay guard shared
 // by every broker instance. A response that fails validation is a result with a `detail` naming
 // the reason; only an unreachable IdP (its metadata URL) throws.
+import { X509Certificate } from 'node:crypto';
+import { TestReport } from '../../src/connectors/test-report.ts';
 import type { ConnectorContext, ConnectorPlugin, LoginResult, RedirectConnector, RefreshResult } from '../../src/connectors/contract.ts';
 import { acceptableUntil } from './assertion-checks.ts';
 import { authnRequest } from './authn-request.ts';
@@ -29,6 +31,29 @@ export function createSamlConnector({ id, config: c, logger, fetch: fetchFn, url
 
   const connector: RedirectConnector = {
     kind: 'redirect',
+
+    // The connector test: the IdP description (fetched when metadataUrl), then its signing certificates' expiry.
+    async test() {
+      const report = new TestReport();
+      const source = c.idp.metadataUrl !== undefined ? 'idp.metadataUrl' : c.idp.metadataXml !== undefined ? 'idp.metadataXml' : c.idp.metadataFile !== undefined ? 'idp.metadataFile' : 'idp';
+      let descriptor: Awaited<ReturnType<typeof idp.current>> | undefined;
+      await report.step('metadata', source, async () => {
+        descriptor = await idp.current();
+        Object.assign(report.found, { entityId: descriptor.entityId, ssoUrl: descriptor.sso.redirect ?? descriptor.sso.post ?? null, singleLogout: descriptor.slo !== null });
+        return `IdP ${descriptor.entityId}${c.idp.metadataUrl ? ` from ${c.idp.metadataUrl}` : ''}`;
+      });
+      await report.step('certificate', source === 'idp' ? 'idp.certificates' : source, async () => {
+        const certificates = descriptor!.certificates.map((pem) => new X509Certificate(pem));
+        if (!certificates.length) throw new Error('the IdP publishes no signing certificate');
+        const expiries = certificates.map((x) => new Date(x.validTo));
+        report.found.certificates = certificates.map((x, i) => ({ subject: x.subject, notAfter: expiries[i]!.toISOString() }));
+        const latest = Math.max(...expiries.map((d) => d.getTime()));
+        if (latest < Date.now()) throw new Error(`every signing certificate has expired (last on ${new Date(latest).toISOString()})`);
+        const days = Math.floor((latest - Date.now()) / 86_400_000);
+        return `${certificates.length} signing certificate(s); the last expires on ${new Date(latest).toISOString()} (${days} days)`;
+      });
+      return report.report();
+    },
 
     async start({ callbackUrl, state }) {
       // The IdP sends the response where the request says; it must be this connector's ACS.

@@ -28,16 +28,25 @@ export class TokenCipher {
 
   /** `binding`: what the ciphertext belongs to (connector and upstream subject). */
   encrypt(tokens: UpstreamTokens, binding: string): string {
-    const { id, key } = this.#keys[0];
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(Buffer.from(`${VERSION}.${id}.${binding}`));
-    const body = Buffer.concat([cipher.update(JSON.stringify(tokens), 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    return `${VERSION}.${id}.${iv.toString('base64url')}.${body.toString('base64url')}`;
+    return this.seal(tokens, binding);
   }
 
   /** null when the value was not made by one of our keys for this binding (or was altered). */
   decrypt(value: string, binding: string): UpstreamTokens | null {
+    return this.open(value, binding) as UpstreamTokens | null;
+  }
+
+  /** Any JSON value, encrypted and bound to `binding` (connector config secrets use it too). */
+  seal(value: unknown, binding: string): string {
+    const { id, key } = this.#keys[0];
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(Buffer.from(`${VERSION}.${id}.${binding}`));
+    const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    return `${VERSION}.${id}.${iv.toString('base64url')}.${body.toString('base64url')}`;
+  }
+
+  open(value: string, binding: string): unknown {
     const [version, id, iv, body] = value.split('.');
     const key = this.#keys.find((k) => k.id === id);
     if (version !== VERSION || !key || !iv || !body) return null;
@@ -47,12 +56,15 @@ export class TokenCipher {
       decipher.setAAD(Buffer.from(`${VERSION}.${id}.${binding}`));
       decipher.setAuthTag(raw.subarray(raw.length - 16));
       const plain = Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]).toString('utf8');
-      return JSON.parse(plain) as UpstreamTokens;
+      return JSON.parse(plain) as unknown;
     } catch {
       return null;
     }
   }
 }
+
+/** What a stored connector's secret config fields are bound to (no NUL: never a tokenBinding). */
+export const connectorSecretsBinding = (connectorId: string) => `connector-secrets:${connectorId}`;
 
 /** What a federated identity's tokens are bound to. */
 export const tokenBinding = (connectorId: string, subject: string) => `${connectorId}\u0000${subject}`;

@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load-config.ts';
 import { productionWarnings } from '../config/production-checks.ts';
 import { checkConnectorEntries } from '../connectors/registry.ts';
 import { openConfiguredDatabase } from '../storage/database.ts';
-import { configConnectorEntries, databaseConnectorEntries } from '../server/connector-entries.ts';
+import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from '../server/connector-entries.ts';
 
 export async function runCheckConfig(configPath: string | undefined): Promise<number> {
   // A ConfigError from the file itself is printed by the CLI's entry point (exit 1).
@@ -21,7 +21,7 @@ export async function runCheckConfig(configPath: string | undefined): Promise<nu
     const database = await openConfiguredDatabase(config, { min: 0, max: 1 });
     try {
       if (await database.knex.schema.hasTable('connectors')) {
-        const stored = await databaseConnectorEntries(database.knex, new Set(entries.map((e) => e.id)));
+        const stored = await databaseConnectorEntries(database.knex, new Set(entries.map((e) => e.id)), configuredTokenCipher(config));
         issues.push(...(await checkConnectorEntries(stored)).issues);
       }
     } finally {

@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail | clients | admin create-client
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail | clients | admin create-client | connectors
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -11,6 +11,7 @@ import { runLinks } from './links-command.ts';
 import { runSamlSp } from './saml-sp-command.ts';
 import { runAudit } from './audit-command.ts';
 import { runClients } from './clients-command.ts';
+import { runConnectors } from './connectors-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys, signingKeyGrace } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
@@ -23,6 +24,9 @@ Commands:
   migrate                    apply database migrations and exit
   check-config               validate the configuration (and stored connectors) and exit
   keys rotate                activate new signing keys; old ones stay published until their tokens expire
+  connectors list [--json]   list connectors (config file and database); secrets are never shown
+  connectors test <id> [--json]
+                             test a connector against its upstream (exit 1 when a step fails)
   ldap sync <connector>      import a directory connector's users and groups now (alias: sync <connector>)
   users add <username>       create a local user
       --email <email> --name <name> --group <group> (repeatable)
@@ -127,6 +131,8 @@ async function main(argv: string[]): Promise<number> {
       const clientOptions = { grant: values.grant, redirectUri: values['redirect-uri'], postLogoutUri: values['post-logout-uri'], scope: values.scope, name: values.name, authMethod: values['auth-method'], firstParty: values['first-party'], overlap: values.overlap };
       return runClients(config, command, sub, arg, clientOptions);
     }
+    case 'connectors':
+      return runConnectors(config, sub, arg, { json: values.json });
     case 'users':
       if ((sub === 'links' || sub === 'unlink') && arg) return runLinks(config, sub, arg, arg2);
       if (sub !== 'add' || !arg) break;

@@ -5,7 +5,7 @@ import { ConnectorRegistry } from '../connectors/registry.ts';
 import { syncDirectory } from '../federation/sync-directory.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { createLogger } from '../log.ts';
-import { configConnectorEntries, databaseConnectorEntries } from '../server/connector-entries.ts';
+import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from '../server/connector-entries.ts';
 import { createProgressReporter } from './progress-bar.ts';
 import { withStore } from './with-store.ts';
 
@@ -15,7 +15,7 @@ export function runSync(config: Config, connectorId: string | undefined): Promis
     return Promise.resolve(2);
   }
   return withStore(config, async (store) => {
-    const entries = [...configConnectorEntries(config), ...(await databaseConnectorEntries(store.knex, new Set(config.connectors.map((c) => c.id))))];
+    const entries = [...configConnectorEntries(config), ...(await databaseConnectorEntries(store.knex, new Set(config.connectors.map((c) => c.id)), configuredTokenCipher(config)))];
     const entry = entries.find((e) => e.id === connectorId);
     if (!entry) {
       console.error(`no connector "${connectorId}" (known: ${entries.map((e) => e.id).join(', ')})`);

@@ -168,6 +168,13 @@ interface ConnectorBase {
   refresh?(identity: UpstreamIdentity, login?: RefreshLogin): Promise<RefreshResult>;
   /** Present when the upstream can be imported (user federation). */
   sync?: DirectorySync;
+  /**
+   * Optional capability: checks that the upstream is reachable and the config works (LDAP: bind
+   * as the service account and search one user; OIDC: discovery and JWKS; SAML: metadata and
+   * certificate expiry; OAuth 2.0: endpoints reachable), for operators (admin API, CLI). It
+   * never throws: a failure is a report with `ok: false` naming the failing step.
+   */
+  test?(): Promise<ConnectorTestReport>;
   /** Release sockets, timers, pools. */
   close?(): Promise<void>;
 }
@@ -254,10 +261,37 @@ export type LogoutMessage =
 
 export type Connector = PasswordConnector | RedirectConnector;
 
+/** One step of a connector test, in the order it ran. */
+export interface ConnectorTestStep {
+  /** `connect`, `bind`, `search`, `discovery`, `jwks`, `metadata`, `certificate`, ... */
+  name: string;
+  ok: boolean;
+  /** What it found or why it failed; never a secret. */
+  detail: string;
+  /** The config field most likely at fault when it failed (`bindDn`, `users.baseDn`), relative to `config`. */
+  field?: string;
+  ms: number;
+}
+
+/** What a connector test found: `ok` when every step passed; `found` holds the facts (counts, names, dates). */
+export interface ConnectorTestReport {
+  ok: boolean;
+  steps: ConnectorTestStep[];
+  found: Record<string, unknown>;
+}
+
 export interface ConnectorPlugin<C = unknown> {
   /** Same word as the folder name and the config `type:`. */
   type: string;
   /** Validates the connector's `config:` block; unknown keys must be rejected. */
   configSchema: ZodType<C>;
+  /**
+   * The config fields that are secrets (`bindPassword`, `clientSecret`, `sp.privateKey`), as
+   * dotted paths into `config:`. For connectors stored in the database the broker keeps these
+   * encrypted (secrets.tokenKeys) apart from the rest of the config, never returns them through
+   * the admin API or the CLI, and masks them in the audit log; an update that omits one keeps the
+   * stored value. A plugin with secrets it does not list here leaks them to administrators.
+   */
+  secretFields?: readonly string[];
   create(context: ConnectorContext<C>): Connector | Promise<Connector>;
 }

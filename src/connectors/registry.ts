@@ -221,11 +221,31 @@ function timedConnector(id: string, connector: Connector, observe: ConnectorCall
   });
 }
 
-export class ConnectorRegistry {
-  readonly #connectors: RegisteredConnector[];
+/** What `apply` changed. */
+export interface RegistryChanges {
+  added: string[];
+  replaced: string[];
+  removed: string[];
+  /** Entries that could not start (invalid, or create() threw); a running older version stays. */
+  failed: Array<{ id: string; message: string }>;
+}
 
-  private constructor(connectors: RegisteredConnector[]) {
-    this.#connectors = connectors;
+/** How long a replaced or removed connector instance lives on for the logins already using it. */
+const RETIRE_GRACE_MS = 60_000;
+
+// What decides whether a running instance still matches its entry.
+const fingerprintOf = (e: ConnectorEntry) => JSON.stringify([e.type, e.name, e.config, e.policy ?? null]);
+
+export class ConnectorRegistry {
+  #connectors: RegisteredConnector[] = [];
+  readonly #fingerprints = new Map<string, string>();
+  readonly #deps: RegistryDependencies;
+  readonly #retiring = new Set<{ connector: Connector; timer: NodeJS.Timeout }>();
+  #applying: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(deps: RegistryDependencies) {
+    this.#deps = deps;
   }
 
   /** Validates and instantiates the enabled entries; all problems are thrown at once. */
@@ -233,34 +253,121 @@ export class ConnectorRegistry {
     const enabled = entries.filter((e) => e.enabled);
     const { issues, valid } = await checkConnectorEntries(enabled, deps.plugins);
     if (issues.length) throw new ConfigError(issues);
+    const registry = new ConnectorRegistry(deps);
     const created: RegisteredConnector[] = [];
     try {
       for (const entry of enabled) {
-        const { plugin, config } = valid.get(entry.id)!;
-        const logger = deps.logger.child({ connector: { type: entry.type, id: entry.id } });
-        let connector;
-        try {
-          connector = await plugin.create({
-            id: entry.id,
-            name: entry.name,
-            config,
-            logger,
-            fetch: deps.fetch ?? globalThis.fetch,
-            urls: connectorUrls(deps.issuer ?? 'http://localhost', entry.id),
-            services: { localAccounts: deps.localAccounts, replayGuard: deps.replayGuard ?? processReplayGuard },
-          });
-        } catch (err) {
-          // A connector that cannot start (unreadable CA file, ...) is a configuration problem.
-          throw new ConfigError([{ path: `${entry.origin}.config`, message: `connector "${entry.id}" cannot start: ${(err as Error).message}` }]);
-        }
-        if (deps.observe) connector = timedConnector(entry.id, connector, deps.observe);
-        created.push({ id: entry.id, type: entry.type, name: entry.name, connector, policy: entry.policy ?? DEFAULT_POLICY });
+        created.push(await registry.#create(entry, valid.get(entry.id)!));
+        registry.#fingerprints.set(entry.id, fingerprintOf(entry));
       }
     } catch (err) {
       await Promise.allSettled(created.map((c) => c.connector.close?.()));
       throw err;
     }
-    return new ConnectorRegistry(created);
+    registry.#connectors = created;
+    return registry;
+  }
+
+  async #create(entry: ConnectorEntry, checked: { plugin: ConnectorPlugin; config: unknown }): Promise<RegisteredConnector> {
+    const deps = this.#deps;
+    const logger = deps.logger.child({ connector: { type: entry.type, id: entry.id } });
+    let connector;
+    try {
+      connector = await checked.plugin.create({
+        id: entry.id,
+        name: entry.name,
+        config: checked.config,
+        logger,
+        fetch: deps.fetch ?? globalThis.fetch,
+        urls: connectorUrls(deps.issuer ?? 'http://localhost', entry.id),
+        services: { localAccounts: deps.localAccounts, replayGuard: deps.replayGuard ?? processReplayGuard },
+      });
+    } catch (err) {
+      // A connector that cannot start (unreadable CA file, ...) is a configuration problem.
+      throw new ConfigError([{ path: `${entry.origin}.config`, message: `connector "${entry.id}" cannot start: ${(err as Error).message}` }]);
+    }
+    if (deps.observe) connector = timedConnector(entry.id, connector, deps.observe);
+    return { id: entry.id, type: entry.type, name: entry.name, connector, policy: entry.policy ?? DEFAULT_POLICY };
+  }
+
+  /**
+   * Makes the running connectors match `entries` (every entry, config and database alike):
+   * new and changed enabled entries get a fresh instance, disabled and deleted ones go, the
+   * unchanged keep theirs. The list is swapped in one step, so a request sees the old set or the
+   * new one; a replaced instance is closed only after a grace period, so logins that hold it
+   * (a password check, an LDAP bind) finish on it. An entry that cannot start is reported and,
+   * when an older version of it runs, that one stays. Calls are serialized.
+   */
+  apply(entries: readonly ConnectorEntry[], options: { graceMs?: number } = {}): Promise<RegistryChanges> {
+    const run = this.#applying.then(() => this.#apply(entries, options.graceMs ?? RETIRE_GRACE_MS));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(entries: readonly ConnectorEntry[], graceMs: number): Promise<RegistryChanges> {
+    const changes: RegistryChanges = { added: [], replaced: [], removed: [], failed: [] };
+    if (this.#closed) return changes;
+    const current = new Map(this.#connectors.map((c) => [c.id, c]));
+    const enabled = entries.filter((e) => e.enabled);
+    const changed = enabled.filter((e) => !current.has(e.id) || this.#fingerprints.get(e.id) !== fingerprintOf(e));
+    const { issues, valid } = await checkConnectorEntries(changed, this.#deps.plugins);
+    for (const issue of issues) {
+      const entry = changed.find((e) => issue.path.startsWith(e.origin));
+      changes.failed.push({ id: entry?.id ?? '?', message: `${issue.path}: ${issue.message}` });
+    }
+    const next: RegisteredConnector[] = [];
+    const retired: RegisteredConnector[] = [];
+    const fingerprints = new Map<string, string>();
+    for (const entry of enabled) {
+      const running = current.get(entry.id);
+      const checked = changed.includes(entry) ? valid.get(entry.id) : undefined;
+      if (checked) {
+        try {
+          next.push(await this.#create(entry, checked));
+          fingerprints.set(entry.id, fingerprintOf(entry));
+          if (running) {
+            retired.push(running);
+            changes.replaced.push(entry.id);
+          } else changes.added.push(entry.id);
+          continue;
+        } catch (err) {
+          changes.failed.push({ id: entry.id, message: (err as Error).message });
+        }
+      }
+      if (running) {
+        next.push(running);
+        fingerprints.set(entry.id, this.#fingerprints.get(entry.id)!);
+      }
+    }
+    const kept = new Set(next.map((c) => c.id));
+    for (const c of this.#connectors) {
+      if (!kept.has(c.id)) {
+        retired.push(c);
+        changes.removed.push(c.id);
+      }
+    }
+    if (this.#closed) {
+      // closed while instances were being created: nobody will use them
+      await Promise.allSettled(next.filter((c) => !current.has(c.id) || current.get(c.id) !== c).map((c) => c.connector.close?.()));
+      return changes;
+    }
+    this.#connectors = next;
+    this.#fingerprints.clear();
+    for (const [id, f] of fingerprints) this.#fingerprints.set(id, f);
+    for (const c of retired) this.#retire(c.connector, graceMs);
+    return changes;
+  }
+
+  #retire(connector: Connector, graceMs: number): void {
+    const item = {
+      connector,
+      timer: setTimeout(() => {
+        this.#retiring.delete(item);
+        connector.close?.().catch((err: unknown) => this.#deps.logger.warn({ err }, 'closing a replaced connector failed'));
+      }, graceMs),
+    };
+    item.timer.unref();
+    this.#retiring.add(item);
   }
 
   get(id: string): RegisteredConnector | undefined {
@@ -272,6 +379,11 @@ export class ConnectorRegistry {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(this.#connectors.map((c) => c.connector.close?.()));
+    this.#closed = true;
+    await this.#applying;
+    const retiring = [...this.#retiring];
+    this.#retiring.clear();
+    for (const r of retiring) clearTimeout(r.timer);
+    await Promise.allSettled([...this.#connectors.map((c) => c.connector.close?.()), ...retiring.map((r) => r.connector.close?.())]);
   }
 }

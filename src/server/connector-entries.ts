@@ -1,8 +1,33 @@
 // The connectors a broker runs: those in config (read-only), the implicit `local` connector
-// when config declares none, and those stored in the database (managed at runtime).
+// when config declares none, and those stored in the database (managed at runtime, their
+// secret fields sealed with secrets.tokenKeys).
+import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
-import type { ConnectorEntry } from '../connectors/registry.ts';
+import { LINKING_POLICIES } from '../config/schema.ts';
+import { mappersSchema } from '../accounts/identity-mappers.ts';
+import { connectorSecretsBinding, TokenCipher } from '../accounts/token-cipher.ts';
+import { mergeSecrets } from '../connectors/secret-fields.ts';
+import type { ConnectorEntry, ConnectorPolicy } from '../connectors/registry.ts';
+import type { StoredConnector } from '../storage/connector-repository.ts';
+import { ConnectorRepository } from '../storage/connector-repository.ts';
 import type { Knex } from 'knex';
+
+/** What the broker does with a stored connector's identities; the same fields as in config. */
+export const connectorPolicySchema = z.strictObject({
+  linking: z
+    .strictObject({
+      firstLogin: z.enum(LINKING_POLICIES).default('create'),
+      trustEmail: z.boolean().default(false),
+    })
+    .prefault({}),
+  storeTokens: z.boolean().default(false),
+  mappers: mappersSchema,
+});
+
+/** The cipher of secrets.tokenKeys, or null when none are configured. */
+export function configuredTokenCipher(config: Config): TokenCipher | null {
+  return config.secrets.tokenKeys?.length ? new TokenCipher(config.secrets.tokenKeys) : null;
+}
 
 export function configConnectorEntries(config: Config): ConnectorEntry[] {
   const entries: ConnectorEntry[] = config.connectors.map((c, i) => ({
@@ -20,16 +45,28 @@ export function configConnectorEntries(config: Config): ConnectorEntry[] {
   return entries;
 }
 
-export async function databaseConnectorEntries(knex: Knex, taken: ReadonlySet<string>): Promise<ConnectorEntry[]> {
-  const rows = await knex('connectors').select('id', 'type', 'name', 'enabled', 'config').orderBy([{ column: 'position' }, { column: 'id' }]);
-  return rows
-    .filter((r: { id: string }) => !taken.has(r.id))
-    .map((r: { id: string; type: string; name: string; enabled: boolean; config: unknown }) => ({
-      id: r.id,
-      type: r.type,
-      name: r.name,
-      enabled: r.enabled,
-      config: r.config,
-      origin: `database connector "${r.id}"`,
-    }));
+/** The secrets of a stored connector, opened; empty when it has none or they cannot be opened. */
+export function storedSecrets(row: Pick<StoredConnector, 'id' | 'secrets'>, cipher: TokenCipher | null): Record<string, unknown> {
+  if (!row.secrets || !cipher) return {};
+  const opened = cipher.open(row.secrets, connectorSecretsBinding(row.id));
+  return opened && typeof opened === 'object' ? (opened as Record<string, unknown>) : {};
+}
+
+/** A stored connector as the registry runs it: its secrets put back, its policy applied. */
+export function storedConnectorEntry(row: StoredConnector, cipher: TokenCipher | null): ConnectorEntry {
+  const policy = row.policy ? connectorPolicySchema.safeParse(row.policy) : null;
+  return {
+    id: row.id,
+    type: row.type,
+    name: row.name,
+    enabled: row.enabled,
+    config: mergeSecrets(row.config, storedSecrets(row, cipher)),
+    ...(policy?.success ? { policy: policy.data as ConnectorPolicy } : {}),
+    origin: `database connector "${row.id}"`,
+  };
+}
+
+export async function databaseConnectorEntries(knex: Knex, taken: ReadonlySet<string>, cipher: TokenCipher | null = null): Promise<ConnectorEntry[]> {
+  const rows = await new ConnectorRepository(knex).list();
+  return rows.filter((r) => !taken.has(r.id)).map((r) => storedConnectorEntry(r, cipher));
 }

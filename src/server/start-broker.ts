@@ -25,7 +25,6 @@ import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
 import { createProvider } from '../oidc/create-provider.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
 import { createLoginSessionLookup } from '../oidc/login-sessions.ts';
-import { TokenCipher } from '../accounts/token-cipher.ts';
 import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
 import { createRefreshCheck } from '../oidc/refresh-check.ts';
 import { PageRenderer } from '../http/page-renderer.ts';
@@ -49,7 +48,9 @@ import { KEYBRIDGE_VERSION } from '../version.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
-import { configConnectorEntries, databaseConnectorEntries } from './connector-entries.ts';
+import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from './connector-entries.ts';
+import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-changes.ts';
+import { ConnectorService } from '../management/connectors.ts';
 
 export interface Broker {
   /** Where this instance listens (may differ from the issuer behind a proxy). */
@@ -78,6 +79,10 @@ export interface StartOptions {
   syncFirstRunMs?: number;
   /** Connector plugins handed over in code (embedding Keybridge, tests). */
   plugins?: ReadonlyMap<string, ConnectorPlugin>;
+  /** How often to look for connectors changed in the database (default 1 s). */
+  connectorPollMs?: number;
+  /** How long a replaced connector instance lives on for logins in flight (default 60 s). */
+  connectorGraceMs?: number;
 }
 
 export async function startBroker(config: Config, options: StartOptions = {}): Promise<Broker> {
@@ -92,6 +97,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   let metricsServer: MetricsServer | undefined;
   let limits: RateLimits | undefined;
   let changes: ChangeFeed | undefined;
+  let connectorWatch: ConnectorWatch | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
@@ -111,8 +117,13 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     }
 
     await seedStaticUsers(store, config.users);
-    const dbEntries = await databaseConnectorEntries(database.knex, new Set(config.connectors.map((c) => c.id)));
-    registry = await ConnectorRegistry.open([...configConnectorEntries(config), ...dbEntries], {
+    const tokenCipher = configuredTokenCipher(config);
+    const configEntries = configConnectorEntries(config);
+    const configIds = new Set(config.connectors.map((c) => c.id));
+    // Taken before the load: a change made while loading is seen by the first look.
+    const connectorStamp = await store.connectors.changeStamp();
+    const dbEntries = await databaseConnectorEntries(database.knex, configIds, tokenCipher);
+    registry = await ConnectorRegistry.open([...configEntries, ...dbEntries], {
       logger,
       localAccounts: createLocalAccounts(store),
       issuer: config.issuer,
@@ -129,7 +140,6 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
 
     const logins = createLoginSessionLookup(store.loginSessions);
-    const tokenCipher = config.secrets.tokenKeys ? new TokenCipher(config.secrets.tokenKeys) : null;
     // Which scope releases each mapped claim, for access tokens.
     const claimScopes = new Map<string, string>();
     for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
@@ -143,6 +153,19 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         throw new ConfigError([{ path: `connectors.${c.id}`, message: `accepts upstream-initiated logins for client "${client}", which must be a configured client with an initiateLoginUri` }]);
       }
     }
+    // Stored connectors changed on any instance are reloaded here without a restart.
+    let rescheduleSyncs = () => {};
+    const reloadConnectors = async () => {
+      const entries = [...configEntries, ...(await databaseConnectorEntries(database.knex, configIds, tokenCipher))];
+      const changes = await connectors.apply(entries, { graceMs: options.connectorGraceMs });
+      for (const f of changes.failed) logger.error({ connector: { id: f.id } }, `stored connector cannot run: ${f.message}`);
+      if (changes.added.length || changes.replaced.length || changes.removed.length) {
+        metrics?.setConnectors(connectors.list().map((c) => c.id));
+        rescheduleSyncs();
+        logger.info({ added: changes.added, replaced: changes.replaced, removed: changes.removed }, 'connectors reloaded');
+      }
+    };
+    const connectorService = new ConnectorService({ config, store, cipher: tokenCipher, logger, registry: () => connectors, plugins: options.plugins, afterChange: async () => connectorWatch?.check() });
     const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements, changes: feed });
     const upstreamAttempts = new adapter('UpstreamLogin');
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
@@ -210,7 +233,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients: samlIdp ? [samlIdp.client] : [], validateClientMetadata: (m) => provider.Client.validate(m as never) }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients: samlIdp ? [samlIdp.client] : [], validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService }) }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });
@@ -265,6 +288,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     });
 
     const syncs = scheduleDirectorySyncs({ store, registry, logger, firstRunMs: options.syncFirstRunMs });
+    rescheduleSyncs = () => syncs.refresh();
+    connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, stamp: connectorStamp, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
+    const watch = connectorWatch;
 
     logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now()), startBrokerMs: Math.round(performance.now() - started) }, 'keybridge ready');
 
@@ -282,7 +308,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       close() {
         closing ??= (async () => {
           for (const t of timers) clearInterval(t);
+          await watch.stop();
           await syncs.stop();
+          await connectorService.close();
           await new Promise<void>((resolve) => {
             srv.close(() => resolve());
             srv.closeIdleConnections();
@@ -300,6 +328,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     };
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await connectorWatch?.stop();
     server?.close();
     await metricsServer?.close();
     await registry?.close();

@@ -10,6 +10,7 @@ import { SecretRepository } from './secret-repository.ts';
 import { AuditRepository, type AuditListener } from './audit-repository.ts';
 import { LoginSessionRepository } from './login-session-repository.ts';
 import { LeaseRepository } from './lease-repository.ts';
+import { ConnectorRepository } from './connector-repository.ts';
 import { ReplayRepository } from './replay-repository.ts';
 import { SamlServiceProviderRepository } from './saml-service-provider-repository.ts';
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
@@ -37,6 +38,7 @@ export class Store {
   readonly audit: AuditRepository;
   readonly loginSessions: LoginSessionRepository;
   readonly leases: LeaseRepository;
+  readonly connectors: ConnectorRepository;
   readonly replay: ReplayRepository;
   readonly samlServiceProviders: SamlServiceProviderRepository;
   readonly samlIdpSessions: SamlIdpSessionRepository;
@@ -56,6 +58,7 @@ export class Store {
     this.audit = new AuditRepository(knex, hooks.onAuditRecord);
     this.loginSessions = new LoginSessionRepository(knex);
     this.leases = new LeaseRepository(knex);
+    this.connectors = new ConnectorRepository(knex);
     this.replay = new ReplayRepository(knex);
     this.samlServiceProviders = new SamlServiceProviderRepository(knex);
     this.samlIdpSessions = new SamlIdpSessionRepository(knex);

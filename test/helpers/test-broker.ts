@@ -9,7 +9,7 @@ export interface TestBroker extends Broker {
   issuer: string;
 }
 
-export async function startTestBroker(options: { config?: Record<string, unknown>; databaseUrl?: string; port?: number; keyPollMs?: number; syncFirstRunMs?: number; plugins?: StartOptions['plugins']; logger?: StartOptions['logger'] } = {}): Promise<TestBroker> {
+export async function startTestBroker(options: { config?: Record<string, unknown>; databaseUrl?: string; port?: number; keyPollMs?: number; syncFirstRunMs?: number; connectorPollMs?: number; plugins?: StartOptions['plugins']; logger?: StartOptions['logger'] } = {}): Promise<TestBroker> {
   const port = options.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
   const raw = {
@@ -20,6 +20,6 @@ export async function startTestBroker(options: { config?: Record<string, unknown
     ...options.config,
   };
   const config = parseConfig(stringify(raw), { env: {}, source: 'test config' });
-  const broker = await startBroker(config, { keyPollMs: options.keyPollMs, syncFirstRunMs: options.syncFirstRunMs, plugins: options.plugins, logger: options.logger });
+  const broker = await startBroker(config, { keyPollMs: options.keyPollMs, syncFirstRunMs: options.syncFirstRunMs, connectorPollMs: options.connectorPollMs, plugins: options.plugins, logger: options.logger });
   return Object.assign(broker, { issuer });
 }

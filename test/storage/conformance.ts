@@ -394,6 +394,49 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await store.clients.delete('page-b');
     });
 
+    test('connectors: insert, unique id, update stamps updated_at, change stamp moves on every write, delete', async (t) => {
+      if (!ready(t)) return;
+      const empty = await store.connectors.changeStamp();
+      const c = await store.connectors.insert({ id: 'conf-ldap', type: 'ldap', name: 'Directory', enabled: true, config: { url: 'ldap://x' }, secrets: 'v1.sealed', policy: null, position: 3 });
+      assert.deepEqual([c.config, c.secrets, c.policy, c.position], [{ url: 'ldap://x' }, 'v1.sealed', null, 3]);
+      await assert.rejects(store.connectors.insert({ ...c }), AlreadyExists);
+      const afterInsert = await store.connectors.changeStamp();
+      assert.notEqual(afterInsert, empty);
+      await new Promise((r) => setTimeout(r, 5));
+      const updated = (await store.connectors.update('conf-ldap', { enabled: false, policy: { storeTokens: false } }))!;
+      assert.equal(updated.enabled, false);
+      assert.deepEqual(updated.policy, { storeTokens: false });
+      assert.equal(updated.secrets, 'v1.sealed', 'fields not given stay');
+      assert.ok(updated.updatedAt.getTime() > c.updatedAt.getTime(), 'updated_at moves');
+      const afterUpdate = await store.connectors.changeStamp();
+      assert.notEqual(afterUpdate, afterInsert);
+      assert.equal(await store.connectors.update('missing', { name: 'x' }), null);
+      assert.deepEqual((await store.connectors.find('conf-ldap'))?.policy, { storeTokens: false });
+      const locked = await store.transaction((tx) => tx.connectors.find('conf-ldap', { forUpdate: true }));
+      assert.equal(locked?.id, 'conf-ldap');
+      assert.equal(await store.connectors.delete('conf-ldap'), true);
+      assert.equal(await store.connectors.delete('conf-ldap'), false, 'a second delete finds nothing');
+      assert.equal(await store.connectors.find('conf-ldap'), null);
+      assert.notEqual(await store.connectors.changeStamp(), afterUpdate, 'a delete moves the stamp');
+    });
+
+    test('connector syncs: started, progress, finished; the latest is found per connector', async (t) => {
+      if (!ready(t)) return;
+      assert.equal(await store.connectors.latestSync('conf-dir'), null);
+      const first = await store.connectors.startSync('s1', 'conf-dir', {});
+      assert.equal(first.state, 'running');
+      await store.connectors.updateSync('s1', { progress: { processed: 10 } });
+      assert.deepEqual((await store.connectors.findSync('s1'))?.progress, { processed: 10 });
+      await store.connectors.updateSync('s1', { state: 'failed', error: 'directory down', finished: true });
+      await new Promise((r) => setTimeout(r, 5));
+      await store.connectors.startSync('s2', 'conf-dir', { processed: 0 });
+      await store.connectors.startSync('other', 'conf-other', {});
+      const latest = (await store.connectors.latestSync('conf-dir'))!;
+      assert.equal(latest.id, 's2');
+      const failed = (await store.connectors.findSync('s1'))!;
+      assert.deepEqual([failed.state, failed.error, failed.finishedAt instanceof Date], ['failed', 'directory down', true]);
+    });
+
     test('signing keys: rotate retires, publishes for the grace period, purges after', async (t) => {
       if (!ready(t)) return;
       await store.signingKeys.insert({ kid: 'k1', alg: 'ES256', privateJwk: { kty: 'EC' } });

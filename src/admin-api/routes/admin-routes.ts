@@ -14,6 +14,8 @@ import { groupRoutes } from './group-routes.ts';
 import { auditRoutes } from './audit-routes.ts';
 import { statsRoutes } from './stats-routes.ts';
 import { samlServiceProviderRoutes } from './saml-service-provider-routes.ts';
+import { connectorRoutes } from './connector-routes.ts';
+import type { ConnectorService } from '../../management/connectors.ts';
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -27,6 +29,7 @@ export interface AdminRouteDependencies {
   internalClients?: readonly Record<string, unknown>[];
   /** oidc-provider's check of client metadata (provider.Client.validate). */
   validateClientMetadata?: (metadata: Record<string, unknown>) => Promise<void>;
+  connectors: ConnectorService;
 }
 
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
@@ -35,6 +38,7 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
     ...userRoutes({ users: userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger }) }),
     ...groupRoutes({ store: deps.store }),
     ...clientRoutes(clients),
+    ...connectorRoutes({ connectors: deps.connectors }),
     ...samlServiceProviderRoutes({ config: deps.config, store: deps.store }),
     ...auditRoutes({ store: deps.store }),
     ...statsRoutes({ store: deps.store }),
