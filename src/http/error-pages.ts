@@ -8,6 +8,8 @@ import { KeybridgeError } from '../errors.ts';
 import { DatabaseUnavailable, RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import type { PageRenderer } from './page-renderer.ts';
 import { sendPage } from './send-page.ts';
+import { toProblem } from '../admin-api/problem.ts';
+import { API_PREFIX } from '../admin-api/openapi-document.ts';
 
 const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
 const UNAVAILABLE = 'The service is temporarily unavailable. Try again in a moment.';
@@ -47,7 +49,14 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
       if (unavailable) logger.debug({ requestId, path: ctx.path }, 'request refused: database unavailable');
       else if (status >= 500) logger.error({ err, requestId, path: ctx.path }, 'request failed');
       else logger.info({ code, requestId, path: ctx.path, detail: known ? err.detail : undefined, cause: known ? String((err as Error).cause ?? '') : undefined }, 'request rejected');
-      if (wantsJson(ctx)) {
+      if (ctx.path.startsWith(`${API_PREFIX}/`)) {
+        // Refused before the admin API saw it (the edge check): the API's own error format.
+        const problem = toProblem(err, requestId);
+        ctx.status = problem.status;
+        for (const [name, value] of Object.entries(problem.headers)) ctx.set(name, value);
+        ctx.type = 'application/problem+json';
+        ctx.body = JSON.stringify(problem.body);
+      } else if (wantsJson(ctx)) {
         ctx.status = status;
         ctx.body = { error: code, error_description: message, request_id: requestId };
       } else {

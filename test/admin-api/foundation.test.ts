@@ -165,6 +165,17 @@ for (const store of stores) {
       assert.equal(badEncoding.status, 400);
     });
 
+    test('a body refused at the edge (over 1 MiB, or a NUL) still answers problem+json', async (t) => {
+      if (!live(t)) return;
+      const huge = await api.request('POST', '/users', { rawBody: JSON.stringify({ username: 'x'.repeat(1_100_000) }), headers: { 'content-type': 'application/json' } });
+      assert.equal(huge.status, 413);
+      assert.match(huge.headers.get('content-type')!, /^application\/problem\+json/);
+      assert.equal(huge.body.status, 413);
+      const nul = await api.request('POST', '/users', { rawBody: '{"username":"a\u0000b"}', headers: { 'content-type': 'application/json' } });
+      assert.equal(nul.status, 400);
+      assert.match(nul.headers.get('content-type')!, /^application\/problem\+json/);
+    });
+
     test('the request id is echoed when safe and generated otherwise', async (t) => {
       if (!live(t)) return;
       const mine = await api.get('/keys', { headers: { 'x-request-id': 'trace-0123456789' } });
