@@ -4,6 +4,8 @@ ENV NODE_ENV=production
 # glibc returns freed memory to the system (see README "Memory"): PGlite's start-up buffers
 # would otherwise stay resident for the life of the process.
 ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072
+# V8's compile cache for our modules (the TypeScript is stripped once, not at every start).
+ENV NODE_COMPILE_CACHE=/tmp/keybridge-compile-cache
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund

@@ -13,6 +13,17 @@ const source: Knex.MigrationSource<Migration> = {
 
 const MIGRATION_LOCK = 0x4b425f4d; // "KB_M"
 
+/** True when every migration is recorded as applied: the common start, one query and no lock. */
+async function upToDate(knex: Knex): Promise<boolean> {
+  try {
+    const rows = (await knex('keybridge_migrations').select('name')) as Array<{ name: string }>;
+    const applied = new Set(rows.map((r) => r.name));
+    return migrations.every((m) => applied.has(m.name));
+  } catch {
+    return false; // no migrations table yet: a fresh database
+  }
+}
+
 async function run(knex: Knex): Promise<string[]> {
   const [, applied] = (await knex.migrate.latest({ migrationSource: source, tableName: 'keybridge_migrations' })) as [number, string[]];
   return applied;
@@ -28,6 +39,7 @@ export function migrateDatabase(database: Database): Promise<string[]> {
  * single connection and a single process, so it runs without the advisory lock.
  */
 export async function migrateLatest(knex: Knex, options: { serialize?: boolean } = {}): Promise<string[]> {
+  if (await upToDate(knex)) return [];
   if (!options.serialize) return run(knex);
   const lock = await knex.transaction();
   try {
