@@ -10,12 +10,14 @@ import { DatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { pinOrigin } from '../http/canonical-origin.ts';
 import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
 import { jwtIntrospection } from './jwt-introspection.ts';
-import { mappedClaimsByScope } from '../accounts/identity-mappers.ts';
+import { mappedClaimsByScope, type Mappers } from '../accounts/identity-mappers.ts';
 import { ADMIN_SCOPES } from '../admin-api/authenticate-admin.ts';
 import { installHashedSecrets } from './hashed-client-secrets.ts';
 
 export interface ProviderDependencies {
   config: Config;
+  /** The mappers of every connector (config and stored); default: the config file's. */
+  mappers?: readonly Mappers[];
   jwks: { keys: Record<string, unknown>[] };
   cookieKeys: string[];
   adapter: NonNullable<Configuration['adapter']>;
@@ -54,10 +56,10 @@ export function brokerScopes(config: Config): string[] {
   return [...new Set(['openid', 'offline_access', 'profile', 'email', 'groups', ...Object.keys(claims).filter((k) => claims[k] !== null), ...config.resources.flatMap((r) => r.scopes)])];
 }
 
-function claimsByScope(config: Config): Record<string, string[] | null> {
+function claimsByScope(config: Config, mappers: readonly Mappers[] = config.connectors.map((c) => c.mappers)): Record<string, string[] | null> {
   // Claims the connectors' mappers issue join the scope their mapper names.
   const claims: Record<string, string[] | null> = { ...CLAIMS };
-  for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) {
+  for (const [scope, names] of mappedClaimsByScope(mappers)) {
     claims[scope] = [...new Set([...(claims[scope] ?? []), ...names])];
   }
   return claims;
@@ -75,7 +77,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const resources = new Map(config.resources.map((r) => [r.id, r]));
   const jwtAlg = config.keys.algorithms.includes('ES256') ? 'ES256' : config.keys.algorithms[0];
 
-  const claims = claimsByScope(config);
+  const claims = claimsByScope(config, deps.mappers);
 
   const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) =>
     sendPage(ctx, renderer, name, context, status ?? (ctx.status && ctx.status !== 404 ? ctx.status : 200));

@@ -140,9 +140,20 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
 
     const logins = createLoginSessionLookup(store.loginSessions);
-    // Which scope releases each mapped claim, for access tokens.
-    const claimScopes = new Map<string, string>();
-    for (const [scope, names] of mappedClaimsByScope(config.connectors.map((c) => c.mappers))) for (const name of names) claimScopes.set(name, scope);
+    // The claims connectors' mappers issue (config and stored connectors), and which scope
+    // releases each, for access tokens. A stored connector whose mappers change the claim set
+    // rebuilds the provider (its claims configuration), below.
+    const connectorMappers = () => connectors.list().map((c) => c.policy.mappers);
+    const scopesOfClaims = () => {
+      const byClaim = new Map<string, string>();
+      for (const [scope, names] of mappedClaimsByScope(connectorMappers())) for (const name of names) byClaim.set(name, scope);
+      return byClaim;
+    };
+    let claimScopes = scopesOfClaims();
+    const claimsSignature = () => JSON.stringify([...claimScopes].sort());
+    let builtClaims = claimsSignature();
+    /** Set once the provider exists: rebuilds it when the mapped claims changed. */
+    let afterConnectorReload: () => Promise<void> = async () => {};
     const refreshCheck = createRefreshCheck({ store, registry: () => connectors, logger, tokenCipher, logins });
     const accounts = createAccountLookup(statements);
     const findAccount = createFindAccount({ store, logins, refreshCheck, logger, accounts });
@@ -162,6 +173,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       if (changes.added.length || changes.replaced.length || changes.removed.length) {
         metrics?.setConnectors(connectors.list().map((c) => c.id));
         rescheduleSyncs();
+        await afterConnectorReload();
         logger.info({ added: changes.added, replaced: changes.replaced, removed: changes.removed }, 'connectors reloaded');
       }
     };
@@ -176,6 +188,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const build = (keys: Awaited<ReturnType<typeof store.signingKeys.listPublishable>>): Provider => {
       const provider = createProvider({
         config,
+        mappers: connectorMappers(),
         jwks: providerJwks(keys),
         cookieKeys,
         adapter,
@@ -261,6 +274,16 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       handler = provider.callback();
       logger.info({ kids: keys.map((k) => `${k.kid}:${k.status}`) }, 'signing keys reloaded');
       return true;
+    };
+
+    afterConnectorReload = async () => {
+      claimScopes = scopesOfClaims();
+      const now = claimsSignature();
+      if (now === builtClaims) return;
+      builtClaims = now;
+      provider = build(await store.signingKeys.listPublishable());
+      handler = provider.callback();
+      logger.info({ claims: Object.fromEntries(claimScopes) }, 'claims of connector mappers changed: provider rebuilt');
     };
 
     server = http.createServer((req, res) => handler(req, res));
