@@ -18,6 +18,7 @@ import type { AdminChange, AdminRoute } from './admin-route.ts';
 import { AdminProblem, fieldErrors, invalid, toProblem } from './problem.ts';
 import { allows, authenticateAdmin, type AdminPrincipal, type AuthenticationFailure } from './authenticate-admin.ts';
 import { changedFields } from './admin-support.ts';
+import { DatabaseUnavailable, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { API_PREFIX, openApiDocument } from './openapi-document.ts';
 
 export interface AdminApiDependencies {
@@ -126,7 +127,17 @@ export function adminApi(deps: AdminApiDependencies) {
   const compiled = deps.routes.map(compile);
   let document: string | undefined;
 
+  /** Best effort: a refusal stays a refusal (401/403) even when the audit log cannot be written. */
   async function auditFailure(ctx: Context, failure: AuthenticationFailure, status: number, requestId: string): Promise<void> {
+    try {
+      await recordFailure(ctx, failure, status, requestId);
+    } catch (err) {
+      if (err instanceof DatabaseUnavailable || isDatabaseUnavailable(err)) logger.debug({ requestId }, 'admin refusal not audited: database unavailable');
+      else logger.warn({ requestId, reason: failure.reason, message: (err as Error).message }, 'admin refusal not audited');
+    }
+  }
+
+  async function recordFailure(ctx: Context, failure: AuthenticationFailure, status: number, requestId: string): Promise<void> {
     await store.audit.record({
       type: status === 401 ? 'admin.unauthenticated' : 'admin.forbidden',
       outcome: 'failure',

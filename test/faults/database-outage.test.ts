@@ -12,6 +12,7 @@ import { assertNoErrorLogs, basic, codeFlowTokens, RP, startFaultBroker, type Fa
 
 const RP_CLIENT = { id: 'rp', secret: 'rp-secret-0123456789abcdef' };
 const SVC = { id: 'svc', secret: 'svc-secret-0123456789abcdef' };
+const ADMIN = { id: 'ops', secret: 'ops-secret-0123456789abcdef' };
 // Short bounds so the hung-database checks stay quick.
 const STATEMENT_TIMEOUT_MS = 1000;
 const ACQUIRE_TIMEOUT_MS = 1000;
@@ -20,6 +21,7 @@ describe('database outage', () => {
   let cluster: PrivatePostgres | { skip: string };
   let broker: FaultBroker;
   let userAccessToken: string;
+  let adminToken: string;
 
   before(async () => {
     cluster = await privatePostgres();
@@ -31,11 +33,18 @@ describe('database outage', () => {
         clients: [
           { ...RP_CLIENT, redirectUris: [RP], firstParty: true },
           { ...SVC, grantTypes: ['client_credentials'] },
+          { ...ADMIN, grantTypes: ['client_credentials'], scopes: ['admin:read'] },
         ],
         users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org' }],
       },
     });
     userAccessToken = (await codeFlowTokens(broker.issuer, RP_CLIENT)).access_token;
+    const admin = await fetch(`${broker.url}/token`, {
+      method: 'POST',
+      headers: { authorization: basic(ADMIN.id, ADMIN.secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'admin:read' }),
+    });
+    adminToken = ((await admin.json()) as { access_token: string }).access_token;
     // Tokens commit asynchronously (src/storage/database.ts); an immediate stop is a crash and
     // may lose the last ones. Flush, so the token outlives the outage below.
     await broker.database.knex.raw('CHECKPOINT');
@@ -112,6 +121,19 @@ describe('database outage', () => {
       await assertUnavailableJson(await clientCredentials(), 'client_credentials');
       await assertUnavailableJson(await userinfo(), 'userinfo');
       await assertUnavailableJson(await introspect(), 'introspection');
+      // The admin API, signed in or not: a 503 problem, never a 500.
+      for (const token of [adminToken, 'not-a-real-token-0123456789', undefined]) {
+        const res = await fetch(`${broker.url}/admin/api/v1/users`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+        const body = (await res.json()) as { status?: number; code?: string };
+        if (token === undefined) {
+          assert.equal(res.status, 401, 'no token is refused before the database is needed');
+          continue;
+        }
+        assert.equal(res.status, 503, JSON.stringify(body));
+        assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+        assert.match(res.headers.get('retry-after') ?? '', /^\d+$/);
+        assert.equal(body.code, 'temporarily_unavailable');
+      }
 
       const page = await authorize();
       const html = await page.text();
