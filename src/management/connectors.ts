@@ -11,7 +11,7 @@ import { mergeSecrets, splitSecrets } from '../connectors/secret-fields.ts';
 import { connectorSecretsBinding, type TokenCipher } from '../accounts/token-cipher.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { runRecordedSync, SYNC_LEASE_MS } from '../federation/recorded-sync.ts';
-import { configConnectorEntries, connectorPolicySchema, storedConnectorEntry, storedSecrets } from '../server/connector-entries.ts';
+import { configConnectorEntries, connectorPolicySchema, storedConnectorEntry, storedPolicy, storedSecrets } from '../server/connector-entries.ts';
 import type { Store } from '../storage/store.ts';
 import type { ConnectorSync, StoredConnector } from '../storage/connector-repository.ts';
 import { AdminProblem, conflict, invalid, notFound, readOnly, type FieldError } from '../admin-api/problem.ts';
@@ -132,7 +132,6 @@ export class ConnectorService {
   async #storedView(row: StoredConnector): Promise<ConnectorView> {
     const fields = (await this.#secretFieldsOf(row.type)) ?? [];
     const secrets = row.secrets === null ? [] : Object.keys(storedSecrets(row, this.#deps.cipher));
-    const policy = row.policy ? connectorPolicySchema.safeParse(row.policy) : null;
     return {
       id: row.id,
       type: row.type,
@@ -144,7 +143,7 @@ export class ConnectorService {
       config: splitSecrets(row.config, fields).config,
       secretFields: fields,
       secretsSet: secrets,
-      policy: policy?.success ? (policy.data as ConnectorPolicy) : null,
+      policy: storedPolicy(row),
       position: row.position,
       createdAt: row.createdAt.toISOString(),
       updatedAt: row.updatedAt.toISOString(),

@@ -52,16 +52,22 @@ export function storedSecrets(row: Pick<StoredConnector, 'id' | 'secrets'>, ciph
   return opened && typeof opened === 'object' ? (opened as Record<string, unknown>) : {};
 }
 
+/** A stored connector's policy, or null when it has none (or one no longer valid). */
+export function storedPolicy(row: Pick<StoredConnector, 'policy'>): ConnectorPolicy | null {
+  const policy = row.policy ? connectorPolicySchema.safeParse(row.policy) : null;
+  return policy?.success ? (policy.data as ConnectorPolicy) : null;
+}
+
 /** A stored connector as the registry runs it: its secrets put back, its policy applied. */
 export function storedConnectorEntry(row: StoredConnector, cipher: TokenCipher | null): ConnectorEntry {
-  const policy = row.policy ? connectorPolicySchema.safeParse(row.policy) : null;
+  const policy = storedPolicy(row);
   return {
     id: row.id,
     type: row.type,
     name: row.name,
     enabled: row.enabled,
     config: mergeSecrets(row.config, storedSecrets(row, cipher)),
-    ...(policy?.success ? { policy: policy.data as ConnectorPolicy } : {}),
+    ...(policy ? { policy } : {}),
     origin: `database connector "${row.id}"`,
   };
 }

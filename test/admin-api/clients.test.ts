@@ -13,14 +13,10 @@ import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
-import { AdminApiClient, adminClientConfig, clientToken, ADMIN_PREFIX } from '../helpers/admin-api.ts';
+import { AdminApiClient, adminClientConfig, clientToken, ADMIN_PREFIX, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 
 const RP = 'http://127.0.0.1:9/cb'; // never contacted: the browser stops at the RP's origin
 
-const stores = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
 

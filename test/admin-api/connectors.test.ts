@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
-import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
+import { AdminApiClient, adminClientConfig, clientToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 import { TokenCipher, connectorSecretsBinding } from '../../src/accounts/token-cipher.ts';
 import { offeredConnectors, RP_CLIENT, within } from '../helpers/login-page-connectors.ts';
 
@@ -19,10 +18,6 @@ const TOKEN_KEY = 'connector-test-token-key-0123456789abcdef';
 const SECRET = 'upstream-client-secret-DO-NOT-LEAK-4242';
 const CONFIG_SECRET = 'config-declared-secret-DO-NOT-LEAK-7777';
 
-const stores = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
 
 /** A generic OAuth 2.0 config whose endpoints are on `base`. */
 const oauth2Config = (base: string, extra: Record<string, unknown> = {}) => ({

@@ -10,12 +10,8 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { hashPassword } from '../../src/accounts/passwords.ts';
-import { AdminApiClient, adminClientConfig, clientToken, consoleClientConfig, userToken } from '../helpers/admin-api.ts';
+import { AdminApiClient, adminClientConfig, clientToken, consoleClientConfig, userToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 
-const stores = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
 
 const RP = 'http://127.0.0.1:9/cb';
 const RP_CLIENT = { id: 'rp', secret: 'rp-secret-0123456789abcdef', redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code'] };

@@ -10,7 +10,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
-import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
+import { AdminApiClient, adminClientConfig, clientToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
@@ -20,10 +20,6 @@ const RP = 'http://127.0.0.1:9/cb';
 const SECRET = 'rp-secret-0123456789abcdef';
 const PASSWORD = 'correct horse battery staple';
 
-const stores = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
 
 function rpClient(receiver: LogoutReceiver): Record<string, unknown> {
   return { id: 'rp', secret: SECRET, redirectUris: [RP], grantTypes: ['authorization_code', 'refresh_token'], backchannelLogoutUri: receiver.url };

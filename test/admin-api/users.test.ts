@@ -6,15 +6,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
-import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
-import { AdminApiClient, adminClientConfig, clientToken, consoleClientConfig, userToken, ADMIN_PREFIX } from '../helpers/admin-api.ts';
+import { AdminApiClient, adminClientConfig, clientToken, consoleClientConfig, userToken, ADMIN_PREFIX, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 import { verifyPassword } from '../../src/accounts/passwords.ts';
 
-const stores = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
 
 const GOOD_PASSWORD = 'correct horse battery staple';
 
