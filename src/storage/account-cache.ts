@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import type { User } from './types.ts';
 import type { SqlStatements } from './pg-statements.ts';
 import { userFromRow, type UserRow } from './user-repository.ts';
+import { userGroupsSubquery } from './user-groups-sql.ts';
 
 export const ACCOUNT_TTL_MS = 2_000;
 const MAX_ENTRIES = 10_000;
@@ -40,14 +41,11 @@ export function accountWrite(knex: Knex, userId?: string): void {
   if (trx.isTransaction) trx.executionPromise?.then(() => accountChanged(userId), () => accountChanged(userId));
 }
 
-// Groups include the ancestors of the user's groups (nested groups). UNION deduplicates the walk
-// (and stops it on a cycle); with group_parents empty the recursive step is one index probe.
+// Groups include the ancestors of the user's groups (nested groups: user-groups-sql.ts).
 const FIND_ACCOUNT = {
   name: 'kb_account_find',
   text: `SELECT u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at,
-    (WITH RECURSIVE up(id) AS (SELECT m.group_id FROM memberships m WHERE m.user_id = u.id
-       UNION SELECT gp.parent_id FROM group_parents gp JOIN up ON gp.group_id = up.id)
-     SELECT array_agg(g.name ORDER BY g.name) FROM up JOIN groups g ON g.id = up.id) AS groups
+    ${userGroupsSubquery('u.id')} AS groups
     FROM users u WHERE u.id = $1`,
 };
 

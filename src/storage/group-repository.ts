@@ -4,6 +4,7 @@ import type { Group, GroupMember } from './types.ts';
 import { uniquely } from './unique-violation.ts';
 import { inTransaction } from './in-transaction.ts';
 import { accountWrite } from './account-cache.ts';
+import { userGroupsSubquery } from './user-groups-sql.ts';
 
 interface Row {
   id: string;
@@ -20,12 +21,6 @@ const fromRow = (r: Row): Group => ({ id: r.id, name: r.name, description: r.des
 const NESTING_LOCK = 0x4b425f47; // "KB_G"
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
-
-/** A user's groups and, through group_parents, every ancestor of them (empty for most deployments). */
-export const GROUPS_OF_USER = `WITH RECURSIVE up(id) AS (
-      SELECT m.group_id FROM memberships m WHERE m.user_id = $1
-      UNION SELECT gp.parent_id FROM group_parents gp JOIN up ON gp.group_id = up.id)
-    SELECT array_agg(g.name ORDER BY g.name) AS groups FROM up JOIN groups g ON g.id = up.id`;
 
 /** Nesting `child` inside `parent` would close this loop (child, parent, ..., child). */
 export class GroupCycle extends Error {
@@ -203,7 +198,7 @@ export class GroupRepository {
 
   /** The user's groups and their ancestors, by name. */
   async groupsOf(userId: string): Promise<string[]> {
-    const { rows } = (await this.#knex.raw(GROUPS_OF_USER.replace('$1', '?'), [userId])) as { rows: Array<{ groups: string[] | null }> };
+    const { rows } = (await this.#knex.raw(`SELECT ${userGroupsSubquery('?')} AS groups`, [userId])) as { rows: Array<{ groups: string[] | null }> };
     return rows[0]?.groups ?? [];
   }
 

@@ -5,6 +5,7 @@ import { uniquely } from './unique-violation.ts';
 import { InvalidInput } from '../errors.ts';
 import { displayUsername, usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 import { accountWrite } from './account-cache.ts';
+import { userGroupsSubquery } from './user-groups-sql.ts';
 
 export interface UserRow {
   id: string;
@@ -119,9 +120,7 @@ export class UserRepository {
       .first(
         'u.*',
         // The user's groups and their ancestors (nested groups), as the token hot path reads them.
-        this.#knex.raw(`(WITH RECURSIVE up(id) AS (SELECT m.group_id FROM memberships m WHERE m.user_id = u.id
-          UNION SELECT gp.parent_id FROM group_parents gp JOIN up ON gp.group_id = up.id)
-          SELECT array_agg(g.name ORDER BY g.name) FROM up JOIN groups g ON g.id = up.id) AS groups`),
+        this.#knex.raw(`${userGroupsSubquery('u.id')} AS groups`),
       );
     return row ? { user: userFromRow(row), groups: row.groups ?? [] } : null;
   }
