@@ -40,7 +40,8 @@ describe('token hot path on PostgreSQL', () => {
       seen.push(statement.name);
       return run(statement, values);
     }) as typeof statements.run;
-    for (const knex of new Set([broker.database.knex, broker.database.artifacts])) knex.on('query', (q: { sql: string }) => seen.push(`knex: ${q.sql}`));
+    // The change feed's once-a-second poll (change_versions) is background work, not the request's.
+    for (const knex of new Set([broker.database.knex, broker.database.artifacts])) knex.on('query', (q: { sql: string }) => q.sql.includes('change_versions') || seen.push(`knex: ${q.sql}`));
   });
 
   after(async () => {
