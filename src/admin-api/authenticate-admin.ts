@@ -21,11 +21,16 @@ export interface AdminPrincipal {
 /** What the API manages; each has its own `admin:<resource>:read|write` scopes. */
 export const ADMIN_RESOURCES = ['users', 'groups', 'clients', 'connectors', 'saml-service-providers', 'sessions', 'audit', 'keys', 'stats'] as const;
 
+/** Not a scope: operations about the caller itself, open to every authenticated caller. */
+export const SELF_RESOURCE = 'self';
+
 /** Every scope a client may be granted for the admin API. */
 export const ADMIN_SCOPES: readonly string[] = ['admin:read', 'admin:write', ...ADMIN_RESOURCES.flatMap((r) => [`admin:${r}:read`, `admin:${r}:write`])];
 
 /** Whether the principal may do `access` on `resource`. Write implies read. */
 export function allows(principal: AdminPrincipal, resource: string, access: 'read' | 'write'): boolean {
+  // `self`: what a caller may learn about itself once authenticated (GET /me).
+  if (resource === SELF_RESOURCE) return access === 'read';
   const s = principal.scopes;
   if (s.has('admin:write') || s.has(`admin:${resource}:write`)) return true;
   return access === 'read' && (s.has('admin:read') || s.has(`admin:${resource}:read`));

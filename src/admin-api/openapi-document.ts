@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { AdminRoute } from './admin-route.ts';
 import { problemSchema } from './problem.ts';
+import { SELF_RESOURCE } from './authenticate-admin.ts';
 
 export const API_PREFIX = '/admin/api/v1';
 
@@ -64,7 +65,7 @@ export function openApiDocument(routes: readonly AdminRoute[], options: { issuer
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
-      security: [{ bearer: [`admin:${route.access}`, `admin:${route.resource}:${route.access}`] }],
+      security: [{ bearer: route.resource === SELF_RESOURCE ? [] : [`admin:${route.access}`, `admin:${route.resource}:${route.access}`] }],
       'x-keybridge-scope': { resource: route.resource, access: route.access },
       parameters: [
         ...parameters(route.params, 'path'),

@@ -299,6 +299,8 @@ export const configSchema = z
         consoleClients: z.array(z.string().min(1).max(128)).default(['keybridge-admin-console']),
         /** Largest JSON body an admin request may send, in bytes. */
         bodyLimit: positiveInt().default(256 * 1024),
+        /** The admin console at /admin (a browser app on this API, signed in as the first console client). */
+        console: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
       })
       .prefault({}),
     /** Optional Redis for rate-limit counters shared by every instance. */

@@ -43,6 +43,7 @@ import { createRateLimits, type RateLimits } from '../limits/rate-limits.ts';
 import { limitRequests } from '../limits/limit-requests.ts';
 import { deviceSessionRecovery } from '../oidc/device-session-recovery.ts';
 import { adminApi } from '../admin-api/admin-api.ts';
+import { adminConsole, adminConsoleClient } from '../admin-console/admin-console.ts';
 import { adminRoutes } from '../admin-api/routes/admin-routes.ts';
 import { KEYBRIDGE_VERSION } from '../version.ts';
 import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
@@ -182,6 +183,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const upstreamAttempts = new adapter('UpstreamLogin');
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
+    const consoleClient = adminConsoleClient(config);
+    const internalClients = [...(samlIdp ? [samlIdp.client] : []), ...(consoleClient ? [consoleClient] : [])];
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
@@ -195,7 +198,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         findAccount,
         renderer,
         logger,
-        internalClients: samlIdp ? [samlIdp.client] : [],
+        internalClients,
         async accessTokenClaims(ctx, accountId, sessionUid, scope) {
           const account = ctx.oidc.entities.Account as { accountId?: string; groups?: string[]; idp?: string } | undefined;
           const cached = account?.accountId === accountId && account.groups ? account : null;
@@ -246,7 +249,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients: samlIdp ? [samlIdp.client] : [], validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService }) }));
+      provider.use(adminConsole({ config }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

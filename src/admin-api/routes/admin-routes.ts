@@ -5,6 +5,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Store } from '../../storage/store.ts';
 import type { AdminRoute } from '../admin-route.ts';
 import { keyRoutes } from './key-routes.ts';
+import { selfRoutes } from './self-routes.ts';
 import { userRoutes } from './user-routes.ts';
 import { userService } from '../../management/users.ts';
 import { clientRoutes } from './client-routes.ts';
@@ -35,6 +36,7 @@ export interface AdminRouteDependencies {
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
   const clients = new ClientService({ config: deps.config, store: deps.store, internalClients: deps.internalClients, defaultScopes: brokerScopes(deps.config), validateMetadata: deps.validateClientMetadata });
   return [
+    ...selfRoutes(),
     ...userRoutes({ users: userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger }) }),
     ...groupRoutes({ store: deps.store }),
     ...clientRoutes(clients),

@@ -1,0 +1,153 @@
+// The console's entry: finishes a sign-in on /admin/callback, makes sure there is a token,
+// asks the API who we are (403: "not an administrator"), then renders the layout and the page
+// the URL names. Pages are modules under pages/, one per section, loaded when first visited:
+// /admin/<section>/<rest...> renders pages/<section>.js with `segments` = the decoded rest.
+import { html, render, useEffect, useState, ErrorNotice, Loading } from './ui.js';
+import { api, ApiError } from './api.js';
+import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
+
+export const SECTIONS = [
+  { id: 'dashboard', path: '/admin/', label: 'Dashboard' },
+  { id: 'users', path: '/admin/users', label: 'Users' },
+  { id: 'groups', path: '/admin/groups', label: 'Groups' },
+  { id: 'clients', path: '/admin/clients', label: 'Clients' },
+  { id: 'connectors', path: '/admin/connectors', label: 'Connectors' },
+  { id: 'saml', path: '/admin/saml', label: 'SAML apps' },
+  { id: 'audit', path: '/admin/audit', label: 'Audit log' },
+  { id: 'keys', path: '/admin/keys', label: 'Keys' },
+];
+const title = document.querySelector('meta[name="keybridge-title"]')?.content || 'Keybridge';
+
+function parseLocation() {
+  const parts = location.pathname.replace(/^\/admin\/?/, '').split('/').filter(Boolean);
+  let segments;
+  try {
+    segments = parts.map((p) => decodeURIComponent(p));
+  } catch {
+    segments = null;
+  }
+  const section = parts.length ? parts[0] : 'dashboard';
+  return { section, segments: segments ? segments.slice(1) : null, query: new URLSearchParams(location.search), key: location.pathname + location.search };
+}
+
+const listeners = new Set();
+/** Goes to a console URL without reloading the page. `replace` keeps history clean for redirects. */
+export function navigate(href, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', href);
+  else history.pushState(null, '', href);
+  for (const l of listeners) l();
+}
+addEventListener('popstate', () => listeners.forEach((l) => l()));
+document.addEventListener('click', (event) => {
+  const a = event.target instanceof Element ? event.target.closest('a[href]') : null;
+  if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (a.target || a.hasAttribute('download') || a.origin !== location.origin || !a.pathname.startsWith('/admin/') || a.pathname.startsWith('/admin/api/')) return;
+  event.preventDefault();
+  navigate(a.pathname + a.search);
+});
+
+function useLocation() {
+  const [loc, setLoc] = useState(parseLocation);
+  useEffect(() => {
+    const update = () => setLoc(parseLocation());
+    listeners.add(update);
+    return () => listeners.delete(update);
+  }, []);
+  return loc;
+}
+
+const modules = new Map();
+function PageHost({ loc, me }) {
+  const known = SECTIONS.some((s) => s.id === loc.section);
+  const [state, setState] = useState({ section: null, Page: null, error: null });
+  useEffect(() => {
+    if (!known || !loc.segments) return;
+    let live = true;
+    const load = modules.get(loc.section) ?? import(`./pages/${loc.section}.js`);
+    modules.set(loc.section, load);
+    load.then(
+      (m) => live && setState({ section: loc.section, Page: m.default, error: null }),
+      (error) => {
+        modules.delete(loc.section);
+        if (live) setState({ section: loc.section, Page: null, error });
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [loc.section, known]);
+  useEffect(() => {
+    // After a navigation, the new page's heading takes focus (screen readers announce it).
+    const t = setTimeout(() => document.getElementById('page-title')?.focus({ preventScroll: true }), 0);
+    scrollTo(0, 0);
+    return () => clearTimeout(t);
+  }, [loc.key]);
+  if (!known || !loc.segments) return html`<section class="console-page"><h1 id="page-title" tabindex="-1">Page not found</h1><p>The console has no page at this address. <a href="/admin/">Go to the dashboard</a>.</p></section>`;
+  if (state.error && state.section === loc.section) return html`<${ErrorNotice} error=${state.error} title="This page could not be loaded" />`;
+  if (!state.Page || state.section !== loc.section) return html`<${Loading} />`;
+  const { Page } = state;
+  return html`<${Page} key=${loc.section} segments=${loc.segments} query=${loc.query} me=${me} navigate=${navigate} />`;
+}
+
+function Layout({ me }) {
+  const loc = useLocation();
+  const [menuOpen, setMenuOpen] = useState(false);
+  useEffect(() => setMenuOpen(false), [loc.key]);
+  return html`<div class="console-shell">
+    <a class="skip-link" href="#content">Skip to content</a>
+    <header class="console-header">
+      <a class="console-brand" href="/admin/"><span class="brand-mark" aria-hidden="true"></span>${title} <span class="muted">admin</span></a>
+      <button type="button" class="secondary menu-toggle" aria-expanded=${menuOpen ? 'true' : 'false'} aria-controls="console-nav" onClick=${() => setMenuOpen(!menuOpen)}>Menu</button>
+      <nav id="console-nav" class=${`console-nav${menuOpen ? ' open' : ''}`} aria-label="Console">
+        <ul>${SECTIONS.map((s) => html`<li><a href=${s.path} aria-current=${loc.section === s.id ? 'page' : undefined}>${s.label}</a></li>`)}</ul>
+      </nav>
+      <div class="console-user">
+        <span class="muted" data-testid="signed-in-as">${me.username ?? me.clientId}</span>
+        <button type="button" class="secondary" onClick=${() => signOut()}>Sign out</button>
+      </div>
+    </header>
+    <main id="content" class="console-main"><${PageHost} loc=${loc} me=${me} /></main>
+  </div>`;
+}
+
+function NotAdmin({ error }) {
+  document.title = 'Not an administrator · Admin console';
+  return html`<main class="card not-admin">
+    <h1>You are not an administrator</h1>
+    <p>${error.message} Your sign-in worked, but your account is not in one of the administrator groups (<code>admin.groups</code> in the config) or is disabled.</p>
+    <p>Ask an administrator to add you to an administrator group, or sign out and sign in with another account.</p>
+    <div class="actions"><button type="button" class="primary" onClick=${() => signOut()}>Sign out</button></div>
+  </main>`;
+}
+
+function Failure({ error }) {
+  return html`<main class="card">
+    <h1>The admin console could not start</h1>
+    <${ErrorNotice} error=${error} />
+    <div class="actions"><a class="button primary" href="/admin/">Try again</a></div>
+  </main>`;
+}
+
+async function boot() {
+  const root = document.getElementById('app');
+  try {
+    if (location.pathname === CALLBACK_PATH) {
+      const next = await completeSignIn();
+      history.replaceState(null, '', next);
+    }
+    if (!currentToken()) return void (await signIn());
+    let me;
+    try {
+      me = (await api('GET', '/me')).body;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 403) return void render(html`<${NotAdmin} error=${error} />`, root);
+      throw error;
+    }
+    signInWorked();
+    render(html`<${Layout} me=${me} />`, root);
+  } catch (error) {
+    render(html`<${Failure} error=${error} />`, root);
+  }
+}
+
+boot();

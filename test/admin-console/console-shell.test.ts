@@ -1,0 +1,195 @@
+// The admin console's frame in Chromium: signing in through Keybridge's own login page as the
+// console's auto-registered public client (code + PKCE), the "not an administrator" page, the
+// layout on a desktop and a phone, keyboard use, signing out, and the rule that the console's
+// server side serves only the shell, its assets and the sign-in callback: everything else the
+// console does goes through the admin API.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Browser as Chromium } from 'playwright-core';
+import { chromiumMissing } from '../helpers/chromium.ts';
+import { skipLoudly } from '../helpers/skip.ts';
+import type { TestBroker } from '../helpers/test-broker.ts';
+import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, submitLogin } from '../helpers/admin-console.ts';
+import { CONSOLE_DIR } from '../../src/admin-console/admin-console.ts';
+
+describe('admin console frame', () => {
+  let broker: TestBroker;
+  let chromium: Chromium;
+  const missing = chromiumMissing();
+
+  before(async () => {
+    if (missing) return;
+    broker = await startConsoleBroker();
+    chromium = await launchChromium();
+  });
+  after(async () => {
+    await chromium?.close();
+    await broker?.close();
+  });
+
+  test('an administrator signs in through the login page and gets the console, which talks only to the API', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openConsolePage(chromium);
+    await session.page.goto(`${broker.issuer}/admin/keys`);
+    // Not signed in: Keybridge's own login page, for the console's client.
+    await session.page.waitForSelector('#username');
+    assert.match(session.page.url(), /\/interaction\//);
+    await submitLogin(session.page, ADMIN);
+    await session.page.waitForSelector('[data-testid="signed-in-as"]');
+    assert.equal(await session.page.textContent('[data-testid="signed-in-as"]'), ADMIN.username);
+    // Back where the administrator wanted to go, with the callback's code gone from the URL.
+    assert.equal(new URL(session.page.url()).pathname, '/admin/keys');
+    await session.page.waitForSelector('table.data tbody tr');
+    assert.equal(await session.page.textContent('h1'), 'Signing keys');
+    assert.equal(await session.page.getAttribute('nav a[aria-current=page]', 'href'), '/admin/keys');
+    const tokenRequest = session.requests.find((r) => r.method === 'POST' && r.url === `${broker.issuer}/token`);
+    assert.ok(tokenRequest, 'the console exchanged its code at the token endpoint');
+    await screenshot(session.page, 'keys');
+    assert.deepEqual(session.pageErrors, []);
+    assertOnlyApiAndSignIn(session.requests, broker.issuer);
+    await session.context.close();
+  });
+
+  test('a signed-in user who is not an administrator gets a clear "not an administrator" page and no data', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openConsolePage(chromium);
+    await session.page.goto(`${broker.issuer}/admin/users`);
+    await submitLogin(session.page, PLAIN_USER);
+    await session.page.waitForSelector('.not-admin h1');
+    assert.equal(await session.page.textContent('.not-admin h1'), 'You are not an administrator');
+    assert.match((await session.page.textContent('.not-admin'))!, /You are not an administrator\./);
+    assert.equal(await session.page.$('[data-testid="signed-in-as"]'), null);
+    const apiCalls = session.requests.filter((r) => r.url.includes('/admin/api/v1/')).map((r) => new URL(r.url).pathname);
+    assert.deepEqual(apiCalls, ['/admin/api/v1/me'], 'only the "who am I" call, which was refused');
+    await screenshot(session.page, 'not-an-administrator');
+    // The refused API call shows as a console error (403); nothing else may.
+    assert.deepEqual(session.pageErrors.filter((e) => !/403/.test(e)), []);
+    await session.context.close();
+  });
+
+  test('keyboard: the skip link and the navigation work without a mouse; the keys rotate after a confirmation', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openConsolePage(chromium);
+    const { page } = session;
+    await signInToConsole(session, broker.issuer, ADMIN, '/admin/clients');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    // Tab to the Keys link and follow it with Enter: no reload, the heading takes focus.
+    let reached = false;
+    for (let i = 0; i < 20 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = (await page.evaluate(() => document.activeElement?.getAttribute('href'))) === '/admin/keys';
+    }
+    assert.ok(reached, 'the Keys link is reachable with Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('table.data tbody tr');
+    await page.waitForFunction(() => document.activeElement?.id === 'page-title');
+    const before = await page.$$eval('table.data tbody tr', (rows) => rows.length);
+    const activeBefore = await page.$$eval('table.data tbody tr', (rows) => rows.filter((r) => r.textContent!.includes('active')).map((r) => r.querySelector('code')!.textContent));
+
+    await page.click('button:has-text("Rotate keys")');
+    await page.waitForSelector('dialog[open]');
+    // Escape cancels: nothing rotated.
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('dialog[open]', { state: 'detached' }).catch(() => {});
+    assert.equal(await page.$('dialog[open]'), null);
+    assert.equal(await page.$$eval('table.data tbody tr', (rows) => rows.length), before);
+
+    await page.click('button:has-text("Rotate keys")');
+    await page.click('dialog[open] button:has-text("Rotate")');
+    await page.waitForSelector('.notice:has-text("Rotated")');
+    const rows = await page.$$eval('table.data tbody tr', (trs) => trs.map((r) => r.textContent!));
+    assert.equal(rows.length, before + activeBefore.length, 'one new key per algorithm, the old ones still published');
+    for (const kid of activeBefore) assert.ok(rows.some((r) => r.includes(kid!) && r.includes('retired')), `${kid} is retired, still listed`);
+    assert.deepEqual(session.pageErrors, []);
+    assertOnlyApiAndSignIn(session.requests, broker.issuer);
+    await session.context.close();
+  });
+
+  test('on a 390 px phone the page fits the screen and the menu opens', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openConsolePage(chromium, { width: 390, height: 844 });
+    const { page } = session;
+    await signInToConsole(session, broker.issuer, ADMIN, '/admin/keys');
+    await page.waitForSelector('table.data tbody tr');
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scrolling');
+    assert.equal(await page.isVisible('#console-nav'), false, 'the navigation is folded away');
+    await page.click('button.menu-toggle');
+    assert.equal(await page.isVisible('#console-nav a[href="/admin/users"]'), true);
+    await page.click('#console-nav a[href="/admin/users"]');
+    await page.waitForFunction(() => location.pathname === '/admin/users');
+    assert.equal(await page.isVisible('#console-nav'), false, 'the menu folds again after a choice');
+    await session.context.close();
+  });
+
+  test('signing out ends the Keybridge session: the next visit asks for the password again', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openConsolePage(chromium);
+    const { page } = session;
+    await signInToConsole(session, broker.issuer, ADMIN, '/admin/keys');
+    await page.click('button:has-text("Sign out")');
+    // oidc-provider asks to confirm the sign-out.
+    await page.waitForURL(/\/session\/end/);
+    await page.click('button[type=submit]:not(.link), button:has-text("Sign out"), button:has-text("Yes")');
+    await page.waitForSelector('#username');
+    assert.match(page.url(), /\/interaction\//);
+    await session.context.close();
+  });
+
+  test('an unknown console page says so inside the console', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openConsolePage(chromium);
+    await signInToConsole(session, broker.issuer, ADMIN, '/admin/no-such-section');
+    assert.equal(await session.page.textContent('h1'), 'Page not found');
+    await session.context.close();
+  });
+
+  test('the console server answers only the shell, its assets and the callback, never data', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const shell = await fetch(`${broker.issuer}/admin/`);
+    assert.equal(shell.status, 200);
+    const body = await shell.text();
+    const csp = shell.headers.get('content-security-policy')!;
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.match(csp, /style-src 'self'(;|$)/);
+    assert.match(csp, /connect-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe/);
+    assert.doesNotMatch(body, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
+    assert.doesNotMatch(body, /\sstyle=/, 'no inline style');
+    assert.match(body, /<meta name="keybridge-console-client" content="keybridge-admin-console">/);
+    // Every console path, the callback included, is the same static shell: no user data in it.
+    for (const p of ['/admin', '/admin/users/some-id', '/admin/callback?code=x&state=y', '/admin/audit?actor=ada']) {
+      const res = await fetch(`${broker.issuer}${p}`);
+      assert.equal(res.status, 200, p);
+      assert.equal(await res.text(), body, p);
+    }
+    for (const p of ['/admin/assets/../src/server/start-broker.ts', '/admin/assets/%2e%2e/package.json', '/admin/assets/vendor/preact.mjs', '/admin/assets/index.html', '/admin/assets/pages/../app.js', '/admin/x%00y', '/admin/%ff']) {
+      const res = await fetch(`${broker.issuer}${p}`);
+      assert.ok([400, 404].includes(res.status), `${p}: ${res.status}`);
+    }
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await fetch(`${broker.issuer}/admin/users`, { method, body: method === 'DELETE' ? undefined : '{}' });
+      assert.equal(res.status, 405, method);
+    }
+    const app = await fetch(`${broker.issuer}/admin/assets/app.js`);
+    assert.match(app.headers.get('content-type')!, /^text\/javascript/);
+    const hooks = await (await fetch(`${broker.issuer}/admin/assets/vendor/preact-hooks.js`)).text();
+    assert.doesNotMatch(hooks, /from\s*"preact"/, 'bare specifiers are rewritten for the browser');
+    // /admin/api stays the API's: the console middleware never answers it.
+    const apiAnswer = await fetch(`${broker.issuer}/admin/api/v1/me`);
+    assert.equal(apiAnswer.status, 401);
+    assert.match(apiAnswer.headers.get('content-type')!, /problem\+json/);
+
+    // The server side imports nothing that reaches data.
+    const server = await readFile(path.resolve(import.meta.dirname, '../../src/admin-console/admin-console.ts'), 'utf8');
+    const imports = [...server.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    assert.ok(imports.every((i) => i.startsWith('node:') || ['koa', '../config/schema.ts', '../http/security-headers.ts'].includes(i)), `imports: ${imports.join(', ')}`);
+    // In the browser code, only api.js (the admin API) and auth.js (sign-in) call fetch.
+    const files = (await readdir(CONSOLE_DIR, { recursive: true })).filter((f) => f.endsWith('.js'));
+    const fetching = [];
+    for (const f of files) if (/\bfetch\s*\(/.test(await readFile(path.join(CONSOLE_DIR, f), 'utf8'))) fetching.push(f);
+    assert.deepEqual(fetching.sort(), ['api.js', 'auth.js']);
+  });
+});
