@@ -2,7 +2,7 @@
 // asks the API who we are (403: "not an administrator"), then renders the layout and the page
 // the URL names. Pages are modules under pages/, one per section, loaded when first visited:
 // /admin/<section>/<rest...> renders pages/<section>.js with `segments` = the decoded rest.
-import { html, render, useEffect, useState, ErrorNotice, Loading } from './ui.js';
+import { html, render, useEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
 import { api, ApiError } from './api.js';
 import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
 
@@ -33,11 +33,15 @@ function parseLocation() {
 const listeners = new Set();
 /** Goes to a console URL without reloading the page. `replace` keeps history clean for redirects. */
 export function navigate(href, { replace = false } = {}) {
+  focusNextHeading();
   if (replace) history.replaceState(null, '', href);
   else history.pushState(null, '', href);
   for (const l of listeners) l();
 }
-addEventListener('popstate', () => listeners.forEach((l) => l()));
+addEventListener('popstate', () => {
+  focusNextHeading();
+  listeners.forEach((l) => l());
+});
 document.addEventListener('click', (event) => {
   const a = event.target instanceof Element ? event.target.closest('a[href]') : null;
   if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
@@ -77,10 +81,7 @@ function PageHost({ loc, me }) {
     };
   }, [loc.section, known]);
   useEffect(() => {
-    // After a navigation, the new page's heading takes focus (screen readers announce it).
-    const t = setTimeout(() => document.getElementById('page-title')?.focus({ preventScroll: true }), 0);
     scrollTo(0, 0);
-    return () => clearTimeout(t);
   }, [loc.key]);
   if (!known || !loc.segments) return html`<section class="console-page"><h1 id="page-title" tabindex="-1">Page not found</h1><p>The console has no page at this address. <a href="/admin/">Go to the dashboard</a>.</p></section>`;
   if (state.error && state.section === loc.section) return html`<${ErrorNotice} error=${state.error} title="This page could not be loaded" />`;

@@ -29,14 +29,25 @@ export function useLoad(load, deps = []) {
   return { ...state, reload, setData: (data) => setState((s) => ({ ...s, data })) };
 }
 
+let headingFocusPending = false;
+/** After an in-app navigation, the next page heading to render takes focus (screen readers announce it). */
+export function focusNextHeading() {
+  headingFocusPending = true;
+}
+
 /** A page: its heading (also the document title), optional actions beside it, then content. */
 export function Page({ title, actions, children }) {
+  const heading = useRef(null);
   useEffect(() => {
     document.title = `${title} · Admin console`;
+    if (headingFocusPending && heading.current) {
+      headingFocusPending = false;
+      heading.current.focus({ preventScroll: true });
+    }
   }, [title]);
   return html`<section class="console-page" aria-labelledby="page-title">
     <div class="page-head">
-      <h1 id="page-title" tabindex="-1">${title}</h1>
+      <h1 id="page-title" tabindex="-1" ref=${heading}>${title}</h1>
       ${actions ? html`<div class="page-actions">${actions}</div>` : null}
     </div>
     ${children}

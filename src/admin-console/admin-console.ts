@@ -39,6 +39,9 @@ const PAGE_PATH = /^\/admin(?:\/(?!api(?:\/|$)|assets(?:\/|$))[A-Za-z0-9._~%@:+-
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+// `.` and `..` segments (also percent-encoded) are never a console page.
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+
 interface Asset {
   body: Buffer;
   etag: string;
@@ -121,7 +124,7 @@ export function adminConsole(options: { config: Config }) {
       // Revalidated on every load: the console changes with each Keybridge release.
       return send(ctx, asset, 'no-cache');
     }
-    if (!PAGE_PATH.test(p)) return notFound(ctx);
+    if (!PAGE_PATH.test(p) || DOT_SEGMENT.test(p)) return notFound(ctx);
     const shell = await load('index.html', path.join(CONSOLE_DIR, 'index.html'), 'text/html; charset=utf-8', (s) => s.replaceAll('{{clientId}}', escapeHtml(clientId)).replaceAll('{{title}}', escapeHtml(options.config.ui.title)));
     if (!shell) return notFound(ctx);
     markPage(ctx);
