@@ -131,6 +131,15 @@ for (const store of stores) {
       const refused = await api.get('/keys', { token: mallory });
       assert.equal(refused.status, 403);
       assert.equal(refused.body.detail, 'You are not an administrator.');
+      // GET /me tells each caller who it is; the non-administrator learns only that it is not one.
+      const me = await api.get('/me', { token: root });
+      assert.equal(me.status, 200);
+      assert.deepEqual({ ...me.body, userId: typeof me.body.userId }, { kind: 'user', clientId: 'keybridge-admin-console', userId: 'string', username: 'root', scopes: ['admin:write'] });
+      assert.equal((await api.get('/me', { token: mallory })).status, 403);
+      const service = await api.get('/me', { token: await clientToken(broker.issuer, 'reader', 'admin:read') });
+      assert.deepEqual(service.body, { kind: 'client', clientId: 'reader', userId: null, username: null, scopes: ['admin:read'] });
+      assert.equal((await api.get('/me', { token: await clientToken(broker.issuer, 'plain', 'profile') })).status, 403, 'a token with no admin scope at all is still refused');
+      assert.equal((await api.get('/me', { token: null })).status, 401);
       // An admin's token for any other app is not an admin token.
       const elsewhere = await userToken(broker.issuer, 'other-app', 'root', 'root-password-1');
       assert.equal((await api.get('/keys', { token: elsewhere })).status, 403);
@@ -201,7 +210,10 @@ for (const store of stores) {
         const res = await fetch(`${broker.issuer}/admin/api/docs/${asset}`);
         assert.equal(res.status, 200, asset);
       }
-      assert.equal((await fetch(`${broker.issuer}/admin/api/docs/../../package.json`)).status, 404);
+      // fetch resolves the dots to /admin/package.json: the console's shell page, never the file.
+      const traversal = await fetch(`${broker.issuer}/admin/api/docs/../../package.json`);
+      assert.doesNotMatch(await traversal.text(), /devDependencies/);
+      assert.equal((await fetch(`${broker.issuer}/admin/api/docs/%2e%2e%2f%2e%2e%2fpackage.json`)).status, 404);
     });
 
     test('repeated bad tokens from one address are throttled (429)', async (t) => {

@@ -60,6 +60,14 @@ describe('admin console frame', () => {
     assert.equal(await session.page.getAttribute('nav a[aria-current=page]', 'href'), '/admin/keys');
     const tokenRequest = session.requests.find((r) => r.method === 'POST' && r.url === `${broker.issuer}/token`);
     assert.ok(tokenRequest, 'the console exchanged its code at the token endpoint');
+    // The console's client was registered by Keybridge itself: public, PKCE, listed read-only.
+    const token = await session.page.evaluate(() => JSON.parse(sessionStorage.getItem('keybridge-console-token')!).accessToken as string);
+    const client = await (await fetch(`${broker.issuer}/admin/api/v1/clients/keybridge-admin-console`, { headers: { authorization: `Bearer ${token}` } })).json();
+    assert.equal(client.source, 'internal');
+    assert.deepEqual(client.redirectUris, [`${broker.issuer}/admin/callback`]);
+    assert.equal(client.secretStatus.set, false);
+    assert.equal(client.tokenEndpointAuthMethod, 'none');
+    assert.equal(client.readOnly, true);
     await screenshot(session.page, 'keys');
     assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
