@@ -89,6 +89,7 @@ export async function runServe(config: Config, configPath: string): Promise<numb
     '',
     `Keybridge is running: ${config.issuer}  (listening on ${broker.url}, config ${configPath}, ${broker.database.kind} database)`,
     `  Discovery: ${config.issuer}/.well-known/openid-configuration`,
+    ...(config.admin.console.enabled ? [`  Admin console: ${config.issuer}/admin/${config.admin.groups.length ? ` (for members of ${config.admin.groups.join(', ')})` : ' (no admin.groups configured: nobody can sign in to it yet)'}`] : []),
     ...signInHint(config, configPath),
     '',
   ];

@@ -14,6 +14,8 @@ import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
 import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, submitLogin } from '../helpers/admin-console.ts';
 import { CONSOLE_DIR } from '../../src/admin-console/admin-console.ts';
+import { parse } from 'yaml';
+import { startTestBroker } from '../helpers/test-broker.ts';
 
 /** The status of a GET whose request target is sent exactly as written. */
 function rawGet(origin: string, target: string): Promise<number> {
@@ -166,6 +168,21 @@ describe('admin console frame', () => {
     await signInToConsole(session, broker.issuer, ADMIN, '/admin/no-such-section');
     assert.equal(await session.page.textContent('h1'), 'Page not found');
     await session.context.close();
+  });
+
+  test("the demo config's demo user administers the console (development only: production refuses its plain password)", async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const dev = parse(await readFile(path.resolve(import.meta.dirname, '../../config/dev.yaml'), 'utf8'));
+    const demoBroker = await startTestBroker({ config: { users: dev.users, admin: dev.admin, connectors: dev.connectors, clients: dev.clients, resources: dev.resources } });
+    try {
+      const session = await openConsolePage(chromium);
+      const demo = dev.users[0];
+      await signInToConsole(session, demoBroker.issuer, { username: demo.username, password: demo.password });
+      assert.equal(await session.page.textContent('[data-testid="signed-in-as"]'), 'demo');
+      await session.context.close();
+    } finally {
+      await demoBroker.close();
+    }
   });
 
   test('the console server answers only the shell, its assets and the callback, never data', async (t) => {

@@ -99,6 +99,8 @@ describe('keybridge CLI', () => {
     try {
       assert.match(started.stdout, new RegExp(`http://127\\.0\\.0\\.1:${port}/auth\\?client_id=demo-app`));
       assert.match(started.stdout, /Demo user: demo \/ demo-password-change-me/);
+      assert.match(started.stdout, new RegExp(`Admin console: http://127\\.0\\.0\\.1:${port}/admin/ \\(for members of admins\\)`));
+      assert.equal((await fetch(`http://127.0.0.1:${port}/admin/`)).status, 200);
       assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
       assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json(), { status: 'ready' });
       const discovery = await (await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).json();
