@@ -8,7 +8,8 @@
 // Env: BENCH_DURATION (s per run, default 10), BENCH_WARMUP (s, default 2), BENCH_ROUNDS (3),
 // BENCH_CONNECTIONS (32), BENCH_LOGIN_CONCURRENCY (8), BENCH_PGLITE=0 (no embedded instance),
 // BENCH_LDAP=0 (no LDAP logins), BENCH_IMPORT=0 (no directory import), BENCH_SYNC_USERS
-// (entries imported, default 20,000), BENCH_PIN_POSTGRES=0 (leave PostgreSQL's affinity alone).
+// (entries imported, default 20,000), BENCH_PIN_POSTGRES=0 (leave PostgreSQL's affinity alone),
+// BENCH_CONSOLE=0 (no admin console page timing: bench/console.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ import { Attribute, Change, Client } from 'ldapts';
 import ldapPlugin from '../connectors/ldap/index.ts';
 import { startOpenLdap, ssha, type OpenLdapServer } from '../test/helpers/openldap.ts';
 import { createDirectoryConnector } from '../test/helpers/ldap-connector.ts';
+import { benchConsole, consoleLine } from './console.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
@@ -36,6 +38,7 @@ const WITH_PGLITE = process.env.BENCH_PGLITE !== '0';
 const WITH_LDAP = process.env.BENCH_LDAP !== '0';
 const WITH_IMPORT = process.env.BENCH_IMPORT !== '0';
 const PIN_POSTGRES = process.env.BENCH_PIN_POSTGRES !== '0';
+const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
 // The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
@@ -450,6 +453,7 @@ async function main(): Promise<void> {
 
     const adminList = await benchAdminList(issuer, db.url);
 
+    const consoleRun = WITH_CONSOLE ? await benchConsole() : undefined;
     const ldapRows = WITH_LDAP ? await benchLdap(ldap!, issuer, ldapConfig!) : undefined;
     const importRuns = WITH_IMPORT ? await benchImport(ldap!, { ...base, connectors: undefined }, work) : [];
 
@@ -486,6 +490,7 @@ async function main(): Promise<void> {
     const tokens = after.rows - before.rows;
     if (tokens > 0) out.push(`token storage (PostgreSQL): ${tokens.toLocaleString('en-US')} client_credentials tokens grew oidc_payloads by ${((after.bytes - before.bytes) / 1048576).toFixed(1)} MB = ${Math.round((after.bytes - before.bytes) / tokens)} bytes/token with indexes (payload column ${Math.round(after.payloadBytes)} bytes on average); table now ${(after.bytes / 1048576).toFixed(1)} MB for ${after.rows.toLocaleString('en-US')} rows`);
     out.push(`admin API, list users by prefix among ${ADMIN_USERS.toLocaleString('en-US')} users (PostgreSQL, 4 concurrent, pages of 50): ${adminList.rps.toFixed(0)}/s, p50 ${adminList.p50} ms, p99 ${adminList.p99} ms (target p99 < ${TARGETS.adminListP99Ms} ms): ${verdict(adminList.p99 < TARGETS.adminListP99Ms && adminList.errors === 0)}${adminList.errors ? `, ${adminList.errors} errors` : ''}`);
+    if (consoleRun) out.push(consoleLine(consoleRun));
     if (ldapRows) {
       const ldapRatio = ldapRows.raw.rps / ldapRows.connector.rps;
       out.push(`LDAP login, same directory work: connector ${ldapRows.connector.rps.toFixed(0)}/s vs raw ldapts bind+search ${ldapRows.raw.rps.toFixed(0)}/s = ${ldapRatio.toFixed(2)} x the raw time per login (target <= ${TARGETS.ldapOfRaw} x): ${verdict(ldapRatio <= TARGETS.ldapOfRaw)}`);

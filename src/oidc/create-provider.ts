@@ -93,6 +93,13 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // ID tokens carry the granted profile, email and groups claims even when an access token
     // is issued too, which is what downstream apps of a broker expect.
     conformIdTokenClaims: false,
+    // Browser calls from another origin (CORS): only public clients (PKCE apps, the admin
+    // console's token exchange) and userinfo, and only from the origin of one of the client's
+    // redirect URIs. Confidential clients call from their servers and need none.
+    clientBasedCORS(ctx, origin, client) {
+      if (origin === 'null' || (ctx.oidc.route !== 'userinfo' && client.clientAuthMethod !== 'none')) return false;
+      return (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin);
+    },
     // Advertise and accept only what Keybridge's clients can use: the code flow (no implicit or
     // hybrid response types, which no client is registered for, so an RP choosing them from
     // discovery would fail later); shared-secret, public and private_key_jwt clients (no
