@@ -78,6 +78,8 @@ export interface AuditSearch {
   type?: string;
   outcome?: 'success' | 'failure';
   userId?: string;
+  /** The `username` an event's details carry (what was typed at a failed password login, which names no user id). */
+  username?: string;
   clientId?: string;
   connectorId?: string;
   ip?: string;
@@ -138,6 +140,7 @@ export class AuditRepository {
     whereType(q, filter.type);
     if (filter.outcome) q.where('outcome', filter.outcome);
     if (filter.userId) q.where('user_id', filter.userId);
+    if (filter.username) q.whereRaw("details->>'username' = ?", [filter.username]);
     if (filter.clientId) q.where('client_id', filter.clientId);
     if (filter.connectorId) q.where('connector_id', filter.connectorId);
     if (filter.ip) q.where('ip', filter.ip);

@@ -232,5 +232,19 @@ for (const store of stores) {
       assert.ok(!Number.isNaN(Date.parse(row[1])));
       for (const cell of row) assert.doesNotMatch(cell, /^[=+\-@]/);
     });
+
+    test('username: the name an event\'s details carry, exactly (a failed password login names no user id), in the search and the export', async (t) => {
+      if (!live(t)) return;
+      for (const username of ['mallory', 'mallory', 'Mallory', 'mallory2', "mal'lory"]) await broker.store.audit.record({ type: 'named.login', outcome: 'failure', details: { username, reason: 'invalid_credentials' } });
+      await broker.store.audit.record({ type: 'named.login', outcome: 'failure', details: { user: 'mallory' } });
+      const named = await items('type=named.*&username=mallory');
+      assert.deepEqual(named.map((e) => (e.details as unknown as { username: string }).username), ['mallory', 'mallory'], 'exact and case-sensitive, only that key');
+      assert.equal((await items(`username=${encodeURIComponent("mal'lory")}`)).length, 1, 'a quote is a value, not SQL');
+      const csv = await api.get('/audit/export?format=csv&username=mallory');
+      assert.equal(csv.text.trimEnd().split('\r\n').length, 3, 'the header and the two events');
+      const bad = await api.get(`/audit?username=${'x'.repeat(257)}`);
+      assert.equal(bad.status, 400);
+      assert.deepEqual(bad.body.errors.map((e: { path: string }) => e.path), ['query.username']);
+    });
   });
 }
