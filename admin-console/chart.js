@@ -61,6 +61,8 @@ export function LoginChart({ grid, label, tableId, unit }) {
         series,
         scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
         axes: [{ ...axis, values: unit === 'day' ? '{D} {MMM}' : undefined }, { ...axis, size: 40, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }],
+        // Day buckets are UTC days: label them as such, whatever the browser's zone.
+        ...(unit === 'day' ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') } : {}),
         legend: { live: false },
         cursor: { drag: { x: false, y: false } },
       },

@@ -123,10 +123,10 @@ function KeyAge({ keys }) {
 const consoleLink = (link) => typeof link === 'string' && /^\/admin\/[^/]/.test(link) && !link.startsWith('//');
 
 function Hints({ hints }) {
-  return html`<${Section} title="Settings to review" id="hints-title" className="hints">
+  return html`<${Section} title="Settings to review" id="hints-title" className="risk-hints">
     <${Part} state=${hints}>${(items) =>
       items.length
-        ? html`<ul class="hint-list" data-testid="hints">${items.map((h) => html`<li key=${h.id} data-hint=${h.id} class=${`hint hint-${h.severity}`}>
+        ? html`<ul class="hint-list" data-testid="hints">${items.map((h) => html`<li key=${h.id} data-hint=${h.id} class=${`risk-hint risk-hint-${h.severity}`}>
             <div><${Badge} tone=${SEVERITY_TONE[h.severity] ?? 'neutral'}>${h.severity}<//> <strong>${h.title}</strong></div>
             <p>${h.detail}</p>
             ${consoleLink(h.link) ? html`<a href=${h.link}>Review</a>` : null}
