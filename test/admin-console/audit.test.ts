@@ -114,7 +114,7 @@ describe('admin console audit log', () => {
     await session.context.close();
   });
 
-  test('a linked filtered view: cursor pages, live only on the first page, and Live can be turned off', async (t) => {
+  test('a linked filtered view: cursor pages, live only on the first page, paused while Live is off or the tab is hidden', async (t) => {
     if (missing) return skipLoudly(t, missing);
     await broker.store.knex('audit_events').insert(Array.from({ length: 60 }, (_, i) => ({ at: new Date(Date.now() - 3_600_000 + i * 1000), type: 'seed.page', details: JSON.stringify({ n: i }) })));
     const session = await openConsolePage(chromium);
@@ -136,7 +136,19 @@ describe('admin console audit log', () => {
     await broker.store.knex('audit_events').insert({ at: new Date(), type: 'seed.page', details: '{}' });
     await page.waitForTimeout(4500);
     assert.equal((await rows(page)).length, 50, 'nothing added while Live is off');
+    // Live again, but the tab is hidden: paused until it is visible.
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
     await page.getByLabel('Live').check();
+    assert.match((await page.textContent('[data-testid="live-status"]'))!, /paused \(tab hidden\)/);
+    await page.waitForTimeout(4500);
+    assert.equal((await rows(page)).length, 50, 'nothing polled while the tab is hidden');
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
     await page.waitForFunction(() => document.querySelectorAll('tbody.audit-event').length === 51, null, { timeout: 10_000 });
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 1280));
     assert.deepEqual(errors.unexpected(), []);
