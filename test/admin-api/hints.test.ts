@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { AdminApiClient, adminClientConfig, clientToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
+import { parseConfig } from '../../src/config/load-config.ts';
+import { riskHints, type HintDependencies } from '../../src/management/risk-hints.ts';
 
 const DAY = 86_400_000;
 const BIND_PASSWORD = 'ldap-bind-Pw-9f3c1e77b2';
@@ -122,3 +124,22 @@ for (const store of stores) {
     });
   });
 }
+
+// What a test broker cannot be: served on plain http under a public name. The store and the
+// services are stubs with nothing in them; only the config speaks.
+test('risk hints: the issuer on plain http outside loopback is a danger; an https issuer is not', async () => {
+  const empty = {
+    store: { signingKeys: { listPublishable: async () => [] } },
+    clients: { list: async () => ({ items: [], last: null }) },
+    connectors: { list: async () => [] },
+  } as unknown as Omit<HintDependencies, 'config'>;
+  const plain = await riskHints({ ...empty, config: parseConfig('issuer: http://id.example.test\n', { env: {} }) });
+  const issuer = plain.find((h) => h.id === 'issuer-http');
+  assert.equal(issuer?.severity, 'danger');
+  assert.match(issuer.detail, /http:\/\/id\.example\.test/);
+  assert.equal(plain[0].id, 'issuer-http', 'most severe first');
+  const tls = await riskHints({ ...empty, config: parseConfig('issuer: https://id.example.test\n', { env: {} }) });
+  assert.ok(!tls.some((h) => h.id === 'issuer-http'));
+  const loopback = await riskHints({ ...empty, config: parseConfig('issuer: http://127.0.0.1:5556\n', { env: {} }) });
+  assert.ok(!loopback.some((h) => h.id === 'issuer-http'));
+});
