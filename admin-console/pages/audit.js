@@ -6,7 +6,7 @@ import { html, Page, ErrorNotice, FormErrors, Field, Badge, Time, Loading, Pager
 import { ApiError } from '../api.js';
 
 /** The query parameters the page reads and writes, in the order the form shows them. */
-const FILTERS = ['type', 'outcome', 'username', 'userId', 'clientId', 'connectorId', 'ip', 'since', 'until'];
+const FILTERS = ['type', 'outcome', 'username', 'userId', 'actor', 'clientId', 'connectorId', 'ip', 'since', 'until'];
 const PAGE_SIZE = 50;
 const POLL_MS = 3000;
 const FRESH_MS = 15_000;
@@ -74,6 +74,7 @@ function Filters({ filter, error, onApply }) {
       <//>
       ${text('username', 'Username', 'As typed at sign-in (failed logins name no user id)')}
       ${text('userId', 'User id')}
+      ${text('actor', 'Actor', 'Who made an admin change: username, user id or client id')}
       ${text('clientId', 'Client id')}
       ${text('connectorId', 'Connector id')}
       ${text('ip', 'IP address')}

@@ -86,9 +86,11 @@ describe('admin console audit log', () => {
     assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
     const shownIds = live.map((r) => r.id);
 
-    // The details of an event, unfolded.
+    // The details of an event, unfolded from the keyboard.
     const first = page.locator('tbody.audit-event').first();
-    await first.locator('button:has-text("Details")').click();
+    await first.locator('button:has-text("Details")').focus();
+    await page.keyboard.press('Enter');
+    await first.locator('pre.audit-json').waitFor();
     assert.equal(await first.locator('button[aria-expanded]').getAttribute('aria-expanded'), 'true');
     const details = JSON.parse((await first.locator('pre.audit-json').textContent())!);
     assert.deepEqual(details, { id: shownIds[0], username: PLAIN_USER.username, reason: 'invalid_credentials' });

@@ -16,6 +16,7 @@ const filters = {
   outcome: z.enum(['success', 'failure']).optional(),
   userId: text(256, "The user's id.").optional(),
   username: text(256, 'The username the event\'s details carry, exactly (a failed password login records what was typed, and no user id).').optional(),
+  actor: text(256, "Who made an admin change: the username, user id or client id in the event's details.actor, exactly.").optional(),
   clientId: text(256, 'The OIDC client id.').optional(),
   connectorId: text(256, 'The connector id.').optional(),
   ip: text(100, 'The client address, exactly as recorded.').optional(),
