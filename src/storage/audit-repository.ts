@@ -78,6 +78,10 @@ export interface AuditSearch {
   type?: string;
   outcome?: 'success' | 'failure';
   userId?: string;
+  /** The `username` an event's details carry (what was typed at a failed password login, which names no user id). */
+  username?: string;
+  /** Who made an admin change: the `details.actor`'s username, user id or client id. */
+  actor?: string;
   clientId?: string;
   connectorId?: string;
   ip?: string;
@@ -138,6 +142,8 @@ export class AuditRepository {
     whereType(q, filter.type);
     if (filter.outcome) q.where('outcome', filter.outcome);
     if (filter.userId) q.where('user_id', filter.userId);
+    if (filter.username) q.whereRaw("details->>'username' = ?", [filter.username]);
+    if (filter.actor) q.whereRaw("(details->'actor'->>'username' = ? OR details->'actor'->>'userId' = ? OR details->'actor'->>'clientId' = ?)", [filter.actor, filter.actor, filter.actor]);
     if (filter.clientId) q.where('client_id', filter.clientId);
     if (filter.connectorId) q.where('connector_id', filter.connectorId);
     if (filter.ip) q.where('ip', filter.ip);

@@ -43,7 +43,7 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
     ...connectorRoutes({ connectors: deps.connectors }),
     ...samlServiceProviderRoutes({ config: deps.config, store: deps.store }),
     ...auditRoutes({ store: deps.store }),
-    ...statsRoutes({ store: deps.store }),
+    ...statsRoutes({ config: deps.config, store: deps.store, clients, connectors: deps.connectors }),
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
   ];
 }

@@ -15,6 +15,8 @@ const filters = {
   type: z.string().max(200).regex(TYPE, 'must be an event type (login.failure) or a prefix ending in .* (login.*)').optional().describe('An event type, or a prefix ending in .* (login.*).'),
   outcome: z.enum(['success', 'failure']).optional(),
   userId: text(256, "The user's id.").optional(),
+  username: text(256, 'The username the event\'s details carry, exactly (a failed password login records what was typed, and no user id).').optional(),
+  actor: text(256, "Who made an admin change: the username, user id or client id in the event's details.actor, exactly.").optional(),
   clientId: text(256, 'The OIDC client id.').optional(),
   connectorId: text(256, 'The connector id.').optional(),
   ip: text(100, 'The client address, exactly as recorded.').optional(),

@@ -1,6 +1,10 @@
 // Login figures for the console's charts and dashboard (src/management/login-stats.ts).
 import { z } from 'zod';
+import type { Config } from '../../config/schema.ts';
 import type { Store } from '../../storage/store.ts';
+import type { ClientService } from '../../management/clients.ts';
+import type { ConnectorService } from '../../management/connectors.ts';
+import { KEY_AGE_LIMIT_DAYS, riskHints } from '../../management/risk-hints.ts';
 import { defineRoute, type AdminRoute } from '../admin-route.ts';
 import { loginOverview, loginSeries, MAX_RANGE_MS } from '../../management/login-stats.ts';
 
@@ -10,7 +14,7 @@ const DEFAULT_SPAN = { hour: 24 * HOUR, day: 30 * 24 * HOUR } as const;
 
 const connectorTotals = z.object({ connectorId: z.string().nullable().describe('null: no connector was chosen (e.g. throttled before one was).'), success: z.int(), failure: z.int() });
 
-export function statsRoutes(deps: { store: Store }): AdminRoute[] {
+export function statsRoutes(deps: { config: Config; store: Store; clients: ClientService; connectors: ConnectorService }): AdminRoute[] {
   const { store } = deps;
   const common = { resource: 'stats', tag: 'Stats', access: 'read' } as const;
   return [
@@ -75,6 +79,36 @@ export function statsRoutes(deps: { store: Store }): AdminRoute[] {
       },
       async handler() {
         return { body: await loginOverview(store) };
+      },
+    }),
+    defineRoute({
+      ...common,
+      method: 'get',
+      path: '/stats/hints',
+      operationId: 'riskHints',
+      summary: 'Risky settings worth a look',
+      description:
+        'Computed from the config and the store on each call: the issuer or client redirect URIs on plain http outside loopback, no administrator group, ' +
+        `administrators without a second factor (Keybridge has no MFA yet), the production-mode problems of the config (outside production mode), active signing keys older than ${KEY_AGE_LIMIT_DAYS} days, ` +
+        'LDAP connectors on ldap:// without StartTLS. Most severe first. A hint names where the setting lives, never a secret value.',
+      responses: {
+        200: {
+          description: 'The hints.',
+          schema: z.object({
+            items: z.array(
+              z.object({
+                id: z.string().describe('Stable for the same finding (client-http-redirect:<client id>, key-age:<kid>, production:<config path>…).'),
+                severity: z.enum(['info', 'warning', 'danger']),
+                title: z.string(),
+                detail: z.string(),
+                link: z.string().optional().describe('The console page to fix it on (/admin/clients/<id>).'),
+              }),
+            ),
+          }),
+        },
+      },
+      async handler() {
+        return { body: { items: await riskHints(deps) } };
       },
     }),
   ];
