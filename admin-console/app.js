@@ -131,6 +131,11 @@ function Failure({ error }) {
 
 async function boot() {
   const root = document.getElementById('app');
+  // The "Loading…" line of the shell goes before the first render (Preact would keep it).
+  const show = (vnode) => {
+    root.textContent = '';
+    render(vnode, root);
+  };
   try {
     if (location.pathname === CALLBACK_PATH) {
       const next = await completeSignIn();
@@ -141,13 +146,13 @@ async function boot() {
     try {
       me = (await api('GET', '/me')).body;
     } catch (error) {
-      if (error instanceof ApiError && error.status === 403) return void render(html`<${NotAdmin} error=${error} />`, root);
+      if (error instanceof ApiError && error.status === 403) return void show(html`<${NotAdmin} error=${error} />`);
       throw error;
     }
     signInWorked();
-    render(html`<${Layout} me=${me} />`, root);
+    show(html`<${Layout} me=${me} />`);
   } catch (error) {
-    render(html`<${Failure} error=${error} />`, root);
+    show(html`<${Failure} error=${error} />`);
   }
 }
 

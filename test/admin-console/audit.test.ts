@@ -12,7 +12,7 @@ import { chromiumMissing } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
 import { PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker } from '../helpers/admin-console.ts';
-import { failedLogin, goodLogin, pageErrorsBesidesFavicon, trafficClientConfig } from './console-support.ts';
+import { failedLogin, goodLogin, trafficClientConfig } from './console-support.ts';
 
 const OTHER = { username: 'quinn-user', password: 'quinn-user-password-1' };
 
@@ -48,7 +48,6 @@ describe('admin console audit log', () => {
     if (missing) return skipLoudly(t, missing);
     const session = await openConsolePage(chromium, { width: 1280, height: 1000 });
     const { page } = session;
-    const errors = pageErrorsBesidesFavicon(session);
     await signInToConsole(session, broker.issuer, undefined, '/admin/audit');
     assert.equal(await page.textContent('h1'), 'Audit log');
     await page.waitForSelector('tbody.audit-event');
@@ -111,7 +110,7 @@ describe('admin console audit log', () => {
 
     await first.locator('button:has-text("Hide")').click();
     await screenshot(page, 'audit');
-    assert.deepEqual(errors.unexpected(), []);
+    assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });
@@ -121,7 +120,6 @@ describe('admin console audit log', () => {
     await broker.store.knex('audit_events').insert(Array.from({ length: 60 }, (_, i) => ({ at: new Date(Date.now() - 3_600_000 + i * 1000), type: 'seed.page', details: JSON.stringify({ n: i }) })));
     const session = await openConsolePage(chromium);
     const { page } = session;
-    const errors = pageErrorsBesidesFavicon(session);
     await signInToConsole(session, broker.issuer, undefined, '/admin/audit?type=seed.page');
     await page.waitForFunction(() => document.querySelectorAll('tbody.audit-event').length === 50);
     assert.equal(await page.inputValue('input[name=type]'), 'seed.page', 'the form shows the linked filter');
@@ -153,7 +151,7 @@ describe('admin console audit log', () => {
     });
     await page.waitForFunction(() => document.querySelectorAll('tbody.audit-event').length === 51, null, { timeout: 10_000 });
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 1280));
-    assert.deepEqual(errors.unexpected(), []);
+    assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });
@@ -164,7 +162,6 @@ describe('admin console audit log', () => {
     await failedLogin(broker.issuer, hostile);
     const session = await openConsolePage(chromium, { width: 390, height: 844 });
     const { page } = session;
-    const errors = pageErrorsBesidesFavicon(session);
     await signInToConsole(session, broker.issuer, undefined, '/admin/audit');
     await page.waitForSelector('tbody.audit-event');
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scrolling on a phone');
@@ -202,7 +199,7 @@ describe('admin console audit log', () => {
     assert.equal(page.url(), before, 'the URL is unchanged');
     assert.equal(session.requests.slice(apiCalls).filter((r) => r.url.includes('/admin/api/v1/audit?')).length, 0, 'nothing sent');
     // The refused filters' 400s show as console errors (failed resource loads); nothing else may.
-    assert.deepEqual(errors.unexpected().filter((e) => !/status of 400/.test(e)), []);
+    assert.deepEqual(session.pageErrors.filter((e) => !/status of 400/.test(e)), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });

@@ -59,6 +59,7 @@ describe('admin console frame', () => {
     assert.equal(new URL(session.page.url()).pathname, '/admin/keys');
     await session.page.waitForSelector('table.data tbody tr');
     assert.equal(await session.page.textContent('h1'), 'Signing keys');
+    assert.equal(await session.page.$('.console-boot'), null, 'the shell\'s loading line is gone');
     assert.equal(await session.page.getAttribute('nav a[aria-current=page]', 'href'), '/admin/keys');
     const tokenRequest = session.requests.find((r) => r.method === 'POST' && r.url === `${broker.issuer}/token`);
     assert.ok(tokenRequest, 'the console exchanged its code at the token endpoint');

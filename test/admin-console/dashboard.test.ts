@@ -9,7 +9,7 @@ import { chromiumMissing } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
 import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker } from '../helpers/admin-console.ts';
-import { failedLogin, goodLogin, pageErrorsBesidesFavicon, trafficClientConfig } from './console-support.ts';
+import { failedLogin, goodLogin, trafficClientConfig } from './console-support.ts';
 
 const DAY = 86_400_000;
 
@@ -55,7 +55,6 @@ describe('admin console dashboard', () => {
     if (missing) return skipLoudly(t, missing);
     const session = await openConsolePage(chromium);
     const { page } = session;
-    const errors = pageErrorsBesidesFavicon(session);
     await signInToConsole(session, broker.issuer);
     assert.equal(await page.textContent('h1'), 'Dashboard');
     await page.waitForSelector('table[data-testid="logins-24h"]');
@@ -87,7 +86,7 @@ describe('admin console dashboard', () => {
     assert.ok(await page.locator('[data-hint^="key-age:"]').count() === 1);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 1280));
     await screenshot(page, "dashboard");
-    assert.deepEqual(errors.unexpected(), []);
+    assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });
@@ -96,14 +95,13 @@ describe('admin console dashboard', () => {
     if (missing) return skipLoudly(t, missing);
     const session = await openConsolePage(chromium, { width: 390, height: 844 });
     const { page } = session;
-    const errors = pageErrorsBesidesFavicon(session);
     await signInToConsole(session, broker.issuer);
     await page.waitForFunction(() => document.querySelectorAll('.login-chart .uplot canvas').length === 2);
     await page.waitForSelector('[data-testid="hints"]');
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scrolling');
     const widths = await page.$$eval('.login-chart .uplot', (els) => els.map((e) => e.getBoundingClientRect().right));
     assert.ok(widths.every((w) => w <= 390), `charts within the screen: ${widths}`);
-    assert.deepEqual(errors.unexpected(), []);
+    assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });
