@@ -53,7 +53,7 @@ function ClientList() {
             rows=${list.data.items}
             empty="No clients yet."
             columns=${[
-              { key: 'id', label: 'Client', render: (c) => html`<a href=${clientHref(c.id)}><strong>${c.name}</strong></a><div class="fine"><code>${c.id}</code></div>` },
+              { key: 'id', label: 'Client', render: (c) => html`<a href=${clientHref(c.id)}><strong>${c.name}</strong></a><div class="sub"><code>${c.id}</code></div>` },
               { key: 'type', label: 'Type', render: (c) => html`<${TypeBadge} client=${c} />` },
               { key: 'grantTypes', label: 'Grant types', render: (c) => c.grantTypes.map(grantLabel).join(', ') },
               { key: 'redirectUris', label: 'Redirect URIs', render: (c) => String(c.redirectUris.length) },
@@ -299,7 +299,7 @@ function ClientDetail({ id, navigate }) {
       : html`
         <${ClientForm} key=${formKey} initial=${client} error=${save.error} busy=${save.busy} onSubmit=${submit} submitLabel="Save changes" />
         ${hasSecret
-          ? html`<section class="panel" aria-labelledby="secret-title">
+          ? html`<section class="panel rotate-panel" aria-labelledby="secret-title">
               <h2 id="secret-title">Secret</h2>
               <p>
                 ${client.secretStatus.set ? 'A secret is set.' : 'No secret is set.'}

@@ -36,6 +36,14 @@ async function openSession(chromium: Chromium): Promise<ConsoleSession> {
   return session;
 }
 
+/** At 390 px the page scrolls only vertically (wide tables scroll inside their frame). */
+async function assertFitsPhone(page: Page, what: string): Promise<void> {
+  const size = page.viewportSize()!;
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), `${what} fits a 390 px screen`);
+  await page.setViewportSize(size);
+}
+
 /** Console errors other than the failed API calls a test provoked on purpose (by status). */
 const unexpected = (errors: string[], statuses: number[]) => errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s}`)));
 
@@ -87,9 +95,11 @@ describe('admin console: clients', () => {
     const { page } = session;
     await openList(session);
     await screenshot(page, 'clients');
+    await assertFitsPhone(page, 'the list');
     await page.click('a:has-text("New client")');
     await page.waitForSelector('h1:has-text("New client")');
     await screenshot(page, 'client-new');
+    await assertFitsPhone(page, 'the new-client form');
     await page.click('a:has-text("Cancel")');
     await page.waitForSelector('table.data tbody tr');
 
@@ -214,6 +224,7 @@ describe('admin console: clients', () => {
     await page.waitForSelector('form.client-form');
     assert.equal(await page.$('[data-testid=client-secret]'), null, 'the secret is not shown again');
     await screenshot(page, 'client');
+    await assertFitsPhone(page, 'a client');
 
     // Edit: a new name and a second redirect URI.
     await page.fill('input[name=name]', 'Renamed App');

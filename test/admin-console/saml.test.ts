@@ -29,6 +29,14 @@ async function openSession(chromium: Chromium): Promise<ConsoleSession> {
   return session;
 }
 
+/** At 390 px the page scrolls only vertically (wide tables scroll inside their frame). */
+async function assertFitsPhone(page: Page, what: string): Promise<void> {
+  const size = page.viewportSize()!;
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), `${what} fits a 390 px screen`);
+  await page.setViewportSize(size);
+}
+
 /** Console errors other than the failed API calls a test provoked on purpose (by status). */
 const unexpected = (errors: string[], statuses: number[]) => errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s}`)));
 
@@ -85,6 +93,7 @@ describe('admin console: SAML apps', () => {
     assert.match((await configured.textContent())!, /managed by config/);
     assert.equal(await configured.locator('button').count(), 0, 'no delete button on a config SP');
     await screenshot(page, 'saml');
+    await assertFitsPhone(page, 'the SAML page');
     assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
