@@ -179,8 +179,14 @@ describe('admin console: clients', () => {
     await page.fill('input[name=name]', '<img src=x onerror=alert(1)>\u202Eevil');
     await page.fill('input[name=id]', 'bad\u0000id');
     await page.click('button:has-text("Create client")');
-    await page.waitForSelector('.client-form .alert, [data-path="body.id"] .field-error');
+    await page.waitForSelector('[data-path="body.id"] .field-error');
+    assert.match((await page.textContent('[data-path="body.id"] .field-error'))!, /NUL/);
     assert.equal(await page.$('img[src=x]'), null);
+    await page.fill('input[name=id]', 'bad-nul');
+    await page.fill('#uris-redirectUris', 'https://ok.example/cb\nhttps://ok.example/\u0000x');
+    await page.click('button:has-text("Create client")');
+    await page.waitForSelector('.uri-errors li[data-line="2"]');
+    assert.match((await page.textContent('.uri-errors li[data-line="2"]'))!, /NUL/);
     assert.equal((await api.get('/clients?limit=200')).body.items.some((c: { id: string }) => c.id.startsWith('bad')), false, 'nothing stored');
 
     assert.deepEqual(unexpected(session.pageErrors, [400]), []);

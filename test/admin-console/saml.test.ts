@@ -169,6 +169,7 @@ describe('admin console: SAML apps', () => {
     };
     await refused(`<!DOCTYPE md:EntityDescriptor [<!ENTITY boom "<script>alert(1)</script>">]>${metadata(id).replace(/^<\?xml[^>]*>\n/, '')}`, /refused/);
     await refused(`${'<a>'.repeat(500)}${'</a>'.repeat(500)}`, /too deep/);
+    await refused(metadata(id).replace('<md:SPSSODescriptor', '\u0000<md:SPSSODescriptor'), /NUL/);
     await refused(metadata('https://someone-else.example/sp'), /no EntityDescriptor with entityID "https:\/\/hostile\.example\/sp"/);
     assert.equal(await page.$('script:has-text("alert(1)")'), null);
     assert.deepEqual(unexpected(session.pageErrors, [400]), []);
