@@ -259,9 +259,10 @@ function ClientDetail({ id, navigate }) {
   }
   if (!loaded.data) return html`<${Page} title="Client"><${Loading} /><//>`;
   const { client, etag } = loaded.data;
-  const accept = (res) => {
+  // After a save the form starts again from what was stored; a new secret leaves unsaved edits alone.
+  const accept = (res, { resetForm }) => {
     loaded.setData({ client: res.body, etag: res.etag });
-    setFormKey((k) => k + 1);
+    if (resetForm) setFormKey((k) => k + 1);
     if (res.body.clientSecret) setSecret(res.body.clientSecret);
   };
   const submit = (body) =>
@@ -269,13 +270,13 @@ function ClientDetail({ id, navigate }) {
       setSaved(false);
       refuseNul(body);
       const res = await api('PATCH', `/clients/${seg(client.id)}`, { body, ifMatch: etag });
-      accept(res);
+      accept(res, { resetForm: true });
       setSaved(true);
     });
   const rotate = async () => {
     setSaved(false);
     const res = await api('POST', `/clients/${seg(client.id)}/rotate-secret`, { body: { overlapSeconds: overlap }, ifMatch: etag });
-    accept(res);
+    accept(res, { resetForm: false });
   };
   const remove = async () => {
     await api('DELETE', `/clients/${seg(client.id)}`, { ifMatch: etag });

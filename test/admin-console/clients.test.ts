@@ -194,6 +194,49 @@ describe('admin console: clients', () => {
     await session.context.close();
   });
 
+  test('keyboard only: a public client is created with Tab, typing, arrow keys and Enter; it gets no secret', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const session = await openSession(chromium);
+    const { page } = session;
+    await signInToConsole(session, broker.issuer, ADMIN, '/admin/clients/new');
+    await page.waitForSelector('form.client-form');
+    const focused = () => page.evaluate(() => { const e = document.activeElement as HTMLInputElement | null; return e ? `${e.tagName.toLowerCase()}:${e.name || e.id || e.textContent}` : ''; });
+    const tabTo = async (target: string) => {
+      for (let i = 0; i < 30; i++) {
+        if ((await focused()) === target) return;
+        await page.keyboard.press('Tab');
+      }
+      assert.fail(`${target} is not reachable with Tab (stuck at ${await focused()})`);
+    };
+    await tabTo('input:id');
+    await page.keyboard.type('kbd-spa');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'input:name', 'the name follows the id');
+    await page.keyboard.type('Keyboard SPA');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'select:tokenEndpointAuthMethod');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    assert.equal(await page.inputValue('select[name=tokenEndpointAuthMethod]'), 'none');
+    await tabTo('input:grantTypes');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Space');
+    assert.equal(await page.isChecked('input[name=grantTypes][value=refresh_token]'), false, 'Space unticks the refresh token grant');
+    await tabTo('textarea:uris-redirectUris');
+    await page.keyboard.type(`${rp}/spa`);
+    await tabTo('button:Create client');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-testid=client-id]');
+    assert.equal(await page.$('[data-testid=client-secret]'), null, 'a public client has no secret to show');
+    const made = await api.get('/clients/kbd-spa');
+    assert.equal(made.body.tokenEndpointAuthMethod, 'none');
+    assert.deepEqual(made.body.grantTypes, ['authorization_code']);
+    assert.deepEqual(made.body.redirectUris, [`${rp}/spa`]);
+    assert.deepEqual(session.pageErrors, []);
+    assertOnlyApiAndSignIn(session.requests, broker.issuer);
+    await session.context.close();
+  });
+
   test('config and Keybridge-managed clients are read-only: a badge, their settings, no edit controls', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const session = await openSession(chromium);
