@@ -149,7 +149,7 @@ describe('admin console: SAML apps', () => {
     await session.context.close();
   });
 
-  test('hostile or wrong metadata (a DTD with an entity, deep nesting, another entity ID) shows the API\'s reason at the XML field; nothing stored', async (t) => {
+  test('hostile or wrong input (a DTD with an entity, deep nesting, a NUL, another entity ID, a 3,000-character entity ID, a javascript: URL) is refused at its field; nothing stored', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const session = await openSession(chromium);
     const { page } = session;
@@ -172,6 +172,20 @@ describe('admin console: SAML apps', () => {
     await refused(metadata(id).replace('<md:SPSSODescriptor', '\u0000<md:SPSSODescriptor'), /NUL/);
     await refused(metadata('https://someone-else.example/sp'), /no EntityDescriptor with entityID "https:\/\/hostile\.example\/sp"/);
     assert.equal(await page.$('script:has-text("alert(1)")'), null);
+
+    // A 3,000-character entity ID, and a javascript: metadata URL: each at its own field.
+    await page.fill('input[name=entityId]', `https://long.example/${'x'.repeat(3000)}`);
+    await page.fill('textarea[name=metadataXml]', metadata(id));
+    await page.click('button:has-text("Add service provider")');
+    await page.waitForSelector('[data-path="body.entityId"] .field-error');
+    assert.match((await page.textContent('[data-path="body.entityId"] .field-error'))!, /1024/);
+    await page.check('input[name=from][value=url]');
+    await page.fill('input[name=entityId]', id);
+    await page.fill('input[name=metadataUrl]', 'javascript:alert(1)');
+    await page.click('button:has-text("Add service provider")');
+    await page.waitForSelector('[data-path="body.metadataUrl"] .field-error');
+    assert.match((await page.textContent('[data-path="body.metadataUrl"] .field-error'))!, /http\(s\) URL/);
+    assert.equal(await broker.store.samlServiceProviders.find(id), null, 'nothing stored');
     assert.deepEqual(unexpected(session.pageErrors, [400]), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
