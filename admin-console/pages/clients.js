@@ -12,9 +12,9 @@ const GRANTS = [
   { value: 'urn:ietf:params:oauth:grant-type:device_code', label: 'Device code' },
 ];
 const AUTH_METHODS = [
-  { value: 'client_secret_basic', label: 'Confidential: secret in the Authorization header (client_secret_basic)' },
-  { value: 'client_secret_post', label: 'Confidential: secret in the form body (client_secret_post)' },
-  { value: 'none', label: 'Public: no secret, PKCE (browser and mobile apps)' },
+  { value: 'client_secret_basic', label: 'Confidential (client_secret_basic)' },
+  { value: 'client_secret_post', label: 'Confidential, secret in the body (client_secret_post)' },
+  { value: 'none', label: 'Public: browser or mobile app, PKCE (none)' },
 ];
 const OVERLAPS = [
   { value: 0, label: 'stops working now' },
@@ -54,7 +54,7 @@ function ClientList() {
             rows=${list.data.items}
             empty="No clients yet."
             columns=${[
-              { key: 'id', label: 'Client', render: (c) => html`<a href=${clientHref(c.id)}><strong>${c.name}</strong></a><div class="sub"><code>${c.id}</code></div>` },
+              { key: 'id', label: 'Client', render: (c) => html`<div><a href=${clientHref(c.id)}><strong>${c.name}</strong></a><div class="sub"><code>${c.id}</code></div></div>` },
               { key: 'type', label: 'Type', render: (c) => html`<${TypeBadge} client=${c} />` },
               { key: 'grantTypes', label: 'Grant types', render: (c) => c.grantTypes.map(grantLabel).join(', ') },
               { key: 'redirectUris', label: 'Redirect URIs', render: (c) => String(c.redirectUris.length) },
@@ -170,7 +170,7 @@ function ClientForm({ initial, error, busy, onSubmit, submitLabel }) {
         <${Field} label="Name" path="body.name" error=${error} hint="Shown on the consent and sign-out pages; defaults to the id.">
           ${(p) => html`<input type="text" name="name" autocomplete="off" value=${form.name} onInput=${text('name')} ...${p} />`}
         <//>
-        <${Field} label="Client type" path="body.tokenEndpointAuthMethod" error=${error}>
+        <${Field} label="Client type" path="body.tokenEndpointAuthMethod" error=${error} hint="A confidential client (a server-side app) gets a secret; a public one signs in with PKCE only.">
           ${(p) => html`<select name="tokenEndpointAuthMethod" value=${form.tokenEndpointAuthMethod} onChange=${text('tokenEndpointAuthMethod')} ...${p}>
             ${AUTH_METHODS.map((m) => html`<option value=${m.value} selected=${m.value === form.tokenEndpointAuthMethod}>${m.label}</option>`)}
             ${AUTH_METHODS.some((m) => m.value === form.tokenEndpointAuthMethod) ? null : html`<option value=${form.tokenEndpointAuthMethod} selected>${form.tokenEndpointAuthMethod}</option>`}

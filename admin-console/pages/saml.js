@@ -41,8 +41,8 @@ export default function SamlPage() {
             rows=${list.data.items}
             empty="No service providers yet."
             columns=${[
-              { key: 'entityId', label: 'Service provider', render: (sp) => html`<strong>${sp.name ?? sp.entityId}</strong><div class="sub"><code>${sp.entityId}</code></div>` },
-              { key: 'acs', label: 'Assertion consumer', render: (sp) => (sp.assertionConsumerServices ? sp.assertionConsumerServices.map((u) => html`<div><code>${u}</code></div>`) : html`<span class="muted">read from the metadata URL when used</span>`) },
+              { key: 'entityId', label: 'Service provider', render: (sp) => html`<div><strong>${sp.name ?? sp.entityId}</strong><div class="sub"><code>${sp.entityId}</code></div></div>` },
+              { key: 'acs', label: 'Assertion consumer', render: (sp) => (sp.assertionConsumerServices ? html`<div>${sp.assertionConsumerServices.map((u) => html`<div><code>${u}</code></div>`)}</div>` : html`<span class="muted">read from the metadata URL when used</span>`) },
               { key: 'metadata', label: 'Metadata', render: (sp) => (sp.metadata.from === 'url' ? html`URL <code>${sp.metadata.url}</code>` : sp.metadata.from === 'xml' ? 'XML' : sp.metadata.from) },
               { key: 'source', label: 'Source', render: (sp) => (sp.readOnly ? html`<${Badge} tone="neutral" title="Declared in the config file: change it there.">managed by config<//>` : html`<${Badge} tone="ok">stored<//>`) },
               { key: 'enabled', label: 'State', render: (sp) => (sp.enabled ? html`<${Badge} tone="ok">enabled<//>` : html`<${Badge} tone="danger">disabled<//>`) },
