@@ -19,6 +19,10 @@ export const SAML_IDP_CLIENT_ID = 'keybridge-saml-idp';
 
 export interface SamlIdp {
   endpoints: IdpEndpoints;
+  /** Where SPs read our metadata. */
+  metadataUrl: string;
+  /** The signing certificate (public; the admin API shows its validity). */
+  certificatePem: string;
   /** oidc-provider metadata of the internal client (for createProvider's static clients). */
   client: Record<string, unknown>;
   serviceProviders: ServiceProviderRegistry;
@@ -52,6 +56,8 @@ export async function createSamlIdp(deps: { config: Config; store: Store; logger
 
   return {
     endpoints,
+    metadataUrl: `${config.issuer}/saml/idp/metadata`,
+    certificatePem: material.certificatePem,
     outbound,
     serviceProviders,
     client: {

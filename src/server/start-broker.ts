@@ -249,7 +249,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
       provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService }) }));
+      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
       provider.use(adminConsole({ config }));
       provider.use(staticAssets({ themeDir: config.ui.themeDir }));
       provider.use(healthRoutes(database.knex).routes());

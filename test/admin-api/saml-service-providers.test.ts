@@ -4,6 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { skipLoudly } from '../helpers/skip.ts';
@@ -215,6 +216,55 @@ for (const store of stores) {
       for (const expected of [CONFIGURED, 'https://by-url.example/sp', 'https://k.example/sp', 'https://list-a.example/sp', 'https://list-b.example/sp', 'https://list-c.example/sp', 'https://not-there.example/sp']) assert.ok(ids.includes(expected), expected);
       assert.deepEqual(seen.find(([id]) => id === CONFIGURED), [CONFIGURED, 'config']);
       assert.equal((await api.get('/saml-service-providers?limit=500')).body.errors[0].path, 'query.limit');
+    });
+
+    test('GET /saml-idp is a 404 saying the IdP is disabled when samlIdp.enabled is false', async (t) => {
+      if (!live(t)) return;
+      const res = await api.get('/saml-idp');
+      assert.equal(res.status, 404);
+      assert.match(res.body.detail, /SAML IdP is disabled/);
+    });
+  });
+
+  describe(`admin API: Keybridge's own SAML IdP on ${store.name}`, () => {
+    let broker: TestBroker;
+    let drop: () => Promise<void> = async () => {};
+    let skipped: string | undefined;
+
+    before(async () => {
+      const db = await store.url();
+      if ('skip' in db) {
+        skipped = db.skip;
+        return;
+      }
+      drop = db.drop;
+      broker = await startTestBroker({
+        databaseUrl: db.url,
+        config: { clients: [adminClientConfig('ops'), adminClientConfig('sp-reader', ['admin:saml-service-providers:read']), adminClientConfig('users-only', ['admin:users:read'])], samlIdp: { enabled: true } },
+      });
+    });
+    after(async () => {
+      await broker?.close();
+      await drop();
+    });
+
+    test('GET /saml-idp: entity ID, endpoints, metadata URL and the published certificate\'s validity, never the key; needs the SP read scope', async (t) => {
+      if (skipped) return skipLoudly(t, skipped);
+      const api = new AdminApiClient(broker.issuer, await clientToken(broker.issuer, 'sp-reader', 'admin:saml-service-providers:read'));
+      const res = await api.get('/saml-idp');
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.entityId, `${broker.issuer}/saml/idp/metadata`);
+      assert.equal(res.body.metadataUrl, `${broker.issuer}/saml/idp/metadata`);
+      assert.deepEqual(res.body.endpoints, { singleSignOn: `${broker.issuer}/saml/idp/sso`, singleLogout: `${broker.issuer}/saml/idp/slo` });
+      // The same certificate the metadata publishes.
+      const xml = await (await fetch(res.body.metadataUrl)).text();
+      const published = new X509Certificate(Buffer.from(/<ds:X509Certificate>([^<]+)</.exec(xml)![1], 'base64'));
+      assert.equal(res.body.signingCertificate.notAfter, new Date(published.validTo).toISOString());
+      assert.equal(res.body.signingCertificate.sha256Fingerprint, published.fingerprint256);
+      assert.ok(Date.parse(res.body.signingCertificate.notAfter) > Date.now() + 300 * 86_400_000, 'the generated certificate lasts years');
+      assert.doesNotMatch(res.text, /PRIVATE KEY|privateKey/i);
+      assert.equal((await api.get('/saml-idp', { token: null })).status, 401);
+      assert.equal((await api.get('/saml-idp', { token: await clientToken(broker.issuer, 'users-only', 'admin:users:read') })).status, 403);
     });
   });
 }

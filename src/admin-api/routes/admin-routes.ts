@@ -16,6 +16,7 @@ import { auditRoutes } from './audit-routes.ts';
 import { statsRoutes } from './stats-routes.ts';
 import { samlServiceProviderRoutes } from './saml-service-provider-routes.ts';
 import { connectorRoutes } from './connector-routes.ts';
+import { samlIdpRoutes, type SamlIdpPublicInfo } from './saml-idp-routes.ts';
 import type { ConnectorService } from '../../management/connectors.ts';
 
 export interface AdminRouteDependencies {
@@ -31,6 +32,8 @@ export interface AdminRouteDependencies {
   /** oidc-provider's check of client metadata (provider.Client.validate). */
   validateClientMetadata?: (metadata: Record<string, unknown>) => Promise<void>;
   connectors: ConnectorService;
+  /** Keybridge's SAML IdP as SPs see it; null when it is disabled. */
+  samlIdp?: SamlIdpPublicInfo | null;
 }
 
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
@@ -42,6 +45,7 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
     ...clientRoutes(clients),
     ...connectorRoutes({ connectors: deps.connectors }),
     ...samlServiceProviderRoutes({ config: deps.config, store: deps.store }),
+    ...samlIdpRoutes({ samlIdp: deps.samlIdp ?? null }),
     ...auditRoutes({ store: deps.store }),
     ...statsRoutes({ config: deps.config, store: deps.store, clients, connectors: deps.connectors }),
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
