@@ -12,7 +12,7 @@ import type { Browser as Chromium, Page } from 'playwright-core';
 import { chromiumMissing } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
-import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, submitLogin, type ConsoleSession } from '../helpers/admin-console.ts';
+import { ADMIN, PLAIN_USER, assertFitsPhone, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, submitLogin, unexpectedErrors, type ConsoleSession } from '../helpers/admin-console.ts';
 import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
 
 /** A token request with client_secret_basic: its HTTP status. */
@@ -25,27 +25,6 @@ async function tokenStatus(issuer: string, id: string, secret: string): Promise<
   await res.arrayBuffer();
   return res.status;
 }
-
-/**
- * A console page whose browser finds no favicon without an error: Keybridge serves none, and
- * Chromium's own /favicon.ico request (not the console's) would log a 404 at a random moment.
- */
-async function openSession(chromium: Chromium): Promise<ConsoleSession> {
-  const session = await openConsolePage(chromium);
-  await session.context.route('**/favicon.ico', (route) => route.fulfill({ status: 204 }));
-  return session;
-}
-
-/** At 390 px the page scrolls only vertically (wide tables scroll inside their frame). */
-async function assertFitsPhone(page: Page, what: string): Promise<void> {
-  const size = page.viewportSize()!;
-  await page.setViewportSize({ width: 390, height: 844 });
-  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), `${what} fits a 390 px screen`);
-  await page.setViewportSize(size);
-}
-
-/** Console errors other than the failed API calls a test provoked on purpose (by status). */
-const unexpected = (errors: string[], statuses: number[]) => errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s}`)));
 
 describe('admin console: clients', () => {
   let broker: TestBroker;
@@ -91,7 +70,7 @@ describe('admin console: clients', () => {
 
   test('a confidential client created in the console signs a person in: secret read from the page, code exchanged with openid-client', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openList(session);
     await screenshot(page, 'clients');
@@ -150,7 +129,7 @@ describe('admin console: clients', () => {
 
   test('bad redirect URIs are shown at their line and hostile names at the name field; nothing is stored', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openList(session);
     await createInConsole(page, { id: 'bad-uris', redirectUris: 'https://ok.example/cb\n\njavascript:alert(1)\nhttp://app.example/cb#frag' });
@@ -189,14 +168,14 @@ describe('admin console: clients', () => {
     assert.match((await page.textContent('.uri-errors li[data-line="2"]'))!, /NUL/);
     assert.equal((await api.get('/clients?limit=200')).body.items.some((c: { id: string }) => c.id.startsWith('bad')), false, 'nothing stored');
 
-    assert.deepEqual(unexpected(session.pageErrors, [400]), []);
+    assert.deepEqual(unexpectedErrors(session.pageErrors, [400]), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });
 
   test('keyboard only: a public client is created with Tab, typing, arrow keys and Enter; it gets no secret', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await signInToConsole(session, broker.issuer, ADMIN, '/admin/clients/new');
     await page.waitForSelector('form.client-form');
@@ -239,7 +218,7 @@ describe('admin console: clients', () => {
 
   test('config and Keybridge-managed clients are read-only: a badge, their settings, no edit controls', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openList(session);
     const row = (id: string) => page.locator('table.data tbody tr', { has: page.locator(`code:text-is("${id}")`) });
@@ -262,7 +241,7 @@ describe('admin console: clients', () => {
 
   test('edit with If-Match (a stale page is told, nothing lost), new secret (old one refused at /token, new one works), delete after a confirmation naming the client', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openList(session);
     await createInConsole(page, { id: 'rotate-me', name: 'Rotating App', redirectUris: `${rp}/cb`, clientCredentials: true });
@@ -327,7 +306,7 @@ describe('admin console: clients', () => {
     assert.equal((await api.get('/clients/rotate-me')).status, 404, 'gone from the API');
     assert.equal(await tokenStatus(broker.issuer, 'rotate-me', second), 401);
 
-    assert.deepEqual(unexpected(session.pageErrors, [412]), []);
+    assert.deepEqual(unexpectedErrors(session.pageErrors, [412]), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });

@@ -9,7 +9,7 @@ import type { Browser as Chromium, Page } from 'playwright-core';
 import { chromiumMissing } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
-import { ADMIN, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, type ConsoleSession } from '../helpers/admin-console.ts';
+import { ADMIN, assertFitsPhone, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, unexpectedErrors, type ConsoleSession } from '../helpers/admin-console.ts';
 
 const CONFIGURED = 'https://configured.example/sp';
 
@@ -21,24 +21,6 @@ function metadata(entityId: string, acs = `${entityId}/acs`): string {
     `</md:SPSSODescriptor></md:EntityDescriptor>`
   );
 }
-
-/** A console page whose browser finds no favicon without an error (Chromium asks for one itself). */
-async function openSession(chromium: Chromium): Promise<ConsoleSession> {
-  const session = await openConsolePage(chromium);
-  await session.context.route('**/favicon.ico', (route) => route.fulfill({ status: 204 }));
-  return session;
-}
-
-/** At 390 px the page scrolls only vertically (wide tables scroll inside their frame). */
-async function assertFitsPhone(page: Page, what: string): Promise<void> {
-  const size = page.viewportSize()!;
-  await page.setViewportSize({ width: 390, height: 844 });
-  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), `${what} fits a 390 px screen`);
-  await page.setViewportSize(size);
-}
-
-/** Console errors other than the failed API calls a test provoked on purpose (by status). */
-const unexpected = (errors: string[], statuses: number[]) => errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s}`)));
 
 const row = (page: Page, entityId: string) => page.locator('table.data tbody tr', { has: page.locator(`code:text-is("${entityId}")`) });
 
@@ -65,7 +47,7 @@ describe('admin console: SAML apps', () => {
 
   test('our IdP metadata: entity ID, endpoints, certificate expiry, a link to the metadata and a copy button; config SPs read-only', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openSaml(session);
     assert.equal(await page.textContent('h1'), 'SAML apps');
@@ -101,7 +83,7 @@ describe('admin console: SAML apps', () => {
 
   test('add an SP from pasted metadata XML (its entity ID read from it), see it listed, delete it after a confirmation', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openSaml(session);
     const id = 'https://wiki.example.org/shibboleth';
@@ -132,7 +114,7 @@ describe('admin console: SAML apps', () => {
 
   test('add an SP from an uploaded metadata file (read in the browser, sent as text)', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openSaml(session);
     const id = 'https://crm.example.com/saml';
@@ -151,7 +133,7 @@ describe('admin console: SAML apps', () => {
 
   test('hostile or wrong input (a DTD with an entity, deep nesting, a NUL, another entity ID, a 3,000-character entity ID, a javascript: URL) is refused at its field; nothing stored', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await openSaml(session);
     const id = 'https://hostile.example/sp';
@@ -186,7 +168,7 @@ describe('admin console: SAML apps', () => {
     await page.waitForSelector('[data-path="body.metadataUrl"] .field-error');
     assert.match((await page.textContent('[data-path="body.metadataUrl"] .field-error'))!, /http\(s\) URL/);
     assert.equal(await broker.store.samlServiceProviders.find(id), null, 'nothing stored');
-    assert.deepEqual(unexpected(session.pageErrors, [400]), []);
+    assert.deepEqual(unexpectedErrors(session.pageErrors, [400]), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });
@@ -209,14 +191,14 @@ describe('admin console: SAML apps with the IdP disabled', () => {
 
   test('the metadata panel says the IdP is disabled; the SP list still shows', async (t) => {
     if (missing) return skipLoudly(t, missing);
-    const session = await openSession(chromium);
+    const session = await openConsolePage(chromium);
     const { page } = session;
     await signInToConsole(session, broker.issuer, ADMIN, '/admin/saml');
     await page.waitForSelector('.idp-panel .notice');
     assert.match((await page.textContent('.idp-panel'))!, /SAML IdP is disabled.*cannot sign anyone in until it is enabled/s);
     assert.equal(await page.$('[data-testid=idp-metadata]'), null);
     assert.match((await page.textContent('.console-page'))!, /No service providers yet/);
-    assert.deepEqual(unexpected(session.pageErrors, [404]), [], 'only the refused /saml-idp call');
+    assert.deepEqual(unexpectedErrors(session.pageErrors, [404]), [], 'only the refused /saml-idp call');
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
   });

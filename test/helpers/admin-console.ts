@@ -98,6 +98,17 @@ export function assertOnlyApiAndSignIn(requests: { method: string; url: string }
   assert.deepEqual(stray, [], 'the console made requests outside the admin API and sign-in');
 }
 
+/** At 390 px the page scrolls only vertically (wide tables scroll inside their frame). */
+export async function assertFitsPhone(page: Page, what: string): Promise<void> {
+  const size = page.viewportSize()!;
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), `${what} fits a 390 px screen`);
+  await page.setViewportSize(size);
+}
+
+/** Console errors other than the failed API calls a test provoked on purpose (by status). */
+export const unexpectedErrors = (errors: string[], statuses: number[]) => errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s}`)));
+
 /** Starts a broker for a console suite (PGlite unless databaseUrl is given). */
 export async function startConsoleBroker(options: { config?: Record<string, unknown>; databaseUrl?: string; connectorPollMs?: number } = {}): Promise<TestBroker> {
   return startTestBroker({ databaseUrl: options.databaseUrl, connectorPollMs: options.connectorPollMs, config: consoleConfig(options.config) });
