@@ -109,7 +109,7 @@ function NewGroupForm({ onCancel, onCreated }) {
     if (res) onCreated(res.body);
   };
   return html`<form class="panel" aria-labelledby="new-group-title" onSubmit=${submit}>
-    <h2 id="new-group-title">New local group</h2>
+    <h2 class="panel-title" id="new-group-title">New local group</h2>
     <div class="grid">
       <${Field} label="Name" path="body.name" error=${action.error} hint="Shown in the groups claim; unique regardless of case">${(p) => html`<input type="text" required ...${p} value=${name} onInput=${(e) => setName(e.currentTarget.value)} />`}<//>
       <${Field} label="Description" path="body.description" error=${action.error}>${(p) => html`<input type="text" ...${p} value=${description} onInput=${(e) => setDescription(e.currentTarget.value)} />`}<//>
@@ -170,14 +170,14 @@ function Nesting({ group, reload }) {
   };
   return html`<${Fragment}>
     <section class="panel" aria-labelledby="parents-title">
-      <h2 id="parents-title">Inside</h2>
+      <h2 class="panel-title" id="parents-title">Inside</h2>
       ${group.parents.length
         ? html`<ul>${group.parents.map((p) => html`<li key=${p.id}><${Link} href=${href(p)}>${p.name}<//></li>`)}</ul>`
         : html`<p class="muted empty">Not inside another group.</p>`}
       <p class="hint muted">Members of this group are also members of these groups (and of their parents).</p>
     </section>
     <section class="panel" aria-labelledby="subgroups-title" data-testid="subgroups">
-      <h2 id="subgroups-title">Subgroups</h2>
+      <h2 class="panel-title" id="subgroups-title">Subgroups</h2>
       ${group.subgroups.length
         ? html`<ul class="item-list">${group.subgroups.map((c) => html`<li key=${c.id}><${Link} href=${href(c)}>${c.name}<//>
             <${ConfirmButton} label="Remove" title=${`Take ${c.name} out of ${group.name}?`} message=${`Members of ${c.name} stop being members of ${group.name} through it.`} confirmLabel="Remove subgroup" danger onConfirm=${() => removeChild(c)} /></li>`)}</ul>`

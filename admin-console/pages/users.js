@@ -85,7 +85,7 @@ function NewUserForm({ onCancel, onCreated }) {
   };
   const shown = ['body.username', 'body.name', 'body.email', 'body.password'];
   return html`<form class="panel" aria-labelledby="new-user-title" novalidate onSubmit=${submit}>
-    <h2 id="new-user-title">New local user</h2>
+    <h2 class="panel-title" id="new-user-title">New local user</h2>
     <div class="grid">
       <${Field} label="Username" path="body.username" error=${action.error} hint="No @ and no spaces">${(p) => html`<input type="text" required autocomplete="off" ...${p} value=${form.username} onInput=${set('username')} />`}<//>
       <${Field} label="Name" path="body.name" error=${action.error}>${(p) => html`<input type="text" ...${p} value=${form.name} onInput=${set('name')} />`}<//>
@@ -210,7 +210,7 @@ function Profile({ user, etag, accept, reload }) {
 
   if (!editable) {
     return html`<section class="panel" aria-labelledby="profile-title">
-      <h2 id="profile-title">Profile</h2>
+      <h2 class="panel-title" id="profile-title">Profile</h2>
       <dl class="kv">
         <dt>Username</dt><dd>${user.username}</dd>
         <dt>Name</dt><dd>${user.name ?? '—'}</dd>
@@ -225,7 +225,7 @@ function Profile({ user, etag, accept, reload }) {
   }
   const stale = action.error?.status === 412;
   return html`<form class="panel" aria-labelledby="profile-title" novalidate onSubmit=${submit} data-testid="profile-form">
-    <h2 id="profile-title">Profile</h2>
+    <h2 class="panel-title" id="profile-title">Profile</h2>
     ${PROFILE_FIELDS.map(([key, label, type]) => html`<${Field} key=${key} label=${label} path=${`body.${key}`} error=${action.error}>${(p) => html`<input type=${type} name=${key} ...${p} value=${form[key]} onInput=${set(key)} />`}<//>`)}
     <label class="checkbox"><input type="checkbox" name="emailVerified" checked=${form.emailVerified} onChange=${set('emailVerified')} /> Email address verified</label>
     <dl class="kv profile-meta">
@@ -272,7 +272,7 @@ function Passwords({ user, refresh, onEnded }) {
     }
   };
   return html`<section class="panel" aria-labelledby="password-title">
-    <h2 id="password-title">Password</h2>
+    <h2 class="panel-title" id="password-title">Password</h2>
     <p class="muted">${user.hasPassword ? 'The user has a password.' : 'The user has no password (they sign in through a linked identity, if any).'}</p>
     ${generated
       ? html`<div class="notice" role="status" data-testid="generated-password">
@@ -295,7 +295,7 @@ function Passwords({ user, refresh, onEnded }) {
 function Groups({ user, generation }) {
   const groups = useLoad(async () => (await api('GET', `/users/${seg(user.id)}/groups`)).body.items, [user.id, user.username, generation]);
   return html`<section class="panel" aria-labelledby="groups-title">
-    <h2 id="groups-title">Groups</h2>
+    <h2 class="panel-title" id="groups-title">Groups</h2>
     <${ErrorNotice} error=${groups.error} />
     ${!groups.data
       ? html`<${Loading} />`
@@ -406,12 +406,12 @@ function Grants({ user, generation, onChange }) {
   </section>`;
 }
 
-const summary = (details) => {
+const summary = (type, details) => {
   if (!details || typeof details !== 'object') return '';
   const parts = [];
   const actor = details.actor;
   if (actor) parts.push(`by ${actor.username ?? actor.clientId}`);
-  if (details.changes) parts.push(`changed ${Object.keys(details.changes).join(', ')}`);
+  if (details.changes && !type.endsWith('.create')) parts.push(`changed ${Object.keys(details.changes).join(', ')}`);
   if (details.reason) parts.push(String(details.reason));
   if (details.clientId && !actor) parts.push(`client ${details.clientId}`);
   return parts.join('; ');
@@ -434,11 +434,11 @@ function RecentAudit({ user, generation }) {
           empty="No events recorded for this user."
           columns=${[
             { key: 'at', label: 'When', render: (e) => html`<${Time} value=${e.at} />` },
-            { key: 'type', label: 'Event', render: (e) => html`<code>${e.type}</code>` },
+            { key: 'type', label: 'Event', className: 'event-type', render: (e) => html`<code>${e.type}</code>` },
             { key: 'outcome', label: 'Outcome', render: (e) => html`<${Badge} tone=${e.outcome === 'success' ? 'ok' : 'danger'}>${e.outcome}<//>` },
             { key: 'clientId', label: 'Client', render: (e) => e.clientId ?? '—' },
             { key: 'ip', label: 'Address', render: (e) => e.ip ?? '—' },
-            { key: 'details', label: 'Details', render: (e) => summary(e.details) },
+            { key: 'details', label: 'Details', render: (e) => summary(e.type, e.details) },
           ]}
         />`}
   </section>`;
