@@ -141,12 +141,57 @@ function GroupPage({ id, navigate }) {
   return html`<${Page} title=${group.name} actions=${actions}>
     <p class="user-badges"><${Link} href="/admin/groups">All groups<//> <${SourceBadge} group=${group} /></p>
     ${group.readOnly ? html`<div class="notice" role="note" data-testid="read-only">${readOnlyReason(group)}</div>` : null}
-    ${group.description ? html`<p>${group.description}</p>` : null}
+    ${group.description ? html`<p class="group-description">${group.description}</p>` : null}
     <div class="grid">
+      ${group.readOnly ? null : html`<${GroupEdit} group=${group} etag=${etag} accept=${(g, e) => loaded.setData({ group: g, etag: e })} reload=${loaded.reload} />`}
       <${Nesting} group=${group} reload=${loaded.reload} />
     </div>
     <${Members} group=${group} />
   <//>`;
+}
+
+/** Rename or describe a local group; If-Match keeps another administrator's change. */
+function GroupEdit({ group, etag, accept, reload }) {
+  const action = useAction();
+  const [name, setName] = useState(group.name);
+  const [description, setDescription] = useState(group.description ?? '');
+  const [saved, setSaved] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setSaved(false);
+    const body = {};
+    if (name !== group.name) body.name = name;
+    if ((description.trim() || null) !== group.description) body.description = description.trim() ? description : null;
+    if (!Object.keys(body).length) return setSaved(true);
+    const res = await action.run(() => api('PATCH', `/groups/${seg(group.id)}`, { body, ifMatch: etag }));
+    if (res) {
+      accept(res.body, res.etag);
+      setName(res.body.name);
+      setDescription(res.body.description ?? '');
+      setSaved(true);
+    }
+  };
+  const reloadLatest = async () => {
+    action.setError(null);
+    const res = await api('GET', `/groups/${seg(group.id)}`).catch((err) => (action.setError(err), null));
+    if (res) {
+      accept(res.body, res.etag);
+      setName(res.body.name);
+      setDescription(res.body.description ?? '');
+    }
+  };
+  const stale = action.error?.status === 412;
+  return html`<form class="panel" aria-labelledby="group-edit-title" novalidate onSubmit=${submit} data-testid="group-edit">
+    <h2 class="panel-title" id="group-edit-title">Name and description</h2>
+    <${Field} label="Name" path="body.name" error=${action.error} hint="A rename changes the groups claim of every member">${(p) => html`<input type="text" name="name" ...${p} value=${name} onInput=${(e) => (setSaved(false), setName(e.currentTarget.value))} />`}<//>
+    <${Field} label="Description" path="body.description" error=${action.error}>${(p) => html`<input type="text" name="description" ...${p} value=${description} onInput=${(e) => (setSaved(false), setDescription(e.currentTarget.value))} />`}<//>
+    ${stale
+      ? html`<div class="alert" role="alert" data-testid="stale">This group was changed meanwhile by someone else, so your change was not saved. Reload to see the current version, then make your change again.
+          <div class="actions"><button type="button" class="secondary" onClick=${reloadLatest}>Reload</button></div></div>`
+      : html`<${FormErrors} error=${action.error} shown=${['body.name', 'body.description']} />`}
+    ${saved ? html`<${Notice}>Saved.<//>` : null}
+    <div class="actions"><button type="submit" class="primary" disabled=${action.busy}>${action.busy ? 'Saving…' : 'Save'}</button></div>
+  </form>`;
 }
 
 function Nesting({ group, reload }) {

@@ -181,10 +181,24 @@ describe('admin console: groups', () => {
     await page.waitForSelector('[data-testid=subgroups] :text("No subgroups.")');
     assert.deepEqual((await api.get(`/groups/${id}`)).body.subgroups, []);
 
+    // Rename with If-Match: a change made meanwhile by someone else is kept, the stale save refused.
+    await page.fill('[data-testid=group-edit] input[name=description]', 'Mentors of interns');
+    assert.equal((await api.patch(`/groups/${id}`, { description: 'Changed by another admin' })).status, 200);
+    await page.click('[data-testid=group-edit] button[type=submit]');
+    await page.waitForSelector('[data-testid=group-edit] [data-testid=stale]');
+    assert.equal((await api.get(`/groups/${id}`)).body.description, 'Changed by another admin');
+    await page.click('[data-testid=stale] button:has-text("Reload")');
+    await page.waitForFunction(() => (document.querySelector('[data-testid=group-edit] input[name=description]') as HTMLInputElement).value === 'Changed by another admin');
+    await page.fill('[data-testid=group-edit] input[name=name]', 'mentors-2027');
+    await page.click('[data-testid=group-edit] button[type=submit]');
+    await page.waitForSelector('h1:has-text("mentors-2027")');
+    assert.equal((await api.get(`/groups/${id}`)).body.name, 'mentors-2027');
+    await screenshot(page, 'group');
+
     await confirmIn(page, '.page-actions', 'Delete group', 'Delete group');
     await page.waitForFunction(() => location.pathname === '/admin/groups');
     assert.equal((await api.get(`/groups/${id}`)).status, 404);
-    done(session, 400, 409);
+    done(session, 400, 409, 412);
     await session.context.close();
   });
 

@@ -317,7 +317,25 @@ describe('admin console: users', () => {
     await session.context.close();
   });
 
-  test('a new local user is created from the list; a taken username is refused at its field', async (t) => {
+  test('a user whose profile an upstream owns shows the connector, offers no profile or password edit, and can still be disabled', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const managed = await broker.store.users.create({ username: 'ldap-dora', managedBy: 'corp-ldap', email: 'dora@corp.example' });
+    const session = await open();
+    const { page } = session;
+    await signInToConsole(session, broker.issuer, ADMIN, `/admin/users/${managed.id}`);
+    await page.waitForSelector('#profile-title');
+    assert.match((await page.textContent('.user-badges'))!, /managed by corp-ldap/);
+    assert.equal(await page.$('[data-testid=profile-form]'), null, 'no profile form');
+    assert.equal(await page.$('#password-title'), null, 'no password changes');
+    assert.match((await page.textContent('dl.kv'))!, /dora@corp\.example/);
+    await confirmIn(page, 'Disable', 'Disable', '.page-actions');
+    await page.waitForSelector('.user-badges .badge-danger:has-text("disabled")');
+    assert.equal((await api.get(`/users/${managed.id}`)).body.enabled, false);
+    done(session);
+    await session.context.close();
+  });
+
+  test('a new local user is created from the list; a taken username (compared case- and width-insensitively) is refused with the API\'s message', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const session = await open();
     const { page } = session;
@@ -326,6 +344,8 @@ describe('admin console: users', () => {
     await page.fill('form[aria-labelledby=new-user-title] input[type=text] >> nth=0', 'ＰＡＴ-user');
     await page.click('button:has-text("Create user")');
     await page.waitForSelector('form[aria-labelledby=new-user-title] .alert');
+    assert.match((await page.textContent('form[aria-labelledby=new-user-title] .alert'))!, /already exists/);
+    assert.equal((await api.get('/users?q=%EF%BC%B0')).body.items.length, 0, 'nothing stored');
     await page.fill('form[aria-labelledby=new-user-title] input[type=text] >> nth=0', 'nina-new');
     await page.fill('form[aria-labelledby=new-user-title] input[type=email]', 'nina@example.org');
     await page.click('button:has-text("Create user")');
