@@ -5,8 +5,9 @@
 import { html, Fragment, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, Badge, Notice, Link, useLoad, useAction, useState, usePager, Pager, api } from '../ui.js';
 import { getAll, seg } from '../api.js';
 
-// The tree reads every group's parents; past this many groups the page lists them flat instead.
-const TREE_LIMIT = 300;
+// The tree is drawn from the group list and the nesting pairs; past this many groups the page
+// lists them by name instead (search narrows them down).
+const TREE_LIMIT = 1000;
 
 export default function GroupsPage({ segments, query, navigate }) {
   if (segments.length) return html`<${GroupPage} key=${segments[0]} id=${segments[0]} navigate=${navigate} />`;
@@ -30,30 +31,31 @@ function readOnlyReason(group) {
 // ---- The tree and the list ----
 
 async function loadTree() {
-  const groups = await getAll('/groups', {}, TREE_LIMIT + 1);
+  const [groups, nesting] = await Promise.all([getAll('/groups', {}, TREE_LIMIT + 1), api('GET', '/group-nesting')]);
   if (groups.length > TREE_LIMIT) return { groups, tree: null };
-  // Each group's detail holds its subgroups; a few requests at a time.
-  const details = new Map();
-  const queue = [...groups];
-  const worker = async () => {
-    for (let g = queue.shift(); g; g = queue.shift()) details.set(g.id, (await api('GET', `/groups/${seg(g.id)}`)).body);
-  };
-  await Promise.all(Array.from({ length: 6 }, worker));
-  return { groups, tree: details };
+  const byId = new Map(groups.map((g) => [g.id, g]));
+  const children = new Map();
+  const hasParent = new Set();
+  for (const { parentId, childId } of nesting.body.items) {
+    if (!byId.has(parentId) || !byId.has(childId)) continue;
+    children.set(parentId, [...(children.get(parentId) ?? []), byId.get(childId)]);
+    hasParent.add(childId);
+  }
+  for (const list of children.values()) list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { groups, tree: { children, roots: groups.filter((g) => !hasParent.has(g.id)) } };
 }
 
-function Tree({ groups, details }) {
-  const roots = groups.filter((g) => !details.get(g.id)?.parents.length);
+/** Nested lists of links: a group under each of its parents (a group may have several). */
+function Tree({ tree }) {
   const branch = (group, path) => {
-    const detail = details.get(group.id);
-    const children = (detail?.subgroups ?? []).filter((c) => !path.has(c.id)).map((c) => details.get(c.id) ?? c);
+    const kids = (tree.children.get(group.id) ?? []).filter((c) => !path.has(c.id));
     return html`<li key=${group.id}>
-      <${Link} href=${href(group)}>${group.name}<//> ${detail ? html`<${SourceBadge} group=${detail} />` : null}
-      ${children.length ? html`<ul>${children.map((c) => branch(c, new Set([...path, c.id])))}</ul>` : null}
+      <${Link} href=${href(group)}>${group.name}<//> <${SourceBadge} group=${group} />
+      ${kids.length ? html`<ul>${kids.map((c) => branch(c, new Set([...path, c.id])))}</ul>` : null}
     </li>`;
   };
   return html`<nav class="group-tree" aria-label="Groups, nested">
-    <ul>${roots.map((g) => branch(g, new Set([g.id])))}</ul>
+    <ul>${tree.roots.map((g) => branch(g, new Set([g.id])))}</ul>
   </nav>`;
 }
 
@@ -93,7 +95,7 @@ function GroupList({ query, navigate }) {
             : !tree.data.groups.length
               ? html`<p class="muted empty">No groups yet.</p>`
               : tree.data.tree
-                ? html`<div class="panel"><${Tree} groups=${tree.data.groups} details=${tree.data.tree} /></div>`
+                ? html`<div class="panel"><${Tree} tree=${tree.data.tree} /></div>`
                 : html`<${Notice}>More than ${TREE_LIMIT} groups: listed by name without nesting. Search to narrow them down; each group's page shows its parents and subgroups.<//>
                     <${Table} caption="Groups" rows=${tree.data.groups} columns=${columns} />`}`}
   <//>`;
@@ -215,7 +217,7 @@ function Nesting({ group, reload }) {
   };
   return html`<${Fragment}>
     <section class="panel" aria-labelledby="parents-title">
-      <h2 class="panel-title" id="parents-title">Inside</h2>
+      <h2 class="panel-title" id="parents-title">Parent groups</h2>
       ${group.parents.length
         ? html`<ul>${group.parents.map((p) => html`<li key=${p.id}><${Link} href=${href(p)}>${p.name}<//></li>`)}</ul>`
         : html`<p class="muted empty">Not inside another group.</p>`}
