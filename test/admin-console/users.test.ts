@@ -188,7 +188,7 @@ describe('admin console: users', () => {
     await session.context.close();
   });
 
-  test('unlink a linked identity behind a confirmation, and revoke one grant', async (t) => {
+  test('unlink a linked identity behind a confirmation, revoke one grant, end one session and then all', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const id = await newUser('uma-linked');
     await broker.store.identities.create({ userId: id, connectorId: 'github', subject: 'gh-4242', username: 'uma-octo' });
@@ -210,6 +210,18 @@ describe('admin console: users', () => {
     await page.waitForSelector('[data-testid=grants] :text("No grants.")');
     assert.deepEqual((await api.get(`/users/${id}/grants`)).body.items, []);
     await assert.rejects(oidc.refreshTokenGrant(rp, signedIn.tokens!.refresh_token!), 'the revoked grant took its refresh token');
+
+    // Sessions: end one, then all.
+    assert.ok((await login('uma-linked', PASSWORD)).ok);
+    assert.ok((await login('uma-linked', PASSWORD)).ok);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=sessions] table.data tbody tr').length === 3);
+    await confirmIn(page, 'End', 'End session', '[data-testid=sessions] tbody tr:first-child');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=sessions] table.data tbody tr').length === 2);
+    assert.equal((await api.get(`/users/${id}/sessions`)).body.items.length, 2);
+    await confirmIn(page, 'End all sessions', 'End all', '[data-testid=sessions]');
+    await page.waitForSelector('[data-testid=sessions] :text("No live sessions.")');
+    assert.deepEqual((await api.get(`/users/${id}/sessions`)).body.items, []);
     done(session);
     await session.context.close();
   });
