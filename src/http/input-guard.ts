@@ -21,6 +21,9 @@ export const OTHER_BODY_LIMIT = 1024 * 1024;
 const UPSTREAM_PATHS = /^\/(callback|saml)\//;
 // oidc-provider's endpoints and the login pages (whose forms readForm caps at 16 KiB anyway).
 const PROVIDER_PATHS = /^\/(auth|token|me|device|request|reg|session|backchannel|challenge|credential|interaction)(\/|$)/;
+// The admin API parses its JSON itself and refuses a NUL (\u0000) in any string with the field's
+// path (body.name), so a form can show the refusal next to the field; raw bytes stay refused here.
+const ADMIN_API = /^\/admin\/api\/v1\//;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 // Node's percent-decoder to bytes (untyped in @types/node): each %XX becomes its byte, and
@@ -57,9 +60,14 @@ function checkEncoded(raw: string, what: string): void {
   if (problem) throw new RejectedInput(`The ${what} ${problem}.`);
 }
 
-function checkJson(body: Buffer): void {
+/** Raw bytes only: a NUL escaped inside a JSON string is the admin API's to refuse, naming the field. */
+function checkText(body: Buffer): void {
   const problem = textProblem(body);
   if (problem) throw new RejectedInput(`The request body ${problem}.`);
+}
+
+function checkJson(body: Buffer): void {
+  checkText(body);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -130,6 +138,7 @@ export function inputGuard() {
       if (kind && ctx.req.readable) {
         const body = await readBody(ctx, limit);
         if (kind === 'urlencoded') checkEncoded(body.toString('latin1'), 'form');
+        else if (ADMIN_API.test(ctx.path)) checkText(body);
         else checkJson(body);
         replayBody(ctx.req, body);
       }

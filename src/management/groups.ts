@@ -96,6 +96,12 @@ export async function listGroups(store: Store, options: { q?: string; afterName?
   return (await store.groups.page(options)).map(groupView);
 }
 
+/** Every nesting (child inside parent), so a client can draw the whole tree with one request. */
+export async function listNesting(store: Store): Promise<{ parentId: string; childId: string }[]> {
+  const rows = await store.knex('group_parents').select('parent_id', 'group_id').orderBy([{ column: 'parent_id' }, { column: 'group_id' }]);
+  return rows.map((r: { parent_id: string; group_id: string }) => ({ parentId: r.parent_id, childId: r.group_id }));
+}
+
 export async function getGroup(store: Store, id: string): Promise<{ group: GroupDetail; etag: string }> {
   const group = await detail(store, await existing(store, id));
   return { group, etag: etagOf(group) };

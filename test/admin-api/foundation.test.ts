@@ -178,6 +178,11 @@ for (const store of stores) {
       const nul = await api.request('POST', '/users', { rawBody: '{"username":"a\u0000b"}', headers: { 'content-type': 'application/json' } });
       assert.equal(nul.status, 400);
       assert.match(nul.headers.get('content-type')!, /^application\/problem\+json/);
+      // A NUL escaped inside a JSON string (what JSON.stringify sends) is refused naming its field.
+      const escaped = await api.request('POST', '/users', { rawBody: '{"username":"nul-user","name":"a\\u0000b"}', headers: { 'content-type': 'application/json' } });
+      assert.equal(escaped.status, 400);
+      assert.deepEqual(escaped.body.errors.map((e: { path: string }) => e.path), ['body.name']);
+      assert.equal((await api.get('/users?q=nul-user')).body.items.length, 0, 'nothing stored');
     });
 
     test('the request id is echoed when safe and generated otherwise', async (t) => {

@@ -326,6 +326,28 @@ for (const store of stores) {
       assert.deepEqual(await broker.store.groups.groupsOf(bob), ['ldap-engineers', 'mixed', 'n-child']);
     });
 
+    test('GET /group-nesting lists every parent-child pair in one answer, for readers too; taking a group out or deleting it removes its pairs', async (t) => {
+      if (!live(t)) return;
+      const [root, mid, leaf, other] = [await create('tree-root'), await create('tree-mid'), await create('tree-leaf'), await create('tree-other')];
+      assert.equal((await api.put(`/groups/${root.id}/subgroups/${mid.id}`)).status, 204);
+      assert.equal((await api.put(`/groups/${mid.id}/subgroups/${leaf.id}`)).status, 204);
+      assert.equal((await api.put(`/groups/${other.id}/subgroups/${leaf.id}`)).status, 204);
+      const mine = new Set([root.id, mid.id, leaf.id, other.id]);
+      const pairs = async (token?: string) => {
+        const res = await api.get('/group-nesting', token ? { token } : undefined);
+        assert.equal(res.status, 200);
+        return (res.body.items as { parentId: string; childId: string }[]).filter((p) => mine.has(p.parentId)).map((p) => `${p.parentId}>${p.childId}`).sort();
+      };
+      assert.deepEqual(await pairs(), [`${root.id}>${mid.id}`, `${mid.id}>${leaf.id}`, `${other.id}>${leaf.id}`].sort());
+      const reader = await clientToken(broker.issuer, 'reader', 'admin:read');
+      assert.equal((await pairs(reader)).length, 3);
+      assert.equal((await api.get('/group-nesting', { token: null })).status, 401);
+
+      assert.equal((await api.delete(`/groups/${other.id}/subgroups/${leaf.id}`)).status, 204);
+      assert.equal((await api.delete(`/groups/${mid.id}`)).status, 204);
+      assert.deepEqual(await pairs(), []);
+    });
+
     test('a group nested inside an admin group makes its members administrators, until it is taken out', async (t) => {
       if (!live(t)) return;
       const admins = await create('ops-admins');

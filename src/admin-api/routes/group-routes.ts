@@ -72,6 +72,19 @@ export function groupRoutes(deps: { store: Store }): AdminRoute[] {
     defineRoute({
       ...common,
       method: 'get',
+      path: '/group-nesting',
+      access: 'read',
+      operationId: 'listGroupNesting',
+      summary: 'List every nesting of groups',
+      description: 'Every (parent, child) pair in one answer, ordered by parent id then child id, so a client can draw the tree of groups without reading each group.',
+      responses: { 200: { description: 'All nestings.', schema: z.object({ items: z.array(z.object({ parentId: z.string().describe('The group the child is inside.'), childId: z.string() })) }) } },
+      async handler() {
+        return { body: { items: await groups.listNesting(store) } };
+      },
+    }),
+    defineRoute({
+      ...common,
+      method: 'get',
       path: '/groups/{id}',
       access: 'read',
       operationId: 'getGroup',
