@@ -133,6 +133,7 @@ export function FormErrors({ error, shown = [] }) {
 /** A button that asks first, in a modal dialog (Escape cancels; focus returns to the button). */
 export function ConfirmButton({ label, title, message, confirmLabel, danger = false, onConfirm, disabled, className }) {
   const dialog = useRef(null);
+  const [titleId] = useState(() => `confirm-${++fieldIds}`);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const open = () => {
@@ -153,8 +154,8 @@ export function ConfirmButton({ label, title, message, confirmLabel, danger = fa
   };
   return html`<${Fragment}>
     <button type="button" class=${className ?? (danger ? 'danger' : 'secondary')} disabled=${disabled} onClick=${open}>${label}</button>
-    <dialog ref=${dialog} class="confirm" aria-labelledby="confirm-title">
-      <h2 class="dialog-title">${title ?? label}</h2>
+    <dialog ref=${dialog} class="confirm" aria-labelledby=${titleId}>
+      <h2 class="dialog-title" id=${titleId}>${title ?? label}</h2>
       <p>${message}</p>
       <${ErrorNotice} error=${error} />
       <div class="actions">

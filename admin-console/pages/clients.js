@@ -3,7 +3,6 @@
 // Everything goes through /admin/api/v1/clients (docs/admin-api/clients.md).
 import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Pager, usePager, useLoad, useAction, useState, api } from '../ui.js';
 import { ApiError, seg } from '../api.js';
-import { refuseNul } from '../form-checks.js';
 
 const GRANTS = [
   { value: 'authorization_code', label: 'Authorization code (sign-in)' },
@@ -209,7 +208,6 @@ function NewClient({ navigate }) {
   const [created, setCreated] = useState(null);
   const create = (body) =>
     action.run(async () => {
-      refuseNul(body);
       const { body: client } = await api('POST', '/clients', { body });
       setCreated(client);
     });
@@ -268,7 +266,6 @@ function ClientDetail({ id, navigate }) {
   const submit = (body) =>
     save.run(async () => {
       setSaved(false);
-      refuseNul(body);
       const res = await api('PATCH', `/clients/${seg(client.id)}`, { body, ifMatch: etag });
       accept(res, { resetForm: true });
       setSaved(true);

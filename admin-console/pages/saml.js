@@ -4,7 +4,6 @@
 // Through /admin/api/v1/saml-idp and /admin/api/v1/saml-service-providers (docs/admin-api/saml.md).
 import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Pager, usePager, useLoad, useAction, useState, api } from '../ui.js';
 import { ApiError, seg } from '../api.js';
-import { refuseNul } from '../form-checks.js';
 
 const DAY = 86_400_000;
 const MAX_FILE = 1_000_000;
@@ -137,7 +136,6 @@ function AddServiceProvider({ onAdded }) {
     e.preventDefault();
     action.run(async () => {
       const body = { entityId: form.entityId.trim(), ...(form.name.trim() ? { name: form.name.trim() } : {}), ...(form.from === 'url' ? { metadataUrl: form.metadataUrl.trim() } : { metadataXml: form.metadataXml }) };
-      refuseNul(body);
       const { body: sp } = await api('POST', '/saml-service-providers', { body });
       setForm(empty);
       setFileKey((k) => k + 1);

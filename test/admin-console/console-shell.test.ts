@@ -116,6 +116,8 @@ describe('admin console frame', () => {
 
     await page.click('button:has-text("Rotate keys")');
     await page.waitForSelector('dialog[open]');
+    // The dialog is named by its heading (screen readers announce it).
+    assert.equal(await page.evaluate(() => document.getElementById(document.querySelector('dialog[open]')!.getAttribute('aria-labelledby')!)?.textContent), 'Rotate the signing keys?');
     // Escape cancels: nothing rotated.
     await page.keyboard.press('Escape');
     await page.waitForSelector('dialog[open]', { state: 'detached' }).catch(() => {});

@@ -6,11 +6,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser as Chromium, Page } from 'playwright-core';
 import { chromiumMissing } from '../helpers/chromium.ts';
-import { ignoreFaviconErrors } from '../helpers/console-favicon.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
 import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
-import { ADMIN, ADMIN_GROUP, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, type ConsoleSession } from '../helpers/admin-console.ts';
+import { ADMIN, ADMIN_GROUP, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, type ConsoleSession, unexpectedErrors } from '../helpers/admin-console.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -38,12 +37,9 @@ describe('admin console: groups', () => {
   };
   const groupId = async (name: string): Promise<string> => (await api.get(`/groups?q=${encodeURIComponent(name)}`)).body.items.find((g: { name: string }) => g.name === name).id;
 
-  const open = async () => {
-    const session = await openConsolePage(chromium);
-    return Object.assign(session, { errors: ignoreFaviconErrors(session) });
-  };
-  const done = (session: ConsoleSession & { errors: () => string[] }, ...statuses: number[]) => {
-    assert.deepEqual(session.errors().filter((e) => !statuses.some((s) => e.includes(`status of ${s}`))), []);
+  const open = () => openConsolePage(chromium);
+  const done = (session: ConsoleSession, ...statuses: number[]) => {
+    assert.deepEqual(unexpectedErrors(session.pageErrors, statuses), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
   };
   const confirmIn = async (page: Page, within: string, button: string, confirm: string) => {

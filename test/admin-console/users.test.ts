@@ -9,20 +9,18 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import type { Browser as Chromium, Page } from 'playwright-core';
 import { chromiumMissing } from '../helpers/chromium.ts';
-import { ignoreFaviconErrors } from '../helpers/console-favicon.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
-import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, type ConsoleSession } from '../helpers/admin-console.ts';
+import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, type ConsoleSession, unexpectedErrors } from '../helpers/admin-console.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
 const RP_SECRET = 'demo-secret-0123456789abcdef';
 const PASSWORD = 'correct horse battery staple';
 
 /** Console errors a test expects: the browser logs each refused API call (e.g. "status of 412"). */
-const expectedStatus = (errors: string[], ...statuses: number[]) => errors.filter((e) => !statuses.some((s) => e.includes(`status of ${s}`)));
 
 describe('admin console: users', () => {
   let broker: TestBroker;
@@ -71,13 +69,10 @@ describe('admin console: users', () => {
     await page.waitForSelector('dialog[open]', { state: 'detached' });
   };
 
-  const open = async () => {
-    const session = await openConsolePage(chromium);
-    return Object.assign(session, { errors: ignoreFaviconErrors(session) });
-  };
+  const open = () => openConsolePage(chromium);
 
-  const done = (session: ConsoleSession & { errors: () => string[] }, ...statuses: number[]) => {
-    assert.deepEqual(expectedStatus(session.errors(), ...statuses), []);
+  const done = (session: ConsoleSession, ...statuses: number[]) => {
+    assert.deepEqual(unexpectedErrors(session.pageErrors, statuses), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
   };
 
