@@ -144,6 +144,17 @@ const plugin: ConnectorPlugin<OAuth2Config> = {
   type: 'oauth2',
   configSchema: oauth2ConfigSchema,
   secretFields: ['clientSecret'],
+  about: {
+    label: 'OAuth 2.0',
+    test: true,
+    sync: false,
+    presets: [
+      { name: 'github', label: 'GitHub', config: { preset: 'github' }, hint: 'clientId and clientSecret of a GitHub OAuth app; apiUrl for GitHub Enterprise Server.' },
+      { name: 'bitbucket', label: 'Bitbucket', config: { preset: 'bitbucket' }, hint: 'clientId and clientSecret of a Bitbucket OAuth consumer.' },
+      { name: 'discord', label: 'Discord', config: { preset: 'discord' }, hint: 'clientId and clientSecret of a Discord application.' },
+      { name: 'generic', label: 'Any OAuth 2.0 provider', config: {}, hint: 'authorizationUrl, tokenUrl, userinfoUrl, clientId and clientSecret.' },
+    ],
+  },
   create: createOAuth2Connector,
 };
 

@@ -7,6 +7,7 @@ import { TestReport } from '../../src/connectors/test-report.ts';
 import type { ConnectorContext, ConnectorPlugin, ConnectorTestReport, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
 import { accessRefusal } from './access-refusal.ts';
 import { identityFromClaims } from './identity-from-claims.ts';
+import { PRESET_LABELS, PRESET_NAMES } from './presets/index.ts';
 import { oidcConfigSchema, resolveOidcConfig, type OidcConfig } from './oidc-config.ts';
 import type { Claims } from './oidc-preset.ts';
 import { UpstreamClient, type Tokens } from './upstream-client.ts';
@@ -192,6 +193,15 @@ const plugin: ConnectorPlugin<OidcConfig> = {
   type: 'oidc',
   configSchema: oidcConfigSchema,
   secretFields: ['clientSecret', 'privateKey'],
+  about: {
+    label: 'OpenID Connect',
+    test: true,
+    sync: false,
+    presets: [
+      { name: 'generic', label: 'Any OpenID provider', config: {}, hint: 'issuer, clientId and clientSecret.' },
+      ...PRESET_NAMES.map((name) => ({ name, ...PRESET_LABELS[name], config: { preset: name } })),
+    ],
+  },
   create: createOidcConnector,
 };
 
