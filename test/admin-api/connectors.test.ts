@@ -334,6 +334,14 @@ for (const store of stores) {
       assert.equal((await api.get('/connectors/gh/sync')).status, 404);
     });
 
+    test('a NUL written as a JSON escape is refused at the field that holds it (body.config.clientId), and nothing is stored', async (t) => {
+      if (!live(t)) return;
+      const res = await api.request('POST', '/connectors', { rawBody: JSON.stringify({ id: 'nul', type: 'oauth2', config: oauth2Config(upstreamBase, { clientId: 'a\u0000b' }) }), headers: { 'content-type': 'application/json' } });
+      assert.equal(res.status, 400);
+      assert.deepEqual(res.body.errors.map((e: { path: string }) => e.path), ['body.config.clientId']);
+      assert.equal(await row('nul'), undefined);
+    });
+
     test('connector types: every built-in type with its config JSON Schema, secret fields, capabilities and presets; readers may list them', async (t) => {
       if (!live(t)) return;
       const reader = await clientToken(broker.issuer, 'reader', 'admin:read');
