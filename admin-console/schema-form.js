@@ -88,12 +88,13 @@ function Property({ name, schema, value, onChange, path, dotted, required, ctx }
   const label = html`<${Label} name=${name} required=${required} />`;
   if (kind === 'object') {
     const open = required || value !== undefined || errorsUnder(ctx.error, path);
+    // Inside a <details>, its summary already names the group: the legend stays for screen readers.
     const body = html`<fieldset class="schema-object" data-path=${path}>
-      <legend><${Label} name=${name} required=${required} /></legend>
+      <legend class=${required ? undefined : 'visually-hidden'}><${Label} name=${name} required=${required} /></legend>
       ${s.description ? html`<p class="hint">${s.description}</p>` : null}
       <${Properties} schema=${s} value=${value} onChange=${(v) => onChange(isEmptyObject(v) ? undefined : v)} path=${path} dotted=${dotted} ctx=${ctx} />
     </fieldset>`;
-    return required ? body : html`<details class="schema-optional" open=${open}><summary>${name}</summary>${body}</details>`;
+    return required ? body : html`<details class="schema-optional" open=${open}><summary>${name} <span class="required">(optional group)</span></summary>${body}</details>`;
   }
   const hint = hintOf(schema, { secret, isSet: ctx.secretsSet.includes(dotted) });
   if (kind === 'boolean') {

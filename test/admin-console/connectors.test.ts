@@ -195,6 +195,50 @@ describe('admin console: connectors', () => {
     await session.context.close();
   });
 
+  test('SAML: the IdP metadata loaded from a file; a stored connector disabled, then deleted after a confirmation (a stale ETag refused, nothing changed)', async (t) => {
+    if (skipReason) return skipLoudly(t, skipReason);
+    const session = await openConsolePage(chromium);
+    const { page } = session;
+    const refused: string[] = [];
+    page.on('response', (r) => {
+      if (r.status() >= 400) refused.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+    });
+    await signInToConsole(session, broker.issuer, undefined, '/admin/connectors/new');
+    await page.click('a[href="/admin/connectors/new?type=saml"]');
+    await page.waitForSelector('input[name="idp.metadataUrl"]');
+    const xml = '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example/">&lt;script&gt;</EntityDescriptor>';
+    await page.setInputFiles('.field[data-path="body.config.idp.metadataXml"] input[type=file]', { name: 'idp.xml', mimeType: 'text/xml', buffer: Buffer.from(xml) });
+    await page.waitForFunction(() => (document.querySelector('textarea[name="idp.metadataXml"]') as HTMLTextAreaElement | null)?.value.includes('EntityDescriptor'));
+    assert.equal(await page.inputValue('textarea[name="idp.metadataXml"]'), xml, 'the file was loaded as text');
+    assert.equal(await page.$('script:has-text("EntityDescriptor")'), null);
+
+    // A stored connector (created through the API as another administrator would) disabled and deleted here.
+    const row = { id: 'spare', type: 'local', name: 'Spare', enabled: true, config: {}, secrets: null, policy: null, position: 0 };
+    await broker.store.connectors.insert(row);
+    await page.goto(`${broker.issuer}/admin/connectors/spare`);
+    await page.waitForSelector('.connector-summary');
+    await page.click('.page-actions button:has-text("Disable")');
+    await page.waitForSelector('.connector-summary .badge-warn');
+    assert.equal((await broker.store.connectors.find('spare'))?.enabled, false);
+    // Someone else changes it meanwhile: this page's ETag is stale, the delete is refused (412) and nothing changes.
+    await broker.store.connectors.update('spare', { name: 'Spare (renamed elsewhere)' });
+    await page.click('.page-actions button:has-text("Delete")');
+    await page.click('dialog.confirm button:has-text("Delete connector")');
+    await page.waitForSelector('dialog.confirm .alert');
+    assert.ok(await broker.store.connectors.find('spare'), 'not deleted on a stale ETag');
+    await page.click('dialog.confirm button:has-text("Cancel")');
+    await page.reload();
+    await page.waitForSelector('h1:has-text("Spare (renamed elsewhere)")');
+    await page.click('.page-actions button:has-text("Delete")');
+    await page.click('dialog.confirm button:has-text("Delete connector")');
+    await page.waitForURL(`${broker.issuer}/admin/connectors`);
+    assert.equal(await broker.store.connectors.find('spare'), null);
+    assert.deepEqual(refused.filter((r) => !r.endsWith('/sync')), ['412 DELETE /admin/api/v1/connectors/spare']);
+    assert.deepEqual(session.pageErrors.filter((e) => !/status of (404|412)/.test(e)), []);
+    assertOnlyApiAndSignIn(session.requests, broker.issuer);
+    await session.context.close();
+  });
+
   test('a connector from the config file is read-only: badge, disabled form, no save, enable or delete; its secret never reaches the page', async (t) => {
     if (skipReason) return skipLoudly(t, skipReason);
     const session = await openConsolePage(chromium);
