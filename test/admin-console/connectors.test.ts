@@ -17,6 +17,15 @@ import { assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, si
 const TOKEN_KEY = 'console-connectors-token-key-0123456789abcdef';
 const CONFIG_SECRET = 'config-declared-secret-DO-NOT-LEAK-5151';
 
+/** At 390 px (a phone) the page itself never scrolls sideways (wide tables scroll inside .table-wrap). */
+async function assertNoSidewaysScroll(page: Page, what: string): Promise<void> {
+  const size = page.viewportSize()!;
+  await page.setViewportSize({ width: 390, height: 844 });
+  const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+  await page.setViewportSize(size);
+  assert.ok(widths.scroll <= widths.client, `${what} scrolls sideways at 390 px: ${JSON.stringify(widths)}`);
+}
+
 /** The error text shown at the form field for `path` (body.config.bindDn), or null. */
 const fieldError = (page: Page, path: string) => page.locator(`.field[data-path="${path}"] .field-error`).textContent({ timeout: 10_000 });
 
@@ -85,6 +94,7 @@ describe('admin console: connectors', () => {
     await page.fill('input[name="bindPassword"]', directory.servicePassword);
     await page.fill('input[name="users.baseDn"]', `ou=people,${directory.baseDn}`);
     await screenshot(page, 'connector-new');
+    await assertNoSidewaysScroll(page, 'the new connector form');
 
     // Saved disabled, then tested: the bind fails, and the bind DN field says so.
     await page.click('button:has-text("Save disabled and test connection")');
@@ -93,6 +103,7 @@ describe('admin console: connectors', () => {
     assert.match((await fieldError(page, 'body.config.bindDn'))!, /bind failed/);
     assert.equal(await page.$('.field[data-path="body.config.users.baseDn"] .field-error'), null, 'only the field at fault');
     assert.match((await page.textContent('.test-steps .step-failed'))!, /bind/);
+    await screenshot(page, 'connector-test-failed');
     const stored = await broker.store.connectors.find('corp');
     assert.equal(stored?.enabled, false);
     assert.ok(!JSON.stringify(stored?.config).includes(directory.servicePassword), 'the bind password is not in the stored config');
@@ -144,6 +155,7 @@ describe('admin console: connectors', () => {
     await page.waitForSelector('.connector-summary');
     assert.match((await page.textContent('.connector-summary'))!, /Last success: (?!never)/, 'the status shows the login');
     await screenshot(page, 'connector');
+    await assertNoSidewaysScroll(page, 'the connector page');
 
     await page.click('a:has-text("All connectors")');
     await page.waitForSelector('table.data tbody tr:has-text("Corporate directory")');
@@ -152,6 +164,7 @@ describe('admin console: connectors', () => {
     assert.match(row, /database/);
     assert.doesNotMatch(row, /Last success: never/);
     await screenshot(page, 'connectors');
+    await assertNoSidewaysScroll(page, 'the connector list');
     assert.ok(refused.length > 0 && refused.every((r) => r === '404 GET /admin/api/v1/connectors/corp/sync'), refused.join(', '));
     assert.deepEqual(session.pageErrors.filter((e) => !/status of 404/.test(e)), []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
