@@ -46,10 +46,10 @@ function ConnectorList() {
             rows=${data.data.items}
             empty="No connectors yet."
             columns=${[
-              { key: 'name', label: 'Connector', render: (c) => html`<a href=${`/admin/connectors/${seg(c.id)}`}>${c.name}</a><div class="fine"><code>${c.id}</code></div>` },
+              { key: 'name', label: 'Connector', render: (c) => html`<div><a href=${`/admin/connectors/${seg(c.id)}`}>${c.name}</a><div class="fine connector-list-id"><code>${c.id}</code></div></div>` },
               { key: 'type', label: 'Type', render: (c) => data.data.labels.get(c.type) ?? c.type },
-              { key: 'enabled', label: 'State', render: (c) => html`<${EnabledBadge} enabled=${c.enabled} />` },
-              { key: 'source', label: 'Source', render: (c) => html`<${SourceBadge} c=${c} />` },
+              { key: 'enabled', label: 'State', render: (c) => html`<div><${EnabledBadge} enabled=${c.enabled} /></div>` },
+              { key: 'source', label: 'Source', render: (c) => html`<div><${SourceBadge} c=${c} /></div>` },
               { key: 'status', label: 'Status', render: (c) => html`<${StatusCell} status=${c.status} />` },
             ]}
           />`
