@@ -356,6 +356,7 @@ for (const store of stores) {
       // The JSON Schema is the validating schema's: unknown keys refused, nested objects, required fields.
       assert.equal(ldap.configSchema.additionalProperties, false);
       assert.equal(ldap.configSchema.properties.bindDn.type, 'string');
+      assert.match(ldap.configSchema.properties.bindDn.description, /Service account/, 'descriptions reach the JSON Schema');
       assert.ok(ldap.configSchema.properties.users.required.includes('baseDn'), JSON.stringify(ldap.configSchema.properties.users));
       const oidc = byType.get('oidc') as any;
       assert.deepEqual([oidc.test, oidc.sync], [true, false]);

@@ -256,9 +256,14 @@ describe('admin console: connectors', () => {
     if (skipReason) return skipLoudly(t, skipReason);
     const session = await openConsolePage(chromium);
     const { page } = session;
+    // Its latest login error (from the audit trail) shows in the list, as text.
+    await broker.store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId: 'gh', details: { reason: 'upstream_error', detail: 'GitHub answered <b>500</b>' } });
     await signInToConsole(session, broker.issuer, undefined, '/admin/connectors');
     await page.waitForSelector('table.data tbody tr:has-text("GitHub")');
-    assert.match((await page.textContent('table.data tbody tr:has-text("GitHub")'))!, /managed by config/);
+    const ghRow = (await page.textContent('table.data tbody tr:has-text("GitHub")'))!;
+    assert.match(ghRow, /managed by config/);
+    assert.match(ghRow, /Last error: .*GitHub answered <b>500<\/b>/);
+    assert.equal(await page.$('table.data b'), null, 'the message is text, not HTML');
     await page.click('table.data a:has-text("GitHub")');
     await page.waitForSelector('input[name="clientId"]');
     assert.equal(await page.inputValue('input[name="clientId"]'), 'gh-client');
