@@ -71,6 +71,17 @@ function JsonControl({ value, onChange, control, disabled }) {
     ${problem ? html`<div class="field-error">${problem}</div>` : null}`;
 }
 
+/** One value per line; the text is kept as typed (a new empty line stays while typing). */
+function LinesControl({ value, onChange, control }) {
+  const [text, setText] = useState(() => (Array.isArray(value) ? value.join('\n') : ''));
+  return html`<textarea ...${control} rows="3" value=${text}
+    onInput=${(e) => {
+      setText(e.currentTarget.value);
+      const lines = e.currentTarget.value.split('\n').map((l) => l.trim()).filter(Boolean);
+      onChange(lines.length ? lines : undefined);
+    }}></textarea>`;
+}
+
 /** A long text (SAML metadata XML) with a file it can be loaded from. */
 function TextControl({ value, onChange, control, disabled, name }) {
   const load = async (e) => {
@@ -119,13 +130,7 @@ function Property({ name, schema, value, onChange, path, dotted, required, ctx }
             onChange(t === '' ? undefined : Number(t));
           }} />`;
       }
-      if (kind === 'lines') {
-        return html`<textarea ...${common} rows="3" value=${Array.isArray(value) ? value.join('\n') : ''}
-          onInput=${(e) => {
-            const lines = e.currentTarget.value.split('\n').map((l) => l.trim()).filter(Boolean);
-            onChange(lines.length ? lines : undefined);
-          }}></textarea>`;
-      }
+      if (kind === 'lines') return html`<${LinesControl} value=${value} onChange=${onChange} control=${common} />`;
       if (kind === 'text') return html`<${TextControl} value=${value} onChange=${onChange} control=${common} disabled=${ctx.disabled} name=${name} />`;
       if (kind === 'json') return html`<${JsonControl} value=${value} onChange=${onChange} control=${common} disabled=${ctx.disabled} />`;
       return html`<input type=${secret ? 'password' : 'text'} ...${common} autocomplete=${secret ? 'new-password' : 'off'} spellcheck="false"

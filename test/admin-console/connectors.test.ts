@@ -93,6 +93,11 @@ describe('admin console: connectors', () => {
     await page.fill('input[name="bindDn"]', typo);
     await page.fill('input[name="bindPassword"]', directory.servicePassword);
     await page.fill('input[name="users.baseDn"]', `ou=people,${directory.baseDn}`);
+    // An array of strings is one per line, typed as a person types it (Enter starts a new line).
+    await page.click('textarea[name="users.loginAttributes"]');
+    await page.keyboard.type('uid');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('mail');
     await screenshot(page, 'connector-new');
     await assertNoSidewaysScroll(page, 'the new connector form');
 
@@ -106,6 +111,7 @@ describe('admin console: connectors', () => {
     await screenshot(page, 'connector-test-failed');
     const stored = await broker.store.connectors.find('corp');
     assert.equal(stored?.enabled, false);
+    assert.deepEqual((stored?.config.users as { loginAttributes?: string[] }).loginAttributes, ['uid', 'mail']);
     assert.ok(!JSON.stringify(stored?.config).includes(directory.servicePassword), 'the bind password is not in the stored config');
     assert.ok(!(await page.content()).includes(directory.servicePassword), 'the bind password is shown');
 
