@@ -142,7 +142,10 @@ function Property({ name, schema, value, onChange, path, dotted, required, ctx }
 
 function Properties({ schema, value, onChange, path, dotted, ctx }) {
   const required = new Set(schema.required ?? []);
-  const entries = Object.entries(schema.properties ?? {});
+  // Top-level fields that do not apply (another preset's own) are hidden unless they hold something.
+  const entries = Object.entries(schema.properties ?? {}).filter(
+    ([name]) => dotted || !ctx.hidden.has(name) || at(value, name) !== undefined || errorsUnder(ctx.error, `${path}.${name}`),
+  );
   // Required fields first, then the rest in the schema's order.
   entries.sort(([a], [b]) => Number(required.has(b)) - Number(required.has(a)));
   return entries.map(([name, prop]) => html`<${Property}
@@ -162,8 +165,8 @@ function Properties({ schema, value, onChange, path, dotted, ctx }) {
  * The whole config form. `path` is where the API reports this object's errors (body.config);
  * `error` is an ApiError (or anything with `errors` and `fieldErrors`) whose paths lie below it.
  */
-export function SchemaForm({ schema, value, onChange, path = 'body.config', error, secretFields = [], secretsSet = [], disabled = false }) {
-  const ctx = { error, secretFields, secretsSet, disabled };
+export function SchemaForm({ schema, value, onChange, path = 'body.config', error, secretFields = [], secretsSet = [], disabled = false, hidden = [] }) {
+  const ctx = { error, secretFields, secretsSet, disabled, hidden: new Set(hidden) };
   return html`<div class="schema-form"><${Properties} schema=${editable(schema)} value=${value ?? {}} onChange=${onChange} path=${path} dotted="" ctx=${ctx} /></div>`;
 }
 

@@ -95,6 +95,9 @@ function TypeChooser({ types }) {
   </div>`;
 }
 
+/** The preset a config is in (by its `preset` field; none is the preset with an empty config), if the type has presets. */
+const presetOf = (type, config) => type.presets.find((p) => p.config.preset === config?.preset) ?? null;
+
 /** The test result as an ApiError-like value, so each failed step shows at the field it names. */
 function testErrors(result) {
   if (!result) return null;
@@ -178,7 +181,7 @@ function ConnectorForm({ type, initial, connector, etag, onSaved, navigate, test
         ? html`<div class="field"><label class="checkbox"><input type="checkbox" name="enabled" checked=${enabled} onChange=${(e) => setEnabled(e.currentTarget.checked)} /> Enabled (offered on the login page once saved)</label></div>`
         : null}
       <h2>${type.label} settings</h2>
-      <${SchemaForm} schema=${type.configSchema} value=${config} onChange=${change(setConfig)} error=${fieldError} secretFields=${type.secretFields} secretsSet=${connector?.secretsSet ?? []} disabled=${readOnly} />
+      <${SchemaForm} schema=${type.configSchema} value=${config} onChange=${change(setConfig)} error=${fieldError} secretFields=${type.secretFields} secretsSet=${connector?.secretsSet ?? []} disabled=${readOnly} hidden=${presetOf(type, config)?.hide ?? []} />
     </fieldset>
     <${FormErrors} error=${save.error} shown=${shown} />
     ${readOnly

@@ -289,6 +289,8 @@ export interface ConnectorPreset {
   config: Record<string, unknown>;
   /** What else the operator must fill in, in a sentence. */
   hint?: string;
+  /** Top-level config fields that do not apply with this preset (another preset's own); forms hide them. */
+  hide?: readonly string[];
 }
 
 /** What a type is, for people choosing one; data only, read without creating a connector. */

@@ -363,6 +363,10 @@ for (const store of stores) {
       assert.deepEqual(oidc.configSchema.properties.preset.enum, oidc.presets.filter((p: { name: string }) => p.name !== 'generic').map((p: { name: string }) => p.name));
       assert.deepEqual(oidc.presets.find((p: { name: string }) => p.name === 'google').config, { preset: 'google' });
       assert.ok(oidc.presets.some((p: { label: string }) => p.label === 'Microsoft Entra ID'));
+      const hideOf = (name: string) => oidc.presets.find((p: { name: string }) => p.name === name).hide as string[];
+      assert.ok(hideOf('google').includes('tenant') && hideOf('google').includes('issuer'), JSON.stringify(hideOf('google')));
+      assert.ok(!hideOf('entra').includes('tenant') && hideOf('entra').includes('realm'));
+      assert.ok(!hideOf('generic').includes('issuer'));
       const oauth2 = byType.get('oauth2') as any;
       assert.deepEqual(oauth2.presets.find((p: { name: string }) => p.name === 'github').config, { preset: 'github' });
       assert.equal((byType.get('passport') as any).test, false);

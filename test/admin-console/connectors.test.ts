@@ -184,6 +184,13 @@ describe('admin console: connectors', () => {
     await signInToConsole(session, broker.issuer, undefined, '/admin/connectors/new?type=oidc&preset=google');
     await page.waitForSelector('select[name="preset"]');
     assert.equal(await page.inputValue('select[name="preset"]'), 'google', 'the preset fills the form');
+    // Other presets' own fields are hidden, and follow the preset select.
+    assert.equal(await page.$('input[name="tenant"]'), null, "Entra's tenant is hidden for Google");
+    await page.selectOption('select[name="preset"]', 'entra');
+    await page.waitForSelector('input[name="tenant"]');
+    assert.equal(await page.$('input[name="realm"]'), null, "Keycloak's realm is hidden for Entra");
+    await page.selectOption('select[name="preset"]', 'google');
+    await page.waitForSelector('input[name="tenant"]', { state: 'detached' });
     // A NUL: refused before anything else, at the field that holds it.
     await page.fill('input[name="id"]', 'hostile');
     await page.fill('input[name="name"]', 'Hostile');

@@ -60,7 +60,7 @@ const connectorTypeSchema = z.object({
   secretFields: z.array(z.string()).describe('Dotted config paths that are secrets: write-only.'),
   test: z.boolean().describe('Its connectors can be tested (POST /connectors/{id}/test).'),
   sync: z.boolean().describe('Its connectors can import their directory (POST /connectors/{id}/sync).'),
-  presets: z.array(z.object({ name: z.string(), label: z.string(), config: z.record(z.string(), z.unknown()).describe('The config a new connector of this preset starts from.'), hint: z.string().optional() })),
+  presets: z.array(z.object({ name: z.string(), label: z.string(), config: z.record(z.string(), z.unknown()).describe('The config a new connector of this preset starts from.'), hint: z.string().optional(), hide: z.array(z.string()).optional().describe('Top-level config fields that do not apply with this preset; forms hide them.') })),
 });
 
 const testSchema = z.object({
