@@ -18,7 +18,8 @@ export const UPSTREAM_BODY_LIMIT = 512 * 1024;
 /** Any other route (admin and provisioning APIs) applies its own, tighter limit where it parses. */
 export const OTHER_BODY_LIMIT = 1024 * 1024;
 
-const ADMIN_API_PATH = '/admin/api/';
+/** The admin API's own paths; any dot segment or encoded dot or slash keeps the full check here. */
+const isAdminApiPath = (p: string) => p.startsWith('/admin/api/v1/') && !/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(p);
 const UPSTREAM_PATHS = /^\/(callback|saml)\//;
 // oidc-provider's endpoints and the login pages (whose forms readForm caps at 16 KiB anyway).
 const PROVIDER_PATHS = /^\/(auth|token|me|device|request|reg|session|backchannel|challenge|credential|interaction)(\/|$)/;
@@ -136,7 +137,7 @@ export function inputGuard() {
         // The admin API checks JSON escapes itself as it parses (checkText in admin-api.ts) and
         // answers with the field that holds the NUL (body.config.clientId), which the console
         // shows at that field; raw NUL bytes and bad UTF-8 are still refused here.
-        else checkJson(body, !ctx.path.startsWith(ADMIN_API_PATH));
+        else checkJson(body, !isAdminApiPath(ctx.path));
         replayBody(ctx.req, body);
       }
     }
