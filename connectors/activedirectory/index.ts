@@ -9,6 +9,7 @@ const plugin: ConnectorPlugin<LdapConfig> = {
   type: 'activedirectory',
   configSchema: ldapConfigSchema.transform((c) => ({ ...c, preset: 'activedirectory' as const })),
   secretFields: ['bindPassword'],
+  about: { label: 'Active Directory', test: true, sync: true },
   create: createLdapConnector,
 };
 

@@ -43,6 +43,7 @@ const plugin: ConnectorPlugin<LdapConfig> = {
   type: 'ldap',
   configSchema: ldapConfigSchema,
   secretFields: ['bindPassword'],
+  about: { label: 'LDAP', test: true, sync: true },
   create: createLdapConnector,
 };
 

@@ -14,10 +14,8 @@ const groupSource = z.discriminatedUnion('type', [
     type: z.literal('member'),
     baseDn: dn,
     filter: filter.default('(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))'),
-    /** Member attributes to match the user's DN against. */
-    attributes: z.array(attributeName).min(1).default(['member', 'uniqueMember']),
-    /** Follow groups that are members of groups. */
-    nested: z.boolean().default(true),
+    attributes: z.array(attributeName).min(1).default(['member', 'uniqueMember']).describe('Member attributes to match the user\'s DN against.'),
+    nested: z.boolean().default(true).describe('Follow groups that are members of groups.'),
   }),
   z.strictObject({
     /** posixGroup: members listed by a user attribute value (`memberUid: alice`); never nested. */
@@ -25,8 +23,7 @@ const groupSource = z.discriminatedUnion('type', [
     baseDn: dn,
     filter: filter.default('(objectClass=posixGroup)'),
     attribute: attributeName.default('memberUid'),
-    /** Which attribute of the user is listed in `attribute`. */
-    userAttribute: attributeName.default('uid'),
+    userAttribute: attributeName.default('uid').describe('Which attribute of the user is listed in `attribute`.'),
   }),
   z.strictObject({
     /** The user's own `memberOf` (OpenLDAP memberof overlay, AD); nested via the groups' memberOf. */
@@ -43,76 +40,53 @@ const groupSource = z.discriminatedUnion('type', [
 ]);
 
 const syncSchema = z.strictObject({
-  /** Run an import every this many minutes inside the broker (0: only `keybridge ldap sync`). */
-  intervalMinutes: z.number().int().min(0).max(7 * 24 * 60).default(0),
-  /** Entries per page of the simple paged results control. */
-  pageSize: z.number().int().min(10).max(5000).default(500),
-  /** Disable local users whose directory entry is gone. */
-  disableRemoved: z.boolean().default(true),
+  intervalMinutes: z.number().int().min(0).max(7 * 24 * 60).default(0).describe('Run an import every this many minutes inside the broker (0: only `keybridge ldap sync`).'),
+  pageSize: z.number().int().min(10).max(5000).default(500).describe('Entries per page of the simple paged results control.'),
+  disableRemoved: z.boolean().default(true).describe('Disable local users whose directory entry is gone.'),
 });
 
 export const ldapConfigSchema = z
   .strictObject({
-    /** Fills in filters, attributes and group lookups for a directory flavour; explicit fields win. */
-    preset: z.enum(['openldap', 'activedirectory']).optional(),
-    /** One URL or several tried in order (failover). */
-    url: z.union([ldapUrl, z.array(ldapUrl).min(1).max(8)]),
-    /** Upgrade ldap:// connections with StartTLS before anything is sent. */
-    startTls: z.boolean().default(false),
-    /**
-     * Plain ldap:// without StartTLS sends passwords in clear text; it is refused for anything but
-     * a loopback host unless this is set.
-     */
-    allowInsecure: z.boolean().default(false),
+    preset: z.enum(['openldap', 'activedirectory']).optional().describe('Fills in filters, attributes and group lookups for a directory flavour; explicit fields win.'),
+    url: z.union([ldapUrl, z.array(ldapUrl).min(1).max(8)]).describe('One URL or several tried in order (failover).'),
+    startTls: z.boolean().default(false).describe('Upgrade ldap:// connections with StartTLS before anything is sent.'),
+    allowInsecure: z.boolean().default(false).describe('Plain ldap:// without StartTLS sends passwords in clear text; it is refused for anything but a loopback host unless this is set.'),
     tls: z
       .strictObject({
-        /** PEM file(s) of the CA(s) that signed the server certificate. */
-        caFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
-        /** The same, inline PEM. */
-        ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be PEM text' }).optional(),
-        /** Certificate verification; turning it off is only for a lab. */
-        rejectUnauthorized: z.boolean().default(true),
-        /** Name to check the certificate against when it differs from the URL host. */
-        serverName: z.string().min(1).optional(),
+        caFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional().describe('PEM file(s) of the CA(s) that signed the server certificate.'),
+        ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be PEM text' }).optional().describe('The same, inline PEM.'),
+        rejectUnauthorized: z.boolean().default(true).describe('Certificate verification; turning it off is only for a lab.'),
+        serverName: z.string().min(1).optional().describe('Name to check the certificate against when it differs from the URL host.'),
       })
       .default({ rejectUnauthorized: true }),
-    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
-    /** Per operation (bind, search page). */
-    timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000).describe('How long to wait for a connection (and StartTLS).'),
+    timeoutMs: z.number().int().min(100).max(300_000).default(10_000).describe('Per operation (bind, search page).'),
     pool: z
       .strictObject({
-        /** Connections kept open and reused, so a login costs no TCP or TLS handshake. */
-        size: z.number().int().min(1).max(64).default(4),
-        /** Idle connections are closed after this long. */
-        idleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+        size: z.number().int().min(1).max(64).default(4).describe('Connections kept open and reused, so a login costs no TCP or TLS handshake.'),
+        idleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000).describe('Idle connections are closed after this long.'),
       })
       .default({ size: 4, idleTimeoutMs: 60_000 }),
-    /** Service account for searches (bind-search-bind). Leave out for anonymous search or direct bind. */
-    bindDn: dn.optional(),
-    bindPassword: z.string().min(1).optional(),
-    /**
-     * Direct bind: the user's DN from a template, `{username}` replaced by the DN-escaped login
-     * name, e.g. `uid={username},ou=people,dc=example,dc=org`. No search before the bind.
-     */
-    userDnTemplate: z.string().includes('{username}', { message: 'must contain {username}' }).optional(),
+    bindDn: dn.optional().describe('Service account for searches (bind-search-bind). Leave out for anonymous search or direct bind.'),
+    bindPassword: z.string().min(1).optional().describe("The service account's password (a secret: stored encrypted, never shown)."),
+    userDnTemplate: z
+      .string()
+      .includes('{username}', { message: 'must contain {username}' })
+      .optional()
+      .describe("Direct bind: the user's DN from a template, `{username}` replaced by the DN-escaped login name, e.g. `uid={username},ou=people,dc=example,dc=org`. No search before the bind."),
     users: z.strictObject({
-      baseDn: dn,
-      scope: z.enum(['one', 'sub']).default('sub'),
-      /** Which entries are users; combined with the login match. */
-      filter: filter.optional(),
-      /** The login name is matched against each of these (OR). */
-      loginAttributes: z.array(attributeName).min(1).max(8).optional(),
-      /** A stable, never-reassigned id: entryUUID (OpenLDAP), objectGUID (AD). Never the DN. */
-      subjectAttribute: attributeName.optional(),
+      baseDn: dn.describe('Where the users are, e.g. ou=people,dc=example,dc=org.'),
+      scope: z.enum(['one', 'sub']).default('sub').describe('one: only right below baseDn; sub: the whole subtree.'),
+      filter: filter.optional().describe('Which entries are users; combined with the login match.'),
+      loginAttributes: z.array(attributeName).min(1).max(8).optional().describe('The login name is matched against each of these (OR).'),
+      subjectAttribute: attributeName.optional().describe('A stable, never-reassigned id: entryUUID (OpenLDAP), objectGUID (AD). Never the DN.'),
       usernameAttribute: attributeName.optional(),
       emailAttribute: attributeName.optional(),
       nameAttribute: attributeName.optional(),
       givenNameAttribute: attributeName.optional(),
       familyNameAttribute: attributeName.optional(),
-      /** Copied into the identity's attributes, for mappers. */
-      extraAttributes: z.array(attributeName).max(32).default([]),
-      /** The directory's email addresses are managed by administrators: mark them verified. */
-      trustEmail: z.boolean().default(false),
+      extraAttributes: z.array(attributeName).max(32).default([]).describe('Copied into the identity\'s attributes, for mappers.'),
+      trustEmail: z.boolean().default(false).describe('The directory\'s email addresses are managed by administrators: mark them verified.'),
       /**
        * OpenLDAP ppolicy: the default policy entry (olcPPolicyDefault), read for
        * pwdLockoutDuration so an expired lockout is not taken for a permanent one at refresh and
@@ -124,10 +98,8 @@ export const ldapConfigSchema = z
     groups: z
       .strictObject({
         sources: z.array(groupSource).max(8).optional(),
-        /** Attribute read from group entries for the group name (else the first RDN value). */
-        nameAttribute: attributeName.default('cn'),
-        /** How deep nested groups are followed. */
-        maxDepth: z.number().int().min(1).max(32).default(10),
+        nameAttribute: attributeName.default('cn').describe('Attribute read from group entries for the group name (else the first RDN value).'),
+        maxDepth: z.number().int().min(1).max(32).default(10).describe('How deep nested groups are followed.'),
         /**
          * How long which groups sit inside which (nesting) is remembered across logins. A user's
          * own memberships are always read live; 0 reads the nesting live too.
@@ -135,8 +107,7 @@ export const ldapConfigSchema = z
         nestingCacheSeconds: z.number().int().min(0).max(3600).default(60),
       })
       .optional(),
-    /** Active Directory: the NetBIOS domain, so `EXAMPLE\alice` is accepted as a login. */
-    netbiosDomain: z.string().regex(/^[A-Za-z0-9._-]{1,15}$/).optional(),
+    netbiosDomain: z.string().regex(/^[A-Za-z0-9._-]{1,15}$/).optional().describe('Active Directory: the NetBIOS domain, so `EXAMPLE\\alice` is accepted as a login.'),
     sync: syncSchema.optional(),
   })
   .superRefine((c, ctx) => {

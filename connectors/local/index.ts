@@ -31,6 +31,7 @@ function toIdentity(connectorId: string, account: LocalAccount): UpstreamIdentit
 const plugin: ConnectorPlugin<LocalConfig> = {
   type: 'local',
   configSchema,
+  about: { label: 'Local accounts', test: false, sync: false },
   async create({ id, config, services }) {
     // Unknown users and users without a password still pay for one argon2 verification, so
     // response time does not reveal which usernames exist.

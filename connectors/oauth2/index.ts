@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { TestReport } from '../../src/connectors/test-report.ts';
 import type { ConnectorContext, ConnectorPlugin, ConnectorTestReport, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
-import { oauth2ConfigSchema, resolveOAuth2Config, type OAuth2Config } from './oauth2-config.ts';
+import { PRESET_ONLY, oauth2ConfigSchema, resolveOAuth2Config, type OAuth2Config } from './oauth2-config.ts';
 import { TokenEndpoint } from './token-endpoint.ts';
 import { UpstreamApi } from './upstream-api.ts';
 import { UpstreamRejected } from './upstream-errors.ts';
@@ -140,10 +140,29 @@ export function createOAuth2Connector({ id, config, logger, fetch }: ConnectorCo
   };
 }
 
+/** The fields a form hides for `preset`: other presets' own fields; with a preset, userinfoUrl (the preset reads its own API). */
+const notFor = (preset: string | undefined): string[] => [
+  ...Object.entries(PRESET_ONLY)
+    .filter(([, owners]) => !preset || !(owners as readonly string[]).includes(preset))
+    .map(([field]) => field),
+  ...(preset ? ['userinfoUrl'] : []),
+];
+
 const plugin: ConnectorPlugin<OAuth2Config> = {
   type: 'oauth2',
   configSchema: oauth2ConfigSchema,
   secretFields: ['clientSecret'],
+  about: {
+    label: 'OAuth 2.0',
+    test: true,
+    sync: false,
+    presets: [
+      { name: 'github', label: 'GitHub', config: { preset: 'github' }, hint: 'clientId and clientSecret of a GitHub OAuth app; apiUrl for GitHub Enterprise Server.', hide: notFor('github') },
+      { name: 'bitbucket', label: 'Bitbucket', config: { preset: 'bitbucket' }, hint: 'clientId and clientSecret of a Bitbucket OAuth consumer.', hide: notFor('bitbucket') },
+      { name: 'discord', label: 'Discord', config: { preset: 'discord' }, hint: 'clientId and clientSecret of a Discord application.', hide: notFor('discord') },
+      { name: 'generic', label: 'Any OAuth 2.0 provider', config: {}, hint: 'authorizationUrl, tokenUrl, userinfoUrl, clientId and clientSecret.', hide: notFor(undefined) },
+    ],
+  },
   create: createOAuth2Connector,
 };
 

@@ -33,7 +33,7 @@ const claimPath = z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, 'must be a dotted pa
 const claimPaths = z.union([claimPath, z.array(claimPath).min(1).max(8)]);
 
 /** Fields that belong to one preset only, checked below. */
-const PRESET_ONLY: Record<string, (typeof PRESETS)[number][]> = {
+export const PRESET_ONLY: Record<string, (typeof PRESETS)[number][]> = {
   baseUrl: ['github'],
   allowedOrgs: ['github'],
   teamNameField: ['github'],

@@ -7,6 +7,7 @@ import { TestReport } from '../../src/connectors/test-report.ts';
 import type { ConnectorContext, ConnectorPlugin, ConnectorTestReport, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
 import { accessRefusal } from './access-refusal.ts';
 import { identityFromClaims } from './identity-from-claims.ts';
+import { OIDC_PRESETS, PRESET_LABELS, PRESET_NAMES } from './presets/index.ts';
 import { oidcConfigSchema, resolveOidcConfig, type OidcConfig } from './oidc-config.ts';
 import type { Claims } from './oidc-preset.ts';
 import { UpstreamClient, type Tokens } from './upstream-client.ts';
@@ -188,10 +189,28 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
   };
 }
 
+/** Config fields that belong to some preset only. */
+const presetOnly: string[] = [...new Set(Object.values(OIDC_PRESETS).flatMap((p) => p.fields as readonly string[]))];
+
 const plugin: ConnectorPlugin<OidcConfig> = {
   type: 'oidc',
   configSchema: oidcConfigSchema,
   secretFields: ['clientSecret', 'privateKey'],
+  about: {
+    label: 'OpenID Connect',
+    test: true,
+    sync: false,
+    presets: [
+      { name: 'generic', label: 'Any OpenID provider', config: {}, hint: 'issuer, clientId and clientSecret.', hide: presetOnly },
+      ...PRESET_NAMES.map((name) => ({
+        name,
+        ...PRESET_LABELS[name],
+        config: { preset: name },
+        // Other presets' own fields, and issuer where this preset builds or knows it.
+        hide: [...presetOnly.filter((f) => !(OIDC_PRESETS[name].fields as readonly string[]).includes(f)), ...(OIDC_PRESETS[name].issuer || OIDC_PRESETS[name].defaultIssuer ? ['issuer'] : [])],
+      })),
+    ],
+  },
   create: createOidcConnector,
 };
 

@@ -154,6 +154,7 @@ const plugin: ConnectorPlugin<PassportConfig> = {
   type: 'passport',
   configSchema: passportConfigSchema,
   secretFields: ['options.clientSecret', 'options.consumerSecret'],
+  about: { label: 'Passport strategy', test: false, sync: false },
   create: createPassportConnector,
 };
 

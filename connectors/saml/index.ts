@@ -133,6 +133,7 @@ export function createSamlConnector({ id, config: c, logger, fetch: fetchFn, url
 const plugin: ConnectorPlugin<SamlConfig> = {
   type: 'saml',
   configSchema: samlConfigSchema,
+  about: { label: 'SAML 2.0', test: true, sync: false },
   create: createSamlConnector,
 };
 

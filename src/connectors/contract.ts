@@ -280,6 +280,29 @@ export interface ConnectorTestReport {
   found: Record<string, unknown>;
 }
 
+/** A named starting point for a type's config (OIDC: Google, Entra ID; OAuth 2.0: GitHub). */
+export interface ConnectorPreset {
+  /** Stable name (the config's `preset:` value where the type has one). */
+  name: string;
+  label: string;
+  /** The config a new connector of this preset starts from (never a secret). */
+  config: Record<string, unknown>;
+  /** What else the operator must fill in, in a sentence. */
+  hint?: string;
+  /** Top-level config fields that do not apply with this preset (another preset's own); forms hide them. */
+  hide?: readonly string[];
+}
+
+/** What a type is, for people choosing one; data only, read without creating a connector. */
+export interface ConnectorTypeAbout {
+  label: string;
+  /** Its connectors implement `test()`. */
+  test: boolean;
+  /** Its connectors offer `sync` (directory import). */
+  sync: boolean;
+  presets?: readonly ConnectorPreset[];
+}
+
 export interface ConnectorPlugin<C = unknown> {
   /** Same word as the folder name and the config `type:`. */
   type: string;
@@ -293,5 +316,10 @@ export interface ConnectorPlugin<C = unknown> {
    * stored value. A plugin with secrets it does not list here leaks them to administrators.
    */
   secretFields?: readonly string[];
+  /**
+   * How operators' tools (the admin console, GET /admin/api/v1/connector-types) present this
+   * type. Absent: the type name as label, no presets, and neither `test` nor `sync` announced.
+   */
+  about?: ConnectorTypeAbout;
   create(context: ConnectorContext<C>): Connector | Promise<Connector>;
 }

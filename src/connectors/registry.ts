@@ -1,6 +1,6 @@
 // Loads connector plugins by type name: the built-in `connectors/<type>/` folder first, then an
 // npm package `keybridge-connector-<type>`. The broker never imports a concrete connector.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
@@ -102,6 +102,14 @@ async function importPlugin(type: string): Promise<ConnectorPlugin> {
     throw new Error(`connector package for type "${type}" does not default-export a ConnectorPlugin with type "${type}"`);
   }
   return plugin;
+}
+
+/** The types of the built-in `connectors/<type>/` folders. */
+export function builtInConnectorTypes(): string[] {
+  return readdirSync(path.join(REPO_ROOT, 'connectors'), { withFileTypes: true })
+    .filter((d) => d.isDirectory() && TYPE_NAME.test(d.name) && existsSync(path.join(REPO_ROOT, 'connectors', d.name, 'index.ts')))
+    .map((d) => d.name)
+    .sort();
 }
 
 export function loadPlugin(type: string): Promise<ConnectorPlugin> {

@@ -3,10 +3,11 @@
 // their plugin's own schema, their secret fields sealed with secrets.tokenKeys and never shown.
 // Tests and directory imports run on demand. Every instance reloads a change within its poll.
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import type { ConnectorPlugin, ConnectorTestReport } from '../connectors/contract.ts';
-import { ConnectorRegistry, loadPlugin, type ConnectorEntry, type ConnectorPolicy } from '../connectors/registry.ts';
+import type { ConnectorPlugin, ConnectorPreset, ConnectorTestReport } from '../connectors/contract.ts';
+import { builtInConnectorTypes, ConnectorRegistry, loadPlugin, type ConnectorEntry, type ConnectorPolicy } from '../connectors/registry.ts';
 import { mergeSecrets, splitSecrets } from '../connectors/secret-fields.ts';
 import { connectorSecretsBinding, type TokenCipher } from '../accounts/token-cipher.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
@@ -61,6 +62,25 @@ export interface ConnectorTestResult extends ConnectorTestReport {
   /** False when the connector type has no test. */
   supported: boolean;
   testedAt: string;
+}
+
+/** A type operators can create, as its plugin describes it (GET /connector-types). */
+export interface ConnectorTypeView {
+  type: string;
+  label: string;
+  /** The plugin's own config schema as JSON Schema (the input side: defaults are optional). */
+  configSchema: Record<string, unknown>;
+  secretFields: string[];
+  test: boolean;
+  sync: boolean;
+  presets: ConnectorPreset[];
+}
+
+/** How a connector's logins went lately, from the audit trail. */
+export interface ConnectorStatus {
+  lastSuccessAt: string | null;
+  /** The latest login.error (the connector failed or its upstream did not answer) or upstream_error failure. */
+  lastError: { at: string; message: string } | null;
 }
 
 export interface ConnectorServiceDependencies {
@@ -159,6 +179,63 @@ export class ConnectorService {
     return views
       .filter((v) => (filter.type === undefined || v.type === filter.type) && (filter.source === undefined || v.source === filter.source) && (filter.enabled === undefined || v.enabled === filter.enabled))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * Every type that loads: the built-in folders and the plugins handed over in code. Types whose
+   * plugin fails to load are left out (their config connectors still list, read-only).
+   */
+  async types(): Promise<ConnectorTypeView[]> {
+    const names = new Set([...builtInConnectorTypes(), ...(this.#deps.plugins?.keys() ?? [])]);
+    const views: ConnectorTypeView[] = [];
+    for (const type of [...names].sort()) {
+      let plugin: ConnectorPlugin;
+      try {
+        plugin = await this.#plugin(type);
+      } catch {
+        continue;
+      }
+      let configSchema: Record<string, unknown>;
+      try {
+        configSchema = z.toJSONSchema(plugin.configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+      } catch (err) {
+        this.#deps.logger.warn({ err, type }, 'a connector config schema has no JSON Schema form');
+        configSchema = { type: 'object' };
+      }
+      const about = plugin.about;
+      views.push({
+        type,
+        label: about?.label ?? type,
+        configSchema,
+        secretFields: [...(plugin.secretFields ?? [])],
+        test: about?.test ?? false,
+        sync: about?.sync ?? false,
+        presets: (about?.presets ?? []).map((p) => ({ ...p, config: { ...p.config } })),
+      });
+    }
+    return views;
+  }
+
+  /** The latest successful login and the latest error through connector `id` (audit trail). */
+  async status(id: string): Promise<ConnectorStatus> {
+    const audit = this.#deps.store.audit;
+    const [success, errors, failures] = await Promise.all([
+      audit.search({ connectorId: id, type: 'login.success', limit: 1 }),
+      audit.search({ connectorId: id, type: 'login.error', limit: 1 }),
+      audit.search({ connectorId: id, type: 'login.failure', limit: 20 }),
+    ]);
+    const candidates: Array<{ at: Date; message: string }> = [];
+    if (errors[0]) {
+      const stage = typeof errors[0].details.stage === 'string' ? errors[0].details.stage : 'login';
+      candidates.push({ at: errors[0].at, message: `the connector failed or its upstream did not answer (${stage})` });
+    }
+    const upstream = failures.find((f) => f.details.reason === 'upstream_error');
+    if (upstream) {
+      const detail = typeof upstream.details.detail === 'string' ? `: ${upstream.details.detail}` : '';
+      candidates.push({ at: upstream.at, message: `the upstream's answer was refused${detail}` });
+    }
+    const latest = candidates.sort((a, b) => b.at.getTime() - a.at.getTime())[0];
+    return { lastSuccessAt: success[0]?.at.toISOString() ?? null, lastError: latest ? { at: latest.at.toISOString(), message: latest.message } : null };
   }
 
   /** One connector, or null. */

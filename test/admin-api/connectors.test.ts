@@ -333,6 +333,64 @@ for (const store of stores) {
       assert.equal(disabled.body.code, 'connector_not_running');
       assert.equal((await api.get('/connectors/gh/sync')).status, 404);
     });
+
+    test('a NUL written as a JSON escape is refused at the field that holds it (body.config.clientId), and nothing is stored', async (t) => {
+      if (!live(t)) return;
+      const res = await api.request('POST', '/connectors', { rawBody: JSON.stringify({ id: 'nul', type: 'oauth2', config: oauth2Config(upstreamBase, { clientId: 'a\u0000b' }) }), headers: { 'content-type': 'application/json' } });
+      assert.equal(res.status, 400);
+      assert.deepEqual(res.body.errors.map((e: { path: string }) => e.path), ['body.config.clientId']);
+      assert.equal(await row('nul'), undefined);
+    });
+
+    test('connector types: every built-in type with its config JSON Schema, secret fields, capabilities and presets; readers may list them', async (t) => {
+      if (!live(t)) return;
+      const reader = await clientToken(broker.issuer, 'reader', 'admin:read');
+      const res = await api.get('/connector-types', { token: reader });
+      assert.equal(res.status, 200);
+      const byType = new Map(res.body.items.map((i: { type: string }) => [i.type, i]));
+      for (const type of ['activedirectory', 'ldap', 'local', 'oauth2', 'oidc', 'passport', 'saml']) assert.ok(byType.has(type), `${type} is listed`);
+      const ldap = byType.get('ldap') as any;
+      assert.equal(ldap.label, 'LDAP');
+      assert.deepEqual([ldap.test, ldap.sync], [true, true]);
+      assert.deepEqual(ldap.secretFields, ['bindPassword']);
+      // The JSON Schema is the validating schema's: unknown keys refused, nested objects, required fields.
+      assert.equal(ldap.configSchema.additionalProperties, false);
+      assert.equal(ldap.configSchema.properties.bindDn.type, 'string');
+      assert.match(ldap.configSchema.properties.bindDn.description, /Service account/, 'descriptions reach the JSON Schema');
+      assert.ok(ldap.configSchema.properties.users.required.includes('baseDn'), JSON.stringify(ldap.configSchema.properties.users));
+      const oidc = byType.get('oidc') as any;
+      assert.deepEqual([oidc.test, oidc.sync], [true, false]);
+      assert.deepEqual(oidc.configSchema.properties.preset.enum, oidc.presets.filter((p: { name: string }) => p.name !== 'generic').map((p: { name: string }) => p.name));
+      assert.deepEqual(oidc.presets.find((p: { name: string }) => p.name === 'google').config, { preset: 'google' });
+      assert.ok(oidc.presets.some((p: { label: string }) => p.label === 'Microsoft Entra ID'));
+      const hideOf = (name: string) => oidc.presets.find((p: { name: string }) => p.name === name).hide as string[];
+      assert.ok(hideOf('google').includes('tenant') && hideOf('google').includes('issuer'), JSON.stringify(hideOf('google')));
+      assert.ok(!hideOf('entra').includes('tenant') && hideOf('entra').includes('realm'));
+      assert.ok(!hideOf('generic').includes('issuer'));
+      const oauth2 = byType.get('oauth2') as any;
+      assert.deepEqual(oauth2.presets.find((p: { name: string }) => p.name === 'github').config, { preset: 'github' });
+      assert.equal((byType.get('passport') as any).test, false);
+      assert.equal((await api.get('/connector-types', { token: await clientToken(broker.issuer, 'plain', 'profile') })).status, 403);
+    });
+
+    test('status: the latest login success and error from the audit trail, outside the ETag, without secrets', async (t) => {
+      if (!live(t)) return;
+      const before = await api.get('/connectors/gh');
+      assert.deepEqual(before.body.status, { lastSuccessAt: null, lastError: null });
+      await broker.store.audit.record({ type: 'login.success', userId: null, connectorId: 'gh' });
+      await broker.store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId: 'gh', details: { reason: 'invalid_credentials' } });
+      await broker.store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId: 'gh', details: { reason: 'upstream_error', detail: 'the token endpoint answered 500' } });
+      await broker.store.audit.record({ type: 'login.success', userId: null, connectorId: 'local' });
+      const after = await api.get('/connectors/gh');
+      assert.ok(after.body.status.lastSuccessAt, JSON.stringify(after.body.status));
+      assert.equal(after.body.status.lastError.message, "the upstream's answer was refused: the token endpoint answered 500");
+      assert.equal(after.headers.get('etag'), before.headers.get('etag'), 'a login does not change the ETag');
+      await broker.store.audit.record({ type: 'login.error', outcome: 'failure', connectorId: 'gh', details: { stage: 'callback' } });
+      const listed = (await api.get('/connectors?source=config')).body.items.find((c: { id: string }) => c.id === 'gh');
+      assert.equal(listed.status.lastError.message, 'the connector failed or its upstream did not answer (callback)');
+      assert.ok(Date.parse(listed.status.lastError.at) >= Date.parse(after.body.status.lastError.at));
+      assert.ok(!JSON.stringify(listed).includes(CONFIG_SECRET));
+    });
   });
 }
 

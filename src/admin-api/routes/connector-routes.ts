@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { mappersSchema } from '../../accounts/identity-mappers.ts';
 import { LINKING_POLICIES } from '../../config/schema.ts';
-import type { ConnectorService, ConnectorView } from '../../management/connectors.ts';
+import type { ConnectorService, ConnectorStatus, ConnectorView } from '../../management/connectors.ts';
 import type { ConnectorSync } from '../../storage/connector-repository.ts';
 import { defineRoute, type AdminRoute } from '../admin-route.ts';
 import { checkIfMatch, decodeCursor, encodeCursor, etagOf, pageOf, pageQuery } from '../admin-support.ts';
@@ -42,6 +42,25 @@ export const connectorSchema = z.object({
   position: z.int().describe('Order on the login page (then id).'),
   createdAt: z.iso.datetime().nullable(),
   updatedAt: z.iso.datetime().nullable(),
+  status: z
+    .object({
+      lastSuccessAt: z.iso.datetime().nullable().describe('The latest successful login through it (audit event login.success).'),
+      lastError: z
+        .object({ at: z.iso.datetime(), message: z.string() })
+        .nullable()
+        .describe("The latest login error through it: a login.error (the connector failed or its upstream did not answer) or a login.failure for an upstream's refused answer. Never a secret."),
+    })
+    .describe('How its logins went lately, from the audit trail; not part of the ETag.'),
+});
+
+const connectorTypeSchema = z.object({
+  type: z.string().describe('The `type` to create a connector with.'),
+  label: z.string(),
+  configSchema: z.record(z.string(), z.unknown()).describe("The type's config as JSON Schema, generated from the same schema the API validates `config` with (input side: fields with defaults are optional)."),
+  secretFields: z.array(z.string()).describe('Dotted config paths that are secrets: write-only.'),
+  test: z.boolean().describe('Its connectors can be tested (POST /connectors/{id}/test).'),
+  sync: z.boolean().describe('Its connectors can import their directory (POST /connectors/{id}/sync).'),
+  presets: z.array(z.object({ name: z.string(), label: z.string(), config: z.record(z.string(), z.unknown()).describe('The config a new connector of this preset starts from.'), hint: z.string().optional(), hide: z.array(z.string()).optional().describe('Top-level config fields that do not apply with this preset; forms hide them.') })),
 });
 
 const testSchema = z.object({
@@ -115,11 +134,15 @@ const syncView = (s: ConnectorSync): z.infer<typeof syncSchema> => ({
 const audited = (v: ConnectorView) => ({ ...v }) as Record<string, unknown>;
 
 const TAG = 'Connectors';
+
+type Shown = ConnectorView & { status: ConnectorStatus };
 const READ_ONLY_409 = { description: 'The connector is declared in the config file (read-only), or the id is taken.' };
 
 export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRoute[] {
   const service = deps.connectors;
   const found = async (id: string) => (await service.get(id)) ?? Promise.reject(notFound(`Connector "${id}"`));
+  // The status changes with every login, so it is added to what is shown, outside the ETag.
+  const shown = async (view: ConnectorView): Promise<Shown> => ({ ...view, status: await service.status(view.id) });
 
   const setEnabled = (enabled: boolean) =>
     defineRoute({
@@ -138,11 +161,25 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
       async handler({ params, ifMatch, audit }) {
         const { before, after } = await service.update(params.id, { enabled }, (current) => checkIfMatch(ifMatch, etagOf(current)));
         if (before.enabled !== after.enabled) await audit({ action: enabled ? 'connector.enable' : 'connector.disable', target: { kind: 'connector', id: params.id }, before: audited(before), after: audited(after) });
-        return { body: after, etag: etagOf(after) };
+        return { body: await shown(after), etag: etagOf(after) };
       },
     });
 
   return [
+    defineRoute({
+      method: 'get',
+      path: '/connector-types',
+      resource: 'connectors',
+      access: 'read',
+      tag: TAG,
+      operationId: 'listConnectorTypes',
+      summary: 'List the connector types that can be created',
+      description: "Every type this broker loads (built-in folders and plugins handed over in code), with its config's JSON Schema, its secret fields, whether its connectors can be tested and imported, and its presets (OIDC: Google, Entra ID, GitLab...; OAuth 2.0: GitHub...).",
+      responses: { 200: { description: 'The types, by type name.', schema: z.object({ items: z.array(connectorTypeSchema) }) } },
+      async handler() {
+        return { body: { items: await service.types() } };
+      },
+    }),
     defineRoute({
       method: 'get',
       path: '/connectors',
@@ -158,7 +195,7 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
         const [after] = decodeCursor(query.cursor, ['string']) ?? [];
         const all = await service.list({ type: query.type, source: query.source, enabled: query.enabled === undefined ? undefined : query.enabled === 'true' });
         const rest = after === undefined ? all : all.filter((c) => c.id > (after as string));
-        const items = rest.slice(0, query.limit);
+        const items = await Promise.all(rest.slice(0, query.limit).map(shown));
         return { body: { items, nextCursor: rest.length > query.limit ? encodeCursor([items.at(-1)!.id]) : null } };
       },
     }),
@@ -177,7 +214,7 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
       async handler({ body, audit }) {
         const view = await service.create(body);
         await audit({ action: 'connector.create', target: { kind: 'connector', id: view.id }, before: null, after: audited(view), details: { secretsSet: view.secretsSet } });
-        return { status: 201, body: view, etag: etagOf(view), headers: { location: `/admin/api/v1/connectors/${encodeURIComponent(view.id)}` } };
+        return { status: 201, body: await shown(view), etag: etagOf(view), headers: { location: `/admin/api/v1/connectors/${encodeURIComponent(view.id)}` } };
       },
     }),
     defineRoute({
@@ -192,7 +229,7 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
       responses: { 200: { description: 'The connector; its ETag is for If-Match on changes.', schema: connectorSchema } },
       async handler({ params }) {
         const view = await found(params.id);
-        return { body: view, etag: etagOf(view) };
+        return { body: await shown(view), etag: etagOf(view) };
       },
     }),
     defineRoute({
@@ -210,7 +247,7 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
       async handler({ params, body, ifMatch, audit }) {
         const { before, after, secretsChanged } = await service.update(params.id, body, (current) => checkIfMatch(ifMatch, etagOf(current)));
         await audit({ action: 'connector.update', target: { kind: 'connector', id: params.id }, before: audited(before), after: audited(after), details: { secretsChanged } });
-        return { body: after, etag: etagOf(after) };
+        return { body: await shown(after), etag: etagOf(after) };
       },
     }),
     defineRoute({
