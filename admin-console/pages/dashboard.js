@@ -68,8 +68,9 @@ function FailureReasons({ overview }) {
 }
 
 /**
- * Connectors that need a look: disabled ones, ones reporting an error (lastError, when the
- * connector view carries it), and ones whose sign-ins of the last 24 hours mostly failed.
+ * Connectors that need a look: disabled ones, ones whose latest error (status.lastError, from
+ * the audit trail) came after their latest successful sign-in, and ones whose sign-ins of the
+ * last 24 hours mostly failed.
  */
 function connectorProblems(connectors, overview) {
   const totals = new Map(overview.last24h.map((t) => [t.connectorId, t]));
@@ -78,8 +79,9 @@ function connectorProblems(connectors, overview) {
     const t = totals.get(c.id);
     const reasons = [];
     if (!c.enabled) reasons.push({ tone: 'neutral', text: 'disabled' });
-    if (typeof c.lastError === 'string' && c.lastError) reasons.push({ tone: 'danger', text: `last error: ${c.lastError}` });
-    else if (c.lastError && typeof c.lastError === 'object' && c.lastError.message) reasons.push({ tone: 'danger', text: `last error: ${c.lastError.message}` });
+    // Failing right now: its latest error is newer than its latest successful sign-in.
+    const { lastError, lastSuccessAt } = c.status ?? {};
+    if (lastError && (!lastSuccessAt || Date.parse(lastError.at) > Date.parse(lastSuccessAt))) reasons.push({ tone: 'danger', text: `last error: ${lastError.message}` });
     if (t && t.failure > 0 && t.failure >= t.success) reasons.push({ tone: 'warn', text: `${t.failure} of ${t.failure + t.success} sign-ins failed in 24 h` });
     if (reasons.length) problems.push({ connector: c, reasons });
   }

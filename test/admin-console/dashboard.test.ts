@@ -38,6 +38,14 @@ describe('admin console dashboard', () => {
       { at, type: 'login.success', outcome: 'success', connector_id: 'corp-sso', details: '{}' },
       { at, type: 'login.failure', outcome: 'failure', connector_id: 'corp-sso', details: JSON.stringify({ reason: 'upstream_denied' }) },
     ]);
+    // Eight days ago (outside every chart): old-dir's last sign-in succeeded and then it failed
+    // (failing now); local failed once too, but has signed people in since (not failing now).
+    const old = Date.now() - 8 * DAY;
+    await broker.store.knex('audit_events').insert([
+      { at: new Date(old), type: 'login.success', outcome: 'success', connector_id: 'old-dir', details: '{}' },
+      { at: new Date(old + 60_000), type: 'login.error', outcome: 'failure', connector_id: 'old-dir', details: JSON.stringify({ stage: 'callback' }) },
+      { at: new Date(old), type: 'login.error', outcome: 'failure', connector_id: 'local', details: JSON.stringify({ stage: 'login' }) },
+    ]);
     // An active key created 100 days ago.
     const [key] = await broker.store.knex('signing_keys').where({ status: 'active' }).select('kid').orderBy('kid');
     await broker.store.knex('signing_keys').where({ kid: key.kid }).update({ created_at: new Date(Date.now() - 100 * DAY) });
@@ -73,7 +81,9 @@ describe('admin console dashboard', () => {
     assert.deepEqual(reasons, ['invalid_credentials 4', 'upstream_denied 1']);
 
     const problems = await page.textContent('[data-testid="connector-problems"]');
-    assert.match(problems!, /Old directory \(old-dir\)\s*disabled/);
+    assert.match(problems!, /Old directory \(old-dir\)\s*disabled\s*last error: the connector failed or its upstream did not answer \(callback\)/);
+    const localProblem = await page.$$eval('[data-testid="connector-problems"] li', (items) => items.map((li) => li.textContent!).find((t) => t.includes('(local)')));
+    assert.doesNotMatch(localProblem!, /last error/, 'an error older than the latest success is not a problem now');
     assert.match(problems!, /Username and password \(local\)\s*4 of 7 sign-ins failed in 24 h/, 'most recent sign-ins failed');
 
     const keyAges = await page.textContent('[data-testid="key-ages"]');
