@@ -11,31 +11,31 @@ const dn = z.string().min(3).max(1024);
 const groupSource = z.discriminatedUnion('type', [
   z.strictObject({
     /** Groups that list their members by DN (groupOfNames `member`, groupOfUniqueNames `uniqueMember`). */
-    type: z.literal('member'),
-    baseDn: dn,
-    filter: filter.default('(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))'),
+    type: z.literal('member').describe('member: groups that list their members by DN (groupOfNames, groupOfUniqueNames).'),
+    baseDn: dn.describe('Where the groups are, e.g. ou=groups,dc=example,dc=org.'),
+    filter: filter.default('(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))').describe('Which entries under baseDn are groups.'),
     attributes: z.array(attributeName).min(1).default(['member', 'uniqueMember']).describe('Member attributes to match the user\'s DN against.'),
     nested: z.boolean().default(true).describe('Follow groups that are members of groups.'),
   }),
   z.strictObject({
     /** posixGroup: members listed by a user attribute value (`memberUid: alice`); never nested. */
-    type: z.literal('posix'),
-    baseDn: dn,
-    filter: filter.default('(objectClass=posixGroup)'),
-    attribute: attributeName.default('memberUid'),
+    type: z.literal('posix').describe('posix: posixGroup entries listing members by a user attribute value (memberUid: alice); never nested.'),
+    baseDn: dn.describe('Where the groups are, e.g. ou=groups,dc=example,dc=org.'),
+    filter: filter.default('(objectClass=posixGroup)').describe('Which entries under baseDn are groups.'),
+    attribute: attributeName.default('memberUid').describe('The group attribute that lists its members.'),
     userAttribute: attributeName.default('uid').describe('Which attribute of the user is listed in `attribute`.'),
   }),
   z.strictObject({
     /** The user's own `memberOf` (OpenLDAP memberof overlay, AD); nested via the groups' memberOf. */
-    type: z.literal('memberOf'),
-    attribute: attributeName.default('memberOf'),
-    nested: z.boolean().default(true),
+    type: z.literal('memberOf').describe("memberOf: the user's own memberOf attribute (OpenLDAP memberof overlay, AD)."),
+    attribute: attributeName.default('memberOf').describe("The user's attribute listing the DNs of their groups."),
+    nested: z.boolean().default(true).describe("Follow the groups' own memberOf to the groups they are in."),
   }),
   z.strictObject({
     /** Active Directory: every group the user is in, transitively, in one search (LDAP_MATCHING_RULE_IN_CHAIN). */
-    type: z.literal('inChain'),
-    baseDn: dn,
-    filter: filter.default('(objectClass=group)'),
+    type: z.literal('inChain').describe('inChain: Active Directory, every group the user is in, transitively, in one search.'),
+    baseDn: dn.describe('Where the groups are searched.'),
+    filter: filter.default('(objectClass=group)').describe('Which entries under baseDn are groups.'),
   }),
 ]);
 
@@ -47,26 +47,31 @@ const syncSchema = z.strictObject({
 
 export const ldapConfigSchema = z
   .strictObject({
-    preset: z.enum(['openldap', 'activedirectory']).optional().describe('Fills in filters, attributes and group lookups for a directory flavour; explicit fields win.'),
-    url: z.union([ldapUrl, z.array(ldapUrl).min(1).max(8)]).describe('One URL or several tried in order (failover).'),
+    preset: z
+      .enum(['openldap', 'activedirectory'])
+      .optional()
+      .describe('Fills in filters, attributes and group lookups for a directory flavour; explicit fields win (type activedirectory always uses activedirectory).'),
+    url: z.union([ldapUrl, z.array(ldapUrl).min(1).max(8)]).describe('The ldaps:// or ldap:// URL of the directory, or several tried in order (failover).'),
     startTls: z.boolean().default(false).describe('Upgrade ldap:// connections with StartTLS before anything is sent.'),
     allowInsecure: z.boolean().default(false).describe('Plain ldap:// without StartTLS sends passwords in clear text; it is refused for anything but a loopback host unless this is set.'),
     tls: z
       .strictObject({
         caFile: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional().describe('PEM file(s) of the CA(s) that signed the server certificate.'),
-        ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be PEM text' }).optional().describe('The same, inline PEM.'),
+        ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be PEM text' }).optional().describe('The CA certificate(s) as inline PEM text, instead of caFile.'),
         rejectUnauthorized: z.boolean().default(true).describe('Certificate verification; turning it off is only for a lab.'),
         serverName: z.string().min(1).optional().describe('Name to check the certificate against when it differs from the URL host.'),
       })
-      .default({ rejectUnauthorized: true }),
-    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000).describe('How long to wait for a connection (and StartTLS).'),
-    timeoutMs: z.number().int().min(100).max(300_000).default(10_000).describe('Per operation (bind, search page).'),
+      .default({ rejectUnauthorized: true })
+      .describe('TLS for ldaps:// and StartTLS: which CA to trust and how the server certificate is checked.'),
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000).describe('How long to wait for a connection (and StartTLS), in milliseconds.'),
+    timeoutMs: z.number().int().min(100).max(300_000).default(10_000).describe('Time limit for each operation (bind, search page), in milliseconds.'),
     pool: z
       .strictObject({
         size: z.number().int().min(1).max(64).default(4).describe('Connections kept open and reused, so a login costs no TCP or TLS handshake.'),
-        idleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000).describe('Idle connections are closed after this long.'),
+        idleTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000).describe('Idle connections are closed after this many milliseconds.'),
       })
-      .default({ size: 4, idleTimeoutMs: 60_000 }),
+      .default({ size: 4, idleTimeoutMs: 60_000 })
+      .describe('Connections kept open to the directory and reused.'),
     bindDn: dn.optional().describe('Service account for searches (bind-search-bind). Leave out for anonymous search or direct bind.'),
     bindPassword: z.string().min(1).optional().describe("The service account's password (a secret: stored encrypted, never shown)."),
     userDnTemplate: z
@@ -78,13 +83,18 @@ export const ldapConfigSchema = z
       baseDn: dn.describe('Where the users are, e.g. ou=people,dc=example,dc=org.'),
       scope: z.enum(['one', 'sub']).default('sub').describe('one: only right below baseDn; sub: the whole subtree.'),
       filter: filter.optional().describe('Which entries are users; combined with the login match.'),
-      loginAttributes: z.array(attributeName).min(1).max(8).optional().describe('The login name is matched against each of these (OR).'),
-      subjectAttribute: attributeName.optional().describe('A stable, never-reassigned id: entryUUID (OpenLDAP), objectGUID (AD). Never the DN.'),
-      usernameAttribute: attributeName.optional(),
-      emailAttribute: attributeName.optional(),
-      nameAttribute: attributeName.optional(),
-      givenNameAttribute: attributeName.optional(),
-      familyNameAttribute: attributeName.optional(),
+      loginAttributes: z
+        .array(attributeName)
+        .min(1)
+        .max(8)
+        .optional()
+        .describe('The login name is matched against each of these (OR); default uid and mail (AD: sAMAccountName, userPrincipalName, mail).'),
+      subjectAttribute: attributeName.optional().describe('A stable, never-reassigned id: entryUUID (OpenLDAP, the default), objectGUID (AD). Never the DN.'),
+      usernameAttribute: attributeName.optional().describe('Attribute for the username; default uid (AD: sAMAccountName).'),
+      emailAttribute: attributeName.optional().describe('Attribute for the email address; default mail.'),
+      nameAttribute: attributeName.optional().describe('Attribute for the full name; default cn (AD: displayName).'),
+      givenNameAttribute: attributeName.optional().describe('Attribute for the given name; default givenName.'),
+      familyNameAttribute: attributeName.optional().describe('Attribute for the family name; default sn.'),
       extraAttributes: z.array(attributeName).max(32).default([]).describe('Copied into the identity\'s attributes, for mappers.'),
       trustEmail: z.boolean().default(false).describe('The directory\'s email addresses are managed by administrators: mark them verified.'),
       /**
@@ -93,22 +103,29 @@ export const ldapConfigSchema = z
        * import. A user's own pwdPolicySubentry wins. Unset: the one pwdPolicy entry in the naming
        * context, if there is exactly one; else a lock counts until an administrator clears it.
        */
-      passwordPolicyDn: dn.optional(),
-    }),
+      passwordPolicyDn: dn.optional().describe("OpenLDAP ppolicy: the DN of the default password policy entry, read for the lockout duration; a user's own pwdPolicySubentry wins."),
+    }).describe('Where the users are and which attributes fill their identity.'),
     groups: z
       .strictObject({
-        sources: z.array(groupSource).max(8).optional(),
+        sources: z
+          .array(groupSource)
+          .max(8)
+          .optional()
+          .describe("Where group memberships come from (member, posix, memberOf, inChain), all combined; default memberOf (AD: inChain under users.baseDn)."),
         nameAttribute: attributeName.default('cn').describe('Attribute read from group entries for the group name (else the first RDN value).'),
         maxDepth: z.number().int().min(1).max(32).default(10).describe('How deep nested groups are followed.'),
-        /**
-         * How long which groups sit inside which (nesting) is remembered across logins. A user's
-         * own memberships are always read live; 0 reads the nesting live too.
-         */
-        nestingCacheSeconds: z.number().int().min(0).max(3600).default(60),
+        nestingCacheSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(3600)
+          .default(60)
+          .describe("Seconds that which groups sit inside which is remembered across logins (a user's own memberships are always read live); 0: read live."),
       })
-      .optional(),
+      .optional()
+      .describe("Where the user's groups (the groups claim) come from."),
     netbiosDomain: z.string().regex(/^[A-Za-z0-9._-]{1,15}$/).optional().describe('Active Directory: the NetBIOS domain, so `EXAMPLE\\alice` is accepted as a login.'),
-    sync: syncSchema.optional(),
+    sync: syncSchema.optional().describe('Import of the directory\'s users into Keybridge (also run by `keybridge ldap sync`).'),
   })
   .superRefine((c, ctx) => {
     // Runs even when other fields failed (`when` below), so every problem is reported at once;

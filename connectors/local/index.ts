@@ -4,10 +4,13 @@ import type { ConnectorPlugin, LocalAccount, LoginResult, UpstreamIdentity } fro
 import { hashPassword, verifyPassword } from '../../src/accounts/passwords.ts';
 
 const configSchema = z.strictObject({
-  /** Accept the account's email address in the username field too. */
-  allowEmailLogin: z.boolean().default(true),
-  /** Label of the username field on the login form. */
-  usernameLabel: z.string().min(1).max(64).optional(),
+  allowEmailLogin: z.boolean().default(true).describe("Accept the account's email address in the username field too."),
+  usernameLabel: z
+    .string()
+    .min(1)
+    .max(64)
+    .optional()
+    .describe('Label of the username field on the login form; default "Username or email" (or "Username" without email login).'),
 });
 
 type LocalConfig = z.output<typeof configSchema>;

@@ -45,54 +45,70 @@ export const PRESET_ONLY: Record<string, (typeof PRESETS)[number][]> = {
 
 export const oauth2ConfigSchema = z
   .strictObject({
-    /** Endpoints, scopes and profile mapping of a known provider; explicit fields win. */
-    preset: z.enum(PRESETS).optional(),
-    clientId: z.string().min(1),
-    clientSecret: z.string().min(1),
-    /** Required without a preset; with one, they override its endpoints. */
-    authorizationUrl: upstreamUrl.optional(),
-    tokenUrl: upstreamUrl.optional(),
-    /** Without a preset: the JSON document describing the user, read with the access token. */
-    userinfoUrl: upstreamUrl.optional(),
-    /** Replaces the preset's scopes (github: read:user user:email [read:org]). */
-    scopes: z.array(scope).max(50).optional(),
-    /** Send an S256 PKCE challenge. Default: on, except where the provider does not document it. */
-    pkce: z.boolean().optional(),
-    /** How the client authenticates to the token endpoint (default: the provider's; generic: basic). */
-    clientAuth: z.enum(['client_secret_basic', 'client_secret_post']).optional(),
-    /** Without a preset: where the identity fields sit in the userinfo JSON. */
+    preset: z.enum(PRESETS).optional().describe('A known provider whose endpoints, scopes and profile mapping are filled in; explicit fields win.'),
+    clientId: z.string().min(1).describe('The client id of the OAuth app registered at the provider.'),
+    clientSecret: z.string().min(1).describe('The client secret of that OAuth app.'),
+    authorizationUrl: upstreamUrl.optional().describe("The provider's authorization endpoint; required without a preset, with one it overrides the preset's."),
+    tokenUrl: upstreamUrl.optional().describe("The provider's token endpoint; required without a preset, with one it overrides the preset's."),
+    userinfoUrl: upstreamUrl
+      .optional()
+      .describe('Without a preset (and only then, required): the URL of the JSON document describing the user, read with the access token.'),
+    scopes: z
+      .array(scope)
+      .max(50)
+      .optional()
+      .describe("Scopes to request, replacing the preset's (github: read:user user:email, plus read:org for groups or allowedOrgs); none by default without a preset."),
+    pkce: z
+      .boolean()
+      .optional()
+      .describe('Send an S256 PKCE challenge; default on, except for bitbucket and discord, which do not document it.'),
+    clientAuth: z
+      .enum(['client_secret_basic', 'client_secret_post'])
+      .optional()
+      .describe("How the client authenticates at the token endpoint; default the preset's (github, discord: post; bitbucket: basic), else client_secret_basic."),
     claims: z
       .strictObject({
-        /** Must give a string or number that never changes for the person. Default: sub, id, user_id, uuid. */
-        subject: claimPaths.optional(),
-        username: claimPaths.optional(),
-        email: claimPaths.optional(),
-        /** A path to a boolean, or `true` when this upstream only ever returns verified addresses. */
-        emailVerified: z.union([claimPaths, z.boolean()]).optional(),
-        name: claimPaths.optional(),
-        givenName: claimPaths.optional(),
-        familyName: claimPaths.optional(),
-        /** A list (or one value) of group names; "teams.name" collects `name` of every element. */
-        groups: claimPaths.optional(),
+        subject: claimPaths.optional().describe('Path(s) to a string or number that never changes for the person; default the first of sub, id, user_id, uuid.'),
+        username: claimPaths.optional().describe('Path(s) to the username; default the first of preferred_username, login, username, nickname.'),
+        email: claimPaths.optional().describe('Path(s) to the email address; default email.'),
+        emailVerified: z
+          .union([claimPaths, z.boolean()])
+          .optional()
+          .describe('Path(s) to a value that must be true for the email to count as verified (default email_verified), or `true` when this upstream only returns verified addresses.'),
+        name: claimPaths.optional().describe('Path(s) to the full name; default the first of name, display_name.'),
+        givenName: claimPaths.optional().describe('Path(s) to the given name; default given_name.'),
+        familyName: claimPaths.optional().describe('Path(s) to the family name; default family_name.'),
+        groups: claimPaths.optional().describe('Path(s) to a list (or one value) of group names, e.g. "teams.name" collects `name` of every element; default none.'),
       })
-      .optional(),
-    /** Every call to the upstream (token, API) gives up after this long. */
-    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+      .optional()
+      .describe('Without a preset: where the identity fields sit in the userinfo JSON, as dotted paths (several are tried in order).'),
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('Time limit in milliseconds for each call to the provider (token, API).'),
 
-    /** github: the web host, for GitHub Enterprise Server (its API is then at `${baseUrl}/api/v3`). */
-    baseUrl: upstreamUrl.optional(),
-    /** Presets: the REST API base, when it is not where the preset expects it. */
-    apiUrl: upstreamUrl.optional(),
-    /** Presets: memberships as groups (github: orgs and `org:team`; bitbucket: workspace slugs; discord: guild ids). */
-    loadGroups: z.boolean().default(false),
-    /** github: only members of at least one of these organizations get in (their groups are limited to them). */
-    allowedOrgs: z.array(z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'must be a GitHub organization login')).min(1).max(100).optional(),
-    /** github: team groups as `org:slug` (stable) or `org:Team Name`. */
-    teamNameField: z.enum(['slug', 'name']).optional(),
-    /** bitbucket: only members of at least one of these workspaces (slugs) get in. */
-    allowedWorkspaces: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,62}$/, 'must be a Bitbucket workspace slug')).min(1).max(100).optional(),
-    /** discord: only members of at least one of these guilds (ids) get in. */
-    allowedGuilds: z.array(z.string().regex(/^\d{1,25}$/, 'must be a Discord guild id (digits)')).min(1).max(100).optional(),
+    baseUrl: upstreamUrl.optional().describe('github: the web host of a GitHub Enterprise Server (its API is then at baseUrl/api/v3); default https://github.com.'),
+    apiUrl: upstreamUrl.optional().describe("Presets: the REST API base, when it is not where the preset expects it."),
+    loadGroups: z
+      .boolean()
+      .default(false)
+      .describe('Presets: memberships become groups (github: org logins and org:team; bitbucket: workspace slugs; discord: guild ids).'),
+    allowedOrgs: z
+      .array(z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'must be a GitHub organization login'))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('github: only members of at least one of these organizations get in, also at refresh (their groups are limited to them).'),
+    teamNameField: z.enum(['slug', 'name']).optional().describe('github: team groups as org:slug (default, stable) or org:Team Name.'),
+    allowedWorkspaces: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]{1,62}$/, 'must be a Bitbucket workspace slug'))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('bitbucket: only members of at least one of these workspaces (slugs) get in.'),
+    allowedGuilds: z
+      .array(z.string().regex(/^\d{1,25}$/, 'must be a Discord guild id (digits)'))
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('discord: only members of at least one of these guilds (ids) get in.'),
   })
   .superRefine((c, ctx) => {
     // Runs even when other fields failed (`when` below), so every problem is reported at once;

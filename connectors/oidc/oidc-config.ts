@@ -25,83 +25,75 @@ for (const [name, preset] of Object.entries(OIDC_PRESETS)) {
 }
 
 const claimNames = z.strictObject({
-  /** Stable upstream id (default `sub`; Entra's `oid` is stable across apps of one tenant). */
-  subject: claimPath.optional(),
-  username: claimPath.optional(),
-  email: claimPath.optional(),
-  /** Boolean or the strings "true"/"false" (Apple). */
-  emailVerified: claimPath.optional(),
-  name: claimPath.optional(),
-  givenName: claimPath.optional(),
-  familyName: claimPath.optional(),
-  /** An array of strings or one string. */
-  groups: claimPath.optional(),
+  subject: claimPath.optional().describe("Claim holding the stable upstream id (default `sub`; Entra's `oid` is stable across the apps of one tenant)."),
+  username: claimPath.optional().describe('Claim for the username (default `preferred_username`; some presets use `email` or `nickname`).'),
+  email: claimPath.optional().describe('Claim for the email address (default `email`).'),
+  emailVerified: claimPath.optional().describe('Claim saying the email is verified, a boolean or the string "true"/"false" (default `email_verified`).'),
+  name: claimPath.optional().describe('Claim for the full name (default `name`).'),
+  givenName: claimPath.optional().describe('Claim for the given name (default `given_name`).'),
+  familyName: claimPath.optional().describe('Claim for the family name (default `family_name`).'),
+  groups: claimPath.optional().describe('Claim holding the groups, an array of strings or one string (default `groups`).'),
 });
 
 export const oidcConfigSchema = z
   .strictObject({
-    /** Fills in issuer, scopes, claim names and quirks of a well-known upstream; explicit fields win. */
-    preset: z.enum(PRESET_NAMES).optional(),
-    /**
-     * The upstream's issuer identifier, exactly as its discovery document states it. Presets
-     * derive it (google and apple take an override; the others build it from their own fields).
-     */
-    issuer: upstreamUrl.optional(),
-    clientId: z.string().min(1).max(1024),
-    clientSecret: z.string().min(1).max(4096).optional(),
-    /** Default: client_secret_basic when the upstream lists it, else client_secret_post. */
-    tokenAuthMethod: z.enum(['client_secret_basic', 'client_secret_post']).optional(),
-    /** Default from the preset, else [openid, profile, email]. */
-    scopes: z.array(scopeToken).min(1).max(64).optional(),
-    /** form_post keeps the code out of URLs and logs; Apple requires it when asking for name or email. */
-    responseMode: z.enum(['query', 'form_post']).optional(),
-    /** PKCE with S256 on every login; turn off only for an upstream that rejects it. */
-    pkce: z.boolean().default(true),
-    /**
-     * auto: read the userinfo endpoint when the upstream has one and issued an access token
-     * (many upstreams keep profile claims out of the ID token then); always: and fail without it;
-     * never: the ID token only.
-     */
-    userinfo: z.enum(['auto', 'always', 'never']).optional(),
-    /** Which claims fill the identity; defaults sub, preferred_username, email, email_verified, name, given_name, family_name, groups. */
-    claims: claimNames.default({}),
-    /**
-     * Only people of these domains get in: Google checks the `hd` (Workspace) claim and sends `hd`
-     * when there is exactly one; every other upstream checks the domain of a verified email
-     * (Entra asserts no verified email: restrict Entra by tenant / allowedTenants instead).
-     */
-    allowedDomains: z.array(domainName).min(1).max(100).optional(),
-    /** More authorization request parameters (prompt, login_hint, domain_hint, ...). */
-    extraAuthParams: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a parameter name'), z.string().max(2048)).optional(),
-    /** For every HTTP request to the upstream (discovery, token, userinfo, keys, Graph). */
-    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    preset: z.enum(PRESET_NAMES).optional().describe('Fills in the issuer, scopes, claim names and quirks of a well-known upstream; explicit fields win.'),
+    issuer: upstreamUrl
+      .optional()
+      .describe("The upstream's issuer URL, exactly as its discovery document states it; required without a preset, derived by most presets (google and apple accept an override)."),
+    clientId: z.string().min(1).max(1024).describe('The client id registered at the upstream (for apple: the Services ID).'),
+    clientSecret: z.string().min(1).max(4096).optional().describe('The client secret issued by the upstream; required except for apple, whose secret is signed with the key.'),
+    tokenAuthMethod: z
+      .enum(['client_secret_basic', 'client_secret_post'])
+      .optional()
+      .describe('How the client authenticates at the token endpoint; default client_secret_basic, or client_secret_post when the upstream does not list basic (apple: always post).'),
+    scopes: z.array(scopeToken).min(1).max(64).optional().describe("Scopes to request; default the preset's, else openid, profile and email."),
+    responseMode: z
+      .enum(['query', 'form_post'])
+      .optional()
+      .describe('How the upstream returns the code: query (default) or form_post, which keeps it out of URLs and logs (apple always uses it).'),
+    pkce: z.boolean().default(true).describe('Send a PKCE (S256) challenge on every login; turn off only for an upstream that rejects it.'),
+    userinfo: z
+      .enum(['auto', 'always', 'never'])
+      .optional()
+      .describe('auto (default): read the userinfo endpoint when there is one and an access token was issued; always: and fail without it; never: the ID token only.'),
+    claims: claimNames.default({}).describe('Which claims (names or dotted paths such as realm_access.roles) fill the identity.'),
+    allowedDomains: z
+      .array(domainName)
+      .min(1)
+      .max(100)
+      .optional()
+      .describe("Only people of these domains get in: google checks the Workspace `hd` claim, other upstreams the domain of a verified email (Entra has none: restrict it by tenant)."),
+    extraAuthParams: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a parameter name'), z.string().max(2048))
+      .optional()
+      .describe('More authorization request parameters (prompt, login_hint, domain_hint...); protocol parameters such as state or scope are refused.'),
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('Time limit in milliseconds for each request to the upstream (discovery, token, userinfo, keys, Graph).'),
 
-    /** entra: a tenant id (GUID), or `organizations` / `common` for any work account (multi-tenant). */
-    tenant: z.union([guid, z.enum(['organizations', 'common'])]).optional(),
-    /** entra multi-tenant: the tenants whose people may sign in. */
-    allowedTenants: z.array(guid).min(1).max(1000).optional(),
-    /** entra multi-tenant: let every Entra tenant in (then restrict with mappers or linking). */
-    allowAnyTenant: z.boolean().optional(),
-    /** entra: the login host, e.g. https://login.microsoftonline.us for US Government. */
-    authority: upstreamUrl.optional(),
-    /** entra: Microsoft Graph, for groups when a token has too many to carry (overage). */
-    graphUrl: upstreamUrl.optional(),
-    /** gitlab (default https://gitlab.com) and keycloak: where the server lives. */
-    baseUrl: upstreamUrl.optional(),
-    /** keycloak: the realm name. */
-    realm: z.string().regex(/^[A-Za-z0-9_.-]{1,255}$/, 'must be a realm name').optional(),
-    /** okta, auth0: the tenant's host (dev-123.okta.com, example.eu.auth0.com) or a custom domain. */
-    domain: hostOrUrl.optional(),
-    /** okta: a custom authorization server id (e.g. `default`); leave out for the org server. */
-    authorizationServer: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be an authorization server id').optional(),
-    /** apple: the Apple Developer team id. */
-    teamId: z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character Apple team id').optional(),
-    /** apple: the id of the Sign in with Apple key. */
-    keyId: z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character Apple key id').optional(),
-    /** apple: the key's PKCS#8 PEM (the .p8 file's content)... */
-    privateKey: z.string().includes('-----BEGIN PRIVATE KEY-----', { message: 'must be the PEM text of the .p8 key' }).optional(),
-    /** apple: ...or the path of the .p8 file, read at start-up. */
-    privateKeyFile: z.string().min(1).optional(),
+    tenant: z
+      .union([guid, z.enum(['organizations', 'common'])])
+      .optional()
+      .describe('entra: the tenant id (GUID), or organizations / common for any work account (multi-tenant).'),
+    allowedTenants: z.array(guid).min(1).max(1000).optional().describe('entra multi-tenant: the tenant ids (GUIDs) whose people may sign in.'),
+    allowAnyTenant: z.boolean().optional().describe('entra multi-tenant: let every Entra tenant in (then restrict with mappers or linking) instead of listing allowedTenants.'),
+    authority: upstreamUrl.optional().describe('entra: the login host (default https://login.microsoftonline.com; e.g. https://login.microsoftonline.us for US Government).'),
+    graphUrl: upstreamUrl.optional().describe('entra: Microsoft Graph (default https://graph.microsoft.com), read for groups when a token has too many to carry.'),
+    baseUrl: upstreamUrl.optional().describe('gitlab: the GitLab instance URL (default https://gitlab.com); keycloak: the server URL.'),
+    realm: z.string().regex(/^[A-Za-z0-9_.-]{1,255}$/, 'must be a realm name').optional().describe('keycloak: the realm name.'),
+    domain: hostOrUrl.optional().describe("okta, auth0: the tenant's host (e.g. dev-123.okta.com) or custom domain."),
+    authorizationServer: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be an authorization server id')
+      .optional()
+      .describe('okta: a custom authorization server id (e.g. `default`); leave out for the org authorization server.'),
+    teamId: z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character Apple team id').optional().describe('apple: the 10-character Apple Developer team id.'),
+    keyId: z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character Apple key id').optional().describe('apple: the 10-character id of the Sign in with Apple key.'),
+    privateKey: z
+      .string()
+      .includes('-----BEGIN PRIVATE KEY-----', { message: 'must be the PEM text of the .p8 key' })
+      .optional()
+      .describe("apple: the Sign in with Apple key's PKCS#8 PEM text (the .p8 file's content); give this or privateKeyFile."),
+    privateKeyFile: z.string().min(1).optional().describe('apple: the path of the .p8 key file on the broker, read when the connector starts; give this or privateKey.'),
   })
   .superRefine(
     (c, ctx) => {

@@ -21,50 +21,61 @@ const optionsObject = (reserved: string[]) =>
   });
 
 export const passportConfigSchema = z.strictObject({
-  /**
-   * The strategy's npm module (`passport-github2`, `@scope/passport-x`), resolved from the
-   * broker's working directory, or a local module path starting with `./` (relative to that
-   * directory) or `/`.
-   */
-  strategy: z.string().min(1).max(512).regex(modulePattern, 'must be an npm module name or a path starting with ./ or /'),
-  /** The module's export holding the Strategy class; default: `Strategy`, then the default export, then the module itself. */
-  export: z.string().regex(/^[A-Za-z_$][\w$]*$/, 'must be an export name such as Strategy').optional(),
-  /**
-   * Passed to the Strategy constructor (clientID, clientSecret, scope, pkce, ...). The bridge
-   * adds `callbackURL` and `passReqToCallback: false`; with `pkce`, `state` or `store` set it
-   * supplies a state store that keeps the state and PKCE verifier with the broker's attempt.
-   */
-  options: optionsObject(RESERVED_OPTIONS).default({}),
-  /** Passed to authenticate() on both legs (scope, prompt, ...); the bridge adds `state` and `callbackURL`. */
-  authenticateOptions: optionsObject(RESERVED_AUTHENTICATE_OPTIONS).default({}),
-  /** Where the identity's fields sit in passport's normalized profile (dotted paths). */
+  // A local path is relative to the broker's working directory.
+  strategy: z
+    .string()
+    .min(1)
+    .max(512)
+    .regex(modulePattern, 'must be an npm module name or a path starting with ./ or /')
+    .describe("The strategy's npm module (e.g. passport-github2), resolved from the broker's working directory, or a local module path starting with ./ or /."),
+  export: z
+    .string()
+    .regex(/^[A-Za-z_$][\w$]*$/, 'must be an export name such as Strategy')
+    .optional()
+    .describe("The module's export holding the Strategy class; default: Strategy, then the default export, then the module itself."),
+  // With `pkce`, `state` or `store` set, the bridge supplies a state store that keeps the state
+  // and PKCE verifier with the broker's login attempt.
+  options: optionsObject(RESERVED_OPTIONS)
+    .default({})
+    .describe('Options for the Strategy constructor (clientID, clientSecret, scope...); the broker sets callbackURL and passReqToCallback itself.'),
+  authenticateOptions: optionsObject(RESERVED_AUTHENTICATE_OPTIONS)
+    .default({})
+    .describe('Options passed to authenticate() on both legs (scope, prompt...); the broker sets state and callbackURL itself.'),
   profile: z
     .strictObject({
-      /** A stable, never-reassigned upstream id; never a username or email. */
-      subject: profilePath.default('id'),
-      username: profilePath.default('username'),
-      email: profilePath.default('emails.0.value'),
-      /**
-       * A path whose value must be `true` for the email to count as verified, or a fixed
-       * `true`/`false` for upstreams that only ever hand out verified (or unverified) addresses.
-       */
-      emailVerified: z.union([profilePath, z.boolean()]).default('emails.0.verified'),
-      name: profilePath.default('displayName'),
-      givenName: profilePath.default('name.givenName'),
-      familyName: profilePath.default('name.familyName'),
-      /** A path to an array of group names; absent: no groups. */
-      groups: profilePath.optional(),
+      subject: profilePath.default('id').describe('Path to a stable, never-reassigned upstream id; never a username or email.'),
+      username: profilePath.default('username').describe('Path to the username.'),
+      email: profilePath.default('emails.0.value').describe('Path to the email address.'),
+      emailVerified: z
+        .union([profilePath, z.boolean()])
+        .default('emails.0.verified')
+        .describe('Path to a value that must be true for the email to count as verified, or a fixed true/false for upstreams whose addresses are always (or never) verified.'),
+      name: profilePath.default('displayName').describe('Path to the full name.'),
+      givenName: profilePath.default('name.givenName').describe('Path to the given name.'),
+      familyName: profilePath.default('name.familyName').describe('Path to the family name.'),
+      groups: profilePath.optional().describe('Path to an array of group names; absent: no groups.'),
     })
-    .prefault({}),
-  /**
-   * The arity the bridge's verify callback declares; strategies choose which arguments they
-   * pass by it. Default 5: `(accessToken, refreshToken, params, profile, done)` for OAuth 2.0
-   * and OAuth 1.0a strategies; other families are read generically (the profile-like argument
-   * and the trailing callback), whatever they pass.
+    .prefault({})
+    .describe("Where the identity's fields sit in passport's normalized profile, as dotted paths such as emails.0.value."),
+  /*
+   * Strategies choose which arguments they pass by this arity. 5 is `(accessToken, refreshToken,
+   * params, profile, done)` for OAuth 2.0 and OAuth 1.0a strategies; other families are read
+   * generically (the profile-like argument and the trailing callback), whatever they pass.
    */
-  verifyArity: z.number().int().min(0).max(9).default(5),
-  /** Limit for each leg (start, callback) including every upstream request the strategy makes. */
-  timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  verifyArity: z
+    .number()
+    .int()
+    .min(0)
+    .max(9)
+    .default(5)
+    .describe("The number of parameters the broker's verify callback declares; keep 5 for OAuth 2.0 and OAuth 1.0a strategies."),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(100)
+    .max(120_000)
+    .default(10_000)
+    .describe('Time limit in milliseconds for each leg (start, callback), including every upstream request the strategy makes.'),
 });
 
 export type PassportConfigInput = z.input<typeof passportConfigSchema>;

@@ -38,95 +38,112 @@ const attributeNames = z.union([attributeName, z.array(attributeName).min(1).max
 const samlUri = z.string().min(1).max(1024).regex(/^\S+$/, 'must be a URI without spaces');
 
 const idpSchema = z.strictObject({
-  /** Where the IdP publishes its metadata; fetched on first use and then every metadataRefreshMinutes. */
-  metadataUrl: idpUrl.optional(),
-  /** Minutes between metadata fetches (metadataUrl only); a failed refresh keeps the last good copy. Default 60. */
-  metadataRefreshMinutes: z.number().int().min(1).max(7 * 24 * 60).optional(),
-  /** The metadata as a file, read at start-up. */
-  metadataFile: z.string().min(1).max(4096).optional(),
-  /** The metadata itself (an EntityDescriptor). */
-  metadataXml: z.string().min(1).max(1024 * 1024).optional(),
-  /** Without metadata: the IdP's entityID... */
-  entityId: samlUri.optional(),
-  /** ...its SingleSignOnService URL (used for either binding)... */
-  ssoUrl: idpUrl.optional(),
-  /** ...its SingleLogoutService URL (HTTP-Redirect binding), if it does single logout... */
-  sloUrl: idpUrl.optional(),
-  /** ...and its signing certificates (PEM or base64 DER); any of them validates (rollover). */
-  certificates: z.array(z.string().min(1).max(16 * 1024)).min(1).max(10).optional(),
+  metadataUrl: idpUrl.optional().describe("The URL where the IdP publishes its metadata; fetched on first use, then every metadataRefreshMinutes."),
+  metadataRefreshMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 60)
+    .optional()
+    .describe('Minutes between metadata fetches, for metadataUrl only (default 60); a failed refresh keeps the last good copy.'),
+  metadataFile: z.string().min(1).max(4096).optional().describe("The path of a file on the broker holding the IdP's metadata, read when the connector starts."),
+  metadataXml: z.string().min(1).max(1024 * 1024).optional().describe("The IdP's metadata itself (an EntityDescriptor XML document)."),
+  entityId: samlUri.optional().describe("Without metadata: the IdP's entityID."),
+  ssoUrl: idpUrl.optional().describe("Without metadata: the IdP's SingleSignOnService URL (used for either binding)."),
+  sloUrl: idpUrl.optional().describe("Without metadata: the IdP's SingleLogoutService URL (HTTP-Redirect), if it does single logout."),
+  certificates: z
+    .array(z.string().min(1).max(16 * 1024))
+    .min(1)
+    .max(10)
+    .optional()
+    .describe("Without metadata: the IdP's signing certificates (PEM or base64 DER); any of them validates, for rollover."),
 });
 
 const spSchema = z.strictObject({
-  /** This service provider's entityID; default: the connector's metadata URL. */
-  entityId: samlUri.optional(),
-  /** PEM private key that signs AuthnRequests and logout messages... */
-  privateKeyFile: z.string().min(1).max(4096).optional(),
-  /** ...and its PEM certificate, published in the SP metadata. */
-  certificateFile: z.string().min(1).max(4096).optional(),
-  /** PEM key for encrypted assertions; default: the signing key. */
-  decryptionKeyFile: z.string().min(1).max(4096).optional(),
-  /** Its certificate, published for encryption; default: the signing certificate. */
-  decryptionCertificateFile: z.string().min(1).max(4096).optional(),
+  entityId: samlUri.optional().describe("This service provider's entityID; default: the connector's metadata URL (<issuer>/connectors/<id>/metadata)."),
+  privateKeyFile: z.string().min(1).max(4096).optional().describe('The path of the PEM private key that signs AuthnRequests and logout messages; goes with certificateFile.'),
+  certificateFile: z.string().min(1).max(4096).optional().describe("The path of that key's PEM certificate, published in the SP metadata."),
+  decryptionKeyFile: z.string().min(1).max(4096).optional().describe('The path of the PEM key that decrypts encrypted assertions; default: the signing key.'),
+  decryptionCertificateFile: z
+    .string()
+    .min(1)
+    .max(4096)
+    .optional()
+    .describe("The path of the decryption key's PEM certificate, published for encryption; default: the signing certificate."),
 });
 
 const attributesSchema = z.strictObject({
-  /** `nameid` (the NameID value) or the attribute holding a stable id; never a transient NameID. */
-  subject: attributeName.default('nameid'),
-  username: attributeNames.default(['uid']),
-  email: attributeNames.default(['mail']),
-  /** SAML has no "verified" flag: an email counts as verified only when the operator says so. */
-  emailVerified: z.boolean().default(false),
-  name: attributeNames.default(['displayName', 'cn']),
-  givenName: attributeNames.default(['givenName']),
-  familyName: attributeNames.default(['sn']),
-  /** Always an array on the identity, even with one or no value. */
-  groups: attributeNames.default(['groups']),
+  subject: attributeName
+    .default('nameid')
+    .describe('`nameid` (the NameID value) or the name of an attribute holding a stable id; never a transient NameID.'),
+  username: attributeNames.default(['uid']).describe('Attribute name(s) for the username; the first one present wins.'),
+  email: attributeNames.default(['mail']).describe('Attribute name(s) for the email address; the first one present wins.'),
+  emailVerified: z
+    .boolean()
+    .default(false)
+    .describe('Count the email as verified: SAML has no such flag, so set this only when the IdP manages its addresses.'),
+  name: attributeNames.default(['displayName', 'cn']).describe('Attribute name(s) for the full name; the first one present wins.'),
+  givenName: attributeNames.default(['givenName']).describe('Attribute name(s) for the given name; the first one present wins.'),
+  familyName: attributeNames.default(['sn']).describe('Attribute name(s) for the family name; the first one present wins.'),
+  groups: attributeNames.default(['groups']).describe('Attribute name(s) holding the group names (always a list on the identity).'),
 });
 
 const refreshSchema = z.discriminatedUnion('mode', [
   z.strictObject({
-    /** SAML cannot re-check a person: refresh tokens work this long after the upstream sign-in. */
-    mode: z.literal('bounded'),
-    maxAgeSeconds: z.number().int().min(60).max(90 * 24 * 3600).default(8 * 3600),
+    mode: z.literal('bounded').describe('bounded: refresh tokens work for maxAgeSeconds after the upstream sign-in (SAML cannot re-check a person).'),
+    maxAgeSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(90 * 24 * 3600)
+      .default(8 * 3600)
+      .describe('How long after the upstream sign-in refresh tokens keep working, in seconds.'),
   }),
-  /** Refresh never works; every new token needs a new upstream sign-in. */
-  z.strictObject({ mode: z.literal('reauth') }),
+  z.strictObject({ mode: z.literal('reauth').describe('reauth: refresh never works; every new token needs a new sign-in at the IdP.') }),
 ]);
 
 export const samlConfigSchema = z
   .strictObject({
-    /** Exactly one of metadataUrl, metadataFile, metadataXml, or entityId + ssoUrl + certificates. */
-    idp: idpSchema,
-    sp: spSchema.prefault({}),
-    /** Sign AuthnRequests (needs sp.privateKeyFile and sp.certificateFile). */
-    signAuthnRequests: z.boolean().default(true),
-    /** How the AuthnRequest reaches the IdP: a redirect, or a self-submitting POST form. */
-    authnRequestBinding: z.enum(['redirect', 'post']).default('redirect'),
-    /**
-     * NameIDPolicy Format asked for: persistent (default, a stable pairwise id), emailAddress,
-     * unspecified, transient (then attributes.subject must name an attribute), or a format URI.
-     */
-    nameIdFormat: z.union([z.enum(['persistent', 'transient', 'emailAddress', 'unspecified']), z.string().regex(/^urn:\S+$/, 'must be persistent, transient, emailAddress, unspecified or a format URN')]).default('persistent'),
-    /**
-     * Which signature the responses must carry: either (on the response or on the assertion),
-     * response, assertion, or both. An unsigned response is never accepted.
-     */
-    signatures: z.enum(['either', 'response', 'assertion', 'both']).default('either'),
-    /** Refuse assertions that arrive in clear text (needs a decryption key). */
-    requireEncryptedAssertions: z.boolean().default(false),
-    clockSkewSeconds: z.number().int().min(0).max(300).default(60),
-    /** Refuse assertions issued, or sign-ins that happened, longer ago than this. */
-    maxAssertionAgeSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
-    /** Ask the IdP to authenticate the person again even with a session there. */
-    forceAuthn: z.boolean().default(false),
-    /** RequestedAuthnContext classes (exact comparison); empty: none requested. */
-    authnContext: z.array(samlUri).max(20).default([]),
-    attributes: attributesSchema.prefault({}),
-    /** IdP-initiated sign-in, handed to `client` (required when enabled) through its initiate_login_uri. */
-    idpInitiated: z.strictObject({ enabled: z.boolean().default(false), client: z.string().min(1).max(256).optional() }).prefault({}),
-    refresh: refreshSchema.prefault({ mode: 'bounded' }),
-    /** For each metadata fetch. */
-    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    idp: idpSchema.describe('The upstream IdP: exactly one of metadataUrl, metadataFile, metadataXml, or entityId + ssoUrl + certificates.'),
+    sp: spSchema.prefault({}).describe("This service provider (Keybridge): its entityID and key files."),
+    signAuthnRequests: z.boolean().default(true).describe('Sign AuthnRequests (needs sp.privateKeyFile and sp.certificateFile).'),
+    authnRequestBinding: z
+      .enum(['redirect', 'post'])
+      .default('redirect')
+      .describe('How the AuthnRequest reaches the IdP: a redirect, or a self-submitting POST form.'),
+    nameIdFormat: z
+      .union([z.enum(['persistent', 'transient', 'emailAddress', 'unspecified']), z.string().regex(/^urn:\S+$/, 'must be persistent, transient, emailAddress, unspecified or a format URN')])
+      .default('persistent')
+      .describe('NameIDPolicy Format to ask for: persistent (a stable pairwise id), emailAddress, unspecified, transient (then attributes.subject must name an attribute), or a format URN.'),
+    signatures: z
+      .enum(['either', 'response', 'assertion', 'both'])
+      .default('either')
+      .describe('Which signature responses must carry: on the response or the assertion (either), response, assertion, or both; unsigned is never accepted.'),
+    requireEncryptedAssertions: z.boolean().default(false).describe('Refuse assertions that arrive in clear text (needs a decryption key).'),
+    clockSkewSeconds: z.number().int().min(0).max(300).default(60).describe("Seconds of clock difference with the IdP tolerated when checking the assertion's time limits."),
+    maxAssertionAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional()
+      .describe('Refuse assertions issued, or sign-ins at the IdP that happened, longer ago than this many seconds; default: no limit.'),
+    forceAuthn: z.boolean().default(false).describe('Ask the IdP to authenticate the person again even with a session there.'),
+    authnContext: z
+      .array(samlUri)
+      .max(20)
+      .default([])
+      .describe('RequestedAuthnContext class URIs (exact comparison); empty: none requested.'),
+    attributes: attributesSchema.prefault({}).describe("Which assertion attributes (Name or FriendlyName) fill the identity's fields."),
+    idpInitiated: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('Accept IdP-initiated sign-ins (unsolicited responses).'),
+        client: z.string().min(1).max(256).optional().describe('The client id they are handed to, through its initiate_login_uri; required when enabled.'),
+      })
+      .prefault({})
+      .describe('IdP-initiated sign-in, off by default.'),
+    refresh: refreshSchema.prefault({ mode: 'bounded' }).describe('What refresh tokens do, since SAML cannot re-check a person: bounded (default, 8 h) or reauth.'),
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('Time limit in milliseconds for each metadata fetch.'),
   })
   .superRefine(
     (c, ctx) => {
