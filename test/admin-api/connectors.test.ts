@@ -29,6 +29,30 @@ const oauth2Config = (base: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+interface JsonSchema {
+  description?: string;
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+}
+
+/**
+ * Every property of a config JSON Schema as [dotted path, schema], down `depth` levels of nested
+ * objects; an object that is one variant of a union (saml `refresh`) counts with each variant.
+ */
+function fieldsOf(schema: JsonSchema, depth: number, prefix = ''): [string, JsonSchema][] {
+  const found: [string, JsonSchema][] = [];
+  for (const [name, field] of Object.entries(schema.properties ?? {})) {
+    found.push([prefix + name, field]);
+    if (depth === 0) continue;
+    for (const variant of [field, ...(field.anyOf ?? []), ...(field.oneOf ?? [])]) {
+      if (variant.properties) found.push(...fieldsOf(variant, depth - 1, `${prefix}${name}.`));
+    }
+  }
+  return found;
+}
+
 for (const store of stores) {
   describe(`admin API connectors on ${store.name}`, () => {
     let broker: TestBroker;
@@ -371,6 +395,36 @@ for (const store of stores) {
       assert.deepEqual(oauth2.presets.find((p: { name: string }) => p.name === 'github').config, { preset: 'github' });
       assert.equal((byType.get('passport') as any).test, false);
       assert.equal((await api.get('/connector-types', { token: await clientToken(broker.issuer, 'plain', 'profile') })).status, 403);
+    });
+
+    test("connector types: every field of the built-in types' config forms has a description (the form's hint), nested objects included", async (t) => {
+      if (!live(t)) return;
+      const res = await api.get('/connector-types');
+      assert.equal(res.status, 200);
+      const byType = new Map<string, { configSchema: JsonSchema }>(res.body.items.map((i: { type: string }) => [i.type, i]));
+      // No exceptions: every field an operator can fill in says what it is. A field that truly
+      // needs no words would be listed here as 'type:path', with the reason beside it.
+      const exceptions = new Set<string>([]);
+      const missing: string[] = [];
+      const tooLong: string[] = [];
+      for (const type of ['activedirectory', 'ldap', 'local', 'oauth2', 'oidc', 'passport', 'saml']) {
+        const schema = byType.get(type)?.configSchema;
+        assert.ok(schema?.properties && Object.keys(schema.properties).length > 0, `${type} has a config schema with properties`);
+        for (const [path, field] of fieldsOf(schema, 1)) {
+          const description = typeof field.description === 'string' ? field.description.trim() : '';
+          if (!description && !exceptions.has(`${type}:${path}`)) missing.push(`${type}:${path}`);
+          // A hint is a sentence under a field, not a manual page.
+          if (description.length > 240) tooLong.push(`${type}:${path} (${description.length})`);
+        }
+      }
+      assert.deepEqual(missing, [], 'fields without a description');
+      assert.deepEqual(tooLong, [], 'descriptions longer than a hint');
+      // Spot checks that the words reach the form where they belong.
+      const oidc = byType.get('oidc')!.configSchema;
+      assert.match(oidc.properties!.claims.properties!.subject.description!, /stable upstream id/);
+      const saml = byType.get('saml')!.configSchema;
+      assert.match(saml.properties!.idp.properties!.metadataUrl.description!, /metadata/);
+      assert.match(saml.properties!.refresh.oneOf![1].properties!.mode.description!, /^reauth:/);
     });
 
     test('status: the latest login success and error from the audit trail, outside the ETag, without secrets', async (t) => {
