@@ -120,12 +120,12 @@ export const ldapConfigSchema = z
           .min(0)
           .max(3600)
           .default(60)
-          .describe("Seconds that which groups sit inside which is remembered across logins (a user's own memberships are always read live); 0: read live."),
+          .describe("How long, in seconds, the nesting of groups (which sits in which) is remembered across logins; a user's own memberships are always read live, 0 reads the nesting live too."),
       })
       .optional()
       .describe("Where the user's groups (the groups claim) come from."),
     netbiosDomain: z.string().regex(/^[A-Za-z0-9._-]{1,15}$/).optional().describe('Active Directory: the NetBIOS domain, so `EXAMPLE\\alice` is accepted as a login.'),
-    sync: syncSchema.optional().describe('Import of the directory\'s users into Keybridge (also run by `keybridge ldap sync`).'),
+    sync: syncSchema.optional().describe('How the directory\'s users are imported into Keybridge (on a schedule here, or with `keybridge ldap sync`).'),
   })
   .superRefine((c, ctx) => {
     // Runs even when other fields failed (`when` below), so every problem is reported at once;

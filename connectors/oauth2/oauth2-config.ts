@@ -61,7 +61,7 @@ export const oauth2ConfigSchema = z
     pkce: z
       .boolean()
       .optional()
-      .describe('Send an S256 PKCE challenge; default on, except for bitbucket and discord, which do not document it.'),
+      .describe('Send an S256 PKCE challenge; default on, except with the bitbucket and discord presets (turn it on where the provider accepts it).'),
     clientAuth: z
       .enum(['client_secret_basic', 'client_secret_post'])
       .optional()

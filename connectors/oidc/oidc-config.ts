@@ -56,7 +56,7 @@ export const oidcConfigSchema = z
     userinfo: z
       .enum(['auto', 'always', 'never'])
       .optional()
-      .describe('auto (default): read the userinfo endpoint when there is one and an access token was issued; always: and fail without it; never: the ID token only.'),
+      .describe('auto (default; entra and apple: never): read the userinfo endpoint when there is one and an access token was issued; always: and fail without it; never: the ID token only.'),
     claims: claimNames.default({}).describe('Which claims (names or dotted paths such as realm_access.roles) fill the identity.'),
     allowedDomains: z
       .array(domainName)
