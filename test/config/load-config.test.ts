@@ -115,7 +115,7 @@ describe('defaults', () => {
       database: { dataDir: './data', pool: { min: 0, max: 10 }, statementTimeoutMs: 5000, acquireTimeoutMs: 3000 },
       log: { level: 'info' },
       metrics: { enabled: true },
-      admin: { groups: [], consoleClients: ['keybridge-admin-console'], bodyLimit: 262144 },
+      admin: { groups: [], consoleClients: ['keybridge-admin-console'], bodyLimit: 262144, console: { enabled: true } },
       secrets: {},
       tokens: {
         accessToken: 3600,
