@@ -23,7 +23,7 @@ export const OIDC_PRESETS: Record<(typeof PRESET_NAMES)[number], OidcPreset> = {
 /** How operators' tools name each preset, and what they must add to its config. */
 export const PRESET_LABELS: Record<(typeof PRESET_NAMES)[number], { label: string; hint: string }> = {
   google: { label: 'Google', hint: 'clientId and clientSecret from the Google Cloud console; allowedDomains for Workspace.' },
-  entra: { label: 'Microsoft Entra ID', hint: 'tenant (a tenant id or domain), clientId and clientSecret.' },
+  entra: { label: 'Microsoft Entra ID', hint: 'tenant (the tenant id, a GUID; or organizations / common with allowedTenants), clientId and clientSecret.' },
   gitlab: { label: 'GitLab', hint: 'clientId and clientSecret; baseUrl for a self-managed GitLab.' },
   apple: { label: 'Sign in with Apple', hint: 'clientId (the Services ID), teamId, keyId and the privateKey.' },
   okta: { label: 'Okta', hint: 'domain, clientId and clientSecret.' },
