@@ -2,7 +2,7 @@
 // asks the API who we are (403: "not an administrator"), then renders the layout and the page
 // the URL names. Pages are modules under pages/, one per section, loaded when first visited:
 // /admin/<section>/<rest...> renders pages/<section>.js with `segments` = the decoded rest.
-import { html, render, useEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
+import { html, render, useEffect, useLayoutEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
 import { api, ApiError } from './api.js';
 import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
 
@@ -64,7 +64,8 @@ const modules = new Map();
 function PageHost({ loc, me }) {
   const known = SECTIONS.some((s) => s.id === loc.section);
   const [state, setState] = useState({ section: null, Page: null, error: null });
-  useEffect(() => {
+  // A layout effect: the page module's request starts at once, not after the next frame.
+  useLayoutEffect(() => {
     if (!known || !loc.segments) return;
     let live = true;
     const load = modules.get(loc.section) ?? import(`./pages/${loc.section}.js`);

@@ -6,7 +6,10 @@ const LOGIN_KEY = 'keybridge-console-login';
 const RETRY_KEY = 'keybridge-console-retries';
 export const CALLBACK_PATH = '/admin/callback';
 
-let discovery = null;
+// The shell names Keybridge's endpoints (oidc-provider's routes under the issuer), which saves
+// a discovery request on each sign-in; discovery is the fallback.
+const named = document.querySelector('meta[name="keybridge-endpoints"]')?.dataset ?? {};
+let discovery = named.authorization && named.token && named.endSession ? { authorization_endpoint: named.authorization, token_endpoint: named.token, end_session_endpoint: named.endSession } : null;
 async function endpoints() {
   if (!discovery) {
     const res = await fetch('/.well-known/openid-configuration', { headers: { accept: 'application/json' } });

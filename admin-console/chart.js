@@ -2,8 +2,13 @@
 // connector; failures dashed, their points red). The canvas is
 // hidden from screen readers; every chart comes with a table of the same numbers (LoginTable)
 // that the figure points to. Colours come from the stylesheet's variables, so dark mode works.
-import uPlot from './vendor/uplot.js';
 import { html, useEffect, useRef } from './ui.js';
+
+// uPlot (145 KB) loads beside the page's API calls, not before them: the import starts when
+// this module is first evaluated and each chart awaits it.
+let uPlotModule = null;
+const loadUPlot = () => (uPlotModule ??= import('./vendor/uplot.js').then((m) => m.default));
+loadUPlot();
 
 const PALETTE = ['#2f5bd3', '#0f8a6a', '#8a5cf6', '#c2410c', '#0e7490', '#a21caf', '#4d7c0f', '#b45309'];
 const FAILURE = '#c0392b';
@@ -54,26 +59,33 @@ export function LoginChart({ grid, label, tableId, unit }) {
     });
     const axis = { stroke: text, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
     const width = () => Math.max(260, Math.floor(el.clientWidth));
-    const plot = new uPlot(
-      {
-        width: width(),
-        height: 220,
-        series,
-        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-        axes: [{ ...axis, values: unit === 'day' ? '{D} {MMM}' : undefined }, { ...axis, size: 40, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }],
-        // Day buckets are UTC days: label them as such, whatever the browser's zone.
-        ...(unit === 'day' ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') } : {}),
-        legend: { live: false },
-        cursor: { drag: { x: false, y: false } },
-      },
-      data,
-      el,
-    );
-    const observer = new ResizeObserver(() => plot.setSize({ width: width(), height: 220 }));
-    observer.observe(el);
+    let plot = null;
+    let observer = null;
+    let cancelled = false;
+    loadUPlot().then((uPlot) => {
+      if (cancelled) return;
+      plot = new uPlot(
+        {
+          width: width(),
+          height: 220,
+          series,
+          scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+          axes: [{ ...axis, values: unit === 'day' ? '{D} {MMM}' : undefined }, { ...axis, size: 40, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }],
+          // Day buckets are UTC days: label them as such, whatever the browser's zone.
+          ...(unit === 'day' ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') } : {}),
+          legend: { live: false },
+          cursor: { drag: { x: false, y: false } },
+        },
+        data,
+        el,
+      );
+      observer = new ResizeObserver(() => plot.setSize({ width: width(), height: 220 }));
+      observer.observe(el);
+    });
     return () => {
-      observer.disconnect();
-      plot.destroy();
+      cancelled = true;
+      observer?.disconnect();
+      plot?.destroy();
     };
   }, [grid, unit]);
   return html`<figure class="login-chart" aria-describedby=${tableId}>

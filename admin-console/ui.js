@@ -2,12 +2,12 @@
 // their API errors, confirmation dialogs, copy buttons and notices. Styles live in the one
 // stylesheet (/assets/keybridge.css, section "admin console"); nothing here sets a style inline.
 import { h, render, Fragment } from './vendor/preact.js';
-import { useCallback, useEffect, useRef, useState } from './vendor/preact-hooks.js';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from './vendor/preact-hooks.js';
 import htm from './vendor/htm.js';
 import { ApiError, api } from './api.js';
 
 export const html = htm.bind(h);
-export { h, render, Fragment, useCallback, useEffect, useRef, useState };
+export { h, render, Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState };
 
 /** Loads `load()` on mount and whenever `deps` change: { data, error, loading, reload, setData }. */
 export function useLoad(load, deps = []) {
@@ -23,7 +23,9 @@ export function useLoad(load, deps = []) {
       if (mine === generation.current) setState((s) => ({ data: s.data, error, loading: false }));
     }
   }, deps);
-  useEffect(() => {
+  // A layout effect starts the request right after the render: a plain effect waits for the next
+  // animation frame, which a background tab delays by up to 100 ms.
+  useLayoutEffect(() => {
     reload();
   }, [reload]);
   return { ...state, reload, setData: (data) => setState((s) => ({ ...s, data })) };

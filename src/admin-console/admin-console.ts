@@ -125,7 +125,7 @@ export function adminConsole(options: { config: Config }) {
       return send(ctx, asset, 'no-cache');
     }
     if (!PAGE_PATH.test(p) || DOT_SEGMENT.test(p)) return notFound(ctx);
-    const shell = await load('index.html', path.join(CONSOLE_DIR, 'index.html'), 'text/html; charset=utf-8', (s) => s.replaceAll('{{clientId}}', escapeHtml(clientId)).replaceAll('{{title}}', escapeHtml(options.config.ui.title)));
+    const shell = await load('index.html', path.join(CONSOLE_DIR, 'index.html'), 'text/html; charset=utf-8', (s) => s.replaceAll('{{clientId}}', escapeHtml(clientId)).replaceAll('{{title}}', escapeHtml(options.config.ui.title)).replaceAll('{{issuer}}', escapeHtml(options.config.issuer)));
     if (!shell) return notFound(ctx);
     markPage(ctx);
     addCspSources(ctx, 'script-src', "'self'");

@@ -201,6 +201,10 @@ describe('admin console frame', () => {
     assert.doesNotMatch(body, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
     assert.doesNotMatch(body, /\sstyle=/, 'no inline style');
     assert.match(body, /<meta name="keybridge-console-client" content="keybridge-admin-console">/);
+    // The endpoints the shell names are the ones discovery publishes.
+    const discovery = await (await fetch(`${broker.issuer}/.well-known/openid-configuration`)).json();
+    const named = /<meta name="keybridge-endpoints" data-authorization="([^"]+)" data-token="([^"]+)" data-end-session="([^"]+)">/.exec(body);
+    assert.deepEqual(named?.slice(1), [discovery.authorization_endpoint, discovery.token_endpoint, discovery.end_session_endpoint]);
     // Every console path, the callback included, is the same static shell: no user data in it.
     for (const p of ['/admin', '/admin/users/some-id', '/admin/callback?code=x&state=y', '/admin/audit?actor=ada']) {
       const res = await fetch(`${broker.issuer}${p}`);
