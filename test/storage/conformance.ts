@@ -839,5 +839,29 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.match(plans[0], /users_name_prefix/);
       assert.match(plans[1], /oidc_payloads_account/);
     });
+
+    test("a connector's newest event of one type (the admin API's connector status) uses its index (migration 0011)", async (t) => {
+      if (!ready(t)) return;
+      const captured: Array<{ sql: string; bindings: unknown[] }> = [];
+      const listen = (e: { sql: string; bindings: unknown[] }) => void captured.push(e);
+      store.knex.on('query', listen);
+      try {
+        await store.audit.search({ connectorId: 'plan-dir', type: 'login.error', limit: 1 });
+      } finally {
+        store.knex.removeListener('query', listen);
+      }
+      const [e] = captured;
+      let next = 0;
+      const sql = e.sql.replace(/\$(\d+)|\?/g, (_m, n: string | undefined) => {
+        const value = e.bindings[n ? Number(n) - 1 : next++];
+        return typeof value === 'number' ? String(value) : `'${String(value).replace(/'/g, "''")}'`;
+      });
+      const plan = await store.transaction(async (tx) => {
+        await tx.knex.raw('SET LOCAL enable_seqscan = off');
+        const { rows } = (await tx.knex.raw(`EXPLAIN ${sql}`)) as { rows: Array<Record<string, string>> };
+        return rows.map((r) => Object.values(r)[0]).join('\n');
+      });
+      assert.match(plan, /audit_events_connector_type/);
+    });
   });
 }
