@@ -258,6 +258,16 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(upstreamLogout.onSignOut);
       provider.use(upstreamLogout.router.routes());
       const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits });
+      // koa-router answers a method nothing here implements (PROPFIND, TRACE...) with 501, a 5xx
+      // that scanners would turn into server-error alerts: it is the client's mistake, so 405.
+      provider.use(async (ctx, next) => {
+        await next();
+        if (ctx.status !== 501) return;
+        ctx.status = 405;
+        ctx.set('Allow', 'GET, HEAD, POST, OPTIONS');
+        ctx.type = 'text/plain';
+        ctx.body = 'method not allowed';
+      });
       provider.use(interactions.routes());
       provider.use(interactions.allowedMethods());
       if (samlIdpRoutes) provider.use(samlIdpRoutes.router.routes());

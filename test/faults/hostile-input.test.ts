@@ -156,6 +156,19 @@ describe('hostile input is refused at the edge', () => {
     assertNoErrorLogs(broker.logs, from);
   });
 
+  test('methods nothing implements (PROPFIND, MKCOL, LOCK...) get 405, never a 5xx', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    // (fetch refuses to send TRACE; it takes the same path as these.)
+    for (const method of ['PROPFIND', 'MKCOL', 'LOCK', 'SEARCH', 'PURGE']) {
+      for (const path of ['/', '/auth', '/interaction/x', '/admin/api', '/callback/local', '/no-such-path']) {
+        const res = await fetch(`${broker.url}${path}`, { method, redirect: 'manual' });
+        await res.text();
+        assert.equal(res.status, 405, `${method} ${path}`);
+        assert.match(res.headers.get('allow') ?? '', /GET/, `${method} ${path}: Allow`);
+      }
+    }
+  });
+
   test('ordinary requests still parse after the edge check (refresh, introspection)', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const res = await postForm('/token', new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(), { authorization: basic(RP_CLIENT.id, RP_CLIENT.secret) });
