@@ -1,10 +1,12 @@
 // The console's SAML apps section in Chromium: our IdP's metadata panel (entity ID, endpoints,
 // certificate expiry, a link and a copy button for the metadata URL), the service providers
-// (config ones read-only), adding one from pasted and from uploaded metadata XML, deleting one
+// (config ones read-only), adding one from pasted or uploaded metadata XML or from its URL, deleting one
 // after a confirmation, hostile metadata refused with the API's reason at the XML field, and the
 // panel saying so when the IdP is disabled.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser as Chromium, Page } from 'playwright-core';
 import { chromiumMissing } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
@@ -129,6 +131,35 @@ describe('admin console: SAML apps', () => {
     assert.deepEqual(session.pageErrors, []);
     assertOnlyApiAndSignIn(session.requests, broker.issuer);
     await session.context.close();
+  });
+
+  test('add an SP from its metadata URL: Keybridge reads it (the browser never does)', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const id = 'https://hr.example.net/saml';
+    const server = http.createServer((req, res) => {
+      res.writeHead(req.url === '/hr-metadata.xml' ? 200 : 404, { 'content-type': 'application/samlmetadata+xml' });
+      res.end(req.url === '/hr-metadata.xml' ? metadata(id) : 'not found');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hr-metadata.xml`;
+    try {
+      const session = await openConsolePage(chromium);
+      const { page } = session;
+      await openSaml(session);
+      await page.fill('input[name=entityId]', id);
+      await page.check('input[name=from][value=url]');
+      await page.fill('input[name=metadataUrl]', url);
+      await page.click('button:has-text("Add service provider")');
+      await row(page, id).waitFor();
+      const stored = (await broker.store.samlServiceProviders.find(id))!;
+      assert.equal(stored.settings.metadataUrl, url);
+      assert.equal(session.requests.filter((r) => r.url.startsWith(url)).length, 0, 'the browser did not fetch the metadata itself');
+      assert.deepEqual(session.pageErrors, []);
+      assertOnlyApiAndSignIn(session.requests, broker.issuer);
+      await session.context.close();
+    } finally {
+      server.close();
+    }
   });
 
   test('hostile or wrong input (a DTD with an entity, deep nesting, a NUL, another entity ID, a 3,000-character entity ID, a javascript: URL) is refused at its field; nothing stored', async (t) => {
