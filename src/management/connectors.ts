@@ -216,26 +216,25 @@ export class ConnectorService {
     return views;
   }
 
-  /** The latest successful login and the latest error through connector `id` (audit trail). */
-  async status(id: string): Promise<ConnectorStatus> {
-    const audit = this.#deps.store.audit;
-    const [success, errors, failures] = await Promise.all([
-      audit.search({ connectorId: id, type: 'login.success', limit: 1 }),
-      audit.search({ connectorId: id, type: 'login.error', limit: 1 }),
-      audit.search({ connectorId: id, type: 'login.failure', limit: 20 }),
-    ]);
-    const candidates: Array<{ at: Date; message: string }> = [];
-    if (errors[0]) {
-      const stage = typeof errors[0].details.stage === 'string' ? errors[0].details.stage : 'login';
-      candidates.push({ at: errors[0].at, message: `the connector failed or its upstream did not answer (${stage})` });
+  /** The latest successful login and the latest error through each connector (audit trail), in one query. */
+  async statuses(ids: readonly string[]): Promise<Map<string, ConnectorStatus>> {
+    const found = await this.#deps.store.audit.latestLoginOutcomes(ids);
+    const statuses = new Map<string, ConnectorStatus>();
+    for (const id of ids) {
+      const o = found.get(id);
+      const candidates: Array<{ at: Date; message: string }> = [];
+      if (o?.error) {
+        const stage = typeof o.error.details.stage === 'string' ? o.error.details.stage : 'login';
+        candidates.push({ at: o.error.at, message: `the connector failed or its upstream did not answer (${stage})` });
+      }
+      if (o?.upstreamFailure) {
+        const detail = typeof o.upstreamFailure.details.detail === 'string' ? `: ${o.upstreamFailure.details.detail}` : '';
+        candidates.push({ at: o.upstreamFailure.at, message: `the upstream's answer was refused${detail}` });
+      }
+      const latest = candidates.sort((a, b) => b.at.getTime() - a.at.getTime())[0];
+      statuses.set(id, { lastSuccessAt: o?.successAt?.toISOString() ?? null, lastError: latest ? { at: latest.at.toISOString(), message: latest.message } : null });
     }
-    const upstream = failures.find((f) => f.details.reason === 'upstream_error');
-    if (upstream) {
-      const detail = typeof upstream.details.detail === 'string' ? `: ${upstream.details.detail}` : '';
-      candidates.push({ at: upstream.at, message: `the upstream's answer was refused${detail}` });
-    }
-    const latest = candidates.sort((a, b) => b.at.getTime() - a.at.getTime())[0];
-    return { lastSuccessAt: success[0]?.at.toISOString() ?? null, lastError: latest ? { at: latest.at.toISOString(), message: latest.message } : null };
+    return statuses;
   }
 
   /** One connector, or null. */

@@ -114,6 +114,13 @@ function whereType(q: Knex.QueryBuilder, type: string | undefined): void {
   }
 }
 
+/** What `latestLoginOutcomes` finds for one connector. */
+export interface ConnectorLoginOutcomes {
+  successAt: Date | null;
+  error: { at: Date; details: Record<string, unknown> } | null;
+  upstreamFailure: { at: Date; details: Record<string, unknown> } | null;
+}
+
 export class AuditRepository {
   readonly #knex: Knex;
   readonly #onRecord: AuditListener | undefined;
@@ -154,6 +161,36 @@ export class AuditRepository {
       q.where('id', '<', filter.beforeId);
     }
     return (await q).map(fromRow);
+  }
+
+  /**
+   * For each connector id, in one round trip: its newest login.success, its newest login.error,
+   * and the newest upstream_error among its last `failureWindow` login.failure events (the
+   * connector status of the admin API). Each is one probe of (connector_id, type, id).
+   */
+  async latestLoginOutcomes(connectorIds: readonly string[], failureWindow = 20): Promise<Map<string, ConnectorLoginOutcomes>> {
+    const result = new Map<string, ConnectorLoginOutcomes>();
+    const ids = [...new Set(connectorIds)];
+    if (!ids.length) return result;
+    const { rows } = (await this.#knex.raw(
+      `SELECT c.id, s.at AS success_at, e.at AS error_at, e.details AS error_details, f.at AS failure_at, f.details AS failure_details
+         FROM unnest(ARRAY[${ids.map(() => '?').join(', ')}]::text[]) AS c(id)
+         LEFT JOIN LATERAL (SELECT at FROM audit_events WHERE connector_id = c.id AND type = 'login.success' ORDER BY id DESC LIMIT 1) s ON true
+         LEFT JOIN LATERAL (SELECT at, details FROM audit_events WHERE connector_id = c.id AND type = 'login.error' ORDER BY id DESC LIMIT 1) e ON true
+         LEFT JOIN LATERAL (
+           SELECT at, details FROM (SELECT id, at, details FROM audit_events WHERE connector_id = c.id AND type = 'login.failure' ORDER BY id DESC LIMIT ?) recent
+            WHERE details->>'reason' = 'upstream_error' ORDER BY id DESC LIMIT 1
+         ) f ON true`,
+      [...ids, failureWindow],
+    )) as { rows: Array<{ id: string; success_at: Date | null; error_at: Date | null; error_details: Record<string, unknown> | null; failure_at: Date | null; failure_details: Record<string, unknown> | null }> };
+    for (const r of rows) {
+      result.set(r.id, {
+        successAt: r.success_at ? new Date(r.success_at) : null,
+        error: r.error_at ? { at: new Date(r.error_at), details: r.error_details ?? {} } : null,
+        upstreamFailure: r.failure_at ? { at: new Date(r.failure_at), details: r.failure_details ?? {} } : null,
+      });
+    }
+    return result;
   }
 
   /** Login attempts per bucket (`hour` or `day`, UTC), connector and outcome, in [from, to). */

@@ -840,13 +840,47 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.match(plans[1], /oidc_payloads_account/);
     });
 
+    test('the newest login outcomes of several connectors come in one query, each on its own', async (t) => {
+      if (!ready(t)) return;
+      const rec = (type: string, connectorId: string, details: Record<string, unknown> = {}) => store.audit.record({ type, outcome: type === 'login.success' ? 'success' : 'failure', connectorId, details });
+      await rec('login.success', 'lo-a');
+      await rec('login.error', 'lo-a', { stage: 'callback' });
+      await rec('login.success', 'lo-a');
+      await rec('login.failure', 'lo-b', { reason: 'upstream_error', detail: 'old' });
+      // An upstream_error older than the last 20 failures is out of the window.
+      for (let i = 0; i < 20; i++) await rec('login.failure', 'lo-c', i === 0 ? { reason: 'upstream_error' } : { reason: 'invalid_credentials' });
+      await rec('login.failure', 'lo-c', { reason: 'invalid_credentials' });
+      await rec('login.failure', 'lo-b', { reason: 'upstream_error', detail: 'new' });
+      await rec('login.success', 'lo-other');
+      const queries: string[] = [];
+      const listen = (e: { sql: string }) => void queries.push(e.sql);
+      store.knex.on('query', listen);
+      let found: Awaited<ReturnType<typeof store.audit.latestLoginOutcomes>>;
+      try {
+        found = await store.audit.latestLoginOutcomes(['lo-a', 'lo-b', 'lo-c', 'lo-none', 'lo-a']);
+      } finally {
+        store.knex.removeListener('query', listen);
+      }
+      assert.equal(queries.length, 1, 'one round trip for every connector');
+      assert.deepEqual([...found.keys()].sort(), ['lo-a', 'lo-b', 'lo-c', 'lo-none']);
+      const a = found.get('lo-a')!;
+      assert.ok(a.successAt && a.error && a.successAt >= a.error.at, 'the newest success, after the error');
+      assert.equal(a.error.details.stage, 'callback');
+      assert.equal(a.upstreamFailure, null);
+      assert.equal(found.get('lo-b')!.upstreamFailure!.details.detail, 'new');
+      assert.equal(found.get('lo-b')!.successAt, null);
+      assert.equal(found.get('lo-c')!.upstreamFailure, null, 'only the last 20 failures are looked at');
+      assert.deepEqual(found.get('lo-none'), { successAt: null, error: null, upstreamFailure: null });
+      assert.equal((await store.audit.latestLoginOutcomes([])).size, 0);
+    });
+
     test("a connector's newest event of one type (the admin API's connector status) uses its index (migration 0011)", async (t) => {
       if (!ready(t)) return;
       const captured: Array<{ sql: string; bindings: unknown[] }> = [];
       const listen = (e: { sql: string; bindings: unknown[] }) => void captured.push(e);
       store.knex.on('query', listen);
       try {
-        await store.audit.search({ connectorId: 'plan-dir', type: 'login.error', limit: 1 });
+        await store.audit.latestLoginOutcomes(['plan-dir', 'plan-other']);
       } finally {
         store.knex.removeListener('query', listen);
       }

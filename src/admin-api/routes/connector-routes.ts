@@ -142,7 +142,11 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
   const service = deps.connectors;
   const found = async (id: string) => (await service.get(id)) ?? Promise.reject(notFound(`Connector "${id}"`));
   // The status changes with every login, so it is added to what is shown, outside the ETag.
-  const shown = async (view: ConnectorView): Promise<Shown> => ({ ...view, status: await service.status(view.id) });
+  const shownAll = async (views: ConnectorView[]): Promise<Shown[]> => {
+    const statuses = await service.statuses(views.map((v) => v.id));
+    return views.map((v) => ({ ...v, status: statuses.get(v.id)! }));
+  };
+  const shown = async (view: ConnectorView): Promise<Shown> => (await shownAll([view]))[0];
 
   const setEnabled = (enabled: boolean) =>
     defineRoute({
@@ -195,7 +199,7 @@ export function connectorRoutes(deps: { connectors: ConnectorService }): AdminRo
         const [after] = decodeCursor(query.cursor, ['string']) ?? [];
         const all = await service.list({ type: query.type, source: query.source, enabled: query.enabled === undefined ? undefined : query.enabled === 'true' });
         const rest = after === undefined ? all : all.filter((c) => c.id > (after as string));
-        const items = await Promise.all(rest.slice(0, query.limit).map(shown));
+        const items = await shownAll(rest.slice(0, query.limit));
         return { body: { items, nextCursor: rest.length > query.limit ? encodeCursor([items.at(-1)!.id]) : null } };
       },
     }),
