@@ -54,7 +54,8 @@ export function invalid(errors: FieldError[], message = 'The request is not vali
 }
 
 export const notFound = (what: string) => new AdminProblem(404, 'not_found', `${what} was not found.`);
-export const conflict = (message: string, code = 'conflict') => new AdminProblem(409, code, message);
+/** 409; `field` (e.g. body.username) names the field at fault, so a form can show it there. */
+export const conflict = (message: string, code = 'conflict', field?: string) => new AdminProblem(409, code, message, field ? { errors: [{ path: field, message }] } : {});
 export const readOnly = (what: string, source: string) => new AdminProblem(409, 'read_only', `${what} is managed by ${source} and cannot be changed through the API.`);
 export const stale = () => new AdminProblem(412, 'precondition_failed', 'The resource changed since it was read (If-Match does not match its current ETag). Read it again and retry.');
 

@@ -193,7 +193,7 @@ export function userService(deps: UserServiceDependencies) {
       if (problem) throw invalid([{ path: 'body.username', message: problem }]);
       if (input.password !== undefined) checkPassword(input.password, input.username, 'body.password');
       const existing = await store.users.findByUsername(input.username);
-      if (existing) throw conflict(`A user named "${existing.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists');
+      if (existing) throw conflict(`A user named "${existing.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists', 'body.username');
       const hash = input.password === undefined ? null : await hashPassword(input.password);
       return store.transaction(async (tx) => {
         const user = await tx.users.create({
@@ -220,9 +220,9 @@ export function userService(deps: UserServiceDependencies) {
         const { user, before } = await lockChecked(tx, id, ifMatch);
         refuseProfileChange(user);
         if (patch.username !== undefined && usernameKey(patch.username) !== usernameKey(user.username)) {
-          if (configured.has(usernameKey(patch.username))) throw conflict('That username belongs to a user declared in the configuration file.', 'already_exists');
+          if (configured.has(usernameKey(patch.username))) throw conflict('That username belongs to a user declared in the configuration file.', 'already_exists', 'body.username');
           const taken = await tx.users.findByUsername(patch.username);
-          if (taken) throw conflict(`A user named "${taken.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists');
+          if (taken) throw conflict(`A user named "${taken.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists', 'body.username');
         }
         const updated = Object.keys(patch).length ? await tx.users.update(id, patch) : user;
         return { before, after: view(updated!, before.hasPassword) };

@@ -145,6 +145,7 @@ for (const store of stores) {
         const res = await api.post('/users', { username });
         assert.equal(res.status, 409, username);
         assert.equal(res.body.code, 'already_exists');
+        assert.deepEqual(res.body.errors.map((e: { path: string }) => e.path), ['body.username'], 'the field at fault is named');
       }
       const taken = await api.post('/users', { username: 'alice2', email: 'ALICE@example.org' });
       assert.equal(taken.status, 409);

@@ -240,3 +240,20 @@ describe('admin console frame', () => {
     assert.deepEqual(fetching.sort(), ['api.js', 'auth.js']);
   });
 });
+
+describe('admin console turned off (admin.console.enabled: false)', () => {
+  test('no /admin pages and no console client; the admin API stays', async () => {
+    const broker = await startConsoleBroker({ config: { admin: { console: { enabled: false } } } });
+    try {
+      const page = await fetch(`${broker.issuer}/admin/`);
+      await page.text();
+      assert.equal(page.status, 404);
+      assert.equal((await fetch(`${broker.issuer}/admin/assets/app.js`)).status, 404);
+      assert.equal(await broker.provider().Client.find('keybridge-admin-console'), undefined, 'no client to sign in with');
+      const api = await fetch(`${broker.issuer}/admin/api/v1/me`);
+      assert.equal(api.status, 401, 'the API still answers');
+    } finally {
+      await broker.close();
+    }
+  });
+});

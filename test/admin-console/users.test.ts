@@ -352,6 +352,7 @@ describe('admin console: users', () => {
     await page.click('button:has-text("Create user")');
     await page.waitForSelector('form[aria-labelledby=new-user-title] .alert');
     assert.match((await page.textContent('form[aria-labelledby=new-user-title] .alert'))!, /already exists/);
+    assert.match((await page.textContent('form[aria-labelledby=new-user-title] [data-path="body.username"] .field-error'))!, /already exists/, 'shown at the username field');
     assert.deepEqual((await api.get('/users?q=pat')).body.items.map((u: { username: string }) => u.username), [PLAIN_USER.username], 'nothing stored');
     await page.fill('form[aria-labelledby=new-user-title] input[type=text] >> nth=0', 'nina-new');
     await page.fill('form[aria-labelledby=new-user-title] input[type=email]', 'nina@example.org');
