@@ -58,6 +58,12 @@ export function Page({ title, actions, children }) {
 
 export const Loading = ({ label = 'Loading…' }) => html`<p class="muted loading" role="status">${label}</p>`;
 
+/** A useLoad state: "Loading…" until its data first arrives, then `children(data)` (errors are the caller's ErrorNotice). */
+export function Loaded({ state, children }) {
+  if (state.data) return children(state.data);
+  return state.loading ? html`<${Loading} />` : null;
+}
+
 /** An error from the API (or anything else), with the request id to look up in the log. */
 export function ErrorNotice({ error, title }) {
   if (!error) return null;

@@ -1,7 +1,7 @@
 // OIDC clients: the list (config and Keybridge's own clients read-only), creating one (its
 // secret shown once), and one client's page: edit (PATCH with If-Match), new secret, delete.
 // Everything goes through /admin/api/v1/clients (docs/admin-api/clients.md).
-import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Pager, usePager, useLoad, useAction, useState, api } from '../ui.js';
+import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Pager, usePager, useLoad, useAction, useState, api, Loaded } from '../ui.js';
 import { ApiError, seg } from '../api.js';
 
 const GRANTS = [
@@ -45,10 +45,7 @@ function ClientList() {
   return html`<${Page} title="Clients" actions=${html`<a class="button primary" href="/admin/clients/new">New client</a>`}>
     <p class="muted">Applications that sign people in with Keybridge (OpenID Connect) or call APIs with its tokens. Clients from the config file and Keybridge's own are shown read-only.</p>
     <${ErrorNotice} error=${list.error} />
-    ${list.loading && !list.data
-      ? html`<${Loading} />`
-      : list.data
-        ? html`<${Table}
+    <${Loaded} state=${list}>${() => html`<${Table}
             caption="OIDC clients"
             rows=${list.data.items}
             empty="No clients yet."
@@ -61,8 +58,7 @@ function ClientList() {
               { key: 'enabled', label: 'State', render: (c) => (c.enabled ? html`<${Badge} tone="ok">enabled<//>` : html`<${Badge} tone="danger">disabled<//>`) },
             ]}
           />
-          <${Pager} pager=${pager} nextCursor=${list.data.nextCursor} />`
-        : null}
+          <${Pager} pager=${pager} nextCursor=${list.data.nextCursor} />`}<//>
   <//>`;
 }
 

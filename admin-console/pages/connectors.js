@@ -3,7 +3,7 @@
 // connector's page: edit, test the connection (a failed step shows at the field it names),
 // enable or disable, delete, and import a directory's users with a progress bar.
 // Config-file connectors are shown read-only.
-import { html, Page, Table, Loading, ErrorNotice, FormErrors, ConfirmButton, Badge, Time, Field, Notice, useLoad, useAction, useState, useEffect, useRef, api } from '../ui.js';
+import { html, Page, Table, Loading, ErrorNotice, FormErrors, ConfirmButton, Badge, Time, Field, Notice, useLoad, useAction, useState, useEffect, useRef, api, Loaded } from '../ui.js';
 import { ApiError, getAll, seg } from '../api.js';
 import { SchemaForm, schemaPaths } from '../schema-form.js';
 
@@ -38,10 +38,7 @@ function ConnectorList() {
   return html`<${Page} title="Connectors" actions=${html`<a class="button primary" href="/admin/connectors/new">Add connector</a>`}>
     <p class="muted">Where people sign in: directories (LDAP, Active Directory), OpenID Connect and OAuth 2.0 providers, SAML identity providers.</p>
     <${ErrorNotice} error=${data.error} />
-    ${data.loading && !data.data
-      ? html`<${Loading} />`
-      : data.data
-        ? html`<${Table}
+    <${Loaded} state=${data}>${() => html`<${Table}
             caption="Connectors"
             rows=${data.data.items}
             empty="No connectors yet."
@@ -52,8 +49,7 @@ function ConnectorList() {
               { key: 'source', label: 'Source', render: (c) => html`<div><${SourceBadge} c=${c} /></div>` },
               { key: 'status', label: 'Status', render: (c) => html`<${StatusCell} status=${c.status} />` },
             ]}
-          />`
-        : null}
+          />`}<//>
   <//>`;
 }
 

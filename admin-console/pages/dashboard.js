@@ -1,7 +1,7 @@
 // Dashboard: sign-ins of the last 24 hours and 7 days per connector (charts with their numbers
 // as tables), the most frequent failure reasons, connectors that need attention, the signing
 // keys' age and a list of risky settings (GET /stats/hints).
-import { html, Page, Loading, ErrorNotice, Badge, useLoad, api } from '../ui.js';
+import { html, Page, Loaded, ErrorNotice, Badge, useLoad, api } from '../ui.js';
 import { getAll } from '../api.js';
 import { LoginChart, LoginTable, loginGrid } from '../chart.js';
 
@@ -31,8 +31,7 @@ function Section({ title, id, children, className }) {
 /** A part of the page that loads on its own: its error does not hide the rest. */
 function Part({ state, children }) {
   if (state.error && !state.data) return html`<${ErrorNotice} error=${state.error} title="Could not load this" />`;
-  if (!state.data) return html`<${Loading} />`;
-  return children(state.data);
+  return html`<${Loaded} state=${state}>${children}<//>`;
 }
 
 function Charts({ logins }) {

@@ -2,7 +2,7 @@
 // service providers it signs in to (config-declared ones read-only), adding one from a metadata
 // URL or its metadata XML (pasted, or a file read here in the browser), and removing one.
 // Through /admin/api/v1/saml-idp and /admin/api/v1/saml-service-providers (docs/admin-api/saml.md).
-import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Pager, usePager, useLoad, useAction, useState, api } from '../ui.js';
+import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Pager, usePager, useLoad, useAction, useState, api, Loaded } from '../ui.js';
 import { ApiError, seg } from '../api.js';
 
 const DAY = 86_400_000;
@@ -31,10 +31,7 @@ export default function SamlPage() {
     ${added ? html`<${Notice}>Added ${added.name ?? added.entityId}.${added.warning ? html` <strong>Warning:</strong> ${added.warning}` : null}<//>` : null}
     ${removed ? html`<${Notice}>Removed ${removed.name ?? removed.entityId}.<//>` : null}
     <${ErrorNotice} error=${list.error} />
-    ${list.loading && !list.data
-      ? html`<${Loading} />`
-      : list.data
-        ? html`<${Table}
+    <${Loaded} state=${list}>${() => html`<${Table}
             caption="SAML service providers"
             rowKey=${(sp) => sp.entityId}
             rows=${list.data.items}
@@ -63,8 +60,7 @@ export default function SamlPage() {
               },
             ]}
           />
-          <${Pager} pager=${pager} nextCursor=${list.data.nextCursor} />`
-        : null}
+          <${Pager} pager=${pager} nextCursor=${list.data.nextCursor} />`}<//>
     <${AddServiceProvider} onAdded=${afterAdd} />
   <//>`;
 }

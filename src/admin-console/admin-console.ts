@@ -8,12 +8,12 @@
 // - /admin/assets/<name>.js and /admin/assets/pages/<name>.js: the console's own modules;
 // - /admin/assets/vendor/<name>.js: Preact, its hooks, htm and uPlot from node_modules.
 // /admin/api/... belongs to the admin API and is never answered here.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context, Next } from 'koa';
 import type { Config } from '../config/schema.ts';
 import { addCspSources, markPage } from '../http/security-headers.ts';
+import { assetOf, sendAsset, type Asset } from '../http/static-assets.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const CONSOLE_DIR = path.join(REPO_ROOT, 'admin-console');
@@ -42,11 +42,7 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
 // `.` and `..` segments (also percent-encoded) are never a console page.
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
-interface Asset {
-  body: Buffer;
-  etag: string;
-  type: string;
-}
+type TypedAsset = Asset & { type: string };
 
 /** The console's own OIDC client, registered by Keybridge itself (unless the config declares one with that id). */
 export function adminConsoleClient(config: Config): Record<string, unknown> | null {
@@ -68,31 +64,19 @@ export function adminConsoleClient(config: Config): Record<string, unknown> | nu
 export function adminConsole(options: { config: Config }) {
   const enabled = options.config.admin.console.enabled;
   const clientId = options.config.admin.consoleClients[0] ?? '';
-  const cache = new Map<string, Asset>();
+  const cache = new Map<string, TypedAsset>();
 
-  async function load(key: string, file: string, type: string, rewrite?: (s: string) => string): Promise<Asset | null> {
+  async function load(key: string, file: string, type: string, rewrite?: (s: string) => string): Promise<TypedAsset | null> {
     const hit = cache.get(key);
     if (hit) return hit;
     try {
       const raw = await readFile(file);
-      const body = rewrite ? Buffer.from(rewrite(raw.toString('utf8'))) : raw;
-      const asset = { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+      const asset = { ...assetOf(rewrite ? Buffer.from(rewrite(raw.toString('utf8'))) : raw), type };
       cache.set(key, asset);
       return asset;
     } catch {
       return null;
     }
-  }
-
-  function send(ctx: Context, asset: Asset, cacheControl: string): void {
-    ctx.set('Cache-Control', cacheControl);
-    ctx.set('ETag', asset.etag);
-    if (ctx.get('if-none-match').split(/\s*,\s*/).includes(asset.etag)) {
-      ctx.status = 304;
-      return;
-    }
-    ctx.type = asset.type;
-    ctx.body = asset.body;
   }
 
   const notFound = (ctx: Context) => {
@@ -113,7 +97,7 @@ export function adminConsole(options: { config: Config }) {
     }
     if (p.startsWith(`${CONSOLE_PATH}/assets/`)) {
       const name = p.slice(`${CONSOLE_PATH}/assets/`.length);
-      let asset: Asset | null = null;
+      let asset: TypedAsset | null = null;
       if (name.startsWith('vendor/')) {
         const vendor = Object.hasOwn(VENDOR, name.slice(7)) ? VENDOR[name.slice(7)] : undefined;
         if (vendor) asset = await load(name, vendor.file, 'text/javascript; charset=utf-8', vendor.rewrite);
@@ -122,7 +106,7 @@ export function adminConsole(options: { config: Config }) {
       }
       if (!asset) return notFound(ctx);
       // Revalidated on every load: the console changes with each Keybridge release.
-      return send(ctx, asset, 'no-cache');
+      return sendAsset(ctx, asset, asset.type, 'no-cache');
     }
     if (!PAGE_PATH.test(p) || DOT_SEGMENT.test(p)) return notFound(ctx);
     const shell = await load('index.html', path.join(CONSOLE_DIR, 'index.html'), 'text/html; charset=utf-8', (s) => s.replaceAll('{{clientId}}', escapeHtml(clientId)).replaceAll('{{title}}', escapeHtml(options.config.ui.title)).replaceAll('{{issuer}}', escapeHtml(options.config.issuer)));

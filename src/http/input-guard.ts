@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import querystring from 'node:querystring';
 import type { Context, Next } from 'koa';
 import { KeybridgeError } from '../errors.ts';
+import { API_PREFIX } from '../admin-api/openapi-document.ts';
 
 /** oidc-provider's own body parser refuses more than 56 KiB; ours answers 413 at the same size. */
 export const PROVIDER_BODY_LIMIT = 56 * 1024;
@@ -19,7 +20,7 @@ export const UPSTREAM_BODY_LIMIT = 512 * 1024;
 export const OTHER_BODY_LIMIT = 1024 * 1024;
 
 /** The admin API's own paths; any dot segment or encoded dot or slash keeps the full check here. */
-const isAdminApiPath = (p: string) => p.startsWith('/admin/api/v1/') && !/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(p);
+const isAdminApiPath = (p: string) => p.startsWith(`${API_PREFIX}/`) && !/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(p);
 const UPSTREAM_PATHS = /^\/(callback|saml)\//;
 // oidc-provider's endpoints and the login pages (whose forms readForm caps at 16 KiB anyway).
 const PROVIDER_PATHS = /^\/(auth|token|me|device|request|reg|session|backchannel|challenge|credential|interaction)(\/|$)/;

@@ -17,9 +17,24 @@ const TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
-interface Asset {
+export interface Asset {
   body: Buffer;
   etag: string;
+}
+
+/** A file's bytes with a strong ETag of their content. */
+export const assetOf = (body: Buffer): Asset => ({ body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
+
+/** Answers with the asset, or 304 when If-None-Match names its ETag. */
+export function sendAsset(ctx: Context, asset: Asset, type: string, cacheControl: string): void {
+  ctx.set('Cache-Control', cacheControl);
+  ctx.set('ETag', asset.etag);
+  if (ctx.get('if-none-match').split(/\s*,\s*/).includes(asset.etag)) {
+    ctx.status = 304;
+    return;
+  }
+  ctx.type = type;
+  ctx.body = asset.body;
 }
 
 export function staticAssets(options: { themeDir?: string } = {}) {
@@ -32,8 +47,7 @@ export function staticAssets(options: { themeDir?: string } = {}) {
     if (cached) return cached;
     for (const dir of dirs) {
       try {
-        const body = await readFile(path.join(dir, name));
-        const asset = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+        const asset = assetOf(await readFile(path.join(dir, name)));
         cache.set(name, asset);
         return asset;
       } catch {
@@ -54,13 +68,6 @@ export function staticAssets(options: { themeDir?: string } = {}) {
       ctx.body = 'not found';
       return;
     }
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.set('ETag', asset.etag);
-    if (ctx.get('if-none-match').split(/\s*,\s*/).includes(asset.etag)) {
-      ctx.status = 304;
-      return;
-    }
-    ctx.type = type;
-    ctx.body = asset.body;
+    sendAsset(ctx, asset, type, 'public, max-age=3600');
   };
 }

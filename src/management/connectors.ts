@@ -103,6 +103,8 @@ const pathOf = (where: string, path: readonly PropertyKey[]) => [where, ...path.
 export class ConnectorService {
   readonly #deps: ConnectorServiceDependencies;
   readonly #running = new Set<Promise<void>>();
+  // The types cannot change while the process runs: computed on first use.
+  #types: Promise<ConnectorTypeView[]> | undefined;
 
   constructor(deps: ConnectorServiceDependencies) {
     this.#deps = deps;
@@ -185,7 +187,11 @@ export class ConnectorService {
    * Every type that loads: the built-in folders and the plugins handed over in code. Types whose
    * plugin fails to load are left out (their config connectors still list, read-only).
    */
-  async types(): Promise<ConnectorTypeView[]> {
+  types(): Promise<ConnectorTypeView[]> {
+    return (this.#types ??= this.#loadTypes());
+  }
+
+  async #loadTypes(): Promise<ConnectorTypeView[]> {
     const names = new Set([...builtInConnectorTypes(), ...(this.#deps.plugins?.keys() ?? [])]);
     const views: ConnectorTypeView[] = [];
     for (const type of [...names].sort()) {
