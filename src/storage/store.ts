@@ -15,6 +15,7 @@ import { ReplayRepository } from './replay-repository.ts';
 import { SamlServiceProviderRepository } from './saml-service-provider-repository.ts';
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
 import { UserSessionRepository } from './user-session-repository.ts';
+import { MfaRepository } from './mfa-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 import type { ChangeNotifier } from './change-feed.ts';
 
@@ -44,6 +45,8 @@ export class Store {
   readonly samlIdpSessions: SamlIdpSessionRepository;
   /** A person's browser sessions and OIDC grants (oidc-provider's records), for the admin API. */
   readonly userSessions: UserSessionRepository;
+  /** Second factors, recovery codes and required actions. */
+  readonly mfa: MfaRepository;
 
   constructor(knex: Knex, hooks: StoreHooks = {}) {
     this.knex = knex;
@@ -63,6 +66,7 @@ export class Store {
     this.samlServiceProviders = new SamlServiceProviderRepository(knex);
     this.samlIdpSessions = new SamlIdpSessionRepository(knex);
     this.userSessions = new UserSessionRepository(knex);
+    this.mfa = new MfaRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */
