@@ -72,7 +72,7 @@ const processReplayGuard: ReplayGuard = {
   },
 };
 
-/** A connector's endpoints on the broker; the routes that serve them are in interaction-routes. */
+/** A connector's endpoints on the broker; the routes that serve them are in src/login/steps/authenticate/upstream-login.ts. */
 export function connectorUrls(issuer: string, id: string): ConnectorUrls {
   const base = issuer.replace(/\/+$/, '');
   return { callback: `${base}/callback/${id}`, logout: `${base}/callback/${id}/logout`, metadata: `${base}/connectors/${id}/metadata` };

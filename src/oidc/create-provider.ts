@@ -1,6 +1,8 @@
 // Builds the oidc-provider instance: Keybridge supplies storage, accounts, clients, keys and
 // pages; every OAuth/OIDC endpoint is oidc-provider's own.
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { ACR_VALUES } from '../login/pipeline.ts';
+import { STEP_UP_REASON } from '../login/step-up.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
@@ -29,6 +31,8 @@ export interface ProviderDependencies {
   accessTokenClaims: (ctx: KoaContextWithOIDC, accountId: string, sessionUid: string | undefined, scope: string | undefined) => Promise<Record<string, unknown> | undefined>;
   /** Clients Keybridge itself uses (the SAML IdP's internal client), as oidc-provider metadata. */
   internalClients?: Record<string, unknown>[];
+  /** Whether a signed-in person still needs a second factor for this request (step-up, src/login/step-up.ts). */
+  stepUp?: (ctx: KoaContextWithOIDC) => Promise<boolean>;
 }
 
 // Claims grouped by the scope that releases them. `idp` and `amr` ride with `openid`: how and
@@ -68,6 +72,13 @@ function claimsByScope(config: Config, mappers: readonly Mappers[] = config.conn
 function idTokenDefaultAlg(algorithms: readonly string[]): string {
   // OIDC Core: RS256 is the default when a client registered none; most RPs expect it.
   return algorithms.includes('RS256') ? 'RS256' : algorithms[0];
+}
+
+/** oidc-provider's prompts, with the login prompt also asked when a second factor is missing (step-up). */
+function loginPolicy(stepUp: ProviderDependencies['stepUp']) {
+  const policy = interactionPolicy.base();
+  if (stepUp) policy.get('login')!.checks.add(new interactionPolicy.Check(STEP_UP_REASON, 'a second factor is required', async (ctx) => ((await stepUp(ctx)) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT)));
+  return policy;
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
@@ -139,7 +150,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: loginPolicy(deps.stepUp),
     },
+    // ID tokens say whether the login had a second factor (urn:keybridge:mfa) or one (sfa).
+    acrValues: ACR_VALUES,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },

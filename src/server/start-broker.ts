@@ -46,7 +46,9 @@ import { adminApi } from '../admin-api/admin-api.ts';
 import { adminConsole, adminConsoleClient } from '../admin-console/admin-console.ts';
 import { adminRoutes } from '../admin-api/routes/admin-routes.ts';
 import { KEYBRIDGE_VERSION } from '../version.ts';
-import { interactionRoutes, type LoginProvenance } from '../interactions/interaction-routes.ts';
+import { loginRoutes, type LoginProvenance } from '../login/login-routes.ts';
+import { createMfaServices } from '../login/mfa-services.ts';
+import { stepUpCheck } from '../login/step-up.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
 import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from './connector-entries.ts';
@@ -181,6 +183,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const connectorService = new ConnectorService({ config, store, cipher: tokenCipher, logger, registry: () => connectors, plugins: options.plugins, afterChange: async () => connectorWatch?.check() });
     const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements, changes: feed });
     const upstreamAttempts = new adapter('UpstreamLogin');
+    const mfa = await createMfaServices({ config, store, artifacts: upstreamAttempts, logger });
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
     const consoleClient = adminConsoleClient(config);
@@ -199,6 +202,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         renderer,
         logger,
         internalClients,
+        stepUp: stepUpCheck({ mfa: () => mfa, logins }),
         async accessTokenClaims(ctx, accountId, sessionUid, scope) {
           const account = ctx.oidc.entities.Account as { accountId?: string; groups?: string[]; idp?: string } | undefined;
           const cached = account?.accountId === accountId && account.groups ? account : null;
@@ -257,7 +261,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
       provider.use(upstreamLogout.onSignOut);
       provider.use(upstreamLogout.router.routes());
-      const interactions = interactionRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits });
+      const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa });
       // koa-router answers a method nothing here implements (PROPFIND, TRACE...) with 501, a 5xx
       // that scanners would turn into server-error alerts: it is the client's mistake, so 405.
       provider.use(async (ctx, next) => {

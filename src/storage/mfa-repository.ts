@@ -199,6 +199,17 @@ export class MfaRepository {
     });
   }
 
+  /** What a login needs to know of a user in one round trip: enrolled at all, and the required actions. */
+  async loginFacts(userId: string): Promise<{ enrolled: boolean; actions: RequiredAction[] }> {
+    const result = await this.#knex.raw<{ rows: { enrolled: boolean; actions: RequiredAction[] | null }[] }>(
+      `SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ? AND confirmed) AS enrolled,
+              ARRAY (SELECT action FROM required_actions WHERE user_id = ? ORDER BY created_at) AS actions`,
+      [userId, userId],
+    );
+    const row = result.rows[0];
+    return { enrolled: Boolean(row?.enrolled), actions: row?.actions ?? [] };
+  }
+
   async requiredActions(userId: string): Promise<RequiredAction[]> {
     const rows = await this.#knex('required_actions').where({ user_id: userId }).orderBy('created_at').select('action');
     return rows.map((r: { action: RequiredAction }) => r.action);

@@ -1,0 +1,166 @@
+// What every login step shares: the dependencies, reading the interaction and its forms, the
+// login page, and handing a result back to oidc-provider. Steps get one LoginKit; the routes
+// file only dispatches.
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
+import type { ConnectorRegistry } from '../connectors/registry.ts';
+import type { FailureReason, UpstreamSession } from '../connectors/contract.ts';
+import type { Store } from '../storage/store.ts';
+import type { PageRenderer } from '../http/page-renderer.ts';
+import type { CsrfTokens } from '../http/csrf.ts';
+import type { TokenCipher } from '../accounts/token-cipher.ts';
+import type { RateLimits } from '../limits/rate-limits.ts';
+import type { MfaServices } from './mfa-services.ts';
+import { sendPage } from '../http/send-page.ts';
+import { readForm } from '../http/read-form.ts';
+import { InvalidSession, KeybridgeError } from '../errors.ts';
+
+export interface LoginDependencies {
+  provider: Provider;
+  issuer: string;
+  /** Short-lived server-side records of a login in progress (single use where it matters). */
+  upstreamAttempts: KeybridgeAdapter;
+  store: Store;
+  registry: () => ConnectorRegistry;
+  renderer: PageRenderer;
+  csrf: CsrfTokens;
+  logger: Logger;
+  /** Encrypts upstream tokens for connectors that keep them (null: none configured). */
+  tokenCipher: TokenCipher | null;
+  /** Where each client starts its own sign-in (third-party initiated login), for upstream-initiated logins. */
+  initiateLoginUris: ReadonlyMap<string, string>;
+  /** Cookies marked Secure (an https issuer). */
+  secureCookies: boolean;
+  /** Brute-force and per-IP limits on the password forms and second factors. */
+  limits: RateLimits;
+  /** Second factors, their policy, and "remember this device". */
+  mfa: MfaServices;
+}
+
+/** What the person is told for each failure; details go to the log and the audit trail. */
+export const FAILURE_MESSAGES: Record<FailureReason, string> = {
+  invalid_credentials: 'Invalid username or password.',
+  account_disabled: 'This account is disabled. Contact your administrator.',
+  account_locked: 'This account is locked. Try again later or contact your administrator.',
+  account_expired: 'This account has expired. Contact your administrator.',
+  password_expired: 'Your password has expired. Change it, then sign in again.',
+  password_change_required: 'You must change your password before you can sign in.',
+  not_permitted: 'You are not allowed to sign in here at this time.',
+  user_gone: 'This account no longer exists.',
+  reauth_needed: 'Please sign in again.',
+  access_denied: 'Sign-in was cancelled.',
+  upstream_error: 'The sign-in provider returned an error. Try again or choose another way to sign in.',
+};
+
+export const unavailable = (name: string) => `${name} is unavailable right now. Try again later or choose another way to sign in.`;
+
+/** "8 seconds", "15 minutes": how long a throttled person waits. */
+export const waitText = (seconds: number) => (seconds < 90 ? `${seconds} second${seconds === 1 ? '' : 's'}` : `${Math.ceil(seconds / 60)} minutes`);
+
+/** The grant's `result.keybridge` part: which connector and identity produced the login. */
+export interface LoginProvenance {
+  connectorId: string;
+  federatedIdentityId: string | null;
+  amr: string[];
+  /** Extra token claims from the connector's mappers. */
+  claims: Record<string, unknown>;
+  /** The upstream's session behind this login, for single logout. */
+  upstreamSession?: UpstreamSession;
+}
+
+/** A person the authenticate and link steps identified; the later steps run on it. */
+export interface SignedIn {
+  userId: string;
+  federatedIdentityId: string | null;
+  amr: string[];
+  /** Extra token claims from the connector's mappers. */
+  claims: Record<string, unknown>;
+  /** The upstream's session behind this login, for single logout. */
+  upstreamSession?: UpstreamSession;
+}
+
+export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+export interface LoginPageExtra {
+  error?: string;
+  username?: string;
+  selected?: string;
+  status?: number;
+}
+
+export interface LoginKit {
+  deps: LoginDependencies;
+  loadInteraction(ctx: Context): Promise<Interaction>;
+  /** For POST routes: the interaction, its submitted form, the CSRF check, and the prompt it must be at. */
+  loadForm(ctx: Context, prompt?: 'login' | 'consent'): Promise<{ details: Interaction; form: Record<string, string> }>;
+  clientView(clientId: string): Promise<{ id: string; name: string; logoUri?: string; policyUri?: string; tosUri?: string; firstParty: boolean }>;
+  renderLogin(ctx: Context, uid: string, clientId: string, extra: LoginPageExtra): Promise<void>;
+  /** Hands the interaction's result to oidc-provider and sends the browser on. */
+  finish(ctx: Context, result: InteractionResults, merge: boolean): Promise<void>;
+}
+
+export function createLoginKit(deps: LoginDependencies): LoginKit {
+  const { provider, renderer, csrf } = deps;
+
+  async function loadInteraction(ctx: Context) {
+    try {
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      if (details.uid !== ctx.params.uid) throw new InvalidSession();
+      return details;
+    } catch (err) {
+      if (err instanceof KeybridgeError) throw err;
+      throw new InvalidSession(undefined, { cause: err });
+    }
+  }
+
+  async function loadForm(ctx: Context, prompt?: 'login' | 'consent') {
+    const details = await loadInteraction(ctx);
+    const form = await readForm(ctx);
+    if (!csrf.verify(details.uid, form.csrf) || (prompt && details.prompt.name !== prompt)) throw new InvalidSession();
+    return { details, form };
+  }
+
+  async function clientView(clientId: string) {
+    const client = await provider.Client.find(clientId);
+    return {
+      id: clientId,
+      name: client?.clientName ?? clientId,
+      logoUri: client?.logoUri,
+      policyUri: client?.policyUri,
+      tosUri: client?.tosUri,
+      firstParty: Boolean(client?.first_party),
+    };
+  }
+
+  async function renderLogin(ctx: Context, uid: string, clientId: string, extra: LoginPageExtra) {
+    const connectors = deps.registry().list();
+    const password = connectors.filter((c) => c.connector.kind === 'password');
+    const redirect = connectors.filter((c) => c.connector.kind === 'redirect');
+    sendPage(ctx, renderer, 'login', {
+      uid,
+      client: await clientView(clientId),
+      passwordConnectors: password.map((c) => ({ id: c.id, name: c.name, usernameLabel: (c.connector.kind === 'password' && c.connector.usernameLabel) || 'Username' })),
+      redirectConnectors: redirect.map((c) => ({ id: c.id, name: c.name })),
+      selectedConnector: extra.selected ?? password[0]?.id,
+      username: extra.username,
+      error: extra.error,
+      csrfToken: csrf.issue(uid),
+      loginAction: `/interaction/${uid}/login`,
+      connectorAction: `/interaction/${uid}/connector`,
+      cancelAction: `/interaction/${uid}/abort`,
+      // Passwordless sign-in with a passkey (the browser script fetches its options).
+      passkey: deps.mfa.webauthn ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey` } : null,
+    }, extra.status ?? 200);
+  }
+
+  async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
+    const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(location);
+  }
+
+  return { deps, loadInteraction, loadForm, clientView, renderLogin, finish };
+}

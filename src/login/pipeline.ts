@@ -1,0 +1,110 @@
+// A login after the person is identified: an ordered list of steps over one stored state.
+// authenticate (connector) -> link -> [second factor -> required actions] -> finish; consent is
+// oidc-provider's own prompt after that. Each step says whether it applies to the state and
+// renders its page, or passes; when none applies, the login finishes. The state lives in the
+// artifact store under the interaction's uid, so a reload (or another instance) resumes at the
+// same step, and nothing about it travels in the browser.
+import type { Context } from 'koa';
+import type { AdapterPayload } from 'oidc-provider';
+import type { Interaction, LoginKit, LoginProvenance, SignedIn } from './login-kit.ts';
+import type { RequiredAction } from '../storage/mfa-repository.ts';
+
+/** Authentication context class references in our ID tokens. */
+export const ACR_SINGLE_FACTOR = 'urn:keybridge:sfa';
+export const ACR_MFA = 'urn:keybridge:mfa';
+export const ACR_VALUES = [ACR_SINGLE_FACTOR, ACR_MFA];
+
+export interface LoginState {
+  uid: string;
+  clientId: string;
+  connectorId: string;
+  login: SignedIn;
+  /** How the second factor was settled; absent while it is open. */
+  secondFactor?: 'factor' | 'upstream' | 'remembered' | 'enrolled' | 'not-needed';
+  /** The person must enrol a factor before the login finishes (policy, step-up, or an administrator). */
+  mustEnrol?: boolean;
+  /** A TOTP enrolment waiting for its first code, sealed: { factorId, secret, uri, qrSvg }. */
+  pendingTotp?: string;
+  /** Recovery codes just issued, sealed, shown once before the login goes on. */
+  recoveryCodes?: string;
+  /** The session already existed and only a second factor is asked (step-up). */
+  stepUp?: boolean;
+  /** Something the person must read before the login goes on (recovery codes left). */
+  notice?: string;
+  /** Read once when the login begins: whether the user has a factor, and their required actions. */
+  facts: { enrolled: boolean; actions: RequiredAction[] };
+  /** The state was stored (a step showed a page), so finishing must remove it. */
+  stored?: boolean;
+}
+
+export interface LoginStep {
+  name: string;
+  /** Whether this step has something for the person to do now. May settle the state (it is saved after). */
+  applies(ctx: Context, state: LoginState, details: Interaction): Promise<boolean>;
+  render(ctx: Context, state: LoginState, details: Interaction, extra?: { error?: string; status?: number; notice?: string }): Promise<void>;
+}
+
+/** How long a person has between the first and the last step of a login. */
+const STATE_TTL = 900;
+const stateKey = (uid: string) => `login.${uid}`;
+
+export interface LoginPipeline {
+  /** The authenticate/link steps identified the person: run the remaining steps. */
+  begin(ctx: Context, details: Interaction, connectorId: string, login: SignedIn, extra?: Partial<Omit<LoginState, 'facts'>>): Promise<void>;
+  /** Runs the next step that applies, or finishes the login. */
+  advance(ctx: Context, details: Interaction, state: LoginState): Promise<void>;
+  load(uid: string): Promise<LoginState | null>;
+  save(state: LoginState): Promise<void>;
+  /** Forgets a login in progress (the person cancelled). */
+  discard(uid: string): Promise<void>;
+  /** The step the stored state is at (a reload of the interaction page); false when none is stored. */
+  resume(ctx: Context, details: Interaction): Promise<boolean>;
+}
+
+export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[]): LoginPipeline {
+  const store = kit.deps.upstreamAttempts;
+
+  const load = async (uid: string) => ((await store.find(stateKey(uid))) as unknown as LoginState | undefined) ?? null;
+  const save = (state: LoginState) => store.upsert(stateKey(state.uid), state as unknown as AdapterPayload, STATE_TTL);
+
+  async function advance(ctx: Context, details: Interaction, state: LoginState) {
+    for (const step of steps()) {
+      if (await step.applies(ctx, state, details)) {
+        state.stored = true;
+        await save(state);
+        return step.render(ctx, state, details);
+      }
+    }
+    if (state.stored) await store.destroy(stateKey(state.uid));
+    return finishLogin(ctx, state);
+  }
+
+  function finishLogin(ctx: Context, state: LoginState) {
+    const { login } = state;
+    const mfa = login.amr.includes('mfa');
+    const provenance: LoginProvenance = { connectorId: state.connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims, upstreamSession: login.upstreamSession };
+    return kit.finish(ctx, { login: { accountId: login.userId, amr: login.amr, acr: mfa ? ACR_MFA : ACR_SINGLE_FACTOR, remember: true }, keybridge: provenance }, false);
+  }
+
+  return {
+    begin: async (ctx, details, connectorId, login, extra = {}) => {
+      const facts = await kit.deps.store.mfa.loginFacts(login.userId);
+      return advance(ctx, details, { uid: details.uid, clientId: details.params.client_id as string, connectorId, login, facts, ...extra });
+    },
+    advance,
+    load,
+    save,
+    discard: (uid) => store.destroy(stateKey(uid)),
+    async resume(ctx, details) {
+      const state = await load(details.uid);
+      if (!state) return false;
+      await advance(ctx, details, state);
+      return true;
+    },
+  };
+}
+
+/** amr values, deduplicated, with `mfa` added when a second factor joined the first. */
+export function withFactor(amr: readonly string[], factor: readonly string[]): string[] {
+  return [...new Set([...amr, ...factor, 'mfa'])];
+}

@@ -1,0 +1,123 @@
+// Enrolling a second factor during the login: when the policy or the client demands one and the
+// user has none, or an administrator set the `configure_mfa` required action. TOTP (QR code and
+// secret, confirmed with a first code) or a passkey / security key. Confirming proves the
+// factor, so the login counts as multi-factor; new recovery codes are shown once after.
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { sendPage } from '../../../http/send-page.ts';
+import { InvalidSession } from '../../../errors.ts';
+import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
+import type { Interaction, LoginKit } from '../../login-kit.ts';
+import { parseCredential } from '../second-factor/second-factor-step.ts';
+
+interface PendingTotp {
+  factorId: string;
+  secret: string;
+  uri: string;
+  qrSvg: string;
+}
+
+export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipeline): { step: LoginStep; routes(router: Router): void } {
+  const { deps, loadForm, clientView } = kit;
+  const { store, csrf, renderer, mfa } = deps;
+  const binding = (state: LoginState) => `enrol:${state.uid}:${state.login.userId}`;
+  const registerKey = (uid: string) => `mfa-register.${uid}`;
+
+  const step: LoginStep = {
+    name: 'configure-mfa',
+    async applies(_ctx, state) {
+      if (state.mustEnrol) return true;
+      // An administrator asked for it; a factor already enrolled meanwhile settles it.
+      if (!state.facts.actions.includes('configure_mfa')) return false;
+      if (state.facts.enrolled) {
+        await store.mfa.removeRequiredAction(state.login.userId, 'configure_mfa');
+        state.facts.actions = state.facts.actions.filter((a) => a !== 'configure_mfa');
+        return false;
+      }
+      state.mustEnrol = true;
+      return true;
+    },
+    async render(ctx, state, details, extra = {}) {
+      const uid = details.uid;
+      let pending = state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null;
+      if (!pending) {
+        const user = await store.users.findById(state.login.userId);
+        if (!user) throw new InvalidSession();
+        pending = await mfa.totp.startEnrolment({ id: user.id, username: user.username });
+        state.pendingTotp = mfa.cipher.seal(pending, binding(state));
+        await pipeline().save(state);
+      }
+      sendPage(ctx, renderer, 'mfa-enrol', {
+        uid,
+        client: await clientView(state.clientId),
+        qrSvg: pending.qrSvg,
+        secret: pending.secret.replace(/(.{4})/g, '$1 ').trim(),
+        error: extra.error,
+        csrfToken: csrf.issue(uid),
+        totpAction: `/interaction/${uid}/mfa/enrol/totp`,
+        passkey: { optionsUrl: `/interaction/${uid}/mfa/enrol/passkey/options`, action: `/interaction/${uid}/mfa/enrol/passkey` },
+        cancelAction: `/interaction/${uid}/abort`,
+      }, extra.status ?? 200);
+    },
+  };
+
+  async function atStep(ctx: Context) {
+    const { details, form } = await loadForm(ctx, 'login');
+    const state = await pipeline().load(details.uid);
+    if (!state?.mustEnrol) throw new InvalidSession();
+    return { details, form, state };
+  }
+
+  /** A factor is enrolled: recovery codes (new ones, shown once), and the login goes on. */
+  async function enrolled(ctx: Context, details: Interaction, state: LoginState, amr: string[], factor: string) {
+    const userId = state.login.userId;
+    state.mustEnrol = false;
+    state.pendingTotp = undefined;
+    state.secondFactor = 'enrolled';
+    state.login.amr = withFactor(state.login.amr, amr);
+    await store.mfa.removeRequiredAction(userId, 'configure_mfa');
+    state.facts = { enrolled: true, actions: state.facts.actions.filter((a) => a !== 'configure_mfa') };
+    await store.audit.record({ type: 'mfa.enrolled', userId, clientId: state.clientId, ip: ctx.ip, details: { factor } });
+    if ((await store.mfa.recoveryCodesLeft(userId)) === 0) {
+      state.recoveryCodes = mfa.cipher.seal(await mfa.recovery.issue(userId), `recovery:${state.uid}:${userId}`);
+      await store.audit.record({ type: 'mfa.recovery_codes_issued', userId, clientId: state.clientId, ip: ctx.ip });
+    }
+    return pipeline().advance(ctx, details, state);
+  }
+
+  function routes(router: Router) {
+    router.post('/interaction/:uid/mfa/enrol/totp', async (ctx) => {
+      const { details, form, state } = await atStep(ctx);
+      const pending = state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null;
+      if (!pending) return step.render(ctx, state, details, { error: 'Scan the new code and enter the number it shows.', status: 400 });
+      const result = await mfa.totp.confirmEnrolment(state.login.userId, pending.factorId, form.code ?? '');
+      if (result === 'gone') {
+        state.pendingTotp = undefined;
+        return step.render(ctx, state, details, { error: 'The set-up expired. Scan the new code.', status: 400 });
+      }
+      if (result !== 'confirmed') return step.render(ctx, state, details, { error: 'That code is not right. Check the time on your device and enter the current code.', status: 400 });
+      return enrolled(ctx, details, state, ['otp'], 'totp');
+    });
+
+    router.get('/interaction/:uid/mfa/enrol/passkey/options', async (ctx) => {
+      const details = await kit.loadInteraction(ctx);
+      const state = await pipeline().load(details.uid);
+      if (!state?.mustEnrol) throw new InvalidSession();
+      const user = await store.users.findById(state.login.userId);
+      if (!user) throw new InvalidSession();
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = await mfa.webauthn.registrationOptions({ id: user.id, username: user.username, name: user.name ?? undefined }, registerKey(details.uid));
+    });
+
+    router.post('/interaction/:uid/mfa/enrol/passkey', async (ctx) => {
+      const { details, form, state } = await atStep(ctx);
+      const name = (form.name ?? '').trim() || 'Passkey';
+      const result = await mfa.webauthn.verifyRegistration(state.login.userId, registerKey(details.uid), parseCredential(form.credential), name);
+      if (!result.ok) return step.render(ctx, state, details, { error: result.error, status: 400 });
+      const factor = (await store.mfa.webauthnFactors(state.login.userId)).find((f) => f.id === result.factorId);
+      return enrolled(ctx, details, state, [factor?.data.backedUp ? 'swk' : 'hwk'], 'webauthn');
+    });
+  }
+
+  return { step, routes };
+}

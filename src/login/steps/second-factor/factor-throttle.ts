@@ -1,0 +1,35 @@
+// A guessed TOTP or recovery code is a guessed password: the same per-IP budget and per-account
+// counter as the password forms, counted under the pseudo-connector `mfa` and the user's id.
+import type { Context } from 'koa';
+import { waitText, type LoginKit } from '../../login-kit.ts';
+
+const MFA_COUNTER = 'mfa';
+
+export interface FactorThrottle {
+  /** The refusal to show (with its wait), or null to check the code. */
+  check(ctx: Context, userId: string, clientId: string): Promise<{ error: string; retryAfter: number } | null>;
+  failed(ctx: Context, userId: string, clientId: string): Promise<void>;
+  passed(userId: string): Promise<void>;
+}
+
+export function createFactorThrottle(kit: LoginKit): FactorThrottle {
+  const { limits, store, logger } = kit.deps;
+  return {
+    async check(ctx, userId, clientId) {
+      const ip = await limits.hitIp('login', ctx.ip);
+      if (!ip.allowed) return { error: `Too many attempts from your network. Try again in ${waitText(ip.retryAfterSeconds)}.`, retryAfter: ip.retryAfterSeconds };
+      const account = await limits.accountAttempt(MFA_COUNTER, userId);
+      if (account.allowed) return null;
+      await store.audit.record({ type: 'mfa.throttled', outcome: 'failure', userId, clientId, ip: ctx.ip });
+      return { error: `Too many wrong codes. Try again in ${waitText(account.retryAfterSeconds)}.`, retryAfter: account.retryAfterSeconds };
+    },
+    async failed(ctx, userId, clientId) {
+      const { locked, failures } = await limits.accountFailure(MFA_COUNTER, userId);
+      if (locked) {
+        logger.warn({ user: userId, failures }, 'second factor locked after repeated wrong codes');
+        await store.audit.record({ type: 'account.locked', outcome: 'failure', userId, clientId, ip: ctx.ip, details: { factor: true, failures } });
+      }
+    },
+    passed: (userId) => limits.accountSuccess(MFA_COUNTER, userId),
+  };
+}
