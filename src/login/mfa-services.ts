@@ -32,7 +32,7 @@ export async function createMfaServices(options: { config: Config; store: Store;
   const { config, store } = options;
   const cipher = await mfaCipher(config, store);
   return {
-    totp: new TotpService({ store, cipher, issuerName: config.mfa.issuerName ?? new URL(config.issuer).hostname }),
+    totp: new TotpService({ store, cipher, issuerName: config.ui.title }),
     webauthn: new WebauthnService({ store, issuer: config.issuer, rpName: config.mfa.webauthn.rpName, userVerification: config.mfa.webauthn.userVerification, challenges: artifactChallengeStore(options.artifacts) }),
     cipher,
     policy: createMfaPolicy({ config, store }),

@@ -6,7 +6,7 @@
 // same step, and nothing about it travels in the browser.
 import type { Context } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
-import type { Interaction, LoginKit, LoginProvenance, SignedIn } from './login-kit.ts';
+import { FAILURE_MESSAGES, type Interaction, type LoginKit, type LoginProvenance, type SignedIn } from './login-kit.ts';
 import type { RequiredAction } from '../storage/mfa-repository.ts';
 
 /** Authentication context class references in our ID tokens. */
@@ -75,7 +75,15 @@ export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[])
         return step.render(ctx, state, details);
       }
     }
-    if (state.stored) await store.destroy(stateKey(state.uid));
+    if (state.stored) {
+      await store.destroy(stateKey(state.uid));
+      // Time passed since the person was identified: disabled or deleted meanwhile, no login.
+      const user = await kit.deps.store.users.findById(state.login.userId);
+      if (!user?.enabled) {
+        await kit.deps.store.audit.record({ type: 'login.failure', outcome: 'failure', userId: state.login.userId, clientId: state.clientId, connectorId: state.connectorId, ip: ctx.ip, details: { reason: user ? 'account_disabled' : 'user_gone', stage: 'finish' } });
+        return kit.renderLogin(ctx, state.uid, state.clientId, { error: FAILURE_MESSAGES[user ? 'account_disabled' : 'user_gone'], status: 401 });
+      }
+    }
     return finishLogin(ctx, state);
   }
 

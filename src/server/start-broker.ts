@@ -47,7 +47,7 @@ import { adminConsole, adminConsoleClient } from '../admin-console/admin-console
 import { adminRoutes } from '../admin-api/routes/admin-routes.ts';
 import { KEYBRIDGE_VERSION } from '../version.ts';
 import { loginRoutes, type LoginProvenance } from '../login/login-routes.ts';
-import { createMfaServices } from '../login/mfa-services.ts';
+import { createMfaServices, type MfaServices } from '../login/mfa-services.ts';
 import { stepUpCheck } from '../login/step-up.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
 import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
@@ -66,6 +66,8 @@ export interface Broker {
   metrics: BrokerMetrics | null;
   /** The /metrics URL of the separate listener (`metrics.listen`), else null. */
   metricsUrl: string | null;
+  /** Second-factor services (TOTP, WebAuthn, recovery codes, policy) the login pages use. */
+  mfa: MfaServices;
   provider(): Provider;
   /** Re-reads signing keys now (instances also poll); true when they changed. */
   reloadKeys(): Promise<boolean>;
@@ -344,6 +346,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       logger,
       metrics,
       metricsUrl: metricsListener?.url ?? null,
+      mfa,
       provider: () => provider,
       reloadKeys,
       close() {
