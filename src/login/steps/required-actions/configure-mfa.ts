@@ -23,6 +23,16 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
   const binding = (state: LoginState) => `enrol:${state.uid}:${state.login.userId}`;
   const registerKey = (uid: string) => `mfa-register.${uid}`;
 
+  /** A new TOTP secret for this login, kept (sealed) in the state so a reload shows the same one. */
+  async function startTotp(state: LoginState): Promise<PendingTotp> {
+    const user = await store.users.findById(state.login.userId);
+    if (!user) throw new InvalidSession();
+    const pending = await mfa.totp.startEnrolment({ id: user.id, username: user.username });
+    state.pendingTotp = mfa.cipher.seal(pending, binding(state));
+    await pipeline().save(state);
+    return pending;
+  }
+
   const step: LoginStep = {
     name: 'configure-mfa',
     async applies(_ctx, state) {
@@ -39,14 +49,7 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
     },
     async render(ctx, state, details, extra = {}) {
       const uid = details.uid;
-      let pending = state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null;
-      if (!pending) {
-        const user = await store.users.findById(state.login.userId);
-        if (!user) throw new InvalidSession();
-        pending = await mfa.totp.startEnrolment({ id: user.id, username: user.username });
-        state.pendingTotp = mfa.cipher.seal(pending, binding(state));
-        await pipeline().save(state);
-      }
+      const pending = (state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null) ?? (await startTotp(state));
       sendPage(ctx, renderer, 'mfa-enrol', {
         uid,
         client: await clientView(state.clientId),
