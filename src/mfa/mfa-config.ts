@@ -23,12 +23,16 @@ const levels = (problem: (id: string) => string | null, normalize = (id: string)
   z
     .record(z.string(), mfaModeSchema)
     .default({})
-    .superRefine((map, ctx) => {
-      for (const id of Object.keys(map)) {
-        const message = problem(id);
-        if (message) ctx.addIssue({ code: 'custom', path: [id], message });
-      }
-    })
+    // Also when a mode failed, so every problem is reported in one pass.
+    .superRefine(
+      (map, ctx) => {
+        for (const id of Object.keys(map ?? {})) {
+          const message = problem(id);
+          if (message) ctx.addIssue({ code: 'custom', path: [id], message });
+        }
+      },
+      { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+    )
     .transform((map) => Object.fromEntries(Object.entries(map).map(([id, mode]) => [normalize(id), mode])) as Record<string, MfaMode>);
 
 export const mfaConfigSchema = z
