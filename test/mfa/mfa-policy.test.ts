@@ -2,9 +2,11 @@
 // level alone (global, client, connector, group), the strictest of several, a group inherited
 // through nesting, stored policies replacing the config's global default, config entries winning
 // over stored rows of the same level, an unknown user getting the global mode, and the user's
-// groups and stored policies read in one query.
+// groups and stored policies read in one query; config validation and the docs' example.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
 import { openDatabase, type Database } from '../../src/storage/database.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { Store } from '../../src/storage/store.ts';
@@ -173,4 +175,18 @@ test('config validation names each wrong field', () => {
   ]);
   assert.equal(mfaConfigSchema.parse({ rememberDevice: { days: '30' } }).rememberDevice.days, 30, 'from ${ENV}');
   assert.deepEqual(mfaConfigSchema.parse({ groups: { ' Admins ': 'required' } }).groups, { Admins: 'required' });
+});
+
+test("the docs' config example is valid", async () => {
+  const page = await readFile(new URL('../../docs/admin-api/mfa-policies.md', import.meta.url), 'utf8');
+  const example = /```yaml\n([\s\S]*?)```/.exec(page)![1];
+  const { mfa } = parse(example) as { mfa: unknown };
+  assert.deepEqual(mfaConfigSchema.parse(mfa), {
+    mode: 'optional',
+    groups: { admins: 'required' },
+    clients: { 'demo-app': 'required' },
+    connectors: { 'corp-ldap': 'required' },
+    rememberDevice: { days: 0 },
+    webauthn: { userVerification: 'preferred', rpName: 'Keybridge' },
+  });
 });

@@ -21,7 +21,8 @@ import { samlIdpRoutes, type SamlIdpPublicInfo } from './saml-idp-routes.ts';
 import type { ConnectorService } from '../../management/connectors.ts';
 import { AdminProblem } from '../problem.ts';
 
-const isNotFound = (err: unknown) => err instanceof AdminProblem && err.status === 404;
+/** Config, internal or stored; only "not found" means no. */
+const clientExists = (clients: ClientService, id: string) => clients.get(id).then(() => true, (err: unknown) => (err instanceof AdminProblem && err.status === 404 ? false : Promise.reject(err)));
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -52,7 +53,7 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
     ...samlIdpRoutes({ samlIdp: deps.samlIdp ?? null }),
     ...auditRoutes({ store: deps.store }),
     ...statsRoutes({ config: deps.config, store: deps.store, clients, connectors: deps.connectors }),
-    ...mfaPolicyRoutes({ config: deps.config, store: deps.store, exists: (kind, id) => (kind === 'client' ? clients.get(id).then(() => true, (err) => (isNotFound(err) ? false : Promise.reject(err))) : deps.connectors.get(id).then(Boolean)) }),
+    ...mfaPolicyRoutes({ config: deps.config, store: deps.store, exists: (kind, id) => (kind === 'client' ? clientExists(clients, id) : deps.connectors.get(id).then(Boolean)) }),
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
   ];
 }
