@@ -26,7 +26,7 @@ const levels = (problem: (id: string) => string | null, normalize = (id: string)
     // Also when a mode failed, so every problem is reported in one pass.
     .superRefine(
       (map, ctx) => {
-        for (const id of Object.keys(map ?? {})) {
+        for (const id of Object.keys(map)) {
           const message = problem(id);
           if (message) ctx.addIssue({ code: 'custom', path: [id], message });
         }

@@ -2,11 +2,11 @@
 // or clear a stored mode. Config entries other than the global default answer 409.
 import { z } from 'zod';
 import { defineRoute, type AdminRoute, type AdminRequest } from '../admin-route.ts';
-import { MFA_MODES, normalizeMfaGroup } from '../../mfa/mfa-config.ts';
+import { MFA_MODES, mfaModeSchema, normalizeMfaGroup } from '../../mfa/mfa-config.ts';
 import { clearMfaPolicy, listMfaPolicies, setMfaPolicy, type MfaPolicyDependencies, type TargetKind } from '../../management/mfa-policies.ts';
 import type { MfaPolicyKind } from '../../storage/mfa-policy-repository.ts';
 
-const mode = z.enum(MFA_MODES, { error: 'must be "required", "optional" or "off"' }).describe('required: every login asks for a second factor (enrolling one if needed); optional: asked of users who have one; off: never asked.');
+const mode = mfaModeSchema.describe('required: every login asks for a second factor (enrolling one if needed); optional: asked of users who have one; off: never asked.');
 
 const policySchema = z.object({
   kind: z.enum(['global', 'client', 'group', 'connector']),
