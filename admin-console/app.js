@@ -13,6 +13,7 @@ export const SECTIONS = [
   { id: 'clients', path: '/admin/clients', label: 'Clients' },
   { id: 'connectors', path: '/admin/connectors', label: 'Connectors' },
   { id: 'saml', path: '/admin/saml', label: 'SAML apps' },
+  { id: 'mfa', path: '/admin/mfa', label: 'MFA' },
   { id: 'audit', path: '/admin/audit', label: 'Audit log' },
   { id: 'keys', path: '/admin/keys', label: 'Keys' },
 ];

@@ -19,7 +19,7 @@ export interface AdminPrincipal {
 }
 
 /** What the API manages; each has its own `admin:<resource>:read|write` scopes. */
-export const ADMIN_RESOURCES = ['users', 'groups', 'clients', 'connectors', 'saml-service-providers', 'sessions', 'audit', 'keys', 'stats'] as const;
+export const ADMIN_RESOURCES = ['users', 'groups', 'clients', 'connectors', 'saml-service-providers', 'sessions', 'audit', 'keys', 'stats', 'mfa-policies'] as const;
 
 /** Not a scope: operations about the caller itself, open to every authenticated caller. */
 export const SELF_RESOURCE = 'self';

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { mappersSchema } from '../accounts/identity-mappers.ts';
 import { samlIdpSchema } from '../saml-idp/saml-idp-config.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
+import { mfaConfigSchema } from '../mfa/mfa-config.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -290,6 +291,8 @@ export const configSchema = z
     samlIdp: samlIdpSchema,
     /** Brute-force and rate limits (src/limits); counters live in the database, or Redis when `redis.url` is set. */
     limits: limitsSchema,
+    /** Second factors: the policy per level, remembered devices, WebAuthn (src/mfa/mfa-config.ts). */
+    mfa: mfaConfigSchema,
     /** The admin REST API (`/admin/api/v1`, src/admin-api). */
     admin: z
       .strictObject({

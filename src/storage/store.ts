@@ -16,6 +16,7 @@ import { SamlServiceProviderRepository } from './saml-service-provider-repositor
 import { SamlIdpSessionRepository } from './saml-idp-session-repository.ts';
 import { UserSessionRepository } from './user-session-repository.ts';
 import { MfaRepository } from './mfa-repository.ts';
+import { MfaPolicyRepository } from './mfa-policy-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 import type { ChangeNotifier } from './change-feed.ts';
 
@@ -47,6 +48,7 @@ export class Store {
   readonly userSessions: UserSessionRepository;
   /** Second factors, recovery codes and required actions. */
   readonly mfa: MfaRepository;
+  readonly mfaPolicies: MfaPolicyRepository;
 
   constructor(knex: Knex, hooks: StoreHooks = {}) {
     this.knex = knex;
@@ -67,6 +69,7 @@ export class Store {
     this.samlIdpSessions = new SamlIdpSessionRepository(knex);
     this.userSessions = new UserSessionRepository(knex);
     this.mfa = new MfaRepository(knex);
+    this.mfaPolicies = new MfaPolicyRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */

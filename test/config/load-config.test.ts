@@ -146,6 +146,7 @@ describe('defaults', () => {
           tokenFailures: { points: 60, durationSeconds: 600, blockSeconds: 0 },
         },
       },
+      mfa: { mode: 'optional', groups: {}, clients: {}, connectors: {}, rememberDevice: { days: 0 }, webauthn: { userVerification: 'preferred', rpName: 'Keybridge' } },
       redis: {},
       ui: { title: 'Keybridge' },
     });

@@ -5,6 +5,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Store } from '../../storage/store.ts';
 import type { AdminRoute } from '../admin-route.ts';
 import { keyRoutes } from './key-routes.ts';
+import { mfaPolicyRoutes } from './mfa-policy-routes.ts';
 import { selfRoutes } from './self-routes.ts';
 import { userRoutes } from './user-routes.ts';
 import { userService } from '../../management/users.ts';
@@ -18,6 +19,10 @@ import { samlServiceProviderRoutes } from './saml-service-provider-routes.ts';
 import { connectorRoutes } from './connector-routes.ts';
 import { samlIdpRoutes, type SamlIdpPublicInfo } from './saml-idp-routes.ts';
 import type { ConnectorService } from '../../management/connectors.ts';
+import { AdminProblem } from '../problem.ts';
+
+/** Config, internal or stored; only "not found" means no. */
+const clientExists = (clients: ClientService, id: string) => clients.get(id).then(() => true, (err: unknown) => (err instanceof AdminProblem && err.status === 404 ? false : Promise.reject(err)));
 
 export interface AdminRouteDependencies {
   config: Config;
@@ -48,6 +53,7 @@ export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
     ...samlIdpRoutes({ samlIdp: deps.samlIdp ?? null }),
     ...auditRoutes({ store: deps.store }),
     ...statsRoutes({ config: deps.config, store: deps.store, clients, connectors: deps.connectors }),
+    ...mfaPolicyRoutes({ config: deps.config, store: deps.store, exists: (kind, id) => (kind === 'client' ? clientExists(clients, id) : deps.connectors.get(id).then(Boolean)) }),
     ...keyRoutes({ config: deps.config, store: deps.store, afterRotation: deps.afterKeyRotation }),
   ];
 }

@@ -1,0 +1,82 @@
+// Second-factor policies stored through the admin API (migration 0013), and the one query a login
+// needs: the user's groups with every stored policy that applies to this login.
+import type { Knex } from 'knex';
+import { userGroupsSubquery } from './user-groups-sql.ts';
+
+export type MfaPolicyKind = 'global' | 'client' | 'group' | 'connector';
+export type StoredMfaMode = 'required' | 'optional' | 'off';
+
+export interface StoredMfaPolicy {
+  kind: MfaPolicyKind;
+  /** '' for global; a client id, group name or connector id. */
+  target: string;
+  mode: StoredMfaMode;
+  updatedAt: Date;
+}
+
+interface Row {
+  kind: MfaPolicyKind;
+  target: string;
+  mode: StoredMfaMode;
+  updated_at: Date | string;
+}
+
+const fromRow = (r: Row): StoredMfaPolicy => ({ kind: r.kind, target: r.target, mode: r.mode, updatedAt: new Date(r.updated_at) });
+
+export class MfaPolicyRepository {
+  readonly #knex: Knex;
+
+  constructor(knex: Knex) {
+    this.#knex = knex;
+  }
+
+  /** Every stored policy, by kind then target. */
+  async list(): Promise<StoredMfaPolicy[]> {
+    return (await this.#knex<Row>('mfa_policies').orderBy([{ column: 'kind' }, { column: 'target' }])).map(fromRow);
+  }
+
+  async find(kind: MfaPolicyKind, target: string): Promise<StoredMfaPolicy | null> {
+    const row = await this.#knex<Row>('mfa_policies').where({ kind, target }).first();
+    return row ? fromRow(row) : null;
+  }
+
+  /** Sets the mode; returns the policy before the change (null when there was none). */
+  async set(kind: MfaPolicyKind, target: string, mode: StoredMfaMode): Promise<{ before: StoredMfaPolicy | null; after: StoredMfaPolicy }> {
+    return this.#knex.transaction(async (trx) => {
+      const before = await trx<Row>('mfa_policies').where({ kind, target }).forUpdate().first();
+      const [row] = await trx<Row>('mfa_policies')
+        .insert({ kind, target, mode, updated_at: new Date() })
+        .onConflict(['kind', 'target'])
+        .merge(['mode', 'updated_at'])
+        .returning('*');
+      return { before: before ? fromRow(before) : null, after: fromRow(row) };
+    });
+  }
+
+  /** Removes the policy; returns what it was (null when there was none). */
+  async remove(kind: MfaPolicyKind, target: string): Promise<StoredMfaPolicy | null> {
+    const [row] = await this.#knex<Row>('mfa_policies').where({ kind, target }).delete().returning('*');
+    return row ? fromRow(row) : null;
+  }
+
+  /**
+   * In one query: the user's groups (nested parents included; [] for an unknown user) and the
+   * stored policies for the global level, this client, this connector and those groups.
+   */
+  async applicable(input: { userId: string; clientId: string; connectorId: string | null }): Promise<{ groups: string[]; policies: StoredMfaPolicy[] }> {
+    const { rows } = (await this.#knex.raw(
+      `WITH ug AS (SELECT coalesce(${userGroupsSubquery('?')}, '{}'::text[]) AS names)
+       SELECT ug.names AS groups,
+         (SELECT coalesce(json_agg(json_build_object('kind', p.kind, 'target', p.target, 'mode', p.mode, 'updated_at', p.updated_at)), '[]'::json)
+            FROM mfa_policies p
+           WHERE p.kind = 'global'
+              OR (p.kind = 'client' AND p.target = ?)
+              OR (p.kind = 'connector' AND p.target = ?)
+              OR (p.kind = 'group' AND p.target = ANY (ug.names))) AS policies
+       FROM ug`,
+      [input.userId, input.clientId, input.connectorId ?? ''],
+    )) as { rows: Array<{ groups: string[]; policies: Row[] | string }> };
+    const { groups, policies } = rows[0];
+    return { groups, policies: (typeof policies === 'string' ? (JSON.parse(policies) as Row[]) : policies).map(fromRow) };
+  }
+}
