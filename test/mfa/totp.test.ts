@@ -130,7 +130,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
       assert.deepEqual(await service.verify(frank.id, 'not a code'), { ok: false, reason: 'invalid' });
     });
 
-    test('mfaCipher: tokenKeys when configured, else one stored key every instance shares', async (t) => {
+    test('mfaCipher: tokenKeys when configured, else one stored key every instance shares; adding tokenKeys later keeps old secrets readable', async (t) => {
       if (skip) return t.skip(skip);
       const configured = await mfaCipher({ secrets: { tokenKeys: ['k'.repeat(16) + 'a-totp-test-key-of-32-characters'] } } as never, backend.store);
       assert.equal(cipher.open(configured.seal('x', 'b'), 'b'), 'x');
@@ -138,6 +138,10 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
       const two = await mfaCipher({ secrets: {} } as never, await backend.other());
       assert.equal(two.open(one.seal('shared', 'totp:u'), 'totp:u'), 'shared');
       assert.equal(cipher.open(one.seal('shared', 'totp:u'), 'totp:u'), null, 'not the tokenKeys cipher');
+      // tokenKeys configured later: what the stored key sealed still opens; new seals use tokenKeys.
+      const later = await mfaCipher({ secrets: { tokenKeys: ['k'.repeat(16) + 'a-totp-test-key-of-32-characters'] } } as never, backend.store);
+      assert.equal(later.open(one.seal('enrolled before', 'totp:u'), 'totp:u'), 'enrolled before');
+      assert.equal(cipher.open(later.seal('enrolled after', 'totp:u'), 'totp:u'), 'enrolled after');
     });
   });
 }
