@@ -1,5 +1,6 @@
 // Users: /admin/users (search, pages, a new-user form) and /admin/users/<id> (profile with
-// If-Match, enable/disable, passwords, groups, linked identities, sessions, grants, recent audit).
+// If-Match, enable/disable, passwords, groups, linked identities, two-step verification, sessions,
+// grants, recent audit).
 // Users declared in config are read-only (the API answers 409 read_only): they show why instead
 // of offering changes; users whose profile an upstream owns may still be disabled or deleted.
 import { html, Page, Table, Loading, ErrorNotice, FormErrors, Field, ConfirmButton, CopyButton, Badge, Time, Notice, Link, useLoad, useAction, useState, useEffect, usePager, Pager, api } from '../ui.js';
@@ -154,6 +155,7 @@ function UserPage({ id, navigate }) {
       </div>
     </div>
     <${Identities} user=${user} generation=${generation} onChange=${bump} />
+    <${TwoStep} user=${user} generation=${generation} onChange=${bump} />
     <${Sessions} user=${user} generation=${generation} onChange=${bump} />
     <${Grants} user=${user} generation=${generation} onChange=${bump} />
     <${RecentAudit} user=${user} generation=${generation} />
@@ -333,6 +335,51 @@ function Identities({ user, generation, onChange }) {
             { key: 'actions', label: 'Actions', render: (i) => html`<${ConfirmButton} label="Unlink" title=${`Unlink ${i.connectorId} identity ${i.subject}?`} message="The user and their subject identifier stay; the groups this connector asserted go. They can link again by signing in through the connector, unless linking needs an existing account." confirmLabel="Unlink" danger onConfirm=${() => unlink(i)} />` },
           ]}
         />`}
+  </section>`;
+}
+
+const FACTOR_TYPES = { totp: 'Authenticator app', webauthn: 'Passkey / security key' };
+
+// For a person who lost their authenticator: remove that factor, or reset everything (factors
+// and recovery codes) so they enrol again. Secrets are never shown; the API does not return them.
+function TwoStep({ user, generation, onChange }) {
+  const mfa = useLoad(async () => (await api('GET', `/users/${seg(user.id)}/mfa`)).body, [user.id, generation]);
+  const [notice, setNotice] = useState(null);
+  const removeFactor = async (f) => {
+    await api('DELETE', `/users/${seg(user.id)}/mfa/${seg(f.id)}`);
+    mfa.setData({ ...mfa.data, factors: mfa.data.factors.filter((x) => x.id !== f.id) });
+    setNotice(`Removed ${f.name}.`);
+    onChange();
+  };
+  const reset = async () => {
+    const res = await api('POST', `/users/${seg(user.id)}/mfa/reset`);
+    mfa.setData({ factors: [], recoveryCodesLeft: 0 });
+    setNotice(`Two-step verification reset: ${res.body.factors.length} factor(s) and ${res.body.recoveryCodes} recovery code(s) removed.`);
+    onChange();
+  };
+  const hasAny = mfa.data && (mfa.data.factors.length || mfa.data.recoveryCodesLeft);
+  return html`<section aria-labelledby="mfa-title" data-testid="mfa">
+    <div class="page-head section-head">
+      <h2 id="mfa-title">Two-step verification</h2>
+      ${hasAny ? html`<${ConfirmButton} label="Reset two-step verification" title=${`Reset two-step verification of ${user.username}?`} message="Every authenticator app, passkey and recovery code of the user is removed. Where two-step verification is required, they set it up again at their next sign-in." confirmLabel="Reset" danger onConfirm=${reset} />` : null}
+    </div>
+    ${notice ? html`<${Notice}>${notice}<//>` : null}
+    <${ErrorNotice} error=${mfa.error} />
+    ${!mfa.data
+      ? html`<${Loading} />`
+      : html`<${Table}
+          caption="Second factors"
+          rows=${mfa.data.factors}
+          empty="No second factors."
+          columns=${[
+            { key: 'name', label: 'Name', render: (f) => html`${f.name}${f.confirmed ? null : html` <${Badge} tone="warn">not confirmed<//>`}` },
+            { key: 'type', label: 'Type', render: (f) => FACTOR_TYPES[f.type] ?? f.type },
+            { key: 'createdAt', label: 'Added', render: (f) => html`<${Time} value=${f.createdAt} />` },
+            { key: 'lastUsedAt', label: 'Last used', render: (f) => html`<${Time} value=${f.lastUsedAt} />` },
+            { key: 'actions', label: 'Actions', render: (f) => html`<${ConfirmButton} label="Remove" title=${`Remove ${f.name}?`} message="The user can no longer use it to sign in." confirmLabel="Remove" danger onConfirm=${() => removeFactor(f)} />` },
+          ]}
+        />
+        <p class="muted">Recovery codes left: ${mfa.data.recoveryCodesLeft}</p>`}
   </section>`;
 }
 

@@ -2,7 +2,6 @@
 // create-client NAME --scope admin:write`: OIDC clients stored in the database, through the same
 // service as the admin API (src/management/clients.ts). Secrets are printed once and stored hashed.
 // Running instances see a change within 2 s (the write is announced on the change feed).
-import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
 import { ClientService, createClientSchema, type ClientView } from '../management/clients.ts';
@@ -10,6 +9,7 @@ import { brokerScopes } from '../oidc/create-provider.ts';
 import { AdminProblem } from '../admin-api/problem.ts';
 import { changedFields } from '../admin-api/admin-support.ts';
 import { withStore } from './with-store.ts';
+import { cliActor } from './cli-actor.ts';
 
 export interface ClientsOptions {
   grant?: string[];
@@ -29,20 +29,12 @@ const USAGE = `usage: keybridge clients add <id> [--grant <type>]... [--redirect
        keybridge clients remove <id>
        keybridge admin create-client <name> --scope admin:write`;
 
-const actor = () => ({ kind: 'cli', osUser: safeUser() });
-function safeUser(): string | null {
-  try {
-    return userInfo().username;
-  } catch {
-    return null;
-  }
-}
 
 async function audit(store: Store, action: string, id: string, before: ClientView | null, after: ClientView | null, details?: Record<string, unknown>): Promise<void> {
   await store.audit.record({
     type: `admin.client.${action}`,
     clientId: id,
-    details: { actor: actor(), via: 'cli', target: { kind: 'client', id }, changes: changedFields(before, after), ...(details ? { details } : {}) },
+    details: { actor: cliActor(), via: 'cli', target: { kind: 'client', id }, changes: changedFields(before, after), ...(details ? { details } : {}) },
   });
 }
 

@@ -1,4 +1,4 @@
-// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | ldap sync | saml-sp | audit tail | clients | admin create-client | connectors
+// keybridge serve | migrate | check-config | keys rotate | users add | users links | users unlink | users mfa | ldap sync | saml-sp | audit tail | clients | admin create-client | connectors
 import { parseArgs } from 'node:util';
 import { ConfigError, KeybridgeError } from '../errors.ts';
 import { loadConfig } from '../config/load-config.ts';
@@ -8,6 +8,7 @@ import { runServe } from './serve.ts';
 import { runCheckConfig } from './check-config.ts';
 import { runSync } from './sync-command.ts';
 import { runLinks } from './links-command.ts';
+import { runMfa } from './mfa-command.ts';
 import { runSamlSp } from './saml-sp-command.ts';
 import { runAudit } from './audit-command.ts';
 import { runClients } from './clients-command.ts';
@@ -34,6 +35,9 @@ Commands:
   users links <username>     list the upstream identities linked to a user
   users unlink <username> <connector>
                              remove the user's identity from that connector (the user stays)
+  users mfa list <username> [--json]
+                             list the user's second factors (no secrets) and recovery codes left
+  users mfa reset <username> remove every second factor and recovery code of the user (audited)
   saml-sp add --entity-id <id> (--metadata-file <file> | --metadata-url <url>) [--name <name>]
                              register a SAML service provider in the database
   saml-sp list               list SAML service providers (config file and database)
@@ -135,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
       return runConnectors(config, sub, arg, { json: values.json });
     case 'users':
       if ((sub === 'links' || sub === 'unlink') && arg) return runLinks(config, sub, arg, arg2);
+      if (sub === 'mfa') return runMfa(config, arg, arg2, { json: values.json });
       if (sub !== 'add' || !arg) break;
       if (usernameProblem(arg)) {
         console.error(`invalid username: ${usernameProblem(arg)}`);

@@ -1,6 +1,6 @@
 // Managing local users at runtime (the admin API calls this; a CLI can too): search, create,
-// profile updates, enable/disable, delete, passwords, linked identities, and the person's
-// browser sessions and grants. Rules that hold whatever the caller:
+// profile updates, enable/disable, delete, passwords, linked identities, second factors and
+// required actions, and the person's browser sessions and grants. Rules that hold whatever the caller:
 // - users declared in config are read-only here (config is authoritative for them: the next
 //   start would undo any change); users whose profile an upstream owns (managedBy) refuse profile
 //   and password changes but may be disabled, enabled and deleted;
@@ -16,6 +16,7 @@ import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/types.ts';
 import type { UserSearch } from '../storage/user-repository.ts';
+import type { RequiredAction } from '../storage/mfa-repository.ts';
 import { usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 import { hashPassword } from '../accounts/passwords.ts';
 import { unlinkIdentity } from '../accounts/link-identity.ts';
@@ -23,6 +24,7 @@ import { weakPasswordReason } from '../config/production-checks.ts';
 import { endSessions, type EndedSession } from '../oidc/end-sessions.ts';
 import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
 import { conflict, invalid, notFound, readOnly } from '../admin-api/problem.ts';
+import { userMfaService } from './user-mfa.ts';
 
 export const PASSWORD_MAX = 1024;
 
@@ -156,8 +158,11 @@ export function userService(deps: UserServiceDependencies) {
     return { sessions, grantsRevoked };
   }
 
-  /** Sets a password (the policy checked, argon2id); optionally ends every session and grant. */
-  async function setPassword(id: string, password: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; ended: AccessEnded | null }> {
+  /**
+   * Sets a password (the policy checked, argon2id); optionally ends every session and grant.
+   * `mustChange`: the user chooses a new one at their next login (required action update_password).
+   */
+  async function setPassword(id: string, password: string, options: { endSessions?: boolean; mustChange?: boolean } = {}): Promise<{ user: UserView; ended: AccessEnded | null }> {
     const user = await mustFind(id);
     refuseProfileChange(user);
     checkPassword(password, user.username, 'body.password');
@@ -167,6 +172,7 @@ export function userService(deps: UserServiceDependencies) {
       if (!locked) throw notFound('The user');
       refuseProfileChange(locked);
       await tx.credentials.setPassword(id, hash);
+      if (options.mustChange) await tx.mfa.addRequiredAction(id, 'update_password');
       return view(locked, true);
     });
     return { user: after, ended: options.endSessions ? await endAccess(id, 'admin_password') : null };
@@ -260,12 +266,39 @@ export function userService(deps: UserServiceDependencies) {
 
     setPassword,
 
-    /** A fresh random password, set and returned once; it is stored only as its argon2id hash. */
+    /**
+     * A fresh random password, set and returned once; it is stored only as its argon2id hash.
+     * It is meant to be typed once: the user must choose their own at the next login.
+     */
     async resetPassword(id: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; password: string; ended: AccessEnded | null }> {
       const password = generatePassword();
-      const { user, ended } = await setPassword(id, password, options);
+      const { user, ended } = await setPassword(id, password, { ...options, mustChange: true });
       return { user, password, ended };
     },
+
+    async requiredActions(id: string): Promise<RequiredAction[]> {
+      await mustFind(id);
+      return store.mfa.requiredActions(id);
+    },
+
+    /**
+     * Replaces the user's required actions. update_password is refused (409) where the password
+     * cannot be changed here (config users, profiles an upstream owns).
+     */
+    async setRequiredActions(id: string, actions: readonly RequiredAction[]): Promise<{ before: RequiredAction[]; after: RequiredAction[] }> {
+      return store.transaction(async (tx) => {
+        const user = await tx.users.findByIdForUpdate(id);
+        if (!user) throw notFound('The user');
+        if (actions.includes('update_password')) refuseProfileChange(user);
+        const before = await tx.mfa.requiredActions(id);
+        for (const action of before) if (!actions.includes(action)) await tx.mfa.removeRequiredAction(id, action);
+        for (const action of actions) if (!before.includes(action)) await tx.mfa.addRequiredAction(id, action);
+        return { before, after: await tx.mfa.requiredActions(id) };
+      });
+    },
+
+    /** Second factors: list, remove one, reset all (src/management/user-mfa.ts). */
+    mfa: userMfaService(store),
 
     async identities(id: string) {
       await mustFind(id);

@@ -2,7 +2,7 @@
 // demo client through the login pages (a session and a grant), and the administrator finds them
 // by search, sees the session, disables them (the sessions end), enables them again; a password
 // reset shown once that works for a login while the old password does not; unlinking an identity
-// and revoking a grant; two administrators editing at once (412 keeps the other's change);
+// and revoking a grant; removing a second factor and resetting two-step verification; two administrators editing at once (412 keeps the other's change);
 // hostile profile input refused at its field with nothing stored; config users read-only.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,10 @@ import type { TestBroker } from '../helpers/test-broker.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
+import { TOTP, Secret } from 'otpauth';
+import { TotpService } from '../../src/mfa/totp.ts';
+import { mfaCipher } from '../../src/mfa/mfa-cipher.ts';
+import { issueRecoveryCodes } from '../../src/mfa/recovery-codes.ts';
 import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, type ConsoleSession, unexpectedErrors } from '../helpers/admin-console.ts';
 
 const RP = 'http://127.0.0.1:9/cb';
@@ -217,6 +221,41 @@ describe('admin console: users', () => {
     await confirmIn(page, 'End all sessions', 'End all', '[data-testid=sessions]');
     await page.waitForSelector('[data-testid=sessions] :text("No live sessions.")');
     assert.deepEqual((await api.get(`/users/${id}/sessions`)).body.items, []);
+    done(session);
+    await session.context.close();
+  });
+
+  test('two-step verification: factors listed without secrets, one removed behind a confirmation, then everything reset', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const id = await newUser('uma-mfa');
+    const totp = new TotpService({ store: broker.store, cipher: await mfaCipher(broker.config, broker.store), issuerName: 'Keybridge' });
+    const enrolment = await totp.startEnrolment({ id, username: 'uma-mfa' });
+    assert.equal(await totp.confirmEnrolment(id, enrolment.factorId, TOTP.generate({ secret: Secret.fromBase32(enrolment.secret) })), 'confirmed');
+    await broker.store.mfa.addWebauthn(id, { name: 'Work laptop', credentialId: 'cred-uma', publicKey: 'pk-uma', signCount: 0, data: {} });
+    await issueRecoveryCodes(broker.store, id);
+
+    const session = await open();
+    const { page } = session;
+    await signInToConsole(session, broker.issuer, ADMIN, `/admin/users/${id}`);
+    const panel = '[data-testid=mfa]';
+    await page.waitForFunction((sel) => document.querySelectorAll(`${sel} table.data tbody tr`).length === 2, panel);
+    const text = (await page.textContent(panel))!;
+    assert.match(text, /Authenticator app.*Work laptop/s);
+    assert.match(text, /Recovery codes left: 10/);
+    assert.equal((await page.content()).includes(enrolment.secret), false, 'the secret is never shown');
+
+    await confirmIn(page, 'Remove', 'Remove', `${panel} tbody tr:first-child`);
+    await page.waitForSelector(`${panel} .notice:has-text("Removed Authenticator app")`);
+    await page.waitForFunction((sel) => document.querySelectorAll(`${sel} table.data tbody tr`).length === 1, panel);
+    assert.deepEqual((await api.get(`/users/${id}/mfa`)).body.factors.map((f: { name: string }) => f.name), ['Work laptop']);
+
+    await confirmIn(page, 'Reset two-step verification', 'Reset', panel);
+    await page.waitForSelector(`${panel} :text("No second factors.")`);
+    await page.waitForSelector(`${panel} :text("Recovery codes left: 0")`);
+    assert.deepEqual((await api.get(`/users/${id}/mfa`)).body, { factors: [], recoveryCodesLeft: 0 });
+    assert.equal(await page.isVisible(`${panel} button:has-text("Reset two-step verification")`), false, 'nothing left to reset');
+    const events = await broker.store.audit.query({ type: 'admin.mfa.*', userId: id, limit: 10 });
+    assert.deepEqual(events.map((e) => e.type).sort(), ['admin.mfa.factor_removed', 'admin.mfa.reset']);
     done(session);
     await session.context.close();
   });

@@ -121,7 +121,9 @@ export class AdminApiClient {
   async #check(method: string, path: string, status: number, type: string, body: unknown): Promise<void> {
     const doc = await this.document();
     const pathname = new URL(`http://x${ADMIN_PREFIX}${path}`).pathname;
-    const template = Object.keys(doc.paths).find((t) => new RegExp(`^${t.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[A-Za-z]+\}/g, '[^/]+')}$`).test(pathname));
+    const templates = Object.keys(doc.paths).filter((t) => new RegExp(`^${t.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[A-Za-z]+\}/g, '[^/]+')}$`).test(pathname));
+    // `/users/{id}/mfa/reset` (POST) and `/users/{id}/mfa/{factorId}` (DELETE) both match a path: the method decides.
+    const template = templates.find((t) => doc.paths[t][method.toLowerCase()]) ?? templates[0];
     if (!template) {
       // Unknown endpoints answer a problem; nothing else may exist outside the document.
       assert.ok(status === 401 || status === 404 || status === 429, `${method} ${pathname} answered ${status} but is not in the OpenAPI document`);

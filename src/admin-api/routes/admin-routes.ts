@@ -8,6 +8,7 @@ import { keyRoutes } from './key-routes.ts';
 import { mfaPolicyRoutes } from './mfa-policy-routes.ts';
 import { selfRoutes } from './self-routes.ts';
 import { userRoutes } from './user-routes.ts';
+import { userMfaRoutes } from './user-mfa-routes.ts';
 import { userService } from '../../management/users.ts';
 import { clientRoutes } from './client-routes.ts';
 import { ClientService } from '../../management/clients.ts';
@@ -43,9 +44,11 @@ export interface AdminRouteDependencies {
 
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
   const clients = new ClientService({ config: deps.config, store: deps.store, internalClients: deps.internalClients, defaultScopes: brokerScopes(deps.config), validateMetadata: deps.validateClientMetadata });
+  const users = userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger });
   return [
     ...selfRoutes(),
-    ...userRoutes({ users: userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger }) }),
+    ...userRoutes({ users }),
+    ...userMfaRoutes({ users }),
     ...groupRoutes({ store: deps.store }),
     ...clientRoutes(clients),
     ...connectorRoutes({ connectors: deps.connectors }),

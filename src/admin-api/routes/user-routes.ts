@@ -265,7 +265,7 @@ export function userRoutes(deps: { users: UserService }): AdminRoute[] {
       tag: 'Users',
       operationId: 'resetUserPassword',
       summary: "Reset a user's password to a random one",
-      description: 'The generated password is in this response only; it is stored as an argon2id hash and never audited. Also ends every session and grant of the user.',
+      description: 'The generated password is in this response only; it is stored as an argon2id hash and never audited. Also ends every session and grant of the user, and sets the required action update_password: the user chooses a new password at the next login.',
       params: userParams,
       responses: {
         200: { description: 'The new password, shown once.', schema: z.object({ user: userSchema, password: z.string().describe('Shown once; give it to the user over a safe channel.'), ended: accessEndedSchema.nullable() }) },
