@@ -132,6 +132,11 @@ export function productionChecks(config: Config): ConfigIssue[] {
     });
   }
 
+  // TOTP secrets are sealed with tokenKeys; without them, with a key kept in the same database
+  // as the secrets (fine for development, not for a database dump that leaves the building).
+  const mfaInUse = config.mfa.mode !== 'off' || [config.mfa.groups, config.mfa.clients, config.mfa.connectors].some((levels) => Object.values(levels).some((mode) => mode !== 'off'));
+  if (mfaInUse && !config.secrets.tokenKeys?.length) issue(['secrets', 'tokenKeys'], 'is required in production while two-step verification is on (mfa.mode is not "off"): it encrypts the TOTP secrets');
+
   const seenSecrets = new Map<string, string>();
   config.clients.forEach((client, i) => {
     if (client.secret !== undefined) {

@@ -114,6 +114,16 @@ describe('production mode', () => {
     assert.deepEqual(productionChecks(config), []);
   });
 
+  test('two-step verification needs tokenKeys in production (TOTP secrets are sealed with them); mfa off does not', () => {
+    const raw = goodConfig();
+    raw.secrets = { cookieKeys: (raw.secrets as { cookieKeys: string[] }).cookieKeys };
+    const err = refusal({ mode: 'production', ...raw });
+    assert.deepEqual(err.issues.map((i) => i.path), ['secrets.tokenKeys']);
+    assert.match(err.issues[0].message, /two-step verification/);
+    assert.deepEqual(productionChecks(parseConfig(stringify({ mode: 'production', ...raw, mfa: { mode: 'off' } }), { env: {} })), []);
+    assert.equal(refusal({ mode: 'production', ...raw, mfa: { mode: 'off', groups: { admins: 'required' } } }).issues[0].path, 'secrets.tokenKeys');
+  });
+
   test('two clients sharing one secret are refused', () => {
     const raw = goodConfig();
     const clients = raw.clients as Record<string, unknown>[];
