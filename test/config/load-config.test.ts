@@ -29,6 +29,7 @@ const productionEnv = {
   DATABASE_URL: 'postgres://kb:pw@db.internal:5432/kb',
   // The example runs in production mode, which refuses trivial secrets.
   COOKIE_KEY: 'T3q8vZ1xKc9RmW2yLp5sHd7fJg4nBa6eQu0oXiVt',
+  TOKEN_KEY: 'mK7dQ2vX9pL4wR8tZ1cF6hJ3nB5sG0yUe',
   PORTAL_CLIENT_SECRET: 'Pz4Lq9Wm2Rx7Kc1Vb8Nt5Yh3Gd6Fs0Ja',
   BILLING_CLIENT_SECRET: 'bE7rT2yU9iO4pA1sD6fG3hJ8kL5zX0cV',
 };
@@ -79,7 +80,7 @@ describe('shipped config files', () => {
   test('the production example names every unset variable at its path', async () => {
     await assert.rejects(loadConfig({ path: 'config/examples/production.yaml', env: {} }), (err: ConfigError) => {
       assert.ok(err instanceof ConfigError);
-      assert.deepEqual(err.issues.map((i) => i.path), ['issuer', 'database.url', 'secrets.cookieKeys[0]', 'clients[0].secret', 'clients[1].secret']);
+      assert.deepEqual(err.issues.map((i) => i.path), ['issuer', 'database.url', 'secrets.cookieKeys[0]', 'secrets.tokenKeys[0]', 'clients[0].secret', 'clients[1].secret']);
       assert.ok(err.issues.every((i) => /^environment variable [A-Z_]+ is not set$/.test(i.message)));
       return true;
     });
