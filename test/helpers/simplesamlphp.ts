@@ -34,6 +34,9 @@ export interface SspServiceProvider {
   nameIdFormat?: string; // default emailAddress
   signResponse?: boolean; // default true
   signAssertion?: boolean; // default true
+  /** The AuthnContextClassRef of this SP's assertions (saml:AuthnContextClassRef filter); default
+   *  PasswordProtectedTransport over https, Password over http (loopback here). */
+  authnContextClassRef?: string;
 }
 export interface SspUser { username: string; password: string; attributes: Record<string, string[]> }
 export interface SimpleSamlPhp {
@@ -204,6 +207,7 @@ if (is_string($xml) && $xml !== '') {
       ...(keys.length ? { keys } : {}),
       ...(s.signingCertPem ? { 'validate.authnrequest': true, 'validate.logout': true } : {}),
       ...(s.encryptionCertPem ? { 'assertion.encryption': true } : {}),
+      ...(s.authnContextClassRef ? { authproc: { 90: { class: 'saml:AuthnContextClassRef', AuthnContextClassRef: s.authnContextClassRef } } } : {}),
     };
   }
   // This IdP also knows its own default-sp (used when no external IdP is given).
