@@ -12,6 +12,7 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { AdminApiClient, adminClientConfig, clientToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 import { TokenCipher, connectorSecretsBinding } from '../../src/accounts/token-cipher.ts';
+import { storedConnectorEntry } from '../../src/server/connector-entries.ts';
 import { offeredConnectors, RP_CLIENT, within } from '../helpers/login-page-connectors.ts';
 
 const TOKEN_KEY = 'connector-test-token-key-0123456789abcdef';
@@ -184,6 +185,36 @@ for (const store of stores) {
       assert.equal(duplicate.status, 409);
       // Offered on the login page at once here (other instances poll).
       await within(2000, async () => (await offeredConnectors(broker.issuer)).includes('acme'), 'the login page offers the new connector');
+    });
+
+    test('policy: trustUpstreamMfa and upstreamMfa as in the config file, stored and run; wrong types named by path', async (t) => {
+      if (!live(t)) return;
+      const ENTRA_MFA = 'http://schemas.microsoft.com/claims/multipleauthn';
+      const bad = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { trustUpstreamMfa: 'yes', upstreamMfa: { amr: 'mfa', acr: [7, 'nul\u0000', 'x'.repeat(257)], extra: true } } });
+      assert.equal(bad.status, 400);
+      const paths = bad.body.errors.map((e: { path: string }) => e.path).sort();
+      for (const p of ['body.policy.trustUpstreamMfa', 'body.policy.upstreamMfa.amr', 'body.policy.upstreamMfa']) assert.ok(paths.includes(p), `${p} in ${paths.join()}`);
+      assert.ok(paths.filter((p: string) => p.startsWith('body.policy.upstreamMfa.acr')).length === 3, paths.join());
+      assert.ok(!bad.text.includes('nul'), 'no value echoed');
+      const nothing = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { trustUpstreamMfa: true, upstreamMfa: { amr: [] } } });
+      assert.equal(nothing.status, 400);
+      assert.deepEqual(nothing.body.errors.map((e: { path: string }) => e.path), ['body.policy.upstreamMfa']);
+      assert.match(nothing.body.errors[0].message, /accepts no amr and no acr value/);
+      assert.equal(await row('mfa1'), undefined);
+
+      const created = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { trustUpstreamMfa: true, upstreamMfa: { acr: [ENTRA_MFA] } } });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.policy.trustUpstreamMfa, true);
+      assert.deepEqual(created.body.policy.upstreamMfa.acr, [ENTRA_MFA]);
+      assert.ok(created.body.policy.upstreamMfa.amr.includes('hwk'), 'the default amr list');
+      const entry = storedConnectorEntry((await broker.store.connectors.find('mfa1'))!, cipher);
+      assert.equal(entry.policy?.trustUpstreamMfa, true, 'what the registry runs');
+      assert.deepEqual(entry.policy?.upstreamMfa.acr, [ENTRA_MFA]);
+      const patched = await api.patch('/connectors/mfa1', { policy: { upstreamMfa: { amr: ['hwk'] } } });
+      assert.equal(patched.status, 200, JSON.stringify(patched.body));
+      assert.equal(patched.body.policy.trustUpstreamMfa, false, 'a policy replaces the whole policy');
+      assert.deepEqual(patched.body.policy.upstreamMfa, { amr: ['hwk'], acr: [] });
+      assert.equal((await api.delete('/connectors/mfa1')).status, 204);
     });
 
     test('update: ETag and If-Match (412 on a stale one), omitted secrets kept, a new secret sealed, invalid config refused with the row untouched', async (t) => {

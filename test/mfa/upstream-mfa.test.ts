@@ -4,7 +4,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { UpstreamIdentity } from '../../src/connectors/contract.ts';
-import { DEFAULT_POLICY, type ConnectorPolicy } from '../../src/connectors/registry.ts';
+import pino from 'pino';
+import { parseConfig } from '../../src/config/load-config.ts';
+import { ConnectorRegistry, DEFAULT_POLICY, type ConnectorPolicy } from '../../src/connectors/registry.ts';
+import { configConnectorEntries } from '../../src/server/connector-entries.ts';
 import { upstreamAcr, upstreamAmr } from '../../src/connectors/upstream-authentication.ts';
 import { upstreamMfaProof } from '../../src/mfa/upstream-mfa.ts';
 import { upstreamMfaSchema } from '../../src/mfa/upstream-mfa-policy.ts';
@@ -70,5 +73,28 @@ describe('amr and acr bounds', () => {
     assert.equal(upstreamAcr(ENTRA_MFA), ENTRA_MFA);
     assert.equal(upstreamAcr('x'.repeat(256)), 'x'.repeat(256));
     for (const bad of ['', 'x'.repeat(257), 'urn:a\u0000', ['urn:a'], 3, null, undefined]) assert.equal(upstreamAcr(bad), undefined, JSON.stringify(bad));
+  });
+});
+
+describe('from the config file to the running connector', () => {
+  test("a connector entry's trustUpstreamMfa and upstreamMfa become its RegisteredConnector policy", async () => {
+    const config = parseConfig(
+      'issuer: http://127.0.0.1:5556\nconnectors:\n' +
+        `  - { id: entra, type: oidc, trustUpstreamMfa: true, upstreamMfa: { acr: [${ENTRA_MFA}] }, config: { issuer: https://op.example.com, clientId: c, clientSecret: s } }\n` +
+        '  - { id: plain, type: oidc, config: { issuer: https://op.example.com, clientId: c, clientSecret: s } }\n',
+      { env: {} },
+    );
+    const registry = await ConnectorRegistry.open(configConnectorEntries(config), { logger: pino({ level: 'silent' }), localAccounts: {} as never });
+    try {
+      const entra = registry.get('entra')!.policy;
+      assert.equal(entra.trustUpstreamMfa, true);
+      assert.deepEqual(entra.upstreamMfa.acr, [ENTRA_MFA]);
+      assert.equal(upstreamMfaProof(identity(['pwd'], ENTRA_MFA), entra).proved, true);
+      const plain = registry.get('plain')!.policy;
+      assert.equal(plain.trustUpstreamMfa, false);
+      assert.equal(upstreamMfaProof(identity(['pwd', 'otp'], ENTRA_MFA), plain).proved, false);
+    } finally {
+      await registry.close();
+    }
   });
 });
