@@ -1,6 +1,7 @@
 // A real upstream OpenID provider (node-oidc-provider) on loopback, for the oidc connector's
 // suites: its own users, passwords, login page and process-local storage, plus the knobs
-// negative tests need (down, slow, tampered ID tokens, revoked grants) and the shapes of the
+// negative tests need (down, slow, tampered ID tokens, revoked grants, how a login authenticated:
+// amr and acr, and the authorization parameters each login received) and the shapes of the
 // quirky upstreams the presets exist for: Entra (tenant issuers, the multi-tenant discovery
 // alias, group overage answered by a fake Microsoft Graph) and Apple (an ES256 JWT as the client
 // secret, the `user` form_post parameter on first authorization).
