@@ -191,7 +191,7 @@ describe('saml connector: AuthnContextClassRef from SimpleSAMLphp, RequestedAuth
     }
     const certificatePem = fs.readFileSync(certFile, 'utf8');
     const entry = (id: string, extra: object = {}) => ({ entityId: urlsOf(id).metadata, acsUrl: urlsOf(id).callback, signingCertPem: certificatePem, ...extra });
-    ssp = await startSimpleSamlPhp({ serviceProviders: [entry('ssp-mfa', { authnContextClassRef: REFEDS_MFA }), entry('ssp-plain')] });
+    ssp = await startSimpleSamlPhp({ serviceProviders: [entry('ssp-mfa', { authnContextClassRef: REFEDS_MFA, echoRequestedAuthnContext: true }), entry('ssp-plain')] });
   });
 
   after(async () => {
@@ -220,8 +220,14 @@ describe('saml connector: AuthnContextClassRef from SimpleSAMLphp, RequestedAuth
     assert.equal(requested.length, 1);
     assert.equal(requested[0].getAttribute('Comparison'), 'minimum');
     assert.deepEqual(all(requested[0], A, 'AuthnContextClassRef').map((e) => e.textContent), [REFEDS_MFA, AC_PASSWORD]);
-    assert.ok(new URL(started.location).searchParams.get('Signature'), 'signed, so the IdP (which requires it) verified these bytes');
-    assert.equal(ok(result).acr, REFEDS_MFA);
+    assert.ok(new URL(started.location).searchParams.get('Signature'), 'signed: the IdP requires it');
+    const identity = ok(result);
+    assert.equal(identity.acr, REFEDS_MFA);
+    // What SimpleSAMLphp itself parsed from the request, echoed back in the assertion.
+    assert.deepEqual(identity.attributes?.requestedAuthnContextClassRef, [REFEDS_MFA, AC_PASSWORD]);
+    assert.equal(identity.attributes?.requestedAuthnContextComparison, 'minimum');
+    const unasked = ok((await signIn(await connect('ssp-mfa'), 'ssp-mfa')).result);
+    assert.equal(unasked.attributes?.requestedAuthnContextClassRef, undefined, 'the IdP received none');
 
     const exact = await (await connect('ssp-mfa', { requestedAuthnContext: { classRefs: [REFEDS_MFA] } })).start({ callbackUrl: urlsOf('ssp-mfa').callback, state: 'exact' });
     assert.equal(all(requestOf(exact.location), P, 'RequestedAuthnContext')[0].getAttribute('Comparison'), 'exact', 'exact by default');
@@ -232,9 +238,10 @@ describe('saml connector: AuthnContextClassRef from SimpleSAMLphp, RequestedAuth
   test('a class URI with XML characters is escaped, not injected', async (t) => {
     if (!ssp) return skipLoudly(t, skipReason);
     const hostile = 'urn:x:a"/><saml:AuthnContextClassRef>urn:evil</saml:AuthnContextClassRef><x&y';
-    const started = await (await connect('ssp-mfa', { requestedAuthnContext: { classRefs: [hostile] } })).start({ callbackUrl: urlsOf('ssp-mfa').callback, state: 'hostile' });
+    const { started, result } = await signIn(await connect('ssp-mfa', { requestedAuthnContext: { classRefs: [hostile] } }), 'ssp-mfa');
     const refs = all(requestOf(started.location), A, 'AuthnContextClassRef');
     assert.deepEqual(refs.map((e) => e.textContent), [hostile]);
+    assert.equal(ok(result).attributes?.requestedAuthnContextClassRef, hostile, 'the IdP read one class, this text');
   });
 
   test('requestedAuthnContext config: bad types and clashes are refused with their paths', () => {
