@@ -5,8 +5,11 @@ import type { UpstreamIdentity } from '../../src/connectors/contract.ts';
 import type { ClientAuth } from './token-endpoint.ts';
 import type { UpstreamApi } from './upstream-api.ts';
 
-/** The identity fields a preset fills in; the connector adds connectorId and tokens. */
-export type UpstreamProfile = Omit<UpstreamIdentity, 'connectorId' | 'tokens' | 'localUserId' | 'amr'>;
+/**
+ * The identity fields a preset fills in; the connector adds connectorId and tokens. Not amr or
+ * acr: a profile API proves nothing about how the person signed in (no ID token).
+ */
+export type UpstreamProfile = Omit<UpstreamIdentity, 'connectorId' | 'tokens' | 'localUserId' | 'amr' | 'acr'>;
 
 /** A profile, or a person the configuration does not let in (org, guild, workspace rules). */
 export type ProfileResult = { ok: true; profile: UpstreamProfile } | { ok: false; reason: 'not_permitted'; detail: string };

@@ -1,6 +1,7 @@
 // Upstream claims (ID token, userinfo, callback extras) into the broker's UpstreamIdentity, by
 // the configured claim names. Upstreams disagree on types, so values are coerced carefully:
 // "true" is true (Apple), one group is a list of one, and a missing subject is an error.
+// How the person authenticated (amr, acr) is not read here: it comes from the ID token alone.
 import type { UpstreamIdentity } from '../../src/connectors/contract.ts';
 import type { Claims } from './oidc-preset.ts';
 import type { ClaimNames } from './oidc-config.ts';
@@ -42,7 +43,6 @@ export function identityFromClaims(connectorId: string, claims: Claims, names: C
   if (!subject) return { error: `the upstream identity has no ${names.subject} claim` };
   const attributes: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(claims)) if (!TOKEN_MECHANICS.has(k) && v !== undefined) attributes[k] = v;
-  const amr = list(claims.amr);
   const identity: UpstreamIdentity = {
     connectorId,
     subject,
@@ -54,7 +54,6 @@ export function identityFromClaims(connectorId: string, claims: Claims, names: C
     familyName: text(claimAt(claims, names.familyName)),
     groups: list(claimAt(claims, names.groups)) ?? [],
     attributes,
-    ...(amr && { amr }),
   };
   // Absent fields stay absent rather than present-and-undefined, for clean JSON and comparisons.
   for (const key of Object.keys(identity) as (keyof UpstreamIdentity)[]) if (identity[key] === undefined) delete identity[key];

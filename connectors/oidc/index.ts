@@ -4,6 +4,7 @@
 // token. Google, Entra ID, GitLab, Apple, Okta, Auth0 and Keycloak are presets over it.
 import { AuthorizationResponseError, buildAuthorizationUrl, calculatePKCECodeChallenge, randomNonce, randomPKCECodeVerifier, type Configuration, type IDToken } from 'openid-client';
 import { TestReport } from '../../src/connectors/test-report.ts';
+import { upstreamAcr, upstreamAmr } from '../../src/connectors/upstream-authentication.ts';
 import type { ConnectorContext, ConnectorPlugin, ConnectorTestReport, LoginResult, RedirectConnector, UpstreamIdentity, UpstreamTokens } from '../../src/connectors/contract.ts';
 import { accessRefusal } from './access-refusal.ts';
 import { identityFromClaims } from './identity-from-claims.ts';
@@ -14,6 +15,13 @@ import { UpstreamClient, type Tokens } from './upstream-client.ts';
 import { UpstreamUnavailableError, classifyUpstreamFailure } from './upstream-failure.ts';
 
 const upstreamError = (detail: string): LoginResult => ({ ok: false, reason: 'upstream_error', detail });
+
+/** How the upstream authenticated the person: from the verified ID token only, never userinfo. */
+function authenticationOf(idClaims: Claims): Pick<UpstreamIdentity, 'amr' | 'acr'> {
+  const amr = upstreamAmr(idClaims.amr);
+  const acr = upstreamAcr(idClaims.acr);
+  return { ...(amr && { amr }), ...(acr && { acr }) };
+}
 
 function tokensOf(tokens: Tokens, previous?: UpstreamTokens): UpstreamTokens {
   const out: UpstreamTokens = { accessToken: tokens.access_token };
@@ -125,6 +133,7 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
         params.code_challenge_method = 'S256';
       }
       if (c.responseMode === 'form_post') params.response_mode = 'form_post';
+      if (c.acrValues) params.acr_values = c.acrValues.join(' ');
       return { location: buildAuthorizationUrl(config, params).href, context };
     },
 
@@ -149,7 +158,7 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
       const result = await identityFrom(tokens, config, { ...hooks.callbackClaims?.(params), ...idClaims }, idClaims.sub);
       if (!result.ok) return result;
       logger.debug({ subject: result.identity.subject }, 'upstream login verified');
-      return { ok: true, identity: { ...result.identity, tokens: tokensOf(tokens) } };
+      return { ok: true, identity: { ...result.identity, ...authenticationOf(idClaims), tokens: tokensOf(tokens) } };
     },
 
     async refresh(identity: UpstreamIdentity) {
@@ -178,10 +187,10 @@ export function createOidcConnector({ id, config, logger, fetch: fetchFn }: Conn
         return { ok: true, identity: { ...identity, tokens: tokensOf(tokens, identity.tokens) } };
       }
       if (!result.ok) return result;
-      const fresh = result.identity;
+      const fresh = { ...result.identity, ...(idClaims && authenticationOf(idClaims)) };
       if (fresh.subject !== identity.subject) return upstreamError('the refreshed identity has another subject');
       // Some upstreams state the name once (Apple) and authentication methods belong to the login.
-      for (const k of ['name', 'givenName', 'familyName', 'amr'] as const) {
+      for (const k of ['name', 'givenName', 'familyName', 'amr', 'acr'] as const) {
         if (fresh[k] === undefined && identity[k] !== undefined) (fresh as unknown as Record<string, unknown>)[k] = identity[k];
       }
       return { ok: true, identity: { ...fresh, tokens: tokensOf(tokens, identity.tokens) } };

@@ -68,6 +68,12 @@ export const oidcConfigSchema = z
       .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a parameter name'), z.string().max(2048))
       .optional()
       .describe('More authorization request parameters (prompt, login_hint, domain_hint...); protocol parameters such as state or scope are refused.'),
+    acrValues: z
+      .array(z.string().regex(/^[\x21-\x7e]{1,256}$/, 'must be an acr value: 1-256 printable characters without spaces'))
+      .min(1)
+      .max(16)
+      .optional()
+      .describe("Authentication context classes to ask the upstream for, most preferred first (sent as acr_values), e.g. its MFA class; whether it complied shows in the identity's acr."),
     timeoutMs: z.number().int().min(100).max(120_000).default(10_000).describe('Time limit in milliseconds for each request to the upstream (discovery, token, userinfo, keys, Graph).'),
 
     tenant: z
@@ -122,6 +128,7 @@ export const oidcConfigSchema = z
       if (raw.extraAuthParams && typeof raw.extraAuthParams === 'object') {
         for (const key of Object.keys(raw.extraAuthParams)) {
           if (RESERVED_AUTH_PARAMS.has(key)) issue(['extraAuthParams', key], 'is set by the connector and cannot be overridden');
+          if (key === 'acr_values' && raw.acrValues !== undefined) issue(['extraAuthParams', key], 'give either acrValues or extraAuthParams.acr_values, not both');
         }
       }
       preset.check?.(raw, issue);

@@ -26,6 +26,7 @@ export async function authnRequest({ config, idp, spEntityId, callbackUrl, state
   const ssoUrl = post ? idp.sso.post : idp.sso.redirect;
   if (!ssoUrl) throw new Error(`the IdP offers no SingleSignOnService for the HTTP-${post ? 'POST' : 'Redirect'} binding (authnRequestBinding)`);
   const requestId = `_${randomBytes(20).toString('hex')}`;
+  const requested = config.requestedAuthnContext ?? { classRefs: config.authnContext, comparison: 'exact' as const };
   let issuedAt = '';
   const saml = new SAML({
     entryPoint: ssoUrl,
@@ -35,8 +36,10 @@ export async function authnRequest({ config, idp, spEntityId, callbackUrl, state
     identifierFormat: resolveNameIdFormat(config.nameIdFormat),
     allowCreate: true,
     forceAuthn: config.forceAuthn,
-    disableRequestedAuthnContext: config.authnContext.length === 0,
-    authnContext: config.authnContext,
+    // node-saml writes the RequestedAuthnContext with its XML builder, which escapes the values.
+    disableRequestedAuthnContext: requested.classRefs.length === 0,
+    authnContext: requested.classRefs,
+    racComparison: requested.comparison,
     // The POST binding carries the XML itself, the Redirect binding deflates it.
     skipRequestCompression: post,
     generateUniqueId: () => requestId,

@@ -1,8 +1,9 @@
 // A verified assertion into the broker's UpstreamIdentity: the subject (NameID, or the configured
 // attribute), profile fields by attribute Name or FriendlyName (first configured name present
-// wins), every attribute for mappers, authentication methods from the AuthnContextClassRef, and
+// wins), every attribute for mappers, the AuthnContextClassRef (as `acr`, and the methods it implies), and
 // the NameID and SessionIndex that single logout needs later.
 import type { UpstreamIdentity } from '../../src/connectors/contract.ts';
+import { upstreamAcr } from '../../src/connectors/upstream-authentication.ts';
 import type { AssertionFacts, AttributeFacts } from './assertion-facts.ts';
 import type { AttributeNames } from './saml-config.ts';
 import { NAME_ID_FORMAT } from '../../src/saml/urns.ts';
@@ -61,6 +62,7 @@ export function identityFromAssertion(connectorId: string, a: AssertionFacts, na
     groups: find(a.attributes, names.groups) ?? [],
     attributes,
     amr: [...((a.authn?.classRef && AMR[a.authn.classRef]) || [])],
+    acr: upstreamAcr(a.authn?.classRef),
   };
   if (a.nameId) {
     const data: Record<string, string> = { nameID: a.nameId.value };

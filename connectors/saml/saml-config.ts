@@ -36,6 +36,8 @@ const attributeName = z.string().min(1).max(512);
 /** One attribute name, or several tried in order (the first one present wins). */
 const attributeNames = z.union([attributeName, z.array(attributeName).min(1).max(10)]).transform((v) => (Array.isArray(v) ? v : [v]));
 const samlUri = z.string().min(1).max(1024).regex(/^\S+$/, 'must be a URI without spaces');
+/** An AuthnContextClassRef as the identity's `acr` can hold it (src/connectors/upstream-authentication.ts). */
+const classRef = z.string().regex(/^[^\s\u0000-\u001f\u007f-\u009f]{1,256}$/, 'must be a URI of 1-256 characters without spaces or control characters');
 
 const idpSchema = z.strictObject({
   metadataUrl: idpUrl.optional().describe("The URL where the IdP publishes its metadata; fetched on first use, then every metadataRefreshMinutes."),
@@ -133,7 +135,17 @@ export const samlConfigSchema = z
       .array(samlUri)
       .max(20)
       .default([])
-      .describe('RequestedAuthnContext class URIs (exact comparison); empty: none requested.'),
+      .describe('RequestedAuthnContext class URIs with exact comparison (a shorthand for requestedAuthnContext); empty: none requested.'),
+    requestedAuthnContext: z
+      .strictObject({
+        classRefs: z.array(classRef).min(1).max(20).describe('AuthnContextClassRef URIs, most preferred first, e.g. https://refeds.org/profile/mfa.'),
+        comparison: z
+          .enum(['exact', 'minimum', 'better', 'maximum'])
+          .default('exact')
+          .describe('How the IdP compares its authentication with them (SAML core 3.3.2.2.1); exact by default.'),
+      })
+      .optional()
+      .describe("Ask the IdP for an authentication context (RequestedAuthnContext), e.g. its MFA class; what it did shows in the identity's acr."),
     attributes: attributesSchema.prefault({}).describe("Which assertion attributes (Name or FriendlyName) fill the identity's fields."),
     idpInitiated: z
       .strictObject({
@@ -177,6 +189,9 @@ export const samlConfigSchema = z
       }
       if (c.nameIdFormat !== undefined && resolveNameIdFormat(c.nameIdFormat) === NAME_ID_FORMAT.transient && (c.attributes?.subject ?? 'nameid') === 'nameid') {
         issue(['attributes', 'subject'], 'must name an attribute when nameIdFormat is transient (a transient NameID changes on every sign-in)');
+      }
+      if (c.requestedAuthnContext !== undefined && Array.isArray(c.authnContext) && c.authnContext.length > 0) {
+        issue(['requestedAuthnContext'], 'give either requestedAuthnContext or authnContext, not both');
       }
       if (c.idpInitiated?.enabled === true && c.idpInitiated.client === undefined) issue(['idpInitiated', 'client'], 'is required when idpInitiated is enabled');
     },

@@ -6,6 +6,7 @@ import { mappersSchema } from '../accounts/identity-mappers.ts';
 import { samlIdpSchema } from '../saml-idp/saml-idp-config.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { mfaConfigSchema } from '../mfa/mfa-config.ts';
+import { acceptsNothing, NOTHING_ACCEPTED, upstreamMfaSchema } from '../mfa/upstream-mfa-policy.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -181,6 +182,12 @@ const connector = z
     /** Keep the upstream's OAuth tokens (encrypted with secrets.tokenKeys) so refresh re-checks the upstream. */
     storeTokens: bool().default(false),
     mappers: mappersSchema,
+    /**
+     * Accept the upstream's proof of a second factor (an `amr` or `acr` listed in upstreamMfa)
+     * instead of asking for a local one; the broker's tokens then say `mfa`.
+     */
+    trustUpstreamMfa: bool().default(false),
+    upstreamMfa: upstreamMfaSchema,
   })
   .transform((c) => ({ ...c, name: c.name ?? c.id }));
 
@@ -377,6 +384,7 @@ function crossFieldChecks(config: Record<string, unknown>, ctx: Issues): void {
     if (linking.firstLogin === 'link-verified-email' && linking.trustEmail !== true) {
       issue(['connectors', i, 'linking', 'trustEmail'], 'must be true for firstLogin "link-verified-email" (otherwise it never links by email; use "confirm")');
     }
+    if (acceptsNothing(c.trustUpstreamMfa, c.upstreamMfa)) issue(['connectors', i, 'upstreamMfa'], NOTHING_ACCEPTED);
   }
 
   for (const [u, i] of records(config.users)) {

@@ -19,8 +19,18 @@ export interface UpstreamIdentity {
   groups?: string[];
   /** Raw attributes for mappers; must be JSON-serializable. */
   attributes?: Record<string, unknown>;
-  /** Authentication methods references (RFC 8176), e.g. ['pwd']. */
+  /**
+   * Authentication methods references (RFC 8176), e.g. ['pwd', 'otp'], as the upstream proved
+   * them (OIDC: the verified ID token's `amr`; SAML: derived from the AuthnContextClassRef).
+   * Bounded by `upstreamAmr` (src/connectors/upstream-authentication.ts).
+   */
   amr?: string[];
+  /**
+   * The authentication context class the upstream reports (OIDC: the ID token's `acr`; SAML: the
+   * validated assertion's AuthnContextClassRef), at most 256 characters. Informational until a
+   * connector's policy lists it under `upstreamMfa.acr` (src/mfa/upstream-mfa.ts).
+   */
+  acr?: string;
   /**
    * The local user this identity is already known to be (the `local` connector's identities
    * are local users themselves). Redirect and directory connectors leave it unset and the

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import type { Connector, ConnectorPlugin, ConnectorUrls, DirectorySync, LocalAccounts, ReplayGuard } from './contract.ts';
 import { mappersSchema, type Mappers } from '../accounts/identity-mappers.ts';
+import { DEFAULT_UPSTREAM_MFA, type UpstreamMfa } from '../mfa/upstream-mfa-policy.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const TYPE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -16,9 +17,18 @@ export interface ConnectorPolicy {
   linking: { firstLogin: 'create' | 'link-verified-email' | 'confirm'; trustEmail: boolean };
   storeTokens: boolean;
   mappers: Mappers;
+  /** Accept the upstream's proof of a second factor (`upstreamMfa`) instead of a local one (src/mfa/upstream-mfa.ts). */
+  trustUpstreamMfa: boolean;
+  upstreamMfa: UpstreamMfa;
 }
 
-export const DEFAULT_POLICY: ConnectorPolicy = { linking: { firstLogin: 'create', trustEmail: false }, storeTokens: false, mappers: mappersSchema.parse(undefined) };
+export const DEFAULT_POLICY: ConnectorPolicy = {
+  linking: { firstLogin: 'create', trustEmail: false },
+  storeTokens: false,
+  mappers: mappersSchema.parse(undefined),
+  trustUpstreamMfa: false,
+  upstreamMfa: DEFAULT_UPSTREAM_MFA,
+};
 
 export interface ConnectorEntry {
   id: string;

@@ -12,6 +12,7 @@ import { mergeSecrets, splitSecrets } from '../connectors/secret-fields.ts';
 import { connectorSecretsBinding, type TokenCipher } from '../accounts/token-cipher.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { runRecordedSync, SYNC_LEASE_MS } from '../federation/recorded-sync.ts';
+import { acceptsNothing, NOTHING_ACCEPTED } from '../mfa/upstream-mfa-policy.ts';
 import { configConnectorEntries, connectorPolicySchema, storedConnectorEntry, storedPolicy, storedSecrets } from '../server/connector-entries.ts';
 import type { Store } from '../storage/store.ts';
 import type { ConnectorSync, StoredConnector } from '../storage/connector-repository.ts';
@@ -263,6 +264,7 @@ export class ConnectorService {
     const policy = parsed.data as ConnectorPolicy;
     const errors: FieldError[] = [];
     if (policy.storeTokens && !this.#deps.cipher) errors.push({ path: `${where}.storeTokens`, message: 'needs secrets.tokenKeys (a key of at least 32 characters) to encrypt the stored tokens' });
+    if (acceptsNothing(policy.trustUpstreamMfa, policy.upstreamMfa)) errors.push({ path: `${where}.upstreamMfa`, message: NOTHING_ACCEPTED });
     if (policy.linking.firstLogin === 'link-verified-email' && !policy.linking.trustEmail) errors.push({ path: `${where}.linking.trustEmail`, message: 'must be true for firstLogin "link-verified-email" (otherwise it never links by email; use "confirm")' });
     if (errors.length) throw invalid(errors);
     return policy;

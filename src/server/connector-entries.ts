@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import { LINKING_POLICIES } from '../config/schema.ts';
 import { mappersSchema } from '../accounts/identity-mappers.ts';
+import { upstreamMfaSchema } from '../mfa/upstream-mfa-policy.ts';
 import { connectorSecretsBinding, TokenCipher } from '../accounts/token-cipher.ts';
 import { mergeSecrets } from '../connectors/secret-fields.ts';
 import type { ConnectorEntry, ConnectorPolicy } from '../connectors/registry.ts';
@@ -22,6 +23,8 @@ export const connectorPolicySchema = z.strictObject({
     .prefault({}),
   storeTokens: z.boolean().default(false),
   mappers: mappersSchema,
+  trustUpstreamMfa: z.boolean().default(false),
+  upstreamMfa: upstreamMfaSchema,
 });
 
 /** The cipher of secrets.tokenKeys, or null when none are configured. */
@@ -36,7 +39,7 @@ export function configConnectorEntries(config: Config): ConnectorEntry[] {
     name: c.name ?? c.id,
     enabled: c.enabled,
     config: c.config,
-    policy: { linking: c.linking, storeTokens: c.storeTokens, mappers: c.mappers },
+    policy: { linking: c.linking, storeTokens: c.storeTokens, mappers: c.mappers, trustUpstreamMfa: c.trustUpstreamMfa, upstreamMfa: c.upstreamMfa },
     origin: `connectors[${i}]`,
   }));
   if (!entries.some((e) => e.type === 'local')) {

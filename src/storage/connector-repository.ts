@@ -11,7 +11,7 @@ export interface StoredConnector {
   config: Record<string, unknown>;
   /** The secret fields, sealed with the token cipher (null: none). */
   secrets: string | null;
-  /** linking, storeTokens, mappers (null: the defaults). */
+  /** linking, storeTokens, mappers, trustUpstreamMfa, upstreamMfa (null: the defaults). */
   policy: Record<string, unknown> | null;
   position: number;
   createdAt: Date;

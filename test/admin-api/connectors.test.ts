@@ -12,6 +12,7 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { AdminApiClient, adminClientConfig, clientToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
 import { TokenCipher, connectorSecretsBinding } from '../../src/accounts/token-cipher.ts';
+import { storedConnectorEntry } from '../../src/server/connector-entries.ts';
 import { offeredConnectors, RP_CLIENT, within } from '../helpers/login-page-connectors.ts';
 
 const TOKEN_KEY = 'connector-test-token-key-0123456789abcdef';
@@ -218,6 +219,37 @@ for (const store of stores) {
       assert.equal(events[1].connectorId, 'upd');
       assert.ok(!JSON.stringify(events).includes('a-new-secret-9999') && !JSON.stringify(events).includes(SECRET));
       assert.deepEqual(events[0].details.changes.name, { before: 'upd', after: 'Renamed' }, 'the changed field is in the audit entry');
+    });
+
+    test('policy: trustUpstreamMfa and upstreamMfa as in the config file, stored and run; wrong types named by path', async (t) => {
+      if (!live(t)) return;
+      const ENTRA_MFA = 'http://schemas.microsoft.com/claims/multipleauthn';
+      const bad = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { trustUpstreamMfa: 'yes', upstreamMfa: { amr: 'mfa', acr: [7, 'x'.repeat(257)], extra: true } } });
+      assert.equal(bad.status, 400);
+      const paths = bad.body.errors.map((e: { path: string }) => e.path).sort();
+      assert.deepEqual([...new Set(paths)], ['body.policy.trustUpstreamMfa', 'body.policy.upstreamMfa', 'body.policy.upstreamMfa.acr.0', 'body.policy.upstreamMfa.acr.1', 'body.policy.upstreamMfa.amr']);
+      const nul = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { upstreamMfa: { acr: ['urn:a\u0000'] } } });
+      assert.equal(nul.status, 400);
+      assert.deepEqual(nul.body.errors.map((e: { path: string }) => e.path), ['body.policy.upstreamMfa.acr.0']);
+      const nothing = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { trustUpstreamMfa: true, upstreamMfa: { amr: [] } } });
+      assert.equal(nothing.status, 400);
+      assert.deepEqual(nothing.body.errors.map((e: { path: string }) => e.path), ['body.policy.upstreamMfa']);
+      assert.match(nothing.body.errors[0].message, /accepts no amr and no acr value/);
+      assert.equal(await row('mfa1'), undefined);
+
+      const created = await api.post('/connectors', { id: 'mfa1', type: 'oauth2', config: oauth2Config(upstreamBase), policy: { trustUpstreamMfa: true, upstreamMfa: { acr: [ENTRA_MFA] } } });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.policy.trustUpstreamMfa, true);
+      assert.deepEqual(created.body.policy.upstreamMfa.acr, [ENTRA_MFA]);
+      assert.ok(created.body.policy.upstreamMfa.amr.includes('hwk'), 'the default amr list');
+      const entry = storedConnectorEntry((await broker.store.connectors.find('mfa1'))!, cipher);
+      assert.equal(entry.policy?.trustUpstreamMfa, true, 'what the registry runs');
+      assert.deepEqual(entry.policy?.upstreamMfa.acr, [ENTRA_MFA]);
+      const patched = await api.patch('/connectors/mfa1', { policy: { upstreamMfa: { amr: ['hwk'] } } });
+      assert.equal(patched.status, 200, JSON.stringify(patched.body));
+      assert.equal(patched.body.policy.trustUpstreamMfa, false, 'a policy replaces the whole policy');
+      assert.deepEqual(patched.body.policy.upstreamMfa, { amr: ['hwk'], acr: [] });
+      assert.equal((await api.delete('/connectors/mfa1')).status, 204);
     });
 
     test('two concurrent updates with the same If-Match: one wins, the other gets 412', async (t) => {

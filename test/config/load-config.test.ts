@@ -169,6 +169,8 @@ describe('defaults', () => {
       linking: { firstLogin: 'create', trustEmail: false },
       storeTokens: false,
       mappers: { groups: { keepUpstream: true, prefix: '', map: {}, fromAttributes: [], always: [] }, claims: [] },
+      trustUpstreamMfa: false,
+      upstreamMfa: { amr: ['mfa', 'hwk', 'swk', 'otp', 'sms', 'face', 'fpt', 'iris', 'retina', 'vbm', 'sc'], acr: [] },
     });
   });
 
@@ -243,6 +245,45 @@ describe('rejected configs name the exact path', () => {
     const ok = parseConfig(`${base}secrets: { tokenKeys: ['${'x'.repeat(32)}'] }\nconnectors:\n  - { id: g, type: oidc, storeTokens: true, linking: { firstLogin: link-verified-email, trustEmail: true } }\n`, { env: {} });
     assert.equal(ok.connectors[0].storeTokens, true);
     assert.deepEqual(ok.secrets.tokenKeys, ['x'.repeat(32)]);
+  });
+
+  test('connector upstream MFA: trust and the accepted amr / acr values, wrong types named by path', () => {
+    const ok = parseConfig(
+      `${base}connectors:\n` +
+        `  - { id: entra, type: oidc, trustUpstreamMfa: true, upstreamMfa: { acr: [http://schemas.microsoft.com/claims/multipleauthn] } }\n` +
+        `  - { id: keys, type: oidc, trustUpstreamMfa: '\${TRUST}', upstreamMfa: { amr: [hwk], acr: [] } }\n`,
+      { env: { TRUST: 'true' } },
+    );
+    assert.equal(ok.connectors[0].trustUpstreamMfa, true);
+    assert.deepEqual(ok.connectors[0].upstreamMfa.acr, ['http://schemas.microsoft.com/claims/multipleauthn']);
+    assert.ok(ok.connectors[0].upstreamMfa.amr.includes('otp'), 'the default amr list stays');
+    assert.equal(ok.connectors[1].trustUpstreamMfa, true, 'from the environment');
+    assert.deepEqual(ok.connectors[1].upstreamMfa, { amr: ['hwk'], acr: [] });
+
+    const issues = issuesOf(
+      `${base}connectors:\n` +
+        `  - { id: a, type: oidc, trustUpstreamMfa: yes-please, upstreamMfa: { amr: mfa, acr: [7], factors: [otp] } }\n` +
+        `  - { id: b, type: oidc, upstreamMfa: { amr: ['two words', '', "${'x'.repeat(65)}", "nul\\0"], acr: ["${'y'.repeat(257)}"] } }\n` +
+        `  - { id: c, type: saml, trustUpstreamMfa: true, upstreamMfa: { amr: [] } }\n` +
+        `  - { id: d, type: saml, upstreamMfa: [mfa] }\n`,
+    );
+    assert.deepEqual([...new Set(issues.map((i) => i.path))].sort(), [
+      'connectors[0].trustUpstreamMfa',
+      'connectors[0].upstreamMfa.acr[0]',
+      'connectors[0].upstreamMfa.amr',
+      'connectors[0].upstreamMfa.factors',
+      'connectors[1].upstreamMfa.acr[0]',
+      'connectors[1].upstreamMfa.amr[0]',
+      'connectors[1].upstreamMfa.amr[1]',
+      'connectors[1].upstreamMfa.amr[2]',
+      'connectors[1].upstreamMfa.amr[3]',
+      'connectors[2].upstreamMfa',
+      'connectors[3].upstreamMfa',
+    ]);
+    assertIssue(issues, 'connectors[1].upstreamMfa.amr[0]', /amr value: 1-64 characters without spaces/);
+    assertIssue(issues, 'connectors[1].upstreamMfa.acr[0]', /acr value: 1-256 characters/);
+    assertIssue(issues, 'connectors[2].upstreamMfa', /accepts no amr and no acr value/);
+    assertIssue(issues, 'connectors[0].upstreamMfa.factors', /^unknown key$/);
   });
 
   test('duplicate ids are reported at the second occurrence', () => {

@@ -34,6 +34,12 @@ export interface SspServiceProvider {
   nameIdFormat?: string; // default emailAddress
   signResponse?: boolean; // default true
   signAssertion?: boolean; // default true
+  /** The AuthnContextClassRef of this SP's assertions (saml:AuthnContextClassRef filter); default
+   *  PasswordProtectedTransport over https, Password over http (loopback here). */
+  authnContextClassRef?: string;
+  /** Put the RequestedAuthnContext the IdP parsed from the AuthnRequest into the assertion, as the
+   *  attributes requestedAuthnContextClassRef (one value per class) and requestedAuthnContextComparison. */
+  echoRequestedAuthnContext?: boolean;
 }
 export interface SspUser { username: string; password: string; attributes: Record<string, string[]> }
 export interface SimpleSamlPhp {
@@ -127,6 +133,13 @@ const key = (use: 'signing' | 'encryption', pem: string) =>
 
 type Options = Parameters<typeof startSimpleSamlPhp>[0];
 
+/** core:PHP filter code: the IdP's own parse of the AuthnRequest's RequestedAuthnContext, as attributes. */
+const ECHO_REQUESTED_AUTHN_CONTEXT = `$rac = $state['saml:RequestedAuthnContext'] ?? null;
+if (is_array($rac) && !empty($rac['AuthnContextClassRef'])) {
+    $attributes['requestedAuthnContextClassRef'] = array_values($rac['AuthnContextClassRef']);
+    $attributes['requestedAuthnContextComparison'] = [$rac['Comparison']];
+}`;
+
 async function writeConfig(dir: string, port: number, o: Options, idpPem: string, spPem: string): Promise<void> {
   const base = `http://127.0.0.1:${port}`;
   const idp = `${base}/saml2/idp/metadata.php`;
@@ -204,6 +217,10 @@ if (is_string($xml) && $xml !== '') {
       ...(keys.length ? { keys } : {}),
       ...(s.signingCertPem ? { 'validate.authnrequest': true, 'validate.logout': true } : {}),
       ...(s.encryptionCertPem ? { 'assertion.encryption': true } : {}),
+      ...(s.authnContextClassRef || s.echoRequestedAuthnContext ? { authproc: {
+        ...(s.authnContextClassRef ? { 90: { class: 'saml:AuthnContextClassRef', AuthnContextClassRef: s.authnContextClassRef } } : {}),
+        ...(s.echoRequestedAuthnContext ? { 91: { class: 'core:PHP', code: ECHO_REQUESTED_AUTHN_CONTEXT } } : {}),
+      } } : {}),
     };
   }
   // This IdP also knows its own default-sp (used when no external IdP is given).

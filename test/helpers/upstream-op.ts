@@ -1,6 +1,7 @@
 // A real upstream OpenID provider (node-oidc-provider) on loopback, for the oidc connector's
 // suites: its own users, passwords, login page and process-local storage, plus the knobs
-// negative tests need (down, slow, tampered ID tokens, revoked grants) and the shapes of the
+// negative tests need (down, slow, tampered ID tokens, revoked grants, how a login authenticated:
+// amr and acr, and the authorization parameters each login received) and the shapes of the
 // quirky upstreams the presets exist for: Entra (tenant issuers, the multi-tenant discovery
 // alias, group overage answered by a fake Microsoft Graph) and Apple (an ES256 JWT as the client
 // secret, the `user` form_post parameter on first authorization).
@@ -18,6 +19,12 @@ export interface UpstreamUser {
   password: string;
   /** Released for the scopes that name them (see UpstreamOpOptions.scopeClaims): email, groups, tid, hd, ... */
   claims: Record<string, unknown>;
+  /**
+   * How the next login says it authenticated (the ID token's `amr` and `acr`); default amr
+   * ['pwd'] and no acr. `amr` is passed on unchecked, so a test can make it malformed; an `acr`
+   * needs UpstreamOpOptions.acrValues, or oidc-provider leaves it out.
+   */
+  authentication?: { amr?: unknown; acr?: string };
 }
 
 export interface AppleShim {
@@ -43,6 +50,8 @@ export interface UpstreamOpOptions {
   /** Entra: these users' tokens signal group overage (`_claim_names`) instead of carrying `groups`. */
   overageFor?: string[];
   apple?: AppleShim;
+  /** The acr values the OP supports (discovery's acr_values_supported); its ID tokens carry `acr` only with some. */
+  acrValues?: string[];
 }
 
 /** Where the upstream sends the browser back: a redirect (query) or an auto-submitted form (form_post). */
@@ -69,6 +78,8 @@ export interface UpstreamOp {
   readonly requests: string[];
   /** Client secrets the Apple shim accepted (ES256 JWTs), for assertions. */
   readonly appleSecrets: string[];
+  /** The authorization request parameters of each login, as the OP parsed them (acr_values, prompt, ...). */
+  readonly authorizations: Record<string, unknown>[];
   /** Hold every response this long (beyond a connector's timeout). */
   delayMs: number;
   /** Re-sign ID tokens in token responses with these claims changed (validly signed, wrong). */
@@ -83,8 +94,9 @@ export interface UpstreamOp {
 }
 
 const DEFAULT_SCOPE_CLAIMS: Record<string, string[]> = {
-  // amr: the login's authentication methods, which oidc-provider releases only when listed.
-  openid: ['sub', 'amr', 'tid', 'hd', 'groups'],
+  // amr, acr: how the login authenticated, which oidc-provider releases only when listed (acr
+  // otherwise only when the client asks for it); real upstreams always send them.
+  openid: ['sub', 'amr', 'acr', 'tid', 'hd', 'groups'],
   profile: ['name', 'given_name', 'family_name', 'preferred_username', 'nickname', 'picture'],
   email: ['email', 'email_verified'],
   groups: ['groups'],
@@ -184,6 +196,7 @@ export async function startUpstreamOp(options: UpstreamOpOptions): Promise<Upstr
   const store = new Map<string, Stored>();
   const requests: string[] = [];
   const appleSecrets: string[] = [];
+  const authorizations: Record<string, unknown>[] = [];
   /** Apple sends the `user` parameter only on a user's first authorization of an app. */
   const appleNamed = new Set<string>();
 
@@ -196,6 +209,7 @@ export async function startUpstreamOp(options: UpstreamOpOptions): Promise<Upstr
     jwks: { keys: [signingJwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'name'],
+    ...(options.acrValues && { acrValues: options.acrValues }),
     claims: { ...DEFAULT_SCOPE_CLAIMS, ...options.scopeClaims },
     conformIdTokenClaims: !options.claimsInIdToken,
     features: { devInteractions: { enabled: false } },
@@ -300,6 +314,7 @@ export async function startUpstreamOp(options: UpstreamOpOptions): Promise<Upstr
     const details = await provider.interactionDetails(req, res);
     const base = `${prefix}/interaction/${details.uid}`;
     if (req.method === 'GET' && action === '') {
+      authorizations.push({ ...details.params });
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(loginPage(base, String(details.params.client_id)));
       return;
@@ -316,7 +331,8 @@ export async function startUpstreamOp(options: UpstreamOpOptions): Promise<Upstr
         res.end(loginPage(base, String(details.params.client_id), 'Wrong username or password.'));
         return;
       }
-      await provider.interactionFinished(req, res, { login: { accountId: user.id, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
+      const { amr = ['pwd'], acr } = user.authentication ?? {};
+      await provider.interactionFinished(req, res, { login: { accountId: user.id, amr: amr as string[], ...(acr !== undefined && { acr }) } }, { mergeWithLastSubmission: false });
       return;
     }
     res.writeHead(404).end();
@@ -385,6 +401,7 @@ export async function startUpstreamOp(options: UpstreamOpOptions): Promise<Upstr
     origin,
     requests,
     appleSecrets,
+    authorizations,
     get delayMs() {
       return delayMs;
     },

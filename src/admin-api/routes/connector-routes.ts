@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { mappersSchema } from '../../accounts/identity-mappers.ts';
 import { LINKING_POLICIES } from '../../config/schema.ts';
+import { upstreamMfaSchema } from '../../mfa/upstream-mfa-policy.ts';
 import type { ConnectorService, ConnectorStatus, ConnectorView } from '../../management/connectors.ts';
 import type { ConnectorSync } from '../../storage/connector-repository.ts';
 import { defineRoute, type AdminRoute } from '../admin-route.ts';
@@ -23,6 +24,8 @@ const policySchema = z
       .optional(),
     storeTokens: z.boolean().optional().describe("Keep the upstream's OAuth tokens (needs secrets.tokenKeys)."),
     mappers: mappersSchema.optional(),
+    trustUpstreamMfa: z.boolean().optional().describe("Accept the upstream's proof of a second factor (an amr or acr listed in upstreamMfa) instead of asking for a local one."),
+    upstreamMfa: upstreamMfaSchema.optional(),
   })
   .describe('What the broker does with the identities of this connector; the same fields as in the config file.');
 
