@@ -133,13 +133,15 @@ export class WebauthnService {
         expectedChallenge: challenge.challenge,
         expectedOrigin: this.#origin,
         expectedRPID: this.#rpId,
-        requireUserVerification: this.#policy === 'required',
+        // Checked below, so that the refusal says what is missing.
+        requireUserVerification: false,
       });
     } catch (err) {
       return fail('verification_failed', message(err));
     }
     if (!verified.verified) return fail('verification_failed', 'registration response not verified');
     const info = verified.registrationInfo;
+    if (!info.userVerified && this.#policy === 'required') return fail('user_verification_required', 'the policy requires user verification');
     if (await this.#store.mfa.findWebauthnByCredentialId(info.credential.id)) return fail('duplicate_credential', 'credential already registered');
     try {
       const factorId = await uniquely('WebAuthn credential', () =>
