@@ -124,6 +124,17 @@ describe('WebAuthn passkeys in Chromium (PGlite)', () => {
     assert.equal(result.userVerified, true);
   });
 
+  test('conditional UI: the passkey offered in the username field signs alice in, no button pressed', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    // The virtual authenticator answers a conditional request by itself (as a person picking the
+    // one passkey from the autofill list would).
+    const [response] = await Promise.all([b.page.waitForResponse((r) => r.request().method() === 'POST'), b.page.goto(`${app.origin}/conditional`)]);
+    const result = (await response.json()) as Record<string, unknown>;
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(result.userId, alice.id);
+    assert.equal(app.posts.at(-1)!.form.user, '', 'no user was named');
+  });
+
   test('a replayed assertion is refused: same challenge key, and under a fresh challenge', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const last = app.posts.at(-1)!;
