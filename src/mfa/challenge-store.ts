@@ -16,7 +16,7 @@ const KEY = /^[\x21-\x7e]{1,200}$/;
 export function artifactChallengeStore(adapter: KeybridgeAdapter): ChallengeStore {
   return {
     async put(key, value, ttlSeconds) {
-      if (!KEY.test(key)) throw new TypeError('invalid challenge key');
+      if (typeof key !== 'string' || !KEY.test(key)) throw new TypeError('invalid challenge key');
       await adapter.upsert(key, { value } as unknown as AdapterPayload, ttlSeconds);
     },
     async take(key) {

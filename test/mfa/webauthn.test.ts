@@ -9,7 +9,9 @@ import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { addVirtualAuthenticator, type VirtualAuthenticator } from '../helpers/virtual-authenticator.ts';
+import { artifactChallengeStore, type ChallengeStore } from '../../src/mfa/challenge-store.ts';
 import { openDatabase, type Database } from '../../src/storage/database.ts';
+import { createOidcAdapter } from '../../src/storage/oidc-adapter.ts';
 import { migrateDatabase } from '../../src/storage/migrate.ts';
 import type { User } from '../../src/storage/types.ts';
 import { startWebauthnTestApp, type WebauthnTestApp } from './webauthn-test-app.ts';
@@ -268,6 +270,16 @@ describe('WebAuthn passkeys in Chromium (PGlite)', () => {
       const result = await ceremony(fresh.page, `${app.origin}/register?user=${bob.id}&name=Key`);
       assert.equal(result.ok, true, JSON.stringify(result));
       assert.deepEqual(fresh.errors, []);
+      // And a violation would have shown: an inline script on the page is refused, with a console error.
+      await fresh.page.goto(`${app.origin}/authenticate`);
+      await fresh.page.evaluate(() => {
+        const script = document.createElement('script');
+        script.textContent = 'document.title = "inline ran"';
+        document.head.append(script);
+      });
+      await fresh.page.waitForTimeout(200);
+      assert.equal(await fresh.page.title(), 'Authenticate');
+      assert.match(fresh.errors.join('\n'), /Content Security Policy/);
     } finally {
       await fresh.context.close();
     }
@@ -290,6 +302,35 @@ describe('WebAuthn passkeys in Chromium (PGlite)', () => {
       assert.equal(app.posts.length, posts);
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe('artifactChallengeStore', () => {
+  let db: { database: Database; cleanup(): Promise<void> };
+  let challenges: ChallengeStore;
+
+  before(async () => {
+    db = await openPglite();
+    const Adapter = createOidcAdapter(db.database.artifacts);
+    challenges = artifactChallengeStore(new Adapter('WebauthnChallenge'));
+  });
+  after(() => db?.cleanup());
+
+  test('a value is taken once, and not after its time', async () => {
+    await challenges.put('k1', { challenge: 'abc' }, 60);
+    assert.deepEqual(await challenges.take('k1'), { challenge: 'abc' });
+    assert.equal(await challenges.take('k1'), null);
+    await challenges.put('k2', { challenge: 'def' }, 1);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal(await challenges.take('k2'), null);
+    assert.equal(await challenges.take('never-put'), null);
+  });
+
+  test('hostile keys are misses, and refused when storing', async () => {
+    for (const key of ['', 'a\0b', 'x'.repeat(201), 'with space', '\ud800', 42 as unknown as string]) {
+      assert.equal(await challenges.take(key), null, JSON.stringify(key));
+      await assert.rejects(challenges.put(key, {}, 60), TypeError);
     }
   });
 });
