@@ -219,7 +219,7 @@ export class WebauthnService {
       return fail('verification_failed', message(err));
     }
     if (!verified.verified) return fail('verification_failed', 'signature not verified');
-    const { newCounter, userVerified, credentialBackedUp } = verified.authenticationInfo;
+    const { newCounter, userVerified, credentialDeviceType } = verified.authenticationInfo;
     const passwordless = expected === undefined;
     if (!userVerified && (passwordless || this.#policy === 'required')) {
       return fail('user_verification_required', passwordless ? 'passwordless sign-in requires user verification' : 'the policy requires user verification');
@@ -233,8 +233,10 @@ export class WebauthnService {
     if (!(await this.#store.mfa.updateSignCount(factor.id, stored, newCounter))) {
       return fail('counter_not_increased', 'another assertion of this credential moved its counter meanwhile: possibly a cloned authenticator');
     }
-    // RFC 8176: the key is hardware-bound or synced software; the presence test always happened.
-    const amr = [credentialBackedUp ? 'swk' : 'hwk', 'user', ...(userVerified ? ['mfa'] : [])];
+    // RFC 8176: a key that may be synced off the device (backup eligible, whether or not it is
+    // backed up yet) is not a hardware-bound key. The presence test always happened; 'mfa' only
+    // when the authenticator also verified the person (possession plus PIN or biometrics).
+    const amr = [credentialDeviceType === 'multiDevice' ? 'swk' : 'hwk', 'user', ...(userVerified ? ['mfa'] : [])];
     return { ok: true, userId: factor.userId, factorId: factor.id, userVerified, amr };
   }
 

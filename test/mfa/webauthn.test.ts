@@ -200,6 +200,25 @@ describe('WebAuthn passkeys in Chromium (PGlite)', () => {
     }
   });
 
+  test('a synced passkey (backup eligible) is a software key in amr: swk, not hwk', async (t) => {
+    if (missing) return skipLoudly(t, missing);
+    const erin = await app.store.users.create({ username: 'erin' });
+    const synced = await browse(chromium);
+    try {
+      await synced.authenticator.remove();
+      synced.authenticator = await addVirtualAuthenticator(synced.page, { defaultBackupEligibility: true, defaultBackupState: true });
+      const registered = await ceremony(synced.page, `${app.origin}/register?user=${erin.id}&name=Synced`);
+      assert.equal(registered.ok, true, JSON.stringify(registered));
+      const [factor] = await app.store.mfa.webauthnFactors(erin.id);
+      assert.deepEqual([factor.data.deviceType, factor.data.backedUp], ['multiDevice', true]);
+      const result = await ceremony(synced.page, `${app.origin}/authenticate?user=${erin.id}`);
+      assert.equal(result.ok, true, JSON.stringify(result));
+      assert.deepEqual(result.amr, ['swk', 'user', 'mfa']);
+    } finally {
+      await synced.context.close();
+    }
+  });
+
   test('a removed factor no longer signs in', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const other = await browse(chromium);
