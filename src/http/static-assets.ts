@@ -59,9 +59,13 @@ export function staticAssets(options: { themeDir?: string } = {}) {
     if (cached) return cached;
     const vendored = Object.hasOwn(VENDORED, name) ? VENDORED[name] : undefined;
     if (vendored) {
-      const asset = assetOf(Buffer.from(vendored.wrap(await readFile(vendored.file, 'utf8'))));
-      cache.set(name, asset);
-      return asset;
+      try {
+        const asset = assetOf(Buffer.from(vendored.wrap(await readFile(vendored.file, 'utf8'))));
+        cache.set(name, asset);
+        return asset;
+      } catch {
+        return null; // the package is not installed
+      }
     }
     for (const dir of dirs) {
       try {
