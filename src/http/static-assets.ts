@@ -1,5 +1,6 @@
-// Serves /assets/<file> from the theme's assets/ folder first, then public/. Only plain file
-// names: anything else (traversal, encoded dots or slashes, sub-folders) is a 404.
+// Serves /assets/<file> from the theme's assets/ folder first, then public/, plus the browser
+// libraries our pages' scripts import (VENDORED). Only plain file names: anything else
+// (traversal, encoded dots or slashes, sub-folders) is a 404.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +16,17 @@ const TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
   '.js': 'text/javascript; charset=utf-8',
   '.woff2': 'font/woff2',
+};
+
+// @simplewebauthn/browser ships its ES module as many files; its one-file UMD bundle is served
+// as an ES module instead: given a CommonJS-style `exports` it fills that, which we re-export.
+const VENDORED: Record<string, { file: string; wrap: (source: string) => string }> = {
+  'simplewebauthn-browser.js': {
+    file: path.join(REPO_ROOT, 'node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js'),
+    wrap: (source) =>
+      `const module = { exports: {} };\nconst exports = module.exports;\n${source}\n` +
+      'export const { startRegistration, startAuthentication, browserSupportsWebAuthn, browserSupportsWebAuthnAutofill, platformAuthenticatorIsAvailable, WebAuthnAbortService, WebAuthnError } = module.exports;\n',
+  },
 };
 
 export interface Asset {
@@ -45,6 +57,16 @@ export function staticAssets(options: { themeDir?: string } = {}) {
   async function load(name: string): Promise<Asset | null> {
     const cached = cache.get(name);
     if (cached) return cached;
+    const vendored = Object.hasOwn(VENDORED, name) ? VENDORED[name] : undefined;
+    if (vendored) {
+      try {
+        const asset = assetOf(Buffer.from(vendored.wrap(await readFile(vendored.file, 'utf8'))));
+        cache.set(name, asset);
+        return asset;
+      } catch {
+        return null; // the package is not installed
+      }
+    }
     for (const dir of dirs) {
       try {
         const asset = assetOf(await readFile(path.join(dir, name)));
