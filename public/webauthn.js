@@ -5,6 +5,10 @@
 // - <form data-webauthn="conditional" data-webauthn-options="{json}">: on a page with an
 //   <input autocomplete="username webauthn">, offers passkeys in that field's autofill (where
 //   the browser can) and submits the form when the person picks one.
+// - <form data-webauthn="passkey">: both at once on the login page: passkeys in the username
+//   field's autofill, and the form's own button for a passkey chosen in the browser's dialog.
+// - Instead of data-webauthn-options, a form may name data-webauthn-options-url: fresh options
+//   (a new single-use challenge) are fetched from it for each ceremony.
 // - [data-webauthn-only] elements are hidden in browsers without WebAuthn.
 import {
   browserSupportsWebAuthn,
@@ -49,9 +53,12 @@ function clearError(form) {
   }
 }
 
-function optionsOf(form) {
+async function optionsOf(form) {
+  const url = form.getAttribute('data-webauthn-options-url');
   try {
-    return JSON.parse(form.getAttribute('data-webauthn-options') || '');
+    if (!url) return JSON.parse(form.getAttribute('data-webauthn-options') || '');
+    const res = await fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } });
+    return res.ok ? await res.json() : null;
   } catch {
     return null;
   }
@@ -72,9 +79,12 @@ function wireCeremony(form, ceremony) {
     if (busy) return;
     clearError(form);
     if (!supported) return showError(form, 'unsupported');
-    const optionsJSON = optionsOf(form);
-    if (!optionsJSON) return showError(form, 'bad-options');
     busy = true;
+    const optionsJSON = await optionsOf(form);
+    if (!optionsJSON) {
+      busy = false;
+      return showError(form, 'bad-options');
+    }
     try {
       const result = await ceremony({ optionsJSON });
       if (!fill(form, result)) return showError(form, 'bad-options');
@@ -89,8 +99,9 @@ function wireCeremony(form, ceremony) {
 }
 
 async function wireConditional(form) {
-  const optionsJSON = optionsOf(form);
-  if (!supported || !optionsJSON || !(await browserSupportsWebAuthnAutofill())) return;
+  if (!supported || !(await browserSupportsWebAuthnAutofill())) return;
+  const optionsJSON = await optionsOf(form);
+  if (!optionsJSON) return;
   try {
     const result = await startAuthentication({ optionsJSON, useBrowserAutofill: true });
     if (fill(form, result)) form.submit();
@@ -107,4 +118,8 @@ for (const form of document.querySelectorAll('form[data-webauthn]')) {
   if (kind === 'register') wireCeremony(form, startRegistration);
   else if (kind === 'authenticate') wireCeremony(form, startAuthentication);
   else if (kind === 'conditional') wireConditional(form);
+  else if (kind === 'passkey') {
+    wireCeremony(form, startAuthentication);
+    wireConditional(form);
+  }
 }

@@ -95,7 +95,8 @@ export interface LoginKit {
   deps: LoginDependencies;
   loadInteraction(ctx: Context): Promise<Interaction>;
   /** For POST routes: the interaction, its submitted form, the CSRF check, and the prompt it must be at. */
-  loadForm(ctx: Context, prompt?: 'login' | 'consent'): Promise<{ details: Interaction; form: Record<string, string> }>;
+  /** `limit`: the body's size limit in bytes (forms carrying a WebAuthn answer need more than the default). */
+  loadForm(ctx: Context, prompt?: 'login' | 'consent', limit?: number): Promise<{ details: Interaction; form: Record<string, string> }>;
   clientView(clientId: string): Promise<{ id: string; name: string; logoUri?: string; policyUri?: string; tosUri?: string; firstParty: boolean }>;
   renderLogin(ctx: Context, uid: string, clientId: string, extra: LoginPageExtra): Promise<void>;
   /** Hands the interaction's result to oidc-provider and sends the browser on. */
@@ -116,9 +117,9 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
     }
   }
 
-  async function loadForm(ctx: Context, prompt?: 'login' | 'consent') {
+  async function loadForm(ctx: Context, prompt?: 'login' | 'consent', limit?: number) {
     const details = await loadInteraction(ctx);
-    const form = await readForm(ctx);
+    const form = await readForm(ctx, limit);
     if (!csrf.verify(details.uid, form.csrf) || (prompt && details.prompt.name !== prompt)) throw new InvalidSession();
     return { details, form };
   }
@@ -164,3 +165,6 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
 
   return { deps, loadInteraction, loadForm, clientView, renderLogin, finish };
 }
+
+/** The body limit of forms that carry a WebAuthn answer (up to 16 KB of JSON, form-encoded). */
+export const CREDENTIAL_FORM_LIMIT = 64 * 1024;

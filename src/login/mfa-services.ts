@@ -1,5 +1,4 @@
 // The second-factor services the login steps use, built once per broker.
-import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
@@ -9,7 +8,8 @@ import type { UpstreamIdentity } from '../connectors/contract.ts';
 import type { RegisteredConnector } from '../connectors/registry.ts';
 import { mfaCipher } from '../mfa/mfa-cipher.ts';
 import { TotpService } from '../mfa/totp.ts';
-import { WebauthnService, artifactChallengeStore } from '../mfa/webauthn.ts';
+import { WebauthnService, type WebauthnError } from '../mfa/webauthn.ts';
+import { artifactChallengeStore } from '../mfa/challenge-store.ts';
 import { createMfaPolicy } from '../mfa/mfa-policy.ts';
 import { upstreamMfaProof } from '../mfa/upstream-mfa.ts';
 import { issueRecoveryCodes, useRecoveryCode } from '../mfa/recovery-codes.ts';
@@ -28,11 +28,11 @@ export interface MfaServices {
   rememberDays: number;
 }
 
-export async function createMfaServices(options: { config: Config; store: Store; artifacts: KeybridgeAdapter; logger: Logger; knex?: Knex }): Promise<MfaServices> {
+export async function createMfaServices(options: { config: Config; store: Store; artifacts: KeybridgeAdapter; logger: Logger }): Promise<MfaServices> {
   const { config, store } = options;
   const cipher = await mfaCipher(config, store);
   return {
-    totp: new TotpService({ store, cipher, issuerName: config.ui.title }),
+    totp: new TotpService({ store, cipher, issuerName: config.ui.title, logger: options.logger }),
     webauthn: new WebauthnService({ store, issuer: config.issuer, rpName: config.mfa.webauthn.rpName, userVerification: config.mfa.webauthn.userVerification, challenges: artifactChallengeStore(options.artifacts) }),
     cipher,
     policy: createMfaPolicy({ config, store }),
@@ -41,3 +41,16 @@ export async function createMfaServices(options: { config: Config; store: Store;
     rememberDays: config.mfa.rememberDevice.days,
   };
 }
+
+/** What the person is told when a passkey or security key is refused (the detail goes to the log). */
+export const WEBAUTHN_MESSAGES: Record<WebauthnError, string> = {
+  malformed_response: 'The passkey answer could not be read. Try again.',
+  challenge_expired: 'The passkey request expired or was already used. Try again.',
+  verification_failed: 'The passkey could not be verified. Try again or use another way.',
+  unknown_credential: 'This passkey is not registered here.',
+  wrong_user: 'This passkey belongs to another account.',
+  user_verification_required: 'Your passkey must check your PIN or biometric. Try again and confirm it on the device.',
+  counter_not_increased: 'This security key was refused because it may have been copied. Contact your administrator.',
+  duplicate_credential: 'This passkey or security key is already registered.',
+  invalid_name: 'Give the passkey a name of at most 64 characters.',
+};

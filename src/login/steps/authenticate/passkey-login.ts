@@ -4,7 +4,8 @@
 // two factors in one (possession and the device's PIN or biometric), so no second factor follows.
 import type Router from '@koa/router';
 import { InvalidSession } from '../../../errors.ts';
-import { waitText, type LoginKit } from '../../login-kit.ts';
+import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
+import { CREDENTIAL_FORM_LIMIT, waitText, type LoginKit } from '../../login-kit.ts';
 import type { LoginPipeline } from '../../pipeline.ts';
 import { parseCredential } from '../second-factor/second-factor-step.ts';
 
@@ -24,7 +25,7 @@ export function passkeyLoginRoutes(router: Router, kit: LoginKit, pipeline: () =
   });
 
   router.post('/interaction/:uid/passkey', async (ctx) => {
-    const { details, form } = await loadForm(ctx, 'login');
+    const { details, form } = await loadForm(ctx, 'login', CREDENTIAL_FORM_LIMIT);
     const clientId = details.params.client_id as string;
     const ip = await limits.hitIp('login', ctx.ip);
     if (!ip.allowed) {
@@ -33,8 +34,8 @@ export function passkeyLoginRoutes(router: Router, kit: LoginKit, pipeline: () =
     }
     const result = await mfa.webauthn.verifyAuthentication(challengeKey(details.uid), parseCredential(form.credential));
     if (!result.ok) {
-      await store.audit.record({ type: 'login.failure', outcome: 'failure', clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { reason: 'passkey_refused', detail: result.error.slice(0, 200) } });
-      return renderLogin(ctx, details.uid, clientId, { error: result.error, status: 401 });
+      await store.audit.record({ type: 'login.failure', outcome: 'failure', clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { reason: 'passkey_refused', error: result.error } });
+      return renderLogin(ctx, details.uid, clientId, { error: WEBAUTHN_MESSAGES[result.error], status: 401 });
     }
     const user = await store.users.findById(result.userId);
     if (!user?.enabled) {

@@ -6,8 +6,9 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { sendPage } from '../../../http/send-page.ts';
 import { InvalidSession } from '../../../errors.ts';
+import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
-import type { Interaction, LoginKit } from '../../login-kit.ts';
+import { CREDENTIAL_FORM_LIMIT, type Interaction, type LoginKit } from '../../login-kit.ts';
 import { parseCredential } from '../second-factor/second-factor-step.ts';
 
 interface PendingTotp {
@@ -19,7 +20,7 @@ interface PendingTotp {
 
 export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipeline): { step: LoginStep; routes(router: Router): void } {
   const { deps, loadForm, clientView } = kit;
-  const { store, csrf, renderer, mfa } = deps;
+  const { store, csrf, renderer, mfa, logger } = deps;
   const binding = (state: LoginState) => `enrol:${state.uid}:${state.login.userId}`;
   const registerKey = (uid: string) => `mfa-register.${uid}`;
 
@@ -65,7 +66,7 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
   };
 
   async function atStep(ctx: Context) {
-    const { details, form } = await loadForm(ctx, 'login');
+    const { details, form } = await loadForm(ctx, 'login', CREDENTIAL_FORM_LIMIT);
     const state = await pipeline().load(details.uid);
     if (!state?.mustEnrol) throw new InvalidSession();
     return { details, form, state };
@@ -116,7 +117,10 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
       const { details, form, state } = await atStep(ctx);
       const name = (form.name ?? '').trim() || 'Passkey';
       const result = await mfa.webauthn.verifyRegistration(state.login.userId, registerKey(details.uid), parseCredential(form.credential), name);
-      if (!result.ok) return step.render(ctx, state, details, { error: result.error, status: 400 });
+      if (!result.ok) {
+        logger.info({ user: state.login.userId, error: result.error, detail: result.detail }, 'passkey registration refused');
+        return step.render(ctx, state, details, { error: WEBAUTHN_MESSAGES[result.error], status: 400 });
+      }
       const factor = (await store.mfa.webauthnFactors(state.login.userId)).find((f) => f.id === result.factorId);
       return enrolled(ctx, details, state, [factor?.data.backedUp ? 'swk' : 'hwk'], 'webauthn');
     });

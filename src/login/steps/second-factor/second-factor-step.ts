@@ -6,9 +6,10 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { sendPage } from '../../../http/send-page.ts';
 import { InvalidSession } from '../../../errors.ts';
+import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
 import { requestsMfa } from '../../step-up.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
-import type { Interaction, LoginKit } from '../../login-kit.ts';
+import { CREDENTIAL_FORM_LIMIT, type Interaction, type LoginKit } from '../../login-kit.ts';
 import { createFactorThrottle } from './factor-throttle.ts';
 import { isRemembered, rememberDevice } from './remembered-device.ts';
 
@@ -62,7 +63,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
 
   /** The login state of an interaction that is at this step; anything else is a stale or forged post. */
   async function atStep(ctx: Context) {
-    const { details, form } = await loadForm(ctx, 'login');
+    const { details, form } = await loadForm(ctx, 'login', CREDENTIAL_FORM_LIMIT);
     const state = await pipeline().load(details.uid);
     if (!state || state.secondFactor || state.mustEnrol) throw new InvalidSession();
     return { details, form, state };
@@ -127,8 +128,8 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
       const { details, form, state } = await atStep(ctx);
       if (await throttled(ctx, details, state)) return;
       const result = await mfa.webauthn.verifyAuthentication(passkeyKey(details.uid), parseCredential(form.credential), state.login.userId);
-      if (!result.ok) return refused(ctx, details, state, 'webauthn', 'invalid', result.error);
-      return passed(ctx, details, state, result.amr.filter((v) => v !== 'mfa'), form, 'webauthn');
+      if (!result.ok) return refused(ctx, details, state, 'webauthn', result.error, WEBAUTHN_MESSAGES[result.error]);
+      return passed(ctx, details, state, result.amr.filter((v: string) => v !== 'mfa'), form, 'webauthn');
     });
   }
 
