@@ -35,11 +35,11 @@ export interface ProviderDependencies {
   stepUp?: (ctx: KoaContextWithOIDC) => Promise<boolean>;
 }
 
-// Claims grouped by the scope that releases them. `idp` and `amr` ride with `openid`: how and
-// through which connector the user signed in is useful to every relying party and reveals
-// nothing personal.
+// Claims grouped by the scope that releases them. `idp`, `amr`, `acr` and `auth_time` ride with
+// `openid`: how, when and through which connector the user signed in (a second factor or not)
+// is useful to every relying party and reveals nothing personal.
 const CLAIMS = {
-  openid: ['sub', 'idp', 'amr'],
+  openid: ['sub', 'idp', 'amr', 'acr', 'auth_time'],
   profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
   groups: ['groups'],

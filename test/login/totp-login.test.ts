@@ -62,8 +62,21 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
 
   const totpFor = (secret: string) => new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret.replace(/\s/g, '')), algorithm: 'SHA1', digits: 6, period: 30 });
 
-  /** A code for the next time step (valid within the ±1 window, and not yet used by a test). */
-  const freshCode = (secret: string, offset = 0) => totpFor(secret).generate({ timestamp: Date.now() + offset * 30_000 });
+  /** Time steps each secret's codes were used for: the broker refuses a step twice. */
+  const usedSteps = new Map<string, Set<number>>();
+  /** A code within the ±1 step window whose step no test has used yet. */
+  function freshCode(secret: string): string {
+    const used = usedSteps.get(secret) ?? new Set<number>();
+    usedSteps.set(secret, used);
+    for (const offset of [0, 1, -1]) {
+      const timestamp = Date.now() + offset * 30_000;
+      const step = Math.floor(timestamp / 30_000);
+      if (used.has(step)) continue;
+      used.add(step);
+      return totpFor(secret).generate({ timestamp });
+    }
+    throw new Error('no unused TOTP step left in the window');
+  }
 
   test('a user with no factor and an optional policy signs in with the password only: acr sfa, amr pwd', async () => {
     const browser = new Browser(broker.issuer);
@@ -87,11 +100,12 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
     const [row] = await broker.store.knex('mfa_factors').where({ user_id: await userId('alice') });
     assert.ok(row && !row.secret.includes(secret.replace(/\s/g, '')) && row.confirmed === false);
 
-    const wrong = await browser.submit(enrol, '/mfa/enrol/totp', { code: '000000' === freshCode(secrets.get('alice')!) ? '111111' : '000000' });
+    const right = freshCode(secrets.get('alice')!);
+    const wrong = await browser.submit(enrol, '/mfa/enrol/totp', { code: right === '000000' ? '111111' : '000000' });
     assert.equal(wrong.status, 400);
     assert.match(wrong.html, /That code is not right/);
     enrol = wrong;
-    const codes = await browser.submit(enrol, '/mfa/enrol/totp', { code: freshCode(secrets.get('alice')!, -1) });
+    const codes = await browser.submit(enrol, '/mfa/enrol/totp', { code: right });
     assert.equal(codes.status, 200);
     const shown = [...codes.html.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]);
     assert.equal(shown.length, 10);
@@ -106,7 +120,7 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
 
   test('the next login asks for the code; a code already used is refused, also in another login', async () => {
     const secret = secrets.get('alice')!;
-    const code = freshCode(secret, 1);
+    const code = freshCode(secret);
     const first = new Browser(broker.issuer);
     const a = await start(first);
     const challenge = await password(first, a.page, 'alice');
@@ -159,15 +173,15 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
   });
 
   test('step-up: a password-only session asked for urn:keybridge:mfa gets only the factor page', async () => {
-    // Carol enrols TOTP outside the login (as the account console will), then signs in through
-    // a client whose policy is off: password only.
-    const carol = await userId('carol');
-    const enrolment = await broker.mfa.totp.startEnrolment({ id: carol, username: 'carol' });
-    assert.equal(await broker.mfa.totp.confirmEnrolment(carol, enrolment.factorId, freshCode(enrolment.secret, -1)), 'confirmed');
+    // Carol signs in with her password (no factor yet), then enrols TOTP outside this login (as
+    // the account console will): her session is still password-only.
     const browser = new Browser(broker.issuer);
-    const first = await start(browser, relaxed);
+    const first = await start(browser);
     const claims = await first.finish(await password(browser, first.page, 'carol'));
     assert.equal(claims.acr, 'urn:keybridge:sfa');
+    const carol = await userId('carol');
+    const enrolment = await broker.mfa.totp.startEnrolment({ id: carol, username: 'carol' });
+    assert.equal(await broker.mfa.totp.confirmEnrolment(carol, enrolment.factorId, freshCode(enrolment.secret)), 'confirmed');
 
     const stepUp = await start(browser, rp, { acr_values: 'urn:keybridge:mfa' });
     assert.match(stepUp.page.html, /Two-step verification/, 'no password asked again');
@@ -184,6 +198,14 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
     assert.equal(again.acr, 'urn:keybridge:mfa');
   });
 
+  test('a client whose MFA policy is off does not weaken a stricter level: strictest wins', async () => {
+    // Alice is in admins (required): the relaxed client (off) still asks her for the code.
+    const browser = new Browser(broker.issuer);
+    const { page } = await start(browser, relaxed);
+    const challenge = await password(browser, page, 'alice');
+    assert.match(challenge.html, /Two-step verification/);
+  });
+
   test('an administrator password reset makes the user choose a new password during the login', async () => {
     const dave = await userId('dave');
     await broker.store.mfa.addRequiredAction(dave, 'update_password');
@@ -196,12 +218,12 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
     assert.match(mismatch.html, /do not match/);
     const same = await browser.submit(mismatch, '/password', { password: 'dave-password-1', confirm: 'dave-password-1' });
     assert.equal(same.status, 400);
-    const claims = await finish(await browser.submit(same, '/password', { password: 'dave-new-password-42', confirm: 'dave-new-password-42' }));
+    const claims = await finish(await browser.submit(same, '/password', { password: 'Violet-Harbour-Lantern-7', confirm: 'Violet-Harbour-Lantern-7' }));
     assert.ok(claims.sub);
     assert.deepEqual(await broker.store.mfa.requiredActions(dave), []);
     const next = new Browser(broker.issuer);
     const again = await start(next);
-    const done = await again.finish(await next.submit(again.page, '/login', { username: 'dave', password: 'dave-new-password-42' }));
+    const done = await again.finish(await next.submit(again.page, '/login', { username: 'dave', password: 'Violet-Harbour-Lantern-7' }));
     assert.equal(done.sub, claims.sub);
   });
 
@@ -225,7 +247,7 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
     const alice = await userId('alice');
     await broker.store.users.update(alice, { enabled: false });
     try {
-      const refused = await browser.submit(challenge, '/mfa/totp', { code: freshCode(secrets.get('alice')!, 1) });
+      const refused = await browser.submit(challenge, '/mfa/totp', { code: freshCode(secrets.get('alice')!) });
       assert.equal(refused.status, 401);
       assert.match(refused.html, /disabled/);
     } finally {

@@ -111,7 +111,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
       const left = await mfa.recovery.use(state.login.userId, form.code ?? '');
       if (left === null) return refused(ctx, details, state, 'recovery_code', 'invalid', 'That recovery code is not valid or was already used.');
       await store.audit.record({ type: 'mfa.recovery_code_used', userId: state.login.userId, clientId: state.clientId, ip: ctx.ip, details: { left } });
-      if (left <= 3) state.notice = left === 0 ? 'You used your last recovery code. Set up new ones in your account.' : `You have ${left} recovery code${left === 1 ? '' : 's'} left.`;
+      state.notice = left === 0 ? 'You used your last recovery code. Set up new ones in your account.' : `You have ${left} recovery code${left === 1 ? '' : 's'} left. Each one works once.`;
       return passed(ctx, details, state, ['otp'], form, 'recovery_code');
     });
 
