@@ -15,6 +15,7 @@ import type { TokenCipher } from '../accounts/token-cipher.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { MfaServices } from './mfa-services.ts';
 import { sendPage } from '../http/send-page.ts';
+import { addCspSources } from '../http/security-headers.ts';
 import { readForm } from '../http/read-form.ts';
 import { InvalidSession, KeybridgeError } from '../errors.ts';
 
@@ -140,6 +141,7 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
     const connectors = deps.registry().list();
     const password = connectors.filter((c) => c.connector.kind === 'password');
     const redirect = connectors.filter((c) => c.connector.kind === 'redirect');
+    allowPasskeyScript(ctx);
     sendPage(ctx, renderer, 'login', {
       uid,
       client: await clientView(clientId),
@@ -153,7 +155,7 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       connectorAction: `/interaction/${uid}/connector`,
       cancelAction: `/interaction/${uid}/abort`,
       // Passwordless sign-in with a passkey (the browser script fetches its options).
-      passkey: deps.mfa.webauthn ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey` } : null,
+      passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey` } : null,
     }, extra.status ?? 200);
   }
 
@@ -168,3 +170,9 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
 
 /** The body limit of forms that carry a WebAuthn answer (up to 16 KB of JSON, form-encoded). */
 export const CREDENTIAL_FORM_LIMIT = 64 * 1024;
+
+/** A page that runs /assets/webauthn.js: it loads our script and fetches its options from us. */
+export function allowPasskeyScript(ctx: Context): void {
+  addCspSources(ctx, 'script-src', "'self'");
+  addCspSources(ctx, 'connect-src', "'self'");
+}

@@ -1,4 +1,5 @@
 // The second-factor services the login steps use, built once per broker.
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
@@ -24,6 +25,8 @@ export interface MfaServices {
   policy: ReturnType<typeof createMfaPolicy>;
   recovery: { issue(userId: string): Promise<string[]>; use(userId: string, input: string): Promise<number | null> };
   upstreamProof(identity: UpstreamIdentity, policy: RegisteredConnector['policy']): { proved: boolean; amr: string[] };
+  /** Whether browsers can use passkeys here at all: WebAuthn refuses an IP address as the RP ID. */
+  passkeys: boolean;
   /** Days a "remember this device" cookie spares the second factor; 0: the option is off. */
   rememberDays: number;
 }
@@ -38,6 +41,7 @@ export async function createMfaServices(options: { config: Config; store: Store;
     policy: createMfaPolicy({ config, store }),
     recovery: { issue: (userId) => issueRecoveryCodes(store, userId), use: (userId, input) => useRecoveryCode(store, userId, input) },
     upstreamProof: upstreamMfaProof,
+    passkeys: !isIP(new URL(config.issuer).hostname.replace(/^\[|\]$/g, '')),
     rememberDays: config.mfa.rememberDevice.days,
   };
 }

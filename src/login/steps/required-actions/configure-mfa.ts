@@ -8,7 +8,7 @@ import { sendPage } from '../../../http/send-page.ts';
 import { InvalidSession } from '../../../errors.ts';
 import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
-import { CREDENTIAL_FORM_LIMIT, type Interaction, type LoginKit } from '../../login-kit.ts';
+import { CREDENTIAL_FORM_LIMIT, allowPasskeyScript, type Interaction, type LoginKit } from '../../login-kit.ts';
 import { parseCredential } from '../second-factor/second-factor-step.ts';
 
 interface PendingTotp {
@@ -51,6 +51,7 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
     async render(ctx, state, details, extra = {}) {
       const uid = details.uid;
       const pending = (state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null) ?? (await startTotp(state));
+      allowPasskeyScript(ctx);
       sendPage(ctx, renderer, 'mfa-enrol', {
         uid,
         client: await clientView(state.clientId),
@@ -59,7 +60,7 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
         error: extra.error,
         csrfToken: csrf.issue(uid),
         totpAction: `/interaction/${uid}/mfa/enrol/totp`,
-        passkey: { optionsUrl: `/interaction/${uid}/mfa/enrol/passkey/options`, action: `/interaction/${uid}/mfa/enrol/passkey` },
+        passkey: mfa.passkeys ? { optionsUrl: `/interaction/${uid}/mfa/enrol/passkey/options`, action: `/interaction/${uid}/mfa/enrol/passkey` } : null,
         cancelAction: `/interaction/${uid}/abort`,
       }, extra.status ?? 200);
     },

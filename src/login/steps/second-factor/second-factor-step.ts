@@ -9,7 +9,7 @@ import { InvalidSession } from '../../../errors.ts';
 import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
 import { requestsMfa } from '../../step-up.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
-import { CREDENTIAL_FORM_LIMIT, type Interaction, type LoginKit } from '../../login-kit.ts';
+import { CREDENTIAL_FORM_LIMIT, allowPasskeyScript, type Interaction, type LoginKit } from '../../login-kit.ts';
 import { createFactorThrottle } from './factor-throttle.ts';
 import { isRemembered, rememberDevice } from './remembered-device.ts';
 
@@ -45,6 +45,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
       const userId = state.login.userId;
       const factors = await store.mfa.list(userId);
       const uid = details.uid;
+      allowPasskeyScript(ctx);
       sendPage(ctx, renderer, 'mfa-challenge', {
         uid,
         client: await clientView(state.clientId),
