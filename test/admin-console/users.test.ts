@@ -54,7 +54,8 @@ describe('admin console: users', () => {
   };
 
   /** A login to the demo client through the real login pages; true when it reached the client. */
-  const login = async (username: string, password: string): Promise<{ ok: boolean; tokens?: oidc.TokenEndpointResponse }> => {
+  /** `mustChange`: the password was right and the login now asks for a new one (update_password). */
+  const login = async (username: string, password: string): Promise<{ ok: boolean; mustChange?: boolean; tokens?: oidc.TokenEndpointResponse }> => {
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid profile offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state });
@@ -63,6 +64,7 @@ describe('admin console: users', () => {
     assert.match(page.html, /name="password"/);
     page = await browser.submit(page, '/login', { username, password });
     if (page.html && /\/confirm"/.test(page.html)) page = await browser.submit(page, '/confirm');
+    if (/Choose a new password/.test(page.html)) return { ok: false, mustChange: true };
     if (page.html || !page.url.startsWith(RP)) return { ok: false };
     return { ok: true, tokens: await oidc.authorizationCodeGrant(rp, new URL(page.url), { pkceCodeVerifier: verifier, expectedState: state }) };
   };
@@ -146,7 +148,7 @@ describe('admin console: users', () => {
     await session.context.close();
   });
 
-  test('reset password: the new password is shown once with a copy button; it signs in, the old one does not; a chosen password is checked at its field', async (t) => {
+  test('reset password: the new password is shown once with a copy button; it signs in and the person must choose their own, the old one does not; a chosen password is checked at its field', async (t) => {
     if (missing) return skipLoudly(t, missing);
     const id = await newUser('rita-reset');
     assert.equal((await login('rita-reset', PASSWORD)).ok, true);
@@ -162,8 +164,8 @@ describe('admin console: users', () => {
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), generated);
     // The reset ended the session.
     await page.waitForSelector('[data-testid=sessions] :text("No live sessions.")');
-    assert.equal((await login('rita-reset', PASSWORD)).ok, false, 'the old password no longer works');
-    assert.equal((await login('rita-reset', generated)).ok, true, 'the new one does');
+    assert.deepEqual(await login('rita-reset', PASSWORD), { ok: false }, 'the old password no longer works');
+    assert.equal((await login('rita-reset', generated)).mustChange, true, 'the new one does, and the person must choose their own');
     // Shown once: after a reload of the page it is gone, and the API cannot tell it.
     await page.reload();
     await page.waitForSelector('h1:has-text("rita-reset")');
@@ -177,12 +179,13 @@ describe('admin console: users', () => {
     await page.click('.set-password button[type=submit]');
     await page.waitForSelector('.set-password .field-error');
     assert.equal(await field.getAttribute('aria-invalid'), 'true');
-    assert.equal((await login('rita-reset', generated)).ok, true, 'the refused password changed nothing');
+    assert.equal((await login('rita-reset', generated)).mustChange, true, 'the refused password changed nothing');
     await field.fill('a different long passphrase');
     await page.click('.set-password button[type=submit]');
     await page.waitForSelector('.set-password .notice:has-text("Password set")');
-    assert.equal((await login('rita-reset', 'a different long passphrase')).ok, true);
-    assert.equal((await login('rita-reset', generated)).ok, false);
+    // The reset's "choose your own password" still stands for the person.
+    assert.equal((await login('rita-reset', 'a different long passphrase')).mustChange, true);
+    assert.deepEqual(await login('rita-reset', generated), { ok: false });
     done(session, 400);
     await session.context.close();
   });
