@@ -33,6 +33,8 @@ export interface LoginState {
   notice?: string;
   /** Read once when the login begins: whether the user has a factor, and their required actions. */
   facts: { enrolled: boolean; actions: RequiredAction[] };
+  /** The client's action (kb_action) ran in this login. */
+  actionDone?: boolean;
   /** The state was stored (a step showed a page), so finishing must remove it. */
   stored?: boolean;
 }

@@ -2,7 +2,7 @@
 // pages; every OAuth/OIDC endpoint is oidc-provider's own.
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { ACR_VALUES } from '../login/pipeline.ts';
-import { STEP_UP_REASON } from '../login/step-up.ts';
+import { ACTION_PARAM, STEP_UP_REASON } from '../login/step-up.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
@@ -154,6 +154,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     // ID tokens say whether the login had a second factor (urn:keybridge:mfa) or one (sfa).
     acrValues: ACR_VALUES,
+    // Application-initiated actions (src/login/step-up.ts).
+    extraParams: [ACTION_PARAM],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },

@@ -255,3 +255,114 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
     }
   });
 });
+
+describe('login pipeline: remember this device, max_age, kb_action=configure_mfa', () => {
+  let broker: TestBroker;
+  let rp: oidc.Configuration;
+  /** Each user's TOTP secret, and the time steps its codes were used for. */
+  const secrets = new Map<string, string>();
+  const used = new Map<string, Set<number>>();
+
+  before(async () => {
+    broker = await startTestBroker({
+      config: {
+        clients: [{ id: 'rp', secret: SECRET, name: 'Relying Party', redirectUris: [RP], firstParty: true }],
+        users: ['gus', 'hana', 'ivy', 'jon'].map((username) => ({ username, password: `${username}-password-1` })),
+        mfa: { rememberDevice: { days: 30 } },
+      },
+    });
+    rp = await oidc.discovery(new URL(broker.issuer), 'rp', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+    for (const username of ['gus', 'ivy', 'jon']) {
+      const id = (await broker.store.users.findByUsername(username))!.id;
+      const enrolment = await broker.mfa.totp.startEnrolment({ id, username });
+      secrets.set(username, enrolment.secret);
+      assert.equal(await broker.mfa.totp.confirmEnrolment(id, enrolment.factorId, code(username)), 'confirmed');
+    }
+  });
+
+  after(async () => {
+    await broker?.close();
+  });
+
+  function code(username: string): string {
+    const steps = used.get(username) ?? new Set<number>();
+    used.set(username, steps);
+    for (const offset of [0, 1, -1]) {
+      const timestamp = Date.now() + offset * 30_000;
+      if (steps.has(Math.floor(timestamp / 30_000))) continue;
+      steps.add(Math.floor(timestamp / 30_000));
+      return new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secrets.get(username)!) }).generate({ timestamp });
+    }
+    throw new Error('no unused TOTP step left in the window');
+  }
+
+  async function start(browser: Browser, extra: Record<string, string> = {}) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', state: 'st', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...extra });
+    return { page: await browser.go(url.href), finish: async (last: Page) => {
+      assert.equal(last.html, '', `expected the relying party, got ${last.status}: ${last.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 300)}`);
+      return decodeJwt((await oidc.authorizationCodeGrant(rp, new URL(last.url), { pkceCodeVerifier: verifier, expectedState: 'st' })).id_token!);
+    } };
+  }
+
+  const signOut = (browser: Browser) => browser.cookies.delete('kb_session');
+
+  test('remember this device: the next login on this browser skips the code; another browser, or reset factors, do not', async () => {
+    const browser = new Browser(broker.issuer);
+    let flow = await start(browser);
+    const challenge = await browser.submit(flow.page, '/login', { username: 'gus', password: 'gus-password-1' });
+    assert.match(challenge.html, /Don&#39;t ask again on this device for 30 days|Don't ask again on this device for 30 days/);
+    await flow.finish(await browser.submit(challenge, '/mfa/totp', { code: code('gus'), remember: 'on' }));
+    assert.ok(browser.cookies.has('kb_mfa_device'));
+
+    signOut(browser);
+    flow = await start(browser);
+    const remembered = await flow.finish(await browser.submit(flow.page, '/login', { username: 'gus', password: 'gus-password-1' }));
+    assert.equal(remembered.acr, 'urn:keybridge:sfa', 'no second factor was used: the token says so');
+
+    const other = new Browser(broker.issuer);
+    const elsewhere = await start(other);
+    assert.match((await other.submit(elsewhere.page, '/login', { username: 'gus', password: 'gus-password-1' })).html, /Two-step verification/);
+
+    // A client asking for MFA gets the factor even on a remembered device.
+    signOut(browser);
+    flow = await start(browser, { acr_values: 'urn:keybridge:mfa' });
+    assert.match((await browser.submit(flow.page, '/login', { username: 'gus', password: 'gus-password-1' })).html, /Two-step verification/);
+  });
+
+  test('max_age: an old session signs in again, password and code', async () => {
+    const browser = new Browser(broker.issuer);
+    let flow = await start(browser);
+    const first = await flow.finish(await browser.submit(await browser.submit(flow.page, '/login', { username: 'ivy', password: 'ivy-password-1' }), '/mfa/totp', { code: code('ivy') }));
+    await new Promise((r) => setTimeout(r, 1100));
+    flow = await start(browser, { max_age: '0' });
+    assert.match(flow.page.html, /name="password"/, 'the password again');
+    const challenge = await browser.submit(flow.page, '/login', { username: 'ivy', password: 'ivy-password-1' });
+    assert.match(challenge.html, /Two-step verification/);
+    const again = await flow.finish(await browser.submit(challenge, '/mfa/totp', { code: code('ivy') }));
+    assert.ok((again.auth_time as number) > (first.auth_time as number));
+    assert.equal(again.acr, 'urn:keybridge:mfa');
+  });
+
+  test('kb_action=configure_mfa: a signed-in person without a factor adds one and comes back; with one, proves it first', async () => {
+    const browser = new Browser(broker.issuer);
+    let flow = await start(browser);
+    await flow.finish(await browser.submit(flow.page, '/login', { username: 'hana', password: 'hana-password-1' }));
+    flow = await start(browser, { kb_action: 'configure_mfa' });
+    assert.match(flow.page.html, /Set up two-step verification/, 'no password asked: the session is enough to add a first factor');
+    const hanaSecret = /id="totp-secret">([A-Z2-7 ]+)</.exec(flow.page.html)![1].replace(/\s/g, '');
+    const codes = await browser.submit(flow.page, '/mfa/enrol/totp', { code: new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(hanaSecret) }).generate() });
+    assert.equal(codes.status, 200, codes.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 400));
+    const claims = await flow.finish(await browser.submit(codes, '/continue'));
+    assert.equal(claims.acr, 'urn:keybridge:mfa');
+    assert.equal((await broker.store.mfa.list(claims.sub!)).filter((f) => f.confirmed).length, 1);
+
+    // Jon has a factor: adding another asks for it first, then shows the enrolment as "add".
+    signOut(browser);
+    flow = await start(browser, { kb_action: 'configure_mfa' });
+    const challenge = await browser.submit(flow.page, '/login', { username: 'jon', password: 'jon-password-1' });
+    assert.match(challenge.html, /Two-step verification/);
+    const add = await browser.submit(challenge, '/mfa/totp', { code: code('jon') });
+    assert.match(add.html, /Add a way to confirm it is you/);
+  });
+});

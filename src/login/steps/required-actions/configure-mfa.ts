@@ -7,6 +7,7 @@ import type { Context } from 'koa';
 import { sendPage } from '../../../http/send-page.ts';
 import { InvalidSession } from '../../../errors.ts';
 import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
+import { requestsEnrolment } from '../../step-up.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
 import { CREDENTIAL_FORM_LIMIT, allowPasskeyScript, type Interaction, type LoginKit } from '../../login-kit.ts';
 import { parseCredential } from '../second-factor/second-factor-step.ts';
@@ -36,7 +37,12 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
 
   const step: LoginStep = {
     name: 'configure-mfa',
-    async applies(_ctx, state) {
+    async applies(_ctx, state, details) {
+      // The client asked for it (kb_action=configure_mfa): once per login, enrolled or not.
+      if (requestsEnrolment(details.params) && !state.actionDone) {
+        state.actionDone = true;
+        state.mustEnrol = true;
+      }
       if (state.mustEnrol) return true;
       // An administrator asked for it; a factor already enrolled meanwhile settles it.
       if (!state.facts.actions.includes('configure_mfa')) return false;
@@ -55,6 +61,7 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
       sendPage(ctx, renderer, 'mfa-enrol', {
         uid,
         client: await clientView(state.clientId),
+        adding: state.facts.enrolled,
         qrSvg: pending.qrSvg,
         secret: pending.secret.replace(/(.{4})/g, '$1 ').trim(),
         error: extra.error,
