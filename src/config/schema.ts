@@ -155,9 +155,14 @@ const staticUser = z.strictObject({
   enabled: bool().default(true),
 });
 
+/** Passkey sign-ins are recorded under this connector id (src/login/steps/authenticate/passkey-login.ts). */
+export const RESERVED_CONNECTOR_IDS = ['passkey'];
+const reservedConnectorId = (id: string) => !RESERVED_CONNECTOR_IDS.includes(id);
+export const RESERVED_CONNECTOR_MESSAGE = 'is reserved: passkey sign-ins are recorded under it';
+
 const connector = z
   .strictObject({
-    id: slug(),
+    id: slug().refine(reservedConnectorId, RESERVED_CONNECTOR_MESSAGE),
     /** The connector type: the folder under connectors/ or a plugin package's type. */
     type: slug(),
     /** Shown on the login page; defaults to the id. */

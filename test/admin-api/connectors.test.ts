@@ -151,6 +151,10 @@ for (const store of stores) {
       const badId = await api.post('/connectors', { id: 'Bad/Id', type: 'oauth2', config: oauth2Config(upstreamBase) });
       assert.equal(badId.status, 400);
       assert.equal(badId.body.errors[0].path, 'body.id');
+      const reserved = await api.post('/connectors', { id: 'passkey', type: 'oauth2', config: oauth2Config(upstreamBase) });
+      assert.equal(reserved.status, 400);
+      assert.equal(reserved.body.errors[0].path, 'body.id');
+      assert.match(reserved.body.errors[0].message, /reserved/);
       const longName = await api.post('/connectors', { id: 'u1', type: 'oauth2', name: 'n'.repeat(101), config: oauth2Config(upstreamBase) });
       assert.equal(longName.status, 400);
       assert.equal(longName.body.errors[0].path, 'body.name');

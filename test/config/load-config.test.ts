@@ -247,6 +247,10 @@ describe('rejected configs name the exact path', () => {
     assert.deepEqual(ok.secrets.tokenKeys, ['x'.repeat(32)]);
   });
 
+  test('the connector id "passkey" is reserved: passkey sign-ins are recorded under it', () => {
+    assertIssue(issuesOf(`${base}connectors:\n  - { id: passkey, type: local }\n`), 'connectors[0].id', /reserved/);
+  });
+
   test('connector upstream MFA: trust and the accepted amr / acr values, wrong types named by path', () => {
     const ok = parseConfig(
       `${base}connectors:\n` +

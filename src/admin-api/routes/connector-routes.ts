@@ -3,7 +3,7 @@
 // The logic is in src/management/connectors.ts, which the CLI uses too.
 import { z } from 'zod';
 import { mappersSchema } from '../../accounts/identity-mappers.ts';
-import { LINKING_POLICIES } from '../../config/schema.ts';
+import { LINKING_POLICIES, RESERVED_CONNECTOR_IDS, RESERVED_CONNECTOR_MESSAGE } from '../../config/schema.ts';
 import { upstreamMfaSchema } from '../../mfa/upstream-mfa-policy.ts';
 import type { ConnectorService, ConnectorStatus, ConnectorView } from '../../management/connectors.ts';
 import type { ConnectorSync } from '../../storage/connector-repository.ts';
@@ -98,7 +98,7 @@ const syncSchema = z.object({
 const idParams = z.object({ id: z.string().min(1).max(200) });
 
 const createBody = z.strictObject({
-  id: slug('Used in URLs (/callback/<id>) and audit events; cannot be changed.'),
+  id: slug('Used in URLs (/callback/<id>) and audit events; cannot be changed.').refine((id) => !RESERVED_CONNECTOR_IDS.includes(id), RESERVED_CONNECTOR_MESSAGE),
   type: slug('The connector type: ldap, activedirectory, oidc, oauth2, saml, passport, or a plugin.'),
   name: z.string().min(1).max(100).optional().describe('Shown on the login page; defaults to the id.'),
   enabled: z.boolean().default(true),

@@ -50,7 +50,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
         uid,
         client: await clientView(state.clientId),
         totp: factors.some((f) => f.type === 'totp' && f.confirmed),
-        passkey: factors.some((f) => f.type === 'webauthn') ? { optionsUrl: `/interaction/${uid}/mfa/passkey/options`, action: `/interaction/${uid}/mfa/passkey` } : null,
+        passkey: mfa.passkeys && factors.some((f) => f.type === 'webauthn') ? { optionsUrl: `/interaction/${uid}/mfa/passkey/options`, action: `/interaction/${uid}/mfa/passkey` } : null,
         recoveryCodes: (await store.mfa.recoveryCodesLeft(userId)) > 0,
         rememberDays: mfa.rememberDays,
         error: extra.error,
