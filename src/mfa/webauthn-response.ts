@@ -51,13 +51,19 @@ function common(value: Record<string, unknown>): string | null {
   return null;
 }
 
-export function parseRegistrationResponse(input: unknown): Parsed<RegistrationResponseJSON> {
+/** The JSON credential with the fields both ceremonies share checked; `r` is its `response` part. */
+function readCredential(input: unknown): { ok: false; detail: string } | { ok: true; value: Record<string, unknown>; r: Record<string, unknown> } {
   const read = readJson(input);
   if (!read.ok) return read;
-  const value = read.response;
-  const problem = common(value);
+  const problem = common(read.response);
   if (problem) return { ok: false, detail: problem };
-  const r = value.response as Record<string, unknown>;
+  return { ok: true, value: read.response, r: read.response.response as Record<string, unknown> };
+}
+
+export function parseRegistrationResponse(input: unknown): Parsed<RegistrationResponseJSON> {
+  const read = readCredential(input);
+  if (!read.ok) return read;
+  const { value, r } = read;
   if (!b64(r.attestationObject) || !r.attestationObject) return { ok: false, detail: 'response.attestationObject is not base64url' };
   const transports = r.transports ?? [];
   if (!Array.isArray(transports) || transports.length > TRANSPORTS.size || !transports.every((t) => typeof t === 'string' && TRANSPORTS.has(t))) {
@@ -77,12 +83,9 @@ export function parseRegistrationResponse(input: unknown): Parsed<RegistrationRe
 }
 
 export function parseAuthenticationResponse(input: unknown): Parsed<AuthenticationResponseJSON> {
-  const read = readJson(input);
+  const read = readCredential(input);
   if (!read.ok) return read;
-  const value = read.response;
-  const problem = common(value);
-  if (problem) return { ok: false, detail: problem };
-  const r = value.response as Record<string, unknown>;
+  const { value, r } = read;
   if (!b64(r.authenticatorData) || !r.authenticatorData) return { ok: false, detail: 'response.authenticatorData is not base64url' };
   if (!b64(r.signature) || !r.signature) return { ok: false, detail: 'response.signature is not base64url' };
   // The user handle is at most 64 bytes: 86 base64url characters. Empty or null means none.
