@@ -43,7 +43,7 @@ export interface LoginStep {
   name: string;
   /** Whether this step has something for the person to do now. May settle the state (it is saved after). */
   applies(ctx: Context, state: LoginState, details: Interaction): Promise<boolean>;
-  render(ctx: Context, state: LoginState, details: Interaction, extra?: { error?: string; status?: number; notice?: string }): Promise<void>;
+  render(ctx: Context, state: LoginState, details: Interaction, extra?: { error?: string; status?: number }): Promise<void>;
 }
 
 /** How long a person has between the first and the last step of a login. */

@@ -47,7 +47,7 @@ describe('upstream MFA honoured by the login pipeline', () => {
     const callback = (id: string) => `${issuer}/callback/${id}`;
     op = await startUpstreamOp({
       users: [mia, ned],
-      clients: [{ client_id: 'keybridge', client_secret: UPSTREAM_SECRET, redirect_uris: [callback('acme'), callback('acme-untrusted')], grant_types: ['authorization_code'], response_types: ['code'] }],
+      clients: [{ client_id: 'keybridge', client_secret: UPSTREAM_SECRET, redirect_uris: [callback('acme'), callback('acme-untrusted'), callback('acme-open')], grant_types: ['authorization_code'], response_types: ['code'] }],
     });
     const acme = { issuer: op.issuer, clientId: 'keybridge', clientSecret: UPSTREAM_SECRET, scopes: ['openid', 'email'], timeoutMs: 1500 };
 
@@ -55,6 +55,7 @@ describe('upstream MFA honoured by the login pipeline', () => {
     const connectors: Record<string, unknown>[] = [
       { id: 'acme', type: 'oidc', name: 'Acme ID', trustUpstreamMfa: true, config: acme },
       { id: 'acme-untrusted', type: 'oidc', name: 'Acme ID (untrusted)', config: acme },
+      { id: 'acme-open', type: 'oidc', name: 'Acme ID (no MFA policy)', config: acme },
     ];
     if (!sspMissing) {
       tmp = mkdtempSync(path.join(os.tmpdir(), 'kb-upstream-mfa-'));
@@ -74,7 +75,7 @@ describe('upstream MFA honoured by the login pipeline', () => {
       config: {
         clients: [{ id: 'rp', secret: RP_SECRET, redirectUris: [RP], firstParty: true }],
         // Every login through these connectors needs a second factor.
-        mfa: { connectors: Object.fromEntries(connectors.map((c) => [c.id, 'required'])) },
+        mfa: { connectors: Object.fromEntries(connectors.filter((c) => c.id !== 'acme-open').map((c) => [c.id, 'required'])) },
         connectors,
       },
     });
@@ -122,6 +123,14 @@ describe('upstream MFA honoured by the login pipeline', () => {
   test('OIDC: the same proof from a connector not trusted with it counts for nothing', async () => {
     const { page } = await viaOidc('acme-untrusted', mia);
     assert.match(page.html, /Set up two-step verification/);
+  });
+
+  test('OIDC: an untrusted upstream\'s otp never reaches the tokens as a factor (amr fed, pwd; acr sfa)', async () => {
+    const { page, claimsAt } = await viaOidc('acme-open', mia);
+    assert.equal(page.html, '', 'no factor asked: no policy requires one');
+    const claims = await claimsAt(page.url);
+    assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'pwd']);
+    assert.equal(claims.acr, 'urn:keybridge:sfa');
   });
 
   /** RP -> Keybridge -> SimpleSAMLphp's login -> its assertion posted back: the page Keybridge shows next. */

@@ -234,7 +234,8 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
       if (!(await deps.upstreamAttempts.claim(taken))) throw new InvalidSession();
       const registered = deps.registry().get(stored.connectorId);
       if (!registered) return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
-      if (proving) return link.acceptProof(ctx, details, await link.ownerOf(outcome.identity), ['fed', ...(outcome.identity.amr ?? [])], stored.connectorId, 'upstream');
+      // A proof of ownership adds only how the broker saw it done (fed), not the upstream's own methods.
+      if (proving) return link.acceptProof(ctx, details, await link.ownerOf(outcome.identity), ['fed'], stored.connectorId, 'upstream');
       return link.linkAndContinue(ctx, details, outcome.identity, registered, ['fed'], { sealed: { tokens: outcome.tokens } });
     });
   }

@@ -94,6 +94,16 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
 
   const mappedClaims = (identity: UpstreamIdentity, registered: RegisteredConnector) => applyMappers(identity, registered.policy.mappers).claims;
 
+  /**
+   * How the broker authenticated (pwd; fed for an upstream), plus only what the connector's
+   * policy lets tokens repeat of the upstream's own methods: its second factor when the
+   * connector is trusted with it (trustUpstreamMfa), never an unvetted `mfa` or `otp`.
+   */
+  function loginAmr(identity: UpstreamIdentity, registered: RegisteredConnector, defaultAmr: string[]): string[] {
+    const vetted = deps.mfa.upstreamProof(identity, registered.policy).amr.filter((m) => m !== 'fed' || defaultAmr.includes('fed'));
+    return [...new Set([...defaultAmr, ...vetted])];
+  }
+
   const withUpstreamSession = (outcome: Outcome, identity: UpstreamIdentity): Outcome =>
     outcome.kind === 'signed-in' && identity.upstreamSession ? { ...outcome, upstreamSession: identity.upstreamSession } : outcome;
 
@@ -112,11 +122,11 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
     if (outcome.kind === 'confirm') return renderLink(ctx, details);
     if (outcome.kind !== 'signed-in') return renderLogin(ctx, details.uid, clientOf(details), { error: FAILURE_MESSAGES[refusal(outcome)], username, selected: username === undefined ? undefined : connectorId, status: 401 });
     const { kind: _kind, ...signedIn } = outcome;
-    // An upstream that proved a second factor, from a connector trusted to say so, settles it.
+    // An upstream that proved a second factor, from a connector trusted to say so, settles it
+    // (its amr, with `mfa`, is in the login's amr already: loginAmr).
     const registered = deps.registry().get(connectorId);
-    const proof = registered ? deps.mfa.upstreamProof(identity, registered.policy) : { proved: false, amr: [] };
-    if (!proof.proved) return pipeline.begin(ctx, details, connectorId, signedIn);
-    return pipeline.begin(ctx, details, connectorId, { ...signedIn, amr: [...new Set([...signedIn.amr, ...proof.amr])] }, { secondFactor: 'upstream' });
+    const proved = registered ? deps.mfa.upstreamProof(identity, registered.policy).proved : false;
+    return pipeline.begin(ctx, details, connectorId, signedIn, proved ? { secondFactor: 'upstream' } : {});
   }
 
   async function linkAndContinue(ctx: Context, details: Interaction, upstreamIdentity: UpstreamIdentity, registered: RegisteredConnector, defaultAmr: string[], options: { sealed?: { tokens?: string | null }; username?: string } = {}) {
@@ -125,9 +135,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
     const clientId = clientOf(details);
     // `sealed`: the tokens were encrypted when the upstream answered.
     const tokens = options.sealed ? options.sealed.tokens : sealTokens(identity, registered);
-    // How the broker authenticated (pwd; fed for an upstream) plus what the upstream reports it
-    // did (its own pwd, mfa, hwk...), so apps can see an upstream's MFA.
-    const amr = [...new Set([...defaultAmr, ...(identity.amr ?? [])])];
+    const amr = loginAmr(identity, registered, defaultAmr);
     const resolved = await resolveIdentity(store, { ...identity, tokens: undefined }, linkOptions(registered, tokens));
     if (resolved.kind === 'confirm') {
       const pending: PendingLink = { uid: details.uid, connectorId, identity: { ...identity, tokens: undefined }, tokens: tokens ?? null, candidateUserId: resolved.candidate.id, amr, failures: 0 };
@@ -245,7 +253,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
         if (result.reason !== 'invalid_credentials') return renderLink(ctx, details, { error: FAILURE_MESSAGES[result.reason], status: 401 });
         return acceptProof(ctx, details, null, ['pwd'], registered.id, 'password');
       }
-      return acceptProof(ctx, details, await ownerOf({ ...result.identity, connectorId: registered.id }), result.identity.amr ?? ['pwd'], registered.id, 'password');
+      return acceptProof(ctx, details, await ownerOf({ ...result.identity, connectorId: registered.id }), ['pwd'], registered.id, 'password');
     });
 
     router.post('/interaction/:uid/link/connector/:connector', async (ctx) => {
