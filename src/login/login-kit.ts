@@ -87,6 +87,8 @@ export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 export interface LoginPageExtra {
   error?: string;
+  /** A passkey was just refused: offer the button only, not the autofill (which would retry at once). */
+  passkeyRefused?: boolean;
   username?: string;
   selected?: string;
   status?: number;
@@ -155,7 +157,7 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       connectorAction: `/interaction/${uid}/connector`,
       cancelAction: `/interaction/${uid}/abort`,
       // Passwordless sign-in with a passkey (the browser script fetches its options).
-      passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey` } : null,
+      passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey`, mode: extra.passkeyRefused ? 'authenticate' : 'passkey' } : null,
     }, extra.status ?? 200);
   }
 

@@ -17,6 +17,9 @@ export function artifactChallengeStore(adapter: KeybridgeAdapter): ChallengeStor
   return {
     async put(key, value, ttlSeconds) {
       if (typeof key !== 'string' || !KEY.test(key)) throw new TypeError('invalid challenge key');
+      // A new ceremony under a key whose last challenge was taken: the taken mark must go too
+      // (an upsert keeps it, and the new challenge would read as used).
+      await adapter.destroy(key);
       await adapter.upsert(key, { value } as unknown as AdapterPayload, ttlSeconds);
     },
     async take(key) {

@@ -176,10 +176,14 @@ describe('passkeys and security keys in the login (Chromium, virtual authenticat
     for (const f of await broker.store.mfa.webauthnFactors(erin)) await service.removeFactor(erin, f.id, audit);
     await erinContext.clearCookies();
     await authorize(erinPage);
-    await erinPage.waitForSelector('text=This passkey is not registered here', { timeout: 10_000 }).catch(async () => {
-      await erinPage.click('#passkey-sign-in');
-      await erinPage.waitForSelector('text=This passkey is not registered here');
-    });
+    // The autofill offers the passkey once; refused, the page offers the button only (no retry loop).
+    await erinPage.waitForSelector('text=This passkey is not registered here', { timeout: 15_000 });
+    assert.equal(await erinPage.getAttribute('form.passkey', 'data-webauthn'), 'authenticate');
+    const refusals = await broker.store.audit.list({ type: 'login.failure', limit: 10 });
+    await erinPage.click('#passkey-sign-in');
+    await erinPage.waitForLoadState('load');
+    await erinPage.waitForSelector('text=This passkey is not registered here');
+    assert.equal((await broker.store.audit.list({ type: 'login.failure', limit: 10 })).length, Math.min(refusals.length + 1, 10), 'the button tried once more');
     assert.ok(!erinPage.url().startsWith(RP));
   });
 

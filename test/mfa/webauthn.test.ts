@@ -340,6 +340,10 @@ describe('artifactChallengeStore', () => {
     await challenges.put('k1', { challenge: 'abc' }, 60);
     assert.deepEqual(await challenges.take('k1'), { challenge: 'abc' });
     assert.equal(await challenges.take('k1'), null);
+    // A new ceremony under the same key (a second try on one login page) holds the new challenge.
+    await challenges.put('k1', { challenge: 'again' }, 60);
+    assert.deepEqual(await challenges.take('k1'), { challenge: 'again' });
+    assert.equal(await challenges.take('k1'), null);
     await challenges.put('k2', { challenge: 'def' }, 1);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal(await challenges.take('k2'), null);

@@ -35,12 +35,12 @@ export function passkeyLoginRoutes(router: Router, kit: LoginKit, pipeline: () =
     const result = await mfa.webauthn.verifyAuthentication(challengeKey(details.uid), parseCredential(form.credential));
     if (!result.ok) {
       await store.audit.record({ type: 'login.failure', outcome: 'failure', clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { reason: 'passkey_refused', error: result.error } });
-      return renderLogin(ctx, details.uid, clientId, { error: WEBAUTHN_MESSAGES[result.error], status: 401 });
+      return renderLogin(ctx, details.uid, clientId, { error: WEBAUTHN_MESSAGES[result.error], passkeyRefused: true, status: 401 });
     }
     const user = await store.users.findById(result.userId);
     if (!user?.enabled) {
       await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: result.userId, clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { reason: user ? 'account_disabled' : 'user_gone' } });
-      return renderLogin(ctx, details.uid, clientId, { error: user ? 'This account is disabled. Contact your administrator.' : 'This account no longer exists.', status: 401 });
+      return renderLogin(ctx, details.uid, clientId, { error: user ? 'This account is disabled. Contact your administrator.' : 'This account no longer exists.', passkeyRefused: true, status: 401 });
     }
     await store.audit.record({ type: 'login.success', userId: user.id, clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { factor: 'webauthn' } });
     const login = { userId: user.id, federatedIdentityId: null, amr: result.amr, claims: {} };
