@@ -1,6 +1,7 @@
 // Recovery codes on both stores: issued once in plain text, stored hashed, each usable once.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { skipLoudly } from '../helpers/skip.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { Store } from '../../src/storage/store.ts';
@@ -19,7 +20,7 @@ function recoverySuite(name: string, open: () => Promise<{ store: Store; close()
     after(async () => backend?.close());
 
     test('10 distinct codes, stored hashed, each usable once; the count goes down', async (t) => {
-      if (skip || !backend) return t.skip(skip);
+      if (skip || !backend) return skipLoudly(t, skip ?? 'the store did not open');
       const { store } = backend;
       const user = await store.users.create({ username: 'alice' });
       const codes = await issueRecoveryCodes(store, user.id);
@@ -44,7 +45,7 @@ function recoverySuite(name: string, open: () => Promise<{ store: Store; close()
     });
 
     test('formatting variants are accepted; hostile input is refused', async (t) => {
-      if (skip || !backend) return t.skip(skip);
+      if (skip || !backend) return skipLoudly(t, skip ?? 'the store did not open');
       const { store } = backend;
       const user = await store.users.create({ username: 'carol' });
       const codes = await issueRecoveryCodes(store, user.id);
@@ -61,7 +62,7 @@ function recoverySuite(name: string, open: () => Promise<{ store: Store; close()
     });
 
     test('reissuing invalidates the earlier codes', async (t) => {
-      if (skip || !backend) return t.skip(skip);
+      if (skip || !backend) return skipLoudly(t, skip ?? 'the store did not open');
       const { store } = backend;
       const user = await store.users.create({ username: 'dave' });
       const first = await issueRecoveryCodes(store, user.id);

@@ -2,6 +2,7 @@
 // enrolled secret. Time is pinned to the middle of a step so "one step back" means exactly that.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { skipLoudly } from '../helpers/skip.ts';
 import { Secret, TOTP, URI } from 'otpauth';
 import { openDatabase, type Database } from '../../src/storage/database.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
@@ -44,7 +45,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
     const user = async (username: string) => backend.store.users.create({ username });
 
     test('enrol, confirm with a real code; ±1 step accepted, 2 steps back refused, replays refused', async (t) => {
-      if (skip) return t.skip(skip);
+      if (skip) return skipLoudly(t, skip);
       const alice = await user('alice');
       const enrolment = await service.startEnrolment({ id: alice.id, username: alice.username });
       assert.match(enrolment.secret, /^[A-Z2-7]{32}$/, '20 bytes in base32');
@@ -81,7 +82,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
     });
 
     test('confirming another user\'s or a replaced enrolment is "gone"', async (t) => {
-      if (skip) return t.skip(skip);
+      if (skip) return skipLoudly(t, skip);
       const bob = await user('bob-gone');
       const carol = await user('carol-gone');
       const first = await service.startEnrolment({ id: bob.id, username: bob.username });
@@ -92,7 +93,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
     });
 
     test('a tampered or moved sealed secret is "invalid", never an exception', async (t) => {
-      if (skip) return t.skip(skip);
+      if (skip) return skipLoudly(t, skip);
       const dave = await user('dave');
       const erin = await user('erin');
       const d = await service.startEnrolment({ id: dave.id, username: dave.username });
@@ -117,7 +118,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
     });
 
     test('hostile input is "invalid" without a claim', async (t) => {
-      if (skip) return t.skip(skip);
+      if (skip) return skipLoudly(t, skip);
       const frank = await user('frank');
       const f = await service.startEnrolment({ id: frank.id, username: frank.username });
       assert.equal(await service.confirmEnrolment(frank.id, f.factorId, '12\u00003456'), 'invalid');
@@ -131,7 +132,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
     });
 
     test('mfaCipher: tokenKeys when configured, else one stored key every instance shares; adding tokenKeys later keeps old secrets readable', async (t) => {
-      if (skip) return t.skip(skip);
+      if (skip) return skipLoudly(t, skip);
       const configured = await mfaCipher({ secrets: { tokenKeys: ['k'.repeat(16) + 'a-totp-test-key-of-32-characters'] } } as never, backend.store);
       assert.equal(cipher.open(configured.seal('x', 'b'), 'b'), 'x');
       const one = await mfaCipher({ secrets: {} } as never, backend.store);
