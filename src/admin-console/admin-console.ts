@@ -8,12 +8,11 @@
 // - /admin/assets/<name>.js and /admin/assets/pages/<name>.js: the console's own modules;
 // - /admin/assets/vendor/<name>.js: Preact, its hooks, htm and uPlot from node_modules.
 // /admin/api/... belongs to the admin API and is never answered here.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Context, Next } from 'koa';
 import type { Config } from '../config/schema.ts';
 import { addCspSources, markPage } from '../http/security-headers.ts';
-import { assetOf, sendAsset, type Asset } from '../http/static-assets.ts';
+import { readAsset, sendAsset, type Asset } from '../http/static-assets.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const CONSOLE_DIR = path.join(REPO_ROOT, 'admin-console');
@@ -69,14 +68,11 @@ export function adminConsole(options: { config: Config }) {
   async function load(key: string, file: string, type: string, rewrite?: (s: string) => string): Promise<TypedAsset | null> {
     const hit = cache.get(key);
     if (hit) return hit;
-    try {
-      const raw = await readFile(file);
-      const asset = { ...assetOf(rewrite ? Buffer.from(rewrite(raw.toString('utf8'))) : raw), type };
-      cache.set(key, asset);
-      return asset;
-    } catch {
-      return null;
-    }
+    const read = await readAsset(file, rewrite);
+    if (!read) return null;
+    const asset = { ...read, type };
+    cache.set(key, asset);
+    return asset;
   }
 
   const notFound = (ctx: Context) => {

@@ -20,10 +20,10 @@ const TYPES: Record<string, string> = {
 
 // @simplewebauthn/browser ships its ES module as many files; its one-file UMD bundle is served
 // as an ES module instead: given a CommonJS-style `exports` it fills that, which we re-export.
-const VENDORED: Record<string, { file: string; wrap: (source: string) => string }> = {
+const VENDORED: Record<string, { file: string; rewrite: (source: string) => string }> = {
   'simplewebauthn-browser.js': {
     file: path.join(REPO_ROOT, 'node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js'),
-    wrap: (source) =>
+    rewrite: (source) =>
       `const module = { exports: {} };\nconst exports = module.exports;\n${source}\n` +
       'export const { startRegistration, startAuthentication, browserSupportsWebAuthn, browserSupportsWebAuthnAutofill, platformAuthenticatorIsAvailable, WebAuthnAbortService, WebAuthnError } = module.exports;\n',
   },
@@ -36,6 +36,19 @@ export interface Asset {
 
 /** A file's bytes with a strong ETag of their content. */
 export const assetOf = (body: Buffer): Asset => ({ body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
+
+/**
+ * A file as an asset, its text rewritten first when `rewrite` is given (vendored browser modules
+ * made importable); null when it cannot be read (absent, a directory, a package not installed).
+ */
+export async function readAsset(file: string, rewrite?: (source: string) => string): Promise<Asset | null> {
+  try {
+    const raw = await readFile(file);
+    return assetOf(rewrite ? Buffer.from(rewrite(raw.toString('utf8'))) : raw);
+  } catch {
+    return null;
+  }
+}
 
 /** Answers with the asset, or 304 when If-None-Match names its ETag. */
 export function sendAsset(ctx: Context, asset: Asset, type: string, cacheControl: string): void {
@@ -58,25 +71,12 @@ export function staticAssets(options: { themeDir?: string } = {}) {
     const cached = cache.get(name);
     if (cached) return cached;
     const vendored = Object.hasOwn(VENDORED, name) ? VENDORED[name] : undefined;
-    if (vendored) {
-      try {
-        const asset = assetOf(Buffer.from(vendored.wrap(await readFile(vendored.file, 'utf8'))));
-        cache.set(name, asset);
-        return asset;
-      } catch {
-        return null; // the package is not installed
-      }
-    }
-    for (const dir of dirs) {
-      try {
-        const asset = assetOf(await readFile(path.join(dir, name)));
-        cache.set(name, asset);
-        return asset;
-      } catch {
-        // not in this folder (or a directory): try the next one
-      }
-    }
-    return null;
+    let asset: Asset | null = null;
+    if (vendored) asset = await readAsset(vendored.file, vendored.rewrite);
+    // Not in this folder (or a directory): try the next one.
+    else for (const dir of dirs) if ((asset = await readAsset(path.join(dir, name)))) break;
+    if (asset) cache.set(name, asset);
+    return asset;
   }
 
   return async function serveAsset(ctx: Context, next: Next) {

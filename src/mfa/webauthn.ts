@@ -55,7 +55,8 @@ export type WebauthnError =
   | 'invalid_name';
 
 export type WebauthnFailure = { ok: false; error: WebauthnError; detail: string };
-export type RegistrationResult = { ok: true; factorId: string } | WebauthnFailure;
+/** `method`: the RFC 8176 amr of the new credential (see methodOf). */
+export type RegistrationResult = { ok: true; factorId: string; method: KeyMethod } | WebauthnFailure;
 export type AuthenticationResult = { ok: true; userId: string; factorId: string; userVerified: boolean; amr: string[] } | WebauthnFailure;
 
 /** How long a ceremony may take, in seconds (also the browser's timeout). */
@@ -71,6 +72,13 @@ interface Challenge {
 }
 
 const fail = (error: WebauthnError, detail: string): WebauthnFailure => ({ ok: false, error, detail });
+
+type KeyMethod = 'hwk' | 'swk';
+/**
+ * RFC 8176: a key that may be synced off the device (backup eligible, whether or not it is
+ * backed up yet) is not a hardware-bound key.
+ */
+const methodOf = (deviceType: 'singleDevice' | 'multiDevice'): KeyMethod => (deviceType === 'multiDevice' ? 'swk' : 'hwk');
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -159,7 +167,7 @@ export class WebauthnService {
           },
         }),
       );
-      return { ok: true, factorId };
+      return { ok: true, factorId, method: methodOf(info.credentialDeviceType) };
     } catch (err) {
       // Registered by a concurrent request between the lookup and the insert.
       if (err instanceof AlreadyExists) return fail('duplicate_credential', 'credential already registered');
@@ -233,10 +241,9 @@ export class WebauthnService {
     if (!(await this.#store.mfa.updateSignCount(factor.id, stored, newCounter))) {
       return fail('counter_not_increased', 'another assertion of this credential moved its counter meanwhile: possibly a cloned authenticator');
     }
-    // RFC 8176: a key that may be synced off the device (backup eligible, whether or not it is
-    // backed up yet) is not a hardware-bound key. The presence test always happened; 'mfa' only
-    // when the authenticator also verified the person (possession plus PIN or biometrics).
-    const amr = [credentialDeviceType === 'multiDevice' ? 'swk' : 'hwk', 'user', ...(userVerified ? ['mfa'] : [])];
+    // The presence test always happened; 'mfa' only when the authenticator also verified the
+    // person (possession plus PIN or biometrics).
+    const amr = [methodOf(credentialDeviceType), 'user', ...(userVerified ? ['mfa'] : [])];
     return { ok: true, userId: factor.userId, factorId: factor.id, userVerified, amr };
   }
 

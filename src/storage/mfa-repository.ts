@@ -83,12 +83,6 @@ export class MfaRepository {
     return rows.map(info);
   }
 
-  /** Whether a user has at least one confirmed factor (the login's "is enrolled" question). */
-  async hasConfirmed(userId: string): Promise<boolean> {
-    const row = await this.#knex('mfa_factors').where({ user_id: userId, confirmed: true }).first('id');
-    return Boolean(row);
-  }
-
   async find(userId: string, id: string): Promise<FactorInfo | null> {
     const row: FactorRow | undefined = await this.#knex('mfa_factors').where({ user_id: userId, id }).first();
     return row ? info(row) : null;
@@ -160,10 +154,6 @@ export class MfaRepository {
    */
   async updateSignCount(id: string, expected: number, next: number): Promise<boolean> {
     return (await this.#knex('mfa_factors').where({ id, sign_count: expected }).update({ sign_count: next, last_used_at: this.#knex.fn.now() })) > 0;
-  }
-
-  async rename(userId: string, id: string, name: string): Promise<boolean> {
-    return (await this.#knex('mfa_factors').where({ user_id: userId, id }).update({ name })) > 0;
   }
 
   async remove(userId: string, id: string): Promise<boolean> {

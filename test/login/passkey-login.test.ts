@@ -108,6 +108,7 @@ describe('passkeys and security keys in the login (Chromium, virtual authenticat
     assert.ok(amr.includes('pwd') && amr.includes('mfa') && (amr.includes('hwk') || amr.includes('swk')), `amr ${amr}`);
     const factors = await broker.store.mfa.webauthnFactors(await userId('erin'));
     assert.deepEqual(factors.map((f) => f.name), ['Work laptop']);
+    assert.deepEqual((await broker.store.mfa.list(await userId('erin'))).map((f) => f.type), ['webauthn'], 'the TOTP secret offered beside it is not kept');
     const held = await erinKey.credentials();
     assert.equal(held.length, 1);
     assert.ok(held[0].isResidentCredential, 'a discoverable passkey');

@@ -59,7 +59,7 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
       assert.equal(await service.confirmEnrolment(alice.id, enrolment.factorId, wrongCode(enrolment.secret)), 'invalid');
       assert.equal(await service.confirmEnrolment(alice.id, enrolment.factorId, codeAt(enrolment.secret, 0)), 'confirmed');
       assert.equal(await service.confirmEnrolment(alice.id, enrolment.factorId, codeAt(enrolment.secret, 1)), 'gone', 'confirmed already');
-      assert.equal(await backend.store.mfa.hasConfirmed(alice.id), true);
+      assert.equal((await backend.store.mfa.loginFacts(alice.id)).enrolled, true);
 
       assert.deepEqual(await service.verify(alice.id, codeAt(enrolment.secret, 0)), { ok: false, reason: 'replayed' }, 'the confirming code is used up');
       assert.deepEqual(await service.verify(alice.id, wrongCode(enrolment.secret)), { ok: false, reason: 'invalid' });

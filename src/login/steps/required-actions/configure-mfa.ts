@@ -83,6 +83,9 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
   /** A factor is enrolled: recovery codes (new ones, shown once), and the login goes on. */
   async function enrolled(ctx: Context, details: Interaction, state: LoginState, amr: string[], factor: string) {
     const userId = state.login.userId;
+    // A passkey finished the enrolment: the TOTP secret offered beside it is not wanted.
+    const unusedTotp = factor !== 'totp' && state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null;
+    if (unusedTotp) await store.mfa.remove(userId, unusedTotp.factorId);
     state.mustEnrol = false;
     state.pendingTotp = undefined;
     state.secondFactor = 'enrolled';
@@ -129,8 +132,7 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
         logger.info({ user: state.login.userId, error: result.error, detail: result.detail }, 'passkey registration refused');
         return step.render(ctx, state, details, { error: WEBAUTHN_MESSAGES[result.error], status: 400 });
       }
-      const factor = (await store.mfa.webauthnFactors(state.login.userId)).find((f) => f.id === result.factorId);
-      return enrolled(ctx, details, state, [factor?.data.backedUp ? 'swk' : 'hwk'], 'webauthn');
+      return enrolled(ctx, details, state, [result.method], 'webauthn');
     });
   }
 
