@@ -1,6 +1,7 @@
 // CPU time per request (the broker process and its PostgreSQL backends) for client_credentials,
 // introspection and userinfo: a measure that holds on a busy machine, where throughput does not.
-// Usage: node bench/cpu-per-request.ts [seconds per target]  (`npm run bench` is the reference).
+// Usage: node bench/cpu-per-request.ts [seconds per target] [targets, comma-separated: cc,introspection,userinfo,refresh]
+// (`npm run bench` is the reference).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { startTestBroker } from '../test/helpers/test-broker.ts';
@@ -45,7 +46,14 @@ const ticks = (pid: number): number => {
 const HZ = 100;
 const AUTOCANNON = new URL('../node_modules/autocannon/autocannon.js', import.meta.url).href;
 
+const commits = async (): Promise<number> => {
+  await new Promise((r) => setTimeout(r, 1500)); // backends report their counts about once a second
+  const rows = (await broker.database.knex.raw('SELECT xact_commit FROM pg_stat_database WHERE datname = ?', [dbName])) as { rows: Array<{ xact_commit: string }> };
+  return Number(rows.rows[0]!.xact_commit);
+};
+
 async function run(name: string, opts: Record<string, unknown>): Promise<void> {
+  const xacts0 = await commits();
   const pids = await pgPids();
   const pg0 = pids.reduce((s, p) => s + ticks(p), 0);
   const cpu0 = process.cpuUsage();
@@ -58,13 +66,15 @@ async function run(name: string, opts: Record<string, unknown>): Promise<void> {
   const pids1 = new Set([...pids, ...(await pgPids())]);
   const pg1 = [...pids1].reduce((s, p) => s + ticks(p), 0);
   const r = JSON.parse(out) as { n: number; rps: number; non2xx: number };
+  const xacts = ((await commits()) - xacts0 - 2) / r.n;
   const nodeUs = (cpu.user + cpu.system) / r.n;
   const pgUs = ((pg1 - pg0) * 1e6) / HZ / r.n;
-  console.log(`${name.padEnd(14)} ${String(Math.round(r.rps)).padStart(6)}/s non2xx ${r.non2xx}  node ${nodeUs.toFixed(0)} us/req  pg ${pgUs.toFixed(0)} us/req  total ${(nodeUs + pgUs).toFixed(0)} us/req`);
+  console.log(`${name.padEnd(14)} ${String(Math.round(r.rps)).padStart(6)}/s non2xx ${r.non2xx}  node ${nodeUs.toFixed(0)} us/req  pg ${pgUs.toFixed(0)} us/req  total ${(nodeUs + pgUs).toFixed(0)} us/req  transactions ${xacts.toFixed(2)}/req`);
 }
 
-await run('cc', { url: `${broker.url}/token`, method: 'POST', headers: form, body: 'grant_type=client_credentials' });
-await run('introspection', { url: `${broker.url}/token/introspection`, method: 'POST', headers: form, body: `token=${cc.access_token}` });
-await run('userinfo', { url: `${broker.url}/me`, headers: { authorization: `Bearer ${tokens.access_token}` } });
+const TARGETS = new Set((process.argv[3] ?? 'cc,introspection,userinfo,refresh').split(','));
+if (TARGETS.has('cc')) await run('cc', { url: `${broker.url}/token`, method: 'POST', headers: form, body: 'grant_type=client_credentials' });
+if (TARGETS.has('introspection')) await run('introspection', { url: `${broker.url}/token/introspection`, method: 'POST', headers: form, body: `token=${cc.access_token}` });
+if (TARGETS.has('userinfo')) await run('userinfo', { url: `${broker.url}/me`, headers: { authorization: `Bearer ${tokens.access_token}` } });
 await broker.close();
 await db.drop();

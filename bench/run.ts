@@ -9,7 +9,10 @@
 // BENCH_CONNECTIONS (32), BENCH_LOGIN_CONCURRENCY (8), BENCH_PGLITE=0 (no embedded instance),
 // BENCH_LDAP=0 (no LDAP logins), BENCH_IMPORT=0 (no directory import), BENCH_SYNC_USERS
 // (entries imported, default 20,000), BENCH_PIN_POSTGRES=0 (leave PostgreSQL's affinity alone),
-// BENCH_CONSOLE=0 (no admin console page timing: bench/console.ts).
+// BENCH_CONSOLE=0 (no admin console page timing: bench/console.ts), BENCH_ONLY=work,work (only
+// those throughput targets, e.g. `client_credentials,userinfo`, and none of the admin, console,
+// LDAP and import parts: a quick A/B while working on one path), BENCH_CPU_PROF=dir (the measured
+// Keybridge servers write a V8 CPU profile there when they stop).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,10 +38,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const LOGIN_CONCURRENCY = Number(process.env.BENCH_LOGIN_CONCURRENCY ?? 8);
 const WITH_PGLITE = process.env.BENCH_PGLITE !== '0';
-const WITH_LDAP = process.env.BENCH_LDAP !== '0';
-const WITH_IMPORT = process.env.BENCH_IMPORT !== '0';
+const WITH_LDAP = process.env.BENCH_LDAP !== '0' && !process.env.BENCH_ONLY;
+const WITH_IMPORT = process.env.BENCH_IMPORT !== '0' && !process.env.BENCH_ONLY;
 const PIN_POSTGRES = process.env.BENCH_PIN_POSTGRES !== '0';
-const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0';
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
+const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0' && !ONLY;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
 // The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
@@ -110,6 +114,44 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
+/** The benchmark database's transaction and row counters (PostgreSQL reports them about once a second). */
+let statsUrl = '';
+async function databaseCounters(): Promise<{ xacts: number; fetched: number; returned: number } | undefined> {
+  if (!statsUrl) return undefined;
+  await new Promise((r) => setTimeout(r, 1200));
+  const knex = knexFactory({ client: 'pg', connection: statsUrl, pool: { min: 0, max: 1 } });
+  try {
+    const { rows } = await knex.raw('SELECT xact_commit + xact_rollback AS xacts, tup_fetched, tup_returned FROM pg_stat_database WHERE datname = current_database()');
+    return { xacts: Number(rows[0].xacts), fetched: Number(rows[0].tup_fetched), returned: Number(rows[0].tup_returned) };
+  } finally {
+    await knex.destroy();
+  }
+}
+
+/** CPU time (ms) a process has used so far, from /proc (user + system, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time (ms) used so far by the PostgreSQL server's processes (0 where /proc or the pid is missing). */
+let postmasterPid = 0;
+function postgresCpuMs(): number {
+  if (!postmasterPid) return 0;
+  let total = cpuMs(postmasterPid);
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
+    try {
+      if (parentOf(pid) === postmasterPid) total += cpuMs(pid);
+    } catch {}
+  }
+  return total;
+}
+
 function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
@@ -143,6 +185,8 @@ async function pinPostgres(url: string): Promise<{ note: string; restore: () => 
   let postmaster: number;
   try {
     postmaster = parentOf(Number((await knex.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+    postmasterPid = postmaster;
+    statsUrl = url;
   } catch {
     return none('PostgreSQL not pinned (its processes are not visible from here)');
   } finally {
@@ -311,11 +355,22 @@ async function measure(work: Work, servers: Server[], users: Array<{ username: s
   for (const s of servers) await runOnce(work, s, WARMUP, users);
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of servers) {
+      const cpu0 = cpuMs(s.child.pid!);
+      const onPg = s.key === 'pg' || s.key === 'pgOff';
+      const counters0 = onPg ? await databaseCounters() : undefined;
+      const pg0 = onPg ? postgresCpuMs() : 0;
       const sample = await runOnce(work, s, DURATION, users);
+      const done = sample.rps * DURATION;
+      const pgCpu = onPg ? postgresCpuMs() - pg0 : 0;
+      const nodeCpu = cpuMs(s.child.pid!) - cpu0;
+      const counters1 = counters0 ? await databaseCounters() : undefined;
+      const perReq = (x: number) => (x / done).toFixed(2);
+      const db = counters0 && counters1 ? `, ${perReq(counters1.xacts - counters0.xacts - 1)} transactions and ${perReq(counters1.fetched - counters0.fetched)} rows fetched, ${perReq(counters1.returned - counters0.returned)} returned per request` : '';
+      const cpu = ` (CPU ${(nodeCpu * 1000 / done).toFixed(0)} us/req${onPg ? `, PostgreSQL ${(pgCpu * 1000 / done).toFixed(0)} us/req` : ''}${db})`;
       const key = `${work}|${s.key}`;
       samples.set(key, [...(samples.get(key) ?? []), sample]);
       const mem = s.key === 'bare' ? '' : `, RSS ${rssMb(s.child.pid!).rss.toFixed(0)} MB`;
-      process.stdout.write(`  ${work} @ ${s.label}: ${sample.rps.toFixed(sample.rps < 200 ? 1 : 0)}/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, errors ${sample.errors}${mem}\n`);
+      process.stdout.write(`  ${work} @ ${s.label}: ${sample.rps.toFixed(sample.rps < 200 ? 1 : 0)}/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, errors ${sample.errors}${mem}${cpu}\n`);
     }
   }
 }
@@ -402,7 +457,8 @@ async function main(): Promise<void> {
       writeFileSync(file, stringify(config));
       const first = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', seedFile], /Keybridge is running/);
       await stopProcess(first.child);
-      const measured = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', file], /Keybridge is running/);
+      const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+      const measured = await startProcess([...SERVE_FLAGS, ...profile, 'src/cli/main.ts', 'serve', '-c', file], /Keybridge is running/);
       return { first: first.ms, ...measured };
     };
 
@@ -445,13 +501,13 @@ async function main(): Promise<void> {
     // client_credentials, with the limits-off instance in each round for the limiter's cost,
     // and the token table's growth per stored token.
     const before = await payloadFootprint(db.url);
-    await measure('client_credentials', [kb, kbOff, bareServer, ...(lite ? [lite] : [])], users);
+    if (!ONLY || ONLY.has('client_credentials')) await measure('client_credentials', [kb, kbOff, bareServer, ...(lite ? [lite] : [])], users);
     const after = await payloadFootprint(db.url);
     await stopProcess(off.child);
-    for (const w of ['introspection', 'userinfo', 'refresh_token', 'login'] as const) await measure(w, servers, users);
+    for (const w of ['introspection', 'userinfo', 'refresh_token', 'login'] as const) if (!ONLY || ONLY.has(w)) await measure(w, servers, users);
     const peak = Object.fromEntries(servers.filter((s) => s.key !== 'bare').map((s) => [s.key, rssMb(s.child.pid!).peak]));
 
-    const adminList = await benchAdminList(issuer, db.url);
+    const adminList = ONLY ? undefined : await benchAdminList(issuer, db.url);
 
     const consoleRun = WITH_CONSOLE ? await benchConsole() : undefined;
     const ldapRows = WITH_LDAP ? await benchLdap(ldap!, issuer, ldapConfig!) : undefined;
@@ -464,6 +520,7 @@ async function main(): Promise<void> {
     };
     const out: string[] = ['', `| work | server | median/s | range/s | p99 ms (median) | bare median/s | ratio to bare | target | ${''}|`, '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |'];
     for (const w of Object.keys(WORK_LABEL) as Work[]) {
+      if (ONLY && !ONLY.has(w)) continue;
       const b = stats(w, 'bare')!;
       const t = TARGETS[w];
       const p = stats(w, 'pg')!;
@@ -476,10 +533,10 @@ async function main(): Promise<void> {
       }
       if (b.errors) out.push(`| ${WORK_LABEL[w]} | bare | | | | | | | ${b.errors} errors |`);
     }
-    const on = stats('client_credentials', 'pg')!;
-    const offStats = stats('client_credentials', 'pgOff')!;
-    const limiterCost = 1 - on.median / offStats.median;
-    out.push('', `limiter cost on client_credentials: ${(limiterCost * 100).toFixed(1)}% (limits on: median ${fmt(on.median)}/s, ${fmt(on.min)}-${fmt(on.max)}; limits off, alternated in the same rounds: median ${fmt(offStats.median)}/s, ${fmt(offStats.min)}-${fmt(offStats.max)}; target <= ${TARGETS.limiterCost * 100}%): ${verdict(limiterCost <= TARGETS.limiterCost)}`);
+    const on = stats('client_credentials', 'pg');
+    const offStats = stats('client_credentials', 'pgOff');
+    const limiterCost = on && offStats ? 1 - on.median / offStats.median : 0;
+    if (on && offStats) out.push('', `limiter cost on client_credentials: ${(limiterCost * 100).toFixed(1)}% (limits on: median ${fmt(on.median)}/s, ${fmt(on.min)}-${fmt(on.max)}; limits off, alternated in the same rounds: median ${fmt(offStats.median)}/s, ${fmt(offStats.min)}-${fmt(offStats.max)}; target <= ${TARGETS.limiterCost * 100}%): ${verdict(limiterCost <= TARGETS.limiterCost)}`);
     const m = TARGETS.memory;
     out.push(`memory, PostgreSQL: idle ${idle.pg!.toFixed(0)} MB (target < ${m.postgresIdleMb}), peak under load ${peak.pg!.toFixed(0)} MB (target < ${m.postgresPeakMb}): ${verdict(idle.pg! < m.postgresIdleMb && peak.pg! < m.postgresPeakMb)}`);
     out.push(`start to ready, PostgreSQL: ${pgStart.ms.toFixed(0)} ms (target < ${TARGETS.startMs.postgres}): ${verdict(pgStart.ms < TARGETS.startMs.postgres)}`);
@@ -489,7 +546,7 @@ async function main(): Promise<void> {
     }
     const tokens = after.rows - before.rows;
     if (tokens > 0) out.push(`token storage (PostgreSQL): ${tokens.toLocaleString('en-US')} client_credentials tokens grew oidc_payloads by ${((after.bytes - before.bytes) / 1048576).toFixed(1)} MB = ${Math.round((after.bytes - before.bytes) / tokens)} bytes/token with indexes (payload column ${Math.round(after.payloadBytes)} bytes on average); table now ${(after.bytes / 1048576).toFixed(1)} MB for ${after.rows.toLocaleString('en-US')} rows`);
-    out.push(`admin API, list users by prefix among ${ADMIN_USERS.toLocaleString('en-US')} users (PostgreSQL, 4 concurrent, pages of 50): ${adminList.rps.toFixed(0)}/s, p50 ${adminList.p50} ms, p99 ${adminList.p99} ms (target p99 < ${TARGETS.adminListP99Ms} ms): ${verdict(adminList.p99 < TARGETS.adminListP99Ms && adminList.errors === 0)}${adminList.errors ? `, ${adminList.errors} errors` : ''}`);
+    if (adminList) out.push(`admin API, list users by prefix among ${ADMIN_USERS.toLocaleString('en-US')} users (PostgreSQL, 4 concurrent, pages of 50): ${adminList.rps.toFixed(0)}/s, p50 ${adminList.p50} ms, p99 ${adminList.p99} ms (target p99 < ${TARGETS.adminListP99Ms} ms): ${verdict(adminList.p99 < TARGETS.adminListP99Ms && adminList.errors === 0)}${adminList.errors ? `, ${adminList.errors} errors` : ''}`);
     if (consoleRun) out.push(consoleLine(consoleRun));
     if (ldapRows) {
       const ldapRatio = ldapRows.raw.rps / ldapRows.connector.rps;

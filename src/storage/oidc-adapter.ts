@@ -43,12 +43,16 @@ const SQL = {
     text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, NULL AS grant_id
       FROM unnest($1::text[], $2::text[]) AS q(kind, id) JOIN ${TABLE} p ON p.kind = q.kind AND p.id = q.id`,
   },
-  // Tokens whose grant oidc-provider reads right after them (userinfo, refresh, code exchange): both in one round trip.
+  // Tokens whose grant oidc-provider reads right after them (userinfo, refresh, code exchange),
+  // and, for a token that ends with its browser session, that session (read at once to check the
+  // binding): all in one round trip.
   findWithGrant: {
-    name: 'kb_oidc_find_with_grant',
-    text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
+    name: 'kb_oidc_find_with_grant_session',
+    text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at,
+        p.payload->>'sessionUid' AS session_uid, s.payload AS session_payload, s.expires_at AS session_expires_at, s.consumed_at AS session_consumed_at
       FROM unnest($1::text[], $2::text[]) AS q(kind, id) JOIN ${TABLE} p ON p.kind = q.kind AND p.id = q.id
-      LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id`,
+      LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id
+      LEFT JOIN ${TABLE} s ON p.payload->>'expiresWithSession' = 'true' AND s.kind = 'Session' AND s.uid IS NOT NULL AND s.uid = p.payload->>'sessionUid'`,
   },
   findByUserCode: { name: 'kb_oidc_find_user_code', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND user_code = $2 LIMIT 1` },
   findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND uid = $2 LIMIT 1` },
@@ -129,9 +133,20 @@ const MAX_BATCH = 200;
  * lookups of different ids that wait for a free slot go together (BatchQueue): one statement
  * answers many requests.
  */
-function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row) => void) {
+function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row, uses: number) => void, sessionRead: (uid: string, row: Row | null, uses: number) => void) {
   type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
-  type Found = Row & { kind: string; id: string; grant_id: string | null; grant_payload: AdapterPayload | null; grant_expires_at: Date | null; grant_consumed_at: Date | null };
+  type Found = Row & {
+    kind: string;
+    id: string;
+    grant_id: string | null;
+    grant_payload: AdapterPayload | null;
+    grant_expires_at: Date | null;
+    grant_consumed_at: Date | null;
+    session_uid?: string | null;
+    session_payload?: AdapterPayload | null;
+    session_expires_at?: Date | null;
+    session_consumed_at?: Date | null;
+  };
   type Lookup = { id: string; byKind: Map<string, Waiter[]> };
   const pending = new Map<string, Lookup>();
 
@@ -139,22 +154,32 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
     const kinds: string[] = [];
     const ids: string[] = [];
     let withGrant = false;
-    for (const { id, byKind } of batch) {
+    for (const lookup of batch) {
+      // From here on a lookup of this id starts a new batch.
+      if (pending.get(lookup.id) === lookup) pending.delete(lookup.id);
       // A lookup of one id as several kinds (introspection, revocation) needs no grant.
-      if (byKind.size === 1 && WITH_GRANT.has(byKind.keys().next().value!)) withGrant = true;
-      for (const kind of byKind.keys()) {
+      if (lookup.byKind.size === 1 && WITH_GRANT.has(lookup.byKind.keys().next().value!)) withGrant = true;
+      for (const kind of lookup.byKind.keys()) {
         kinds.push(kind);
-        ids.push(id);
+        ids.push(lookup.id);
       }
     }
     try {
       const { rows } = await sql.run<Found>(withGrant ? SQL.findWithGrant : SQL.find, [kinds, ids]);
       const byKey = new Map<string, Found>();
-      for (const r of rows) {
-        byKey.set(`${r.kind}\u0000${r.id}`, r);
-        if (r.grant_id && r.grant_payload) grantRead(r.grant_id, { payload: r.grant_payload, expires_at: r.grant_expires_at, consumed_at: r.grant_consumed_at });
+      for (const r of rows) byKey.set(`${r.kind}\u0000${r.id}`, r);
+      for (const { id, byKind } of batch) {
+        for (const [kind, waiters] of byKind) {
+          const r = byKey.get(`${kind}\u0000${id}`);
+          // What oidc-provider reads next, once per caller that got this token.
+          if (r?.grant_id && r.grant_payload) grantRead(r.grant_id, { payload: r.grant_payload, expires_at: r.grant_expires_at, consumed_at: r.grant_consumed_at }, waiters.length);
+          // A session-bound token: its session as read in the same statement, or its absence.
+          if (r?.session_uid && (r.payload as { expiresWithSession?: boolean }).expiresWithSession === true) {
+            sessionRead(r.session_uid, r.session_payload ? { payload: r.session_payload, expires_at: r.session_expires_at ?? null, consumed_at: r.session_consumed_at ?? null } : null, waiters.length);
+          }
+          for (const w of waiters) w.resolve(r);
+        }
       }
-      for (const { id, byKind } of batch) for (const [kind, waiters] of byKind) for (const w of waiters) w.resolve(byKey.get(`${kind}\u0000${id}`));
     } catch (err) {
       for (const { byKind } of batch) for (const waiters of byKind.values()) for (const w of waiters) w.reject(err);
     }
@@ -168,10 +193,8 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
         const created: Lookup = { id, byKind: new Map() };
         lookup = created;
         pending.set(id, created);
-        process.nextTick(() => {
-          pending.delete(id);
-          queue.push(created);
-        });
+        // Queued on the next tick; lookups of the same id join it until its batch is sent.
+        process.nextTick(() => queue.push(created));
       }
       const waiters = lookup.byKind.get(kind) ?? [];
       waiters.push({ resolve, reject });
@@ -219,8 +242,39 @@ function createSaveBatcher(sql: SqlStatements) {
   return (values: SaveValues): Promise<void> => new Promise((resolve, reject) => queue.push({ values, resolve, reject }));
 }
 
-/** How long a grant read along with its token may answer Grant.find (the same request, in practice). */
-const GRANT_READ_MS = 250;
+/** How long a record read along with a token may answer the lookup that follows (the same request, in practice). */
+const READ_ALONG_MS = 250;
+
+/**
+ * Records read along with tokens (a token's grant, its session), each answering as many later
+ * lookups as callers got the token from that statement, within READ_ALONG_MS; any later lookup
+ * reads afresh. A write or deletion of the record through this process forgets it.
+ */
+function readAlong<T>() {
+  const entries = new Map<string, { value: T; uses: number; at: number }>();
+  return {
+    put(key: string, value: T, uses: number): void {
+      const now = Date.now();
+      if (entries.size >= 1000) for (const [k, v] of entries) if (now - v.at >= READ_ALONG_MS) entries.delete(k);
+      const earlier = entries.get(key);
+      const left = earlier && now - earlier.at < READ_ALONG_MS ? earlier.uses : 0;
+      if (entries.size < 10_000 || earlier) entries.set(key, { value, uses: left + uses, at: now });
+    },
+    /** The value read along, once per use; undefined when there is none left (or it is too old): look it up. */
+    take(key: string): T | undefined {
+      const read = entries.get(key);
+      if (!read) return undefined;
+      if (--read.uses <= 0) entries.delete(key);
+      return Date.now() - read.at < READ_ALONG_MS ? read.value : undefined;
+    },
+    forget(key: string): void {
+      entries.delete(key);
+    },
+    clear(): void {
+      entries.clear();
+    },
+  };
+}
 
 /** A rotation's consumption, held back until its successor is saved (same token request). */
 const pendingConsume = new WeakMap<object, { id: string; at: Date }>();
@@ -228,17 +282,11 @@ const pendingConsume = new WeakMap<object, { id: string; at: Date }>();
 export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
   const sql = options.statements ?? knexStatements(knex);
   // Grants read along with a token, each taken by the Grant.find that follows (then read fresh).
-  const grantsRead = new Map<string, { row: Row; at: number }>();
-  const findRow = createFindBatcher(sql, (grantId, row) => {
-    if (grantsRead.size >= 1000) for (const [k, v] of grantsRead) if (Date.now() - v.at >= GRANT_READ_MS) grantsRead.delete(k);
-    if (grantsRead.size < 10_000) grantsRead.set(grantId, { row, at: Date.now() });
-  });
-  const takeGrantRead = (grantId: string): Row | undefined => {
-    const read = grantsRead.get(grantId);
-    if (!read) return undefined;
-    grantsRead.delete(grantId);
-    return Date.now() - read.at < GRANT_READ_MS ? read.row : undefined;
-  };
+  const grantsRead = readAlong<Row>();
+  // Sessions read along with a session-bound token, by uid (null: the session is gone), each
+  // taken by the Session.findByUid that checks the binding.
+  const sessionsRead = readAlong<Row | null>();
+  const findRow = createFindBatcher(sql, grantsRead.put, sessionsRead.put);
   const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
   const save = createSaveBatcher(sql);
   const findClient = createClientLookup(sql, { changes: options.changes });
@@ -267,7 +315,8 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       // A rotated refresh token's successor names it, so a repeat can find the successor.
       const exchange = this.kind === 'RefreshToken' ? currentExchange() : undefined;
       const rotatedFrom = exchange?.rotatedFrom;
-      if (this.kind === 'Grant') grantsRead.delete(id);
+      if (this.kind === 'Grant') grantsRead.forget(id);
+      if (this.kind === 'Session' && payload.uid) sessionsRead.forget(payload.uid);
       const pending = exchange && pendingConsume.get(exchange);
       if (pending) pendingConsume.delete(exchange);
       const values: SaveValues = [
@@ -287,7 +336,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
-      const read = this.kind === 'Grant' ? takeGrantRead(id) : undefined;
+      const read = this.kind === 'Grant' ? grantsRead.take(id) : undefined;
       if (read) return live(read);
       const row = await findRow(this.kind, id);
       return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, row) : row);
@@ -300,6 +349,10 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (unstorable(uid)) return undefined;
+      if (this.kind === 'Session') {
+        const read = sessionsRead.take(uid);
+        if (read !== undefined) return read ? live(read) : undefined;
+      }
       return live((await sql.run<Row>(SQL.findByUid, [this.kind, uid])).rows[0]);
     }
 
@@ -326,12 +379,13 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
-      if (this.kind === 'Grant') grantsRead.delete(id);
+      if (this.kind === 'Grant') grantsRead.forget(id);
+      if (this.kind === 'Session') sessionsRead.clear();
       await sql.run(SQL.destroy, [this.kind, id]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      grantsRead.delete(grantId);
+      grantsRead.forget(grantId);
       await sql.run(SQL.revokeByGrantId, [this.kind, grantId]);
     }
   };

@@ -57,10 +57,10 @@ describe('token hot path on PostgreSQL', () => {
     return { status: res.status, body, statements: [...seen] };
   };
   /** alice signs in with the groups scope: her tokens. */
-  const codeFlowTokens = async (): Promise<{ access_token: string; refresh_token: string }> => {
+  const codeFlowTokens = async (scope = 'openid offline_access groups', browser = new Browser(broker.issuer)): Promise<{ access_token: string; refresh_token: string }> => {
     const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid offline_access groups', prompt: 'consent', state: 'st' }).toString();
-    const code = new URL(await signIn(new Browser(broker.issuer), url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, prompt: 'consent', state: 'st' }).toString();
+    const code = new URL(await signIn(browser, url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
     const res = await token({ grant_type: 'authorization_code', code, redirect_uri: RP });
     assert.equal(res.status, 200);
     return (await res.json()) as { access_token: string; refresh_token: string };
@@ -86,16 +86,59 @@ describe('token hot path on PostgreSQL', () => {
     const warm = await counted(() => userinfo(tokens.access_token));
     assert.equal(warm.status, 200);
     assert.deepEqual(warm.body.groups, ['staff'] as unknown as string);
-    assert.deepEqual(warm.statements, ['kb_oidc_find_with_grant'], 'the access token with its grant; the account comes from the cache');
+    assert.deepEqual(warm.statements, ['kb_oidc_find_with_grant_session'], 'the access token with its grant; the account comes from the cache');
 
     const refreshed = await counted(() => token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }));
     assert.equal(refreshed.status, 200);
     // The refresh token with its grant; the old token consumed with its successor saved; the access token.
-    assert.deepEqual(refreshed.statements, ['kb_oidc_find_with_grant', 'kb_oidc_rotate', 'kb_oidc_upsert']);
+    assert.deepEqual(refreshed.statements, ['kb_oidc_find_with_grant_session', 'kb_oidc_rotate', 'kb_oidc_upsert']);
     const again = await counted(() => token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token }));
     assert.equal(again.status, 200, 'the successor works');
     const reused = await counted(() => token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }));
     assert.equal(reused.body.error, 'invalid_grant', 'the rotated token was consumed');
+  });
+
+  test('a token bound to its browser session (no offline_access): userinfo reads token, grant and session in one statement, and a signed-out session ends it', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const browser = new Browser(broker.issuer);
+    const tokens = await codeFlowTokens('openid groups', browser);
+    assert.equal((await counted(() => userinfo(tokens.access_token))).status, 200);
+    const warm = await counted(() => userinfo(tokens.access_token));
+    assert.equal(warm.status, 200);
+    assert.deepEqual(warm.statements, ['kb_oidc_find_with_grant_session'], 'token, grant and the session its binding is checked against');
+
+    // Many callers with the one token at once: each gets the grant and session read along (no
+    // further lookups), however the lookups were batched.
+    seen.length = 0;
+    const many = await Promise.all(Array.from({ length: 20 }, () => userinfo(tokens.access_token)));
+    assert.ok(many.every((r) => r.status === 200));
+    assert.ok(!seen.includes('kb_oidc_find_uid') && !seen.includes('kb_oidc_find'), `no separate grant or session lookups: ${seen.join(', ')}`);
+
+    // The same at the adapter, where the batching is certain: more lookups of the token than free
+    // slots go as one, and every caller's grant and session lookups are answered from it.
+    const { createOidcAdapter } = await import('../../src/storage/oidc-adapter.ts');
+    const Adapter = createOidcAdapter(broker.database.artifacts, { statements: broker.database.pg!.statements });
+    const stored = await broker.database.knex('oidc_payloads').where({ kind: 'AccessToken' }).whereRaw("payload->>'expiresWithSession' = 'true'").first();
+    const [AccessToken, Grant, Session] = [new Adapter('AccessToken'), new Adapter('Grant'), new Adapter('Session')];
+    seen.length = 0;
+    const read = await Promise.all(Array.from({ length: 24 }, async () => {
+      const token = (await AccessToken.find(stored.id)) as { grantId: string; sessionUid: string };
+      return { session: await Session.findByUid(token.sessionUid), grant: await Grant.find(token.grantId) };
+    }));
+    assert.ok(read.every((r) => r.session && r.grant), 'every caller gets the session and the grant');
+    assert.ok(seen.every((name) => name === 'kb_oidc_find_with_grant_session') && seen.length < 24, `24 callers in ${seen.length} statements: ${seen.join(', ')}`);
+    // Read along means once per caller: a later lookup reads afresh.
+    seen.length = 0;
+    assert.ok(await Grant.find(read[0]!.grant!.jti as string));
+    assert.deepEqual(seen, ['kb_oidc_find']);
+
+    // The session ends (the person signs out): the token bound to it no longer works.
+    const bound = await broker.database.knex('oidc_payloads').where({ kind: 'AccessToken', id: tokens.access_token }).first();
+    assert.equal(bound.payload.expiresWithSession, true);
+    assert.equal(await broker.database.knex('oidc_payloads').where({ kind: 'Session', uid: bound.payload.sessionUid }).delete(), 1, 'the browser session behind the token');
+    const ended = await counted(() => userinfo(tokens.access_token));
+    assert.equal(ended.status, 401);
+    assert.deepEqual(ended.statements, ['kb_oidc_find_with_grant_session'], 'the missing session was learnt from the same statement');
   });
 
   test('concurrent requests under load: every token saved and found, lookups and saves beyond the free slots share statements', async (t) => {
