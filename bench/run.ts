@@ -116,13 +116,14 @@ function rssMb(pid: number): { rss: number; peak: number } {
 
 /** The benchmark database's transaction and row counters (PostgreSQL reports them about once a second). */
 let statsUrl = '';
-async function databaseCounters(): Promise<{ xacts: number; fetched: number; returned: number } | undefined> {
+async function databaseCounters(): Promise<{ xacts: number; fetched: number; returned: number; seqRead: number } | undefined> {
   if (!statsUrl) return undefined;
   await new Promise((r) => setTimeout(r, 1200));
   const knex = knexFactory({ client: 'pg', connection: statsUrl, pool: { min: 0, max: 1 } });
   try {
-    const { rows } = await knex.raw('SELECT xact_commit + xact_rollback AS xacts, tup_fetched, tup_returned FROM pg_stat_database WHERE datname = current_database()');
-    return { xacts: Number(rows[0].xacts), fetched: Number(rows[0].tup_fetched), returned: Number(rows[0].tup_returned) };
+    const { rows } = await knex.raw(`SELECT xact_commit + xact_rollback AS xacts, tup_fetched, tup_returned,
+      (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables) AS seq_read FROM pg_stat_database WHERE datname = current_database()`);
+    return { xacts: Number(rows[0].xacts), fetched: Number(rows[0].tup_fetched), returned: Number(rows[0].tup_returned), seqRead: Number(rows[0].seq_read) };
   } finally {
     await knex.destroy();
   }
@@ -365,7 +366,7 @@ async function measure(work: Work, servers: Server[], users: Array<{ username: s
       const nodeCpu = cpuMs(s.child.pid!) - cpu0;
       const counters1 = counters0 ? await databaseCounters() : undefined;
       const perReq = (x: number) => (x / done).toFixed(2);
-      const db = counters0 && counters1 ? `, ${perReq(counters1.xacts - counters0.xacts - 1)} transactions and ${perReq(counters1.fetched - counters0.fetched)} rows fetched, ${perReq(counters1.returned - counters0.returned)} returned per request` : '';
+      const db = counters0 && counters1 ? `, ${perReq(counters1.xacts - counters0.xacts - 1)} transactions and ${perReq(counters1.fetched - counters0.fetched)} rows fetched, ${perReq(counters1.returned - counters0.returned)} returned (${perReq(counters1.seqRead - counters0.seqRead)} by sequential scans) per request` : '';
       const cpu = ` (CPU ${(nodeCpu * 1000 / done).toFixed(0)} us/req${onPg ? `, PostgreSQL ${(pgCpu * 1000 / done).toFixed(0)} us/req` : ''}${db})`;
       const key = `${work}|${s.key}`;
       samples.set(key, [...(samples.get(key) ?? []), sample]);

@@ -198,7 +198,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         ...connection,
         min: pool.min,
         max: pool.max,
-        ...(options.durableArtifacts ? {} : { options: '-c synchronous_commit=off' }),
+        // Every statement on this pool looks records up by key. Prepared once, a statement keeps
+        // the plan made for the table's size back then: made while the token table was small, a
+        // hash join reading the whole table looked cheaper, and stayed as the table grew (seen in
+        // the benchmark: hundreds of rows read per refresh). Index plans are kept whatever the size.
+        options: `${options.durableArtifacts ? '' : '-c synchronous_commit=off '}-c enable_seqscan=off`,
       },
       outages,
     );

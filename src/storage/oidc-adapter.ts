@@ -63,6 +63,14 @@ const SQL = {
       INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
   },
+  // A refresh: the predecessor consumed, its successor and the new access token saved, at once.
+  rotateMany: {
+    name: 'kb_oidc_rotate_many',
+    text: `WITH consumed AS (UPDATE ${TABLE} SET consumed_at = $9 WHERE kind = 'RefreshToken' AND id = $8 AND consumed_at IS NULL)
+      INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+  },
   consume: { name: 'kb_oidc_consume', text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL` },
   claim: {
     name: 'kb_oidc_claim',
@@ -278,6 +286,8 @@ function readAlong<T>() {
 
 /** A rotation's consumption, held back until its successor is saved (same token request). */
 const pendingConsume = new WeakMap<object, { id: string; at: Date }>();
+/** A rotation (successor and consumption) held back until the access token of the same request is saved. */
+const heldRotation = new WeakMap<object, { values: SaveValues; consume: { id: string; at: Date } }>();
 
 export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
   const sql = options.statements ?? knexStatements(knex);
@@ -328,9 +338,31 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         payload.uid ?? null,
         expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
       ];
-      // A rotation consumes its predecessor in the same statement; other saves share batches.
-      if (pending) await sql.run(SQL.rotate, [...values, pending.id, pending.at]);
-      else await save(values);
+      if (pending && exchange) {
+        // The rotation waits for the access token oidc-provider saves next in this request: one
+        // statement consumes the predecessor and saves both. Should the request fail before
+        // that, nothing is written (the presented token stays usable); should it answer
+        // without saving one, refreshGrace writes the rotation before the answer leaves.
+        heldRotation.set(exchange, { values, consume: pending });
+        exchange.flush = async () => {
+          const held = heldRotation.get(exchange);
+          if (!held) return;
+          heldRotation.delete(exchange);
+          await sql.run(SQL.rotate, [...held.values, held.consume.id, held.consume.at]);
+        };
+        return;
+      }
+      const tokenExchange = this.kind === 'AccessToken' ? currentExchange() : undefined;
+      const held = tokenExchange && heldRotation.get(tokenExchange);
+      if (held) {
+        heldRotation.delete(tokenExchange);
+        tokenExchange.flush = undefined;
+        const rows = [held.values, values];
+        await sql.run(SQL.rotateMany, [...values.map((_, c) => rows.map((row) => row[c])), held.consume.id, held.consume.at]);
+        return;
+      }
+      // Other saves share batches.
+      await save(values);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

@@ -27,6 +27,8 @@ interface TokenExchange {
   rotatedFrom?: string;
   /** Set when the presented token had already been rotated, within the grace window. */
   repeated?: { id: string; grantId: string };
+  /** Writes a rotation the adapter holds back to save with the access token (oidc-adapter.ts). */
+  flush?: () => Promise<void>;
 }
 
 const exchanges = new AsyncLocalStorage<TokenExchange>();
@@ -55,6 +57,13 @@ export function refreshGrace(knex: Knex, tokenPath = '/token') {
     if (ctx.method !== 'POST' || ctx.path !== tokenPath) return next();
     const exchange: TokenExchange = {};
     await exchanges.run(exchange, next);
+    // A rotation still held means no access token was saved after it: written only if the
+    // answer (which carries the new refresh token) is a success.
+    if (exchange.flush) {
+      const flush = exchange.flush;
+      exchange.flush = undefined;
+      if (ctx.status === 200) await flush();
+    }
     const body = ctx.body as { refresh_token?: unknown } | undefined;
     if (!exchange.repeated || ctx.status !== 200 || typeof body?.refresh_token !== 'string') return;
     const minted = body.refresh_token;

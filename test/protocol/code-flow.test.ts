@@ -277,6 +277,18 @@ describe('authorization code flow through the real login form', () => {
     assert.equal(at.idp, 'local');
   });
 
+  test('a refresh whose new access token is a resource JWT (never stored) still saves the rotation', async () => {
+    const { tokens } = await codeFlow(rp, { resource: 'https://api.example.test', scope: 'openid offline_access read' });
+    const first = tokens.refresh_token!;
+    const refreshed = await oidc.refreshTokenGrant(rp, first, { resource: 'https://api.example.test' });
+    assert.equal(decodeJwt(refreshed.access_token).aud, 'https://api.example.test', 'a JWT access token: nothing stored for it');
+    assert.notEqual(refreshed.refresh_token, first);
+    // The successor was stored and the first token consumed, as after any rotation.
+    const third = await oidc.refreshTokenGrant(rp, refreshed.refresh_token!, { resource: 'https://api.example.test' });
+    assert.ok(third.refresh_token);
+    await assert.rejects(oidc.refreshTokenGrant(rp, first), (err: oidc.ResponseBodyError) => err.error === 'invalid_grant');
+  });
+
   test('a client managed in the database signs users in like a config client', async () => {
     await broker.store.clients.create({
       id: 'db-app',
