@@ -109,10 +109,14 @@ export interface LoginKit {
 export function createLoginKit(deps: LoginDependencies): LoginKit {
   const { provider, renderer, csrf } = deps;
 
+  /** The interaction each request loaded: finish() hands the result to that one, without reading it again. */
+  const loaded = new WeakMap<Context, Interaction>();
+
   async function loadInteraction(ctx: Context) {
     try {
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       if (details.uid !== ctx.params.uid) throw new InvalidSession();
+      loaded.set(ctx, details);
       return details;
     } catch (err) {
       if (err instanceof KeybridgeError) throw err;
@@ -162,7 +166,16 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
   }
 
   async function finish(ctx: Context, result: InteractionResults, merge: boolean) {
-    const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    const details = loaded.get(ctx);
+    let location: string;
+    if (details) {
+      // What provider.interactionResult does, on the interaction this request already holds.
+      details.result = merge && !('error' in result) ? { ...details.lastSubmission, ...result } : result;
+      await details.save(details.exp - Math.floor(Date.now() / 1000));
+      location = details.returnTo;
+    } else {
+      location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    }
     ctx.status = 303;
     ctx.redirect(location);
   }

@@ -27,7 +27,10 @@ export function createLoginSessionLookup(repo: LoginSessionRepository): LoginSes
     },
     async record(login) {
       cache.delete(login.sessionUid);
-      await repo.upsert(login);
+      // The stored row answers the lookups that follow (token claims, refresh) without a read.
+      const value = await repo.upsert(login);
+      if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+      cache.set(login.sessionUid, { value, at: Date.now() });
     },
     async updateClaims(federatedIdentityId, claims) {
       await repo.updateClaims(federatedIdentityId, claims);

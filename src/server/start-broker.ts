@@ -5,7 +5,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { listenOn } from '../http/listen.ts';
 import type Provider from 'oidc-provider';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -193,6 +193,36 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
+    /**
+     * A first-party client (trusted by the operator) shows no consent screen: what it asks for is
+     * granted here, as the login resumes, rather than in a consent interaction of its own (one
+     * more round of redirects and stored interaction state per login). Requests with
+     * authorization_details, and native clients, still go through the consent step.
+     */
+    const firstPartyGrant = async (ctx: KoaContextWithOIDC, grant: Grant | undefined): Promise<Grant | undefined> => {
+      const { client, session, params } = ctx.oidc;
+      if (!client || !session?.accountId || !(client as { first_party?: boolean }).first_party) return grant;
+      if (params?.authorization_details || client.applicationType === 'native') return grant;
+      const target = grant ?? new ctx.oidc.provider.Grant({ accountId: session.accountId, clientId: client.clientId });
+      let changed = !grant;
+      const scopes = new Set(target.getOIDCScopeEncountered().split(' '));
+      const missingScopes = [...ctx.oidc.requestParamOIDCScopes].filter((scope) => !scopes.has(scope));
+      if (missingScopes.length) target.addOIDCScope(missingScopes.join(' '));
+      const claims = new Set(target.getOIDCClaimsEncountered());
+      const missingClaims = [...ctx.oidc.requestParamClaims].filter((claim) => !claims.has(claim) && !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(claim));
+      if (missingClaims.length) target.addOIDCClaims(missingClaims);
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const granted = new Set(target.getResourceScopeEncountered(indicator).split(' '));
+        const missing = [...ctx.oidc.requestParamScopes].filter((scope) => server.scopes.has(scope) && !granted.has(scope));
+        if (missing.length) target.addResourceScope(indicator, missing.join(' '));
+        changed ||= missing.length > 0;
+      }
+      if (!changed && !missingScopes.length && !missingClaims.length) return grant;
+      await target.save();
+      return target;
+    };
+    /** Requests whose login was recorded already (loadExistingGrant runs more than once per resume). */
+    const recordedLogins = new WeakSet<object>();
     const build = (keys: Awaited<ReturnType<typeof store.signingKeys.listPublishable>>): Provider => {
       const provider = createProvider({
         config,
@@ -221,7 +251,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           // Right after a login interaction: remember which connector signed this session in.
           const provenance = (ctx.oidc.result as { keybridge?: LoginProvenance } | undefined)?.keybridge;
           const { session } = ctx.oidc;
-          if (provenance && session?.accountId) {
+          // oidc-provider asks more than once while resuming one login: recorded once.
+          if (provenance && session?.accountId && !recordedLogins.has(ctx)) {
+            recordedLogins.add(ctx);
             await logins.record({
               sessionUid: session.uid,
               userId: session.accountId,
@@ -237,7 +269,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
           if (!grantId && samlIdp && ctx.oidc.client?.clientId === SAML_IDP_CLIENT_ID) return samlIdp.grantFor(ctx);
-          return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+          const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+          return firstPartyGrant(ctx, grant);
         },
       });
       if (metrics) {

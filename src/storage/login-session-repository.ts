@@ -56,9 +56,9 @@ export class LoginSessionRepository {
   }
 
   /** `ip`: the address the person signed in from (shown in the admin API's session listing). */
-  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null }): Promise<void> {
+  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null }): Promise<LoginSession> {
     const upstream = login.upstreamSession ?? null;
-    await this.#knex('login_sessions')
+    const [row] = await this.#knex('login_sessions')
       .insert({
         session_uid: login.sessionUid,
         user_id: login.userId,
@@ -74,7 +74,10 @@ export class LoginSessionRepository {
         ip: login.ip ?? null,
       })
       .onConflict('session_uid')
-      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip']);
+      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip'])
+      .returning('*');
+    // The row as stored (created_at stays from the first login of this session).
+    return fromRow(row as Row);
   }
 
   async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {

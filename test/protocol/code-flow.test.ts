@@ -69,6 +69,8 @@ describe('authorization code flow through the real login form', () => {
       nonce,
       ...extra,
     });
+    // prompt '' leaves the parameter out.
+    if (extra.prompt === '') url.searchParams.delete('prompt');
     const browser = new Browser(broker.issuer);
     const callback = await signIn(browser, url.href, user);
     const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
@@ -275,6 +277,14 @@ describe('authorization code flow through the real login form', () => {
     assert.equal(at.sub, aliceId);
     assert.deepEqual(at.groups, ['admins', 'staff']);
     assert.equal(at.idp, 'local');
+  });
+
+  test('a first-party client is granted what it asks for as the login resumes: OIDC scopes, claims and resource scopes, no consent page', async () => {
+    const { tokens } = await codeFlow(spa, { resource: 'https://api.example.test', scope: 'openid email read', prompt: '', claims: JSON.stringify({ id_token: { name: null } }) });
+    const at = decodeJwt(tokens.access_token);
+    assert.equal(at.aud, 'https://api.example.test');
+    assert.equal(at.scope, 'read', 'the resource scope was granted without a consent page');
+    assert.equal(tokens.claims()!.name, 'Alice Liddell', 'the requested claim was granted');
   });
 
   test('a refresh whose new access token is a resource JWT (never stored) still saves the rotation', async () => {

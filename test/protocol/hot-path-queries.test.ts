@@ -19,6 +19,8 @@ describe('token hot path on PostgreSQL', () => {
   let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
   let broker: TestBroker;
   const seen: string[] = [];
+  /** Statement names with the record kind (the first parameter). */
+  const kinds: string[] = [];
 
   before(async () => {
     db = await freshPostgresDatabase();
@@ -38,6 +40,7 @@ describe('token hot path on PostgreSQL', () => {
     const run = statements.run.bind(statements);
     statements.run = ((statement: Statement, values: readonly unknown[]) => {
       seen.push(statement.name);
+      kinds.push(`${statement.name} ${Array.isArray(values[0]) ? values[0].join(',') : String(values[0])}`);
       return run(statement, values);
     }) as typeof statements.run;
     // The change feed's once-a-second poll (change_versions) is background work, not the request's.
@@ -57,9 +60,9 @@ describe('token hot path on PostgreSQL', () => {
     return { status: res.status, body, statements: [...seen] };
   };
   /** alice signs in with the groups scope: her tokens. */
-  const codeFlowTokens = async (scope = 'openid offline_access groups', browser = new Browser(broker.issuer)): Promise<{ access_token: string; refresh_token: string }> => {
+  const codeFlowTokens = async (scope = 'openid offline_access groups', browser = new Browser(broker.issuer), prompt: Record<string, string> = { prompt: 'consent' }): Promise<{ access_token: string; refresh_token: string }> => {
     const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, prompt: 'consent', state: 'st' }).toString();
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, ...prompt, state: 'st' }).toString();
     const code = new URL(await signIn(browser, url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
     const res = await token({ grant_type: 'authorization_code', code, redirect_uri: RP });
     assert.equal(res.status, 200);
@@ -139,6 +142,18 @@ describe('token hot path on PostgreSQL', () => {
     const ended = await counted(() => userinfo(tokens.access_token));
     assert.equal(ended.status, 401);
     assert.deepEqual(ended.statements, ['kb_oidc_find_with_grant_session'], 'the missing session was learnt from the same statement');
+  });
+
+  test('a first-party login is one interaction: what the client asks for is granted as the login resumes, with no consent round', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    kinds.length = 0;
+    const tokens = await codeFlowTokens('openid email groups', new Browser(broker.issuer), {});
+    const interactionSaves = kinds.filter((k) => k === 'kb_oidc_upsert Interaction').length;
+    assert.equal(interactionSaves, 2, `the interaction is created and given its result, once each: ${kinds.join(', ')}`);
+    assert.equal(kinds.filter((k) => k === 'kb_oidc_upsert Grant').length, 1, 'one grant saved');
+    const intro = await (await fetch(`${broker.url}/token/introspection`, { method: 'POST', headers: FORM, body: new URLSearchParams({ token: tokens.access_token }) })).json() as { active: boolean; scope: string };
+    assert.equal(intro.active, true);
+    assert.deepEqual(intro.scope.split(' ').sort(), ['email', 'groups', 'openid'], 'every scope asked for was granted');
   });
 
   test('concurrent requests under load: every token saved and found, lookups and saves beyond the free slots share statements', async (t) => {
