@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { listenOn } from '../http/listen.ts';
 import type Provider from 'oidc-provider';
 import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
+import type { Middleware as KoaMiddleware } from 'koa';
+import { runChain } from '../http/run-chain.ts';
 import type { Config } from '../config/schema.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -89,6 +91,9 @@ export interface StartOptions {
   /** How long a replaced connector instance lives on for logins in flight (default 60 s). */
   connectorGraceMs?: number;
 }
+
+/** oidc-provider's machine endpoints (its default routes): no page, console or router of ours answers them. */
+const PROTOCOL_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
 
 export async function startBroker(config: Config, options: StartOptions = {}): Promise<Broker> {
   const logger = options.logger ?? createLogger(config.log.level);
@@ -287,19 +292,24 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       // Hostile text and oversized bodies are refused before anything parses or stores them.
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
-      provider.use(deviceSessionRecovery());
-      provider.use(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
-      provider.use(adminConsole({ config }));
-      provider.use(staticAssets({ themeDir: config.ui.themeDir }));
-      provider.use(healthRoutes(database.knex).routes());
+      // The pages, consoles and routers below never answer the token endpoints, userinfo or the
+      // keys: those requests skip them (a dozen middleware and three routers' path matching).
+      // (Routers are middleware with a narrower context type.)
+      const pages: KoaMiddleware<any, any>[] = [];
+      provider.use((ctx, next) => (PROTOCOL_API_PATHS.has(ctx.path) ? next() : runChain(pages, ctx, next)));
+      pages.push(deviceSessionRecovery());
+      pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
+      pages.push(adminConsole({ config }));
+      pages.push(staticAssets({ themeDir: config.ui.themeDir }));
+      pages.push(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });
       const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
-      provider.use(upstreamLogout.onSignOut);
-      provider.use(upstreamLogout.router.routes());
+      pages.push(upstreamLogout.onSignOut);
+      pages.push(upstreamLogout.router.routes());
       const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa });
       // koa-router answers a method nothing here implements (PROPFIND, TRACE...) with 501, a 5xx
       // that scanners would turn into server-error alerts: it is the client's mistake, so 405.
-      provider.use(async (ctx, next) => {
+      pages.push(async (ctx, next) => {
         await next();
         if (ctx.status !== 501) return;
         ctx.status = 405;
@@ -307,9 +317,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         ctx.type = 'text/plain';
         ctx.body = 'method not allowed';
       });
-      provider.use(interactions.routes());
-      provider.use(interactions.allowedMethods());
-      if (samlIdpRoutes) provider.use(samlIdpRoutes.router.routes());
+      pages.push(interactions.routes());
+      pages.push(interactions.allowedMethods());
+      if (samlIdpRoutes) pages.push(samlIdpRoutes.router.routes());
       return provider;
     };
 
