@@ -475,7 +475,8 @@ async function main(): Promise<void> {
       liteStart = await startKeybridge('pglite', { ...common, issuer: `http://127.0.0.1:${litePort}`, connectors: [{ id: 'local', type: 'local' }], http: { listen: `127.0.0.1:${litePort}` }, database: { dataDir: path.join(work, 'pglite') } });
     }
     const barePort = await freePort();
-    const bare = await startProcess(['bench/bare-provider.ts', String(barePort), usersFile], /ready/);
+    const bareProfile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/bare`] : [];
+    const bare = await startProcess([...bareProfile, 'bench/bare-provider.ts', String(barePort), usersFile], /ready/);
     await new Promise((r) => setTimeout(r, 1000));
 
     const server = (key: Server['key'], label: string, origin: string, child: ChildProcess): Server => ({ key, label, origin, child, userinfo: `${origin}/me` });
