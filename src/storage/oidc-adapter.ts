@@ -56,17 +56,13 @@ const SQL = {
   },
   findByUserCode: { name: 'kb_oidc_find_user_code', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND user_code = $2 LIMIT 1` },
   findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE kind = $1 AND uid = $2 LIMIT 1` },
-  // A rotated refresh token is consumed in the statement that saves its successor.
-  rotate: {
-    name: 'kb_oidc_rotate',
-    text: `WITH consumed AS (UPDATE ${TABLE} SET consumed_at = $9 WHERE kind = $1 AND id = $8 AND consumed_at IS NULL)
-      INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
-  },
-  // A refresh: the predecessor consumed, its successor and the new access token saved, at once.
+  // Saves that consume rotated refresh tokens in the same statement: a refresh's successor and
+  // access token, with the predecessor consumed (several refreshes share one under load).
   rotateMany: {
     name: 'kb_oidc_rotate_many',
-    text: `WITH consumed AS (UPDATE ${TABLE} SET consumed_at = $9 WHERE kind = 'RefreshToken' AND id = $8 AND consumed_at IS NULL)
+    text: `WITH consumed AS (
+        UPDATE ${TABLE} t SET consumed_at = c.at FROM unnest($8::text[], $9::timestamptz[]) AS c(id, at)
+        WHERE t.kind = 'RefreshToken' AND t.id = c.id AND t.consumed_at IS NULL)
       INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
@@ -217,6 +213,8 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
 }
 
 type SaveValues = [kind: string, id: string, payload: string, grantId: string | null, userCode: string | null, uid: string | null, expiresAt: Date | null];
+/** A rotated refresh token's consumption: its id and when. */
+type Consumption = { id: string; at: Date };
 
 /**
  * Saves that wait for a free slot under load (concurrent token requests) go to the database
@@ -226,11 +224,24 @@ type SaveValues = [kind: string, id: string, payload: string, grantId: string | 
  * row is written alone, so that one bad row fails only its own request.
  */
 function createSaveBatcher(sql: SqlStatements) {
-  type Item = { values: SaveValues; resolve(): void; reject(err: unknown): void };
+  /** One caller's rows, saved together; a rotation also consumes its predecessor in the same statement. */
+  type Item = { rows: SaveValues[]; consume?: Consumption; resolve(): void; reject(err: unknown): void };
+
+  async function write(items: Item[]): Promise<void> {
+    const rows = items.flatMap((item) => item.rows);
+    const consumed = items.flatMap((item) => (item.consume ? [item.consume] : []));
+    if (!consumed.length && rows.length === 1) {
+      await sql.run(SQL.upsert, rows[0]);
+      return;
+    }
+    const columns = rows[0].map((_, c) => rows.map((row) => row[c]));
+    if (consumed.length) await sql.run(SQL.rotateMany, [...columns, consumed.map((x) => x.id), consumed.map((x) => x.at)]);
+    else await sql.run(SQL.upsertMany, columns);
+  }
 
   async function writeAlone(item: Item): Promise<void> {
     try {
-      await sql.run(SQL.upsert, item.values);
+      await write([item]);
       item.resolve();
     } catch (err) {
       item.reject(err);
@@ -239,9 +250,8 @@ function createSaveBatcher(sql: SqlStatements) {
 
   async function send(batch: Item[]): Promise<void> {
     if (batch.length === 1) return writeAlone(batch[0]);
-    const columns = batch[0].values.map((_, c) => batch.map((item) => item.values[c]));
     try {
-      await sql.run(SQL.upsertMany, columns);
+      await write(batch);
       for (const item of batch) item.resolve();
     } catch (err) {
       if (err instanceof DatabaseUnavailable) {
@@ -251,9 +261,9 @@ function createSaveBatcher(sql: SqlStatements) {
       for (const item of batch) await writeAlone(item);
     }
   }
-  const queue = new BatchQueue<Item>({ maxInFlight: SAVE_SLOTS, maxBatch: MAX_BATCH, send, keyOf: (item) => `${item.values[0]}\u0000${item.values[1]}` });
+  const queue = new BatchQueue<Item>({ maxInFlight: SAVE_SLOTS, maxBatch: MAX_BATCH, send, keyOf: (item) => `${item.rows[0][0]}\u0000${item.rows[0][1]}` });
 
-  return (values: SaveValues): Promise<void> => new Promise((resolve, reject) => queue.push({ values, resolve, reject }));
+  return (rows: SaveValues[], consume?: Consumption): Promise<void> => new Promise((resolve, reject) => queue.push({ rows, consume, resolve, reject }));
 }
 
 /** How long a record read along with a token may answer the lookup that follows (the same request, in practice). */
@@ -291,9 +301,9 @@ function readAlong<T>() {
 }
 
 /** A rotation's consumption, held back until its successor is saved (same token request). */
-const pendingConsume = new WeakMap<object, { id: string; at: Date }>();
+const pendingConsume = new WeakMap<object, Consumption>();
 /** A rotation (successor and consumption) held back until the access token of the same request is saved. */
-const heldRotation = new WeakMap<object, { values: SaveValues; consume: { id: string; at: Date } }>();
+const heldRotation = new WeakMap<object, { values: SaveValues; consume: Consumption }>();
 
 export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
   const sql = options.statements ?? knexStatements(knex);
@@ -354,7 +364,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
           const held = heldRotation.get(exchange);
           if (!held) return;
           heldRotation.delete(exchange);
-          await sql.run(SQL.rotate, [...held.values, held.consume.id, held.consume.at]);
+          await save([held.values], held.consume);
         };
         return;
       }
@@ -363,12 +373,10 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       if (held) {
         heldRotation.delete(tokenExchange);
         tokenExchange.flush = undefined;
-        const rows = [held.values, values];
-        await sql.run(SQL.rotateMany, [...values.map((_, c) => rows.map((row) => row[c])), held.consume.id, held.consume.at]);
+        await save([held.values, values], held.consume);
         return;
       }
-      // Other saves share batches.
-      await save(values);
+      await save([values]);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -399,7 +407,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         const exchange = currentExchange();
         if (exchange) {
           exchange.rotatedFrom = id;
-          // oidc-provider saves the successor next: one statement does both (SQL.rotate). Should
+          // oidc-provider saves the successor next: one statement does both, with the access token (SQL.rotateMany). Should
           // it never be saved, the token stays unconsumed, as if this request had not happened.
           pendingConsume.set(exchange, { id, at: new Date() });
           return;

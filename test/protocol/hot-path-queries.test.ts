@@ -144,6 +144,23 @@ describe('token hot path on PostgreSQL', () => {
     assert.deepEqual(ended.statements, ['kb_oidc_find_with_grant_session'], 'the missing session was learnt from the same statement');
   });
 
+  test('concurrent refreshes: each consumes its own predecessor and saves its own successor, however their writes were batched', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const chains = await Promise.all(Array.from({ length: 6 }, () => codeFlowTokens()));
+    seen.length = 0;
+    const refreshed = await Promise.all(chains.map((c) => token({ grant_type: 'refresh_token', refresh_token: c.refresh_token }).then(async (r) => ({ status: r.status, body: (await r.json()) as { refresh_token: string; access_token: string } }))));
+    assert.ok(refreshed.every((r) => r.status === 200), 'every refresh answered');
+    assert.ok(seen.filter((n) => n === 'kb_oidc_rotate_many').length <= 6 && !seen.includes('kb_oidc_upsert'), `rotations and access tokens saved together: ${seen.join(', ')}`);
+    for (const [i, r] of refreshed.entries()) {
+      const intro = (await (await fetch(`${broker.url}/token/introspection`, { method: 'POST', headers: FORM, body: new URLSearchParams({ token: r.body.access_token }) })).json()) as { active: boolean };
+      assert.equal(intro.active, true, `access token ${i} stored`);
+      const consumed = await broker.database.knex('oidc_payloads').where({ kind: 'RefreshToken', id: chains[i]!.refresh_token }).first();
+      assert.ok(consumed.consumed_at, `predecessor ${i} consumed`);
+      const successor = await broker.database.knex('oidc_payloads').where({ kind: 'RefreshToken', id: r.body.refresh_token }).first();
+      assert.ok(successor && !successor.consumed_at, `successor ${i} stored, unused`);
+    }
+  });
+
   test('a first-party login is one interaction: what the client asks for is granted as the login resumes, with no consent round', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     kinds.length = 0;
