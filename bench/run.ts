@@ -12,7 +12,8 @@
 // BENCH_CONSOLE=0 (no admin console page timing: bench/console.ts), BENCH_ONLY=work,work (only
 // those throughput targets, e.g. `client_credentials,userinfo`, and none of the admin, console,
 // LDAP and import parts: a quick A/B while working on one path), BENCH_CPU_PROF=dir (the measured
-// Keybridge servers write a V8 CPU profile there when they stop).
+// Keybridge servers, and the bare one under bare/, write a V8 CPU profile there when they stop),
+// BENCH_SERVE_FLAGS (Node flags of the Keybridge servers instead of npm start's heap bounds).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
