@@ -7,19 +7,17 @@
 // A wrong or replayed answer is a result ({ ok: false, error, detail }), not an exception: the
 // error is a stable code a page can translate, the detail is for the log. Only storage failures
 // throw.
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-} from '@simplewebauthn/server';
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import type { Store } from '../storage/store.ts';
 import { AlreadyExists } from '../errors.ts';
 import { uniquely } from '../storage/unique-violation.ts';
 import type { ChallengeStore } from './challenge-store.ts';
 import { parseAuthenticationResponse, parseRegistrationResponse } from './webauthn-response.ts';
+
+// Loaded on the first ceremony, not at start: the library and its certificate parsers take about
+// 200 ms to load, which every start paid whether or not anyone uses a passkey.
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const webauthnLibrary = () => (library ??= import('@simplewebauthn/server'));
 
 export type UserVerificationPolicy = 'required' | 'preferred' | 'discouraged';
 
@@ -109,7 +107,7 @@ export class WebauthnService {
   /** Options for navigator.credentials.create(); the challenge is kept under `key` for one answer. */
   async registrationOptions(user: { id: string; username: string; name?: string | null }, key: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.#store.mfa.webauthnFactors(user.id);
-    const options = await generateRegistrationOptions({
+    const options = await (await webauthnLibrary()).generateRegistrationOptions({
       rpName: this.#rpName,
       rpID: this.#rpId,
       userID: userHandleOf(user.id),
@@ -136,7 +134,7 @@ export class WebauthnService {
     if (challenge.userId !== userId) return fail('wrong_user', 'the registration was started for another user');
     let verified;
     try {
-      verified = await verifyRegistrationResponse({
+      verified = await (await webauthnLibrary()).verifyRegistrationResponse({
         response: parsed.response,
         expectedChallenge: challenge.challenge,
         expectedOrigin: this.#origin,
@@ -182,7 +180,7 @@ export class WebauthnService {
    */
   async authenticationOptions(key: string, userId?: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const factors = userId === undefined ? [] : await this.#store.mfa.webauthnFactors(userId);
-    const options = await generateAuthenticationOptions({
+    const options = await (await webauthnLibrary()).generateAuthenticationOptions({
       rpID: this.#rpId,
       timeout: CEREMONY_SECONDS * 1000,
       allowCredentials: factors.map((f) => ({ id: f.credentialId, transports: transportsOf(f.data) })),
@@ -213,7 +211,7 @@ export class WebauthnService {
     if (handle && Buffer.from(handle, 'base64url').toString('utf8') !== factor.userId) return fail('wrong_user', "the user handle does not name the credential's owner");
     let verified;
     try {
-      verified = await verifyAuthenticationResponse({
+      verified = await (await webauthnLibrary()).verifyAuthenticationResponse({
         response: parsed.response,
         expectedChallenge: challenge.challenge,
         expectedOrigin: this.#origin,
