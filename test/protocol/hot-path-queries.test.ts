@@ -161,6 +161,45 @@ describe('token hot path on PostgreSQL', () => {
     }
   });
 
+  test('every token-table statement, as prepared (generic plan, index scans only), reads only the rows it is after in a large table', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const { HOT_PATH_SQL } = await import('../../src/storage/oidc-adapter.ts');
+    const knex = broker.database.knex;
+    // Thousands of sessions, grants and session-bound refresh tokens, as after a busy day.
+    await knex.raw(`INSERT INTO oidc_payloads (kind, id, payload, grant_id, uid, expires_at)
+      SELECT 'Session', 'plan-s' || i, jsonb_build_object('uid', 'plan-u' || i), NULL, 'plan-u' || i, now() + interval '1 hour' FROM generate_series(1, 2000) i
+      UNION ALL SELECT 'Grant', 'plan-g' || i, '{}'::jsonb, NULL, NULL, now() + interval '1 hour' FROM generate_series(1, 2000) i
+      UNION ALL SELECT 'DeviceCode', 'plan-d' || i, '{}'::jsonb, NULL, NULL, now() + interval '1 hour' FROM generate_series(1, 2000) i
+      UNION ALL SELECT 'RefreshToken', 'plan-r' || i, jsonb_build_object('sessionUid', 'plan-u' || (i % 2000), 'expiresWithSession', true, 'grantId', 'plan-g' || (i % 2000)), 'plan-g' || (i % 2000), NULL, now() + interval '1 hour' FROM generate_series(1, 6000) i`);
+    await knex.raw(`UPDATE oidc_payloads SET user_code = 'PLAN-' || lpad(substr(id, 7), 4, '0') WHERE kind = 'DeviceCode' AND id LIKE 'plan-d%'`);
+    // No ANALYZE: a new deployment runs before the statistics exist.
+    const at = "now()";
+    const calls: Record<string, string> = {
+      find: `'{RefreshToken,AccessToken}', '{plan-r5,none}'`,
+      findWithGrant: `'{RefreshToken}', '{plan-r5}'`,
+      findByUserCode: `'DeviceCode', 'PLAN-0007'`,
+      findByUid: `'Session', 'plan-u7'`,
+      upsert: `'AccessToken', 'plan-new', '{}', 'plan-g1', NULL, NULL, ${at}`,
+      upsertMany: `'{AccessToken}', '{plan-new2}', ARRAY['{}']::jsonb[], '{plan-g1}', '{NULL}', '{NULL}', ARRAY[${at}]`,
+      rotateMany: `'{RefreshToken,AccessToken}', '{plan-r-next,plan-a-next}', ARRAY['{}','{}']::jsonb[], '{plan-g5,plan-g5}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[${at}, ${at}], '{plan-r5}', ARRAY[${at}]`,
+      consume: `'RefreshToken', 'plan-r6', ${at}`,
+      claim: `'RefreshToken', 'plan-r7', ${at}`,
+      destroy: `'RefreshToken', 'plan-r8'`,
+    };
+    await knex.transaction(async (trx) => {
+      await trx.raw('SET LOCAL plan_cache_mode = force_generic_plan');
+      await trx.raw('SET LOCAL enable_seqscan = off');
+      for (const [key, args] of Object.entries(calls)) {
+        const statement = HOT_PATH_SQL[key as keyof typeof HOT_PATH_SQL];
+        await trx.raw(`PREPARE plan_${key} AS ${statement.text}`);
+        const plan = (await trx.raw(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE plan_${key}(${args})`)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
+        const read = maxRowsRead(plan);
+        assert.ok(read <= 2, `${statement.name} reads ${read} rows in one plan node (a scan of the table, not a keyed lookup)`);
+      }
+    });
+    await knex('oidc_payloads').where('id', 'like', 'plan-%').delete();
+  });
+
   test('a first-party login is one interaction: what the client asks for is granted as the login resumes, with no consent round', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     kinds.length = 0;
@@ -248,3 +287,11 @@ describe('token hot path on PostgreSQL', () => {
     }
   });
 });
+
+interface PlanNode { 'Actual Rows'?: number; 'Actual Loops'?: number; 'Rows Removed by Filter'?: number; 'Rows Removed by Join Filter'?: number; 'Node Type': string; Plans?: PlanNode[] }
+
+/** The most rows any one scan of the plan read (returned and filtered away), per loop. */
+function maxRowsRead(node: PlanNode): number {
+  const own = node['Node Type'].includes('Scan') && node['Node Type'] !== 'Function Scan' ? (node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0) : (node['Rows Removed by Join Filter'] ?? 0) / (node['Actual Loops'] || 1);
+  return Math.max(own, ...(node.Plans ?? []).map(maxRowsRead));
+}
