@@ -21,7 +21,8 @@ function publicKeys(jwks: { keys: Record<string, unknown>[] }): JSONWebKeySet {
 }
 
 const isJwt = (token: unknown): token is string => {
-  if (typeof token !== 'string') return false;
+  // An opaque token has no dots: no header to decode (and no exception to build for it).
+  if (typeof token !== 'string' || token.split('.', 4).length !== 3) return false;
   try {
     return Boolean(decodeProtectedHeader(token));
   } catch {
