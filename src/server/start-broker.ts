@@ -92,6 +92,9 @@ export interface StartOptions {
   connectorGraceMs?: number;
 }
 
+/** Claims oidc-provider never asks consent for. */
+const ALWAYS_GRANTED_CLAIMS = new Set(['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss']);
+
 /** oidc-provider's machine endpoints (its default routes): no page, console or router of ours answers them. */
 const PROTOCOL_API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
 
@@ -208,26 +211,27 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const { client, session, params } = ctx.oidc;
       if (!client || !session?.accountId || !(client as { first_party?: boolean }).first_party) return grant;
       if (params?.authorization_details || client.applicationType === 'native') return grant;
+      // What oidc-provider's consent prompt would find missing (its op_scopes_missing,
+      // op_claims_missing and rs_scopes_missing checks), added to the grant.
       const target = grant ?? new ctx.oidc.provider.Grant({ accountId: session.accountId, clientId: client.clientId });
       let changed = !grant;
       const scopes = new Set(target.getOIDCScopeEncountered().split(' '));
       const missingScopes = [...ctx.oidc.requestParamOIDCScopes].filter((scope) => !scopes.has(scope));
       if (missingScopes.length) target.addOIDCScope(missingScopes.join(' '));
       const claims = new Set(target.getOIDCClaimsEncountered());
-      const missingClaims = [...ctx.oidc.requestParamClaims].filter((claim) => !claims.has(claim) && !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(claim));
+      const missingClaims = [...ctx.oidc.requestParamClaims].filter((claim) => !claims.has(claim) && !ALWAYS_GRANTED_CLAIMS.has(claim));
       if (missingClaims.length) target.addOIDCClaims(missingClaims);
+      changed ||= missingScopes.length > 0 || missingClaims.length > 0;
       for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
         const granted = new Set(target.getResourceScopeEncountered(indicator).split(' '));
         const missing = [...ctx.oidc.requestParamScopes].filter((scope) => server.scopes.has(scope) && !granted.has(scope));
         if (missing.length) target.addResourceScope(indicator, missing.join(' '));
         changed ||= missing.length > 0;
       }
-      if (!changed && !missingScopes.length && !missingClaims.length) return grant;
+      if (!changed) return grant;
       await target.save();
       return target;
     };
-    /** Requests whose login was recorded already (loadExistingGrant runs more than once per resume). */
-    const recordedLogins = new WeakSet<object>();
     const build = (keys: Awaited<ReturnType<typeof store.signingKeys.listPublishable>>): Provider => {
       const provider = createProvider({
         config,
@@ -256,9 +260,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           // Right after a login interaction: remember which connector signed this session in.
           const provenance = (ctx.oidc.result as { keybridge?: LoginProvenance } | undefined)?.keybridge;
           const { session } = ctx.oidc;
-          // oidc-provider asks more than once while resuming one login: recorded once.
-          if (provenance && session?.accountId && !recordedLogins.has(ctx)) {
-            recordedLogins.add(ctx);
+          if (provenance && session?.accountId) {
             await logins.record({
               sessionUid: session.uid,
               userId: session.accountId,

@@ -61,7 +61,7 @@ export const HOT_PATH_SQL = {
   findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE uid = $2 AND kind || '' = $1 LIMIT 1` },
   // Saves that consume rotated refresh tokens in the same statement: a refresh's successor and
   // access token, with the predecessor consumed (several refreshes share one under load). The
-  // consumed ids are also given as \`= ANY\`, so the update finds them by key: joined with the
+  // consumed ids are also given as = ANY, so the update finds them by key: joined with the
   // unnest alone, the prepared plan read every refresh token (EXPLAIN: 6,000 rows for one).
   rotateMany: {
     name: 'kb_oidc_rotate_many',
@@ -293,8 +293,9 @@ function readAlong<T>() {
     take(key: string): T | undefined {
       const read = entries.get(key);
       if (!read) return undefined;
-      if (--read.uses <= 0) entries.delete(key);
-      return Date.now() - read.at < READ_ALONG_MS ? read.value : undefined;
+      const fresh = Date.now() - read.at < READ_ALONG_MS;
+      if (!fresh || --read.uses <= 0) entries.delete(key);
+      return fresh ? read.value : undefined;
     },
     forget(key: string): void {
       entries.delete(key);
@@ -312,7 +313,7 @@ const heldRotation = new WeakMap<object, { values: SaveValues; consume: Consumpt
 
 export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}): AdapterConstructor {
   const sql = options.statements ?? knexStatements(knex);
-  // Grants read along with a token, each taken by the Grant.find that follows (then read fresh).
+  // Grants read along with a token, taken by the Grant.find that follows it in each request.
   const grantsRead = readAlong<Row>();
   // Sessions read along with a session-bound token, by uid (null: the session is gone), each
   // taken by the Session.findByUid that checks the binding.
