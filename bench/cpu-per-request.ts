@@ -1,6 +1,6 @@
 // CPU time per request (the broker process and its PostgreSQL backends) for client_credentials,
 // introspection and userinfo: a measure that holds on a busy machine, where throughput does not.
-// Usage: node bench/cpu-per-request.ts [seconds per target] [targets, comma-separated: cc,introspection,userinfo,refresh]
+// Usage: node bench/cpu-per-request.ts [seconds per target] [targets, comma-separated: cc,introspection,userinfo]
 // (`npm run bench` is the reference).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -72,7 +72,7 @@ async function run(name: string, opts: Record<string, unknown>): Promise<void> {
   console.log(`${name.padEnd(14)} ${String(Math.round(r.rps)).padStart(6)}/s non2xx ${r.non2xx}  node ${nodeUs.toFixed(0)} us/req  pg ${pgUs.toFixed(0)} us/req  total ${(nodeUs + pgUs).toFixed(0)} us/req  transactions ${xacts.toFixed(2)}/req`);
 }
 
-const TARGETS = new Set((process.argv[3] ?? 'cc,introspection,userinfo,refresh').split(','));
+const TARGETS = new Set((process.argv[3] ?? 'cc,introspection,userinfo').split(','));
 if (TARGETS.has('cc')) await run('cc', { url: `${broker.url}/token`, method: 'POST', headers: form, body: 'grant_type=client_credentials' });
 if (TARGETS.has('introspection')) await run('introspection', { url: `${broker.url}/token/introspection`, method: 'POST', headers: form, body: `token=${cc.access_token}` });
 if (TARGETS.has('userinfo')) await run('userinfo', { url: `${broker.url}/me`, headers: { authorization: `Bearer ${tokens.access_token}` } });

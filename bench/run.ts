@@ -130,11 +130,16 @@ async function databaseCounters(): Promise<{ xacts: number; fetched: number; ret
   }
 }
 
-/** CPU time (ms) a process has used so far, from /proc (user + system, in clock ticks of 10 ms). */
+/** The fields of /proc/<pid>/stat after the command name (state is [0], ppid [1], utime [11], stime [12]). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU time (ms) a process has used so far (user + system, in clock ticks of 10 ms); 0 once it is gone. */
 function cpuMs(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const f = statFields(pid);
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
     return 0;
@@ -155,8 +160,7 @@ function postgresCpuMs(): number {
 }
 
 function parentOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return Number(statFields(pid)[1]);
 }
 
 function childrenOf(parent: number): number[] {
@@ -368,6 +372,7 @@ async function measure(work: Work, servers: Server[], users: Array<{ username: s
       const counters1 = counters0 ? await databaseCounters() : undefined;
       const perReq = (x: number) => (x / done).toFixed(2);
       const db = counters0 && counters1 ? `, ${perReq(counters1.xacts - counters0.xacts - 1)} transactions and ${perReq(counters1.fetched - counters0.fetched)} rows fetched, ${perReq(counters1.returned - counters0.returned)} returned (${perReq(counters1.seqRead - counters0.seqRead)} by sequential scans) per request` : '';
+      // Per request of the run; a refresh run's figures also carry the sign-ins that refill its pool first.
       const cpu = ` (CPU ${(nodeCpu * 1000 / done).toFixed(0)} us/req${onPg ? `, PostgreSQL ${(pgCpu * 1000 / done).toFixed(0)} us/req` : ''}${db})`;
       const key = `${work}|${s.key}`;
       samples.set(key, [...(samples.get(key) ?? []), sample]);
