@@ -2,11 +2,14 @@
 // searched first, so a theme can override any single template and inherit the rest.
 import path from 'node:path';
 import nunjucks from 'nunjucks';
+import { LOCALES_DIR, MessageCatalogs } from '../i18n/messages.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
 export class PageRenderer {
   readonly #env: nunjucks.Environment;
+  /** The message catalogs pages are rendered from (a theme's `locales/` first). */
+  readonly catalogs: MessageCatalogs;
 
   /**
    * @param options.templatesDir built-in templates (default `<repo>/templates`)
@@ -17,6 +20,7 @@ export class PageRenderer {
   constructor(options: { templatesDir?: string; themeDir?: string; title: string }) {
     const dirs = [options.templatesDir ?? path.join(REPO_ROOT, 'templates')];
     if (options.themeDir) dirs.unshift(path.resolve(options.themeDir, 'templates'), path.resolve(options.themeDir));
+    this.catalogs = new MessageCatalogs(options.themeDir ? [path.resolve(options.themeDir, 'locales'), LOCALES_DIR] : [LOCALES_DIR]);
     this.#env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs, { noCache: false }), { autoescape: true, throwOnUndefined: false });
     this.#env.addGlobal('brand', options.title);
     this.#env.addGlobal('assetBase', '/assets');
