@@ -14,6 +14,11 @@ import type { Translate } from '../i18n/messages.ts';
 import { hashPassword, preparePassword, verifyPassword } from './passwords.ts';
 import { isCommonPassword } from './breached-passwords.ts';
 import { estimateStrength } from './password-strength.ts';
+import { usernameKey } from './normalize-username.ts';
+import { createHash } from 'node:crypto';
+
+/** Bumped when the checks themselves change (a new list, another estimator), so stored verdicts are redone. */
+const CHECKS_VERSION = 1;
 
 /** Who the password is for: the checks refuse passwords built from these. */
 export interface PasswordSubject {
@@ -42,11 +47,15 @@ export interface PasswordPolicy {
 /** The policy as the broker uses it: the interface above, and what a login asks of it. */
 export interface PasswordPolicyService extends PasswordPolicy {
   readonly settings: PasswordPolicyConfig;
+  /** Names the rules a password alone is judged by: stored with a password found to meet them. */
+  readonly stamp: string;
   /**
    * After a local password was accepted at login: why the person must choose a new one before
    * the login finishes (expired, or no longer meets the policy, history aside), or null.
    */
   loginProblem(password: string, subject: PasswordSubject & { userId: string }): Promise<PasswordChangeReason | null>;
+  /** `setPassword` for a hash made beforehand (outside a transaction, so no lock is held while argon2 runs). */
+  setPasswordHash(store: Store, userId: string, hash: string): Promise<void>;
 }
 
 /** zxcvbn's warnings with an English text; anything else reads as the generic one. */
@@ -103,7 +112,20 @@ function problemOf(code: string, message: string, values?: Record<string, string
   return values ? { code, values, message } : { code, message };
 }
 
-export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Store): PasswordPolicyService {
+/**
+ * `store` is where the history and the change stamps are read. `configUsers`: usernames declared
+ * in the config file; their password lives there (checked at start by seeding, changed by
+ * editing the file), so a login never asks them for a new one.
+ */
+export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Store, options: { configUsers?: readonly string[] } = {}): PasswordPolicyService {
+  const configUsers = new Set((options.configUsers ?? []).map(usernameKey));
+  // The rules a password alone is judged by (history aside): a stored password found to meet
+  // them is not checked again at every login until they change.
+  const stamp = createHash('sha256')
+    .update(JSON.stringify([CHECKS_VERSION, settings.minLength, settings.maxLength, settings.minScore, settings.breachedList]))
+    .digest('base64url')
+    .slice(0, 16);
+
   /** Length, breached list and strength: what a password alone (with its owner's names) is judged by. */
   async function intrinsicProblem(password: string, subject: PasswordSubject): Promise<PasswordProblem | null> {
     const length = codePointsUpTo(password, settings.maxLength + 1);
@@ -141,8 +163,21 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Stor
     return false;
   }
 
+  async function setPasswordHash(target: Store, userId: string, hash: string): Promise<void> {
+    await target.transaction(async (tx) => {
+      await tx.credentials.setPassword(userId, hash);
+      await tx.passwords.remember(userId, hash, settings.history);
+      // Callers set only passwords that passed `problem` (or random temporary ones).
+      await tx.passwords.markChecked(userId, stamp);
+      // A new password settles a pending update_password (a caller that wants another change
+      // at the next login, like an administrator's temporary password, asks again after this).
+      await tx.passwords.changeDone(userId);
+    });
+  }
+
   return {
     settings,
+    stamp,
 
     async problem(password, subject) {
       const intrinsic = await intrinsicProblem(password, subject);
@@ -154,22 +189,20 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Stor
     },
 
     async setPassword(target, userId, password) {
-      const hash = await hashPassword(password);
-      await target.transaction(async (tx) => {
-        await tx.credentials.setPassword(userId, hash);
-        await tx.passwords.remember(userId, hash, settings.history);
-        // A new password settles a pending update_password (a caller that wants another change
-        // at the next login, like an administrator's temporary password, asks again after this).
-        await tx.passwords.changeDone(userId);
-      });
+      await setPasswordHash(target, userId, await hashPassword(password));
     },
 
+    setPasswordHash,
+
     async loginProblem(password, subject) {
-      if (settings.expiryDays > 0) {
-        const changed = await store.passwords.changedAt(subject.userId);
-        if (changed && Date.now() - changed.getTime() >= settings.expiryDays * 86_400_000) return 'expired';
-      }
-      return (await intrinsicProblem(password, subject)) ? 'policy' : null;
+      if (subject.username !== undefined && configUsers.has(usernameKey(subject.username))) return null;
+      const facts = await store.passwords.loginFacts(subject.userId);
+      if (!facts) return null;
+      if (settings.expiryDays > 0 && Date.now() - facts.changedAt.getTime() >= settings.expiryDays * 86_400_000) return 'expired';
+      if (facts.policyChecked === stamp) return null;
+      if (await intrinsicProblem(password, subject)) return 'policy';
+      await store.passwords.markChecked(subject.userId, stamp);
+      return null;
     },
   };
 }

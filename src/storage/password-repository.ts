@@ -45,8 +45,18 @@ export class PasswordRepository {
 
   /** When the user's password was last set, or null without a password. */
   async changedAt(userId: string): Promise<Date | null> {
-    const row = await this.#knex('credentials').where({ user_id: userId, type: 'password' }).first('password_changed_at');
-    return row ? new Date(row.password_changed_at) : null;
+    return (await this.loginFacts(userId))?.changedAt ?? null;
+  }
+
+  /** What a login asks of the stored password in one read: when it was set, and which policy stamp it met. */
+  async loginFacts(userId: string): Promise<{ changedAt: Date; policyChecked: string | null } | null> {
+    const row = await this.#knex('credentials').where({ user_id: userId, type: 'password' }).first('password_changed_at', 'policy_checked');
+    return row ? { changedAt: new Date(row.password_changed_at), policyChecked: row.policy_checked ?? null } : null;
+  }
+
+  /** The stored password meets the policy rules with this stamp. */
+  async markChecked(userId: string, stamp: string): Promise<void> {
+    await this.#knex('credentials').where({ user_id: userId, type: 'password' }).update({ policy_checked: stamp });
   }
 
   /** Asks for update_password at the next login (kept until a new password is set), with why. */

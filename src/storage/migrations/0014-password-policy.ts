@@ -3,6 +3,9 @@
 //   so the last N cannot be chosen again; trimmed to N whenever a password is set.
 // - credentials.password_changed_at: when the password was last set, for expiry. Existing
 //   passwords count as changed now (at migration time), so nobody expires on upgrade.
+// - credentials.policy_checked: the stamp of the policy rules the stored password was last found
+//   to meet, so a login checks a password against the rules once, not at every sign-in; cleared
+//   whenever the password changes.
 // - required_actions.reason: why update_password was asked (temporary, expired, policy; null:
 //   an administrator asked), so the page can say why.
 import type { Knex } from 'knex';
@@ -19,6 +22,7 @@ export async function up(knex: Knex): Promise<void> {
   });
   // now() is stable, so PostgreSQL fills existing rows with the migration's time without a rewrite.
   await knex.raw('ALTER TABLE credentials ADD COLUMN password_changed_at timestamptz NOT NULL DEFAULT now()');
+  await knex.raw('ALTER TABLE credentials ADD COLUMN policy_checked text');
   await knex.raw('ALTER TABLE required_actions ADD COLUMN reason text');
   await knex.raw("ALTER TABLE required_actions ADD CONSTRAINT required_actions_reason CHECK (reason IN ('temporary', 'expired', 'policy'))");
 }
@@ -26,6 +30,7 @@ export async function up(knex: Knex): Promise<void> {
 export async function down(knex: Knex): Promise<void> {
   await knex.raw('ALTER TABLE required_actions DROP CONSTRAINT IF EXISTS required_actions_reason');
   await knex.raw('ALTER TABLE required_actions DROP COLUMN IF EXISTS reason');
+  await knex.raw('ALTER TABLE credentials DROP COLUMN IF EXISTS policy_checked');
   await knex.raw('ALTER TABLE credentials DROP COLUMN IF EXISTS password_changed_at');
   await knex.schema.dropTableIfExists('password_history');
 }
