@@ -71,8 +71,8 @@ describe('federated login through Keybridge', () => {
         limits: { account: { freeFailures: 10, lockoutFailures: 5 } },
         clients: [{ id: 'rp', secret: RP_SECRET, redirectUris: [RP], firstParty: true }],
         users: [
-          { username: 'dave', email: 'dave@example.org', password: 'Dave#Local1' },
-          { username: 'eve', email: 'eve@example.org', password: 'Eve#Local1' },
+          { username: 'dave', email: 'dave@example.org', password: 'Dave#Local-harbor1' },
+          { username: 'eve', email: 'eve@example.org', password: 'Eve#Local-harbor1' },
         ],
         connectors: [
           {
@@ -235,7 +235,7 @@ describe('federated login through Keybridge', () => {
     assert.equal(await broker.store.identities.find('acme-confirm', users.dave.id), null, 'a wrong password links nothing');
     assert.equal((await lastAudit('identity.link_refused')).userId, localDave.id);
 
-    const done = await browser.submit(wrong, '/link/password', { password: 'Dave#Local1' });
+    const done = await browser.submit(wrong, '/link/password', { password: 'Dave#Local-harbor1' });
     const claims = (await tokensAt(done, verifier)).claims()!;
     assert.equal(claims.sub, localDave.id, 'the existing account, proven');
     assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'pwd']);
@@ -263,7 +263,7 @@ describe('federated login through Keybridge', () => {
       assert.equal(locked?.details.username, 'eve');
       const again = new Browser(broker.issuer);
       const retry = await signInUpstream(again, 'acme-confirm', users.hal);
-      const refused = await again.submit(retry.page, '/link/password', { password: 'Eve#Local1' });
+      const refused = await again.submit(retry.page, '/link/password', { password: 'Eve#Local-harbor1' });
       assert.equal(refused.status, 429, 'even the right password waits out the lockout');
       assert.match(text(refused), /Too many failed sign-in attempts for this account/);
     } finally {
