@@ -173,8 +173,11 @@ export function userService(deps: UserServiceDependencies) {
       const locked = await tx.users.findByIdForUpdate(id);
       if (!locked) throw notFound('The user');
       refuseProfileChange(locked);
+      // A password the administrator knows does not settle a pending "choose your own".
+      const pending = await tx.passwords.changeReason(id);
       await policy.setPasswordHash(tx, id, hash);
       if (options.mustChange) await tx.passwords.requireChange(id, 'temporary');
+      else if (pending !== undefined) await tx.passwords.requireChange(id, pending === 'temporary' ? 'temporary' : null);
       return view(locked, true);
     });
     return { user: after, ended: options.endSessions ? await endAccess(id, 'admin_password') : null };
