@@ -11,9 +11,8 @@ export async function checkPasswordAtLogin(ctx: Context, kit: LoginKit, identity
   const userId = identity.localUserId;
   if (!userId) return;
   try {
-    const user = await store.users.findById(userId);
-    if (!user) return;
-    const reason = await passwordPolicy.loginProblem(password, { userId, username: user.username, email: user.email, name: user.name });
+    // The local connector's identity is the account itself: no extra read for its names.
+    const reason = await passwordPolicy.loginProblem(password, { userId, username: identity.username, email: identity.email, name: identity.name });
     if (!reason) return;
     await store.passwords.requireChange(userId, reason);
     await store.audit.record({ type: 'user.password_change_required', userId, clientId, connectorId: identity.connectorId, ip: ctx.ip, details: { reason } });
