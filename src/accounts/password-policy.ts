@@ -113,11 +113,16 @@ function problemOf(code: string, message: string, values?: Record<string, string
 }
 
 /**
- * `store` is where the history and the change stamps are read. `configUsers`: usernames declared
+ * `store` is where the history and the change stamps are read; without one (check-config) only
+ * `problem` without a userId works. `configUsers`: usernames declared
  * in the config file; their password lives there (checked at start by seeding, changed by
  * editing the file), so a login never asks them for a new one.
  */
-export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Store, options: { configUsers?: readonly string[] } = {}): PasswordPolicyService {
+export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore: Store | null, options: { configUsers?: readonly string[] } = {}): PasswordPolicyService {
+  const storeOrThrow = (): Store => {
+    if (!maybeStore) throw new Error('this password policy has no store: history and login checks need one');
+    return maybeStore;
+  };
   const configUsers = new Set((options.configUsers ?? []).map(usernameKey));
   // The rules a password alone is judged by (history aside): a stored password found to meet
   // them is not checked again at every login until they change.
@@ -156,6 +161,7 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Stor
 
   async function reused(password: string, userId: string): Promise<boolean> {
     if (settings.history <= 0) return false;
+    const store = storeOrThrow();
     const [current, recent] = await Promise.all([store.credentials.getPasswordHash(userId), store.passwords.recentHashes(userId, settings.history)]);
     // The current password counts as one of the last N even when it predates the history.
     const hashes = [...new Set([...(current ? [current] : []), ...recent])].slice(0, settings.history);
@@ -196,6 +202,7 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, store: Stor
 
     async loginProblem(password, subject) {
       if (subject.username !== undefined && configUsers.has(usernameKey(subject.username))) return null;
+      const store = storeOrThrow();
       const facts = await store.passwords.loginFacts(subject.userId);
       if (!facts) return null;
       if (settings.expiryDays > 0 && Date.now() - facts.changedAt.getTime() >= settings.expiryDays * 86_400_000) return 'expired';

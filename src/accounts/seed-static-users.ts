@@ -10,7 +10,7 @@ import type { Store } from '../storage/store.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { passwordPolicySchema, type PasswordPolicyConfig } from '../config/password-policy-schema.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
-import { createPasswordPolicy, type PasswordPolicyService } from './password-policy.ts';
+import { createPasswordPolicy, type PasswordPolicy } from './password-policy.ts';
 
 const SEED_LOCK = 0x4b425f55; // "KB_U": one instance seeds at a time
 const FINGERPRINT_KEY = 'static-user-fingerprint-key';
@@ -46,14 +46,14 @@ async function storedCredential(store: Store, username: string): Promise<Stored 
   return row ? { id: existing.id, secret: row.secret, data: row.data, policyChecked: row.policy_checked } : null;
 }
 
-/** Why the config's plain-text passwords break the policy: one issue per user, nothing written yet. */
-async function policyIssues(store: Store, key: Buffer, policy: PasswordPolicyService, users: Config['users']): Promise<ConfigIssue[]> {
+/**
+ * Why the config's plain-text passwords break the policy: one issue per user (start-up and
+ * check-config). `skip`: users already found to meet these rules with this very password.
+ */
+export async function staticPasswordIssues(policy: PasswordPolicy, users: Config['users'], skip: (u: Config['users'][number]) => Promise<boolean> = async () => false): Promise<ConfigIssue[]> {
   const issues: ConfigIssue[] = [];
   for (const [i, u] of users.entries()) {
-    if (u.password === undefined) continue;
-    // Checked before against these rules and unchanged since: no zxcvbn work at this start.
-    const stored = await storedCredential(store, u.username);
-    if (stored?.policyChecked === policy.stamp && sameFingerprint(stored.data?.configFingerprint, fingerprint(key, stored.secret, u.password))) continue;
+    if (u.password === undefined || (await skip(u))) continue;
     const problem = await policy.problem(u.password, { username: u.username, email: u.email, name: u.name });
     if (problem) issues.push({ path: `users.${i}.password`, message: `the password of user "${u.username}" ${problem.message} (passwordPolicy; reason: ${problem.code})` });
   }
@@ -97,8 +97,12 @@ export async function seedStaticUsers(
   if (users.length === 0) return { created, updated, argon2: 0 };
   const key = Buffer.from(await store.secrets.getOrCreate(FINGERPRINT_KEY, () => randomBytes(32).toString('base64url')), 'base64url');
   const policy = createPasswordPolicy(passwordPolicy, store);
-  const issues = await policyIssues(store, key, policy, users);
-  if (issues.length) throw new ConfigError(issues, 'the configuration (users)');
+  // Checked before against these rules and unchanged since: no zxcvbn work at this start.
+  const issues = await staticPasswordIssues(policy, users, async (u) => {
+    const stored = await storedCredential(store, u.username);
+    return stored?.policyChecked === policy.stamp && sameFingerprint(stored.data?.configFingerprint, fingerprint(key, stored.secret, u.password!));
+  });
+  if (issues.length) throw new ConfigError(issues);
   // argon2 work (only for passwords new or changed since the last start) happens up front and
   // in parallel, outside the lock; the writes then run in one short transaction.
   const wants = await Promise.all(users.map((u) => wanted(store, key, u)));

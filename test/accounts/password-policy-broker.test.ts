@@ -15,6 +15,10 @@ import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { hashPassword, verifyPassword } from '../../src/accounts/passwords.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { openDatabase } from '../../src/storage/database.ts';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const RP = 'http://127.0.0.1:9/cb';
 const SECRET = 'rp-secret-0123456789abcdef';
@@ -284,6 +288,30 @@ describe('password policy at start-up', () => {
       await loose.close();
     } finally {
       await fresh.drop();
+    }
+  });
+});
+
+describe('password policy in check-config', () => {
+  test('check-config reports a static password that breaks the policy, with the user and reason, and passes a good one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kb-policy-'));
+    try {
+      const main = path.join(import.meta.dirname, '../../src/cli/main.ts');
+      const check = (users: string) => {
+        const file = path.join(dir, 'c.yaml');
+        writeFileSync(file, `issuer: http://127.0.0.1:5556\ndatabase: { dataDir: ${JSON.stringify(path.join(dir, 'data'))} }\nusers:\n${users}`);
+        return new Promise<{ code: number; stderr: string; stdout: string }>((resolve) => {
+          execFile(process.execPath, [main, 'check-config', '-c', file], { env: { PATH: process.env.PATH ?? '' } }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
+        });
+      };
+      const bad = await check('  - { username: walt, password: Password1234 }\n  - { username: fine-fay, password: fine-fay-password-1 }\n');
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /users\.0\.password: the password of user "walt" is one of the most common passwords in data breaches \(passwordPolicy; reason: breached\)/);
+      assert.doesNotMatch(bad.stderr, /users\.1|Password1234/);
+      const good = await check('  - { username: fine-fay, password: fine-fay-password-1 }\n');
+      assert.equal(good.code, 0, good.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
