@@ -114,9 +114,9 @@ function problemOf(code: string, message: string, values?: Record<string, string
 
 /**
  * `store` is where the history and the change stamps are read; without one (check-config) only
- * `problem` without a userId works. `configUsers`: usernames declared
- * in the config file; their password lives there (checked at start by seeding, changed by
- * editing the file), so a login never asks them for a new one.
+ * `problem` without a userId works. `configUsers`: usernames declared in the config file; their
+ * password lives there (checked at start by seeding, changed by editing the file), so a login
+ * never asks them for a new one.
  */
 export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore: Store | null, options: { configUsers?: readonly string[] } = {}): PasswordPolicyService {
   const storeOrThrow = (): Store => {
@@ -135,8 +135,8 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore:
   async function intrinsicProblem(password: string, subject: PasswordSubject): Promise<PasswordProblem | null> {
     const length = codePointsUpTo(password, settings.maxLength + 1);
     if (length > settings.maxLength) return problemOf('too_long', `must be at most ${settings.maxLength} characters`, { max: settings.maxLength });
-    const prepared = preparePassword(password);
     if (length < settings.minLength) return problemOf('too_short', `must be at least ${settings.minLength} characters`, { min: settings.minLength });
+    const prepared = preparePassword(password);
     if (settings.breachedList && (await isCommonPassword(prepared))) return problemOf('breached', 'is one of the most common passwords in data breaches');
     if (settings.minScore > 0) {
       const inputs = identityWords(subject);

@@ -3,6 +3,9 @@
 // never sets a password never pays for them.
 import type { ZxcvbnFactory, ZxcvbnResult } from '@zxcvbn-ts/core';
 
+/** How many leading characters zxcvbn judges. */
+export const ESTIMATED_LENGTH = 64;
+
 let loading: Promise<ZxcvbnFactory> | null = null;
 
 function estimator(): Promise<ZxcvbnFactory> {
@@ -11,6 +14,12 @@ function estimator(): Promise<ZxcvbnFactory> {
     return new core.ZxcvbnFactory({
       dictionary: { ...common.dictionary, ...en.dictionary },
       graphs: common.adjacencyGraphs,
+      // zxcvbn's cost grows steeply with length and with l33t candidates: at its defaults (256
+      // characters, 100 substitutions) one random 128-character password took 2 s of CPU here,
+      // a cheap way to stall a broker. The first 64 characters with at most 10 substitutions
+      // take tens of ms; a password that is strong in its first 64 characters is strong.
+      maxLength: ESTIMATED_LENGTH,
+      l33tMaxSubstitutions: 10,
       // Plain keys: the feedback is translated from our own catalogs (locales/*/password.json).
     });
   })();

@@ -53,6 +53,13 @@ describe('password policy: the list and the rules alone', () => {
     assert.equal(codePointsUpTo('😀'.repeat(100), 129), 100);
   });
 
+  test('zxcvbn judges the first 64 characters: a long password is as strong as its start', async () => {
+    const policy = createPasswordPolicy(settings(), null);
+    assert.equal((await policy.problem('password'.repeat(16), {}))?.code, 'weak');
+    assert.equal((await policy.problem('aaaaaaaa'.repeat(8) + 'tangerine-orbit-lantern-7', {}))?.code, 'weak');
+    assert.equal(await policy.problem('tangerine-orbit-lantern-7-' + 'a'.repeat(100), {}), null);
+  });
+
   test('config: defaults, bounds, and minLength not above maxLength', () => {
     assert.deepEqual(settings(), { minLength: 12, maxLength: 128, minScore: 3, breachedList: true, history: 5, expiryDays: 0 });
     assert.deepEqual(parseConfig('issuer: http://x.example\npasswordPolicy: { minScore: "4", breachedList: "false", expiryDays: "90" }\n', { env: {} }).passwordPolicy, { minLength: 12, maxLength: 128, minScore: 4, breachedList: false, history: 5, expiryDays: 90 });
@@ -264,8 +271,7 @@ describe('password policy messages', () => {
     const de = catalogs.keys('de').filter((k) => k.startsWith('password.'));
     assert.deepEqual(de, en);
     for (const code of ['too_long', 'too_short', 'breached', 'weak', 'like_identity', 'reused']) assert.ok(en.includes(`password.problem.${code}`), code);
-    const store = null as unknown as Store; // problem() without a userId reads no storage
-    const policy = createPasswordPolicy(settings(), store);
+    const policy = createPasswordPolicy(settings(), null); // problem() without a userId reads no storage
     const weak = (await policy.problem('abcdefghijklmnop', {}))!;
     assert.equal(describePasswordProblem(catalogs.translator('en'), weak), 'This password is too easy to guess. Common character sequences like "abc" are easy to guess.');
     assert.equal(describePasswordProblem(catalogs.translator('de'), weak), 'Dieses Passwort ist zu leicht zu erraten. Häufige Zeichenfolgen wie „abc“ sind leicht zu erraten.');
