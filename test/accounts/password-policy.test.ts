@@ -12,6 +12,7 @@ import { migrateLatest } from '../../src/storage/migrate.ts';
 import { Store } from '../../src/storage/store.ts';
 import { createPasswordPolicy, codePointsUpTo, describePasswordProblem, type PasswordPolicyService } from '../../src/accounts/password-policy.ts';
 import { isCommonPassword, sortedLinesInclude } from '../../src/accounts/breached-passwords.ts';
+import { estimateStrength, stopStrengthEstimator, strengthEstimatorRunning } from '../../src/accounts/password-strength.ts';
 import { passwordPolicySchema, type PasswordPolicyConfig } from '../../src/config/password-policy-schema.ts';
 import { verifyPassword } from '../../src/accounts/passwords.ts';
 import { MessageCatalogs } from '../../src/i18n/messages.ts';
@@ -51,6 +52,22 @@ describe('password policy: the list and the rules alone', () => {
     assert.equal(codePointsUpTo('\ud800\ud800x', 10), 3);
     assert.equal(codePointsUpTo('x'.repeat(1 << 20), 129), 129);
     assert.equal(codePointsUpTo('😀'.repeat(100), 129), 100);
+  });
+
+  test('zxcvbn runs in a worker that starts on the first estimate, serves concurrent ones, and starts again after it ends', async () => {
+    await stopStrengthEstimator();
+    // Making a policy and using the breached list loads no zxcvbn.
+    const policy = createPasswordPolicy(settings(), null);
+    assert.equal((await policy.problem('password', {}))?.code, 'too_short');
+    assert.equal((await policy.problem('chickenwing101', {}))?.code, 'breached');
+    assert.equal(strengthEstimatorRunning(), false);
+    const many = await Promise.all(['abcdefghijklmnop', 'tangerine-orbit-lantern-7', 'qwertyuiopasdfgh', 'violet-harbour-quartz-9'].map((pw) => estimateStrength(pw, [])));
+    assert.deepEqual(many.map((e) => e.score >= 3), [false, true, false, true]);
+    assert.equal(strengthEstimatorRunning(), true);
+    await stopStrengthEstimator();
+    assert.equal(strengthEstimatorRunning(), false);
+    assert.equal((await estimateStrength('\ud800 lone \udc00 surrogates \u0000 and NUL', [])).score >= 0, true);
+    assert.equal(strengthEstimatorRunning(), true);
   });
 
   test('zxcvbn judges the first 64 characters: a long password is as strong as its start', async () => {
