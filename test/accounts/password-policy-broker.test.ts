@@ -169,6 +169,11 @@ for (const backend of stores) {
       assert.deepEqual(changed[0]!.details, { by: 'required_action', reason: 'expired' });
       assert.ok(Date.now() - (await broker.store.passwords.changedAt(id))!.getTime() < 600_000);
 
+      // The first, abandoned page cannot set another password now that it is settled.
+      const stale = await first.submit(form, '/password', { password: 'marble-canyon-whistle-8', confirm: 'marble-canyon-whistle-8' });
+      assert.ok(stale.status >= 400 && stale.status < 500, `status ${stale.status}`);
+      assert.ok(await verifyPassword((await broker.store.credentials.getPasswordHash(id))!, NEXT));
+
       // The new password signs in straight through; the old one no longer does.
       const third = new Browser(broker.issuer);
       const direct = await start(third);

@@ -21,11 +21,16 @@ export function createUpdatePasswordStep(kit: LoginKit, pipeline: () => LoginPip
     name: 'update-password',
     async applies(_ctx, state) {
       if (!state.facts.actions.includes('update_password')) return false;
+      const drop = () => {
+        state.facts.actions = state.facts.actions.filter((a) => a !== 'update_password');
+        return false;
+      };
+      // Settled meanwhile (a new password chosen in another login): nothing left to ask.
+      if ((await store.passwords.changeReason(state.login.userId)) === undefined) return drop();
       if (await store.credentials.getPasswordHash(state.login.userId)) return true;
       // No local password to change (an upstream account): nothing to do here.
       await store.mfa.removeRequiredAction(state.login.userId, 'update_password');
-      state.facts.actions = state.facts.actions.filter((a) => a !== 'update_password');
-      return false;
+      return drop();
     },
     async render(ctx, state, details, extra = {}) {
       const reason = (await store.passwords.changeReason(state.login.userId)) ?? 'admin';
