@@ -25,8 +25,11 @@ export const passwordPolicySchema = z
     minScore: int(0, 4).default(3),
     /** Refuse the 100,000 most common passwords of public breach corpora (offline list, no network). */
     breachedList: z.preprocess(fromEnvBool, z.boolean()).default(true),
-    /** The last N passwords of a user cannot be chosen again (their hashes are kept); 0: off. */
-    history: int(0, 50).default(5),
+    /**
+     * The last N passwords of a user cannot be chosen again (their hashes are kept); 0: off. At
+     * most 24 (as Windows): each choice costs up to N argon2 verifications.
+     */
+    history: int(0, 24).default(5),
     /** Days after which a password must be changed at the next login; 0: never. */
     expiryDays: int(0, 36500).default(0),
   })

@@ -80,7 +80,7 @@ describe('password policy: the list and the rules alone', () => {
   test('config: defaults, bounds, and minLength not above maxLength', () => {
     assert.deepEqual(settings(), { minLength: 12, maxLength: 128, minScore: 3, breachedList: true, history: 5, expiryDays: 0 });
     assert.deepEqual(parseConfig('issuer: http://x.example\npasswordPolicy: { minScore: "4", breachedList: "false", expiryDays: "90" }\n', { env: {} }).passwordPolicy, { minLength: 12, maxLength: 128, minScore: 4, breachedList: false, history: 5, expiryDays: 90 });
-    for (const bad of ['{ maxLength: 5000 }', '{ minScore: 5 }', '{ minLength: 40, maxLength: 20 }', '{ history: -1 }', '{ nope: 1 }', '{ minLength: 1.5 }']) {
+    for (const bad of ['{ maxLength: 5000 }', '{ minScore: 5 }', '{ minLength: 40, maxLength: 20 }', '{ history: -1 }', '{ history: 25 }', '{ nope: 1 }', '{ minLength: 1.5 }']) {
       assert.throws(() => parseConfig(`issuer: http://x.example\npasswordPolicy: ${bad}\n`, { env: {} }), (err: unknown) => err instanceof ConfigError && err.issues.some((i) => i.path.startsWith('passwordPolicy')), bad);
     }
   });
