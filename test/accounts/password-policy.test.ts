@@ -17,6 +17,7 @@ import { passwordPolicySchema, type PasswordPolicyConfig } from '../../src/confi
 import { verifyPassword } from '../../src/accounts/passwords.ts';
 import { MessageCatalogs } from '../../src/i18n/messages.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
+import { seedStaticUsers } from '../../src/accounts/seed-static-users.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
@@ -267,6 +268,25 @@ for (const backend of stores) {
       // Users declared in config are never asked (their password lives in the file).
       const withConfig = createPasswordPolicy(settings({ expiryDays: 1 }), store, { configUsers: ['Weak-Legacy'] });
       assert.equal(await withConfig.loginProblem('qwertyuiop12', { userId: old.id, username: old.username }), null);
+    });
+
+    test('seeding checks a static password once per password and rules: an unchanged start runs no zxcvbn', async (t) => {
+      if (!live(t)) return;
+      const users = (password: string) => parseConfig(`issuer: http://x.example\nusers:\n  - { username: seed-sue, password: ${password} }\n`, { env: {} }).users;
+      await seedStaticUsers(store, users('copper-meadow-glacier-4'), settings());
+      await stopStrengthEstimator();
+      await seedStaticUsers(store, users('copper-meadow-glacier-4'), settings());
+      assert.equal(strengthEstimatorRunning(), false, 'nothing changed: no estimate');
+      await seedStaticUsers(store, users('copper-meadow-glacier-4'), settings({ minLength: 14 }));
+      assert.equal(strengthEstimatorRunning(), true, 'the rules changed: checked again');
+      await stopStrengthEstimator();
+      await seedStaticUsers(store, users('copper-meadow-glacier-4'), settings({ minLength: 14 }));
+      assert.equal(strengthEstimatorRunning(), false);
+      // A changed password that breaks the rules stops the seeding; the stored one stays.
+      const sue = (await store.users.findByUsername('seed-sue'))!;
+      const before = await store.credentials.getPasswordHash(sue.id);
+      await assert.rejects(seedStaticUsers(store, users('sue-sue-sue-sue'), settings()), (err: unknown) => err instanceof ConfigError && /seed-sue/.test(err.message) && /like_identity/.test(err.message));
+      assert.equal(await store.credentials.getPasswordHash(sue.id), before);
     });
 
     test('migration 0014: existing passwords count as changed at upgrade; the reason column takes only known reasons', async (t) => {
