@@ -17,6 +17,7 @@ import { startFakeGitHub, type FakeGitHub } from '../helpers/fake-oauth-provider
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { unlinkIdentity } from '../../src/accounts/link-identity.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
 
 const RP_SECRET = 'rp-secret-0123456789abcdef';
 const UPSTREAM_SECRET = 'keybridge-at-upstream-0123456789';
@@ -220,6 +221,21 @@ describe('federated login through Keybridge', () => {
     const separate = (await broker.store.users.findById(fed.userId))!;
     assert.equal(separate.email, null, 'the email stays with its owner');
     assert.deepEqual((await broker.store.identities.listForUser(localEve.id)).length, 0);
+  });
+
+  test('confirm: a weak local password that proves the account asks for a new one before the login finishes (password policy)', async () => {
+    const local = await broker.store.users.create({ username: 'gina-local', email: 'gina@example.org', emailVerified: true });
+    await broker.store.credentials.setPassword(local.id, await hashPassword('qwertyuiop12'));
+    const browser = new Browser(broker.issuer);
+    const { page: linkPage, verifier } = await signInUpstream(browser, 'acme-confirm', users.gina);
+    assert.match(linkPage.html, /name="password"/);
+    const asked = await browser.submit(linkPage, '/link/password', { password: 'qwertyuiop12' });
+    assert.equal(asked.status, 200);
+    assert.match(asked.html, /data-reason="policy"/);
+    const done = await browser.submit(asked, '/password', { password: 'saffron-tundra-beacon-2', confirm: 'saffron-tundra-beacon-2' });
+    assert.equal((await tokensAt(done, verifier)).claims()!.sub, local.id);
+    assert.deepEqual(await broker.store.mfa.requiredActions(local.id), []);
+    assert.equal((await broker.store.identities.find('acme-confirm', users.gina.id))!.userId, local.id);
   });
 
   test('confirm: the person proves the existing account with its password before the link is made', async () => {
