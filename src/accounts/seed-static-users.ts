@@ -1,10 +1,16 @@
 // Static users from config are seeded into the database at start. Config is authoritative for
-// them: profile, enabled flag, password and `config`-sourced memberships follow the file.
+// them: profile, enabled flag, password and `config`-sourced memberships follow the file. A
+// plain-text password must meet the password policy: one that does not stops the start with a
+// ConfigError naming the user and the reason, before anything is written. (A passwordHash cannot
+// be checked.) The check runs once per password and policy, not at every start.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
+import { ConfigError, type ConfigIssue } from '../errors.ts';
+import { passwordPolicySchema, type PasswordPolicyConfig } from '../config/password-policy-schema.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
+import { createPasswordPolicy, type PasswordPolicy } from './password-policy.ts';
 
 const SEED_LOCK = 0x4b425f55; // "KB_U": one instance seeds at a time
 const FINGERPRINT_KEY = 'static-user-fingerprint-key';
@@ -24,6 +30,36 @@ function sameFingerprint(a: unknown, b: string): boolean {
   return timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
+interface Stored {
+  id: string;
+  secret: string;
+  data: Record<string, unknown> | null;
+  policyChecked: string | null;
+}
+
+async function storedCredential(store: Store, username: string): Promise<Stored | null> {
+  const existing = await store.users.findByUsername(username);
+  if (!existing) return null;
+  const row = (await (store.knex as Knex)('credentials').where({ user_id: existing.id, type: 'password' }).first('secret', 'data', 'policy_checked')) as
+    | { secret: string; data: Record<string, unknown> | null; policy_checked: string | null }
+    | undefined;
+  return row ? { id: existing.id, secret: row.secret, data: row.data, policyChecked: row.policy_checked } : null;
+}
+
+/**
+ * Why the config's plain-text passwords break the policy: one issue per user (start-up and
+ * check-config). `skip`: users already found to meet these rules with this very password.
+ */
+export async function staticPasswordIssues(policy: PasswordPolicy, users: Config['users'], skip: (u: Config['users'][number]) => Promise<boolean> = async () => false): Promise<ConfigIssue[]> {
+  const issues: ConfigIssue[] = [];
+  for (const [i, u] of users.entries()) {
+    if (u.password === undefined || (await skip(u))) continue;
+    const problem = await policy.problem(u.password, { username: u.username, email: u.email, name: u.name });
+    if (problem) issues.push({ path: `users.${i}.password`, message: `the password of user "${u.username}" ${problem.message} (passwordPolicy; reason: ${problem.code})` });
+  }
+  return issues;
+}
+
 interface Wanted {
   /** The hash to store, or null when the stored one already matches. */
   hash: string | null;
@@ -34,10 +70,7 @@ interface Wanted {
 }
 
 async function wanted(store: Store, key: Buffer, u: Config['users'][number]): Promise<Wanted> {
-  const existing = await store.users.findByUsername(u.username);
-  const row = existing
-    ? ((await (store.knex as Knex)('credentials').where({ user_id: existing.id, type: 'password' }).first('secret', 'data')) as { secret: string; data: Record<string, unknown> | null } | undefined)
-    : undefined;
+  const row = await storedCredential(store, u.username);
   const stored = row?.secret ?? null;
   if (u.passwordHash) return { hash: stored === u.passwordHash ? null : u.passwordHash, fingerprint: null, argon2: 0 };
   const password = u.password!;
@@ -50,12 +83,26 @@ async function wanted(store: Store, key: Buffer, u: Config['users'][number]): Pr
   return { hash, fingerprint: fingerprint(key, hash, password), argon2: stored ? 2 : 1 };
 }
 
-/** Seeds the config's users; `argon2` counts the hash and verify operations it needed. */
-export async function seedStaticUsers(store: Store, users: Config['users']): Promise<{ created: number; updated: number; argon2: number }> {
+/**
+ * Seeds the config's users; `argon2` counts the hash and verify operations it needed. Throws a
+ * ConfigError, with nothing written, when a plain-text password breaks `passwordPolicy`.
+ */
+export async function seedStaticUsers(
+  store: Store,
+  users: Config['users'],
+  passwordPolicy: PasswordPolicyConfig = passwordPolicySchema.parse(undefined),
+): Promise<{ created: number; updated: number; argon2: number }> {
   let created = 0;
   let updated = 0;
   if (users.length === 0) return { created, updated, argon2: 0 };
   const key = Buffer.from(await store.secrets.getOrCreate(FINGERPRINT_KEY, () => randomBytes(32).toString('base64url')), 'base64url');
+  const policy = createPasswordPolicy(passwordPolicy, store);
+  // Checked before against these rules and unchanged since: no zxcvbn work at this start.
+  const issues = await staticPasswordIssues(policy, users, async (u) => {
+    const stored = await storedCredential(store, u.username);
+    return stored?.policyChecked === policy.stamp && sameFingerprint(stored.data?.configFingerprint, fingerprint(key, stored.secret, u.password!));
+  });
+  if (issues.length) throw new ConfigError(issues);
   // argon2 work (only for passwords new or changed since the last start) happens up front and
   // in parallel, outside the lock; the writes then run in one short transaction.
   const wants = await Promise.all(users.map((u) => wanted(store, key, u)));
@@ -84,6 +131,8 @@ export async function seedStaticUsers(store: Store, users: Config['users']): Pro
       if (fp) {
         await (tx.knex as Knex).raw("UPDATE credentials SET data = data || jsonb_build_object('configFingerprint', ?::text) WHERE user_id = ? AND type = 'password'", [fp, user.id]);
       }
+      // The plain-text password passed the policy above; a passwordHash was never checked.
+      if (u.password !== undefined) await tx.passwords.markChecked(user.id, policy.stamp);
       await tx.groups.setMemberships(user.id, u.groups, 'config');
     }
   });

@@ -9,6 +9,8 @@ export interface FieldError {
   /** Dotted path of the field in the request (`body.redirectUris.0`, `query.limit`). */
   path: string;
   message: string;
+  /** A stable code for this field's problem where there is one (the password policy's reason: `breached`, `too_short`...). */
+  code?: string;
 }
 
 export class AdminProblem extends KeybridgeError {
@@ -30,7 +32,7 @@ export const problemSchema = z
     detail: z.string(),
     code: z.string().describe('Stable machine-readable code.'),
     instance: z.string().optional().describe('The request id (also in the X-Request-Id header).'),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string(), code: z.string().optional() })).optional(),
   })
   ;
 

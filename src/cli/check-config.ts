@@ -6,6 +6,8 @@ import { loadConfig } from '../config/load-config.ts';
 import { productionWarnings } from '../config/production-checks.ts';
 import { checkConnectorEntries } from '../connectors/registry.ts';
 import { openConfiguredDatabase } from '../storage/database.ts';
+import { createPasswordPolicy } from '../accounts/password-policy.ts';
+import { staticPasswordIssues } from '../accounts/seed-static-users.ts';
 import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from '../server/connector-entries.ts';
 
 export async function runCheckConfig(configPath: string | undefined): Promise<number> {
@@ -30,6 +32,9 @@ export async function runCheckConfig(configPath: string | undefined): Promise<nu
   } catch (err) {
     process.stderr.write(`note: stored connectors not checked (database unavailable: ${(err as Error).message})\n`);
   }
+
+  // Static users' plain-text passwords against the password policy (the start refuses them too).
+  issues.push(...(await staticPasswordIssues(createPasswordPolicy(config.passwordPolicy, null), config.users)));
 
   // In production mode these already refused the config (loadConfig); elsewhere they warn.
   const warnings = productionWarnings(config);

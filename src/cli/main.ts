@@ -16,6 +16,7 @@ import { runConnectors } from './connectors-command.ts';
 import { withStore } from './with-store.ts';
 import { rotateSigningKeys, signingKeyGrace } from '../oidc/signing-keys.ts';
 import { hashPassword } from '../accounts/passwords.ts';
+import { createPasswordPolicy } from '../accounts/password-policy.ts';
 import { usernameProblem } from '../accounts/normalize-username.ts';
 
 const USAGE = `Usage: keybridge <command> [options]
@@ -151,10 +152,16 @@ async function main(argv: string[]): Promise<number> {
           console.error('a password is required: use --password-stdin or set KEYBRIDGE_PASSWORD');
           return 2;
         }
+        const policy = createPasswordPolicy(config.passwordPolicy, store);
+        const problem = await policy.problem(password, { username: arg, email: values.email ?? null, name: values.name ?? null });
+        if (problem) {
+          console.error(`password refused (${problem.code}): the password ${problem.message}`);
+          return 2;
+        }
         const passwordHash = await hashPassword(password);
         const user = await store.transaction(async (tx) => {
           const created = await tx.users.create({ username: arg, email: values.email ?? null, emailVerified: Boolean(values.email), name: values.name ?? null });
-          await tx.credentials.setPassword(created.id, passwordHash);
+          await policy.setPasswordHash(tx, created.id, passwordHash);
           if (values.group?.length) await tx.groups.setMemberships(created.id, values.group, 'local');
           await tx.audit.record({ type: 'user.created', userId: created.id, details: { via: 'cli' } });
           return created;

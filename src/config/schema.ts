@@ -7,6 +7,7 @@ import { samlIdpSchema } from '../saml-idp/saml-idp-config.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { mfaConfigSchema } from '../mfa/mfa-config.ts';
 import { acceptsNothing, NOTHING_ACCEPTED, upstreamMfaSchema } from '../mfa/upstream-mfa-policy.ts';
+import { passwordPolicySchema } from './password-policy-schema.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -305,6 +306,7 @@ export const configSchema = z
     limits: limitsSchema,
     /** Second factors: the policy per level, remembered devices, WebAuthn (src/mfa/mfa-config.ts). */
     mfa: mfaConfigSchema,
+    passwordPolicy: passwordPolicySchema,
     /** The admin REST API (`/admin/api/v1`, src/admin-api). */
     admin: z
       .strictObject({

@@ -14,6 +14,7 @@ import type { CsrfTokens } from '../http/csrf.ts';
 import type { TokenCipher } from '../accounts/token-cipher.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { MfaServices } from './mfa-services.ts';
+import type { PasswordPolicyService } from '../accounts/password-policy.ts';
 import { sendPage } from '../http/send-page.ts';
 import { addCspSources } from '../http/security-headers.ts';
 import { readForm } from '../http/read-form.ts';
@@ -39,6 +40,8 @@ export interface LoginDependencies {
   limits: RateLimits;
   /** Second factors, their policy, and "remember this device". */
   mfa: MfaServices;
+  /** The password policy: checked when a local password is accepted, and by update_password. */
+  passwordPolicy: PasswordPolicyService;
 }
 
 /** What the person is told for each failure; details go to the log and the audit trail. */

@@ -20,13 +20,15 @@ import type { RequiredAction } from '../storage/mfa-repository.ts';
 import { usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 import { hashPassword } from '../accounts/passwords.ts';
 import { unlinkIdentity } from '../accounts/link-identity.ts';
-import { weakPasswordReason } from '../config/production-checks.ts';
+import { createPasswordPolicy, type PasswordSubject } from '../accounts/password-policy.ts';
+import { PASSWORD_HARD_MAX, type PasswordPolicyConfig } from '../config/password-policy-schema.ts';
 import { endSessions, type EndedSession } from '../oidc/end-sessions.ts';
 import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
-import { conflict, invalid, notFound, readOnly } from '../admin-api/problem.ts';
+import { AdminProblem, conflict, invalid, notFound, readOnly } from '../admin-api/problem.ts';
 import { userMfaService } from './user-mfa.ts';
 
-export const PASSWORD_MAX = 1024;
+/** The longest password the API accepts at all (the policy's maxLength is usually lower). */
+export const PASSWORD_MAX = PASSWORD_HARD_MAX;
 
 /** What the API shows of a user (never a credential). */
 export interface UserView {
@@ -77,22 +79,18 @@ export interface UserServiceDependencies {
   logger: Logger;
 }
 
-/** Why a password is not acceptable here (the static users' policy), with the user's name in mind. */
-export function passwordProblem(password: string, username: string): string | null {
-  if ([...password].length > PASSWORD_MAX) return `must be at most ${PASSWORD_MAX} characters`;
-  return weakPasswordReason(password, username);
-}
-
-/** A random password that meets the policy: 144 bits, base64url. */
-export function generatePassword(): string {
-  for (;;) {
-    const candidate = randomBytes(18).toString('base64url');
-    if (!weakPasswordReason(candidate, '\u0000')) return candidate;
-  }
+/**
+ * A random base64url password of 24 characters (144 bits), longer when the policy's minLength
+ * asks for more, never longer than its maxLength.
+ */
+export function generatePassword(policy: Pick<PasswordPolicyConfig, 'minLength' | 'maxLength'>): string {
+  const length = Math.min(Math.max(24, policy.minLength), policy.maxLength);
+  return randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
 }
 
 export function userService(deps: UserServiceDependencies) {
   const { config, store } = deps;
+  const policy = createPasswordPolicy(config.passwordPolicy, store);
   const configured = new Set(config.users.map((u) => usernameKey(u.username)));
 
   const sourceOf = (user: User): UserView['source'] => (configured.has(usernameKey(user.username)) ? 'config' : user.managedBy ? 'upstream' : 'local');
@@ -144,10 +142,13 @@ export function userService(deps: UserServiceDependencies) {
     return user;
   }
 
-  function checkPassword(password: string, username: string, path: string): void {
-    const problem = passwordProblem(password, username);
-    if (problem) throw invalid([{ path, message: problem }]);
+  /** The password policy's verdict as a 400 problem: code `password_rejected`, the reason's code on the field. */
+  async function checkPassword(password: string, subject: PasswordSubject, path: string): Promise<void> {
+    const problem = await policy.problem(password, subject);
+    if (problem) throw new AdminProblem(400, 'password_rejected', `The password ${problem.message}.`, { errors: [{ path, message: problem.message, code: problem.code }] });
   }
+
+  const subjectOf = (user: User): PasswordSubject => ({ userId: user.id, username: user.username, email: user.email, name: user.name });
 
   /** Ends every browser session of the user and deletes every grant (with its tokens). */
   async function endAccess(userId: string, reason: string): Promise<AccessEnded> {
@@ -165,14 +166,18 @@ export function userService(deps: UserServiceDependencies) {
   async function setPassword(id: string, password: string, options: { endSessions?: boolean; mustChange?: boolean } = {}): Promise<{ user: UserView; ended: AccessEnded | null }> {
     const user = await mustFind(id);
     refuseProfileChange(user);
-    checkPassword(password, user.username, 'body.password');
+    // A temporary password is random and replaced at the next login: only its length matters.
+    if (!options.mustChange) await checkPassword(password, subjectOf(user), 'body.password');
     const hash = await hashPassword(password);
     const after = await store.transaction(async (tx) => {
       const locked = await tx.users.findByIdForUpdate(id);
       if (!locked) throw notFound('The user');
       refuseProfileChange(locked);
-      await tx.credentials.setPassword(id, hash);
-      if (options.mustChange) await tx.mfa.addRequiredAction(id, 'update_password');
+      // A password the administrator knows does not settle a pending "choose your own".
+      const pending = await tx.passwords.changeReason(id);
+      await policy.setPasswordHash(tx, id, hash);
+      if (options.mustChange) await tx.passwords.requireChange(id, 'temporary');
+      else if (pending !== undefined) await tx.passwords.requireChange(id, pending === 'temporary' ? 'temporary' : null);
       return view(locked, true);
     });
     return { user: after, ended: options.endSessions ? await endAccess(id, 'admin_password') : null };
@@ -197,7 +202,7 @@ export function userService(deps: UserServiceDependencies) {
     async create(input: NewUserInput): Promise<UserView> {
       const problem = usernameProblem(input.username);
       if (problem) throw invalid([{ path: 'body.username', message: problem }]);
-      if (input.password !== undefined) checkPassword(input.password, input.username, 'body.password');
+      if (input.password !== undefined) await checkPassword(input.password, { username: input.username, email: input.email, name: input.name }, 'body.password');
       const existing = await store.users.findByUsername(input.username);
       if (existing) throw conflict(`A user named "${existing.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists', 'body.username');
       const hash = input.password === undefined ? null : await hashPassword(input.password);
@@ -212,7 +217,7 @@ export function userService(deps: UserServiceDependencies) {
           attributes: input.attributes ?? {},
           enabled: input.enabled ?? true,
         });
-        if (hash) await tx.credentials.setPassword(user.id, hash);
+        if (hash) await policy.setPasswordHash(tx, user.id, hash);
         return view(user, hash !== null);
       });
     },
@@ -271,7 +276,7 @@ export function userService(deps: UserServiceDependencies) {
      * It is meant to be typed once: the user must choose their own at the next login.
      */
     async resetPassword(id: string, options: { endSessions?: boolean } = {}): Promise<{ user: UserView; password: string; ended: AccessEnded | null }> {
-      const password = generatePassword();
+      const password = generatePassword(config.passwordPolicy);
       const { user, ended } = await setPassword(id, password, { ...options, mustChange: true });
       return { user, password, ended };
     },

@@ -23,6 +23,7 @@ import { scheduleDirectorySyncs } from '../federation/sync-scheduler.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { seedStaticUsers } from '../accounts/seed-static-users.ts';
+import { createPasswordPolicy } from '../accounts/password-policy.ts';
 import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
 import { createProvider } from '../oidc/create-provider.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
@@ -129,7 +130,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       logger.warn('the issuer is https but http.trustProxy is false: Keybridge speaks plain HTTP behind a TLS proxy, and without trustProxy every client address (audit log, rate limits) is the proxy\'s. Set http.trustProxy: true (and http.proxyHops) when a proxy is in front.');
     }
 
-    await seedStaticUsers(store, config.users);
+    await seedStaticUsers(store, config.users, config.passwordPolicy);
     const tokenCipher = configuredTokenCipher(config);
     const configEntries = configConnectorEntries(config);
     const configIds = new Set(config.connectors.map((c) => c.id));
@@ -308,7 +309,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
       pages.push(upstreamLogout.onSignOut);
       pages.push(upstreamLogout.router.routes());
-      const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa });
+      const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa, passwordPolicy: createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) }) });
       // koa-router answers a method nothing here implements (PROPFIND, TRACE...) with 501, a 5xx
       // that scanners would turn into server-error alerts: it is the client's mistake, so 405.
       pages.push(async (ctx, next) => {

@@ -17,11 +17,14 @@ export class CredentialRepository {
     this.#knex = knex;
   }
 
-  /** The one password credential of a user, replaced if present. */
+  /**
+   * The one password credential of a user, replaced if present; stamps when it changed (expiry)
+   * and forgets that the old one met the password policy.
+   */
   async setPassword(userId: string, hash: string): Promise<void> {
     await this.#knex.raw<unknown>(
       `INSERT INTO credentials (id, user_id, type, secret) VALUES (?, ?, 'password', ?)
-       ON CONFLICT (user_id) WHERE type = 'password' DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()`,
+       ON CONFLICT (user_id) WHERE type = 'password' DO UPDATE SET secret = EXCLUDED.secret, updated_at = now(), password_changed_at = now(), policy_checked = NULL`,
       [randomUUID(), userId, hash],
     ).catch((err: { code?: string }) => {
       if (err.code === '23503') throw new NotFound(`user ${userId}`, { cause: err });

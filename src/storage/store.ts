@@ -2,6 +2,7 @@
 import type { Knex } from 'knex';
 import { UserRepository } from './user-repository.ts';
 import { CredentialRepository } from './credential-repository.ts';
+import { PasswordRepository } from './password-repository.ts';
 import { GroupRepository } from './group-repository.ts';
 import { FederatedIdentityRepository } from './federated-identity-repository.ts';
 import { ClientRepository } from './client-repository.ts';
@@ -32,6 +33,8 @@ export class Store {
   readonly #hooks: StoreHooks;
   readonly users: UserRepository;
   readonly credentials: CredentialRepository;
+  /** Password history, when a password changed, and why a new one is required (password policy). */
+  readonly passwords: PasswordRepository;
   readonly groups: GroupRepository;
   readonly identities: FederatedIdentityRepository;
   readonly clients: ClientRepository;
@@ -55,6 +58,7 @@ export class Store {
     this.#hooks = hooks;
     this.users = new UserRepository(knex);
     this.credentials = new CredentialRepository(knex);
+    this.passwords = new PasswordRepository(knex);
     this.groups = new GroupRepository(knex);
     this.identities = new FederatedIdentityRepository(knex);
     this.clients = new ClientRepository(knex, hooks.changes);

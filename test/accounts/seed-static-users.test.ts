@@ -14,21 +14,21 @@ test('static users follow the config on every start, without touching other memb
     const store = new Store(db.knex);
     const users = (yaml: string) => parseConfig(`issuer: http://x.example\nusers:\n${yaml}`, { env: {} }).users;
 
-    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-pass, groups: [a, b] }\n')), { created: 1, updated: 0, argon2: 1 });
+    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-lantern-harbor, groups: [a, b] }\n')), { created: 1, updated: 0, argon2: 1 });
     const ann = (await store.users.findByUsername('ann'))!;
     const firstHash = (await store.credentials.getPasswordHash(ann.id))!;
-    assert.equal(await verifyPassword(firstHash, 'first-pass'), true);
+    assert.equal(await verifyPassword(firstHash, 'first-lantern-harbor'), true);
     await store.groups.addMember(ann.id, 'granted-at-runtime', 'local');
 
     // Unchanged password: the stored hash is kept (no rehash on every start).
-    await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-pass, groups: [a, b] }\n'));
+    await seedStaticUsers(store, users('  - { username: ann, email: ann@example.org, password: first-lantern-harbor, groups: [a, b] }\n'));
     assert.equal(await store.credentials.getPasswordHash(ann.id), firstHash);
 
-    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@new.example, name: Ann, password: second-pass, groups: [b], enabled: false }\n')), { created: 0, updated: 1, argon2: 2 });
+    assert.deepEqual(await seedStaticUsers(store, users('  - { username: ann, email: ann@new.example, name: Ann, password: second-lantern-harbor, groups: [b], enabled: false }\n')), { created: 0, updated: 1, argon2: 2 });
     const after = (await store.users.findById(ann.id))!;
     assert.equal(after.email, 'ann@new.example');
     assert.equal(after.enabled, false);
-    assert.equal(await verifyPassword((await store.credentials.getPasswordHash(ann.id))!, 'second-pass'), true);
+    assert.equal(await verifyPassword((await store.credentials.getPasswordHash(ann.id))!, 'second-lantern-harbor'), true);
     assert.deepEqual(await store.groups.groupsOf(ann.id), ['b', 'granted-at-runtime']);
   } finally {
     await db.close();
@@ -44,29 +44,29 @@ test('a start where no static password changed does no argon2 work, and a change
       parseConfig(`issuer: http://x.example\nusers:\n${Array.from({ length: 16 }, (_, i) => `  - { username: user${i}, password: ${passwordOf(i)} }\n`).join('')}`, { env: {} }).users;
     const hashOf = async (name: string) => (await store.credentials.getPasswordHash((await store.users.findByUsername(name))!.id))!;
 
-    assert.deepEqual(await seedStaticUsers(store, config((i) => `pass-${i}`)), { created: 16, updated: 0, argon2: 16 });
+    assert.deepEqual(await seedStaticUsers(store, config((i) => `tangerine-orbit-${i}`)), { created: 16, updated: 0, argon2: 16 });
     const first = await hashOf('user3');
     // Unchanged: 16 users cost no argon2 at all (before: one verify each, ~20 ms apiece).
-    assert.deepEqual(await seedStaticUsers(store, config((i) => `pass-${i}`)), { created: 0, updated: 16, argon2: 0 });
+    assert.deepEqual(await seedStaticUsers(store, config((i) => `tangerine-orbit-${i}`)), { created: 0, updated: 16, argon2: 0 });
     assert.equal(await hashOf('user3'), first);
 
     // One password changed in config: only that user is hashed again, and the new one works.
-    const changed = await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)));
+    const changed = await seedStaticUsers(store, config((i) => (i === 3 ? 'new-tangerine-orbit-3' : `tangerine-orbit-${i}`)));
     assert.ok(changed.argon2 > 0 && changed.argon2 <= 2, `argon2 ${changed.argon2}`);
-    assert.equal(await verifyPassword(await hashOf('user3'), 'new-pass-3'), true);
-    assert.equal(await verifyPassword(await hashOf('user3'), 'pass-3'), false);
-    assert.equal((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)))).argon2, 0);
+    assert.equal(await verifyPassword(await hashOf('user3'), 'new-tangerine-orbit-3'), true);
+    assert.equal(await verifyPassword(await hashOf('user3'), 'tangerine-orbit-3'), false);
+    assert.equal((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-tangerine-orbit-3' : `tangerine-orbit-${i}`)))).argon2, 0);
 
     // A password set by other means (admin API) is not vouched for by the old fingerprint:
     // config stays authoritative at the next start.
     const user5 = (await store.users.findByUsername('user5'))!;
     await store.credentials.setPassword(user5.id, await hashPassword('set-by-admin'));
-    assert.ok((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)))).argon2 > 0);
-    assert.equal(await verifyPassword(await hashOf('user5'), 'pass-5'), true);
+    assert.ok((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-tangerine-orbit-3' : `tangerine-orbit-${i}`)))).argon2 > 0);
+    assert.equal(await verifyPassword(await hashOf('user5'), 'tangerine-orbit-5'), true);
 
     // A forged fingerprint (no key) does not stand in for a check.
     await db.knex.raw("UPDATE credentials SET data = jsonb_build_object('configFingerprint', 'x') WHERE user_id = ?", [user5.id]);
-    assert.equal((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-pass-3' : `pass-${i}`)))).argon2, 1);
+    assert.equal((await seedStaticUsers(store, config((i) => (i === 3 ? 'new-tangerine-orbit-3' : `tangerine-orbit-${i}`)))).argon2, 1);
   } finally {
     await db.close();
   }

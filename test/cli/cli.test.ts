@@ -144,9 +144,14 @@ describe('keybridge CLI', () => {
 
     const add = await run(['users', 'add', 'zoe', '--email', 'zoe@example.org', '--group', 'ops', '--group', 'dev', '--password-stdin', '-c', file], { input: 'zoe-password-1\n' });
     assert.equal(add.code, 0, add.stderr);
-    const dup = await run(['users', 'add', 'ZOE', '--password-stdin', '-c', file], { input: 'x\n' });
+    const dup = await run(['users', 'add', 'ZOE', '--password-stdin', '-c', file], { input: 'marble-canyon-whistle-8\n' });
     assert.equal(dup.code, 1);
     assert.match(dup.stderr, /already exists/);
+    // The password policy applies: a breached password is refused with its reason, nothing is created.
+    const weak = await run(['users', 'add', 'walt', '--password-stdin', '-c', file], { input: 'Password1234\n' });
+    assert.equal(weak.code, 2);
+    assert.match(weak.stderr, /password refused \(breached\)/);
+    assert.doesNotMatch(weak.stderr + weak.stdout, /Password1234/);
     const nopw = await run(['users', 'add', 'yan', '-c', file]);
     assert.equal(nopw.code, 2);
 
@@ -163,6 +168,8 @@ describe('keybridge CLI', () => {
       assert.equal(zoe?.email, 'zoe@example.org');
       assert.deepEqual(await store.groups.groupsOf(zoe!.id), ['dev', 'ops']);
       assert.equal(await verifyPassword((await store.credentials.getPasswordHash(zoe!.id))!, 'zoe-password-1'), true);
+      assert.equal(await store.users.findByUsername('walt'), null);
+      assert.equal((await store.passwords.recentHashes(zoe!.id, 5)).length, 1);
       const keys = await store.signingKeys.listPublishable();
       assert.deepEqual(keys.filter((k) => k.status === 'active').map((k) => k.alg).sort(), ['ES256', 'RS256']);
       assert.equal(keys.filter((k) => k.status === 'retired').length, 2);

@@ -148,6 +148,7 @@ describe('defaults', () => {
         },
       },
       mfa: { mode: 'optional', groups: {}, clients: {}, connectors: {}, rememberDevice: { days: 0 }, webauthn: { userVerification: 'preferred', rpName: 'Keybridge' } },
+      passwordPolicy: { minLength: 12, maxLength: 128, minScore: 3, breachedList: true, history: 5, expiryDays: 0 },
       redis: {},
       ui: { title: 'Keybridge' },
     });

@@ -17,6 +17,7 @@ import { startFakeGitHub, type FakeGitHub } from '../helpers/fake-oauth-provider
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { unlinkIdentity } from '../../src/accounts/link-identity.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
 
 const RP_SECRET = 'rp-secret-0123456789abcdef';
 const UPSTREAM_SECRET = 'keybridge-at-upstream-0123456789';
@@ -71,8 +72,8 @@ describe('federated login through Keybridge', () => {
         limits: { account: { freeFailures: 10, lockoutFailures: 5 } },
         clients: [{ id: 'rp', secret: RP_SECRET, redirectUris: [RP], firstParty: true }],
         users: [
-          { username: 'dave', email: 'dave@example.org', password: 'Dave#Local1' },
-          { username: 'eve', email: 'eve@example.org', password: 'Eve#Local1' },
+          { username: 'dave', email: 'dave@example.org', password: 'Dave#Local-harbor1' },
+          { username: 'eve', email: 'eve@example.org', password: 'Eve#Local-harbor1' },
         ],
         connectors: [
           {
@@ -222,6 +223,21 @@ describe('federated login through Keybridge', () => {
     assert.deepEqual((await broker.store.identities.listForUser(localEve.id)).length, 0);
   });
 
+  test('confirm: a weak local password that proves the account asks for a new one before the login finishes (password policy)', async () => {
+    const local = await broker.store.users.create({ username: 'gina-local', email: 'gina@example.org', emailVerified: true });
+    await broker.store.credentials.setPassword(local.id, await hashPassword('qwertyuiop12'));
+    const browser = new Browser(broker.issuer);
+    const { page: linkPage, verifier } = await signInUpstream(browser, 'acme-confirm', users.gina);
+    assert.match(linkPage.html, /name="password"/);
+    const asked = await browser.submit(linkPage, '/link/password', { password: 'qwertyuiop12' });
+    assert.equal(asked.status, 200);
+    assert.match(asked.html, /data-reason="policy"/);
+    const done = await browser.submit(asked, '/password', { password: 'saffron-tundra-beacon-2', confirm: 'saffron-tundra-beacon-2' });
+    assert.equal((await tokensAt(done, verifier)).claims()!.sub, local.id);
+    assert.deepEqual(await broker.store.mfa.requiredActions(local.id), []);
+    assert.equal((await broker.store.identities.find('acme-confirm', users.gina.id))!.userId, local.id);
+  });
+
   test('confirm: the person proves the existing account with its password before the link is made', async () => {
     const localDave = (await broker.store.users.findByUsername('dave'))!;
     const browser = new Browser(broker.issuer);
@@ -235,7 +251,7 @@ describe('federated login through Keybridge', () => {
     assert.equal(await broker.store.identities.find('acme-confirm', users.dave.id), null, 'a wrong password links nothing');
     assert.equal((await lastAudit('identity.link_refused')).userId, localDave.id);
 
-    const done = await browser.submit(wrong, '/link/password', { password: 'Dave#Local1' });
+    const done = await browser.submit(wrong, '/link/password', { password: 'Dave#Local-harbor1' });
     const claims = (await tokensAt(done, verifier)).claims()!;
     assert.equal(claims.sub, localDave.id, 'the existing account, proven');
     assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'pwd']);
@@ -263,7 +279,7 @@ describe('federated login through Keybridge', () => {
       assert.equal(locked?.details.username, 'eve');
       const again = new Browser(broker.issuer);
       const retry = await signInUpstream(again, 'acme-confirm', users.hal);
-      const refused = await again.submit(retry.page, '/link/password', { password: 'Eve#Local1' });
+      const refused = await again.submit(retry.page, '/link/password', { password: 'Eve#Local-harbor1' });
       assert.equal(refused.status, 429, 'even the right password waits out the lockout');
       assert.match(text(refused), /Too many failed sign-in attempts for this account/);
     } finally {

@@ -46,7 +46,7 @@ const profileFields = {
 };
 
 const username = z.string().min(1).max(USERNAME_MAX * 4).describe(`At most ${USERNAME_MAX} characters, no "@", no whitespace; compared case- and width-insensitively (RFC 8265).`);
-const password = z.string().min(1).max(PASSWORD_MAX).describe('At least 12 characters; not a well-known password; must not contain the username.');
+const password = z.string().min(1).max(PASSWORD_MAX).describe('Must meet the password policy (passwordPolicy: length, breached list, strength, history); a refusal is a 400 `password_rejected` problem whose errors[0].code says why.');
 
 const createBody = z.strictObject({
   username,

@@ -5,6 +5,7 @@ import type { RegisteredConnector } from '../../../connectors/registry.ts';
 import { FAILURE_MESSAGES, unavailable, type LoginKit } from '../../login-kit.ts';
 import type { LinkStep } from '../link/link-step.ts';
 import type { PasswordThrottle } from './password-throttle.ts';
+import { checkPasswordAtLogin } from './password-at-login.ts';
 
 export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: PasswordThrottle, link: LinkStep): void {
   const { deps, loadForm, renderLogin } = kit;
@@ -46,6 +47,7 @@ export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: Pas
       await store.audit.record({ type: 'login.failure', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username, reason: result.reason } });
       return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[result.reason], username, selected: registered.id, status: 401 });
     }
+    await checkPasswordAtLogin(ctx, kit, result.identity, password, clientId);
     return link.linkAndContinue(ctx, details, result.identity, registered, ['pwd'], { username });
   });
 }

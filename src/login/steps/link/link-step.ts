@@ -15,6 +15,7 @@ import { FAILURE_MESSAGES, unavailable, type Interaction, type LoginKit, type Si
 import type { LoginPipeline } from '../../pipeline.ts';
 import type { PasswordThrottle } from '../authenticate/password-throttle.ts';
 import type { UpstreamLogin } from '../authenticate/upstream-login.ts';
+import { checkPasswordAtLogin } from '../authenticate/password-at-login.ts';
 
 export type Outcome =
   | ({ kind: 'signed-in' } & SignedIn)
@@ -253,6 +254,8 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
         if (result.reason !== 'invalid_credentials') return renderLink(ctx, details, { error: FAILURE_MESSAGES[result.reason], status: 401 });
         return acceptProof(ctx, details, null, ['pwd'], registered.id, 'password');
       }
+      // The local password proved the account: expired or too weak, it asks for a new one too.
+      await checkPasswordAtLogin(ctx, kit, result.identity, password, clientId);
       return acceptProof(ctx, details, await ownerOf({ ...result.identity, connectorId: registered.id }), ['pwd'], registered.id, 'password');
     });
 
