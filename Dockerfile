@@ -12,6 +12,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY src ./src
 COPY connectors ./connectors
 COPY templates ./templates
+COPY locales ./locales
+COPY admin-console ./admin-console
 COPY public ./public
 COPY config ./config
 COPY bin ./bin
