@@ -10,16 +10,20 @@ import type { PageRenderer } from './page-renderer.ts';
 import { sendPage } from './send-page.ts';
 import { toProblem } from '../admin-api/problem.ts';
 import { API_PREFIX } from '../admin-api/openapi-document.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 
 const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
 const UNAVAILABLE = 'The service is temporarily unavailable. Try again in a moment.';
 
-/** What the error page shows: the message only for client errors; a generic one for ours. */
-export function errorPageContext(status: number, message: string | undefined, code: string | undefined, requestId?: string): Record<string, unknown> {
-  if (status === 503) return { title: 'Temporarily unavailable', message: UNAVAILABLE, code, requestId };
+/**
+ * What the error page shows: the message only for client errors; a generic one for ours. A
+ * message is a catalog text (translated on the page) or words of an exposed error without one.
+ */
+export function errorPageContext(status: number, message: PageText | string | undefined, code: string | undefined, requestId?: string): Record<string, unknown> {
+  if (status === 503) return { title: text('errors.title.unavailable'), message: text('errors.unavailable'), code, requestId };
   return {
-    title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
-    message: status >= 500 || !message ? GENERIC_FAILURE : message,
+    title: text(status >= 500 ? 'errors.title.server' : 'errors.title.request'),
+    message: status >= 500 || !message ? text('errors.generic') : message,
     code,
     requestId,
   };
@@ -60,7 +64,7 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
         ctx.status = status;
         ctx.body = { error: code, error_description: message, request_id: requestId };
       } else {
-        sendPage(ctx, renderer, 'error', errorPageContext(status, message, code, requestId), status);
+        sendPage(ctx, renderer, 'error', errorPageContext(status, known && err.expose ? (err.text ?? err.message) : undefined, code, requestId), status);
       }
     } finally {
       // The one place every 503 (ours and oidc-provider's) gets its Retry-After.

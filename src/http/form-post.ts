@@ -4,8 +4,9 @@ import type { Context } from 'koa';
 import type { PageRenderer } from './page-renderer.ts';
 import { addCspSources } from './security-headers.ts';
 import { sendPage } from './send-page.ts';
+import type { PageText } from '../i18n/page-text.ts';
 
-export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { action: string; fields: Record<string, string>; heading: string }): void {
+export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { action: string; fields: Record<string, string>; heading: PageText }): void {
   addCspSources(ctx, 'script-src', "'self'");
   sendPage(ctx, renderer, 'form-post', {
     action: post.action,
@@ -15,7 +16,7 @@ export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { actio
 }
 
 /** Sends the browser on: a redirect, or a self-submitting POST of `form` to `location`. */
-export function sendOnward(ctx: Context, renderer: PageRenderer, onward: { location: string; form?: Record<string, string> }, heading: string): void {
+export function sendOnward(ctx: Context, renderer: PageRenderer, onward: { location: string; form?: Record<string, string> }, heading: PageText): void {
   if (onward.form) return sendFormPost(ctx, renderer, { action: onward.location, fields: onward.form, heading });
   ctx.status = 303;
   ctx.redirect(onward.location);

@@ -150,7 +150,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     await ensureSigningKeys(store, config.keys.algorithms);
     const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
     const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
-    const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
+    const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title, defaultLocale: config.ui.defaultLocale });
 
     const logins = createLoginSessionLookup(store.loginSessions);
     // The claims connectors' mappers issue (config and stored connectors), and which scope
