@@ -37,6 +37,29 @@ export function wantsJson(ctx: Context): boolean {
   return API_PATHS.has(ctx.path) ? ctx.accepts('json', 'html') === 'json' : ctx.accepts('html', 'json') === 'json';
 }
 
+/**
+ * What no route answered: a 404 page, and 405 (with Allow) for a method nothing here implements
+ * (koa-router says 501, a 5xx that scanners would turn into server-error alerts, though it is the
+ * client's mistake). A browser gets the error page in its language; anything else plain text.
+ */
+export function unhandledRequests(renderer: PageRenderer) {
+  return async function answerUnhandled(ctx: Context, next: Next) {
+    await next();
+    if (ctx.status === 501) {
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD, POST, OPTIONS');
+      if (wantsPage(ctx)) return sendPage(ctx, renderer, 'error', errorPageContext(405, text('errors.method_not_allowed'), 'method_not_allowed'), 405);
+      ctx.type = 'text/plain';
+      ctx.body = 'method not allowed';
+    } else if (ctx.status === 404 && ctx.body == null && wantsPage(ctx)) {
+      sendPage(ctx, renderer, 'error', { ...errorPageContext(404, text('errors.not_found'), 'not_found'), title: text('errors.title.not_found') }, 404);
+    }
+  };
+}
+
+/** A browser navigating (it names text/html); `*\/*` callers (curl, scanners) keep plain text. */
+const wantsPage = (ctx: Context) => ctx.method !== 'HEAD' && /\btext\/html\b/i.test(ctx.get('accept')) && ctx.accepts('html', 'json') === 'html';
+
 export function errorPages(renderer: PageRenderer, logger: Logger) {
   return async function handleErrors(ctx: Context, next: Next) {
     try {
