@@ -11,6 +11,7 @@ import * as oidc from 'openid-client';
 import { LOCALES_DIR, MessageCatalogs, parseAcceptLanguage } from '../../src/i18n/messages.ts';
 import { text } from '../../src/i18n/page-text.ts';
 import { english } from '../../src/i18n/english.ts';
+import { catalogProblems } from '../../src/i18n/check-catalogs.ts';
 import { PageRenderer } from '../../src/http/page-renderer.ts';
 import { FAILURE_MESSAGES, waitText } from '../../src/login/login-kit.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
@@ -31,7 +32,6 @@ class SpeakingBrowser extends Browser {
     return super.request(url, { ...init, headers: { ...(this.acceptLanguage ? { 'accept-language': this.acceptLanguage } : {}), ...init.headers } });
   }
 }
-const PLURAL = /\.(zero|one|two|few|many|other)$/;
 
 /** `<lang>/<area>.json` files as { lang: { "area.key": message } }, straight from disk. */
 function readCatalogs(dir = LOCALES_DIR): Map<string, Map<string, string>> {
@@ -50,9 +50,6 @@ function readCatalogs(dir = LOCALES_DIR): Map<string, Map<string, string>> {
   return out;
 }
 
-const placeholders = (message: string) => [...new Set([...message.matchAll(/\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]))].sort();
-/** A key without its plural category: `mfa.x.one` -> `mfa.x`. */
-const pluralBase = (key: string) => key.replace(PLURAL, '');
 
 function filesUnder(dir: string, ext: string): string[] {
   const out: string[] = [];
@@ -75,34 +72,34 @@ describe('message catalogs', () => {
     for (const lang of catalogs.keys()) assert.deepEqual(areas(lang), areas('en'), `${lang} has every area file English has, and no other`);
   });
 
-  test('every language has every English key and no key English lacks (plural forms by the language\'s own rules)', () => {
-    for (const [lang, messages] of catalogs) {
-      if (lang === 'en') continue;
-      const plural = new Intl.PluralRules(lang);
-      const categories = plural.resolvedOptions().pluralCategories;
-      for (const key of en.keys()) {
-        if (PLURAL.test(key)) {
-          // A plural message needs the categories this language uses (German: one, other).
-          for (const category of categories) assert.ok(messages.has(`${pluralBase(key)}.${category}`), `${lang}: missing ${pluralBase(key)}.${category}`);
-        } else {
-          assert.ok(messages.has(key), `${lang}: missing ${key}`);
-        }
-      }
-      for (const key of messages.keys()) {
-        const known = en.has(key) || (PLURAL.test(key) && [...en.keys()].some((k) => PLURAL.test(k) && pluralBase(k) === pluralBase(key)));
-        assert.ok(known, `${lang}: ${key} is not an English key`);
-      }
-    }
+  test('every language is complete against English (src/i18n/check-catalogs.ts, also a command)', () => {
+    assert.deepEqual(catalogProblems(), []);
   });
 
-  test('no empty message, and the same placeholders in every language', () => {
-    for (const [lang, messages] of catalogs) {
-      for (const [key, message] of messages) {
-        assert.ok(message.trim() !== '', `${lang}: ${key} is empty`);
-        const english = en.get(key) ?? [...en].find(([k]) => PLURAL.test(k) && pluralBase(k) === pluralBase(key))?.[1];
-        assert.ok(english !== undefined, `${lang}: ${key} has no English counterpart`);
-        assert.deepEqual(placeholders(message), placeholders(english), `${lang}: ${key} names other values than English`);
-      }
+  test('the completeness check finds what is wrong: missing keys and areas, plural forms, extra keys, empty messages, other placeholders', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keybridge-catalogs-'));
+    try {
+      mkdirSync(path.join(dir, 'en'));
+      mkdirSync(path.join(dir, 'de'));
+      mkdirSync(path.join(dir, 'pl'));
+      writeFileSync(path.join(dir, 'en', 'a.json'), JSON.stringify({ hello: 'Hello {name}', bye: 'Bye', 'left.one': '{count} left', 'left.other': '{count} left' }));
+      writeFileSync(path.join(dir, 'en', 'b.json'), JSON.stringify({ x: 'X' }));
+      writeFileSync(path.join(dir, 'de', 'a.json'), JSON.stringify({ hello: 'Hallo {nom}', bye: ' ', extra: 'Extra', 'left.one': '{count} übrig' }));
+      // Polish needs one, few, many and other.
+      writeFileSync(path.join(dir, 'pl', 'a.json'), JSON.stringify({ hello: 'Cześć {name}', bye: 'Pa', 'left.one': '{count}', 'left.few': '{count}', 'left.many': '{count}', 'left.other': '{count}' }));
+      writeFileSync(path.join(dir, 'pl', 'b.json'), JSON.stringify({ x: 'X' }));
+      const problems = catalogProblems(dir);
+      for (const expected of [
+        'de: a.hello has {nom} where English has {name}',
+        'de: a.bye is empty',
+        'de: a.extra is not an English key',
+        'de: no b.json',
+        'de: missing b.x',
+        'de: missing a.left.other (a plural form de needs)',
+      ]) assert.ok(problems.includes(expected), `expected "${expected}" in:\n${problems.join('\n')}`);
+      assert.deepEqual(problems.filter((p) => p.startsWith('pl:')), [], 'Polish with its four plural forms is complete');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
