@@ -154,7 +154,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       }
       // errorPageContext with 400: the shared page hides 5xx messages (usually our bugs); these are news for the person.
       const title = text(err.reason === 'sp_unavailable' ? 'errors.title.app_unavailable' : 'errors.title.request');
-      sendPage(ctx, deps.renderer, 'error', { ...errorPageContext(400, message, err.code, reference), title }, err.status);
+      sendPage(ctx, deps.renderer, 'error', { ...errorPageContext(400, err.pageText(seen.name ?? err.sp), err.code, reference), title }, err.status);
     }
   };
 
@@ -211,7 +211,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   const send = (ctx: Context, out: Outgoing, heading: PageText) => sendOnward(ctx, deps.renderer, { location: out.url, ...(out.binding === 'post' ? { form: out.fields } : {}) }, heading);
 
   /** A status-only Response (NoPassive, AuthnFailed, InvalidNameIDPolicy...) posted to the SP's verified ACS; `why` heads the page. */
-  function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string, why?: string): void {
+  function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string, why?: PageText): void {
     const SAMLResponse = outbound.statusResponse({ acsUrl: pending.acsUrl, inResponseTo: pending.requestId, status, subStatus });
     sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, why ? text('saml.returning_to_after', { why, sp: sp.name }) : text('saml.returning_to', { sp: sp.name }));
   }
@@ -273,7 +273,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
     if (!nameIdFormat) {
       const refusal = new SamlRejected('invalid_nameid_policy', kind, { sp: sp.entityId, requestId: request.id, detail: { format: (request.nameIdFormat ?? '').slice(0, 200) } });
       await recordRefusal(ctx, refusal);
-      return sendStatus(ctx, sp, pending, STATUS.requester, STATUS.invalidNameIdPolicy, refusal.pageMessage(sp.name));
+      return sendStatus(ctx, sp, pending, STATUS.requester, STATUS.invalidNameIdPolicy, refusal.pageText(sp.name));
     }
     // Re-authenticating without showing anything is impossible.
     if (request.isPassive && request.forceAuthn) return sendStatus(ctx, sp, pending, STATUS.responder, STATUS.noPassive);

@@ -12,6 +12,7 @@ import { LOCALES_DIR, MessageCatalogs, parseAcceptLanguage } from '../../src/i18
 import { text } from '../../src/i18n/page-text.ts';
 import { english } from '../../src/i18n/english.ts';
 import { catalogProblems } from '../../src/i18n/check-catalogs.ts';
+import { SamlRejected } from '../../src/saml-idp/saml-rejected.ts';
 import { PageRenderer } from '../../src/http/page-renderer.ts';
 import { FAILURE_MESSAGES, waitText } from '../../src/login/login-kit.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
@@ -228,6 +229,18 @@ describe('translating', () => {
     assert.equal(de('The two passwords do not match.'), 'The two passwords do not match.');
     assert.equal(de('no.such.key'), 'no.such.key');
     assert.equal(english(text('login.failure.invalid_credentials')), 'Invalid username or password.');
+  });
+
+  test('SAML IdP refusals: the same English words as before, and German', () => {
+    const unsigned = new SamlRejected('unsigned', 'sign-in request');
+    assert.equal(unsigned.message, 'The sign-in request from this application is not signed.');
+    assert.equal(unsigned.pageMessage('Wiki'), "The sign-in request from “Wiki” is not signed. For the administrator: The application's SAML request was not signed, but Keybridge requires signed requests for it: configure the application to sign its requests, or check AuthnRequestsSigned in its metadata and requireSignedRequests (for this SP and under samlIdp) in Keybridge.");
+    assert.match(de(unsigned.pageText('Wiki')), /^Die Anmeldeanfrage von „Wiki“ ist nicht signiert\. Für die Administration: Die SAML-Anfrage der Anwendung war nicht signiert/);
+    assert.equal(de(new SamlRejected('idp_initiated_disabled', 'sign-in').pageText(null)), 'Diese Anwendung nimmt keine Anmeldungen an, die hier begonnen wurden. Öffnen Sie die Anwendung und melden Sie sich dort an. Für die Administration: Vom IdP begonnene Anmeldungen sind für diesen SP ausgeschaltet (idpInitiated.enabled).');
+    assert.equal(en(new SamlRejected('idp_initiated_disabled', 'sign-in').pageText(null)), 'This application does not accept sign-ins started here. Go to the application and sign in from there. For the administrator: IdP-initiated sign-in is off for this SP (idpInitiated.enabled).');
+    assert.equal(new SamlRejected('replayed', 'sign-out response').hint, '', 'no hint where nothing needs configuring');
+    assert.equal(de(new SamlRejected('replayed', 'sign-out response').pageText('x')), 'Diese Abmeldeantwort wurde bereits verwendet. Kehren Sie zur Anwendung zurück und beginnen Sie erneut.');
+    assert.match(en(new SamlRejected('invalid_nameid_policy', 'sign-in request', { detail: { format: 'urn:x' } }).pageText('Wiki')), /^“Wiki” asked for a kind of user identifier .* The NameID format urn:x is not one/);
   });
 
   test('a message missing in a language falls back to English, and a theme overrides single messages', () => {
