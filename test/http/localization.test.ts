@@ -358,7 +358,7 @@ describe('pages over HTTP and in Chromium', () => {
     broker = await startTestBroker({
       config: {
         ui: { title: 'Acme ID' },
-        clients: [{ id: 'rp', secret: SECRET, name: 'Wiki', redirectUris: [RP] }],
+        clients: [{ id: 'rp', secret: SECRET, name: 'Wiki', redirectUris: [RP], grantTypes: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'] }],
         users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org', name: 'Alice Liddell' }],
       },
     });
@@ -488,6 +488,32 @@ describe('pages over HTTP and in Chromium', () => {
     assert.match(viaUi.html, /<h1>Abmelden\?<\/h1>/, 'end_session ui_locales beats Accept-Language');
     const done = await english.submit(viaUi, '/session/end/confirm', { logout: 'yes' });
     assert.match(done.html, /<h1>You have been signed out<\/h1>|<h1>Sie wurden abgemeldet<\/h1>/);
+  });
+
+  test('device flow pages: Accept-Language on the code entry, the device request\'s ui_locales on the confirmation', async () => {
+    const english = await new SpeakingBrowser(broker.issuer, 'en').go(`${broker.issuer}/device`);
+    assert.match(english.html, /<h1>Connect a device<\/h1>/);
+    const german = new SpeakingBrowser(broker.issuer, 'de-CH');
+    const input = await german.go(`${broker.issuer}/device`);
+    assert.match(input.html, /<h1>Gerät verbinden<\/h1>/);
+    assertGerman(input, 'device input');
+    const wrong = await german.submit(input, '/device', { user_code: 'BCDF-GHJK' });
+    assert.match(wrong.html, /role="alert">Der eingegebene Code ist falsch\. Versuchen Sie es erneut\.</);
+
+    const started = await fetch(`${broker.issuer}/device/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`rp:${SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ scope: 'openid', ui_locales: 'de' }),
+    });
+    assert.equal(started.status, 200);
+    const { verification_uri_complete: complete } = await started.json() as { verification_uri_complete: string };
+    const browser = new SpeakingBrowser(broker.issuer, 'en');
+    const handoff = await browser.go(complete);
+    const confirm = await browser.submit(handoff, '/device');
+    assert.equal(confirm.status, 200, confirm.html.slice(0, 300));
+    assert.match(confirm.html, /<h1>Wiki verbinden\?<\/h1>/, 'the device asked for German');
+    assert.match(confirm.html, />Abbrechen<\/button>/);
+    assertGerman(confirm, 'device confirm');
   });
 
   test('hostile Accept-Language and ui_locales: English, never a 500', async () => {
