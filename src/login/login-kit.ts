@@ -80,7 +80,10 @@ export interface SignedIn {
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 export interface LoginPageExtra {
-  error?: PageText;
+  /** A catalog text, or a catalog key (`t()` translates either on the page). */
+  error?: PageText | string;
+  /** Something to read above the form (not an error), likewise translated. */
+  notice?: PageText | string;
   /** A passkey was just refused: offer the button only, not the autofill (which would retry at once). */
   passkeyRefused?: boolean;
   username?: string;
@@ -152,6 +155,7 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       selectedConnector: extra.selected ?? password[0]?.id,
       username: extra.username,
       error: extra.error,
+      notice: extra.notice,
       csrfToken: csrf.issue(uid),
       loginAction: `/interaction/${uid}/login`,
       connectorAction: `/interaction/${uid}/connector`,

@@ -12,6 +12,8 @@ import { LOCALES_DIR, MessageCatalogs, parseAcceptLanguage } from '../../src/i18
 import { text } from '../../src/i18n/page-text.ts';
 import { english } from '../../src/i18n/english.ts';
 import { catalogProblems } from '../../src/i18n/check-catalogs.ts';
+import { parseConfig } from '../../src/config/load-config.ts';
+import { stringify } from 'yaml';
 import { SamlRejected } from '../../src/saml-idp/saml-rejected.ts';
 import { PageRenderer } from '../../src/http/page-renderer.ts';
 import { FAILURE_MESSAGES, waitText } from '../../src/login/login-kit.ts';
@@ -200,6 +202,11 @@ describe('negotiation', () => {
     assert.equal(german.negotiate({ acceptLanguage: 'ja' }), 'de');
     assert.equal(german.negotiate({ acceptLanguage: 'en' }), 'en', 'a browser asking for English still gets it');
     assert.throws(() => new MessageCatalogs([LOCALES_DIR], { defaultLocale: 'xx' }), /defaultLocale.*no catalog for "xx"/);
+    assert.match(new PageRenderer({ title: 'T', defaultLocale: 'de' }).render('logout-success', {}), /<html lang="de">[\s\S]*<h1>Sie wurden abgemeldet<\/h1>/);
+    const config = (ui: unknown) => parseConfig(stringify({ issuer: 'http://127.0.0.1:5556', ui }), { env: {}, source: 'test' });
+    assert.equal(config({ defaultLocale: 'de' }).ui.defaultLocale, 'de');
+    assert.equal(config({}).ui.defaultLocale, undefined, 'optional: English');
+    assert.throws(() => config({ defaultLocale: 'de; rm -rf' }), /ui\.defaultLocale: must be a language tag/);
   });
 });
 
