@@ -33,6 +33,7 @@ import { PageRenderer } from '../http/page-renderer.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import { staticAssets } from '../http/static-assets.ts';
 import { errorPages, unhandledRequests } from '../http/error-pages.ts';
+import { localizedProviderFormPost } from '../http/form-post.ts';
 import { healthRoutes } from '../http/health-routes.ts';
 import { inputGuard } from '../http/input-guard.ts';
 import { refreshGrace } from '../storage/refresh-grace.ts';
@@ -300,6 +301,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const pages: KoaMiddleware<any, any>[] = [];
       provider.use((ctx, next) => (PROTOCOL_API_PATHS.has(ctx.path) ? next() : runChain(pages, ctx, next)));
       pages.push(unhandledRequests(renderer));
+      pages.push(localizedProviderFormPost(renderer));
       pages.push(deviceSessionRecovery());
       pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
       pages.push(adminConsole({ config }));

@@ -18,7 +18,8 @@ import { SamlRejected } from '../../src/saml-idp/saml-rejected.ts';
 import { PageRenderer } from '../../src/http/page-renderer.ts';
 import { FAILURE_MESSAGES, waitText } from '../../src/login/login-kit.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
-import { Browser, type Page } from '../helpers/browser.ts';
+import { Browser, findForm, type Page } from '../helpers/browser.ts';
+import { providerFormPost } from '../../src/http/form-post.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 
@@ -521,6 +522,34 @@ describe('pages over HTTP and in Chromium', () => {
     assert.match(confirm.html, /<h1>Wiki verbinden\?<\/h1>/, 'the device asked for German');
     assert.match(confirm.html, />Abbrechen<\/button>/);
     assertGerman(confirm, 'device confirm');
+  });
+
+  test('oidc-provider\'s self-submitting page (response_mode=form_post) becomes ours: same fields, the login\'s language, strict CSP', async () => {
+    const browser = new SpeakingBrowser(broker.issuer, 'en');
+    const login = await browser.go(authUrl({ response_mode: 'form_post', ui_locales: 'de', state: 'st&"<x>' }));
+    let page = await browser.submit(login, '/login', { username: 'alice', password: 'alice-password-1' });
+    if (/\/confirm"/.test(page.html)) page = await browser.submit(page, '/confirm');
+    assert.equal(page.status, 200);
+    assert.match(page.html, /<html lang="de">/);
+    assert.match(page.html, /<h1>Einen Moment bitte<\/h1>/);
+    assert.match(page.html, /<noscript><p>JavaScript ist ausgeschaltet: Klicken Sie auf „Weiter“, um fortzufahren\.<\/p><\/noscript>/);
+    assert.doesNotMatch(page.html, /Submitting Callback|<script>/, 'no inline script');
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    const form = findForm(page.html, RP);
+    assert.ok(form, 'posts to the redirect URI');
+    assert.equal(form.action, RP);
+    assert.equal(form.hidden.state, 'st&"<x>', 'values survive the re-rendering exactly');
+    assert.match(form.hidden.code ?? '', /^[\w-]{20,}$/);
+    assert.equal(form.hidden.iss, broker.issuer);
+  });
+
+  test('the form_post page is recognized only in its exact shape', () => {
+    const body = (fields: string) => `<!DOCTYPE html>\n<html>\n<head>\n  <meta http-equiv="X-UA-Compatible" content="IE=edge">\n  <title>Submitting Callback</title>\n  <script>x</script>\n</head>\n<body>\n  <form method="post" action="https://rp.example/cb?a=1&amp;b=2">\n    ${fields}\n    <noscript>\n      Your browser does not support JavaScript or you've disabled it.<br/>\n      <button autofocus type="submit">Continue</button>\n    </noscript>\n  </form>\n</body>\n</html>`;
+    assert.deepEqual(providerFormPost(body('<input type="hidden" name="code" value="a&amp;b&#39;c"/>\n<input type="hidden" name="state" value="&lt;s&gt;&quot;"/>')), { action: 'https://rp.example/cb?a=1&b=2', fields: { code: "a&b'c", state: '<s>"' } });
+    assert.equal(providerFormPost(body('<input type="text" name="code" value="x"/>')), null, 'anything but hidden inputs: left alone');
+    assert.equal(providerFormPost(body('<img src=x>')), null);
+    assert.equal(providerFormPost('<!doctype html><html lang="en">…'), null);
+    assert.equal(providerFormPost({ not: 'html' }), null);
   });
 
   test('hostile Accept-Language and ui_locales: English, never a 500', async () => {
