@@ -3,6 +3,7 @@
 import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { LOCALES_DIR, MessageCatalogs, type Translate } from '../i18n/messages.ts';
+import { isPageText } from '../i18n/page-text.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -47,9 +48,14 @@ function marked(t: Translate, tag: 'strong' | 'code') {
     const names = Object.keys(values);
     for (const [i, name] of names.entries()) slots[name] = `\u0001${i}\u0002`;
     const message = escapeHtml(t(key, slots));
-    const html = message.replace(/\u0001(\d+)\u0002/g, (_: string, i: string) => `<${tag}>${escapeHtml(String(values[names[Number(i)]!] ?? ''))}</${tag}>`);
+    const html = message.replace(/\u0001(\d+)\u0002/g, (_: string, i: string) => `<${tag}>${escapeHtml(valueText(t, values[names[Number(i)]!]))}</${tag}>`);
     return new nunjucks.runtime.SafeString(html);
   };
+}
+
+function valueText(t: Translate, value: unknown): string {
+  if (isPageText(value)) return t(value);
+  return value == null ? '' : String(value);
 }
 
 function escapeHtml(value: string): string {

@@ -72,10 +72,11 @@ export class MessageCatalogs {
       const key = isPageText(keyOrText) ? keyOrText.key : String(keyOrText ?? '');
       const values = isPageText(keyOrText) ? (keyOrText.values ?? givenValues) : givenValues;
       let message = lookup(key);
-      if (message === undefined && typeof values?.count === 'number') {
+      const count = typeof values?.count === 'string' && /^\d{1,15}$/.test(values.count) ? Number(values.count) : values?.count;
+      if (message === undefined && typeof count === 'number' && Number.isFinite(count)) {
         // Plural forms: `<key>.one`, `<key>.other`, ... by the language's CLDR rules.
         plurals ??= new Intl.PluralRules(own ? locale : DEFAULT_LOCALE);
-        message = lookup(`${key}.${plurals.select(values.count)}`) ?? lookup(`${key}.other`);
+        message = lookup(`${key}.${plurals.select(count)}`) ?? lookup(`${key}.other`);
       }
       message ??= key;
       if (!values) return message;

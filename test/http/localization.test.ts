@@ -227,6 +227,8 @@ describe('translating', () => {
     assert.equal(en(text('mfa.notice.recovery_codes_left', { count: 9 })), 'You have 9 recovery codes left. Each one works once.');
     assert.equal(de(text('mfa.notice.recovery_codes_left', { count: 1 })), 'Sie haben noch 1 Wiederherstellungscode. Jeder Code funktioniert nur einmal.');
     assert.equal(de(text('mfa.notice.recovery_codes_left', { count: 0 })), 'Sie haben noch 0 Wiederherstellungscodes. Jeder Code funktioniert nur einmal.');
+    assert.equal(de('mfa.challenge.remember', { count: '1' }), 'Auf diesem Gerät 1 Tag lang nicht mehr fragen', 'a count given as digits');
+    assert.equal(en('mfa.challenge.remember', { count: 'many' }), 'mfa.challenge.remember', 'no number, no plural form');
   });
 
   test('values are inserted once: braces in a value stay as they are', () => {
