@@ -6,7 +6,7 @@ import { addCspSources } from './security-headers.ts';
 import { sendPage } from './send-page.ts';
 import { text, type PageText } from '../i18n/page-text.ts';
 
-export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { action: string; fields: Record<string, string>; heading: PageText; status?: number }): void {
+export function sendFormPost(ctx: Context, renderer: PageRenderer, post: { action: string; fields: Record<string, string>; heading: PageText | string; status?: number }): void {
   addCspSources(ctx, 'script-src', "'self'");
   sendPage(ctx, renderer, 'form-post', {
     action: post.action,
@@ -51,7 +51,7 @@ export function localizedProviderFormPost(renderer: PageRenderer) {
 }
 
 /** Sends the browser on: a redirect, or a self-submitting POST of `form` to `location`. */
-export function sendOnward(ctx: Context, renderer: PageRenderer, onward: { location: string; form?: Record<string, string> }, heading: PageText): void {
+export function sendOnward(ctx: Context, renderer: PageRenderer, onward: { location: string; form?: Record<string, string> }, heading: PageText | string): void {
   if (onward.form) return sendFormPost(ctx, renderer, { action: onward.location, fields: onward.form, heading });
   ctx.status = 303;
   ctx.redirect(onward.location);
