@@ -54,7 +54,6 @@ function readCatalogs(dir = LOCALES_DIR): Map<string, Map<string, string>> {
   return out;
 }
 
-
 function filesUnder(dir: string, ext: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
