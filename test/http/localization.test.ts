@@ -6,6 +6,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { LOCALES_DIR, MessageCatalogs, parseAcceptLanguage } from '../../src/i18n/messages.ts';
@@ -20,6 +23,7 @@ import { FAILURE_MESSAGES, waitText } from '../../src/login/login-kit.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { providerFormPost } from '../../src/http/form-post.ts';
+import { sendTooMany } from '../../src/limits/limit-requests.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 
@@ -354,6 +358,30 @@ describe('rendered pages', () => {
     assert.match(page(30, 'en'), /for 30 days</);
     assert.match(page(1, 'de'), /1 Tag lang/);
     assert.match(page(30, 'de'), /30 Tage lang/);
+  });
+});
+
+describe('the rate-limit page', () => {
+  test('429 in the browser\'s language with Retry-After; JSON callers get English JSON', async () => {
+    const renderer = new PageRenderer({ title: 'T' });
+    const app = new Koa();
+    app.use((ctx) => sendTooMany(ctx, renderer, { allowed: false, retryAfterSeconds: 7, firstRefusal: true }));
+    const server = http.createServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback/x`;
+      const page = await fetch(base, { headers: { accept: 'text/html', 'accept-language': 'de' } });
+      assert.equal(page.status, 429);
+      assert.equal(page.headers.get('retry-after'), '7');
+      assert.equal(page.headers.get('content-language'), 'de');
+      const html = await page.text();
+      assert.match(html, /<html lang="de">/);
+      assert.match(html, /Zu viele Anfragen\. Warten Sie einen Moment und versuchen Sie es erneut\./);
+      const json = await fetch(base, { headers: { accept: 'application/json', 'accept-language': 'de' } });
+      assert.deepEqual(await json.json(), { error: 'too_many_requests', error_description: 'Too many requests. Wait a moment and try again.' });
+    } finally {
+      server.close();
+    }
   });
 });
 
