@@ -321,6 +321,48 @@ describe('rendered pages', () => {
     assert.ok(checked > 30, `checked ${checked} English phrases`);
   });
 
+  test('every page this part owns, rendered in German with everything shown, has no English phrase of the catalogs', () => {
+    const client = { id: 'wiki', name: 'Wiki', policyUri: 'https://wiki.example/p', tosUri: 'https://wiki.example/t' };
+    const common = { client, csrfToken: 't', cancelAction: '/a', uid: 'u' };
+    const pages: [string, Record<string, unknown>][] = [
+      ['login', loginContext],
+      ['login', { ...loginContext, passwordConnectors: [], redirectConnectors: [] }],
+      ['consent', { ...common, user: { username: 'alice', name: 'Alice' }, scopes: ['openid', 'profile', 'email', 'groups', 'offline_access'].map((name) => ({ name, description: text(`consent.scope.${name}`) })), claims: ['groups'], resources: [{ id: 'https://api', scopes: ['read'] }] }],
+      ['device-input', { formHtml: '', error: text('device.error.wrong_code'), userCode: '' }],
+      ['device-confirm', { formHtml: '', client, userCode: 'BCDF-GHJK', deviceInfo: { ip: '203.0.113.7', userAgent: 'tv' } }],
+      ['device-success', { clientName: 'TV' }],
+      ['device-success', {}],
+      ['error', { title: text('errors.title.request'), message: text('errors.invalid_session'), code: 'invalid_session', requestId: 'r', backUrl: '/', description: 'x' }],
+      ['form-post', { action: 'https://rp/cb', fields: [{ name: 'code', value: 'c' }], heading: text('common.one_moment') }],
+      ['link-account', { ...common, provider: 'GitHub', email: 'a***@example.org', error: text('link.error.other_account'), passwordMethods: [{ id: 'l', name: 'Local' }, { id: 'd', name: 'Directory' }], redirectMethods: [{ id: 'g', name: 'Google' }] }],
+      ['link-account', { ...common, provider: 'GitHub', passwordMethods: [], redirectMethods: [] }],
+      ['logout', { formHtml: '', clientName: 'Wiki' }],
+      ['logout', { formHtml: '' }],
+      ['logout-success', { clientName: 'Wiki' }],
+      ['logout-success', {}],
+      ['mfa-challenge', { ...common, error: text('mfa.error.code_wrong'), passkey: { action: '/p', optionsUrl: '/o' }, totp: true, rememberDays: 30, recoveryCodes: true }],
+      ['mfa-enrol', { ...common, error: text('mfa.error.enrol_expired'), passkey: { action: '/p', optionsUrl: '/o' }, secret: 'S', qrSvg: '' }],
+      ['mfa-enrol', { ...common, adding: true, passkey: { action: '/p', optionsUrl: '/o' }, secret: 'S', qrSvg: '' }],
+      ['mfa-notice', { ...common, recoveryCodes: ['a', 'b'], notice: text('mfa.notice.recovery_codes_left', { count: 2 }) }],
+      ['mfa-notice', { ...common, notice: text('mfa.notice.last_recovery_code') }],
+    ];
+    const en = catalogs.translator('en');
+    const bare = (message: string) => message.replace(/\{\w+\}/g, ' ').replace(/\s+/g, ' ').trim();
+    // English phrases (the parts between placeholders) that are not also German.
+    const phrases = new Set<string>();
+    for (const key of catalogs.keys('en')) {
+      const german = bare(de(key));
+      for (const part of bare(en(key)).split(/ (?=[A-Z])|[.:?!] /).map((p) => p.trim()).filter((p) => p.length > 3 && p.includes(' ') && !german.includes(p))) phrases.add(part);
+    }
+    assert.ok(phrases.size > 200, `English phrases to look for: ${phrases.size}`);
+    for (const [name, context] of pages) {
+      const html = renderer.render(name, { ...context, lang: 'de', t: de });
+      assert.match(html, /<html lang="de">/, name);
+      const words = visibleText(html) + ' ' + [...html.matchAll(/(?:placeholder|data-message-[a-z-]+)="([^"]*)"/g)].map((m) => m[1]).join(' ');
+      for (const phrase of phrases) assert.ok(!words.includes(phrase), `${name}: English "${phrase}" on the German page`);
+    }
+  });
+
   test('Create account and Forgot password? links appear only when their URLs are given', () => {
     const html = renderer.render('login', loginContext);
     assert.match(html, /<a href="\/register" id="create-account">Create account<\/a>/);
