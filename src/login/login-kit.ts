@@ -42,10 +42,20 @@ export interface LoginDependencies {
   mfa: MfaServices;
 }
 
-const FAILURE_REASONS: readonly FailureReason[] = ['invalid_credentials', 'account_disabled', 'account_locked', 'account_expired', 'password_expired', 'password_change_required', 'not_permitted', 'user_gone', 'reauth_needed', 'access_denied', 'upstream_error'];
-
 /** What the person is told for each failure (`login.failure.<reason>`); details go to the log and the audit trail. */
-export const FAILURE_MESSAGES = Object.fromEntries(FAILURE_REASONS.map((reason) => [reason, text(`login.failure.${reason}`)])) as Record<FailureReason, PageText>;
+export const FAILURE_MESSAGES: Record<FailureReason, PageText> = {
+  invalid_credentials: text('login.failure.invalid_credentials'),
+  account_disabled: text('login.failure.account_disabled'),
+  account_locked: text('login.failure.account_locked'),
+  account_expired: text('login.failure.account_expired'),
+  password_expired: text('login.failure.password_expired'),
+  password_change_required: text('login.failure.password_change_required'),
+  not_permitted: text('login.failure.not_permitted'),
+  user_gone: text('login.failure.user_gone'),
+  reauth_needed: text('login.failure.reauth_needed'),
+  access_denied: text('login.failure.access_denied'),
+  upstream_error: text('login.failure.upstream_error'),
+};
 
 export const unavailable = (name: string) => text('login.error.unavailable', { connector: name });
 
