@@ -1,12 +1,17 @@
 // One error hierarchy for the whole broker. `code` is stable (pages and APIs key on it),
 // `status` is the HTTP status, `expose` says whether `message` may be shown to a person.
-// Details that must not reach a page go into `detail` and are only logged.
+// Details that must not reach a page go into `detail` and are only logged. `text` is the page's
+// wording as a catalog key (the page shows it in the person's language; `message` stays English
+// for logs and API callers).
+import type { PageText } from './i18n/page-text.ts';
 
 export interface KeybridgeErrorOptions {
   status?: number;
   expose?: boolean;
   detail?: Record<string, unknown>;
   cause?: unknown;
+  /** The exposed message as a catalog key and values, for pages. */
+  text?: PageText;
 }
 
 export class KeybridgeError extends Error {
@@ -14,6 +19,7 @@ export class KeybridgeError extends Error {
   readonly status: number;
   readonly expose: boolean;
   readonly detail: Record<string, unknown> | undefined;
+  readonly text: PageText | undefined;
 
   constructor(code: string, message: string, options: KeybridgeErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -22,6 +28,7 @@ export class KeybridgeError extends Error {
     this.status = options.status ?? 500;
     this.expose = options.expose ?? false;
     this.detail = options.detail;
+    this.text = options.text;
   }
 }
 
@@ -64,7 +71,9 @@ export class InvalidInput extends KeybridgeError {
 
 /** A form arrived without a valid anti-CSRF token, or an interaction expired. */
 export class InvalidSession extends KeybridgeError {
-  constructor(message = 'Your sign-in session expired or the form was tampered with. Start again from the application.', options: KeybridgeErrorOptions = {}) {
-    super('invalid_session', message, { status: 400, expose: true, ...options });
+  static readonly DEFAULT = 'Your sign-in session expired or the form was tampered with. Start again from the application.';
+
+  constructor(message = InvalidSession.DEFAULT, options: KeybridgeErrorOptions = {}) {
+    super('invalid_session', message, { status: 400, expose: true, text: message === InvalidSession.DEFAULT ? { key: 'errors.invalid_session' } : undefined, ...options });
   }
 }

@@ -74,7 +74,7 @@ export async function followUpstreamProfile(store: Store, user: User, identity: 
   return (await store.users.update(user.id, patch)) ?? user;
 }
 
-const userGone = () => new KeybridgeError('user_gone', 'This account no longer exists.', { status: 401, expose: true });
+const userGone = () => new KeybridgeError('user_gone', 'This account no longer exists.', { status: 401, expose: true, text: { key: 'login.failure.user_gone' } });
 
 export type FirstLoginPolicy = 'create' | 'link-verified-email' | 'confirm';
 

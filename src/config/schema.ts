@@ -327,6 +327,8 @@ export const configSchema = z
         title: z.string().min(1).max(100).default('Keybridge'),
         /** A folder with templates/ and assets/ overriding the built-in pages. */
         themeDir: z.string().min(1).optional(),
+        /** The pages' language when neither ui_locales nor Accept-Language names one with a catalog. */
+        defaultLocale: z.string().regex(/^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8}){0,4}$/, 'must be a language tag such as "de" or "pt-BR"').optional(),
       })
       .prefault({}),
   })

@@ -10,16 +10,20 @@ import type { PageRenderer } from './page-renderer.ts';
 import { sendPage } from './send-page.ts';
 import { toProblem } from '../admin-api/problem.ts';
 import { API_PREFIX } from '../admin-api/openapi-document.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 
 const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
 const UNAVAILABLE = 'The service is temporarily unavailable. Try again in a moment.';
 
-/** What the error page shows: the message only for client errors; a generic one for ours. */
-export function errorPageContext(status: number, message: string | undefined, code: string | undefined, requestId?: string): Record<string, unknown> {
-  if (status === 503) return { title: 'Temporarily unavailable', message: UNAVAILABLE, code, requestId };
+/**
+ * What the error page shows: the message only for client errors; a generic one for ours. A
+ * message is a catalog text (translated on the page) or words of an exposed error without one.
+ */
+export function errorPageContext(status: number, message: PageText | string | undefined, code: string | undefined, requestId?: string): Record<string, unknown> {
+  if (status === 503) return { title: text('errors.title.unavailable'), message: text('errors.unavailable'), code, requestId };
   return {
-    title: status >= 500 ? 'Something went wrong' : 'This request cannot be completed',
-    message: status >= 500 || !message ? GENERIC_FAILURE : message,
+    title: text(status >= 500 ? 'errors.title.server' : 'errors.title.request'),
+    message: status >= 500 || !message ? text('errors.generic') : message,
     code,
     requestId,
   };
@@ -32,6 +36,29 @@ const API_PATHS = new Set(['/token', '/token/introspection', '/token/revocation'
 export function wantsJson(ctx: Context): boolean {
   return API_PATHS.has(ctx.path) ? ctx.accepts('json', 'html') === 'json' : ctx.accepts('html', 'json') === 'json';
 }
+
+/**
+ * What no route answered: a 404 page, and 405 (with Allow) for a method nothing here implements
+ * (koa-router says 501, a 5xx that scanners would turn into server-error alerts, though it is the
+ * client's mistake). A browser gets the error page in its language; anything else plain text.
+ */
+export function unhandledRequests(renderer: PageRenderer) {
+  return async function answerUnhandled(ctx: Context, next: Next) {
+    await next();
+    if (ctx.status === 501) {
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD, POST, OPTIONS');
+      if (wantsPage(ctx)) return sendPage(ctx, renderer, 'error', errorPageContext(405, text('errors.method_not_allowed'), 'method_not_allowed'), 405);
+      ctx.type = 'text/plain';
+      ctx.body = 'method not allowed';
+    } else if (ctx.status === 404 && ctx.body == null && wantsPage(ctx)) {
+      sendPage(ctx, renderer, 'error', { ...errorPageContext(404, text('errors.not_found'), 'not_found'), title: text('errors.title.not_found') }, 404);
+    }
+  };
+}
+
+/** A browser navigating (it names text/html); `*\/*` callers (curl, scanners) keep plain text. */
+const wantsPage = (ctx: Context) => ctx.method !== 'HEAD' && /\btext\/html\b/i.test(ctx.get('accept')) && ctx.accepts('html', 'json') === 'html';
 
 export function errorPages(renderer: PageRenderer, logger: Logger) {
   return async function handleErrors(ctx: Context, next: Next) {
@@ -60,7 +87,7 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
         ctx.status = status;
         ctx.body = { error: code, error_description: message, request_id: requestId };
       } else {
-        sendPage(ctx, renderer, 'error', errorPageContext(status, message, code, requestId), status);
+        sendPage(ctx, renderer, 'error', errorPageContext(status, known && err.expose ? (err.text ?? err.message) : undefined, code, requestId), status);
       }
     } finally {
       // The one place every 503 (ours and oidc-provider's) gets its Retry-After.

@@ -11,6 +11,7 @@ import querystring from 'node:querystring';
 import type { Context, Next } from 'koa';
 import { KeybridgeError } from '../errors.ts';
 import { API_PREFIX } from '../admin-api/openapi-document.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 
 /** oidc-provider's own body parser refuses more than 56 KiB; ours answers 413 at the same size. */
 export const PROVIDER_BODY_LIMIT = 56 * 1024;
@@ -32,9 +33,19 @@ const unescapeBuffer = (querystring as unknown as { unescapeBuffer(s: string): B
 
 /** Input refused at the edge: `invalid_request`, shown as is (it names no value). */
 export class RejectedInput extends KeybridgeError {
-  constructor(message: string, status = 400) {
-    super('invalid_request', message, { status, expose: true });
+  constructor(message: string, status = 400, pageText?: PageText) {
+    super('invalid_request', message, { status, expose: true, text: pageText });
   }
+}
+
+type TextProblem = 'nul' | 'utf8';
+const PROBLEM_WORDS: Record<TextProblem, string> = { nul: 'must not contain NUL characters', utf8: 'must be valid UTF-8' };
+/** The part of the request at fault, and its catalog key (`errors.input.part.<key>`). */
+const PARTS = { address: 'address', 'query string': 'query', form: 'form', 'request body': 'body', 'client credentials': 'credentials' } as const;
+type Part = keyof typeof PARTS;
+
+function rejected(what: Part, problem: TextProblem): RejectedInput {
+  return new RejectedInput(`The ${what} ${PROBLEM_WORDS[problem]}.`, 400, text(`errors.input.${problem}`, { what: text(`errors.input.part.${PARTS[what]}`) }));
 }
 
 function bodyLimit(path: string): number {
@@ -43,27 +54,27 @@ function bodyLimit(path: string): number {
 }
 
 /** Why these bytes are not acceptable text, or null when they are. */
-function textProblem(bytes: Uint8Array): string | null {
-  if (bytes.includes(0)) return 'must not contain NUL characters';
+function textProblem(bytes: Uint8Array): TextProblem | null {
+  if (bytes.includes(0)) return 'nul';
   try {
     utf8.decode(bytes);
   } catch {
-    return 'must be valid UTF-8';
+    return 'utf8';
   }
   return null;
 }
 
 /** Checks URL-encoded text (a path, a query string, a form body) after percent-decoding. */
-function checkEncoded(raw: string, what: string): void {
+function checkEncoded(raw: string, what: Part): void {
   if (!raw) return;
   const problem = textProblem(unescapeBuffer(raw));
-  if (problem) throw new RejectedInput(`The ${what} ${problem}.`);
+  if (problem) throw rejected(what, problem);
 }
 
 /** Raw bytes always; a NUL written as a JSON escape too, unless `escapes` is false (see below). */
 function checkJson(body: Buffer, escapes: boolean): void {
   const problem = textProblem(body);
-  if (problem) throw new RejectedInput(`The request body ${problem}.`);
+  if (problem) throw rejected('request body', problem);
   if (!escapes) return;
   let parsed: unknown;
   try {
@@ -74,10 +85,10 @@ function checkJson(body: Buffer, escapes: boolean): void {
   const stack: unknown[] = [parsed];
   while (stack.length) {
     const v = stack.pop();
-    if (typeof v === 'string' && v.includes('\0')) throw new RejectedInput('The request body must not contain NUL characters.');
+    if (typeof v === 'string' && v.includes('\0')) throw rejected('request body', 'nul');
     if (v && typeof v === 'object') {
       for (const [k, item] of Object.entries(v)) {
-        if (k.includes('\0')) throw new RejectedInput('The request body must not contain NUL characters.');
+        if (k.includes('\0')) throw rejected('request body', 'nul');
         stack.push(item);
       }
     }
@@ -90,13 +101,13 @@ function checkBasicAuth(header: string): void {
   if (!m) return;
   const decoded = Buffer.from(m[1], 'base64');
   const problem = textProblem(decoded) ?? textProblem(unescapeBuffer(decoded.toString('latin1')));
-  if (problem) throw new RejectedInput(`The client credentials ${problem}.`);
+  if (problem) throw rejected('client credentials', problem);
 }
 
 /** 413, and the connection is not reused: the rest of the body is never read. */
 function tooLarge(ctx: Context): RejectedInput {
   ctx.set('Connection', 'close');
-  return new RejectedInput('The request body is too large.', 413);
+  return new RejectedInput('The request body is too large.', 413, text('errors.input.too_large'));
 }
 
 async function readBody(ctx: Context, limit: number): Promise<Buffer> {

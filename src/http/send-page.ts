@@ -14,7 +14,7 @@ declare module 'koa' {
 /** Renders a template as the HTML response, with the page security headers. */
 export function sendPage(ctx: Context, renderer: PageRenderer, name: string, context: Record<string, unknown>, status = 200): void {
   const locale = pageLocale(ctx, renderer);
-  const body = renderer.render(name, { lang: locale, t: renderer.catalogs.translator(locale), ...context });
+  const body = renderer.render(name, { ...context, lang: locale, t: renderer.catalogs.translator(locale) });
   // A client's logo lives on the client's own origin; img-src 'self' would block it.
   const logoOrigin = httpOrigin((context.client as { logoUri?: unknown } | undefined)?.logoUri);
   if (logoOrigin) addCspSources(ctx, 'img-src', logoOrigin);

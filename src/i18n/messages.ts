@@ -6,20 +6,32 @@
 // to the key itself, so a half-translated language still renders every page.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { isPageText, type PageText } from './page-text.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const LOCALES_DIR = path.join(REPO_ROOT, 'locales');
 export const DEFAULT_LOCALE = 'en';
 
-export type Translate = (key: string, values?: Record<string, unknown>) => string;
+/**
+ * A message in one language. `key` is a catalog key, or a PageText carrying its key and values.
+ * A string that is no key comes back as it is (a page given ready-made text still renders).
+ */
+export type Translate = (key: string | PageText, values?: Record<string, unknown>) => string;
 
 export class MessageCatalogs {
   readonly #catalogs = new Map<string, Map<string, string>>();
   /** The languages with a catalog, English first. */
   readonly locales: readonly string[];
 
-  /** @param dirs folders holding `<lang>/<area>.json`, earlier ones overriding later ones */
-  constructor(dirs: readonly string[] = [LOCALES_DIR]) {
+  /** The language used when neither ui_locales nor Accept-Language names one we have. */
+  readonly defaultLocale: string;
+
+  /**
+   * @param dirs folders holding `<lang>/<area>.json`, earlier ones overriding later ones
+   * @param options.defaultLocale the fallback language of negotiation (default English); it
+   *   must have a catalog. Messages missing in any language still fall back to English.
+   */
+  constructor(dirs: readonly string[] = [LOCALES_DIR], options: { defaultLocale?: string } = {}) {
     for (const dir of [...dirs].reverse()) {
       for (const lang of listDirs(dir)) {
         if (!LANGUAGE_TAG.test(lang)) continue;
@@ -37,6 +49,9 @@ export class MessageCatalogs {
     }
     if (!this.#catalogs.has(DEFAULT_LOCALE)) this.#catalogs.set(DEFAULT_LOCALE, new Map());
     this.locales = [DEFAULT_LOCALE, ...[...this.#catalogs.keys()].filter((l) => l !== DEFAULT_LOCALE).sort()];
+    const wanted = options.defaultLocale?.toLowerCase() ?? DEFAULT_LOCALE;
+    if (!this.#catalogs.has(wanted)) throw new Error(`ui.defaultLocale: there is no catalog for "${options.defaultLocale}" (have: ${this.locales.join(', ')})`);
+    this.defaultLocale = wanted;
   }
 
   has(locale: string, key: string): boolean {
@@ -51,10 +66,26 @@ export class MessageCatalogs {
   translator(locale: string): Translate {
     const own = this.#catalogs.get(locale);
     const fallback = this.#catalogs.get(DEFAULT_LOCALE)!;
-    return (key, values) => {
-      const text = own?.get(key) ?? fallback.get(key) ?? key;
-      return values ? fill(text, values) : text;
+    const lookup = (key: string) => own?.get(key) ?? fallback.get(key);
+    let plurals: Intl.PluralRules | undefined;
+    const translate: Translate = (keyOrText, givenValues) => {
+      const key = isPageText(keyOrText) ? keyOrText.key : String(keyOrText ?? '');
+      const values = isPageText(keyOrText) ? (keyOrText.values ?? givenValues) : givenValues;
+      let message = lookup(key);
+      const count = typeof values?.count === 'string' && /^\d{1,15}$/.test(values.count) ? Number(values.count) : values?.count;
+      if (message === undefined && typeof count === 'number' && Number.isFinite(count)) {
+        // Plural forms: `<key>.one`, `<key>.other`, ... by the language's CLDR rules.
+        plurals ??= new Intl.PluralRules(own ? locale : DEFAULT_LOCALE);
+        message = lookup(`${key}.${plurals.select(count)}`) ?? lookup(`${key}.other`);
+      }
+      message ??= key;
+      if (!values) return message;
+      // Values that are texts themselves ("in {wait}") are translated in the same language.
+      const filled: Record<string, unknown> = {};
+      for (const [name, value] of Object.entries(values)) filled[name] = isPageText(value) ? translate(value) : value;
+      return fill(message, filled);
     };
+    return translate;
   }
 
   /**
@@ -75,7 +106,7 @@ export class MessageCatalogs {
         if (found) return found;
       }
     }
-    return DEFAULT_LOCALE;
+    return this.defaultLocale;
   }
 
   #match(tag: string): string | null {

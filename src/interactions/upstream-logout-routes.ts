@@ -19,6 +19,8 @@ import { sendOnward } from '../http/form-post.ts';
 import { readForm } from '../http/read-form.ts';
 import { endSessions } from '../oidc/end-sessions.ts';
 import { KeybridgeError } from '../errors.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
+import { english } from '../i18n/english.ts';
 
 export interface UpstreamLogoutDependencies {
   provider: Provider;
@@ -53,6 +55,8 @@ const END_SESSION_CONFIRM = '/session/end/confirm';
 export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router: Router; onSignOut: (ctx: Context, next: Next) => Promise<void> } {
   const { store, logger, renderer } = deps;
   const router = new Router();
+  /** An error whose message the page shows, translated. */
+  const shown = (code: string, message: PageText, status: number) => new KeybridgeError(code, english(message), { status, expose: true, text: message });
 
   const logoutOf = (connectorId: string): { name: string; logout: UpstreamLogout } | null => {
     const registered = deps.registry().get(connectorId);
@@ -60,12 +64,12 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
     return { name: registered.name, logout: registered.connector.logout };
   };
 
-  const send = (ctx: Context, onward: { location: string; form?: Record<string, string> }, name: string) => sendOnward(ctx, renderer, onward, `Continuing to ${name}`);
+  const send = (ctx: Context, onward: { location: string; form?: Record<string, string> }, name: string) => sendOnward(ctx, renderer, onward, text('login.continuing_to', { connector: name }));
 
   router.get('/connectors/:connector/metadata', (ctx) => {
     const registered = deps.registry().get(ctx.params.connector);
     if (registered?.connector.kind !== 'redirect' || !registered.connector.metadata) {
-      throw new KeybridgeError('not_found', 'There is no such connector metadata.', { status: 404, expose: true });
+      throw shown('not_found', text('logout.error.no_metadata'), 404);
     }
     const urls = connectorUrls(deps.issuer, registered.id);
     const doc = registered.connector.metadata({ callbackUrl: urls.callback, logoutUrl: urls.logout });
@@ -77,20 +81,20 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
   const receive = async (ctx: Context) => {
     const connectorId = ctx.params.connector;
     const upstream = logoutOf(connectorId);
-    if (!upstream) throw new KeybridgeError('not_found', 'This sign-in provider does not take part in single logout.', { status: 404, expose: true });
+    if (!upstream) throw shown('not_found', text('logout.error.no_single_logout'), 404);
     const params = ctx.method === 'POST' ? await readForm(ctx, 512 * 1024) : Object.fromEntries(new URLSearchParams(ctx.querystring));
     let message: LogoutMessage;
     try {
       message = await upstream.logout.receive({ returnUrl: connectorUrls(deps.issuer, connectorId).logout, method: ctx.method === 'POST' ? 'POST' : 'GET', params, query: ctx.querystring });
     } catch (err) {
       logger.error({ err, connector: connectorId }, 'upstream logout message could not be processed');
-      throw new KeybridgeError('upstream_unavailable', `${upstream.name} is unavailable right now. Try again later.`, { status: 503, expose: true });
+      throw shown('upstream_unavailable', text('logout.error.upstream_unavailable', { connector: upstream.name }), 503);
     }
 
     if (message.kind === 'invalid') {
       logger.warn({ connector: connectorId, detail: message.detail }, 'upstream logout message rejected');
       await store.audit.record({ type: 'logout.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: message.detail.replace(/\s+/g, ' ').slice(0, 200) } });
-      throw new KeybridgeError('invalid_logout', `This logout message from ${upstream.name} is not valid.`, { status: 400, expose: true });
+      throw shown('invalid_logout', text('logout.error.invalid_message', { connector: upstream.name }), 400);
     }
 
     if (message.kind === 'response') {
@@ -98,7 +102,7 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
       const pending = key ? ((await deps.records.find(key)) as unknown as (PendingLogout & { consumed?: number }) | undefined) : undefined;
       if (!key || !pending || pending.consumed || pending.connectorId !== connectorId || !(await deps.records.claim(key))) {
         await store.audit.record({ type: 'logout.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: 'unknown_or_replayed_state' } });
-        throw new KeybridgeError('invalid_logout', 'This logout answer is unknown, expired or was already used.', { status: 400, expose: true });
+        throw shown('invalid_logout', text('logout.error.unknown_answer'), 400);
       }
       await store.audit.record({ type: 'logout.upstream', outcome: message.ok ? 'success' : 'failure', userId: pending.userId, connectorId, ip: ctx.ip, details: message.ok ? {} : { detail: message.detail } });
       ctx.status = 303;
@@ -121,7 +125,7 @@ export function upstreamLogoutRoutes(deps: UpstreamLogoutDependencies): { router
       answer = await message.respond(true);
     } catch (err) {
       logger.error({ err, connector: connectorId }, 'upstream logout answer could not be built');
-      throw new KeybridgeError('upstream_unavailable', 'You have been signed out, but the sign-in provider could not be told.', { status: 500, expose: true });
+      throw shown('upstream_unavailable', text('logout.error.upstream_not_told'), 500);
     }
     send(ctx, answer, upstream.name);
   };

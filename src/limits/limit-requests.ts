@@ -8,6 +8,7 @@ import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
 import type { IpBudget, RateLimits, Verdict } from './rate-limits.ts';
+import { text } from '../i18n/page-text.ts';
 
 const TOKEN_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/device/auth']);
 
@@ -27,7 +28,7 @@ export function sendTooMany(ctx: Context, renderer: PageRenderer, verdict: Verdi
   // API endpoints answer JSON; pages a browser is sent to (device code entry, callbacks, SAML) answer a page.
   const api = TOKEN_PATHS.has(ctx.path) || ctx.accepts('html', 'json') === 'json';
   if (!api) {
-    sendPage(ctx, renderer, 'error', errorPageContext(429, message, 'too_many_requests'), 429);
+    sendPage(ctx, renderer, 'error', errorPageContext(429, message === TOO_MANY ? text('errors.too_many_requests') : message, 'too_many_requests'), 429);
     return;
   }
   ctx.status = 429;

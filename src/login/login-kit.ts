@@ -19,6 +19,7 @@ import { sendPage } from '../http/send-page.ts';
 import { addCspSources } from '../http/security-headers.ts';
 import { readForm } from '../http/read-form.ts';
 import { InvalidSession, KeybridgeError } from '../errors.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 
 export interface LoginDependencies {
   provider: Provider;
@@ -44,25 +45,28 @@ export interface LoginDependencies {
   passwordPolicy: PasswordPolicyService;
 }
 
-/** What the person is told for each failure; details go to the log and the audit trail. */
-export const FAILURE_MESSAGES: Record<FailureReason, string> = {
-  invalid_credentials: 'Invalid username or password.',
-  account_disabled: 'This account is disabled. Contact your administrator.',
-  account_locked: 'This account is locked. Try again later or contact your administrator.',
-  account_expired: 'This account has expired. Contact your administrator.',
-  password_expired: 'Your password has expired. Change it, then sign in again.',
-  password_change_required: 'You must change your password before you can sign in.',
-  not_permitted: 'You are not allowed to sign in here at this time.',
-  user_gone: 'This account no longer exists.',
-  reauth_needed: 'Please sign in again.',
-  access_denied: 'Sign-in was cancelled.',
-  upstream_error: 'The sign-in provider returned an error. Try again or choose another way to sign in.',
+/** What the person is told for each failure (`login.failure.<reason>`); details go to the log and the audit trail. */
+export const FAILURE_MESSAGES: Record<FailureReason, PageText> = {
+  invalid_credentials: text('login.failure.invalid_credentials'),
+  account_disabled: text('login.failure.account_disabled'),
+  account_locked: text('login.failure.account_locked'),
+  account_expired: text('login.failure.account_expired'),
+  password_expired: text('login.failure.password_expired'),
+  password_change_required: text('login.failure.password_change_required'),
+  not_permitted: text('login.failure.not_permitted'),
+  user_gone: text('login.failure.user_gone'),
+  reauth_needed: text('login.failure.reauth_needed'),
+  access_denied: text('login.failure.access_denied'),
+  upstream_error: text('login.failure.upstream_error'),
 };
 
-export const unavailable = (name: string) => `${name} is unavailable right now. Try again later or choose another way to sign in.`;
+export const unavailable = (name: string) => text('login.error.unavailable', { connector: name });
 
-/** "8 seconds", "15 minutes": how long a throttled person waits. */
-export const waitText = (seconds: number) => (seconds < 90 ? `${seconds} second${seconds === 1 ? '' : 's'}` : `${Math.ceil(seconds / 60)} minutes`);
+/** "8 seconds", "15 minutes": how long a throttled person waits (a value of another message). */
+export const waitText = (seconds: number) => (seconds < 90 ? text('common.wait.seconds', { count: seconds }) : text('common.wait.minutes', { count: Math.ceil(seconds / 60) }));
+
+/** The connectors' built-in username labels, translated; a label set in config is shown as written. */
+const USERNAME_LABELS: Record<string, string> = { Username: 'login.username', 'Username or email': 'login.username_or_email' };
 
 /** The grant's `result.keybridge` part: which connector and identity produced the login. */
 export interface LoginProvenance {
@@ -89,7 +93,10 @@ export interface SignedIn {
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 export interface LoginPageExtra {
-  error?: string;
+  /** A catalog text, or a catalog key (`t()` translates either on the page). */
+  error?: PageText | string;
+  /** Something to read above the form (not an error), likewise translated. */
+  notice?: PageText | string;
   /** A passkey was just refused: offer the button only, not the autofill (which would retry at once). */
   passkeyRefused?: boolean;
   username?: string;
@@ -119,6 +126,8 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
     try {
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       if (details.uid !== ctx.params.uid) throw new InvalidSession();
+      // The login's ui_locales choose the language of every page of this interaction.
+      if (typeof details.params.ui_locales === 'string') ctx.state.uiLocales = details.params.ui_locales;
       loaded.set(ctx, details);
       return details;
     } catch (err) {
@@ -154,11 +163,12 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
     sendPage(ctx, renderer, 'login', {
       uid,
       client: await clientView(clientId),
-      passwordConnectors: password.map((c) => ({ id: c.id, name: c.name, usernameLabel: (c.connector.kind === 'password' && c.connector.usernameLabel) || 'Username' })),
+      passwordConnectors: password.map((c) => ({ id: c.id, name: c.name, usernameLabel: usernameLabel(c.connector.kind === 'password' ? c.connector.usernameLabel : undefined) })),
       redirectConnectors: redirect.map((c) => ({ id: c.id, name: c.name })),
       selectedConnector: extra.selected ?? password[0]?.id,
       username: extra.username,
       error: extra.error,
+      notice: extra.notice,
       csrfToken: csrf.issue(uid),
       loginAction: `/interaction/${uid}/login`,
       connectorAction: `/interaction/${uid}/connector`,
@@ -184,6 +194,11 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
   }
 
   return { deps, loadInteraction, loadForm, clientView, renderLogin, finish };
+}
+
+function usernameLabel(label: string | undefined): string | PageText {
+  if (!label) return text('login.username');
+  return Object.hasOwn(USERNAME_LABELS, label) ? text(USERNAME_LABELS[label]!) : label;
 }
 
 /** The body limit of forms that carry a WebAuthn answer (up to 16 KB of JSON, form-encoded). */

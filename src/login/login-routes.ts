@@ -64,7 +64,7 @@ export function loginRoutes(deps: LoginDependencies): Router {
       return kit.renderLogin(ctx, details.uid, clientId, { username: hint });
     }
     if (details.prompt.name === 'consent') return consent.show(ctx, details);
-    throw new KeybridgeError('unsupported_prompt', 'This sign-in step is not supported.', { status: 400, expose: true, detail: { prompt: details.prompt.name } });
+    throw new KeybridgeError('unsupported_prompt', 'This sign-in step is not supported.', { status: 400, expose: true, text: { key: 'errors.unsupported_prompt' }, detail: { prompt: details.prompt.name } });
   });
 
   passwordLoginRoutes(router, kit, throttle, link);

@@ -10,6 +10,7 @@ import type { RegisteredConnector } from '../connectors/registry.ts';
 import { mfaCipher } from '../mfa/mfa-cipher.ts';
 import { TotpService } from '../mfa/totp.ts';
 import { WebauthnService, type WebauthnError } from '../mfa/webauthn.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 import { artifactChallengeStore } from '../mfa/challenge-store.ts';
 import { createMfaPolicy } from '../mfa/mfa-policy.ts';
 import { upstreamMfaProof } from '../mfa/upstream-mfa.ts';
@@ -47,14 +48,14 @@ export async function createMfaServices(options: { config: Config; store: Store;
 }
 
 /** What the person is told when a passkey or security key is refused (the detail goes to the log). */
-export const WEBAUTHN_MESSAGES: Record<WebauthnError, string> = {
-  malformed_response: 'The passkey answer could not be read. Try again.',
-  challenge_expired: 'The passkey request expired or was already used. Try again.',
-  verification_failed: 'The passkey could not be verified. Try again or use another way.',
-  unknown_credential: 'This passkey is not registered here.',
-  wrong_user: 'This passkey belongs to another account.',
-  user_verification_required: 'Your passkey must check your PIN or biometric. Try again and confirm it on the device.',
-  counter_not_increased: 'This security key was refused because it may have been copied. Contact your administrator.',
-  duplicate_credential: 'This passkey or security key is already registered.',
-  invalid_name: 'Give the passkey a name of at most 64 characters.',
+export const WEBAUTHN_MESSAGES: Record<WebauthnError, PageText> = {
+  malformed_response: text('mfa.passkey.malformed_response'),
+  challenge_expired: text('mfa.passkey.challenge_expired'),
+  verification_failed: text('mfa.passkey.verification_failed'),
+  unknown_credential: text('mfa.passkey.unknown_credential'),
+  wrong_user: text('mfa.passkey.wrong_user'),
+  user_verification_required: text('mfa.passkey.user_verification_required'),
+  counter_not_increased: text('mfa.passkey.counter_not_increased'),
+  duplicate_credential: text('mfa.passkey.duplicate_credential'),
+  invalid_name: text('mfa.passkey.invalid_name'),
 };

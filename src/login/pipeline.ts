@@ -8,6 +8,7 @@ import type { Context } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import { FAILURE_MESSAGES, type Interaction, type LoginKit, type LoginProvenance, type SignedIn } from './login-kit.ts';
 import type { RequiredAction } from '../storage/mfa-repository.ts';
+import type { PageText } from '../i18n/page-text.ts';
 
 /** Authentication context class references in our ID tokens. */
 export const ACR_SINGLE_FACTOR = 'urn:keybridge:sfa';
@@ -29,8 +30,8 @@ export interface LoginState {
   recoveryCodes?: string;
   /** The session already existed and only a second factor is asked (step-up). */
   stepUp?: boolean;
-  /** Something the person must read before the login goes on (recovery codes left). */
-  notice?: string;
+  /** Something the person must read before the login goes on (recovery codes left), translated on the page. */
+  notice?: PageText | string;
   /** Read once when the login begins: whether the user has a factor, and their required actions. */
   facts: { enrolled: boolean; actions: RequiredAction[] };
   /** The client's action (kb_action) ran in this login. */
@@ -43,7 +44,8 @@ export interface LoginStep {
   name: string;
   /** Whether this step has something for the person to do now. May settle the state (it is saved after). */
   applies(ctx: Context, state: LoginState, details: Interaction): Promise<boolean>;
-  render(ctx: Context, state: LoginState, details: Interaction, extra?: { error?: string; status?: number }): Promise<void>;
+  /** `error`: a catalog text (translated on the page), or ready-made words shown as given. */
+  render(ctx: Context, state: LoginState, details: Interaction, extra?: { error?: PageText | string; status?: number }): Promise<void>;
 }
 
 /** How long a person has between the first and the last step of a login. */

@@ -15,6 +15,7 @@ import { jwtIntrospection } from './jwt-introspection.ts';
 import { mappedClaimsByScope, type Mappers } from '../accounts/identity-mappers.ts';
 import { ADMIN_SCOPES } from '../admin-api/authenticate-admin.ts';
 import { installHashedSecrets } from './hashed-client-secrets.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 
 export interface ProviderDependencies {
   config: Config;
@@ -69,6 +70,13 @@ function claimsByScope(config: Config, mappers: readonly Mappers[] = config.conn
   return claims;
 }
 
+/** The ui_locales of the request behind an oidc-provider page (the device code's, on the device pages). */
+function uiLocalesOf(ctx: KoaContextWithOIDC): string | undefined {
+  const oidc = ctx.oidc as (KoaContextWithOIDC['oidc'] & { entities?: { DeviceCode?: { params?: Record<string, unknown> } } }) | undefined;
+  const value = oidc?.params?.ui_locales ?? oidc?.entities?.DeviceCode?.params?.ui_locales;
+  return typeof value === 'string' ? value : undefined;
+}
+
 function idTokenDefaultAlg(algorithms: readonly string[]): string {
   // OIDC Core: RS256 is the default when a client registered none; most RPs expect it.
   return algorithms.includes('RS256') ? 'RS256' : algorithms[0];
@@ -90,8 +98,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
 
   const claims = claimsByScope(config, deps.mappers);
 
-  const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) =>
+  const page = (ctx: KoaContextWithOIDC, name: string, context: Record<string, unknown>, status?: number) => {
+    // oidc-provider's own pages (errors, logout, device flow) speak the request's ui_locales.
+    ctx.state.uiLocales ??= uiLocalesOf(ctx);
     sendPage(ctx, renderer, name, context, status ?? (ctx.status && ctx.status !== 404 ? ctx.status : 200));
+  };
 
   const configuration: Configuration = {
     adapter: deps.adapter,
@@ -154,6 +165,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     // ID tokens say whether the login had a second factor (urn:keybridge:mfa) or one (sfa).
     acrValues: ACR_VALUES,
+    // The languages pages can be asked for with ui_locales: every catalog (a theme's too).
+    discovery: { ui_locales_supported: [...renderer.catalogs.locales] },
     // Application-initiated actions (src/login/step-up.ts).
     extraParams: [ACTION_PARAM],
     features: {
@@ -180,10 +193,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
         mask: '****-****',
         async userCodeInputSource(ctx, form, _out, err) {
           const failure = err as (Error & { userCode?: string }) | undefined;
-          let error: string | undefined;
-          if (failure && (failure.userCode || failure.name === 'NoCodeError')) error = 'The code you entered is incorrect. Try again.';
-          else if (failure?.name === 'AbortedError') error = 'The sign-in request was cancelled.';
-          else if (failure) error = 'There was an error processing your request.';
+          let error: PageText | undefined;
+          if (failure && (failure.userCode || failure.name === 'NoCodeError')) error = text('device.error.wrong_code');
+          else if (failure?.name === 'AbortedError') error = text('device.error.cancelled');
+          else if (failure) error = text('device.error.failed');
           page(ctx, 'device-input', { formHtml: form, error, userCode: failure?.userCode });
         },
         async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
@@ -246,7 +259,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
       // An unreachable database is logged once per outage where it is detected (database.ts).
       if (status >= 500 && !(error instanceof errors.TemporarilyUnavailable)) logger.error({ err: error }, 'provider error');
-      page(ctx, 'error', errorPageContext(status, out.error_description ?? 'The request was not valid.', out.error), status);
+      // The person reads what the error code means in their language; the protocol's own
+      // description (for the application's developer) stays below it as written.
+      const described = typeof out.error === 'string' && renderer.catalogs.has('en', `errors.oauth.${out.error}`);
+      const message = text(described ? `errors.oauth.${out.error}` : 'errors.request_invalid');
+      page(ctx, 'error', { ...errorPageContext(status, message, out.error), description: status < 500 ? out.error_description : undefined }, status);
     },
   };
 

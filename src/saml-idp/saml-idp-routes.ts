@@ -29,6 +29,7 @@ import { attributesFor, nameIdFor } from './subject-mapping.ts';
 import { nameIdFormatFor } from './name-id-policy.ts';
 import type { NameIdFormatName } from './saml-idp-config.ts';
 import { AUTHN_CONTEXT, BINDING, STATUS } from './saml-urns.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
 
 export interface SamlIdpRouteDependencies {
   provider: Provider;
@@ -152,8 +153,8 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
         return;
       }
       // errorPageContext with 400: the shared page hides 5xx messages (usually our bugs); these are news for the person.
-      const title = err.reason === 'sp_unavailable' ? 'This application is unavailable' : 'This request cannot be completed';
-      sendPage(ctx, deps.renderer, 'error', { ...errorPageContext(400, message, err.code, reference), title }, err.status);
+      const title = text(err.reason === 'sp_unavailable' ? 'errors.title.app_unavailable' : 'errors.title.request');
+      sendPage(ctx, deps.renderer, 'error', { ...errorPageContext(400, err.pageText(seen.name ?? err.sp), err.code, reference), title }, err.status);
     }
   };
 
@@ -205,14 +206,14 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
   }
 
   /** A page that makes the browser POST a SAML message (strict CSP: the form submits from a same-origin script). */
-  const sendPost = (ctx: Context, action: string, fields: Record<string, string>, heading: string) => sendFormPost(ctx, deps.renderer, { action, fields, heading });
+  const sendPost = (ctx: Context, action: string, fields: Record<string, string>, heading: PageText) => sendFormPost(ctx, deps.renderer, { action, fields, heading });
 
-  const send = (ctx: Context, out: Outgoing, heading: string) => sendOnward(ctx, deps.renderer, { location: out.url, ...(out.binding === 'post' ? { form: out.fields } : {}) }, heading);
+  const send = (ctx: Context, out: Outgoing, heading: PageText) => sendOnward(ctx, deps.renderer, { location: out.url, ...(out.binding === 'post' ? { form: out.fields } : {}) }, heading);
 
   /** A status-only Response (NoPassive, AuthnFailed, InvalidNameIDPolicy...) posted to the SP's verified ACS; `why` heads the page. */
-  function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string, why?: string): void {
+  function sendStatus(ctx: Context, sp: ServiceProvider, pending: { acsUrl: string; requestId: string | null; relayState: string | null }, status: string, subStatus?: string, why?: PageText): void {
     const SAMLResponse = outbound.statusResponse({ acsUrl: pending.acsUrl, inResponseTo: pending.requestId, status, subStatus });
-    sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, why ? `${why} Returning to ${sp.name}.` : `Returning to ${sp.name}`);
+    sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, why ? text('saml.returning_to_after', { why, sp: sp.name }) : text('saml.returning_to', { sp: sp.name }));
   }
 
   // ----------------------------------------------------------------------------------- metadata
@@ -272,7 +273,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
     if (!nameIdFormat) {
       const refusal = new SamlRejected('invalid_nameid_policy', kind, { sp: sp.entityId, requestId: request.id, detail: { format: (request.nameIdFormat ?? '').slice(0, 200) } });
       await recordRefusal(ctx, refusal);
-      return sendStatus(ctx, sp, pending, STATUS.requester, STATUS.invalidNameIdPolicy, refusal.pageMessage(sp.name));
+      return sendStatus(ctx, sp, pending, STATUS.requester, STATUS.invalidNameIdPolicy, refusal.pageText(sp.name));
     }
     // Re-authenticating without showing anything is impossible.
     if (request.isPassive && request.forceAuthn) return sendStatus(ctx, sp, pending, STATUS.responder, STATUS.noPassive);
@@ -398,7 +399,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
         ip: ctx.ip,
         details: { sp: sp.entityId, nameIdFormat, initiated: pending.requestId ? 'sp' : 'idp' },
       });
-      sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, `Signing you in to ${sp.name}`);
+      sendPost(ctx, pending.acsUrl, { SAMLResponse, ...(pending.relayState ? { RelayState: pending.relayState } : {}) }, text('saml.signing_in_to', { sp: sp.name }));
     }),
   );
 
@@ -466,9 +467,9 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       const handle = randomBytes(32).toString('base64url');
       const out = outbound.logoutRequest(sp, { nameId: next.nameId, nameIdFormat: next.nameIdFormat, sessionIndex: next.sessionIndex, relayState: handle });
       await records.upsert(sloKey(handle), { ...chain, current: { sp: sp.entityId, requestId: out.id } } as unknown as AdapterPayload, SLO_TTL);
-      return send(ctx, out, `Signing you out of ${sp.name}`);
+      return send(ctx, out, text('saml.signing_out_of', { sp: sp.name }));
     }
-    if (chain.finish) return sendOnward(ctx, deps.renderer, chain.finish, 'Continuing');
+    if (chain.finish) return sendOnward(ctx, deps.renderer, chain.finish, text('saml.continuing'));
     const initiator = chain.initiator ? await serviceProviders.find(chain.initiator.sp).catch(() => null) : null;
     if (!chain.initiator || !initiator?.slo) {
       // Nowhere to answer: the person is signed out, and told so here.
@@ -480,7 +481,7 @@ export function samlIdpRoutes(deps: SamlIdpRouteDependencies): SamlIdpRoutes {
       status: STATUS.success,
       subStatus: chain.partial ? STATUS.partialLogout : undefined,
     });
-    send(ctx, out, `Returning to ${initiator.name}`);
+    send(ctx, out, text('saml.returning_to', { sp: initiator.name }));
   }
 
   /** A LogoutResponse from an SP we sent a LogoutRequest to: check it answers ours, then go on. */

@@ -33,7 +33,8 @@ import { createRefreshCheck } from '../oidc/refresh-check.ts';
 import { PageRenderer } from '../http/page-renderer.ts';
 import { securityHeaders } from '../http/security-headers.ts';
 import { staticAssets } from '../http/static-assets.ts';
-import { errorPages } from '../http/error-pages.ts';
+import { errorPages, unhandledRequests } from '../http/error-pages.ts';
+import { localizedProviderFormPost } from '../http/form-post.ts';
 import { healthRoutes } from '../http/health-routes.ts';
 import { inputGuard } from '../http/input-guard.ts';
 import { refreshGrace } from '../storage/refresh-grace.ts';
@@ -151,7 +152,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     await ensureSigningKeys(store, config.keys.algorithms);
     const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
     const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
-    const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
+    const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title, defaultLocale: config.ui.defaultLocale });
 
     const logins = createLoginSessionLookup(store.loginSessions);
     // The claims connectors' mappers issue (config and stored connectors), and which scope
@@ -300,6 +301,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       // (Routers are middleware with a narrower context type.)
       const pages: KoaMiddleware<any, any>[] = [];
       provider.use((ctx, next) => (PROTOCOL_API_PATHS.has(ctx.path) ? next() : runChain(pages, ctx, next)));
+      pages.push(unhandledRequests(renderer));
+      pages.push(localizedProviderFormPost(renderer));
       pages.push(deviceSessionRecovery());
       pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
       pages.push(adminConsole({ config }));
@@ -310,16 +313,6 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       pages.push(upstreamLogout.onSignOut);
       pages.push(upstreamLogout.router.routes());
       const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa, passwordPolicy: createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) }) });
-      // koa-router answers a method nothing here implements (PROPFIND, TRACE...) with 501, a 5xx
-      // that scanners would turn into server-error alerts: it is the client's mistake, so 405.
-      pages.push(async (ctx, next) => {
-        await next();
-        if (ctx.status !== 501) return;
-        ctx.status = 405;
-        ctx.set('Allow', 'GET, HEAD, POST, OPTIONS');
-        ctx.type = 'text/plain';
-        ctx.body = 'method not allowed';
-      });
       pages.push(interactions.routes());
       pages.push(interactions.allowedMethods());
       if (samlIdpRoutes) pages.push(samlIdpRoutes.router.routes());

@@ -5,9 +5,10 @@
 import type Router from '@koa/router';
 import { InvalidSession } from '../../../errors.ts';
 import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
-import { CREDENTIAL_FORM_LIMIT, waitText, type LoginKit } from '../../login-kit.ts';
+import { CREDENTIAL_FORM_LIMIT, FAILURE_MESSAGES, waitText, type LoginKit } from '../../login-kit.ts';
 import type { LoginPipeline } from '../../pipeline.ts';
 import { parseCredential } from '../second-factor/second-factor-step.ts';
+import { text } from '../../../i18n/page-text.ts';
 
 /** The provenance of a passkey sign-in: no connector and no upstream identity took part. */
 export const PASSKEY_CONNECTOR = 'passkey';
@@ -30,7 +31,7 @@ export function passkeyLoginRoutes(router: Router, kit: LoginKit, pipeline: () =
     const ip = await limits.hitIp('login', ctx.ip);
     if (!ip.allowed) {
       ctx.set('Retry-After', String(ip.retryAfterSeconds));
-      return renderLogin(ctx, details.uid, clientId, { error: `Too many sign-in attempts from your network. Try again in ${waitText(ip.retryAfterSeconds)}.`, status: 429 });
+      return renderLogin(ctx, details.uid, clientId, { error: text('login.error.too_many_network', { wait: waitText(ip.retryAfterSeconds) }), status: 429 });
     }
     const result = await mfa.webauthn.verifyAuthentication(challengeKey(details.uid), parseCredential(form.credential));
     if (!result.ok) {
@@ -40,7 +41,7 @@ export function passkeyLoginRoutes(router: Router, kit: LoginKit, pipeline: () =
     const user = await store.users.findById(result.userId);
     if (!user?.enabled) {
       await store.audit.record({ type: 'login.failure', outcome: 'failure', userId: result.userId, clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { reason: user ? 'account_disabled' : 'user_gone' } });
-      return renderLogin(ctx, details.uid, clientId, { error: user ? 'This account is disabled. Contact your administrator.' : 'This account no longer exists.', passkeyRefused: true, status: 401 });
+      return renderLogin(ctx, details.uid, clientId, { error: FAILURE_MESSAGES[user ? 'account_disabled' : 'user_gone'], passkeyRefused: true, status: 401 });
     }
     await store.audit.record({ type: 'login.success', userId: user.id, clientId, connectorId: PASSKEY_CONNECTOR, ip: ctx.ip, details: { factor: 'webauthn' } });
     const login = { userId: user.id, federatedIdentityId: null, amr: result.amr, claims: {} };

@@ -6,6 +6,7 @@ import { FAILURE_MESSAGES, unavailable, type LoginKit } from '../../login-kit.ts
 import type { LinkStep } from '../link/link-step.ts';
 import type { PasswordThrottle } from './password-throttle.ts';
 import { checkPasswordAtLogin } from './password-at-login.ts';
+import { text } from '../../../i18n/page-text.ts';
 
 export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: PasswordThrottle, link: LinkStep): void {
   const { deps, loadForm, renderLogin } = kit;
@@ -17,7 +18,7 @@ export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: Pas
 
     const registered: RegisteredConnector | undefined = deps.registry().get(form.connector ?? '');
     if (!registered || registered.connector.kind !== 'password') {
-      return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+      return renderLogin(ctx, details.uid, clientId, { error: text('login.error.choose_method'), status: 400 });
     }
     const username = (form.username ?? '').trim();
     const password = form.password ?? '';
@@ -28,7 +29,7 @@ export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: Pas
       return renderLogin(ctx, details.uid, clientId, { error: throttled.error, username: username.slice(0, 256), selected: registered.id, status: 429 });
     }
     if (!valid) {
-      return renderLogin(ctx, details.uid, clientId, { error: 'Enter your username and password.', username: username.slice(0, 256), selected: registered.id, status: 400 });
+      return renderLogin(ctx, details.uid, clientId, { error: text('login.error.enter_credentials'), username: username.slice(0, 256), selected: registered.id, status: 400 });
     }
 
     let result;

@@ -4,10 +4,11 @@ import type { Context } from 'koa';
 import type { LoginResult } from '../../../connectors/contract.ts';
 import type { Verdict } from '../../../limits/rate-limits.ts';
 import { waitText, type LoginKit } from '../../login-kit.ts';
+import { text, type PageText } from '../../../i18n/page-text.ts';
 
 export interface PasswordThrottle {
   /** The refusal to show, or null to go on and check the password. */
-  check(ctx: Context, connectorId: string, login: string, clientId: string): Promise<{ error: string; verdict: Verdict } | null>;
+  check(ctx: Context, connectorId: string, login: string, clientId: string): Promise<{ error: PageText; verdict: Verdict } | null>;
   /** After the connector answered: count a wrong password, forget the failures on success. */
   record(ctx: Context, connectorId: string, login: string, clientId: string, result: LoginResult | null): Promise<void>;
 }
@@ -19,7 +20,7 @@ export function createPasswordThrottle(kit: LoginKit): PasswordThrottle {
       const ip = await limits.hitIp('login', ctx.ip);
       if (!ip.allowed) {
         if (ip.firstRefusal) await store.audit.record({ type: 'login.throttled', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { scope: 'ip', budget: 'login' } });
-        return { error: `Too many sign-in attempts from your network. Try again in ${waitText(ip.retryAfterSeconds)}.`, verdict: ip };
+        return { error: text('login.error.too_many_network', { wait: waitText(ip.retryAfterSeconds) }), verdict: ip };
       }
       if (!login) return null;
       const account = await limits.accountAttempt(connectorId, login);
@@ -27,7 +28,7 @@ export function createPasswordThrottle(kit: LoginKit): PasswordThrottle {
       if (account.firstRefusal) await store.audit.record({ type: 'account.locked', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { username: login.slice(0, 256) } });
       await store.audit.record({ type: 'login.throttled', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { scope: 'account', username: login.slice(0, 256) } });
       logger.info({ connector: connectorId, retryAfter: account.retryAfterSeconds }, 'login throttled');
-      return { error: `Too many failed sign-in attempts for this account. Try again in ${waitText(account.retryAfterSeconds)}.`, verdict: account };
+      return { error: text('login.error.too_many_account', { wait: waitText(account.retryAfterSeconds) }), verdict: account };
     },
 
     async record(ctx, connectorId, login, clientId, result) {

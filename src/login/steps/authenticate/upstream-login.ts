@@ -14,6 +14,8 @@ import { readForm } from '../../../http/read-form.ts';
 import { InvalidSession, KeybridgeError } from '../../../errors.ts';
 import { FAILURE_MESSAGES, unavailable, type LoginKit } from '../../login-kit.ts';
 import type { LinkStep, Outcome } from '../link/link-step.ts';
+import { text, type PageText } from '../../../i18n/page-text.ts';
+import { english } from '../../../i18n/english.ts';
 
 /** How long a person has to complete a redirect connector's upstream login. */
 const ATTEMPT_TTL = 600;
@@ -60,7 +62,7 @@ const auditDetail = (detail: string | undefined) => (detail ? detail.replace(/\s
 
 export interface UpstreamLogin {
   /** Starts a redirect connector's login; `purpose` says what its return means. */
-  start(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<RedirectStart | { error: string }>;
+  start(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<RedirectStart | { error: PageText }>;
   /** Sends the browser upstream: a redirect, or a self-submitting POST form (SAML HTTP-POST binding). */
   go(ctx: Context, start: RedirectStart, name: string): void;
   /** The upstream-initiated login this browser brings to an interaction of its client, used once; null when none. */
@@ -74,9 +76,9 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
   const saveAttempt = (state: string, attempt: UpstreamAttempt) => deps.upstreamAttempts.upsert(state, attempt as unknown as AdapterPayload, ATTEMPT_TTL);
   const urlsOf = (connectorId: string) => connectorUrls(deps.issuer, connectorId);
 
-  async function start(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<RedirectStart | { error: string }> {
+  async function start(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<RedirectStart | { error: PageText }> {
     const state = randomBytes(32).toString('base64url');
-    if (registered.connector.kind !== 'redirect') return { error: 'Choose a way to sign in.' };
+    if (registered.connector.kind !== 'redirect') return { error: text('login.error.choose_method') };
     let started;
     try {
       started = await registered.connector.start({ callbackUrl: urlsOf(registered.id).callback, state });
@@ -89,7 +91,7 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
     return started;
   }
 
-  const go = (ctx: Context, started: RedirectStart, name: string) => sendOnward(ctx, renderer, started, `Continuing to ${name}`);
+  const go = (ctx: Context, started: RedirectStart, name: string) => sendOnward(ctx, renderer, started, text('login.continuing_to', { connector: name }));
 
   async function takeUnsolicited(ctx: Context, clientId: string): Promise<UnsolicitedLogin | null> {
     const handle = ctx.cookies.get(UNSOLICITED_COOKIE);
@@ -119,17 +121,19 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
     } catch (err) {
       logger.error({ err, connector: connectorId }, 'connector callback failed (upstream-initiated login)');
       await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId, ip: ctx.ip, details: { stage: 'callback', unsolicited: true } });
-      throw new KeybridgeError('upstream_unavailable', unavailable(registered.name), { status: 503, expose: true });
+      const message = unavailable(registered.name);
+      throw new KeybridgeError('upstream_unavailable', english(message), { status: 503, expose: true, text: message });
     }
     if (!result.ok) {
       logger.info({ connector: connectorId, reason: result.reason, detail: result.detail }, 'upstream-initiated login refused');
       await store.audit.record({ type: 'login.failure', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: result.reason, detail: auditDetail(result.detail), unsolicited: true } });
-      const message = result.reason === 'upstream_error' ? `${registered.name} sent a sign-in response that is not valid here. Start again from the application.` : FAILURE_MESSAGES[result.reason];
-      throw new KeybridgeError('upstream_login_refused', message, { status: 401, expose: true });
+      const message = result.reason === 'upstream_error' ? text('login.error.upstream_invalid_response', { connector: registered.name }) : FAILURE_MESSAGES[result.reason];
+      throw new KeybridgeError('upstream_login_refused', english(message), { status: 401, expose: true, text: message });
     }
     if (!target) {
       logger.error({ connector: connectorId, client }, 'upstream-initiated login: the client has no initiateLoginUri');
-      throw new KeybridgeError('no_initiate_login_uri', 'Sign-in started at the identity provider is not set up for this application. Start from the application instead.', { status: 400, expose: true });
+      const message = text('login.error.no_initiate_login_uri');
+      throw new KeybridgeError('no_initiate_login_uri', english(message), { status: 400, expose: true, text: message });
     }
     const handle = randomBytes(32).toString('base64url');
     const waiting: UnsolicitedLogin = { connectorId, client, identity: { ...result.identity, connectorId, tokens: undefined } };
@@ -158,7 +162,8 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
     if (!stored || !usable) {
       logger.warn({ connector: connectorId, known: Boolean(stored) }, 'upstream callback rejected: unknown, replayed or mismatched state');
       await store.audit.record({ type: 'login.rejected', outcome: 'failure', connectorId, ip: ctx.ip, details: { reason: stored ? 'replayed_or_mismatched_state' : 'unknown_state' } });
-      throw new InvalidSession('This sign-in response is invalid, expired or was already used. Start again from the application.');
+      const message = text('login.error.response_invalid');
+      throw new InvalidSession(english(message), { text: message });
     }
     const registered = deps.registry().get(connectorId);
     let outcome: Outcome | UpstreamReturn;
@@ -197,7 +202,7 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
       const clientId = details.params.client_id as string;
       const registered = deps.registry().get(ctx.params.connector);
       if (!registered || registered.connector.kind !== 'redirect') {
-        return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+        return renderLogin(ctx, details.uid, clientId, { error: text('login.error.choose_method'), status: 400 });
       }
       const started = await start(ctx, details.uid, registered, 'login');
       if ('error' in started) return renderLogin(ctx, details.uid, clientId, { error: started.error, status: 503 });
@@ -218,7 +223,7 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
       const name = deps.registry().get(stored.connectorId)?.name ?? stored.connectorId;
       const proving = stored.purpose === 'confirm-link';
       if (outcome.kind === 'failed') {
-        const error = outcome.reason === 'upstream_error' ? `${name} returned an error. Try again or choose another way to sign in.` : FAILURE_MESSAGES[outcome.reason];
+        const error = outcome.reason === 'upstream_error' ? text('login.error.upstream_returned_error', { connector: name }) : FAILURE_MESSAGES[outcome.reason];
         if (proving) return link.renderLink(ctx, details, { error, status: 401 });
         return renderLogin(ctx, details.uid, clientId, { error, status: 401 });
       }
@@ -233,7 +238,7 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
       await deps.upstreamAttempts.upsert(taken, {} as AdapterPayload, ATTEMPT_TTL);
       if (!(await deps.upstreamAttempts.claim(taken))) throw new InvalidSession();
       const registered = deps.registry().get(stored.connectorId);
-      if (!registered) return renderLogin(ctx, details.uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+      if (!registered) return renderLogin(ctx, details.uid, clientId, { error: text('login.error.choose_method'), status: 400 });
       // A proof of ownership adds only how the broker saw it done (fed), not the upstream's own methods.
       if (proving) return link.acceptProof(ctx, details, await link.ownerOf(outcome.identity), ['fed'], stored.connectorId, 'upstream');
       return link.linkAndContinue(ctx, details, outcome.identity, registered, ['fed'], { sealed: { tokens: outcome.tokens } });

@@ -4,6 +4,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { sendPage } from '../../../http/send-page.ts';
 import { InvalidSession } from '../../../errors.ts';
+import { text } from '../../../i18n/page-text.ts';
 import type { Interaction, LoginKit } from '../../login-kit.ts';
 
 /** What the consent prompt says is still missing from the grant. */
@@ -13,13 +14,8 @@ interface ConsentDetails {
   missingResourceScopes?: Record<string, string[]>;
 }
 
-const SCOPE_DESCRIPTIONS: Record<string, string> = {
-  openid: 'Sign you in with your account',
-  profile: 'Your name and username',
-  email: 'Your email address',
-  groups: 'The groups you belong to',
-  offline_access: 'Stay connected when you are not using it',
-};
+/** Scopes with a description in the catalogs (`consent.scope.<name>`); others show their name. */
+const DESCRIBED_SCOPES = new Set(['openid', 'profile', 'email', 'groups', 'offline_access']);
 
 export interface ConsentStep {
   show(ctx: Context, details: Interaction): Promise<void>;
@@ -53,7 +49,7 @@ export function createConsentStep(kit: LoginKit): ConsentStep {
       uid: details.uid,
       client,
       user: { username: user?.username ?? '', name: user?.name ?? undefined },
-      scopes: (missing.missingOIDCScope ?? []).map((name) => ({ name, description: SCOPE_DESCRIPTIONS[name] ?? name })),
+      scopes: (missing.missingOIDCScope ?? []).map((name) => ({ name, description: DESCRIBED_SCOPES.has(name) ? text(`consent.scope.${name}`) : undefined })),
       claims: (missing.missingOIDCClaims ?? []).filter((c) => !['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss'].includes(c)),
       resources: Object.entries(missing.missingResourceScopes ?? {}).map(([id, scopes]) => ({ id, scopes })),
       csrfToken: csrf.issue(details.uid),

@@ -16,6 +16,7 @@ import type { LoginPipeline } from '../../pipeline.ts';
 import type { PasswordThrottle } from '../authenticate/password-throttle.ts';
 import type { UpstreamLogin } from '../authenticate/upstream-login.ts';
 import { checkPasswordAtLogin } from '../authenticate/password-at-login.ts';
+import { text, type PageText } from '../../../i18n/page-text.ts';
 
 export type Outcome =
   | ({ kind: 'signed-in' } & SignedIn)
@@ -43,7 +44,7 @@ const ATTEMPT_TTL = 600;
 /** Wrong passwords allowed on the link page before the pending link is dropped. */
 const MAX_LINK_FAILURES = 5;
 const pendingKey = (uid: string) => `link.${uid}`;
-const LINK_EXPIRED = { error: 'The account link expired. Sign in again.', status: 400 };
+const LINK_EXPIRED = { error: text('link.error.expired'), status: 400 };
 
 /** "a***@example.org": enough for the owner to recognize, not enough to harvest. */
 function maskEmail(email: string | null): string | null {
@@ -64,7 +65,7 @@ export interface LinkStep {
   linkAndContinue(ctx: Context, details: Interaction, identity: UpstreamIdentity, registered: RegisteredConnector, defaultAmr: string[], options?: { sealed?: { tokens?: string | null }; username?: string }): Promise<void>;
   /** What the broker keeps of an identity's upstream tokens: ciphertext, and only when the connector is configured to. */
   sealTokens(identity: UpstreamIdentity, registered: RegisteredConnector): string | null | undefined;
-  renderLink(ctx: Context, details: Interaction, extra?: { error?: string; status?: number }): Promise<void>;
+  renderLink(ctx: Context, details: Interaction, extra?: { error?: PageText; status?: number }): Promise<void>;
   /** The person proved they own the candidate account (or not): link and sign in, or say why not. */
   acceptProof(ctx: Context, details: Interaction, provedUserId: string | null, proofAmr: string[], proofConnectorId: string, by: 'password' | 'upstream'): Promise<void>;
   /** The local user an identity already belongs to; never creates or links anything. */
@@ -174,7 +175,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
     return { candidate, password, redirect };
   }
 
-  async function renderLink(ctx: Context, details: Interaction, extra: { error?: string; status?: number } = {}) {
+  async function renderLink(ctx: Context, details: Interaction, extra: { error?: PageText; status?: number } = {}) {
     const { uid } = details;
     const pending = await loadPending(uid);
     const methods = pending && (await proofMethods(pending));
@@ -206,16 +207,16 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
       await store.audit.record({ type: 'identity.link_refused', outcome: 'failure', userId: pending.candidateUserId, clientId, connectorId: pending.connectorId, ip: ctx.ip, details: { subject: pending.identity.subject, proofConnector: proofConnectorId, reason: provedUserId ? 'other_account' : 'not_signed_in' } });
       if (pending.failures >= MAX_LINK_FAILURES) {
         await dropPending(uid);
-        return renderLogin(ctx, uid, clientId, { error: 'Too many failed attempts to link the account. Start again.', status: 429 });
+        return renderLogin(ctx, uid, clientId, { error: text('link.error.too_many'), status: 429 });
       }
       await savePending(pending);
       // An upstream sign-in that is no one's, or anyone else's, is "a different account".
-      const error = provedUserId || by === 'upstream' ? 'That sign-in belongs to a different account. Sign in to the account shown here.' : 'Invalid username or password.';
+      const error = provedUserId || by === 'upstream' ? text('link.error.other_account') : FAILURE_MESSAGES.invalid_credentials;
       return renderLink(ctx, details, { error, status: 401 });
     }
     await dropPending(uid);
     const registered = deps.registry().get(pending.connectorId);
-    if (!registered) return renderLogin(ctx, uid, clientId, { error: 'Choose a way to sign in.', status: 400 });
+    if (!registered) return renderLogin(ctx, uid, clientId, { error: text('login.error.choose_method'), status: 400 });
     const linked = await linkToUser(store, pending.identity, pending.candidateUserId, { ...linkOptions(registered, pending.tokens), via: 'confirmed' });
     const amr = [...new Set([...pending.amr, ...proofAmr])];
     const outcome = withUpstreamSession(await signInOutcome(ctx, linked.user, linked.federatedIdentityId, mappedClaims(pending.identity, registered), amr, pending.connectorId, clientId), pending.identity);
@@ -233,7 +234,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
       const registered = method && deps.registry().get(method.id);
       const password = form.password ?? '';
       if (!method || !registered || registered.connector.kind !== 'password' || !password || password.length > 1024) {
-        return renderLink(ctx, details, { error: 'Enter the password of this account.', status: 400 });
+        return renderLink(ctx, details, { error: text('link.error.enter_password'), status: 400 });
       }
       const throttled = await throttle.check(ctx, registered.id, method.login, clientId);
       if (throttled) {
@@ -265,7 +266,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
       const methods = pending && (await proofMethods(pending));
       if (!pending || !methods) return renderLogin(ctx, details.uid, clientOf(details), LINK_EXPIRED);
       const registered = methods.redirect.some((m) => m.id === ctx.params.connector) ? deps.registry().get(ctx.params.connector) : undefined;
-      if (!registered) return renderLink(ctx, details, { error: 'Choose one of the ways to sign in shown.', status: 400 });
+      if (!registered) return renderLink(ctx, details, { error: text('link.error.choose_shown'), status: 400 });
       const started = await upstream().start(ctx, details.uid, registered, 'confirm-link');
       if ('error' in started) return renderLink(ctx, details, { error: started.error, status: 503 });
       return upstream().go(ctx, started, registered.name);

@@ -11,6 +11,7 @@ import { requestsEnrolment } from '../../step-up.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
 import { CREDENTIAL_FORM_LIMIT, allowPasskeyScript, type Interaction, type LoginKit } from '../../login-kit.ts';
 import { parseCredential } from '../second-factor/second-factor-step.ts';
+import { text } from '../../../i18n/page-text.ts';
 
 interface PendingTotp {
   factorId: string;
@@ -104,13 +105,13 @@ export function createConfigureMfaStep(kit: LoginKit, pipeline: () => LoginPipel
     router.post('/interaction/:uid/mfa/enrol/totp', async (ctx) => {
       const { details, form, state } = await atStep(ctx);
       const pending = state.pendingTotp ? (mfa.cipher.open(state.pendingTotp, binding(state)) as PendingTotp | null) : null;
-      if (!pending) return step.render(ctx, state, details, { error: 'Scan the new code and enter the number it shows.', status: 400 });
+      if (!pending) return step.render(ctx, state, details, { error: text('mfa.error.enrol_scan_new'), status: 400 });
       const result = await mfa.totp.confirmEnrolment(state.login.userId, pending.factorId, form.code ?? '');
       if (result === 'gone') {
         state.pendingTotp = undefined;
-        return step.render(ctx, state, details, { error: 'The set-up expired. Scan the new code.', status: 400 });
+        return step.render(ctx, state, details, { error: text('mfa.error.enrol_expired'), status: 400 });
       }
-      if (result !== 'confirmed') return step.render(ctx, state, details, { error: 'That code is not right. Check the time on your device and enter the current code.', status: 400 });
+      if (result !== 'confirmed') return step.render(ctx, state, details, { error: text('mfa.error.enrol_code_wrong'), status: 400 });
       return enrolled(ctx, details, state, ['otp'], 'totp');
     });
 

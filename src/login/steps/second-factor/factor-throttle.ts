@@ -2,12 +2,13 @@
 // counter as the password forms, counted under the pseudo-connector `mfa` and the user's id.
 import type { Context } from 'koa';
 import { waitText, type LoginKit } from '../../login-kit.ts';
+import { text, type PageText } from '../../../i18n/page-text.ts';
 
 const MFA_COUNTER = 'mfa';
 
 export interface FactorThrottle {
   /** The refusal to show (with its wait), or null to check the code. */
-  check(ctx: Context, userId: string, clientId: string): Promise<{ error: string; retryAfter: number } | null>;
+  check(ctx: Context, userId: string, clientId: string): Promise<{ error: PageText; retryAfter: number } | null>;
   failed(ctx: Context, userId: string, clientId: string): Promise<void>;
   passed(userId: string): Promise<void>;
 }
@@ -17,11 +18,11 @@ export function createFactorThrottle(kit: LoginKit): FactorThrottle {
   return {
     async check(ctx, userId, clientId) {
       const ip = await limits.hitIp('login', ctx.ip);
-      if (!ip.allowed) return { error: `Too many attempts from your network. Try again in ${waitText(ip.retryAfterSeconds)}.`, retryAfter: ip.retryAfterSeconds };
+      if (!ip.allowed) return { error: text('mfa.error.too_many_network', { wait: waitText(ip.retryAfterSeconds) }), retryAfter: ip.retryAfterSeconds };
       const account = await limits.accountAttempt(MFA_COUNTER, userId);
       if (account.allowed) return null;
       await store.audit.record({ type: 'mfa.throttled', outcome: 'failure', userId, clientId, ip: ctx.ip });
-      return { error: `Too many wrong codes. Try again in ${waitText(account.retryAfterSeconds)}.`, retryAfter: account.retryAfterSeconds };
+      return { error: text('mfa.error.too_many_codes', { wait: waitText(account.retryAfterSeconds) }), retryAfter: account.retryAfterSeconds };
     },
     async failed(ctx, userId, clientId) {
       const { locked, failures } = await limits.accountFailure(MFA_COUNTER, userId);

@@ -6,6 +6,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { sendPage } from '../../../http/send-page.ts';
 import { InvalidSession } from '../../../errors.ts';
+import { text, type PageText } from '../../../i18n/page-text.ts';
 import { WEBAUTHN_MESSAGES } from '../../mfa-services.ts';
 import { requestsMfa } from '../../step-up.ts';
 import { withFactor, type LoginPipeline, type LoginState, type LoginStep } from '../../pipeline.ts';
@@ -79,7 +80,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
     return pipeline().advance(ctx, details, state);
   }
 
-  async function refused(ctx: Context, details: Interaction, state: LoginState, factor: string, reason: string, error: string) {
+  async function refused(ctx: Context, details: Interaction, state: LoginState, factor: string, reason: string, error: PageText) {
     await throttle.failed(ctx, state.login.userId, state.clientId);
     await store.audit.record({ type: 'mfa.failure', outcome: 'failure', userId: state.login.userId, clientId: state.clientId, connectorId: state.connectorId, ip: ctx.ip, details: { factor, reason } });
     return step.render(ctx, state, details, { error, status: 401 });
@@ -100,7 +101,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
       if (await throttled(ctx, details, state)) return;
       const result = await mfa.totp.verify(state.login.userId, form.code ?? '');
       if (!result.ok) {
-        const error = result.reason === 'replayed' ? 'That code was already used. Wait for the next one.' : 'That code is not right. Check the time on your device and try again.';
+        const error = text(result.reason === 'replayed' ? 'mfa.error.code_replayed' : 'mfa.error.code_wrong');
         return refused(ctx, details, state, 'totp', result.reason, error);
       }
       return passed(ctx, details, state, ['otp'], form, 'totp');
@@ -110,9 +111,9 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
       const { details, form, state } = await atStep(ctx);
       if (await throttled(ctx, details, state)) return;
       const left = await mfa.recovery.use(state.login.userId, form.code ?? '');
-      if (left === null) return refused(ctx, details, state, 'recovery_code', 'invalid', 'That recovery code is not valid or was already used.');
+      if (left === null) return refused(ctx, details, state, 'recovery_code', 'invalid', text('mfa.error.recovery_invalid'));
       await store.audit.record({ type: 'mfa.recovery_code_used', userId: state.login.userId, clientId: state.clientId, ip: ctx.ip, details: { left } });
-      state.notice = left === 0 ? 'You used your last recovery code. Set up new ones in your account.' : `You have ${left} recovery code${left === 1 ? '' : 's'} left. Each one works once.`;
+      state.notice = left === 0 ? text('mfa.notice.last_recovery_code') : text('mfa.notice.recovery_codes_left', { count: left });
       return passed(ctx, details, state, ['otp'], form, 'recovery_code');
     });
 
