@@ -39,6 +39,8 @@ export interface LoginDependencies {
   limits: RateLimits;
   /** Second factors, their policy, and "remember this device". */
   mfa: MfaServices;
+  /** Which self-service links the login page offers (src/email/email-routes.ts); absent: none. */
+  selfService?: { registration: boolean; passwordReset: boolean };
 }
 
 /** What the person is told for each failure; details go to the log and the audit trail. */
@@ -161,6 +163,9 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       connectorAction: `/interaction/${uid}/connector`,
       cancelAction: `/interaction/${uid}/abort`,
       // Passwordless sign-in with a passkey (the browser script fetches its options).
+      // "Create account" and "Forgot password?" (src/email/email-routes.ts), when enabled.
+      registerUrl: deps.selfService?.registration ? `/interaction/${uid}/register` : undefined,
+      forgotPasswordUrl: deps.selfService?.passwordReset && password.length ? `/interaction/${uid}/forgot` : undefined,
       passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey`, mode: extra.passkeyRefused ? 'authenticate' : 'passkey' } : null,
     }, extra.status ?? 200);
   }

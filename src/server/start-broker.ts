@@ -56,6 +56,10 @@ import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
 import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from './connector-entries.ts';
 import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-changes.ts';
 import { ConnectorService } from '../management/connectors.ts';
+import { createPasswordPolicy, type PasswordPolicy } from '../accounts/password-policy.ts';
+import { createEmailServices } from '../email/email-services.ts';
+import { emailRoutes } from '../email/email-routes.ts';
+import type { MailTransport } from '../email/mail-transport.ts';
 
 export interface Broker {
   /** Where this instance listens (may differ from the issuer behind a proxy). */
@@ -90,6 +94,10 @@ export interface StartOptions {
   connectorPollMs?: number;
   /** How long a replaced connector instance lives on for logins in flight (default 60 s). */
   connectorGraceMs?: number;
+  /** The password policy of every form that sets a password (default: createPasswordPolicy()). */
+  passwordPolicy?: PasswordPolicy;
+  /** How mail leaves (default: SMTP from email.smtp, or the log). */
+  mailTransport?: MailTransport;
 }
 
 /** Claims oidc-provider never asks consent for. */
@@ -111,6 +119,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   let limits: RateLimits | undefined;
   let changes: ChangeFeed | undefined;
   let connectorWatch: ConnectorWatch | undefined;
+  let mailer: { stop(): Promise<void> } | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
@@ -151,6 +160,10 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
     const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title });
+    // Mail (outbox worker), registration, password reset and address changes (src/email).
+    const email = createEmailServices({ config, store, logger, catalogs: renderer.catalogs, policy: options.passwordPolicy ?? createPasswordPolicy(), connectorName: (id) => connectors.get(id)?.name ?? id, transport: options.mailTransport });
+    mailer = email.mailer;
+    const selfService = { registration: config.registration.enabled, passwordReset: email.passwordResetEnabled };
 
     const logins = createLoginSessionLookup(store.loginSessions);
     // The claims connectors' mappers issue (config and stored connectors), and which scope
@@ -308,7 +321,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
       pages.push(upstreamLogout.onSignOut);
       pages.push(upstreamLogout.router.routes());
-      const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa });
+      const loginDeps = { provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa, selfService };
+      const interactions = loginRoutes(loginDeps);
+      const emailPages = emailRoutes(loginDeps, email);
       // koa-router answers a method nothing here implements (PROPFIND, TRACE...) with 501, a 5xx
       // that scanners would turn into server-error alerts: it is the client's mistake, so 405.
       pages.push(async (ctx, next) => {
@@ -319,6 +334,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         ctx.type = 'text/plain';
         ctx.body = 'method not allowed';
       });
+      pages.push(emailPages.routes());
       pages.push(interactions.routes());
       pages.push(interactions.allowedMethods());
       if (samlIdpRoutes) pages.push(samlIdpRoutes.router.routes());
@@ -372,6 +388,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const replayPurged = await store.replay.deleteExpired();
       const limitsPurged = await rateLimits.sweep();
       const samlIdpSessionsPurged = await store.samlIdpSessions.deleteExpired();
+      await email.links.deleteExpired();
       logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged, samlIdpSessions: samlIdpSessionsPurged, rateLimits: limitsPurged }, 'expired data purged');
     });
 
@@ -379,6 +396,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     rescheduleSyncs = () => syncs.refresh();
     connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, stamp: connectorStamp, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
     const watch = connectorWatch;
+    email.mailer.start();
 
     logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now()), startBrokerMs: Math.round(performance.now() - started) }, 'keybridge ready');
 
@@ -400,6 +418,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           await watch.stop();
           await syncs.stop();
           await connectorService.close();
+          await email.mailer.stop();
           await new Promise<void>((resolve) => {
             srv.close(() => resolve());
             srv.closeIdleConnections();
@@ -418,6 +437,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   } catch (err) {
     for (const t of timers) clearInterval(t);
     await connectorWatch?.stop();
+    await mailer?.stop();
     server?.close();
     await metricsServer?.close();
     await registry?.close();
