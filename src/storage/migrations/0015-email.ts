@@ -8,14 +8,14 @@ export const name = '0015-email';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('email_outbox', (t) => {
-    t.uuid('id').primary();
+    t.text('id').primary();
     t.text('recipient').notNullable();
     t.text('subject').notNullable();
     t.text('text_body').notNullable();
     t.text('html_body');
     /** What the mail is (verify_email, password_reset...): for audit and per-address limits. */
     t.text('kind').notNullable();
-    t.uuid('user_id').references('id').inTable('users').onDelete('SET NULL');
+    t.text('user_id').references('id').inTable('users').onDelete('SET NULL');
     t.text('status').notNullable().defaultTo('pending');
     t.integer('attempts').notNullable().defaultTo(0);
     t.timestamp('next_attempt_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
@@ -33,7 +33,7 @@ export async function up(knex: Knex): Promise<void> {
     /** base64url SHA-256 of the token in the link. */
     t.text('token_hash').primary();
     t.text('purpose').notNullable();
-    t.uuid('user_id').references('id').inTable('users').onDelete('CASCADE');
+    t.text('user_id').references('id').inTable('users').onDelete('CASCADE');
     t.text('email');
     t.jsonb('data').notNullable().defaultTo('{}');
     t.timestamp('expires_at', { useTz: true }).notNullable();
