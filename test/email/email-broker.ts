@@ -1,0 +1,60 @@
+// A broker for the email suites: the same parser and start-up as test/helpers/test-broker.ts,
+// plus the password policy to hand in, an SMTP receiver, and a relying party to sign in to.
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load-config.ts';
+import { startBroker, type Broker } from '../../src/server/start-broker.ts';
+import type { PasswordPolicy } from '../../src/accounts/password-policy.ts';
+import { createPasswordPolicy } from '../../src/accounts/password-policy.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { Browser, type Page } from '../helpers/browser.ts';
+
+export const RP_SECRET = 'rp-secret-0123456789abcdef';
+export const RP_REDIRECT = 'http://127.0.0.1:9/cb';
+
+export interface EmailBroker extends Broker {
+  issuer: string;
+}
+
+export async function startEmailBroker(config: Record<string, unknown>, options: { passwordPolicy?: PasswordPolicy; databaseUrl?: string } = {}): Promise<EmailBroker> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const raw = {
+    issuer,
+    http: { listen: `127.0.0.1:${port}` },
+    database: options.databaseUrl ? { url: options.databaseUrl } : { dataDir: ':memory:' },
+    log: { level: process.env.TEST_LOG_LEVEL ?? 'silent' },
+    clients: [{ id: 'rp', secret: RP_SECRET, name: 'Relying Party', redirectUris: [RP_REDIRECT], firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] }],
+    ...config,
+  };
+  const parsed = parseConfig(stringify(raw), { env: {}, source: 'test config' });
+  const broker = await startBroker(parsed, { passwordPolicy: options.passwordPolicy });
+  return Object.assign(broker, { issuer });
+}
+
+/** The policy of this branch, with the issue's 128-character maximum checked first (the policy helper's real rule replaces it at merge). */
+export function policyWithMaximum(max = 128): PasswordPolicy {
+  const base = createPasswordPolicy();
+  return {
+    async problem(password, subject) {
+      if ([...password].length > max) return { code: 'too_long', values: { max }, message: `must be at most ${max} characters` };
+      return base.problem(password, subject);
+    },
+    setPassword: (store, userId, password) => base.setPassword(store, userId, password),
+  };
+}
+
+/** Opens a sign-in for the relying party; returns the login page and its interaction id. */
+export async function openLogin(browser: Browser, issuer: string): Promise<{ page: Page; uid: string }> {
+  const url = `${issuer}/auth?client_id=rp&response_type=code&scope=${encodeURIComponent('openid email offline_access')}&prompt=consent&redirect_uri=${encodeURIComponent(RP_REDIRECT)}&state=s1234567`;
+  const page = await browser.go(url);
+  const uid = /\/interaction\/([^/?#]+)/.exec(page.url)?.[1];
+  if (!uid) throw new Error(`no interaction at ${page.url} (${page.status})`);
+  return { page, uid };
+}
+
+/** The <main> of a page with the per-request parts (CSRF tokens, interaction ids) blanked. */
+export function comparable(html: string, ...replace: string[]): string {
+  let main = /<main[\s\S]*<\/main>/.exec(html)?.[0] ?? html;
+  for (const r of replace) main = main.split(r).join('<X>');
+  return main.replace(/name="csrf" value="[^"]*"/g, 'name="csrf"').replace(/\/interaction\/[A-Za-z0-9_-]+/g, '/interaction/<uid>');
+}
