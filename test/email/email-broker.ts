@@ -1,5 +1,6 @@
 // A broker for the email suites: the same parser and start-up as test/helpers/test-broker.ts,
 // plus the password policy to hand in, an SMTP receiver, and a relying party to sign in to.
+import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { startBroker, type Broker } from '../../src/server/start-broker.ts';
@@ -43,10 +44,17 @@ export function policyWithMaximum(max = 128): PasswordPolicy {
   };
 }
 
+/** The PKCE verifier of every sign-in openLogin starts (its S256 challenge is sent). */
+export const PKCE_VERIFIER = 'email-suite-verifier-0123456789-abcdefghijklmnop';
+const PKCE_CHALLENGE = createHash('sha256').update(PKCE_VERIFIER).digest('base64url');
+
+/** The authorization URL openLogin opens (offline_access: a refresh token comes with the code). */
+export const authorizationUrl = (issuer: string) =>
+  `${issuer}/auth?client_id=rp&response_type=code&scope=${encodeURIComponent('openid email offline_access')}&prompt=consent&redirect_uri=${encodeURIComponent(RP_REDIRECT)}&state=s1234567&code_challenge=${PKCE_CHALLENGE}&code_challenge_method=S256`;
+
 /** Opens a sign-in for the relying party; returns the login page and its interaction id. */
 export async function openLogin(browser: Browser, issuer: string): Promise<{ page: Page; uid: string }> {
-  const url = `${issuer}/auth?client_id=rp&response_type=code&scope=${encodeURIComponent('openid email offline_access')}&prompt=consent&redirect_uri=${encodeURIComponent(RP_REDIRECT)}&state=s1234567`;
-  const page = await browser.go(url);
+  const page = await browser.go(authorizationUrl(issuer));
   const uid = /\/interaction\/([^/?#]+)/.exec(page.url)?.[1];
   if (!uid) throw new Error(`no interaction at ${page.url} (${page.status})`);
   return { page, uid };
