@@ -57,7 +57,7 @@ import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries
 import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-changes.ts';
 import { ConnectorService } from '../management/connectors.ts';
 import { createPasswordPolicy, type PasswordPolicy } from '../accounts/password-policy.ts';
-import { createEmailServices } from '../email/email-services.ts';
+import { createEmailServices, type EmailServices } from '../email/email-services.ts';
 import { emailRoutes } from '../email/email-routes.ts';
 import type { MailTransport } from '../email/mail-transport.ts';
 
@@ -74,6 +74,8 @@ export interface Broker {
   metricsUrl: string | null;
   /** Second-factor services (TOTP, WebAuthn, recovery codes, policy) the login pages use. */
   mfa: MfaServices;
+  /** Mail, action links and the password policy (src/email); createAccountEmails(email) for the account console. */
+  email: EmailServices;
   provider(): Provider;
   /** Re-reads signing keys now (instances also poll); true when they changed. */
   reloadKeys(): Promise<boolean>;
@@ -410,6 +412,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       metrics,
       metricsUrl: metricsListener?.url ?? null,
       mfa,
+      email,
       provider: () => provider,
       reloadKeys,
       close() {
