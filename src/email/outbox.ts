@@ -35,6 +35,8 @@ export interface Mailer {
   kick(): void;
   /** Sends what is due until nothing is; resolves with how many were attempted (tests, shutdown). */
   drain(): Promise<number>;
+  /** Deletes sent and failed mails older than a week (the audit trail keeps their record). */
+  purge(): Promise<number>;
   start(): void;
   stop(): Promise<void>;
 }
@@ -144,6 +146,7 @@ export function createMailer(deps: MailerDependencies): Mailer {
     },
     kick,
     drain: () => pass(),
+    purge: () => outbox.deleteFinishedBefore(new Date(Date.now() - 7 * 86400_000)),
     start() {
       stopped = false;
       timer = setInterval(() => pass().catch((err) => logger.warn({ err }, 'mail outbox pass failed')), config.pollSeconds * 1000);

@@ -391,6 +391,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const limitsPurged = await rateLimits.sweep();
       const samlIdpSessionsPurged = await store.samlIdpSessions.deleteExpired();
       await email.links.deleteExpired();
+      await email.mailer.purge();
       logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged, samlIdpSessions: samlIdpSessionsPurged, rateLimits: limitsPurged }, 'expired data purged');
     });
 
