@@ -148,6 +148,9 @@ describe('defaults', () => {
         },
       },
       mfa: { mode: 'optional', groups: {}, clients: {}, connectors: {}, rememberDevice: { days: 0 }, webauthn: { userVerification: 'preferred', rpName: 'Keybridge' } },
+      email: { from: 'Keybridge <noreply@localhost>', retry: { maxAttempts: 8, firstDelaySeconds: 30, maxDelaySeconds: 3600 }, pollSeconds: 5, perAddressHourly: 5 },
+      registration: { enabled: false, requireEmailVerification: true, allowedEmailDomains: [], fields: { username: 'required', name: 'optional', givenName: 'off', familyName: 'off' }, linkMinutes: 1440 },
+      passwordReset: { linkMinutes: 30 },
       redis: {},
       ui: { title: 'Keybridge' },
     });
