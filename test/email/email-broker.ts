@@ -1,6 +1,9 @@
 // A broker for the email suites: the same parser and start-up as test/helpers/test-broker.ts,
 // plus the password policy to hand in, an SMTP receiver, and a relying party to sign in to.
 import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { startBroker, type Broker } from '../../src/server/start-broker.ts';
@@ -65,4 +68,18 @@ export function comparable(html: string, ...replace: string[]): string {
   let main = /<main[\s\S]*<\/main>/.exec(html)?.[0] ?? html;
   for (const r of replace) main = main.split(r).join('<X>');
   return main.replace(/name="csrf" value="[^"]*"/g, 'name="csrf"').replace(/\/interaction\/[A-Za-z0-9_-]+/g, '/interaction/<uid>');
+}
+
+/**
+ * A theme whose login page prints the self-service links of its render context (the real
+ * login.njk, owned by the localization work, renders them as "Create account" / "Forgot password?").
+ */
+export function linksTheme(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kb-email-theme-'));
+  mkdirSync(path.join(dir, 'templates'));
+  writeFileSync(
+    path.join(dir, 'templates', 'login.njk'),
+    `{% extends "layout.njk" %}{% block content %}<form method="post" action="{{ loginAction }}"><input type="hidden" name="csrf" value="{{ csrfToken }}"><input type="hidden" name="connector" value="{{ passwordConnectors[0].id }}"><input name="username"><input name="password" type="password"></form><p id="self-service">register=[{{ registerUrl }}] forgot=[{{ forgotPasswordUrl }}]</p>{% endblock %}`,
+  );
+  return dir;
 }

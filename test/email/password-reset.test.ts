@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, type Page } from '../helpers/browser.ts';
 import { MailCatcher, linkIn } from './mail-catcher.ts';
-import { authorizationUrl, comparable, openLogin, PKCE_VERIFIER, policyWithMaximum, RP_REDIRECT, RP_SECRET, startEmailBroker, type EmailBroker } from './email-broker.ts';
+import { authorizationUrl, comparable, linksTheme, openLogin, PKCE_VERIFIER, policyWithMaximum, RP_REDIRECT, RP_SECRET, startEmailBroker, type EmailBroker } from './email-broker.ts';
 import { hashToken } from '../../src/email/action-links.ts';
 
 const OLD = 'Original-Secret-Pass-1';
@@ -29,6 +29,7 @@ describe('password reset', () => {
           { username: 'dave', email: 'dave@example.org', password: OLD, enabled: false },
         ],
         limits: { ip: { login: { points: 1000 } } },
+        ui: { themeDir: linksTheme() },
       },
       { passwordPolicy: policyWithMaximum(128) },
     );
@@ -215,9 +216,10 @@ describe('password reset', () => {
     assert.ok(link.startsWith(`${broker.issuer}/password/reset/`), link);
   });
 
-  test('registration is off by default: its pages are 404', async () => {
+  test('registration is off by default: its pages are 404; the login page offers "Forgot password?" only', async () => {
     const browser = new Browser(broker.url);
     const { page, uid } = await openLogin(browser, broker.issuer);
+    assert.match(page.html, new RegExp(`register=\\[\\] forgot=\\[/interaction/${uid}/forgot\\]`));
     assert.equal((await browser.go(`${broker.url}/interaction/${uid}/register`)).status, 404);
     const csrf = /name="csrf" value="([^"]*)"/.exec(page.html)![1]!;
     const post = await browser.go(`${broker.url}/interaction/${uid}/register`, { method: 'POST', form: { csrf, email: 'x@example.org', password: NEW, confirm: NEW } });
@@ -230,15 +232,16 @@ describe('password reset and registration limits', () => {
 
   before(async () => {
     // No SMTP: mails go to the log, and "Forgot password?" is off unless enabled.
-    broker = await startEmailBroker({ registration: { enabled: true }, limits: { ip: { login: { points: 3, durationSeconds: 60, blockSeconds: 60 } } } });
+    broker = await startEmailBroker({ registration: { enabled: true }, limits: { ip: { login: { points: 3, durationSeconds: 60, blockSeconds: 60 } } }, ui: { themeDir: linksTheme() } });
   });
   after(async () => {
     await broker?.close();
   });
 
-  test('without SMTP, "Forgot password?" is off by default (404)', async () => {
+  test('without SMTP, "Forgot password?" is off by default (404); the login page offers "Create account" only', async () => {
     const browser = new Browser(broker.url);
-    const { uid } = await openLogin(browser, broker.issuer);
+    const { uid, page } = await openLogin(browser, broker.issuer);
+    assert.match(page.html, new RegExp(`register=\\[/interaction/${uid}/register\\] forgot=\\[\\]`));
     assert.equal((await browser.go(`${broker.url}/interaction/${uid}/forgot`)).status, 404);
   });
 
