@@ -27,7 +27,12 @@ export function createEmailServices(deps: { config: Config; store: Store; logger
   const { config, store, logger } = deps;
   const renderer = new MailRenderer({ catalogs: deps.catalogs, brand: config.ui.title, themeDir: config.ui.themeDir });
   const transport = deps.transport ?? createMailTransport(config.email, logger);
-  if (transport.kind === 'log') logger.info('no SMTP server configured (email.smtp): mails are written to the log');
+  if (transport.kind === 'log') {
+    const mailing = config.registration.enabled || config.passwordReset.enabled === true;
+    // Links to create accounts or reset passwords would sit in the log; say so where it matters.
+    if (mailing) logger.warn('no SMTP server configured (email.smtp): registration and password-reset mails, with their links, are written to the log instead of being sent');
+    else logger.info('no SMTP server configured (email.smtp): mails are written to the log');
+  }
   const mailer = createMailer({ config: config.email, store, renderer, transport, logger });
   return {
     config,

@@ -1,7 +1,8 @@
 // "Forgot password?": the answer never says whether an address has an account. A local
 // account gets a single-use link (passwordReset.linkMinutes, default 30); an account that signs
 // in only through a directory or upstream gets "reset your password at <connector>"; an unknown
-// address gets a neutral mail saying no account uses it. Each case queues exactly one mail and
+// address gets a neutral mail saying no account uses it; an account declared in the config file
+// (its password comes from there) gets "ask your administrator". Each case queues exactly one mail and
 // the request never waits for SMTP, so known and unknown addresses cost the same.
 // A completed reset stores the password through the policy, clears update_password, voids the
 // user's other reset links, ends every session and grant, and mails a notice.
@@ -10,6 +11,7 @@ import type { User } from '../storage/types.ts';
 import type { EmailServices } from './email-services.ts';
 import { endUserAccess } from './end-user-access.ts';
 import { PASSWORD_INPUT_MAX } from './registration.ts';
+import { usernameKey } from '../accounts/normalize-username.ts';
 
 export interface ResetRequestContext {
   locale: string;
@@ -26,6 +28,9 @@ export type ResetOutcome =
 export function createPasswordReset(services: EmailServices) {
   const { config, store, mailer, links, policy, logger } = services;
   const minutes = config.passwordReset.linkMinutes;
+  // Users declared in the config file get their password from it at every start: a reset would not last.
+  const configured = new Set(config.users.map((u) => usernameKey(u.username)));
+  const fromConfig = (user: User) => configured.has(usernameKey(user.username));
 
   /** The connectors an account without a local password signs in with. */
   async function upstreamsOf(user: User): Promise<string[]> {
@@ -45,6 +50,10 @@ export function createPasswordReset(services: EmailServices) {
       return audit('unknown_address', null);
     }
     if (!user.enabled) return audit('account_disabled', user.id);
+    if (fromConfig(user)) {
+      await mailer.queue({ to: email, template: 'password-reset-managed', locale: context.locale, values: { username: user.username }, kind: 'password_reset', userId: user.id });
+      return audit('config_account', user.id);
+    }
     const hasPassword = (await store.credentials.getPasswordHash(user.id)) !== null;
     const upstreams = hasPassword ? [] : await upstreamsOf(user);
     if (upstreams.length) {
@@ -65,7 +74,7 @@ export function createPasswordReset(services: EmailServices) {
     const found = await links.look(token, ['reset_password']);
     if (!found?.userId) return null;
     const user = await store.users.findById(found.userId);
-    return user?.enabled ? user : null;
+    return user?.enabled && !fromConfig(user) ? user : null;
   }
 
   /** The reset form's POST: the policy first (a refused password keeps the link), then one transaction. */

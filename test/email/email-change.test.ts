@@ -22,11 +22,10 @@ describe('email change (account console service)', () => {
     await smtp.start();
     broker = await startEmailBroker({
       email: { smtp: smtp.url, pollSeconds: 1 },
-      users: [
-        { username: 'erin', email: 'erin@example.org', password: 'Erin-Password-Long-1' },
-        { username: 'frank', email: 'frank@example.org', password: 'Frank-Password-Long-1' },
-      ],
+      users: [{ username: 'cfg', email: 'cfg@example.org', password: 'Config-Declared-Pass-1' }],
     });
+    await broker.store.users.create({ username: 'erin', email: 'erin@example.org', emailVerified: true });
+    await broker.store.users.create({ username: 'frank', email: 'frank@example.org', emailVerified: true });
     // The service as the console helper will build it: from the broker's store and config.
     const services = createEmailServices({ config: broker.config, store: broker.store, logger: pino({ level: 'silent' }), catalogs: new MessageCatalogs(), policy: createPasswordPolicy(), connectorName: (id) => id });
     services.mailer.start();
@@ -90,13 +89,14 @@ describe('email change (account console service)', () => {
     assert.doesNotMatch(mail.text ?? '', /\/email\/verify\//);
   });
 
-  test('bad input is refused with a reason: hostile or invalid addresses, the same address, unknown or upstream users', async () => {
+  test('bad input is refused with a reason: hostile or invalid addresses, the same address, unknown, config-declared or upstream users', async () => {
     const erin = await id('erin');
     for (const bad of ['erin@example.org\r\nBcc: x@example.org', 'not-an-address', '', 'a\u0000@example.org']) {
       await assert.rejects(emails.requestEmailChange({ userId: erin, newEmail: bad, locale: 'en' }), InvalidInput);
     }
     await assert.rejects(emails.requestEmailChange({ userId: erin, newEmail: 'ERIN.NEW@example.org', locale: 'en' }), /already your email address/);
     await assert.rejects(emails.requestEmailChange({ userId: '00000000-0000-0000-0000-000000000000', newEmail: 'ghost@example.org', locale: 'en' }), NotFound);
+    await assert.rejects(emails.requestEmailChange({ userId: await id('cfg'), newEmail: 'cfg2@example.org', locale: 'en' }), (err: KeybridgeError) => err.status === 409 && /configuration file/.test(err.message));
     const upstream = await broker.store.users.create({ username: 'ursula', email: 'ursula@example.org', managedBy: 'corp-directory' });
     await assert.rejects(emails.requestEmailChange({ userId: upstream.id, newEmail: 'u2@example.org', locale: 'en' }), (err: KeybridgeError) => err.status === 409 && /managed by corp-directory/.test(err.message));
   });

@@ -8,6 +8,7 @@ import { Browser, type Page } from '../helpers/browser.ts';
 import { MailCatcher, linkIn } from './mail-catcher.ts';
 import { authorizationUrl, comparable, linksTheme, openLogin, PKCE_VERIFIER, policyWithMaximum, RP_REDIRECT, RP_SECRET, startEmailBroker, type EmailBroker } from './email-broker.ts';
 import { hashToken } from '../../src/email/action-links.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
 
 const OLD = 'Original-Secret-Pass-1';
 const NEW = 'Brand-New-Harbour-Light-8';
@@ -22,17 +23,17 @@ describe('password reset', () => {
     broker = await startEmailBroker(
       {
         email: { smtp: smtp.url, pollSeconds: 1 },
-        users: [
-          { username: 'alice', email: 'alice@example.org', password: OLD },
-          { username: 'bob', email: 'bob@example.org', password: OLD },
-          { username: 'carol', email: 'carol@example.org', password: OLD },
-          { username: 'dave', email: 'dave@example.org', password: OLD, enabled: false },
-        ],
+        users: [{ username: 'cfg', email: 'cfg@example.org', password: 'Config-Declared-Pass-1' }],
         limits: { ip: { login: { points: 1000 } } },
         ui: { themeDir: linksTheme() },
       },
       { passwordPolicy: policyWithMaximum(128) },
     );
+    // Local accounts as registration or the admin API create them.
+    for (const [username, enabled] of [['alice', true], ['bob', true], ['carol', true], ['dave', false]] as const) {
+      const user = await broker.store.users.create({ username, email: `${username}@example.org`, enabled });
+      await broker.store.credentials.setPassword(user.id, await hashPassword(OLD));
+    }
     // An account whose profile a directory owns, with no password here.
     await broker.store.users.create({ username: 'dirk', email: 'dirk@example.org', managedBy: 'corp-directory' });
     rp = await oidc.discovery(new URL(broker.issuer), 'rp', RP_SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
@@ -171,8 +172,8 @@ describe('password reset', () => {
     assert.equal(ok.status, 200);
   });
 
-  test('enumeration: known, unknown, directory and disabled addresses get the same status and page', async () => {
-    const pages = await Promise.all(['bob@example.org', 'nobody@example.org', 'dirk@example.org', 'dave@example.org'].map(async (email) => ({ email, page: await forgot(email) })));
+  test('enumeration: known, unknown, directory, config-declared and disabled addresses get the same status and page', async () => {
+    const pages = await Promise.all(['bob@example.org', 'nobody@example.org', 'dirk@example.org', 'cfg@example.org', 'dave@example.org'].map(async (email) => ({ email, page: await forgot(email) })));
     const [first, ...rest] = pages;
     for (const other of rest) {
       assert.equal(other.page.status, first!.page.status);
@@ -184,6 +185,9 @@ describe('password reset', () => {
     const directory = await smtp.waitFor('dirk@example.org');
     assert.match(directory.text ?? '', /you sign in with corp-directory\. Reset your password there/);
     assert.doesNotMatch(directory.text ?? '', /\/password\/reset\//);
+    const managed = await smtp.waitFor('cfg@example.org');
+    assert.match(managed.text ?? '', /set by the administrator in the configuration/);
+    assert.doesNotMatch(managed.text ?? '', /\/password\/reset\//);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(smtp.to('dave@example.org').length, 0, 'a disabled account gets nothing');
   });
