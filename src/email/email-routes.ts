@@ -214,6 +214,10 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
       return renderReset(ctx, token, user.username, translate(ctx, outcome, 'reset'), 400);
     }
     logger.info({ userId: outcome.userId, sessions: outcome.sessions, grants: outcome.grants }, 'password reset through a mailed link');
+    // Failed attempts with the forgotten password must not keep the new one waiting or locked out.
+    for (const c of deps.registry().list().filter((r) => r.type === 'local')) {
+      for (const login of [outcome.username, outcome.email]) if (login) await deps.limits.accountSuccess(c.id, login);
+    }
     ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, renderer, 'reset-password-done', { continueUrl: await continueUrl(outcome.uid) });
   });

@@ -21,7 +21,7 @@ export interface ResetRequestContext {
 }
 
 export type ResetOutcome =
-  | { ok: true; userId: string; uid: string | null; sessions: number; grants: number }
+  | { ok: true; userId: string; username: string; email: string | null; uid: string | null; sessions: number; grants: number }
   | { ok: false; reason: 'invalid_link' }
   | { ok: false; reason: 'password'; key: string; values?: Record<string, string | number>; message?: string };
 
@@ -102,7 +102,7 @@ export function createPasswordReset(services: EmailServices) {
     await store.audit.record({ type: 'user.password_reset', userId: user.id, ip: context.ip, details: { sessionsEnded: ended.sessions, grantsRevoked: ended.grants } });
     if (user.email) await mailer.queue({ to: user.email, template: 'password-changed', locale: context.locale, values: { username: user.username }, kind: 'password_changed', userId: user.id }).catch((err) => logger.warn({ err, userId: user.id }, 'password-changed notice not queued'));
     const uid = typeof done.data.uid === 'string' ? done.data.uid : null;
-    return { ok: true, userId: user.id, uid, ...ended };
+    return { ok: true, userId: user.id, username: user.username, email: user.email, uid, ...ended };
   }
 
   return { request, userOf, complete, enabled: services.passwordResetEnabled };

@@ -135,6 +135,18 @@ describe('password reset', () => {
     assert.ok((await signIn(new Browser(broker.url), 'bob', NEW)).url.startsWith(RP_REDIRECT));
   });
 
+  test('a reset lifts the backoff that wrong guesses of the forgotten password built up', async () => {
+    const user = await broker.store.users.create({ username: 'gina', email: 'gina@example.org' });
+    await broker.store.credentials.setPassword(user.id, await hashPassword(OLD));
+    for (let i = 0; i < 5; i++) await signIn(new Browser(broker.url), 'gina', `Wrong-Guess-${i}-xyz`);
+    assert.equal((await signIn(new Browser(broker.url), 'gina', OLD)).status, 429, 'the account waits after repeated failures');
+    await forgot('gina@example.org');
+    const b = new Browser(broker.url);
+    const done = await b.submit(await b.go(await resetLink('gina@example.org', 0)), '/password/reset/', { password: NEW, confirm: NEW });
+    assert.equal(done.status, 200);
+    assert.ok((await signIn(new Browser(broker.url), 'gina', NEW)).url.startsWith(RP_REDIRECT), 'signs in at once with the new password');
+  });
+
   test('an expired link is refused and changes nothing', async () => {
     await forgot('carol@example.org');
     const link = await resetLink('carol@example.org', 0);
