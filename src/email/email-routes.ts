@@ -87,13 +87,13 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   }
 
   router.get('/interaction/:uid/register', async (ctx) => {
-    if (!registration.enabled) throw notFound();
+    if (!registration.enabled || !localConnector()) throw notFound();
     const details = await loginInteraction(ctx);
     await renderRegister(ctx, details, {}, [], 200);
   });
 
   router.post('/interaction/:uid/register', async (ctx) => {
-    if (!registration.enabled) throw notFound();
+    if (!registration.enabled || !localConnector()) throw notFound();
     const { details, form } = await kit.loadForm(ctx, 'login');
     applyUiLocales(ctx, details);
     if (await throttled(ctx, 'register')) return;
@@ -126,13 +126,13 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   }
 
   router.get('/interaction/:uid/forgot', async (ctx) => {
-    if (!reset.enabled) throw notFound();
+    if (!reset.enabled || !localConnector()) throw notFound();
     const details = await loginInteraction(ctx);
     await renderForgot(ctx, details, '', undefined, 200);
   });
 
   router.post('/interaction/:uid/forgot', async (ctx) => {
-    if (!reset.enabled) throw notFound();
+    if (!reset.enabled || !localConnector()) throw notFound();
     const { details, form } = await kit.loadForm(ctx, 'login');
     applyUiLocales(ctx, details);
     if (await throttled(ctx, 'forgot')) return;
@@ -160,6 +160,15 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     sendPage(ctx, renderer, page, {}, 404);
   }
 
+  /** A link's button pressed for a link that is used, expired or unknown: worth an audit line (replays, guessing). */
+  async function refusedLink(ctx: Context, page: 'verify-email-invalid' | 'reset-password-invalid') {
+    await store.audit.record({ type: 'email.link_refused', outcome: 'failure', ip: ctx.ip, details: { link: page === 'reset-password-invalid' ? 'reset_password' : 'verify_email' } });
+    invalidLink(ctx, page);
+  }
+
+  /** Registered and reset accounts sign in with a local connector: without one, neither page has a purpose. */
+  const localConnector = () => deps.registry().list().some((c) => c.type === 'local');
+
   router.get('/email/verify/:token', async (ctx) => {
     const token = ctx.params.token!;
     const found = await services.links.look(token, ['register', 'verify_email', 'change_email']);
@@ -172,19 +181,20 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     const token = ctx.params.token!;
     const form = await readForm(ctx);
     if (!csrf.verify(linkCsrf(token), form.csrf)) throw new InvalidSession('The form expired or was tampered with. Open the link from the mail again.');
+    if (await throttled(ctx, 'verify')) return;
     const found = await services.links.look(token, ['register', 'verify_email', 'change_email']);
-    if (!found?.email) return invalidLink(ctx, 'verify-email-invalid');
+    if (!found?.email) return refusedLink(ctx, 'verify-email-invalid');
     ctx.set('Cache-Control', 'no-store');
     if (found.purpose === 'register') {
       const outcome = await registration.complete(token, ctx.ip);
-      if (!outcome.ok && outcome.reason === 'invalid_link') return invalidLink(ctx, 'verify-email-invalid');
+      if (!outcome.ok && outcome.reason === 'invalid_link') return refusedLink(ctx, 'verify-email-invalid');
       const next = await continueUrl(found.data.uid);
       return sendPage(ctx, renderer, 'verify-email-done', outcome.ok
         ? { outcome: 'registered', username: outcome.username, email: found.email, continueUrl: next }
         : { outcome: outcome.reason, email: found.email, continueUrl: next }, outcome.ok ? 200 : 409);
     }
     const outcome = await accountEmails.confirmAddress(token, ctx.ip);
-    if (!outcome.ok && outcome.reason !== 'email_taken') return invalidLink(ctx, 'verify-email-invalid');
+    if (!outcome.ok && outcome.reason !== 'email_taken') return refusedLink(ctx, 'verify-email-invalid');
     const next = await continueUrl(found.data.uid);
     sendPage(ctx, renderer, 'verify-email-done', outcome.ok ? { outcome: outcome.purpose === 'change_email' ? 'changed' : 'verified', email: outcome.email, continueUrl: next } : { outcome: 'email_taken', email: found.email, continueUrl: next }, outcome.ok ? 200 : 409);
   });
@@ -208,7 +218,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     if (await throttled(ctx, 'reset')) return;
     const outcome = await reset.complete(token, form.password ?? '', form.confirm ?? '', { ip: ctx.ip, provider, locale: pageLocale(ctx, renderer) });
     if (!outcome.ok) {
-      if (outcome.reason === 'invalid_link') return invalidLink(ctx, 'reset-password-invalid');
+      if (outcome.reason === 'invalid_link') return refusedLink(ctx, 'reset-password-invalid');
       const user = await reset.userOf(token);
       if (!user) return invalidLink(ctx, 'reset-password-invalid');
       return renderReset(ctx, token, user.username, translate(ctx, outcome, 'reset'), 400);

@@ -164,8 +164,8 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       cancelAction: `/interaction/${uid}/abort`,
       // Passwordless sign-in with a passkey (the browser script fetches its options).
       // "Create account" and "Forgot password?" (src/email/email-routes.ts), when enabled.
-      registerUrl: deps.selfService?.registration ? `/interaction/${uid}/register` : undefined,
-      forgotPasswordUrl: deps.selfService?.passwordReset && password.length ? `/interaction/${uid}/forgot` : undefined,
+      registerUrl: deps.selfService?.registration && connectors.some((c) => c.type === 'local') ? `/interaction/${uid}/register` : undefined,
+      forgotPasswordUrl: deps.selfService?.passwordReset && connectors.some((c) => c.type === 'local') ? `/interaction/${uid}/forgot` : undefined,
       passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey`, mode: extra.passkeyRefused ? 'authenticate' : 'passkey' } : null,
     }, extra.status ?? 200);
   }

@@ -132,6 +132,8 @@ describe('password reset', () => {
     assert.equal(replay.status, 404);
     // The other link was voided by the completed reset.
     assert.equal((await b.go(one)).status, 404);
+    const refused = await broker.store.audit.list({ type: 'email.link_refused' });
+    assert.ok(refused.some((e) => e.details.link === 'reset_password'), 'the replayed link is audited');
     assert.ok((await signIn(new Browser(broker.url), 'bob', NEW)).url.startsWith(RP_REDIRECT));
   });
 
