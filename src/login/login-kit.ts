@@ -162,10 +162,10 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       loginAction: `/interaction/${uid}/login`,
       connectorAction: `/interaction/${uid}/connector`,
       cancelAction: `/interaction/${uid}/abort`,
-      // Passwordless sign-in with a passkey (the browser script fetches its options).
       // "Create account" and "Forgot password?" (src/email/email-routes.ts), when enabled.
       registerUrl: deps.selfService?.registration && connectors.some((c) => c.type === 'local') ? `/interaction/${uid}/register` : undefined,
       forgotPasswordUrl: deps.selfService?.passwordReset && connectors.some((c) => c.type === 'local') ? `/interaction/${uid}/forgot` : undefined,
+      // Passwordless sign-in with a passkey (the browser script fetches its options).
       passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey`, mode: extra.passkeyRefused ? 'authenticate' : 'passkey' } : null,
     }, extra.status ?? 200);
   }
