@@ -88,7 +88,7 @@ describe('registration and password reset in Chromium', () => {
     await page.click('button[type=submit].primary');
     await page.waitForSelector('text=Account created');
     // Back to the sign-in the registration started from.
-    await page.click('a.button.primary');
+    await page.click('button[type=submit].primary');
     await page.waitForSelector('#password');
     const finish = await authorize(page);
     await page.fill('#username', 'grace');

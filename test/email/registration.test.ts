@@ -78,7 +78,7 @@ describe('self-registration', () => {
     const done = await browser.submit(confirm, '/email/verify/');
     assert.equal(done.status, 200);
     assert.match(done.html, /Account created/);
-    assert.match(done.html, /href="\/interaction\/[A-Za-z0-9_-]+"/, 'the page leads back to the sign-in');
+    assert.match(done.html, /action="\/interaction\/[A-Za-z0-9_-]+"/, 'the page leads back to the sign-in');
 
     const user = await broker.store.users.findByUsername('newcomer');
     assert.ok(user);
