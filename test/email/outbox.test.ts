@@ -67,6 +67,17 @@ describe('email outbox (real SMTP receiver)', () => {
     assert.doesNotMatch(JSON.stringify(row), /SECRETTOKEN/, 'the sent mail\'s link stays in the database');
   });
 
+  test('values are escaped in the HTML body and kept as written in the text body', async () => {
+    const m = mailer();
+    await m.queue({ ...resetMail('escape@example.org'), values: { url: 'http://127.0.0.1/password/reset/X?a=1&b=2', username: '<img src=x onerror=alert(1)>', minutes: 30 } });
+    await m.drain();
+    const mail = await smtp.waitFor('escape@example.org');
+    assert.match(String(mail.html), /&lt;img src=x onerror=alert\(1\)&gt;/);
+    assert.doesNotMatch(String(mail.html), /<img src=x/);
+    assert.match(mail.text ?? '', /Hello <img src=x onerror=alert\(1\)>,/);
+    assert.match(mail.text ?? '', /reset\/X\?a=1&b=2/, 'a link in the text body is not HTML-escaped');
+  });
+
   test('SMTP down: the mail is retried with backoff and delivered once the server is back', async () => {
     const m = mailer({ retry: { maxAttempts: 10, firstDelaySeconds: 1, maxDelaySeconds: 1 }, pollSeconds: 1 });
     await smtp.stop();

@@ -5,7 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser, type Page } from '../helpers/browser.ts';
 import { MailCatcher, linkIn } from './mail-catcher.ts';
-import { comparable, openLogin, policyWithMaximum, RP_REDIRECT, startEmailBroker, type EmailBroker } from './email-broker.ts';
+import { authorizationUrl, comparable, openLogin, policyWithMaximum, RP_REDIRECT, startEmailBroker, type EmailBroker } from './email-broker.ts';
 
 const GOOD = 'Tangerine-Lighthouse-47';
 
@@ -205,6 +205,15 @@ describe('self-registration', () => {
     assert.equal(second.status, 409);
     assert.match(second.html, /This address is taken/);
     assert.equal((await broker.store.users.findByEmail('twice@example.org'))?.username, 'twice-one');
+  });
+
+  test('ui_locales of the sign-in beats the browser\'s Accept-Language', async () => {
+    const browser = new Browser(broker.url);
+    const login = await browser.go(`${authorizationUrl(broker.issuer)}&ui_locales=de`);
+    const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1];
+    const res = await browser.request(`${broker.url}/interaction/${uid}/register`, { headers: { 'accept-language': 'en' } });
+    assert.equal(res.headers.get('content-language'), 'de');
+    assert.match(await res.text(), /Konto erstellen/);
   });
 
   test('German when the browser asks for it, in the page and in the mail', async () => {
