@@ -155,6 +155,11 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
 
   const linkCsrf = (token: string) => `email-link:${hashToken(token)}`;
 
+  /** A link's page speaks the language its mail was written in (the person's choice when asking). */
+  function linkLanguage(ctx: Context, data: Record<string, unknown> | undefined): void {
+    if (typeof data?.locale === 'string') ctx.state.uiLocales = data.locale.slice(0, 35);
+  }
+
   function invalidLink(ctx: Context, page: 'verify-email-invalid' | 'reset-password-invalid') {
     ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, renderer, page, {}, 404);
@@ -173,6 +178,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     const token = ctx.params.token!;
     const found = await services.links.look(token, ['register', 'verify_email', 'change_email']);
     if (!found?.email) return invalidLink(ctx, 'verify-email-invalid');
+    linkLanguage(ctx, found.data);
     ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, renderer, 'verify-email', { purpose: found.purpose, email: found.email, csrfToken: csrf.issue(linkCsrf(token)), action: `/email/verify/${token}` });
   });
@@ -184,6 +190,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     if (await throttled(ctx, 'verify')) return;
     const found = await services.links.look(token, ['register', 'verify_email', 'change_email']);
     if (!found?.email) return refusedLink(ctx, 'verify-email-invalid');
+    linkLanguage(ctx, found.data);
     ctx.set('Cache-Control', 'no-store');
     if (found.purpose === 'register') {
       const outcome = await registration.complete(token, ctx.ip);
@@ -208,6 +215,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     const token = ctx.params.token!;
     const user = await reset.userOf(token);
     if (!user) return invalidLink(ctx, 'reset-password-invalid');
+    linkLanguage(ctx, (await services.links.look(token, ['reset_password']))?.data);
     await renderReset(ctx, token, user.username, undefined, 200);
   });
 
@@ -216,6 +224,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     const form = await readForm(ctx);
     if (!csrf.verify(linkCsrf(token), form.csrf)) throw new InvalidSession('The form expired or was tampered with. Open the link from the mail again.');
     if (await throttled(ctx, 'reset')) return;
+    linkLanguage(ctx, (await services.links.look(token, ['reset_password']))?.data);
     const outcome = await reset.complete(token, form.password ?? '', form.confirm ?? '', { ip: ctx.ip, provider, locale: pageLocale(ctx, renderer) });
     if (!outcome.ok) {
       if (outcome.reason === 'invalid_link') return refusedLink(ctx, 'reset-password-invalid');

@@ -73,10 +73,14 @@ describe('email change (account console service)', () => {
     await emails.requestEmailChange({ userId: erin, newEmail: 'contested@example.org', locale: 'de' });
     const verify = await smtp.waitFor('contested@example.org');
     assert.equal(verify.subject, 'Bestätigen Sie Ihre neue E-Mail-Adresse für Keybridge');
+    // The link's page is in the mail's language, whatever the browser prefers.
+    const german = await new Browser(broker.url).go(linkIn(verify, '/email/verify/'));
+    assert.match(german.html, /<html lang="de">/);
+    assert.match(german.html, /als neue Adresse Ihres Kontos/);
     await broker.store.users.update(await id('frank'), { email: 'Contested@example.org' });
     const done = await confirm(linkIn(verify, '/email/verify/'));
     assert.equal(done.status, 409);
-    assert.match(done.html, /This address is taken/);
+    assert.match(done.html, /Diese Adresse ist vergeben/);
     assert.equal((await broker.store.users.findById(erin))?.email, 'erin.new@example.org');
   });
 
