@@ -8,6 +8,8 @@ import { usernameKey } from '../accounts/normalize-username.ts';
 import { mfaConfigSchema } from '../mfa/mfa-config.ts';
 import { acceptsNothing, NOTHING_ACCEPTED, upstreamMfaSchema } from '../mfa/upstream-mfa-policy.ts';
 import { passwordPolicySchema } from './password-policy-schema.ts';
+import { emailSchema } from './email-schema.ts';
+import { passwordResetSchema, registrationSchema } from './registration-schema.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -307,6 +309,12 @@ export const configSchema = z
     /** Second factors: the policy per level, remembered devices, WebAuthn (src/mfa/mfa-config.ts). */
     mfa: mfaConfigSchema,
     passwordPolicy: passwordPolicySchema,
+    /** Outgoing mail: SMTP, the outbox's retries (src/config/email-schema.ts). */
+    email: emailSchema,
+    /** Self-registration from the login page (src/config/registration-schema.ts). */
+    registration: registrationSchema,
+    /** "Forgot password?" for local accounts (src/config/registration-schema.ts). */
+    passwordReset: passwordResetSchema,
     /** The admin REST API (`/admin/api/v1`, src/admin-api). */
     admin: z
       .strictObject({

@@ -43,6 +43,8 @@ export interface LoginDependencies {
   mfa: MfaServices;
   /** The password policy: checked when a local password is accepted, and by update_password. */
   passwordPolicy: PasswordPolicyService;
+  /** Which self-service links the login page offers (src/email/email-routes.ts); absent: none. */
+  selfService?: { registration: boolean; passwordReset: boolean };
 }
 
 /** What the person is told for each failure (`login.failure.<reason>`); details go to the log and the audit trail. */
@@ -173,6 +175,9 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       loginAction: `/interaction/${uid}/login`,
       connectorAction: `/interaction/${uid}/connector`,
       cancelAction: `/interaction/${uid}/abort`,
+      // "Create account" and "Forgot password?" (src/email/email-routes.ts), when enabled.
+      registerUrl: deps.selfService?.registration && connectors.some((c) => c.type === 'local') ? `/interaction/${uid}/register` : undefined,
+      forgotPasswordUrl: deps.selfService?.passwordReset && connectors.some((c) => c.type === 'local') ? `/interaction/${uid}/forgot` : undefined,
       // Passwordless sign-in with a passkey (the browser script fetches its options).
       passkey: deps.mfa.passkeys ? { optionsUrl: `/interaction/${uid}/passkey/options`, action: `/interaction/${uid}/passkey`, mode: extra.passkeyRefused ? 'authenticate' : 'passkey' } : null,
     }, extra.status ?? 200);

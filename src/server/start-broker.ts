@@ -58,6 +58,9 @@ import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
 import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from './connector-entries.ts';
 import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-changes.ts';
 import { ConnectorService } from '../management/connectors.ts';
+import { createEmailServices, type EmailServices } from '../email/email-services.ts';
+import { emailRoutes } from '../email/email-routes.ts';
+import type { MailTransport } from '../email/mail-transport.ts';
 
 export interface Broker {
   /** Where this instance listens (may differ from the issuer behind a proxy). */
@@ -72,6 +75,8 @@ export interface Broker {
   metricsUrl: string | null;
   /** Second-factor services (TOTP, WebAuthn, recovery codes, policy) the login pages use. */
   mfa: MfaServices;
+  /** Mail, action links and the password policy (src/email); createAccountEmails(email) for the account console. */
+  email: EmailServices;
   provider(): Provider;
   /** Re-reads signing keys now (instances also poll); true when they changed. */
   reloadKeys(): Promise<boolean>;
@@ -92,6 +97,8 @@ export interface StartOptions {
   connectorPollMs?: number;
   /** How long a replaced connector instance lives on for logins in flight (default 60 s). */
   connectorGraceMs?: number;
+  /** How mail leaves (default: SMTP from email.smtp, or the log). */
+  mailTransport?: MailTransport;
 }
 
 /** Claims oidc-provider never asks consent for. */
@@ -113,6 +120,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   let limits: RateLimits | undefined;
   let changes: ChangeFeed | undefined;
   let connectorWatch: ConnectorWatch | undefined;
+  let mailer: { stop(): Promise<void> } | undefined;
   try {
     const applied = await migrateDatabase(database);
     if (applied.length) logger.info({ applied }, 'database migrated');
@@ -153,6 +161,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
     const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title, defaultLocale: config.ui.defaultLocale });
+    const passwordPolicy = createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) });
+    // Mail (outbox worker), registration, password reset and address changes (src/email).
+    const email = createEmailServices({ config, store, logger, catalogs: renderer.catalogs, policy: passwordPolicy, connectorName: (id) => connectors.get(id)?.name ?? id, transport: options.mailTransport });
+    mailer = email.mailer;
+    const selfService = { registration: config.registration.enabled, passwordReset: email.passwordResetEnabled };
 
     const logins = createLoginSessionLookup(store.loginSessions);
     // The claims connectors' mappers issue (config and stored connectors), and which scope
@@ -312,7 +325,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const upstreamLogout = upstreamLogoutRoutes({ provider, issuer: config.issuer, records: upstreamAttempts, store, registry: () => connectors, renderer, logger, signOutServiceProviders: samlIdpRoutes?.signOutServiceProviders });
       pages.push(upstreamLogout.onSignOut);
       pages.push(upstreamLogout.router.routes());
-      const interactions = loginRoutes({ provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa, passwordPolicy: createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) }) });
+      const loginDeps = { provider, issuer: config.issuer, upstreamAttempts, store, registry: () => connectors, renderer, csrf, logger, tokenCipher, initiateLoginUris, secureCookies: config.issuer.startsWith('https://'), limits: rateLimits, mfa, passwordPolicy, selfService };
+      const interactions = loginRoutes(loginDeps);
+      pages.push(emailRoutes(loginDeps, email).routes());
       pages.push(interactions.routes());
       pages.push(interactions.allowedMethods());
       if (samlIdpRoutes) pages.push(samlIdpRoutes.router.routes());
@@ -366,6 +381,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       const replayPurged = await store.replay.deleteExpired();
       const limitsPurged = await rateLimits.sweep();
       const samlIdpSessionsPurged = await store.samlIdpSessions.deleteExpired();
+      await email.links.deleteExpired();
+      await email.mailer.purge();
       logger.debug({ ...purged, logins: loginsPurged, replay: replayPurged, samlIdpSessions: samlIdpSessionsPurged, rateLimits: limitsPurged }, 'expired data purged');
     });
 
@@ -373,6 +390,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     rescheduleSyncs = () => syncs.refresh();
     connectorWatch = watchConnectorChanges({ connectors: store.connectors, logger, stamp: connectorStamp, intervalMs: options.connectorPollMs, onChange: reloadConnectors });
     const watch = connectorWatch;
+    email.mailer.start();
 
     logger.info({ url, issuer: config.issuer, database: database.kind, connectors: registry.list().map((c) => c.id), ms: Math.round(performance.now()), startBrokerMs: Math.round(performance.now() - started) }, 'keybridge ready');
 
@@ -386,6 +404,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       metrics,
       metricsUrl: metricsListener?.url ?? null,
       mfa,
+      email,
       provider: () => provider,
       reloadKeys,
       close() {
@@ -394,6 +413,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           await watch.stop();
           await syncs.stop();
           await connectorService.close();
+          await email.mailer.stop();
           await new Promise<void>((resolve) => {
             srv.close(() => resolve());
             srv.closeIdleConnections();
@@ -412,6 +432,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   } catch (err) {
     for (const t of timers) clearInterval(t);
     await connectorWatch?.stop();
+    await mailer?.stop();
     server?.close();
     await metricsServer?.close();
     await registry?.close();
