@@ -7,6 +7,7 @@ import { samlIdpSchema } from '../saml-idp/saml-idp-config.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { mfaConfigSchema } from '../mfa/mfa-config.ts';
 import { acceptsNothing, NOTHING_ACCEPTED, upstreamMfaSchema } from '../mfa/upstream-mfa-policy.ts';
+import { accountSchema } from './account-schema.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -318,6 +319,8 @@ export const configSchema = z
         console: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
       })
       .prefault({}),
+    /** The account console at /account and its API (src/config/account-schema.ts). */
+    account: accountSchema,
     /** Optional Redis for rate-limit counters shared by every instance. */
     redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional() }).prefault({}),
     ui: z

@@ -47,6 +47,11 @@ import { deviceSessionRecovery } from '../oidc/device-session-recovery.ts';
 import { adminApi } from '../admin-api/admin-api.ts';
 import { adminConsole, adminConsoleClient } from '../admin-console/admin-console.ts';
 import { adminRoutes } from '../admin-api/routes/admin-routes.ts';
+import { accountApi } from '../account-api/account-api.ts';
+import type { AccountEmails } from '../account-api/account-routes.ts';
+import { createLinkFlow } from '../account-api/link-flow.ts';
+import { accountConsole, accountConsoleClient, ACCOUNT_CONSOLE_CLIENT_ID } from '../account-console/account-console.ts';
+import { createPasswordPolicy } from '../accounts/password-policy.ts';
 import { KEYBRIDGE_VERSION } from '../version.ts';
 import { loginRoutes, type LoginProvenance } from '../login/login-routes.ts';
 import { createMfaServices, type MfaServices } from '../login/mfa-services.ts';
@@ -90,6 +95,8 @@ export interface StartOptions {
   connectorPollMs?: number;
   /** How long a replaced connector instance lives on for logins in flight (default 60 s). */
   connectorGraceMs?: number;
+  /** The email service the account console asks to change a person's address (absent: email change answers 501). */
+  accountEmails?: AccountEmails;
 }
 
 /** Claims oidc-provider never asks consent for. */
@@ -197,7 +204,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
     const consoleClient = adminConsoleClient(config);
-    const internalClients = [...(samlIdp ? [samlIdp.client] : []), ...(consoleClient ? [consoleClient] : [])];
+    const accountClient = accountConsoleClient(config);
+    const internalClients = [...(samlIdp ? [samlIdp.client] : []), ...(consoleClient ? [consoleClient] : []), ...(accountClient ? [accountClient] : [])];
+    const passwordPolicy = createPasswordPolicy();
+    // The account console's "link another sign-in method" round trips (src/account-api/link-flow.ts).
+    const linkFlow = createLinkFlow({ store, logger, issuer: config.issuer, provider: () => provider, registry: () => connectors, attempts: upstreamAttempts, renderer, secureCookies: config.issuer.startsWith('https://') });
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
@@ -302,6 +313,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       pages.push(deviceSessionRecovery());
       pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
       pages.push(adminConsole({ config }));
+      if (config.account.enabled) {
+        pages.push(accountApi({ config, store, logger, limits: rateLimits, provider, clientId: ACCOUNT_CONSOLE_CLIENT_ID, registry: () => connectors, mfa, passwordPolicy, accountEmails: options.accountEmails, linkTickets: linkFlow.tickets, localeOf: (acceptLanguage) => renderer.catalogs.negotiate({ acceptLanguage }) }));
+        pages.push(linkFlow.routes);
+        pages.push(accountConsole({ config, catalogs: renderer.catalogs }));
+      }
       pages.push(staticAssets({ themeDir: config.ui.themeDir }));
       pages.push(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

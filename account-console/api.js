@@ -1,0 +1,75 @@
+// The only way the console reaches Keybridge's data: the account API under /account/api, with
+// the signed-in person's bearer token. A refused token signs in again; a change that needs a
+// recent sign-in (403 reauthentication_required) signs in again with prompt=login and comes back
+// to the same page. Problems (RFC 9457) become ApiError, translated by their code when the
+// console has a message for it.
+import { currentToken, forgetToken, signIn } from './auth.js';
+import { has, t } from './i18n.js';
+
+export const API = '/account/api';
+
+export class ApiError extends Error {
+  constructor(status, problem = {}) {
+    super(ApiError.message(status, problem));
+    this.status = status;
+    this.code = problem.code ?? null;
+    this.requestId = problem.instance ?? null;
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
+    this.problem = problem;
+  }
+
+  static message(status, problem) {
+    if (problem.passwordProblem && has(`password.problem.${problem.passwordProblem.code}`)) return t(`password.problem.${problem.passwordProblem.code}`, problem.passwordProblem.values);
+    if (problem.code === 'read_only' && problem.source) return t('error.read_only', { source: problem.source.name });
+    if (problem.code && problem.code !== 'invalid_request' && has(`error.${problem.code}`)) return t(`error.${problem.code}`);
+    if (problem.detail) return problem.detail;
+    return status ? t('error.http', { status }) : t('error.offline');
+  }
+
+  /** Messages for a field (body.newPassword ...). */
+  fieldErrors(path) {
+    return this.errors.filter((e) => e.path === path).map((e) => e.message);
+  }
+}
+
+/** One API call: { status, body, headers }; throws ApiError for any error status. `raw`: the Response itself. */
+export async function api(method, path, { body, params, raw } = {}) {
+  const token = currentToken();
+  if (!token) await signIn();
+  const query = params ? `?${new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''))}` : '';
+  let res;
+  try {
+    res = await fetch(`${API}${path}${query}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token.accessToken}`,
+        accept: 'application/json, application/problem+json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+  } catch {
+    throw new ApiError(0);
+  }
+  if (res.status === 401) {
+    forgetToken();
+    await signIn();
+  }
+  if (raw && res.ok) return res;
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (res.status === 403 && data?.code === 'reauthentication_required') {
+    // Back to this page after signing in again; the person repeats the change there.
+    await signIn(location.pathname + location.search, { reauthenticate: true });
+  }
+  if (!res.ok) throw new ApiError(res.status, data ?? {});
+  return { status: res.status, body: data, headers: res.headers };
+}
+
+export const get = (path, params) => api('GET', path, { params });
+export const seg = (value) => encodeURIComponent(String(value));
