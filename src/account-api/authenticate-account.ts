@@ -41,9 +41,9 @@ export async function authenticateAccount(ctx: Context, provider: Provider, deps
   const invalid = (reason: string, more: Partial<AccountAuthFailure> = {}) => unauthorized('The access token is invalid, expired or revoked. Sign in again.', { reason, ...more });
   if (!token || token.isExpired) throw invalid('invalid_token');
   const clientId = String(token.clientId ?? '');
-  // Only the console's tokens: a token another application received cannot change the account.
-  if (clientId !== deps.clientId) throw invalid('not_console_client', { clientId });
   const accountId = (token as { accountId?: string }).accountId;
+  // Only the console's tokens: a token another application received cannot change the account.
+  if (clientId !== deps.clientId) throw invalid('not_console_client', { clientId, ...(accountId ? { userId: accountId } : {}) });
   if (!accountId) throw invalid('no_account', { clientId });
   const user = await deps.store.users.findById(accountId);
   if (!user || !user.enabled) throw invalid(user ? 'user_disabled' : 'unknown_user', { clientId, userId: accountId });

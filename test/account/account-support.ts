@@ -128,10 +128,10 @@ export async function consoleLogin(
   return { accessToken: body.access_token!, browser };
 }
 
-/** Signs `username` in to the rp app (offline_access): tokens with a refresh token. */
-export async function rpLogin(world: AccountWorld, browser: Browser, username: string) {
+/** Signs `username` in to the rp app (by default with offline_access): tokens with a refresh token. */
+export async function rpLogin(world: AccountWorld, browser: Browser, username: string, scope = 'openid profile offline_access') {
   const verifier = oidc.randomPKCECodeVerifier();
-  const url = oidc.buildAuthorizationUrl(world.rp, { redirect_uri: RP_REDIRECT, scope: 'openid profile offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
+  const url = oidc.buildAuthorizationUrl(world.rp, { redirect_uri: RP_REDIRECT, scope, prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'st' });
   let page = await browser.go(url.href);
   if (/name="password"/.test(page.html)) page = await browser.submit(page, '/login', { username, password: PASSWORD });
   if (page.html && /\/confirm"/.test(page.html)) page = await browser.submit(page, '/confirm');
@@ -147,9 +147,9 @@ export interface ApiResponse<T = any> {
 }
 
 /** Calls the account API with a token (null: none); `body` is sent as JSON, `raw` as given. */
-export async function call<T = any>(issuer: string, token: string | null, method: string, path: string, options: { body?: unknown; raw?: string | Uint8Array; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
+export async function call<T = any>(issuer: string, token: string | null, method: string, path: string, options: { body?: unknown; raw?: string | Uint8Array<ArrayBuffer>; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers };
-  let body: string | Uint8Array | undefined = options.raw;
+  let body: string | Uint8Array<ArrayBuffer> | undefined = options.raw;
   if (options.body !== undefined) {
     body = JSON.stringify(options.body);
     headers['content-type'] ??= 'application/json';
