@@ -16,6 +16,13 @@ export class ApiError extends Error {
     this.requestId = problem.instance ?? null;
     this.errors = Array.isArray(problem.errors) ? problem.errors : [];
     this.problem = problem;
+    /** The message came from the console's catalog (in the person's language), not the API's English. */
+    this.translated = ApiError.translatedCode(problem);
+  }
+
+  static translatedCode(problem) {
+    if (problem.passwordProblem) return has(`password.problem.${problem.passwordProblem.code}`);
+    return Boolean(problem.code && problem.code !== 'invalid_request' && (has(`error.${problem.code}`) || (problem.code === 'read_only' && problem.source)));
   }
 
   static message(status, problem) {
@@ -28,7 +35,15 @@ export class ApiError extends Error {
 
   /** Messages for a field (body.newPassword ...). */
   fieldErrors(path) {
-    return this.errors.filter((e) => e.path === path).map((e) => e.message);
+    const mine = this.errors.filter((e) => e.path === path);
+    // A refusal the console can say in the person's language is said at the field, once.
+    if (this.translated) return mine.length ? [this.message] : [];
+    return mine.map((e) => e.message);
+  }
+
+  /** Whether a field shows this error (then no separate notice is needed). */
+  get shownAtField() {
+    return this.translated && this.errors.length > 0;
   }
 }
 

@@ -45,7 +45,7 @@ export const Loading = () => html`<p class="muted loading" role="status">${t('lo
 
 /** An error from the API (or anything thrown), in words; with the request id when there is one. */
 export function ErrorNotice({ error }) {
-  if (!error) return null;
+  if (!error || error.shownAtField) return null;
   return html`<div class="alert" role="alert" data-testid="error">${error.message}${error.requestId ? html` <span class="fine">(${t('error.reference', { id: error.requestId })})</span>` : null}</div>`;
 }
 

@@ -190,8 +190,9 @@ describe('account console in Chromium', () => {
     await page.fill('#new-password', 'a fresh passphrase for her 1');
     await page.fill('#confirm-password', 'a fresh passphrase for her 1');
     await page.click('[data-testid="password-form"] button[type=submit]');
-    await page.waitForSelector('[data-testid="error"]');
-    assert.match((await page.textContent('[data-testid="error"]'))!, /Das aktuelle Passwort ist nicht richtig/);
+    await page.waitForSelector('#current-password-help.field-error');
+    assert.equal(await page.textContent('#current-password-help'), 'Das aktuelle Passwort ist nicht richtig.');
+    assert.equal(await page.getAttribute('#current-password', 'aria-invalid'), 'true');
     await screenshot(page, 'account-sign-in-de');
     assert.deepEqual(failed.map((f) => f.replace(/ .*\/account\/api/, ' /account/api')), ['400 /account/api/me/password']);
     assert.deepEqual(unexpectedErrors(errors, [400]), []);
