@@ -5,6 +5,15 @@ import { api, get, seg } from './api.js';
 import { t, when } from './i18n.js';
 import { forgetToken, signOut } from './auth.js';
 
+/** "Firefox on Windows" from a User-Agent, or null; a rough guess, the full string is in the title. */
+export function deviceOf(ua) {
+  if (!ua) return null;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /OPR\//.test(ua) ? 'Opera' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : null;
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X|Macintosh/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : null;
+  if (browser && os) return t('sessions.device', { browser, os });
+  return browser ?? os ?? null;
+}
+
 function Sessions() {
   const list = useLoad(async () => (await get('/sessions')).body.items);
   const [state, setState] = useState({ error: null, message: null });
@@ -32,6 +41,7 @@ function Sessions() {
     <${ErrorNotice} error=${state.error || list.error} />
     ${!list.data ? html`<${Loading} />` : html`<ul class="plain-list" data-testid="sessions">${list.data.map((s) => html`<li data-current=${s.current ? 'true' : 'false'}>
       <strong>${s.current ? t('sessions.current') : t('sessions.other')}</strong>
+      <span class="muted" title=${s.userAgent ?? ''} data-testid="device"> · ${deviceOf(s.userAgent) ?? t('sessions.unknownDevice')}</span>
       ${s.connector ? html` · ${s.connector.name}` : null}
       <div class="muted">${t('sessions.signedIn', { when: when(s.signedInAt) })} · ${t('sessions.lastSeen', { when: when(s.lastSeenAt) })}${s.ip ? ` · ${t('sessions.ip', { ip: s.ip })}` : ''}</div>
       ${s.applications.length ? html`<div class="muted">${t('sessions.apps', { apps: s.applications.join(', ') })}</div>` : null}

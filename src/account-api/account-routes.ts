@@ -120,9 +120,10 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
     return (hash ? 1 : 0) + identities.filter((i) => i.id !== without.identityId).length + passkeys.filter((p) => p.confirmed).length;
   }
 
-  const sessionView = (s: Awaited<ReturnType<Store['userSessions']['sessionsOf']>>[number], principal: AccountPrincipal) => ({
+  const sessionView = (s: Awaited<ReturnType<Store['userSessions']['sessionsOf']>>[number], principal: AccountPrincipal, agents: Map<string, string>) => ({
     id: s.uid,
     current: s.uid === principal.sessionUid,
+    userAgent: agents.get(s.uid) ?? null,
     signedInAt: s.authenticatedAt?.toISOString() ?? null,
     lastSeenAt: (s.lastUsedAt ?? s.authenticatedAt)?.toISOString() ?? null,
     expiresAt: s.expiresAt?.toISOString() ?? null,
@@ -398,7 +399,8 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
       path: '/sessions',
       async handler({ principal }) {
         const sessions = await store.userSessions.sessionsOf(principal.user.id);
-        return { body: { items: sessions.map((s) => sessionView(s, principal)) } };
+        const agents = await store.loginSessions.userAgents(sessions.map((s) => s.uid));
+        return { body: { items: sessions.map((s) => sessionView(s, principal, agents)) } };
       },
     },
     {
@@ -469,6 +471,7 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
           appsOf(principal),
           store.audit.list({ userId: id, limit: EXPORT_AUDIT_LIMIT }),
         ]);
+        const agents = await store.loginSessions.userAgents(sessions.map((s) => s.uid));
         await audit('account.exported', {});
         const u = principal.user;
         const body = {
@@ -482,7 +485,7 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
           secondFactors: factors.map(factorView),
           recoveryCodesLeft,
           requiredActions,
-          sessions: sessions.map((s) => sessionView(s, principal)),
+          sessions: sessions.map((s) => sessionView(s, principal, agents)),
           applications: apps,
           securityLog: events.map((e) => ({ ...eventView(e), details: e.details })),
         };

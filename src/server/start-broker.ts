@@ -283,6 +283,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               authenticatedAt: new Date(),
               upstreamSession: provenance.upstreamSession ?? null,
               ip: ctx.ip,
+              userAgent: ctx.get('user-agent'),
             });
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);

@@ -317,6 +317,7 @@ for (const store of STORES) {
       assert.equal(other.ip, '127.0.0.1');
       assert.deepEqual(other.connector, { id: 'local', name: 'Username and password' });
       assert.ok(other.signedInAt && other.lastSeenAt);
+      assert.equal(other.userAgent, 'node', 'the user agent the browser signed in with (fetch says "node")');
       const one = await call(issuer, accessToken, 'DELETE', `/sessions/${other.id}`);
       assert.equal(one.status, 204);
       assert.equal((await call(issuer, accessToken, 'GET', '/sessions')).body.items.length, 2);

@@ -116,6 +116,7 @@ describe('account console in Chromium', () => {
     await page.click('nav a[href="/account/sessions"]');
     await page.waitForSelector('[data-testid="apps"] li[data-client="rp"]');
     await page.waitForSelector('[data-testid="sessions"] li[data-current="true"]');
+    assert.match((await page.textContent('[data-testid="sessions"] li[data-current="true"] [data-testid="device"]'))!, /Chrome on Linux/);
     await screenshot(page, 'account-sessions');
     await assertFitsPhone(page, 'the sessions page');
     await page.click('[data-testid="revoke-rp"]');
