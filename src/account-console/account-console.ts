@@ -33,7 +33,7 @@ const VENDOR: Record<string, { file: string; rewrite?: (source: string) => strin
 };
 
 const OWN_MODULE = /^[a-z][a-z0-9-]{0,63}\.js$/;
-const PAGE_PATH = /^\/account(?:\/(?:callback|profile|sign-in|security|sessions|log|data))?\/?$/;
+const PAGE_PATH = /^\/account(?:\/(?:callback|profile|sign-in|sessions|log|data))?\/?$/;
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 /** JSON inside a <script type="application/json"> block: nothing in it may close the element. */
 const scriptJson = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
