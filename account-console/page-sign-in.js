@@ -3,7 +3,7 @@
 // (authenticator app, passkeys, recovery codes shown once).
 import { html, useState, Page, ErrorNotice, Loading, Notice, Field, Recent, useLoad } from './ui.js';
 import { api, get, seg } from './api.js';
-import { has, t, when } from './i18n.js';
+import { t, when } from './i18n.js';
 
 function Password({ me, refresh }) {
   const [form, setForm] = useState({ currentPassword: '', newPassword: '', confirm: '', signOutOtherSessions: false });
@@ -205,7 +205,6 @@ function Factors({ me }) {
 }
 
 export default function SignInPage({ me, query, refresh }) {
-  void has;
   return html`<${Page} title=${t('signIn.title')}>
     <div class="grid">
       <${Password} me=${me} refresh=${refresh} />

@@ -237,7 +237,7 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
       path: '/me/password',
       recentLogin: true,
       body: passwordBody,
-      async handler({ principal, body, ctx, audit }) {
+      async handler({ principal, body, audit }) {
         const input = body as z.infer<typeof passwordBody>;
         const user = principal.user;
         const owner = ownerOf(user);
@@ -269,7 +269,6 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
           ended = (await endSessions({ provider, store, logger }, others, 'password_changed')).length;
         }
         await audit('user.password_changed', { by: 'self', ...(hash ? {} : { reason: 'first_password' }), sessionsEnded: ended });
-        void ctx;
         return { body: { changed: true, sessionsEnded: ended } };
       },
     },
@@ -434,12 +433,12 @@ export function accountRoutes(deps: AccountRouteDependencies): AccountRoute[] {
     {
       method: 'DELETE',
       path: '/apps/:id',
-      async handler({ principal, params, audit }) {
+      async handler({ principal, params, ctx, requestId }) {
         const grant = await store.userSessions.grantOf(principal.user.id, params.id!);
         if (!grant) throw notFound('The application access');
         await store.userSessions.revokeGrants([grant.id]);
-        await store.audit.record({ type: 'grant.revoked', userId: principal.user.id, clientId: grant.clientId, details: { by: 'self', scopes: grant.scopes } });
-        void audit;
+        // The event names the application whose access ended (not the console).
+        await store.audit.record({ type: 'grant.revoked', userId: principal.user.id, clientId: grant.clientId, ip: ctx.ip, details: { by: 'self', scopes: grant.scopes, requestId } });
         return { status: 204 };
       },
     },

@@ -94,9 +94,12 @@ export function createLinkFlow(deps: LinkFlowDependencies): { tickets: LinkTicke
 
   /** The Keybridge browser session this request carries (the signed session cookie), or null. */
   async function browserSessionUid(ctx: Context): Promise<string | null> {
-    const id = ctx.cookies.get('kb_session', { signed: true });
+    const provider = deps.provider();
+    // oidc-provider's session cookie, signed with the cookie keys (this middleware runs inside its app).
+    const name = (provider as unknown as { cookieName(type: string): string }).cookieName('session');
+    const id = ctx.cookies.get(name, { signed: true });
     if (!id || id.length > 256) return null;
-    const session = await deps.provider().Session.find(id).catch(() => undefined);
+    const session = await provider.Session.find(id).catch(() => undefined);
     return (session as { uid?: string } | undefined)?.uid ?? null;
   }
 
