@@ -41,7 +41,7 @@ function Password({ me, refresh }) {
   </div>`;
 }
 
-const LINK_RESULTS = new Set(['linked', 'already_yours', 'linked_elsewhere', 'failed', 'unavailable', 'expired', 'wrong_browser']);
+const LINK_RESULTS = new Set(['linked', 'already_yours', 'linked_elsewhere', 'failed', 'unavailable', 'expired', 'wrong_browser', 'signed_out']);
 
 function Identities({ me, query, refresh }) {
   const list = useLoad(async () => (await get('/identities')).body.items);

@@ -113,9 +113,11 @@ export function createLinkFlow(deps: LinkFlowDependencies): { tickets: LinkTicke
     if (stored.connectorId !== connectorId) return back(ctx, 'expired', connectorId);
     const user = await store.users.findById(stored.userId);
     if (!user?.enabled) return back(ctx, 'expired', connectorId);
-    if (!stored.sessionUid || (await browserSessionUid(ctx)) !== stored.sessionUid) {
-      await store.audit.record({ type: 'identity.link_refused', outcome: 'failure', userId: user.id, connectorId, ip: ctx.ip, details: { reason: 'other_browser' } });
-      return back(ctx, 'wrong_browser', connectorId);
+    const browserSession = await browserSessionUid(ctx);
+    if (!stored.sessionUid || browserSession !== stored.sessionUid) {
+      await store.audit.record({ type: 'identity.link_refused', outcome: 'failure', userId: user.id, connectorId, ip: ctx.ip, details: { reason: browserSession ? 'other_browser' : 'no_session' } });
+      // No session here at all: the person's sign-in ended (or the ticket travelled); either way, start again.
+      return back(ctx, browserSession ? 'wrong_browser' : 'signed_out', connectorId);
     }
     const registered = deps.registry().get(connectorId);
     if (!registered || registered.connector.kind !== 'redirect') return back(ctx, 'unavailable', connectorId);

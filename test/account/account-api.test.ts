@@ -191,13 +191,20 @@ for (const store of STORES) {
       assert.equal(ticket.status, 201);
       assert.match(ticket.body.url, /^\/account\/link\/acme\?ticket=[A-Za-z0-9_-]{43}$/);
 
-      // The ticket in another browser (no Keybridge session of lena's): refused, nothing started.
-      const thief = new Browser(issuer);
-      const stolen = await thief.go(`${issuer}${ticket.body.url}`);
+      // The ticket in another browser: with no session, or signed in as someone else: refused, nothing started.
+      await createLocalUser(world.broker, 'lena-thief');
+      const thief = await consoleLogin(issuer, { username: 'lena-thief' });
+      const stolen = await thief.browser.go(`${issuer}${ticket.body.url}`);
       assert.equal(new URL(stolen.url).searchParams.get('link'), 'wrong_browser');
+      assert.ok(!stolen.url.startsWith(world.op.origin));
       // ...and it was used up: lena's own browser needs a new one.
       const replay = await browser.go(`${issuer}${ticket.body.url}`);
       assert.equal(new URL(replay.url).searchParams.get('link'), 'expired');
+
+      const another = await call(issuer, accessToken, 'POST', '/identities/link', { body: { connectorId: 'acme' } });
+      const noSession = await new Browser(issuer).go(`${issuer}${another.body.url}`);
+      assert.equal(new URL(noSession.url).searchParams.get('link'), 'signed_out');
+      assert.ok((await events(id, 'identity.link_refused')).some((e) => e.details.reason === 'no_session'));
 
       const fresh = await call(issuer, accessToken, 'POST', '/identities/link', { body: { connectorId: 'acme' } });
       const away = await browser.go(`${issuer}${fresh.body.url}`);
