@@ -4,7 +4,26 @@
 // to the same page. Problems (RFC 9457) become ApiError, translated by their code when the
 // console has a message for it.
 import { currentToken, forgetToken, signIn } from './auth.js';
-import { has, t } from './i18n.js';
+import { has, locale, t } from './i18n.js';
+
+// The API's field messages (English) the console can say in the person's language.
+const FIELD_MESSAGES = [
+  [/^is required$/, () => t('field.required')],
+  [/^must be an email address$/, () => t('field.email')],
+  [/^must be at most (\d+) characters$/, (m) => t('field.tooLong', { max: m[1] })],
+  [/^must not contain control characters$/, () => t('field.control')],
+  [/^must be your username, typed exactly$/, () => t('field.confirm')],
+  [/^is not right$/, () => t('field.notRight')],
+];
+
+/** A field message in the person's language; one the console does not know stays English only in English. */
+function fieldMessage(message) {
+  for (const [pattern, say] of FIELD_MESSAGES) {
+    const m = pattern.exec(message);
+    if (m) return say(m);
+  }
+  return locale === 'en' ? message : t('field.invalid');
+}
 
 export const API = '/account/api';
 
@@ -29,6 +48,8 @@ export class ApiError extends Error {
     if (problem.passwordProblem && has(`password.problem.${problem.passwordProblem.code}`)) return t(`password.problem.${problem.passwordProblem.code}`, problem.passwordProblem.values);
     if (problem.code === 'read_only' && problem.source) return t('error.read_only', { source: problem.source.name });
     if (problem.code && problem.code !== 'invalid_request' && has(`error.${problem.code}`)) return t(`error.${problem.code}`);
+    // Field errors are said at their fields; the notice only points there.
+    if (problem.code === 'invalid_request' && Array.isArray(problem.errors) && problem.errors.length) return t('error.invalid_request');
     if (problem.detail) return problem.detail;
     return status ? t('error.http', { status }) : t('error.offline');
   }
@@ -38,7 +59,7 @@ export class ApiError extends Error {
     const mine = this.errors.filter((e) => e.path === path);
     // A refusal the console can say in the person's language is said at the field, once.
     if (this.translated) return mine.length ? [this.message] : [];
-    return mine.map((e) => e.message);
+    return mine.map((e) => fieldMessage(e.message));
   }
 
   /** Whether a field shows this error (then no separate notice is needed). */

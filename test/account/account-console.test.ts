@@ -194,8 +194,18 @@ describe('account console in Chromium', () => {
     await page.waitForSelector('#current-password-help.field-error');
     assert.equal(await page.textContent('#current-password-help'), 'Das aktuelle Passwort ist nicht richtig.');
     assert.equal(await page.getAttribute('#current-password', 'aria-invalid'), 'true');
+    // A field the API refuses: the message in German at the field, the notice points there.
+    await page.click('nav a[href="/account/profile"]');
+    await page.waitForSelector('#name');
+    await page.fill('#name', 'x'.repeat(201));
+    await page.click('form button[type=submit].primary');
+    await page.waitForSelector('#name-help.field-error');
+    assert.equal(await page.textContent('#name-help'), 'Höchstens 200 Zeichen.');
+    assert.match((await page.textContent('[data-testid="error"]'))!, /^Prüfen Sie die markierten Felder\. \(Referenz [0-9a-f-]{36}\)$/);
+    await page.click('nav a[href="/account/sign-in"]');
+    await page.waitForSelector('#current-password');
     await screenshot(page, 'account-sign-in-de');
-    assert.deepEqual(failed.map((f) => f.replace(/ .*\/account\/api/, ' /account/api')), ['400 /account/api/me/password']);
+    assert.deepEqual(failed.map((f) => f.replace(/ .*\/account\/api/, ' /account/api')), ['400 /account/api/me/password', '400 /account/api/me']);
     assert.deepEqual(unexpectedErrors(errors, [400]), []);
     await context.close();
   });
