@@ -44,7 +44,7 @@ function Sessions() {
       <span class="muted" title=${s.userAgent ?? ''} data-testid="device"> · ${deviceOf(s.userAgent) ?? t('sessions.unknownDevice')}</span>
       ${s.connector ? html` · ${s.connector.name}` : null}
       <div class="muted">${t('sessions.signedIn', { when: when(s.signedInAt) })} · ${t('sessions.lastSeen', { when: when(s.lastSeenAt) })}${s.ip ? ` · ${t('sessions.ip', { ip: s.ip })}` : ''}</div>
-      ${s.applications.length ? html`<div class="muted">${t('sessions.apps', { apps: s.applications.join(', ') })}</div>` : null}
+      ${s.applications.length ? html`<div class="muted">${t('sessions.apps', { apps: s.applications.map((a) => a.name).join(', ') })}</div>` : null}
       <div class="actions"><button type="button" class="secondary" onClick=${() => end(s)}>${s.current ? t('sessions.signOutHere') : t('sessions.signOut')}</button></div>
     </li>`)}</ul>`}
     ${list.data && list.data.some((s) => !s.current) ? html`<div class="actions"><button type="button" class="danger" data-testid="end-others" onClick=${() => run(() => api('POST', '/sessions/end-others'), t('sessions.othersEnded'))}>${t('sessions.signOutOthers')}</button></div>` : null}

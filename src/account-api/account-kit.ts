@@ -90,18 +90,25 @@ export function createAccountKit(deps: AccountRouteDependencies) {
     return (hash ? 1 : 0) + identities.filter((i) => i.id !== without.identityId).length + passkeys.filter((p) => p.confirmed).length;
   }
 
-  const sessionView = (s: Awaited<ReturnType<Store['userSessions']['sessionsOf']>>[number], principal: AccountPrincipal, agents: Map<string, string>) => ({
-    id: s.uid,
-    current: s.uid === principal.sessionUid,
-    userAgent: agents.get(s.uid) ?? null,
-    signedInAt: s.authenticatedAt?.toISOString() ?? null,
-    lastSeenAt: (s.lastUsedAt ?? s.authenticatedAt)?.toISOString() ?? null,
-    expiresAt: s.expiresAt?.toISOString() ?? null,
-    ip: s.ip,
-    connector: s.connectorId ? { id: s.connectorId, name: deps.registry().get(s.connectorId)?.name ?? s.connectorId } : null,
-    methods: s.amr,
-    applications: s.clients,
-  });
+  type StoredSession = Awaited<ReturnType<Store['userSessions']['sessionsOf']>>[number];
+  /** Sessions as the person sees them: the device they signed in with, and the apps by name. */
+  async function sessionViews(sessions: StoredSession[], principal: AccountPrincipal) {
+    const agents = await store.loginSessions.userAgents(sessions.map((s) => s.uid));
+    const clientIds = [...new Set(sessions.flatMap((s) => s.clients))];
+    const names = new Map(await Promise.all(clientIds.map(async (id) => [id, await clientName(id)] as const)));
+    return sessions.map((s) => ({
+      id: s.uid,
+      current: s.uid === principal.sessionUid,
+      userAgent: agents.get(s.uid) ?? null,
+      signedInAt: s.authenticatedAt?.toISOString() ?? null,
+      lastSeenAt: (s.lastUsedAt ?? s.authenticatedAt)?.toISOString() ?? null,
+      expiresAt: s.expiresAt?.toISOString() ?? null,
+      ip: s.ip,
+      connector: s.connectorId ? { id: s.connectorId, name: deps.registry().get(s.connectorId)?.name ?? s.connectorId } : null,
+      methods: s.amr,
+      applications: s.clients.map((id) => ({ id, name: names.get(id) ?? id })),
+    }));
+  }
 
   async function clientName(clientId: string): Promise<string> {
     const client = await provider.Client.find(clientId).catch(() => undefined);
@@ -155,7 +162,7 @@ export function createAccountKit(deps: AccountRouteDependencies) {
     return codes;
   }
 
-  return { deps, config, store, provider, logger, mfa, configured, users, ownerOf, readOnlyProblem, profile, remainingMethods, sessionView, appsOf, identityView, eventView, requireRecent, firstRecoveryCodes };
+  return { deps, config, store, provider, logger, mfa, configured, users, ownerOf, readOnlyProblem, profile, remainingMethods, sessionViews, appsOf, identityView, eventView, requireRecent, firstRecoveryCodes };
 }
 
 export type AccountKit = ReturnType<typeof createAccountKit>;

@@ -320,7 +320,9 @@ for (const store of STORES) {
       assert.equal(sessions.body.items.length, 3);
       const current = sessions.body.items.filter((s: { current: boolean }) => s.current);
       assert.equal(current.length, 1);
-      const other = sessions.body.items.find((s: { current: boolean; applications: string[] }) => !s.current);
+      const other = sessions.body.items.find((s: { current: boolean }) => !s.current);
+      assert.deepEqual(other.applications, [{ id: 'rp', name: 'rp' }]);
+      assert.deepEqual(current[0].applications, [{ id: 'keybridge-account-console', name: 'Keybridge account' }]);
       assert.equal(other.ip, '127.0.0.1');
       assert.deepEqual(other.connector, { id: 'local', name: 'Username and password' });
       assert.ok(other.signedInAt && other.lastSeenAt);

@@ -13,7 +13,7 @@ const deleteBody = z.strictObject({ confirm: z.string().max(256) });
 const logQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(25), cursor: z.string().max(512).optional() });
 
 export function dataRoutes(kit: AccountKit): AccountRoute[] {
-  const { config, store, users, ownerOf, readOnlyProblem, profile, sessionView, appsOf, identityView, eventView, requireRecent } = kit;
+  const { config, store, users, ownerOf, readOnlyProblem, profile, sessionViews, appsOf, identityView, eventView, requireRecent } = kit;
   return [
     {
       method: 'GET',
@@ -43,7 +43,6 @@ export function dataRoutes(kit: AccountKit): AccountRoute[] {
           appsOf(principal),
           store.audit.list({ userId: id, limit: EXPORT_AUDIT_LIMIT }),
         ]);
-        const agents = await store.loginSessions.userAgents(sessions.map((s) => s.uid));
         await audit('account.exported', {});
         const u = principal.user;
         const body = {
@@ -57,7 +56,7 @@ export function dataRoutes(kit: AccountKit): AccountRoute[] {
           secondFactors: factors.map(factorView),
           recoveryCodesLeft,
           requiredActions,
-          sessions: sessions.map((s) => sessionView(s, principal, agents)),
+          sessions: await sessionViews(sessions, principal),
           applications: apps,
           securityLog: events.map((e) => ({ ...eventView(e), details: e.details })),
         };

@@ -6,15 +6,14 @@ import type { AccountRoute } from '../account-api.ts';
 import type { AccountKit } from '../account-kit.ts';
 
 export function sessionRoutes(kit: AccountKit): AccountRoute[] {
-  const { store, provider, logger, sessionView, appsOf } = kit;
+  const { store, provider, logger, sessionViews, appsOf } = kit;
   return [
     {
       method: 'GET',
       path: '/sessions',
       async handler({ principal }) {
         const sessions = await store.userSessions.sessionsOf(principal.user.id);
-        const agents = await store.loginSessions.userAgents(sessions.map((s) => s.uid));
-        return { body: { items: sessions.map((s) => sessionView(s, principal, agents)) } };
+        return { body: { items: await sessionViews(sessions, principal) } };
       },
     },
     {
