@@ -160,6 +160,26 @@ for (const store of STORES) {
       await assert.rejects(consoleLogin(issuer, { username: 'quinn', password: PASSWORD }));
     });
 
+    test('guessing the current password meets the login\'s own per-account throttle (shared counters), not an unlimited oracle', async (t) => {
+      if (!live(t)) return;
+      const id = await createLocalUser(world.broker, 'gus');
+      const { accessToken } = await consoleLogin(issuer, { username: 'gus' });
+      const statuses: number[] = [];
+      let refused: Awaited<ReturnType<typeof call>> | undefined;
+      for (let i = 0; i < 8 && !refused; i++) {
+        const res = await call(issuer, accessToken, 'POST', '/me/password', { body: { currentPassword: `guess number ${i}`, newPassword: 'a brand new passphrase 8' } });
+        statuses.push(res.status);
+        if (res.status === 429) refused = res;
+      }
+      assert.ok(refused, `statuses: ${statuses.join(',')}`);
+      assert.equal(refused.body.code, 'too_many_attempts');
+      assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+      // Even the right password waits now, and the stored one is unchanged.
+      assert.equal((await call(issuer, accessToken, 'POST', '/me/password', { body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 8' } })).status, 429);
+      assert.ok((await events(id, 'user.password_change_failed')).length >= 3);
+      await assert.rejects(consoleLogin(issuer, { username: 'gus', password: 'a brand new passphrase 8' }));
+    });
+
     test('sensitive changes need a recent sign-in: 403 reauthentication_required, and prompt=login with max_age=0 makes them possible again', async (t) => {
       if (!live(t)) return;
       const id = await createLocalUser(world.broker, 'rosa');
