@@ -165,7 +165,7 @@ for (const store of STORES) {
       const id = await createLocalUser(world.broker, 'gus');
       const { accessToken } = await consoleLogin(issuer, { username: 'gus' });
       const statuses: number[] = [];
-      let refused: Awaited<ReturnType<typeof call>> | undefined;
+      let refused: Awaited<ReturnType<typeof call<{ code: string }>>> | undefined;
       for (let i = 0; i < 8 && !refused; i++) {
         const res = await call(issuer, accessToken, 'POST', '/me/password', { body: { currentPassword: `guess number ${i}`, newPassword: 'a brand new passphrase 8' } });
         statuses.push(res.status);
