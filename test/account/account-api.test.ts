@@ -501,6 +501,7 @@ for (const store of STORES) {
         ['POST', '/me/password', { body: { currentPassword: PASSWORD, newPassword: 'ok\u0000passphrase long' } }, 400],
         ['POST', '/mfa/totp/abc/confirm', { body: { code: { $ne: 1 } } }, 400],
         ['PUT', '/me', {}, 405],
+        ['HEAD', '/export', {}, 405],
         ['GET', '/me/%00', {}, 400],
         ['GET', '/sessions/%E0%A4%A', {}, 400],
         ['DELETE', '/sessions/' + 'a'.repeat(300), {}, 404],
