@@ -14,7 +14,7 @@ import type { RateLimits } from '../limits/rate-limits.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { userService } from '../management/users.ts';
 import { AdminProblem } from '../admin-api/problem.ts';
-import type { AccountPrincipal } from './authenticate-account.ts';
+import { requireRecentLogin, type AccountPrincipal } from './authenticate-account.ts';
 
 /** The email service (registration/verification helper) the console asks to change an address. */
 export interface AccountEmails {
@@ -147,12 +147,8 @@ export function createAccountKit(deps: AccountRouteDependencies) {
     return { id: e.id, at: e.at.toISOString(), type: e.type, outcome: e.outcome, ip: e.ip, clientId: e.clientId, connectorId: e.connectorId, details };
   };
 
-
-  /** 403 reauthentication_required unless the person signed in within account.reauthMaxAge; `what` names the change. */
-  function requireRecent(principal: AccountPrincipal, what: string): void {
-    const at = principal.authenticatedAt?.getTime() ?? 0;
-    if (Date.now() - at > config.account.reauthMaxAge * 1000) throw new AdminProblem(403, 'reauthentication_required', `${what} needs a recent sign-in (within ${config.account.reauthMaxAge} seconds). Sign in again and retry.`);
-  }
+  /** For changes that need a recent sign-in only in some cases (a username change) or after another check (deletion). */
+  const requireRecent = (principal: AccountPrincipal, what: string) => requireRecentLogin(principal, config.account.reauthMaxAge, what);
 
   /** New recovery codes after the first factor (shown once); null when the person already has some. */
   async function firstRecoveryCodes(userId: string, audit: (type: string, details?: Record<string, unknown>) => Promise<void>): Promise<string[] | null> {

@@ -58,11 +58,11 @@ export async function authenticateAccount(ctx: Context, provider: Provider, deps
   };
 }
 
-/** 403 reauthentication_required unless the person signed in within `maxAge` seconds. */
-export function requireRecentLogin(principal: AccountPrincipal, maxAge: number, now = Date.now()): void {
+/** 403 reauthentication_required unless the person signed in within `maxAge` seconds; `what` names the change. */
+export function requireRecentLogin(principal: AccountPrincipal, maxAge: number, what = 'This change', now = Date.now()): void {
   const at = principal.authenticatedAt?.getTime();
   if (at !== undefined && now - at <= maxAge * 1000) return;
-  throw new AdminProblem(403, 'reauthentication_required', `This change needs a recent sign-in (within ${maxAge} seconds). Sign in again and retry.`, {
+  throw new AdminProblem(403, 'reauthentication_required', `${what} needs a recent sign-in (within ${maxAge} seconds). Sign in again and retry.`, {
     // RFC 9470 step-up: what the client must ask for.
     headers: { 'WWW-Authenticate': `Bearer realm="keybridge-account", error="insufficient_user_authentication", max_age=${maxAge}` },
   });
