@@ -3,7 +3,7 @@
 import { html, useState, Page, ErrorNotice, Loading, Notice, useLoad } from './ui.js';
 import { api, get, seg } from './api.js';
 import { t, when } from './i18n.js';
-import { forgetToken, signOut } from './auth.js';
+import { forgetToken } from './auth.js';
 
 /** "Firefox on Windows" from a User-Agent, or null; a rough guess, the full string is in the title. */
 export function deviceOf(ua) {
@@ -30,9 +30,10 @@ function Sessions() {
   const end = (s) =>
     s.current
       ? run(async () => {
+          // This session is gone already: nothing left to end at Keybridge, so just start over.
           await api('DELETE', `/sessions/${seg(s.id)}`);
           forgetToken();
-          signOut();
+          location.assign('/account/');
         })
       : run(() => api('DELETE', `/sessions/${seg(s.id)}`), t('sessions.ended'));
   return html`<div class="panel">
@@ -59,8 +60,9 @@ function Apps() {
     try {
       await api('DELETE', `/apps/${seg(app.id)}`);
       if (app.current) {
+        // This page's own access ended: it signs in anew (the browser session stays).
         forgetToken();
-        return signOut();
+        return location.assign('/account/sessions');
       }
       setState({ error: null, message: t('apps.revoked', { name: app.name }) });
       await list.reload();

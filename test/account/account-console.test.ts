@@ -123,6 +123,12 @@ describe('account console in Chromium', () => {
     await page.waitForSelector('[data-testid="apps-notice"]');
     assert.equal(await page.$('[data-testid="apps"] li[data-client="rp"]'), null);
     await assert.rejects(oidc.refreshTokenGrant(world.rp, appTokens.refresh_token!), invalidGrant);
+    // The app's browser session is still there: sign it out from here.
+    await page.waitForSelector('[data-testid="sessions"] li[data-current="false"]');
+    await page.click('[data-testid="end-others"]');
+    await page.waitForSelector('[data-testid="sessions-notice"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="sessions"] li').length === 1);
+    assert.equal((await world.broker.store.userSessions.sessionsOf(id)).length, 1);
 
     // The security log shows what happened.
     await page.click('nav a[href="/account/log"]');
@@ -139,6 +145,12 @@ describe('account console in Chromium', () => {
     assert.equal(exported.profile.givenName, 'Nora');
     assert.ok(exported.securityLog.some((e: { type: string }) => e.type === 'identity.linked'));
     assert.ok(await page.$('[data-testid="delete-disabled"]'), 'self-deletion is off by default');
+
+    // Signing out here ends this session too: the console starts over at the login page.
+    await page.click('nav a[href="/account/sessions"]');
+    await page.click('[data-testid="sessions"] li[data-current="true"] button');
+    await page.waitForSelector('#username');
+    assert.equal((await world.broker.store.userSessions.sessionsOf(id)).length, 0);
 
     // The upstream's login page has no icon: the browser's own /favicon.ico request there is a 404.
     assert.deepEqual(failed, []);
