@@ -1,6 +1,6 @@
 // Sessions and apps: where you are signed in (sign out one, or everywhere else), and the
 // applications you gave access to (revoke ends the access and every token issued under it).
-import { html, useState, Page, ErrorNotice, Loading, Notice, useLoad } from './ui.js';
+import { html, useState, Page, ErrorNotice, Loading, Notice, ConfirmButton, useLoad } from './ui.js';
 import { api, get, seg } from './api.js';
 import { t, when } from './i18n.js';
 import { forgetToken } from './auth.js';
@@ -48,7 +48,7 @@ function Sessions() {
       ${s.applications.length ? html`<div class="muted">${t('sessions.apps', { apps: s.applications.map((a) => a.name).join(', ') })}</div>` : null}
       <div class="actions"><button type="button" class="secondary" onClick=${() => end(s)}>${s.current ? t('sessions.signOutHere') : t('sessions.signOut')}</button></div>
     </li>`)}</ul>`}
-    ${list.data && list.data.some((s) => !s.current) ? html`<div class="actions"><button type="button" class="danger" data-testid="end-others" onClick=${() => run(() => api('POST', '/sessions/end-others'), t('sessions.othersEnded'))}>${t('sessions.signOutOthers')}</button></div>` : null}
+    ${list.data && list.data.some((s) => !s.current) ? html`<div class="actions"><${ConfirmButton} kind="danger" testid="end-others" label=${t('sessions.signOutOthers')} question=${t('sessions.signOutOthersQuestion')} onConfirm=${() => run(() => api('POST', '/sessions/end-others'), t('sessions.othersEnded'))} /></div>` : null}
   </div>`;
 }
 
@@ -78,7 +78,7 @@ function Apps() {
       <strong>${app.name}</strong>${app.current ? html` <span class="badge badge-neutral">${t('apps.thisConsole')}</span>` : null}
       <div class="muted">${t('apps.scopes', { scopes: app.scopes.join(' ') || '—' })}</div>
       <div class="muted">${t('apps.granted', { when: when(app.grantedAt) })}</div>
-      <div class="actions"><button type="button" class="danger" data-testid=${`revoke-${app.clientId}`} onClick=${() => revoke(app)}>${t('apps.revoke')}</button></div>
+      <div class="actions"><${ConfirmButton} kind="danger" testid=${`revoke-${app.clientId}`} label=${t('apps.revoke')} question=${t('apps.revokeQuestion', { name: app.name })} onConfirm=${() => revoke(app)} /></div>
     </li>`)}</ul>`}
   </div>`;
 }

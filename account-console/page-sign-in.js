@@ -1,7 +1,7 @@
 // Sign-in methods: the password, linked identities (link another: that connector's sign-in runs
 // and its account is linked to this one; unlink: never the last way in), and second factors
 // (authenticator app, passkeys, recovery codes shown once).
-import { html, useState, Page, ErrorNotice, Loading, Notice, Field, Recent, useLoad } from './ui.js';
+import { html, useState, Page, ErrorNotice, Loading, Notice, Field, Recent, ConfirmButton, useLoad } from './ui.js';
 import { api, get, seg } from './api.js';
 import { t, when } from './i18n.js';
 
@@ -78,7 +78,7 @@ function Identities({ me, query, refresh }) {
     ${!list.data ? html`<${Loading} />` : list.data.length === 0 ? html`<p class="muted" data-testid="no-identities">${t('identities.none')}</p>` : html`<ul class="plain-list" data-testid="identities">${list.data.map((i) => html`<li data-connector=${i.connector.id}>
       <strong>${i.connector.name}</strong> ${i.username || i.email ? html`<span class="muted">${i.username ?? i.email}</span>` : null}
       <div class="muted">${t('identities.linkedAt', { when: when(i.linkedAt) })}</div>
-      <${Recent} me=${me}><div class="actions"><button type="button" class="secondary" data-testid=${`unlink-${i.connector.id}`} onClick=${() => unlink(i)}>${t('identities.unlink')}</button></div><//>
+      <${Recent} me=${me}><div class="actions"><${ConfirmButton} testid=${`unlink-${i.connector.id}`} label=${t('identities.unlink')} question=${t('identities.unlinkQuestion', { name: i.connector.name })} onConfirm=${() => unlink(i)} /></div><//>
     </li>`)}</ul>`}
     ${linkable.length ? html`<h2>${t('identities.linkTitle')}</h2><${Recent} me=${me}><div class="actions">${linkable.map((c) => html`<button type="button" class="secondary" data-testid=${`link-${c.id}`} onClick=${() => link(c)}>${t('identities.linkWith', { name: c.name })}</button>`)}</div><//>` : null}
   </div>`;
@@ -190,7 +190,7 @@ function Factors({ me }) {
       ${list.data.factors.length === 0 ? html`<p class="muted">${t('mfa.none')}</p>` : html`<ul class="plain-list" data-testid="factors">${list.data.factors.map((f) => html`<li data-type=${f.type}>
         <strong>${f.type === 'totp' ? t('mfa.totp') : f.name}</strong> <span class="muted">${f.type === 'totp' ? '' : t('mfa.passkey')}</span>
         <div class="muted">${t('mfa.added', { when: when(f.createdAt) })} · ${t('mfa.lastUsed', { when: when(f.lastUsedAt) })}</div>
-        <${Recent} me=${me}><div class="actions"><button type="button" class="secondary" onClick=${() => remove(f)}>${t('mfa.remove')}</button></div><//>
+        <${Recent} me=${me}><div class="actions"><${ConfirmButton} testid="remove-factor" label=${t('mfa.remove')} question=${t('mfa.removeQuestion')} onConfirm=${() => remove(f)} /></div><//>
       </li>`)}</ul>`}
       <p class="muted" data-testid="codes-left">${t('mfa.codesLeft', { count: list.data.recoveryCodesLeft })}</p>
       <${Recent} me=${me}>

@@ -77,3 +77,19 @@ export function Recent({ me, children }) {
     <div class="actions"><button type="button" class="secondary" data-testid="reauth" onClick=${() => signIn(location.pathname + location.search, { reauthenticate: true })}>${t('reauth.button')}</button></div>
   </div>`;
 }
+
+/** A button for something that cannot be undone: the first click asks, inline, to confirm. */
+export function ConfirmButton({ label, question, onConfirm, testid, kind = 'secondary' }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) return html`<button type="button" class=${kind} data-testid=${testid} onClick=${() => setAsking(true)}>${label}</button>`;
+  return html`<span class="stack" role="group" aria-label=${question}>
+    <span>${question}</span>
+    <span class="actions">
+      <button type="button" class="danger" data-testid="confirm" onClick=${() => {
+        setAsking(false);
+        onConfirm();
+      }}>${t('confirm.yes')}</button>
+      <button type="button" class="secondary" onClick=${() => setAsking(false)}>${t('cancel')}</button>
+    </span>
+  </span>`;
+}

@@ -108,6 +108,7 @@ describe('account console in Chromium', () => {
     await screenshot(page, 'account-sign-in');
     await assertFitsPhone(page, 'the sign-in methods page');
     await page.click('[data-testid="unlink-acme"]');
+    await page.click('[data-testid="confirm"]');
     await page.waitForSelector('[data-testid="identities-notice"]');
     await page.waitForSelector('[data-testid="no-identities"]');
     assert.equal(await world.broker.store.identities.find('acme', zoe.id), null);
@@ -120,12 +121,14 @@ describe('account console in Chromium', () => {
     await screenshot(page, 'account-sessions');
     await assertFitsPhone(page, 'the sessions page');
     await page.click('[data-testid="revoke-rp"]');
+    await page.click('[data-testid="confirm"]');
     await page.waitForSelector('[data-testid="apps-notice"]');
     assert.equal(await page.$('[data-testid="apps"] li[data-client="rp"]'), null);
     await assert.rejects(oidc.refreshTokenGrant(world.rp, appTokens.refresh_token!), invalidGrant);
     // The app's browser session is still there: sign it out from here.
     await page.waitForSelector('[data-testid="sessions"] li[data-current="false"]');
     await page.click('[data-testid="end-others"]');
+    await page.click('[data-testid="confirm"]');
     await page.waitForSelector('[data-testid="sessions-notice"]');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="sessions"] li').length === 1);
     assert.equal((await world.broker.store.userSessions.sessionsOf(id)).length, 1);

@@ -75,7 +75,8 @@ describe('account console second factors (Chromium, virtual authenticator)', () 
     assert.equal(newCodes.length, 10);
     assert.notDeepEqual(newCodes, firstCodes);
 
-    await page.click('[data-testid="factors"] li[data-type="webauthn"] button');
+    await page.click('[data-testid="factors"] li[data-type="webauthn"] [data-testid="remove-factor"]');
+    await page.click('[data-testid="factors"] li[data-type="webauthn"] [data-testid="confirm"]');
     await page.waitForFunction(() => !document.querySelector('[data-testid="factors"] li[data-type="webauthn"]'));
     assert.deepEqual((await broker.store.mfa.list(id)).map((f) => f.type), ['totp']);
     const types = (await broker.store.audit.list({ userId: id, limit: 50 })).map((e) => e.type);
