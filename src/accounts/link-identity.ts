@@ -82,7 +82,7 @@ export interface LinkOptions {
   /** For a user created by this call (imports create blocked upstream accounts disabled). */
   enabled?: boolean;
   /** What the audit event says created the link. */
-  via?: 'login' | 'sync' | 'refresh' | 'verified-email' | 'confirmed';
+  via?: 'login' | 'sync' | 'refresh' | 'verified-email' | 'confirmed' | 'account-console';
   /** First-login policy of the connector (default `create`). */
   firstLogin?: FirstLoginPolicy;
   /** The connector is trusted to assert verified emails (for `link-verified-email`). */
@@ -212,7 +212,7 @@ async function createIdentity(tx: Store, identity: UpstreamIdentity, userId: str
  * Links a new upstream identity to an existing local user (verified email, or the person proved
  * they own the account). The user's profile stays theirs: it is not taken over by this upstream.
  */
-export async function linkToUser(store: Store, identity: UpstreamIdentity, userId: string, options: LinkOptions & { via: 'verified-email' | 'confirmed' }): Promise<LinkedLogin> {
+export async function linkToUser(store: Store, identity: UpstreamIdentity, userId: string, options: LinkOptions & { via: 'verified-email' | 'confirmed' | 'account-console' }): Promise<LinkedLogin> {
   try {
     return await store.transaction(async (tx) => {
       const user = await tx.users.findById(userId);

@@ -67,7 +67,7 @@ function parseIfMatch(header: string): string[] | null {
 }
 
 /** Reads a JSON body within the limit; the edge check (input-guard) already refused raw NUL bytes and bad UTF-8, checkText finds NULs written as JSON escapes. */
-async function readJson(ctx: Context, limit: number): Promise<unknown> {
+export async function readJson(ctx: Context, limit: number): Promise<unknown> {
   if (!ctx.is('application/json', '+json')) throw new AdminProblem(415, 'unsupported_media_type', 'The body must be JSON (Content-Type: application/json).');
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) throw new AdminProblem(413, 'too_large', `The body is larger than ${limit} bytes.`);

@@ -10,6 +10,7 @@ import { acceptsNothing, NOTHING_ACCEPTED, upstreamMfaSchema } from '../mfa/upst
 import { passwordPolicySchema } from './password-policy-schema.ts';
 import { emailSchema } from './email-schema.ts';
 import { passwordResetSchema, registrationSchema } from './registration-schema.ts';
+import { accountSchema } from './account-schema.ts';
 
 const UNSAFE_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
 
@@ -328,6 +329,8 @@ export const configSchema = z
         console: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
       })
       .prefault({}),
+    /** The account console at /account and its API (src/config/account-schema.ts). */
+    account: accountSchema,
     /** Optional Redis for rate-limit counters shared by every instance. */
     redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional() }).prefault({}),
     ui: z

@@ -46,7 +46,10 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   function translate(ctx: Context, problem: { key: string; values?: Record<string, unknown>; message?: string }, area: 'register' | 'reset'): string {
     const locale = pageLocale(ctx, renderer);
     const t = renderer.catalogs.translator(locale);
-    if (renderer.catalogs.has(locale, problem.key) || renderer.catalogs.has('en', problem.key)) return t(problem.key, problem.values);
+    const values = { ...problem.values };
+    // A strength refusal names zxcvbn's warning by key: in the page's language too.
+    if (typeof values.warningKey === 'string') values.warning = t(`password.warning.${values.warningKey}`);
+    if (renderer.catalogs.has(locale, problem.key) || renderer.catalogs.has('en', problem.key)) return t(problem.key, values);
     return t(`${area}.error.password_refused`, { reason: problem.message ?? '' });
   }
 

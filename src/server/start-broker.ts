@@ -23,7 +23,6 @@ import { scheduleDirectorySyncs } from '../federation/sync-scheduler.ts';
 import type { ConnectorPlugin } from '../connectors/contract.ts';
 import { createLocalAccounts } from '../accounts/local-accounts.ts';
 import { seedStaticUsers } from '../accounts/seed-static-users.ts';
-import { createPasswordPolicy } from '../accounts/password-policy.ts';
 import { ensureSigningKeys, providerJwks } from '../oidc/signing-keys.ts';
 import { createProvider } from '../oidc/create-provider.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
@@ -49,6 +48,10 @@ import { deviceSessionRecovery } from '../oidc/device-session-recovery.ts';
 import { adminApi } from '../admin-api/admin-api.ts';
 import { adminConsole, adminConsoleClient } from '../admin-console/admin-console.ts';
 import { adminRoutes } from '../admin-api/routes/admin-routes.ts';
+import { accountApi } from '../account-api/account-api.ts';
+import { createLinkFlow } from '../account-api/link-flow.ts';
+import { accountConsole, accountConsoleClient, ACCOUNT_CONSOLE_CLIENT_ID } from '../account-console/account-console.ts';
+import { createPasswordPolicy } from '../accounts/password-policy.ts';
 import { KEYBRIDGE_VERSION } from '../version.ts';
 import { loginRoutes, type LoginProvenance } from '../login/login-routes.ts';
 import { createMfaServices, type MfaServices } from '../login/mfa-services.ts';
@@ -60,6 +63,7 @@ import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-ch
 import { ConnectorService } from '../management/connectors.ts';
 import { createEmailServices, type EmailServices } from '../email/email-services.ts';
 import { emailRoutes } from '../email/email-routes.ts';
+import { createAccountEmails } from '../email/account-emails.ts';
 import type { MailTransport } from '../email/mail-transport.ts';
 
 export interface Broker {
@@ -165,6 +169,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     // Mail (outbox worker), registration, password reset and address changes (src/email).
     const email = createEmailServices({ config, store, logger, catalogs: renderer.catalogs, policy: passwordPolicy, connectorName: (id) => connectors.get(id)?.name ?? id, transport: options.mailTransport });
     mailer = email.mailer;
+    const accountEmails = createAccountEmails(email);
     const selfService = { registration: config.registration.enabled, passwordReset: email.passwordResetEnabled };
 
     const logins = createLoginSessionLookup(store.loginSessions);
@@ -212,7 +217,10 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
     const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
     const consoleClient = adminConsoleClient(config);
-    const internalClients = [...(samlIdp ? [samlIdp.client] : []), ...(consoleClient ? [consoleClient] : [])];
+    const accountClient = accountConsoleClient(config);
+    const internalClients = [...(samlIdp ? [samlIdp.client] : []), ...(consoleClient ? [consoleClient] : []), ...(accountClient ? [accountClient] : [])];
+    // The account console's "link another sign-in method" round trips (src/account-api/link-flow.ts).
+    const linkFlow = createLinkFlow({ store, logger, issuer: config.issuer, provider: () => provider, registry: () => connectors, attempts: upstreamAttempts, renderer, secureCookies: config.issuer.startsWith('https://') });
     // A login row must outlive every token of its session; grants bound refresh tokens.
     const loginLifetimeMs = (Math.max(config.tokens.session, config.tokens.grant, config.tokens.refreshToken) + 86400) * 1000;
 
@@ -287,6 +295,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               authenticatedAt: new Date(),
               upstreamSession: provenance.upstreamSession ?? null,
               ip: ctx.ip,
+              userAgent: ctx.get('user-agent'),
             });
           }
           const grantId = (ctx.oidc.result as { consent?: { grantId?: string } } | undefined)?.consent?.grantId ?? session?.grantIdFor(ctx.oidc.client!.clientId);
@@ -319,6 +328,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       pages.push(deviceSessionRecovery());
       pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
       pages.push(adminConsole({ config }));
+      if (config.account.enabled) {
+        pages.push(accountApi({ config, store, logger, limits: rateLimits, provider, clientId: ACCOUNT_CONSOLE_CLIENT_ID, registry: () => connectors, mfa, passwordPolicy, accountEmails, linkTickets: linkFlow.tickets, localeOf: (acceptLanguage) => renderer.catalogs.negotiate({ acceptLanguage }) }));
+        pages.push(linkFlow.routes);
+        pages.push(accountConsole({ config, catalogs: renderer.catalogs }));
+      }
       pages.push(staticAssets({ themeDir: config.ui.themeDir }));
       pages.push(healthRoutes(database.knex).routes());
       const samlIdpRoutes = samlIdp?.routes({ provider, renderer });

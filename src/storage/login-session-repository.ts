@@ -33,6 +33,12 @@ interface Row {
   upstream_session: UpstreamSession | null;
 }
 
+/** A header value as stored: printable, at most 512 characters, null when empty. */
+function storableUserAgent(value: string | null | undefined): string | null {
+  const cleaned = (value ?? '').replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 512).trim();
+  return cleaned || null;
+}
+
 function fromRow(r: Row): LoginSession {
   return {
     sessionUid: r.session_uid,
@@ -55,8 +61,11 @@ export class LoginSessionRepository {
     this.#knex = knex;
   }
 
-  /** `ip`: the address the person signed in from (shown in the admin API's session listing). */
-  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null }): Promise<LoginSession> {
+  /**
+   * `ip`: the address the person signed in from (shown in the admin API's session listing);
+   * `userAgent`: the browser's User-Agent then (the account console names the device from it).
+   */
+  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null; userAgent?: string | null }): Promise<LoginSession> {
     const upstream = login.upstreamSession ?? null;
     const [row] = await this.#knex('login_sessions')
       .insert({
@@ -72,9 +81,10 @@ export class LoginSessionRepository {
         upstream_sid: upstream?.id ?? null,
         upstream_session: upstream ? JSON.stringify(upstream) : null,
         ip: login.ip ?? null,
+        user_agent: storableUserAgent(login.userAgent),
       })
       .onConflict('session_uid')
-      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip'])
+      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip', 'user_agent'])
       .returning('*');
     // The row as stored (created_at stays from the first login of this session).
     return fromRow(row as Row);
@@ -104,6 +114,13 @@ export class LoginSessionRepository {
       .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now));
     if (sessionIds) q.whereIn('upstream_sid', sessionIds);
     return (await q.select()).map(fromRow);
+  }
+
+  /** The user agent each of these sessions signed in with (sessions without one are left out). */
+  async userAgents(sessionUids: readonly string[]): Promise<Map<string, string>> {
+    if (!sessionUids.length) return new Map();
+    const rows: Array<{ session_uid: string; user_agent: string | null }> = await this.#knex('login_sessions').whereIn('session_uid', [...sessionUids]).whereNotNull('user_agent').select('session_uid', 'user_agent');
+    return new Map(rows.map((r) => [r.session_uid, r.user_agent!]));
   }
 
   async delete(sessionUid: string): Promise<void> {

@@ -117,6 +117,7 @@ describe('defaults', () => {
       log: { level: 'info' },
       metrics: { enabled: true },
       admin: { groups: [], consoleClients: ['keybridge-admin-console'], bodyLimit: 262144, console: { enabled: true } },
+      account: { enabled: true, selfDeletion: false, reauthMaxAge: 300 },
       secrets: {},
       tokens: {
         accessToken: 3600,

@@ -118,8 +118,8 @@ describe('message catalogs', () => {
   });
 
   test('every literal key in templates and code exists in English', () => {
-    // A key ending in a dot is the fixed part of one built from a value (`'password.update.reason.' + reason`).
-    const has = (key: string) => (key.endsWith('.') ? [...en.keys()].some((k) => k.startsWith(key)) : en.has(key) || en.has(`${key}.other`));
+    // A key ending in a dot or underscore is the fixed part of one built from a value (`'password.update.reason.' + reason`).
+    const has = (key: string) => (key.endsWith('.') || key.endsWith('_') ? [...en.keys()].some((k) => k.startsWith(key)) : en.has(key) || en.has(`${key}.other`));
     const used = new Map<string, string>();
     for (const file of filesUnder(path.join(REPO, 'templates'), '.njk')) {
       for (const m of readFileSync(file, 'utf8').matchAll(/\bt(?:Strong|Code)?\(\s*'([a-z_]+\.[A-Za-z0-9_.]+)'/g)) used.set(m[1], path.relative(REPO, file));

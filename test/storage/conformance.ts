@@ -584,6 +584,22 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(await store.loginSessions.find('sess-1'), null);
     });
 
+    test('login sessions: the user agent each signed in with, printable and bounded, replaced by a new sign-in', async (t) => {
+      if (!ready(t)) return;
+      const u = await store.users.create({ username: 'ursa' });
+      const later = new Date(Date.now() + 60_000);
+      await store.loginSessions.upsert({ sessionUid: 'sess-ua1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: later, userAgent: 'Mozilla/5.0 (X11; Linux x86_64)\u0007' + 'x'.repeat(1000) });
+      await store.loginSessions.upsert({ sessionUid: 'sess-ua2', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: later, userAgent: '  ' });
+      let agents = await store.loginSessions.userAgents(['sess-ua1', 'sess-ua2', 'sess-none']);
+      assert.equal(agents.size, 1);
+      assert.equal(agents.get('sess-ua1')!.length, 512);
+      assert.ok(agents.get('sess-ua1')!.startsWith('Mozilla/5.0 (X11; Linux x86_64)x'));
+      await store.loginSessions.upsert({ sessionUid: 'sess-ua1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: later, userAgent: 'Firefox/130.0' });
+      agents = await store.loginSessions.userAgents(['sess-ua1']);
+      assert.equal(agents.get('sess-ua1'), 'Firefox/130.0');
+      assert.equal((await store.loginSessions.userAgents([])).size, 0);
+    });
+
     test('login sessions: upstream sessions are found by upstream subject and session id, and deleted', async (t) => {
       if (!ready(t)) return;
       const u = await store.users.create({ username: 'uma' });

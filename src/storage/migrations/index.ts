@@ -15,6 +15,7 @@ import * as m0012 from './0012-mfa.ts';
 import * as m0013 from './0013-mfa-policies.ts';
 import * as m0014 from './0014-password-policy.ts';
 import * as m0015 from './0015-email.ts';
+import * as m0016 from './0016-account-console.ts';
 
 export interface Migration {
   name: string;
@@ -22,4 +23,4 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012, m0013, m0014, m0015];
+export const migrations: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012, m0013, m0014, m0015, m0016];

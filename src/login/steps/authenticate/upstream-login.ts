@@ -25,8 +25,12 @@ interface UpstreamAttempt {
   uid: string;
   connectorId: string;
   context: Record<string, unknown>;
-  /** `confirm-link`: this upstream login is the person proving they own a pending link's account. */
-  purpose?: 'login' | 'confirm-link';
+  /**
+   * `confirm-link`: this upstream login is the person proving they own a pending link's account.
+   * `account-link`: started from the account console to link another identity to a signed-in
+   * user (src/account-api/link-flow.ts); its return goes there, never to an interaction.
+   */
+  purpose?: 'login' | 'confirm-link' | 'account-link';
   /** Set once the upstream came back: what to hand to the interaction. */
   outcome?: Outcome | UpstreamReturn;
 }
@@ -193,6 +197,7 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
     // The outcome waits, single use, for the browser that holds this interaction's cookie.
     await saveAttempt(state!, { ...stored, outcome });
     ctx.status = 303;
+    if (stored.purpose === 'account-link') return ctx.redirect(`/account/link/return/${encodeURIComponent(state!)}`);
     ctx.redirect(`/interaction/${stored.uid}/upstream/${encodeURIComponent(state!)}`);
   };
 
@@ -215,7 +220,7 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
     router.get('/interaction/:uid/upstream/:state', async (ctx) => {
       const details = await loadInteraction(ctx);
       const stored = (await deps.upstreamAttempts.find(ctx.params.state)) as unknown as UpstreamAttempt | undefined;
-      if (!stored?.outcome || stored.uid !== details.uid || details.prompt.name !== 'login') throw new InvalidSession();
+      if (!stored?.outcome || stored.uid !== details.uid || stored.purpose === 'account-link' || details.prompt.name !== 'login') throw new InvalidSession();
       // Used once; the consumed record stays until it expires, so a replayed callback is told apart.
       await saveAttempt(ctx.params.state, { ...stored, outcome: undefined });
       const clientId = details.params.client_id as string;
