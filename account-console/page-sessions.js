@@ -41,7 +41,7 @@ function Sessions() {
     ${state.message ? html`<${Notice} testid="sessions-notice">${state.message}<//>` : null}
     <${ErrorNotice} error=${state.error || list.error} />
     ${!list.data ? html`<${Loading} />` : html`<ul class="plain-list" data-testid="sessions">${list.data.map((s) => html`<li data-current=${s.current ? 'true' : 'false'}>
-      <strong>${s.current ? t('sessions.current') : t('sessions.other')}</strong>
+      <strong>${s.current ? t('sessions.current') : t('sessions.otherSession')}</strong>
       <span class="muted" title=${s.userAgent ?? ''} data-testid="device"> · ${deviceOf(s.userAgent) ?? t('sessions.unknownDevice')}</span>
       ${s.connector ? html` · ${s.connector.name}` : null}
       <div class="muted">${t('sessions.signedIn', { when: when(s.signedInAt) })} · ${t('sessions.lastSeen', { when: when(s.lastSeenAt) })}${s.ip ? ` · ${t('sessions.ip', { ip: s.ip })}` : ''}</div>
