@@ -71,8 +71,9 @@ describe('registration and password reset in Chromium', () => {
     await authorize(page);
     await page.waitForSelector('#password');
     const uid = /\/interaction\/([^/?#]+)/.exec(page.url())![1];
-    // login.njk shows "Create account" from registerUrl once the localized template lands; the route is the same.
-    await page.goto(`${broker.url}/interaction/${uid}/register`);
+    // The login page's "Create account" link leads to this login's registration form.
+    await Promise.all([page.waitForNavigation(), page.click('#create-account')]);
+    assert.equal(new URL(page.url()).pathname, `/interaction/${uid}/register`);
     await page.fill('#email', 'grace@example.org');
     await page.fill('#username', 'grace');
     await page.fill('#name', 'Grace Hopper');
@@ -110,7 +111,8 @@ describe('registration and password reset in Chromium', () => {
     await authorize(other);
     await other.waitForSelector('#password');
     const uid2 = /\/interaction\/([^/?#]+)/.exec(other.url())![1];
-    await other.goto(`${broker.url}/interaction/${uid2}/forgot`);
+    await Promise.all([other.waitForNavigation(), other.click('#forgot-password')]);
+    assert.equal(new URL(other.url()).pathname, `/interaction/${uid2}/forgot`);
     await other.fill('#email', 'grace@example.org');
     await other.click('button[type=submit].primary');
     await other.waitForSelector('text=Check your email');
