@@ -90,6 +90,7 @@ export async function runServe(config: Config, configPath: string): Promise<numb
     `Keybridge is running: ${config.issuer}  (listening on ${broker.url}, config ${configPath}, ${broker.database.kind} database)`,
     `  Discovery: ${config.issuer}/.well-known/openid-configuration`,
     ...(config.admin.console.enabled ? [`  Admin console: ${config.issuer}/admin/${config.admin.groups.length ? ` (for members of ${config.admin.groups.join(', ')})` : ' (no admin.groups configured: nobody can sign in to it yet)'}`] : []),
+    ...(config.account.enabled ? [`  Account console: ${config.issuer}/account/ (people manage their own profile, sign-in methods, sessions and apps)`] : []),
     ...signInHint(config, configPath),
     '',
   ];

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port.ts';
+import { Browser } from '../helpers/browser.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { openDatabase } from '../../src/storage/database.ts';
@@ -100,7 +101,12 @@ describe('keybridge CLI', () => {
       assert.match(started.stdout, new RegExp(`http://127\\.0\\.0\\.1:${port}/auth\\?client_id=demo-app`));
       assert.match(started.stdout, /Demo user: demo \/ demo-password-change-me/);
       assert.match(started.stdout, new RegExp(`Admin console: http://127\\.0\\.0\\.1:${port}/admin/ \\(for members of admins\\)`));
+      assert.match(started.stdout, new RegExp(`Account console: http://127\\.0\\.0\\.1:${port}/account/`));
       assert.equal((await fetch(`http://127.0.0.1:${port}/admin/`)).status, 200);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/account/`)).status, 200);
+      // The demo config lets people create an account from the login page (mails go to the log).
+      const login = await new Browser(`http://127.0.0.1:${port}`).go(`http://127.0.0.1:${port}/auth?client_id=demo-app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent('http://127.0.0.1:3000/callback')}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`);
+      assert.match(login.html, /id="create-account"/);
       assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
       assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json(), { status: 'ready' });
       const discovery = await (await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).json();
