@@ -79,6 +79,8 @@ export interface LoginProvenance {
   claims: Record<string, unknown>;
   /** The upstream's session behind this login, for single logout. */
   upstreamSession?: UpstreamSession;
+  /** A step-up's: when the person last signed in (epoch milliseconds); absent, the login is a sign-in now. */
+  authenticatedAt?: number;
 }
 
 /** A person the authenticate and link steps identified; the later steps run on it. */

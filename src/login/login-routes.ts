@@ -18,6 +18,9 @@ import { createUpdatePasswordStep } from './steps/required-actions/update-passwo
 import { createNoticeStep } from './steps/notice/notice-step.ts';
 import { createConsentStep } from './steps/consent/consent-step.ts';
 
+/** oidc-provider's login-prompt reasons that ask for the person to sign in again, not just a factor. */
+const FRESH_SIGN_IN_REASONS = new Set(['max_age', 'login_prompt']);
+
 export type { LoginDependencies, LoginProvenance } from './login-kit.ts';
 
 export function loginRoutes(deps: LoginDependencies): Router {
@@ -44,10 +47,15 @@ export function loginRoutes(deps: LoginDependencies): Router {
   async function stepUp(ctx: Context, details: Interaction): Promise<boolean> {
     const session = details.session;
     if (!session?.accountId || !details.prompt.reasons.includes(STEP_UP_REASON)) return false;
+    // The client wants a fresh sign-in (prompt=login, or max_age passed): the whole login runs,
+    // password included; a step-up would keep the old sign-in time.
+    if (details.prompt.reasons.some((reason) => FRESH_SIGN_IN_REASONS.has(reason))) return false;
     const [user, login] = await Promise.all([store.users.findById(session.accountId), session.uid ? store.loginSessions.find(session.uid) : null]);
     // Deleted or disabled since the session began: a full sign-in, which says why.
     if (!user?.enabled || !login) return false;
-    await pipeline.begin(ctx, details, login.connectorId, { userId: user.id, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims, upstreamSession: login.upstreamSession ?? undefined }, { stepUp: true });
+    // Only a second factor (or a new one) is asked: the session keeps the time its person last
+    // signed in, so this never counts as the recent sign-in sensitive changes require.
+    await pipeline.begin(ctx, details, login.connectorId, { userId: user.id, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims, upstreamSession: login.upstreamSession ?? undefined }, { stepUp: true, authenticatedAt: login.authenticatedAt.getTime() });
     return true;
   }
 

@@ -30,6 +30,8 @@ export interface LoginState {
   recoveryCodes?: string;
   /** The session already existed and only a second factor is asked (step-up). */
   stepUp?: boolean;
+  /** With stepUp: when the session's person last signed in (epoch milliseconds), kept as the sign-in time. */
+  authenticatedAt?: number;
   /** Something the person must read before the login goes on (recovery codes left), translated on the page. */
   notice?: PageText | string;
   /** Read once when the login begins: whether the user has a factor, and their required actions. */
@@ -94,8 +96,12 @@ export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[])
   function finishLogin(ctx: Context, state: LoginState) {
     const { login } = state;
     const mfa = login.amr.includes('mfa');
-    const provenance: LoginProvenance = { connectorId: state.connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims, upstreamSession: login.upstreamSession };
-    return kit.finish(ctx, { login: { accountId: login.userId, amr: login.amr, acr: mfa ? ACR_MFA : ACR_SINGLE_FACTOR, remember: true }, keybridge: provenance }, false);
+    // A step-up proved a factor, not who is at the keyboard: the sign-in time (auth_time, and the
+    // login row's authenticated_at that the account console's recent-sign-in check reads) stays.
+    const signedInAt = state.stepUp ? state.authenticatedAt : undefined;
+    const ts = signedInAt ? Math.floor(signedInAt / 1000) : undefined;
+    const provenance: LoginProvenance = { connectorId: state.connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims, upstreamSession: login.upstreamSession, ...(signedInAt ? { authenticatedAt: signedInAt } : {}) };
+    return kit.finish(ctx, { login: { accountId: login.userId, amr: login.amr, acr: mfa ? ACR_MFA : ACR_SINGLE_FACTOR, remember: true, ...(ts ? { ts } : {}) }, keybridge: provenance }, false);
   }
 
   return {

@@ -292,7 +292,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
               amr: provenance.amr,
               claims: provenance.claims ?? {},
               expiresAt: new Date(Date.now() + loginLifetimeMs),
-              authenticatedAt: new Date(),
+              // A step-up keeps the time the person last signed in (src/login/pipeline.ts finishLogin).
+              authenticatedAt: provenance.authenticatedAt ? new Date(provenance.authenticatedAt) : new Date(),
               upstreamSession: provenance.upstreamSession ?? null,
               ip: ctx.ip,
               userAgent: ctx.get('user-agent'),
