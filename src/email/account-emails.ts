@@ -62,7 +62,7 @@ export function createAccountEmails(services: EmailServices): AccountEmails {
       const holder = await store.users.findByEmail(email);
       if (holder) {
         // Same answer as for a free address; the address's owner learns someone tried.
-        await mailer.queue({ to: email, template: 'email-change-taken', locale, values: {}, kind: 'email_change' });
+        await mailer.queue({ to: holder.email ?? email, template: 'email-change-taken', locale, values: {}, kind: 'email_change' });
         await store.audit.record({ type: 'user.email_change_requested', outcome: 'failure', userId, ip: ip ?? null, details: { reason: 'email_taken' } });
         return;
       }
@@ -121,6 +121,8 @@ export function createAccountEmails(services: EmailServices): AccountEmails {
       return { ok: false, reason: 'email_taken' };
     }
     await tx.users.update(userId, { email, emailVerified: true });
+    // Reset links mailed to the old address no longer work (they also check the address they were sent to).
+    await links.revokeForUser(userId, 'reset_password', tx);
     await tx.audit.record({ type: 'user.email_changed', userId, ip: ip ?? null, details: { from: user.email, to: email } });
     logger.info({ userId }, 'email address changed');
     return { ok: true, purpose: 'change_email', userId, email };

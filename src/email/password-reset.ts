@@ -42,7 +42,10 @@ export function createPasswordReset(services: EmailServices) {
 
   /** Queues the one mail this address gets; the caller answers the same whatever happened. */
   async function request(email: string, context: ResetRequestContext): Promise<void> {
-    const user = await store.users.findByEmail(email);
+    const found = await store.users.findByEmail(email);
+    // The database's case-insensitive match may pair a look-alike (`alİce@…` with `alice@…`):
+    // mail only an account whose stored address is the one typed, and always to the stored one.
+    const user = found?.email && sameAddress(found.email, email) ? found : null;
     const audit = (outcome: string, userId: string | null) =>
       store.audit.record({ type: 'password.reset_requested', outcome: outcome === 'link' ? 'success' : 'failure', userId, clientId: context.clientId ?? null, ip: context.ip, details: { result: outcome } });
     if (!user) {
@@ -51,19 +54,19 @@ export function createPasswordReset(services: EmailServices) {
     }
     if (!user.enabled) return audit('account_disabled', user.id);
     if (fromConfig(user)) {
-      await mailer.queue({ to: email, template: 'password-reset-managed', locale: context.locale, values: { username: user.username }, kind: 'password_reset', userId: user.id });
+      await mailer.queue({ to: user.email!, template: 'password-reset-managed', locale: context.locale, values: { username: user.username }, kind: 'password_reset', userId: user.id });
       return audit('config_account', user.id);
     }
     const hasPassword = (await store.credentials.getPasswordHash(user.id)) !== null;
     const upstreams = hasPassword ? [] : await upstreamsOf(user);
     if (upstreams.length) {
       const names = upstreams.map((id) => services.connectorName(id));
-      await mailer.queue({ to: email, template: 'password-reset-upstream', locale: context.locale, values: { username: user.username, connectors: names.join(', ') }, kind: 'password_reset', userId: user.id });
+      await mailer.queue({ to: user.email!, template: 'password-reset-upstream', locale: context.locale, values: { username: user.username, connectors: names.join(', ') }, kind: 'password_reset', userId: user.id });
       return audit('upstream_account', user.id);
     }
     await store.transaction(async (tx) => {
-      const link = await links.issue('reset_password', { userId: user.id, email, data: { uid: context.uid ?? null, locale: context.locale }, minutes }, tx);
-      await mailer.queue({ to: email, template: 'password-reset', locale: context.locale, values: { url: link.url, username: user.username, minutes }, kind: 'password_reset', userId: user.id }, tx);
+      const link = await links.issue('reset_password', { userId: user.id, email: user.email, data: { uid: context.uid ?? null, locale: context.locale }, minutes }, tx);
+      await mailer.queue({ to: user.email!, template: 'password-reset', locale: context.locale, values: { url: link.url, username: user.username, minutes }, kind: 'password_reset', userId: user.id }, tx);
     });
     mailer.kick();
     return audit('link', user.id);
@@ -74,7 +77,9 @@ export function createPasswordReset(services: EmailServices) {
     const found = await links.look(token, ['reset_password']);
     if (!found?.userId) return null;
     const user = await store.users.findById(found.userId);
-    return user?.enabled && !fromConfig(user) ? user : null;
+    // A link mailed to an address the account no longer has is void (the address changed since).
+    if (!user?.email || !found.email || !sameAddress(user.email, found.email)) return null;
+    return user.enabled && !fromConfig(user) ? user : null;
   }
 
   /** The reset form's POST: the policy first (a refused password keeps the link), then one transaction. */
@@ -94,7 +99,7 @@ export function createPasswordReset(services: EmailServices) {
       await tx.mfa.removeRequiredAction(user.id, 'update_password');
       await links.revokeForUser(user.id, 'reset_password', tx);
       // Following the link proved the mailbox is theirs.
-      if (user.email && used.email && user.email.toLowerCase() === used.email.toLowerCase() && !user.emailVerified) await tx.users.update(user.id, { emailVerified: true });
+      if (user.email && used.email && sameAddress(user.email, used.email) && !user.emailVerified) await tx.users.update(user.id, { emailVerified: true });
       return used;
     });
     if (!done) return { ok: false, reason: 'invalid_link' };
@@ -109,3 +114,8 @@ export function createPasswordReset(services: EmailServices) {
 }
 
 export type PasswordReset = ReturnType<typeof createPasswordReset>;
+
+/** Two addresses are the same mailbox for us: equal once lower-cased by JavaScript (not by the database's rules). */
+export function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}

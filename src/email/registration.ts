@@ -112,7 +112,8 @@ export function createRegistration(services: EmailServices) {
     const existing = await store.users.findByEmail(clean.email);
     const hours = Math.round(settings.linkMinutes / 60);
     if (existing) {
-      await mailer.queue({ to: clean.email, template: 'already-registered', locale: context.locale, values: { username: existing.username }, kind: 'registration', userId: existing.id });
+      // To the address the account has (the database may have matched a look-alike of it).
+      await mailer.queue({ to: existing.email ?? clean.email, template: 'already-registered', locale: context.locale, values: { username: existing.username }, kind: 'registration', userId: existing.id });
       await store.audit.record({ type: 'registration.requested', outcome: 'failure', userId: existing.id, clientId: context.clientId ?? null, ip: context.ip, details: { reason: 'email_registered' } });
       return;
     }

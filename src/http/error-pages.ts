@@ -11,6 +11,7 @@ import { sendPage } from './send-page.ts';
 import { toProblem } from '../admin-api/problem.ts';
 import { API_PREFIX } from '../admin-api/openapi-document.ts';
 import { text, type PageText } from '../i18n/page-text.ts';
+import { loggablePath } from './loggable-path.ts';
 
 const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
 const UNAVAILABLE = 'The service is temporarily unavailable. Try again in a moment.';
@@ -73,9 +74,9 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
       const status = known ? err.status : unavailable ? 503 : 500;
       const code = known ? err.code : unavailable ? 'temporarily_unavailable' : 'server_error';
       const message = unavailable ? UNAVAILABLE : known && err.expose ? err.message : GENERIC_FAILURE;
-      if (unavailable) logger.debug({ requestId, path: ctx.path }, 'request refused: database unavailable');
-      else if (status >= 500) logger.error({ err, requestId, path: ctx.path }, 'request failed');
-      else logger.info({ code, requestId, path: ctx.path, detail: known ? err.detail : undefined, cause: known ? String((err as Error).cause ?? '') : undefined }, 'request rejected');
+      if (unavailable) logger.debug({ requestId, path: loggablePath(ctx.path) }, 'request refused: database unavailable');
+      else if (status >= 500) logger.error({ err, requestId, path: loggablePath(ctx.path) }, 'request failed');
+      else logger.info({ code, requestId, path: loggablePath(ctx.path), detail: known ? err.detail : undefined, cause: known ? String((err as Error).cause ?? '') : undefined }, 'request rejected');
       if (ctx.path.startsWith(`${API_PREFIX}/`)) {
         // Refused before the admin API saw it (the edge check): the API's own error format.
         const problem = toProblem(err, requestId);

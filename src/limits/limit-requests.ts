@@ -9,6 +9,7 @@ import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
 import type { IpBudget, RateLimits, Verdict } from './rate-limits.ts';
 import { text } from '../i18n/page-text.ts';
+import { loggablePath } from '../http/loggable-path.ts';
 
 const TOKEN_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/device/auth']);
 
@@ -44,8 +45,8 @@ export function limitRequests(deps: { limits: RateLimits; store: Store; renderer
     const verdict = await limits.hitIp(budget, ctx.ip);
     if (!verdict.allowed) {
       if (verdict.firstRefusal) {
-        logger.warn({ ip: ctx.ip, budget, path: ctx.path }, 'rate limit reached');
-        await store.audit.record({ type: 'login.throttled', outcome: 'failure', ip: ctx.ip, details: { scope: 'ip', budget, path: ctx.path } });
+        logger.warn({ ip: ctx.ip, budget, path: loggablePath(ctx.path) }, 'rate limit reached');
+        await store.audit.record({ type: 'login.throttled', outcome: 'failure', ip: ctx.ip, details: { scope: 'ip', budget, path: loggablePath(ctx.path) } });
       }
       return sendTooMany(ctx, renderer, verdict);
     }

@@ -88,7 +88,7 @@ export class EmailOutboxRepository {
 
   /** Mails of this kind queued for this address since `since` (any status). */
   async countRecent(recipient: string, kind: string, since: Date): Promise<number> {
-    const [row] = await this.#knex('email_outbox').whereRaw('lower(recipient) = ?', [recipient.toLowerCase()]).andWhere('kind', kind).andWhere('created_at', '>=', since).count({ n: '*' });
+    const [row] = await this.#knex('email_outbox').whereRaw('lower(recipient) = lower(?)', [recipient]).andWhere('kind', kind).andWhere('created_at', '>=', since).count({ n: '*' });
     return Number((row as { n: string | number }).n);
   }
 

@@ -162,6 +162,39 @@ describe('password reset', () => {
     assert.ok((await signIn(new Browser(broker.url), 'carol', OLD)).url.startsWith(RP_REDIRECT), 'the old password still works');
   });
 
+  test('a look-alike address (alİce for alice) gets no reset link, and nothing is mailed to it about alice', async () => {
+    const alice = (await broker.store.users.findByUsername('alice'))!;
+    const tokensBefore = await broker.store.knex('action_tokens').where({ user_id: alice.id, purpose: 'reset_password' }).count({ n: '*' });
+    const aliceMails = smtp.to('alice@example.org').length;
+    const page = await forgot('al\u0130ce@example.org');
+    assert.equal(page.status, 200);
+    // The neutral "no account uses this address" mail, if any, to the typed address: never a link.
+    const sent = await smtp.waitFor('al\u0130ce@example.org').catch(() => null);
+    if (sent) assert.doesNotMatch(sent.text ?? '', /\/password\/reset\//);
+    const tokensAfter = await broker.store.knex('action_tokens').where({ user_id: alice.id, purpose: 'reset_password' }).count({ n: '*' });
+    assert.deepEqual(tokensAfter, tokensBefore, 'no reset link was made for alice');
+    assert.equal(smtp.to('alice@example.org').length, aliceMails);
+    const toLookAlike = await broker.store.knex('email_outbox').where({ recipient: 'al\u0130ce@example.org' }).select('user_id');
+    assert.deepEqual(toLookAlike.map((r) => r.user_id), toLookAlike.map(() => null), 'a mail to the look-alike is about no account');
+  });
+
+  test('a reset link mailed before the account\'s address changed no longer works', async () => {
+    const bob = (await broker.store.users.findByUsername('bob'))!;
+    const before = smtp.to('bob@example.org').length;
+    await forgot('bob@example.org');
+    const link = await resetLink('bob@example.org', before);
+    assert.equal((await new Browser(broker.url).go(link)).status, 200, 'usable while the address is the same');
+    await broker.store.users.update(bob.id, { email: 'bob.elsewhere@example.org' });
+    try {
+      assert.equal((await new Browser(broker.url).go(link)).status, 404);
+      const b = new Browser(broker.url);
+      const res = await b.go(link);
+      assert.equal(res.status, 404);
+    } finally {
+      await broker.store.users.update(bob.id, { email: 'bob@example.org' });
+    }
+  });
+
   test('weak, mismatched and over-128-character passwords are refused with the reason; the link stays usable', async () => {
     const before = smtp.to('carol@example.org').length;
     await forgot('carol@example.org');
