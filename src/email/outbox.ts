@@ -9,6 +9,7 @@ import { HEADER_BREAK } from '../config/email-schema.ts';
 import type { Store } from '../storage/store.ts';
 import { EmailOutboxRepository, type OutboxMail } from '../storage/email-outbox-repository.ts';
 import { InvalidInput } from '../errors.ts';
+import { isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import type { MailRenderer } from './mail-renderer.ts';
 import type { MailTransport } from './mail-transport.ts';
 
@@ -68,6 +69,8 @@ export function createMailer(deps: MailerDependencies): Mailer {
   let running: Promise<number> | null = null;
   let again = false;
   let stopped = false;
+  // The database down or hung is a known state (readyz says so): the mails wait, nothing to trace.
+  const passFailed = (err: unknown) => (isDatabaseUnavailable(err) ? logger.debug('mail outbox pass skipped: database unavailable') : logger.warn({ err }, 'mail outbox pass failed'));
 
   const delayMs = (attempts: number) => Math.min(config.retry.firstDelaySeconds * 2 ** Math.max(0, attempts - 1), config.retry.maxDelaySeconds) * 1000;
 
@@ -124,7 +127,7 @@ export function createMailer(deps: MailerDependencies): Mailer {
 
   const kick = () => {
     if (stopped) return;
-    setImmediate(() => pass().catch((err) => logger.warn({ err }, 'mail outbox pass failed')));
+    setImmediate(() => pass().catch(passFailed));
   };
 
   return {
@@ -149,7 +152,7 @@ export function createMailer(deps: MailerDependencies): Mailer {
     purge: () => outbox.deleteFinishedBefore(new Date(Date.now() - 7 * 86400_000)),
     start() {
       stopped = false;
-      timer = setInterval(() => pass().catch((err) => logger.warn({ err }, 'mail outbox pass failed')), config.pollSeconds * 1000);
+      timer = setInterval(() => pass().catch(passFailed), config.pollSeconds * 1000);
       timer.unref();
       kick();
     },
