@@ -1,0 +1,119 @@
+// What the admin console (/admin) and the account console (/account) share on the server side:
+// both are browser apps (Preact + htm ES modules, no build step) whose server part only serves
+// the page shell with a strict CSP, the console's own modules, the modules both consoles use
+// (console-common/, under <base>/assets/common/) and vendored libraries from node_modules. It
+// never reads storage. Each console says where it lives, which page paths it has, which paths
+// under it belong to someone else, and fills its shell's placeholders.
+//
+// Routes (GET and HEAD only; anything else is a 405):
+// - <base>/assets/<name>.js: the console's own modules (ownModule decides which names);
+// - <base>/assets/common/<name>.js: the shared modules;
+// - <base>/assets/vendor/<name>.js: the vendored libraries the console asked for;
+// - every page path (isPage): the shell, index.html of the console's folder.
+import path from 'node:path';
+import type { Context, Next } from 'koa';
+import { addCspSources, markPage } from './security-headers.ts';
+import { readAsset, sendAsset, type Asset } from './static-assets.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+const MODULES = path.join(REPO_ROOT, 'node_modules');
+/** The browser modules both consoles load. */
+export const COMMON_CONSOLE_DIR = path.join(REPO_ROOT, 'console-common');
+
+// preact/hooks imports the bare specifier "preact", which a browser cannot resolve without an
+// import map (an inline script the CSP forbids): it is rewritten to the sibling file.
+const VENDOR = {
+  'preact.js': { file: path.join(MODULES, 'preact/dist/preact.mjs') },
+  'preact-hooks.js': { file: path.join(MODULES, 'preact/hooks/dist/hooks.mjs'), rewrite: (s: string) => s.replace(/from\s*"preact"/g, 'from"./preact.js"') },
+  'htm.js': { file: path.join(MODULES, 'htm/dist/htm.mjs') },
+  'uplot.js': { file: path.join(MODULES, 'uplot/dist/uPlot.esm.js') },
+} satisfies Record<string, { file: string; rewrite?: (source: string) => string }>;
+export type VendorModule = keyof typeof VENDOR;
+
+const COMMON_MODULE = /^[a-z][a-z0-9-]{0,63}\.js$/;
+const JS = 'text/javascript; charset=utf-8';
+
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+type TypedAsset = Asset & { type: string };
+
+export interface ConsoleShellOptions {
+  enabled: boolean;
+  /** Where the console lives, e.g. `/admin`. */
+  base: string;
+  /** The console's folder: index.html and its own modules. */
+  dir: string;
+  vendor: readonly VendorModule[];
+  /** Which names under <base>/assets/ are the console's own modules. */
+  ownModule: RegExp;
+  /** Whether a path (under base, not an asset) is one of the console's pages. */
+  isPage: (path: string) => boolean;
+  /** Paths under base that other middleware answers (the console's API, ...). */
+  passes: (path: string) => boolean;
+  /** The shell for this request: index.html with its placeholders filled. May set headers. */
+  render: (ctx: Context, template: string) => string;
+}
+
+export function consoleShell(options: ConsoleShellOptions) {
+  const { base } = options;
+  const assets = `${base}/assets/`;
+  const cache = new Map<string, TypedAsset>();
+
+  async function load(key: string, file: string, type: string, rewrite?: (s: string) => string): Promise<TypedAsset | null> {
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const read = await readAsset(file, rewrite);
+    if (!read) return null;
+    const asset = { ...read, type };
+    cache.set(key, asset);
+    return asset;
+  }
+
+  async function module(name: string): Promise<TypedAsset | null> {
+    if (name.startsWith('vendor/')) {
+      const vendor = name.slice('vendor/'.length) as VendorModule;
+      if (!options.vendor.includes(vendor) || !Object.hasOwn(VENDOR, vendor)) return null;
+      const found: { file: string; rewrite?: (s: string) => string } = VENDOR[vendor];
+      return load(name, found.file, JS, found.rewrite);
+    }
+    if (name.startsWith('common/')) {
+      const common = name.slice('common/'.length);
+      return COMMON_MODULE.test(common) ? load(name, path.join(COMMON_CONSOLE_DIR, common), JS) : null;
+    }
+    return options.ownModule.test(name) ? load(name, path.join(options.dir, name), JS) : null;
+  }
+
+  const notFound = (ctx: Context) => {
+    ctx.status = 404;
+    ctx.type = 'text/plain';
+    ctx.body = 'not found';
+  };
+
+  return async function serveConsole(ctx: Context, next: Next) {
+    const p = ctx.path;
+    if (!options.enabled || (p !== base && !p.startsWith(`${base}/`)) || options.passes(p)) return next();
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD');
+      ctx.type = 'text/plain';
+      ctx.body = 'method not allowed';
+      return;
+    }
+    if (p.startsWith(assets)) {
+      const asset = await module(p.slice(assets.length));
+      if (!asset) return notFound(ctx);
+      // Revalidated on every load: the consoles change with each Keybridge release.
+      return sendAsset(ctx, asset, asset.type, 'no-cache');
+    }
+    if (!options.isPage(p)) return notFound(ctx);
+    const shell = await load('index.html', path.join(options.dir, 'index.html'), 'text/html; charset=utf-8');
+    if (!shell) return notFound(ctx);
+    const body = options.render(ctx, shell.body.toString('utf8'));
+    markPage(ctx);
+    addCspSources(ctx, 'script-src', "'self'");
+    addCspSources(ctx, 'connect-src', "'self'");
+    ctx.status = 200;
+    ctx.type = shell.type;
+    ctx.body = body;
+  };
+}
