@@ -2,6 +2,7 @@
 // token, loads the person's account (GET /me), then renders the layout and the page the URL
 // names. Pages are modules loaded when first visited: /account/<page> renders page-<page>.js.
 import { html, render, useEffect, useState, ErrorNotice, Loading } from './ui.js';
+import { createRouter, usePageModule } from './common/router.js';
 import { api } from './api.js';
 import { t } from './i18n.js';
 import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
@@ -20,51 +21,11 @@ function parseLocation() {
   return { id, query: new URLSearchParams(location.search), key: location.pathname + location.search };
 }
 
-const listeners = new Set();
-export function navigate(href, { replace = false } = {}) {
-  if (replace) history.replaceState(null, '', href);
-  else history.pushState(null, '', href);
-  for (const l of listeners) l();
-}
-addEventListener('popstate', () => listeners.forEach((l) => l()));
-document.addEventListener('click', (event) => {
-  const a = event.target instanceof Element ? event.target.closest('a[href]') : null;
-  if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-  if (a.target || a.hasAttribute('download') || a.origin !== location.origin || !PAGES.some((p) => a.pathname === p.path)) return;
-  event.preventDefault();
-  navigate(a.pathname + a.search);
-});
+export const { navigate, useLocation } = createRouter({ parse: parseLocation, owns: (a) => PAGES.some((p) => a.pathname === p.path) });
 
-function useLocation() {
-  const [loc, setLoc] = useState(parseLocation);
-  useEffect(() => {
-    const update = () => setLoc(parseLocation());
-    listeners.add(update);
-    return () => listeners.delete(update);
-  }, []);
-  return loc;
-}
-
-const modules = new Map();
 function PageHost({ loc, me, refresh }) {
   const known = PAGES.some((p) => p.id === loc.id);
-  const [state, setState] = useState({ id: null, Page: null, error: null });
-  useEffect(() => {
-    if (!known) return;
-    let live = true;
-    const load = modules.get(loc.id) ?? import(`./page-${loc.id}.js`);
-    modules.set(loc.id, load);
-    load.then(
-      (m) => live && setState({ id: loc.id, Page: m.default, error: null }),
-      (error) => {
-        modules.delete(loc.id);
-        if (live) setState({ id: loc.id, Page: null, error });
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [loc.id, known]);
+  const state = usePageModule(loc.id, known, (id) => import(`./page-${id}.js`));
   if (!known) return html`<section class="console-page"><h1 id="page-title">${t('notFound.title')}</h1><p><a href="/account/profile">${t('notFound.back')}</a></p></section>`;
   if (state.error && state.id === loc.id) return html`<${ErrorNotice} error=${state.error} />`;
   if (!state.Page || state.id !== loc.id) return html`<${Loading} />`;

@@ -2,7 +2,8 @@
 // asks the API who we are (403: "not an administrator"), then renders the layout and the page
 // the URL names. Pages are modules under pages/, one per section, loaded when first visited:
 // /admin/<section>/<rest...> renders pages/<section>.js with `segments` = the decoded rest.
-import { html, render, useEffect, useLayoutEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
+import { html, render, useEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
+import { createRouter, usePageModule } from './common/router.js';
 import { api, ApiError } from './api.js';
 import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
 
@@ -31,63 +32,22 @@ function parseLocation() {
   return { section, segments: segments ? segments.slice(1) : null, query: new URLSearchParams(location.search), key: location.pathname + location.search };
 }
 
-const listeners = new Set();
 /** Goes to a console URL without reloading the page. `replace` keeps history clean for redirects. */
-export function navigate(href, { replace = false } = {}) {
-  focusNextHeading();
-  if (replace) history.replaceState(null, '', href);
-  else history.pushState(null, '', href);
-  for (const l of listeners) l();
-}
-addEventListener('popstate', () => {
-  focusNextHeading();
-  listeners.forEach((l) => l());
-});
-document.addEventListener('click', (event) => {
-  const a = event.target instanceof Element ? event.target.closest('a[href]') : null;
-  if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-  if (a.target || a.hasAttribute('download') || a.origin !== location.origin || !a.pathname.startsWith('/admin/') || a.pathname.startsWith('/admin/api/')) return;
-  event.preventDefault();
-  navigate(a.pathname + a.search);
+export const { navigate, useLocation } = createRouter({
+  parse: parseLocation,
+  owns: (a) => a.pathname.startsWith('/admin/') && !a.pathname.startsWith('/admin/api/'),
+  onNavigate: focusNextHeading,
 });
 
-function useLocation() {
-  const [loc, setLoc] = useState(parseLocation);
-  useEffect(() => {
-    const update = () => setLoc(parseLocation());
-    listeners.add(update);
-    return () => listeners.delete(update);
-  }, []);
-  return loc;
-}
-
-const modules = new Map();
 function PageHost({ loc, me }) {
   const known = SECTIONS.some((s) => s.id === loc.section);
-  const [state, setState] = useState({ section: null, Page: null, error: null });
-  // A layout effect: the page module's request starts at once, not after the next frame.
-  useLayoutEffect(() => {
-    if (!known || !loc.segments) return;
-    let live = true;
-    const load = modules.get(loc.section) ?? import(`./pages/${loc.section}.js`);
-    modules.set(loc.section, load);
-    load.then(
-      (m) => live && setState({ section: loc.section, Page: m.default, error: null }),
-      (error) => {
-        modules.delete(loc.section);
-        if (live) setState({ section: loc.section, Page: null, error });
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [loc.section, known]);
+  const state = usePageModule(loc.section, known && Boolean(loc.segments), (section) => import(`./pages/${section}.js`));
   useEffect(() => {
     scrollTo(0, 0);
   }, [loc.key]);
   if (!known || !loc.segments) return html`<section class="console-page"><h1 id="page-title" tabindex="-1">Page not found</h1><p>The console has no page at this address. <a href="/admin/">Go to the dashboard</a>.</p></section>`;
-  if (state.error && state.section === loc.section) return html`<${ErrorNotice} error=${state.error} title="This page could not be loaded" />`;
-  if (!state.Page || state.section !== loc.section) return html`<${Loading} />`;
+  if (state.error && state.id === loc.section) return html`<${ErrorNotice} error=${state.error} title="This page could not be loaded" />`;
+  if (!state.Page || state.id !== loc.section) return html`<${Loading} />`;
   const { Page } = state;
   return html`<${Page} key=${loc.section} segments=${loc.segments} query=${loc.query} me=${me} navigate=${navigate} />`;
 }
