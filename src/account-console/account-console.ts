@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Context } from 'koa';
 import type { Config } from '../config/schema.ts';
 import type { MessageCatalogs } from '../i18n/messages.ts';
-import { consoleShell, escapeHtml } from '../http/console-shell.ts';
+import { consoleShell, escapeHtml, type ShellValues } from '../http/console-shell.ts';
 
 export const ACCOUNT_CONSOLE_DIR = path.resolve(import.meta.dirname, '../../account-console');
 
@@ -60,21 +60,23 @@ export function accountConsole(options: { config: Config; catalogs: MessageCatal
   }
 
   // The language: ?ui_locales= (as a login would pass it), then Accept-Language.
-  function render(ctx: Context, shell: string): string {
+  function shell(ctx: Context): ShellValues {
     const uiLocales = typeof ctx.query.ui_locales === 'string' ? ctx.query.ui_locales.slice(0, 200) : undefined;
     const locale = catalogs.negotiate({ uiLocales, acceptLanguage: ctx.get('accept-language') });
     const t = catalogs.translator(locale);
     ctx.set('Content-Language', locale);
     ctx.vary('Accept-Language');
-    return shell
-      .replaceAll('{{lang}}', escapeHtml(locale))
-      .replaceAll('{{clientId}}', escapeHtml(ACCOUNT_CONSOLE_CLIENT_ID))
-      .replaceAll('{{issuer}}', escapeHtml(config.issuer))
-      .replaceAll('{{title}}', escapeHtml(t('account.title', { site: config.ui.title })))
-      .replaceAll('{{site}}', escapeHtml(config.ui.title))
-      .replaceAll('{{loading}}', escapeHtml(t('account.loading')))
-      .replaceAll('{{noscript}}', escapeHtml(t('account.noscript')))
-      .replace('{{messages}}', () => scriptJson({ locale, messages: messages(locale) }));
+    return {
+      lang: locale,
+      title: t('account.title', { site: config.ui.title }),
+      site: config.ui.title,
+      clientId: ACCOUNT_CONSOLE_CLIENT_ID,
+      issuer: config.issuer,
+      loading: t('account.loading'),
+      noscriptHtml: `<p>${escapeHtml(t('account.noscript'))}</p>`,
+      // The console's messages in this language, as data (no inline script runs).
+      headHtml: `  <script type="application/json" id="keybridge-messages">${scriptJson({ locale, messages: messages(locale) })}</script>\n`,
+    };
   }
 
   return consoleShell({
@@ -85,6 +87,6 @@ export function accountConsole(options: { config: Config; catalogs: MessageCatal
     ownModule: OWN_MODULE,
     isPage: (p) => PAGE_PATH.test(p),
     passes: (p) => p === '/account/api' || p.startsWith('/account/api/') || p.startsWith('/account/link/'),
-    render,
+    shell,
   });
 }

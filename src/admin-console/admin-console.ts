@@ -10,7 +10,7 @@
 // the admin API and is never answered here.
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { consoleShell, escapeHtml } from '../http/console-shell.ts';
+import { consoleShell } from '../http/console-shell.ts';
 
 export const CONSOLE_DIR = path.resolve(import.meta.dirname, '../../admin-console');
 
@@ -21,6 +21,7 @@ export const CONSOLE_CALLBACK_PATH = '/admin/callback';
 const OWN_MODULE = /^(?:pages\/)?[a-z][a-z0-9-]{0,63}\.js$/;
 // A page path: letters, digits and a few separators; ids are percent-encoded by the console.
 const PAGE_PATH = /^\/admin(?:\/(?!api(?:\/|$)|assets(?:\/|$))[A-Za-z0-9._~%@:+-]*(?:\/[A-Za-z0-9._~%@:+-]*)*)?\/?$/;
+const NOSCRIPT = '<h1>JavaScript is needed</h1><p>The admin console is a browser app on the admin API; turn on JavaScript for this site, or use the API (<a href="/admin/api/docs">reference</a>).</p>';
 // `.` and `..` segments (also percent-encoded) are never a console page.
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
@@ -52,6 +53,14 @@ export function adminConsole(options: { config: Config }) {
     ownModule: OWN_MODULE,
     isPage: (p) => PAGE_PATH.test(p) && !DOT_SEGMENT.test(p),
     passes: (p) => p === `${CONSOLE_PATH}/api` || p.startsWith(`${CONSOLE_PATH}/api/`),
-    render: (_ctx, shell) => shell.replaceAll('{{clientId}}', escapeHtml(clientId)).replaceAll('{{title}}', escapeHtml(config.ui.title)).replaceAll('{{issuer}}', escapeHtml(config.issuer)),
+    shell: () => ({
+      lang: 'en',
+      title: `Admin console · ${config.ui.title}`,
+      site: config.ui.title,
+      clientId,
+      issuer: config.issuer,
+      loading: 'Loading the admin console…',
+      noscriptHtml: NOSCRIPT,
+    }),
   });
 }

@@ -9,7 +9,7 @@
 // - <base>/assets/<name>.js: the console's own modules (ownModule decides which names);
 // - <base>/assets/common/<name>.js: the shared modules;
 // - <base>/assets/vendor/<name>.js: the vendored libraries the console asked for;
-// - every page path (isPage): the shell, index.html of the console's folder.
+// - every page path (isPage): the shell, console-common/index.html with the console's values.
 import path from 'node:path';
 import type { Context, Next } from 'koa';
 import { addCspSources, markPage } from './security-headers.ts';
@@ -41,7 +41,7 @@ export interface ConsoleShellOptions {
   enabled: boolean;
   /** Where the console lives, e.g. `/admin`. */
   base: string;
-  /** The console's folder: index.html and its own modules. */
+  /** The console's folder: its own modules, app.js (the entry), ui.js, api.js and auth.js. */
   dir: string;
   vendor: readonly VendorModule[];
   /** Which names under <base>/assets/ are the console's own modules. */
@@ -50,8 +50,24 @@ export interface ConsoleShellOptions {
   isPage: (path: string) => boolean;
   /** Paths under base that other middleware answers (the console's API, ...). */
   passes: (path: string) => boolean;
-  /** The shell for this request: index.html with its placeholders filled. May set headers. */
-  render: (ctx: Context, template: string) => string;
+  /** What the shell says for this request (the console may also set headers). */
+  shell: (ctx: Context) => ShellValues;
+}
+
+export interface ShellValues {
+  lang: string;
+  /** The document title. */
+  title: string;
+  /** The site's name (config ui.title). */
+  site: string;
+  clientId: string;
+  issuer: string;
+  /** The line shown until the app renders. */
+  loading: string;
+  /** HTML: what the page says without JavaScript. */
+  noscriptHtml: string;
+  /** HTML: more elements in the head, before the entry script. */
+  headHtml?: string;
 }
 
 export function consoleShell(options: ConsoleShellOptions) {
@@ -106,9 +122,15 @@ export function consoleShell(options: ConsoleShellOptions) {
       return sendAsset(ctx, asset, asset.type, 'no-cache');
     }
     if (!options.isPage(p)) return notFound(ctx);
-    const shell = await load('index.html', path.join(options.dir, 'index.html'), 'text/html; charset=utf-8');
+    const shell = await load('index.html', path.join(COMMON_CONSOLE_DIR, 'index.html'), 'text/html; charset=utf-8');
     if (!shell) return notFound(ctx);
-    const body = options.render(ctx, shell.body.toString('utf8'));
+    const values = options.shell(ctx);
+    const text: Record<string, string> = { lang: values.lang, title: values.title, site: values.site, clientId: values.clientId, issuer: values.issuer, loading: values.loading, base };
+    const body = shell.body.toString('utf8').replace(/\{\{([a-zA-Z]+)\}\}/g, (placeholder, name: string) => {
+      if (name === 'noscript') return values.noscriptHtml;
+      if (name === 'head') return values.headHtml ?? '';
+      return Object.hasOwn(text, name) ? escapeHtml(text[name]!) : placeholder;
+    });
     markPage(ctx);
     addCspSources(ctx, 'script-src', "'self'");
     addCspSources(ctx, 'connect-src', "'self'");
