@@ -1,11 +1,13 @@
 // The account console's entry: finishes a sign-in on /account/callback, makes sure there is a
 // token, loads the person's account (GET /me), then renders the layout and the page the URL
 // names. Pages are modules loaded when first visited: /account/<page> renders page-<page>.js.
-import { html, render, useEffect, useState, ErrorNotice, Loading } from './ui.js';
+import { html, useState, ErrorNotice, Loading } from './ui.js';
 import { createRouter, usePageModule } from './common/router.js';
 import { api } from './api.js';
 import { t } from './i18n.js';
-import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
+import * as auth from './auth.js';
+import { signInWorked, signOut } from './auth.js';
+import { bootConsole, ConsoleFrame } from './common/frame.js';
 
 export const PAGES = [
   { id: 'profile', path: '/account/profile' },
@@ -36,24 +38,16 @@ function PageHost({ loc, me, refresh }) {
 function Layout({ initial }) {
   const loc = useLocation();
   const [me, setMe] = useState(initial);
-  const [menuOpen, setMenuOpen] = useState(false);
-  useEffect(() => setMenuOpen(false), [loc.key]);
   const refresh = async () => setMe((await api('GET', '/me')).body);
-  return html`<div class="console-shell">
-    <a class="skip-link" href="#content">${t('nav.skip')}</a>
-    <header class="console-header">
-      <a class="console-brand" href="/account/profile"><span class="brand-mark" aria-hidden="true"></span>${site} <span class="muted">${t('nav.brand')}</span></a>
-      <button type="button" class="secondary menu-toggle" aria-expanded=${menuOpen ? 'true' : 'false'} aria-controls="console-nav" onClick=${() => setMenuOpen(!menuOpen)}>${t('nav.menu')}</button>
-      <nav id="console-nav" class=${`console-nav${menuOpen ? ' open' : ''}`} aria-label=${t('nav.label')}>
-        <ul>${PAGES.map((p) => html`<li><a href=${p.path} aria-current=${loc.id === p.id ? 'page' : undefined}>${t(`nav.${p.id}`)}</a></li>`)}</ul>
-      </nav>
-      <div class="console-user">
-        <span class="muted" data-testid="signed-in-as">${me.name || me.username}</span>
-        <button type="button" class="secondary" onClick=${() => signOut()}>${t('nav.signOut')}</button>
-      </div>
-    </header>
-    <main id="content" class="console-main"><${PageHost} loc=${loc} me=${me} refresh=${refresh} /></main>
-  </div>`;
+  return html`<${ConsoleFrame}
+    brand=${{ href: '/account/profile', site, suffix: t('nav.brand') }}
+    labels=${{ skip: t('nav.skip'), menu: t('nav.menu'), nav: t('nav.label'), signOut: t('nav.signOut') }}
+    items=${PAGES.map((p) => ({ ...p, label: t(`nav.${p.id}`) }))}
+    current=${loc.id}
+    locKey=${loc.key}
+    user=${me.name || me.username}
+    onSignOut=${signOut}
+  ><${PageHost} loc=${loc} me=${me} refresh=${refresh} /><//>`;
 }
 
 function Failure({ error }) {
@@ -64,25 +58,16 @@ function Failure({ error }) {
   </main>`;
 }
 
-async function boot() {
-  const root = document.getElementById('app');
-  const show = (vnode) => {
-    root.textContent = '';
-    render(vnode, root);
-  };
-  try {
-    if (location.pathname === CALLBACK_PATH) {
-      const next = await completeSignIn();
-      history.replaceState(null, '', next === '/account/' || next === '/account' ? '/account/profile' : next);
-    }
-    if (!currentToken()) return void (await signIn());
-    const me = (await api('GET', '/me')).body;
-    signInWorked();
-    if (location.pathname === '/account' || location.pathname === '/account/') history.replaceState(null, '', '/account/profile');
-    show(html`<${Layout} initial=${me} />`);
-  } catch (error) {
-    show(html`<${Failure} error=${error} />`);
-  }
+async function start() {
+  const me = (await api('GET', '/me')).body;
+  signInWorked();
+  if (location.pathname === '/account' || location.pathname === '/account/') history.replaceState(null, '', '/account/profile');
+  return html`<${Layout} initial=${me} />`;
 }
 
-boot();
+bootConsole({
+  auth,
+  landing: (next) => (next === '/account/' || next === '/account' ? '/account/profile' : next),
+  start,
+  failure: (error) => html`<${Failure} error=${error} />`,
+});

@@ -2,10 +2,12 @@
 // asks the API who we are (403: "not an administrator"), then renders the layout and the page
 // the URL names. Pages are modules under pages/, one per section, loaded when first visited:
 // /admin/<section>/<rest...> renders pages/<section>.js with `segments` = the decoded rest.
-import { html, render, useEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
+import { html, useEffect, ErrorNotice, Loading, focusNextHeading } from './ui.js';
 import { createRouter, usePageModule } from './common/router.js';
 import { api, ApiError } from './api.js';
-import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
+import * as auth from './auth.js';
+import { signInWorked, signOut } from './auth.js';
+import { bootConsole, ConsoleFrame } from './common/frame.js';
 
 export const SECTIONS = [
   { id: 'dashboard', path: '/admin/', label: 'Dashboard' },
@@ -54,23 +56,15 @@ function PageHost({ loc, me }) {
 
 function Layout({ me }) {
   const loc = useLocation();
-  const [menuOpen, setMenuOpen] = useState(false);
-  useEffect(() => setMenuOpen(false), [loc.key]);
-  return html`<div class="console-shell">
-    <a class="skip-link" href="#content">Skip to content</a>
-    <header class="console-header">
-      <a class="console-brand" href="/admin/"><span class="brand-mark" aria-hidden="true"></span>${title} <span class="muted">admin</span></a>
-      <button type="button" class="secondary menu-toggle" aria-expanded=${menuOpen ? 'true' : 'false'} aria-controls="console-nav" onClick=${() => setMenuOpen(!menuOpen)}>Menu</button>
-      <nav id="console-nav" class=${`console-nav${menuOpen ? ' open' : ''}`} aria-label="Console">
-        <ul>${SECTIONS.map((s) => html`<li><a href=${s.path} aria-current=${loc.section === s.id ? 'page' : undefined}>${s.label}</a></li>`)}</ul>
-      </nav>
-      <div class="console-user">
-        <span class="muted" data-testid="signed-in-as">${me.username ?? me.clientId}</span>
-        <button type="button" class="secondary" onClick=${() => signOut()}>Sign out</button>
-      </div>
-    </header>
-    <main id="content" class="console-main"><${PageHost} loc=${loc} me=${me} /></main>
-  </div>`;
+  return html`<${ConsoleFrame}
+    brand=${{ href: '/admin/', site: title, suffix: 'admin' }}
+    labels=${{ skip: 'Skip to content', menu: 'Menu', nav: 'Console', signOut: 'Sign out' }}
+    items=${SECTIONS}
+    current=${loc.section}
+    locKey=${loc.key}
+    user=${me.username ?? me.clientId}
+    onSignOut=${signOut}
+  ><${PageHost} loc=${loc} me=${me} /><//>`;
 }
 
 function NotAdmin({ error }) {
@@ -91,31 +85,16 @@ function Failure({ error }) {
   </main>`;
 }
 
-async function boot() {
-  const root = document.getElementById('app');
-  // The "Loading…" line of the shell goes before the first render (Preact would keep it).
-  const show = (vnode) => {
-    root.textContent = '';
-    render(vnode, root);
-  };
+async function start() {
+  let me;
   try {
-    if (location.pathname === CALLBACK_PATH) {
-      const next = await completeSignIn();
-      history.replaceState(null, '', next);
-    }
-    if (!currentToken()) return void (await signIn());
-    let me;
-    try {
-      me = (await api('GET', '/me')).body;
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 403) return void show(html`<${NotAdmin} error=${error} />`);
-      throw error;
-    }
-    signInWorked();
-    show(html`<${Layout} me=${me} />`);
+    me = (await api('GET', '/me')).body;
   } catch (error) {
-    show(html`<${Failure} error=${error} />`);
+    if (error instanceof ApiError && error.status === 403) return html`<${NotAdmin} error=${error} />`;
+    throw error;
   }
+  signInWorked();
+  return html`<${Layout} me=${me} />`;
 }
 
-boot();
+bootConsole({ auth, start, failure: (error) => html`<${Failure} error=${error} />` });
