@@ -30,6 +30,10 @@ const VENDOR = {
 } satisfies Record<string, { file: string; rewrite?: (source: string) => string }>;
 export type VendorModule = keyof typeof VENDOR;
 
+// What every shell asks the browser to fetch at once: the module graph below app.js, which would
+// otherwise be discovered one import at a time.
+const PRELOADS = ['vendor/preact.js', 'vendor/preact-hooks.js', 'vendor/htm.js', 'ui.js', 'api.js', 'auth.js', 'common/pkce-sign-in.js', 'common/api-call.js', 'common/router.js', 'common/use-load.js', 'common/frame.js'];
+
 const COMMON_MODULE = /^[a-z][a-z0-9-]{0,63}\.js$/;
 const JS = 'text/javascript; charset=utf-8';
 
@@ -129,6 +133,7 @@ export function consoleShell(options: ConsoleShellOptions) {
     const body = shell.body.toString('utf8').replace(/\{\{([a-zA-Z]+)\}\}/g, (placeholder, name: string) => {
       if (name === 'noscript') return values.noscriptHtml;
       if (name === 'head') return values.headHtml ?? '';
+      if (name === 'preloads') return PRELOADS.map((m) => `  <link rel="modulepreload" href="${escapeHtml(`${assets}${m}`)}">\n`).join('');
       return Object.hasOwn(text, name) ? escapeHtml(text[name]!) : placeholder;
     });
     markPage(ctx);

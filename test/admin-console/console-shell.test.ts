@@ -252,6 +252,15 @@ describe('admin console frame', () => {
     const outside = await fetch(`${broker.issuer}/admin/assets/common/..%2fapp.js`);
     await outside.text();
     assert.equal(outside.status, 404);
+    // Every module the shell preloads exists.
+    const shellHtml = await (await fetch(`${broker.issuer}/admin/`)).text();
+    const preloads = [...shellHtml.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]!);
+    assert.ok(preloads.includes('/admin/assets/common/pkce-sign-in.js'), preloads.join(', '));
+    for (const href of preloads) {
+      const res = await fetch(`${broker.issuer}${href}`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 200, href);
+    }
   });
 });
 
