@@ -15,38 +15,13 @@ import { compilePath, queryObject, readBody, runJsonApi, sendResult, validate } 
 import { DatabaseUnavailable, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { authenticateAccount, requireRecentLogin, type AccountAuthFailure, type AccountPrincipal } from './authenticate-account.ts';
 import { accountRoutes, type AccountRouteDependencies } from './account-routes.ts';
+import type { AccountRoute } from './account-route.ts';
+
+export type { AccountRequest, AccountResponse, AccountRoute } from './account-route.ts';
 
 export const ACCOUNT_API_PREFIX = '/account/api';
 /** Largest JSON body (a passkey's registration answer is the biggest thing sent: 16 KiB at most). */
 const BODY_LIMIT = 64 * 1024;
-
-export interface AccountRequest<B = unknown, Q = unknown> {
-  principal: AccountPrincipal;
-  params: Record<string, string>;
-  query: Q;
-  body: B;
-  ctx: Context;
-  requestId: string;
-  /** Records a security-relevant event about the caller's own account. */
-  audit(type: string, details?: Record<string, unknown>, outcome?: 'success' | 'failure'): Promise<void>;
-}
-
-export interface AccountResponse {
-  status?: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
-export interface AccountRoute {
-  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
-  /** Below /account/api; `:name` segments are parameters (ids of the caller's own things). */
-  path: string;
-  /** A sensitive change: the person must have signed in within account.reauthMaxAge. */
-  recentLogin?: boolean;
-  body?: z.ZodType;
-  query?: z.ZodType;
-  handler(request: AccountRequest<any, any>): Promise<AccountResponse>;
-}
 
 export interface AccountApiDependencies extends AccountRouteDependencies {
   config: Config;
