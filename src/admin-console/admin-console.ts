@@ -21,9 +21,9 @@ export const CONSOLE_CALLBACK_PATH = '/admin/callback';
 const OWN_MODULE = /^(?:pages\/)?[a-z][a-z0-9-]{0,63}\.js$/;
 // A page path: letters, digits and a few separators; ids are percent-encoded by the console.
 const PAGE_PATH = /^\/admin(?:\/(?!api(?:\/|$)|assets(?:\/|$))[A-Za-z0-9._~%@:+-]*(?:\/[A-Za-z0-9._~%@:+-]*)*)?\/?$/;
-const NOSCRIPT = '<h1>JavaScript is needed</h1><p>The admin console is a browser app on the admin API; turn on JavaScript for this site, or use the API (<a href="/admin/api/docs">reference</a>).</p>';
 // `.` and `..` segments (also percent-encoded) are never a console page.
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+const NOSCRIPT = '<h1>JavaScript is needed</h1><p>The admin console is a browser app on the admin API; turn on JavaScript for this site, or use the API (<a href="/admin/api/docs">reference</a>).</p>';
 
 /** The console's own OIDC client, registered by Keybridge itself (unless the config declares one with that id). */
 export function adminConsoleClient(config: Config): Record<string, unknown> | null {
