@@ -14,6 +14,8 @@ COPY connectors ./connectors
 COPY templates ./templates
 COPY locales ./locales
 COPY admin-console ./admin-console
+COPY account-console ./account-console
+COPY console-common ./console-common
 COPY public ./public
 COPY config ./config
 COPY bin ./bin

@@ -3,6 +3,7 @@
 // recent sign-in (403 reauthentication_required) signs in again with prompt=login and comes back
 // to the same page. Problems (RFC 9457) become ApiError, translated by their code when the
 // console has a message for it.
+import { apiCall } from './common/api-call.js';
 import { currentToken, forgetToken, signIn } from './auth.js';
 import { has, locale, t } from './i18n.js';
 
@@ -68,44 +69,18 @@ export class ApiError extends Error {
   }
 }
 
-/** One API call: { status, body, headers }; throws ApiError for any error status. `raw`: the Response itself. */
-export async function api(method, path, { body, params, raw } = {}) {
-  const token = currentToken();
-  if (!token) await signIn();
-  const query = params ? `?${new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''))}` : '';
-  let res;
-  try {
-    res = await fetch(`${API}${path}${query}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token.accessToken}`,
-        accept: 'application/json, application/problem+json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-  } catch {
-    throw new ApiError(0);
-  }
-  if (res.status === 401) {
-    forgetToken();
-    await signIn();
-  }
-  if (raw && res.ok) return res;
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (res.status === 403 && data?.code === 'reauthentication_required') {
-    // Back to this page after signing in again; the person repeats the change there.
-    await signIn(location.pathname + location.search, { reauthenticate: true });
-  }
-  if (!res.ok) throw new ApiError(res.status, data ?? {});
-  return { status: res.status, body: data, headers: res.headers };
-}
+/** One API call: { status, body, etag, headers }; throws ApiError for any error status. `raw`: the Response itself. */
+export const api = apiCall({
+  base: API,
+  auth: { currentToken, forgetToken, signIn },
+  toError: (status, problem) => new ApiError(status, problem),
+  inspect: async (res, data) => {
+    if (res.status === 403 && data?.code === 'reauthentication_required') {
+      // Back to this page after signing in again; the person repeats the change there.
+      await signIn(location.pathname + location.search, { reauthenticate: true });
+    }
+  },
+});
 
 export const get = (path, params) => api('GET', path, { params });
-export const seg = (value) => encodeURIComponent(String(value));
+export { seg } from './common/api-call.js';

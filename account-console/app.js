@@ -1,10 +1,13 @@
 // The account console's entry: finishes a sign-in on /account/callback, makes sure there is a
 // token, loads the person's account (GET /me), then renders the layout and the page the URL
 // names. Pages are modules loaded when first visited: /account/<page> renders page-<page>.js.
-import { html, render, useEffect, useState, ErrorNotice, Loading } from './ui.js';
+import { html, useState, ErrorNotice, Loading } from './ui.js';
+import { createRouter, usePageModule } from './common/router.js';
 import { api } from './api.js';
 import { t } from './i18n.js';
-import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
+import * as auth from './auth.js';
+import { signInWorked, signOut } from './auth.js';
+import { bootConsole, ConsoleFrame } from './common/frame.js';
 
 export const PAGES = [
   { id: 'profile', path: '/account/profile' },
@@ -20,51 +23,11 @@ function parseLocation() {
   return { id, query: new URLSearchParams(location.search), key: location.pathname + location.search };
 }
 
-const listeners = new Set();
-export function navigate(href, { replace = false } = {}) {
-  if (replace) history.replaceState(null, '', href);
-  else history.pushState(null, '', href);
-  for (const l of listeners) l();
-}
-addEventListener('popstate', () => listeners.forEach((l) => l()));
-document.addEventListener('click', (event) => {
-  const a = event.target instanceof Element ? event.target.closest('a[href]') : null;
-  if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-  if (a.target || a.hasAttribute('download') || a.origin !== location.origin || !PAGES.some((p) => a.pathname === p.path)) return;
-  event.preventDefault();
-  navigate(a.pathname + a.search);
-});
+export const { navigate, useLocation } = createRouter({ parse: parseLocation, owns: (a) => PAGES.some((p) => a.pathname === p.path) });
 
-function useLocation() {
-  const [loc, setLoc] = useState(parseLocation);
-  useEffect(() => {
-    const update = () => setLoc(parseLocation());
-    listeners.add(update);
-    return () => listeners.delete(update);
-  }, []);
-  return loc;
-}
-
-const modules = new Map();
 function PageHost({ loc, me, refresh }) {
   const known = PAGES.some((p) => p.id === loc.id);
-  const [state, setState] = useState({ id: null, Page: null, error: null });
-  useEffect(() => {
-    if (!known) return;
-    let live = true;
-    const load = modules.get(loc.id) ?? import(`./page-${loc.id}.js`);
-    modules.set(loc.id, load);
-    load.then(
-      (m) => live && setState({ id: loc.id, Page: m.default, error: null }),
-      (error) => {
-        modules.delete(loc.id);
-        if (live) setState({ id: loc.id, Page: null, error });
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [loc.id, known]);
+  const state = usePageModule(loc.id, known, (id) => import(`./page-${id}.js`));
   if (!known) return html`<section class="console-page"><h1 id="page-title">${t('notFound.title')}</h1><p><a href="/account/profile">${t('notFound.back')}</a></p></section>`;
   if (state.error && state.id === loc.id) return html`<${ErrorNotice} error=${state.error} />`;
   if (!state.Page || state.id !== loc.id) return html`<${Loading} />`;
@@ -75,24 +38,16 @@ function PageHost({ loc, me, refresh }) {
 function Layout({ initial }) {
   const loc = useLocation();
   const [me, setMe] = useState(initial);
-  const [menuOpen, setMenuOpen] = useState(false);
-  useEffect(() => setMenuOpen(false), [loc.key]);
   const refresh = async () => setMe((await api('GET', '/me')).body);
-  return html`<div class="console-shell">
-    <a class="skip-link" href="#content">${t('nav.skip')}</a>
-    <header class="console-header">
-      <a class="console-brand" href="/account/profile"><span class="brand-mark" aria-hidden="true"></span>${site} <span class="muted">${t('nav.brand')}</span></a>
-      <button type="button" class="secondary menu-toggle" aria-expanded=${menuOpen ? 'true' : 'false'} aria-controls="console-nav" onClick=${() => setMenuOpen(!menuOpen)}>${t('nav.menu')}</button>
-      <nav id="console-nav" class=${`console-nav${menuOpen ? ' open' : ''}`} aria-label=${t('nav.label')}>
-        <ul>${PAGES.map((p) => html`<li><a href=${p.path} aria-current=${loc.id === p.id ? 'page' : undefined}>${t(`nav.${p.id}`)}</a></li>`)}</ul>
-      </nav>
-      <div class="console-user">
-        <span class="muted" data-testid="signed-in-as">${me.name || me.username}</span>
-        <button type="button" class="secondary" onClick=${() => signOut()}>${t('nav.signOut')}</button>
-      </div>
-    </header>
-    <main id="content" class="console-main"><${PageHost} loc=${loc} me=${me} refresh=${refresh} /></main>
-  </div>`;
+  return html`<${ConsoleFrame}
+    brand=${{ href: '/account/profile', site, suffix: t('nav.brand') }}
+    labels=${{ skip: t('nav.skip'), menu: t('nav.menu'), nav: t('nav.label'), signOut: t('nav.signOut') }}
+    items=${PAGES.map((p) => ({ ...p, label: t(`nav.${p.id}`) }))}
+    current=${loc.id}
+    locKey=${loc.key}
+    user=${me.name || me.username}
+    onSignOut=${signOut}
+  ><${PageHost} loc=${loc} me=${me} refresh=${refresh} /><//>`;
 }
 
 function Failure({ error }) {
@@ -103,25 +58,16 @@ function Failure({ error }) {
   </main>`;
 }
 
-async function boot() {
-  const root = document.getElementById('app');
-  const show = (vnode) => {
-    root.textContent = '';
-    render(vnode, root);
-  };
-  try {
-    if (location.pathname === CALLBACK_PATH) {
-      const next = await completeSignIn();
-      history.replaceState(null, '', next === '/account/' || next === '/account' ? '/account/profile' : next);
-    }
-    if (!currentToken()) return void (await signIn());
-    const me = (await api('GET', '/me')).body;
-    signInWorked();
-    if (location.pathname === '/account' || location.pathname === '/account/') history.replaceState(null, '', '/account/profile');
-    show(html`<${Layout} initial=${me} />`);
-  } catch (error) {
-    show(html`<${Failure} error=${error} />`);
-  }
+async function start() {
+  const me = (await api('GET', '/me')).body;
+  signInWorked();
+  if (location.pathname === '/account' || location.pathname === '/account/') history.replaceState(null, '', '/account/profile');
+  return html`<${Layout} initial=${me} />`;
 }
 
-boot();
+bootConsole({
+  auth,
+  landing: (next) => (next === '/account/' || next === '/account' ? '/account/profile' : next),
+  start,
+  failure: (error) => html`<${Failure} error=${error} />`,
+});

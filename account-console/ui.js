@@ -10,25 +10,7 @@ import { signIn } from './auth.js';
 export const html = htm.bind(h);
 export { h, render, Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState };
 
-/** Loads `load()` on mount and whenever `deps` change: { data, error, loading, reload }. */
-export function useLoad(load, deps = []) {
-  const [state, setState] = useState({ data: null, error: null, loading: true });
-  const generation = useRef(0);
-  const reload = useCallback(async () => {
-    const mine = ++generation.current;
-    setState((s) => ({ ...s, loading: true }));
-    try {
-      const data = await load();
-      if (mine === generation.current) setState({ data, error: null, loading: false });
-    } catch (error) {
-      if (mine === generation.current) setState((s) => ({ data: s.data, error, loading: false }));
-    }
-  }, deps);
-  useLayoutEffect(() => {
-    reload();
-  }, [reload]);
-  return { ...state, reload };
-}
+export { useLoad } from './common/use-load.js';
 
 /** A page: its heading (also the document title) and content. */
 export function Page({ title, children }) {

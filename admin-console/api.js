@@ -1,7 +1,9 @@
 // The only way the console reaches Keybridge's data: the admin REST API under /admin/api/v1,
 // with the signed-in administrator's bearer token. Problems (RFC 9457) become ApiError, whose
 // field errors the forms show next to the field they name.
+import { apiCall } from './common/api-call.js';
 import { currentToken, forgetToken, signIn } from './auth.js';
+export { seg } from './common/api-call.js';
 
 export const API = '/admin/api/v1';
 
@@ -21,48 +23,11 @@ export class ApiError extends Error {
   }
 }
 
-const query = (params) => {
-  const entries = Object.entries(params ?? {}).filter(([, v]) => v !== undefined && v !== null && v !== '');
-  return entries.length ? `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))}` : '';
-};
-
 /**
  * One API call. Answers { status, body, etag, headers }; throws ApiError for any error status.
  * `raw: true` answers the Response itself (exports).
  */
-export async function api(method, path, { body, params, ifMatch, raw } = {}) {
-  const token = currentToken();
-  if (!token) await signIn();
-  let res;
-  try {
-    res = await fetch(`${API}${path}${query(params)}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token.accessToken}`,
-        accept: 'application/json, application/problem+json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(ifMatch ? { 'if-match': ifMatch } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-  } catch {
-    throw new ApiError(0);
-  }
-  if (res.status === 401) {
-    forgetToken();
-    await signIn();
-  }
-  if (raw && res.ok) return res;
-  const text = await res.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (!res.ok) throw new ApiError(res.status, data ?? {});
-  return { status: res.status, body: data, etag: res.headers.get('etag'), headers: res.headers };
-}
+export const api = apiCall({ base: API, auth: { currentToken, forgetToken, signIn }, toError: (status, problem) => new ApiError(status, problem) });
 
 export const get = (path, params) => api('GET', path, { params });
 
@@ -77,6 +42,3 @@ export async function getAll(path, params = {}, max = 1000) {
   } while (cursor && items.length < max);
   return items;
 }
-
-/** Percent-encodes one path segment (ids may hold any character). */
-export const seg = (value) => encodeURIComponent(String(value));

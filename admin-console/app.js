@@ -2,9 +2,12 @@
 // asks the API who we are (403: "not an administrator"), then renders the layout and the page
 // the URL names. Pages are modules under pages/, one per section, loaded when first visited:
 // /admin/<section>/<rest...> renders pages/<section>.js with `segments` = the decoded rest.
-import { html, render, useEffect, useLayoutEffect, useState, ErrorNotice, Loading, focusNextHeading } from './ui.js';
+import { html, useEffect, ErrorNotice, Loading, focusNextHeading } from './ui.js';
+import { createRouter, usePageModule } from './common/router.js';
 import { api, ApiError } from './api.js';
-import { CALLBACK_PATH, completeSignIn, currentToken, signIn, signInWorked, signOut } from './auth.js';
+import * as auth from './auth.js';
+import { signInWorked, signOut } from './auth.js';
+import { bootConsole, ConsoleFrame } from './common/frame.js';
 
 export const SECTIONS = [
   { id: 'dashboard', path: '/admin/', label: 'Dashboard' },
@@ -31,86 +34,37 @@ function parseLocation() {
   return { section, segments: segments ? segments.slice(1) : null, query: new URLSearchParams(location.search), key: location.pathname + location.search };
 }
 
-const listeners = new Set();
 /** Goes to a console URL without reloading the page. `replace` keeps history clean for redirects. */
-export function navigate(href, { replace = false } = {}) {
-  focusNextHeading();
-  if (replace) history.replaceState(null, '', href);
-  else history.pushState(null, '', href);
-  for (const l of listeners) l();
-}
-addEventListener('popstate', () => {
-  focusNextHeading();
-  listeners.forEach((l) => l());
-});
-document.addEventListener('click', (event) => {
-  const a = event.target instanceof Element ? event.target.closest('a[href]') : null;
-  if (!a || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-  if (a.target || a.hasAttribute('download') || a.origin !== location.origin || !a.pathname.startsWith('/admin/') || a.pathname.startsWith('/admin/api/')) return;
-  event.preventDefault();
-  navigate(a.pathname + a.search);
+export const { navigate, useLocation } = createRouter({
+  parse: parseLocation,
+  owns: (a) => a.pathname.startsWith('/admin/') && !a.pathname.startsWith('/admin/api/'),
+  onNavigate: focusNextHeading,
 });
 
-function useLocation() {
-  const [loc, setLoc] = useState(parseLocation);
-  useEffect(() => {
-    const update = () => setLoc(parseLocation());
-    listeners.add(update);
-    return () => listeners.delete(update);
-  }, []);
-  return loc;
-}
-
-const modules = new Map();
 function PageHost({ loc, me }) {
   const known = SECTIONS.some((s) => s.id === loc.section);
-  const [state, setState] = useState({ section: null, Page: null, error: null });
-  // A layout effect: the page module's request starts at once, not after the next frame.
-  useLayoutEffect(() => {
-    if (!known || !loc.segments) return;
-    let live = true;
-    const load = modules.get(loc.section) ?? import(`./pages/${loc.section}.js`);
-    modules.set(loc.section, load);
-    load.then(
-      (m) => live && setState({ section: loc.section, Page: m.default, error: null }),
-      (error) => {
-        modules.delete(loc.section);
-        if (live) setState({ section: loc.section, Page: null, error });
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [loc.section, known]);
+  const state = usePageModule(loc.section, known && Boolean(loc.segments), (section) => import(`./pages/${section}.js`));
   useEffect(() => {
     scrollTo(0, 0);
   }, [loc.key]);
   if (!known || !loc.segments) return html`<section class="console-page"><h1 id="page-title" tabindex="-1">Page not found</h1><p>The console has no page at this address. <a href="/admin/">Go to the dashboard</a>.</p></section>`;
-  if (state.error && state.section === loc.section) return html`<${ErrorNotice} error=${state.error} title="This page could not be loaded" />`;
-  if (!state.Page || state.section !== loc.section) return html`<${Loading} />`;
+  if (state.error && state.id === loc.section) return html`<${ErrorNotice} error=${state.error} title="This page could not be loaded" />`;
+  if (!state.Page || state.id !== loc.section) return html`<${Loading} />`;
   const { Page } = state;
   return html`<${Page} key=${loc.section} segments=${loc.segments} query=${loc.query} me=${me} navigate=${navigate} />`;
 }
 
 function Layout({ me }) {
   const loc = useLocation();
-  const [menuOpen, setMenuOpen] = useState(false);
-  useEffect(() => setMenuOpen(false), [loc.key]);
-  return html`<div class="console-shell">
-    <a class="skip-link" href="#content">Skip to content</a>
-    <header class="console-header">
-      <a class="console-brand" href="/admin/"><span class="brand-mark" aria-hidden="true"></span>${title} <span class="muted">admin</span></a>
-      <button type="button" class="secondary menu-toggle" aria-expanded=${menuOpen ? 'true' : 'false'} aria-controls="console-nav" onClick=${() => setMenuOpen(!menuOpen)}>Menu</button>
-      <nav id="console-nav" class=${`console-nav${menuOpen ? ' open' : ''}`} aria-label="Console">
-        <ul>${SECTIONS.map((s) => html`<li><a href=${s.path} aria-current=${loc.section === s.id ? 'page' : undefined}>${s.label}</a></li>`)}</ul>
-      </nav>
-      <div class="console-user">
-        <span class="muted" data-testid="signed-in-as">${me.username ?? me.clientId}</span>
-        <button type="button" class="secondary" onClick=${() => signOut()}>Sign out</button>
-      </div>
-    </header>
-    <main id="content" class="console-main"><${PageHost} loc=${loc} me=${me} /></main>
-  </div>`;
+  return html`<${ConsoleFrame}
+    brand=${{ href: '/admin/', site: title, suffix: 'admin' }}
+    labels=${{ skip: 'Skip to content', menu: 'Menu', nav: 'Console', signOut: 'Sign out' }}
+    items=${SECTIONS}
+    current=${loc.section}
+    locKey=${loc.key}
+    user=${me.username ?? me.clientId}
+    onSignOut=${signOut}
+  ><${PageHost} loc=${loc} me=${me} /><//>`;
 }
 
 function NotAdmin({ error }) {
@@ -131,31 +85,16 @@ function Failure({ error }) {
   </main>`;
 }
 
-async function boot() {
-  const root = document.getElementById('app');
-  // The "Loading…" line of the shell goes before the first render (Preact would keep it).
-  const show = (vnode) => {
-    root.textContent = '';
-    render(vnode, root);
-  };
+async function start() {
+  let me;
   try {
-    if (location.pathname === CALLBACK_PATH) {
-      const next = await completeSignIn();
-      history.replaceState(null, '', next);
-    }
-    if (!currentToken()) return void (await signIn());
-    let me;
-    try {
-      me = (await api('GET', '/me')).body;
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 403) return void show(html`<${NotAdmin} error=${error} />`);
-      throw error;
-    }
-    signInWorked();
-    show(html`<${Layout} me=${me} />`);
+    me = (await api('GET', '/me')).body;
   } catch (error) {
-    show(html`<${Failure} error=${error} />`);
+    if (error instanceof ApiError && error.status === 403) return html`<${NotAdmin} error=${error} />`;
+    throw error;
   }
+  signInWorked();
+  return html`<${Layout} me=${me} />`;
 }
 
-boot();
+bootConsole({ auth, start, failure: (error) => html`<${Failure} error=${error} />` });

@@ -3,7 +3,6 @@
 // token's subject; an id in a path that is not the caller's own is "not found", never another
 // person's data. Bearer tokens only (no cookies), so there is no CSRF to defend against.
 // Errors are problem+json as in the admin API (src/admin-api/problem.ts).
-import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
@@ -11,44 +10,18 @@ import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
-import { AdminProblem, fieldErrors, invalid, toProblem } from '../admin-api/problem.ts';
-import { readJson } from '../admin-api/admin-api.ts';
+import { AdminProblem } from '../admin-api/problem.ts';
+import { compilePath, queryObject, readBody, runJsonApi, sendResult, validate } from '../http/json-api.ts';
 import { DatabaseUnavailable, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { authenticateAccount, requireRecentLogin, type AccountAuthFailure, type AccountPrincipal } from './authenticate-account.ts';
 import { accountRoutes, type AccountRouteDependencies } from './account-routes.ts';
+import type { AccountRoute } from './account-route.ts';
+
+export type { AccountRequest, AccountResponse, AccountRoute } from './account-route.ts';
 
 export const ACCOUNT_API_PREFIX = '/account/api';
 /** Largest JSON body (a passkey's registration answer is the biggest thing sent: 16 KiB at most). */
 const BODY_LIMIT = 64 * 1024;
-const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
-
-export interface AccountRequest<B = unknown, Q = unknown> {
-  principal: AccountPrincipal;
-  params: Record<string, string>;
-  query: Q;
-  body: B;
-  ctx: Context;
-  requestId: string;
-  /** Records a security-relevant event about the caller's own account. */
-  audit(type: string, details?: Record<string, unknown>, outcome?: 'success' | 'failure'): Promise<void>;
-}
-
-export interface AccountResponse {
-  status?: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
-export interface AccountRoute {
-  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
-  /** Below /account/api; `:name` segments are parameters (ids of the caller's own things). */
-  path: string;
-  /** A sensitive change: the person must have signed in within account.reauthMaxAge. */
-  recentLogin?: boolean;
-  body?: z.ZodType;
-  query?: z.ZodType;
-  handler(request: AccountRequest<any, any>): Promise<AccountResponse>;
-}
 
 export interface AccountApiDependencies extends AccountRouteDependencies {
   config: Config;
@@ -68,30 +41,7 @@ interface Compiled {
   names: string[];
 }
 
-function compile(route: AccountRoute): Compiled {
-  const names: string[] = [];
-  const source = route.path.replace(/:([A-Za-z]+)/g, (_m, name: string) => {
-    names.push(name);
-    return '([^/]+)';
-  });
-  return { route, pattern: new RegExp(`^${source}$`), names };
-}
-
-function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: 'query' | 'body'): T {
-  if (!schema) return undefined as T;
-  const result = schema.safeParse(value);
-  if (!result.success) throw invalid(fieldErrors(where, result.error));
-  return result.data;
-}
-
-function queryObject(ctx: Context): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of new URLSearchParams(ctx.querystring)) {
-    if (key in out) throw invalid([{ path: `query.${key}`, message: 'must be given once' }]);
-    out[key] = value;
-  }
-  return out;
-}
+const compile = (route: AccountRoute): Compiled => ({ route, ...compilePath(route.path, /:([A-Za-z]+)/g) });
 
 export function accountApi(deps: AccountApiDependencies) {
   const { config, store, logger, limits } = deps;
@@ -144,9 +94,7 @@ export function accountApi(deps: AccountApiDependencies) {
     }
     const { route } = match;
     const query = validate(route.query, queryObject(ctx), 'query');
-    let body: unknown;
-    if (route.body) body = validate(route.body, await readJson(ctx, BODY_LIMIT), 'body');
-    else if (Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding')) throw new AdminProblem(415, 'unsupported_media_type', 'This operation takes no body.');
+    const body = await readBody(ctx, route.body, BODY_LIMIT);
     if (route.recentLogin) requireRecentLogin(principal, config.account.reauthMaxAge);
 
     const result = await route.handler({
@@ -158,36 +106,11 @@ export function accountApi(deps: AccountApiDependencies) {
       requestId,
       audit: (type, details = {}, outcome = 'success') => store.audit.record({ type, outcome, userId: principal.user.id, clientId: principal.clientId, ip: ctx.ip, details: { ...details, requestId } }),
     });
-    ctx.status = result.status ?? (result.body === undefined ? 204 : 200);
-    ctx.set('Cache-Control', 'no-store');
-    for (const [name, value] of Object.entries(result.headers ?? {})) ctx.set(name, value);
-    if (result.body !== undefined) {
-      ctx.type = 'application/json';
-      ctx.body = JSON.stringify(result.body);
-    }
+    sendResult(ctx, result);
   }
 
   return async function accountApiMiddleware(ctx: Context, next: Next) {
     if (!config.account.enabled || (ctx.path !== ACCOUNT_API_PREFIX && !ctx.path.startsWith(`${ACCOUNT_API_PREFIX}/`))) return next();
-    const given = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(given) ? given : randomUUID();
-    ctx.set('X-Request-Id', requestId);
-    try {
-      if (limits.enabled) {
-        const verdict = await limits.hitIp('token', ctx.ip);
-        if (!verdict.allowed) throw new AdminProblem(429, 'too_many_requests', 'Too many requests. Wait a moment and try again.', { headers: { 'Retry-After': String(verdict.retryAfterSeconds) } });
-      }
-      await handle(ctx, requestId);
-    } catch (err) {
-      const problem = toProblem(err, requestId);
-      if (problem.status >= 500 && problem.status !== 503 && problem.status !== 501) logger.error({ err, requestId, method: ctx.method, path: ctx.path }, 'account api error');
-      ctx.status = problem.status;
-      for (const [name, value] of Object.entries(problem.headers)) ctx.set(name, value);
-      ctx.set('Cache-Control', 'no-store');
-      ctx.type = 'application/problem+json';
-      // Extra members a problem may carry (the password policy's code and values, for the console to translate).
-      const extra = err instanceof AdminProblem ? (err as AdminProblem & { extra?: Record<string, unknown> }).extra : undefined;
-      ctx.body = JSON.stringify(extra ? { ...extra, ...problem.body } : problem.body);
-    }
+    return runJsonApi(ctx, { limits, logger, name: 'account api' }, (requestId) => handle(ctx, requestId));
   };
 }

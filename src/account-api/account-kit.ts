@@ -15,6 +15,7 @@ import { usernameKey } from '../accounts/normalize-username.ts';
 import { userService } from '../management/users.ts';
 import { AdminProblem } from '../admin-api/problem.ts';
 import { requireRecentLogin, type AccountPrincipal } from './authenticate-account.ts';
+import { profileFields } from '../accounts/profile-fields.ts';
 
 /** The email service (registration/verification helper) the console asks to change an address. */
 export interface AccountEmails {
@@ -69,13 +70,7 @@ export function createAccountKit(deps: AccountRouteDependencies) {
     const owner = ownerOf(user);
     const [hash, identities, factors] = await Promise.all([store.credentials.getPasswordHash(user.id), store.identities.listForUser(user.id), store.mfa.list(user.id)]);
     return {
-      id: user.id,
-      username: user.username,
-      email: user.email,
-      emailVerified: user.emailVerified,
-      name: user.name,
-      givenName: user.givenName,
-      familyName: user.familyName,
+      ...profileFields(user),
       createdAt: user.createdAt.toISOString(),
       hasPassword: hash !== null,
       /** Fields the person cannot change here, and who owns them. */

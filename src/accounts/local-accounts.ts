@@ -2,19 +2,14 @@
 import type { LocalAccount, LocalAccounts } from '../connectors/contract.ts';
 import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/types.ts';
+import { profileFields } from './profile-fields.ts';
 
 export function createLocalAccounts(store: Store): LocalAccounts {
   async function toAccount(user: User | null): Promise<LocalAccount | null> {
     if (!user) return null;
     const [groups, passwordHash] = await Promise.all([store.groups.groupsOf(user.id), store.credentials.getPasswordHash(user.id)]);
     return {
-      id: user.id,
-      username: user.username,
-      email: user.email,
-      emailVerified: user.emailVerified,
-      name: user.name,
-      givenName: user.givenName,
-      familyName: user.familyName,
+      ...profileFields(user),
       enabled: user.enabled,
       groups,
       passwordHash,

@@ -1,21 +1,19 @@
 // The admin REST API under /admin/api/v1: authentication, per-IP budget, JSON bodies, zod
 // validation, problem+json errors, ETags and the audit of every change, around the operations
 // declared in src/admin-api/routes. Also serves the OpenAPI document and its reference page.
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { Readable } from 'node:stream';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import { markPage, addCspSources } from '../http/security-headers.ts';
 import type { AdminChange, AdminRoute } from './admin-route.ts';
-import { AdminProblem, fieldErrors, invalid, toProblem } from './problem.ts';
+import { AdminProblem, invalid } from './problem.ts';
+import { compilePath, queryObject, readBody, runJsonApi, sendResult, validate } from '../http/json-api.ts';
 import { allows, authenticateAdmin, type AdminPrincipal, type AuthenticationFailure } from './authenticate-admin.ts';
 import { changedFields } from './admin-support.ts';
 import { DatabaseUnavailable, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
@@ -38,15 +36,9 @@ interface CompiledRoute {
 }
 
 function compile(route: AdminRoute): CompiledRoute {
-  const names: string[] = [];
-  const source = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{([A-Za-z]+)\\?\}|\{([A-Za-z]+)\}/g, (_m, a: string, b: string) => {
-    names.push(a ?? b);
-    return '([^/]+)';
-  });
-  return { route, pattern: new RegExp(`^${source}$`), names };
+  return { route, ...compilePath(route.path, /\{([A-Za-z]+)\}/g) };
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 const DOC_ASSETS: Record<string, string> = {
   'swagger-ui.css': 'text/css; charset=utf-8',
@@ -64,62 +56,6 @@ const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: '${API_PREFIX}/openapi.jso
 function parseIfMatch(header: string): string[] | null {
   if (!header) return null;
   return header.split(',').map((t) => t.trim()).filter(Boolean);
-}
-
-/** Reads a JSON body within the limit; the edge check (input-guard) already refused raw NUL bytes and bad UTF-8, checkText finds NULs written as JSON escapes. */
-export async function readJson(ctx: Context, limit: number): Promise<unknown> {
-  if (!ctx.is('application/json', '+json')) throw new AdminProblem(415, 'unsupported_media_type', 'The body must be JSON (Content-Type: application/json).');
-  const declared = Number(ctx.get('content-length') || 0);
-  if (declared > limit) throw new AdminProblem(413, 'too_large', `The body is larger than ${limit} bytes.`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new AdminProblem(413, 'too_large', `The body is larger than ${limit} bytes.`);
-    chunks.push(chunk as Buffer);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
-  } catch {
-    throw invalid([{ path: 'body', message: 'is not valid JSON' }]);
-  }
-  checkText(value);
-  return value;
-}
-
-/** PostgreSQL stores neither NUL nor lone surrogates; JSON escapes can carry both. */
-function checkText(value: unknown): void {
-  const stack: Array<[unknown, string, number]> = [[value, 'body', 0]];
-  while (stack.length) {
-    const [v, at, depth] = stack.pop()!;
-    if (depth > 32) throw invalid([{ path: at, message: 'is nested too deeply' }]);
-    if (typeof v === 'string') {
-      if (v.includes('\0') || !v.isWellFormed()) throw invalid([{ path: at, message: 'must be valid text (no NUL characters or unpaired surrogates)' }]);
-    } else if (v && typeof v === 'object') {
-      for (const [k, item] of Object.entries(v)) {
-        if (k.includes('\0') || !k.isWellFormed()) throw invalid([{ path: at, message: 'has a key that is not valid text' }]);
-        stack.push([item, `${at}.${k}`, depth + 1]);
-      }
-    }
-  }
-}
-
-function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: 'params' | 'query' | 'body'): T {
-  if (!schema) return undefined as T;
-  const result = schema.safeParse(value);
-  if (!result.success) throw invalid(fieldErrors(where, result.error));
-  return result.data;
-}
-
-/** Query parameters as given; a repeated parameter is refused (no schema takes arrays). */
-function queryObject(ctx: Context): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of new URLSearchParams(ctx.querystring)) {
-    if (key in out) throw invalid([{ path: `query.${key}`, message: 'must be given once' }]);
-    out[key] = value;
-  }
-  return out;
 }
 
 export function adminApi(deps: AdminApiDependencies) {
@@ -220,11 +156,7 @@ export function adminApi(deps: AdminApiDependencies) {
 
     const params = validate(route.params, match.params, 'params');
     const query = validate(route.query, queryObject(ctx), 'query');
-    let body: unknown;
-    if (route.body) body = validate(route.body, await readJson(ctx, route.bodyLimit ?? config.admin.bodyLimit), 'body');
-    else if (Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding')) {
-      throw new AdminProblem(415, 'unsupported_media_type', 'This operation takes no body.');
-    }
+    const body = await readBody(ctx, route.body, route.bodyLimit ?? config.admin.bodyLimit);
 
     const result = await route.handler({
       params,
@@ -236,17 +168,7 @@ export function adminApi(deps: AdminApiDependencies) {
       ctx,
       audit: (change) => recordChange(ctx, principal, requestId, change),
     });
-    ctx.status = result.status ?? (result.body === undefined && !result.stream ? 204 : 200);
-    ctx.set('Cache-Control', 'no-store');
-    if (result.etag) ctx.set('ETag', result.etag);
-    for (const [name, value] of Object.entries(result.headers ?? {})) ctx.set(name, value);
-    if (result.stream) {
-      ctx.type = result.contentType ?? 'text/plain';
-      ctx.body = Readable.from(result.stream);
-    } else if (result.body !== undefined) {
-      ctx.type = result.contentType ?? 'application/json';
-      ctx.body = result.contentType ? result.body : JSON.stringify(result.body);
-    }
+    sendResult(ctx, result);
   }
 
   async function serveDocs(ctx: Context): Promise<void> {
@@ -277,23 +199,6 @@ export function adminApi(deps: AdminApiDependencies) {
       if ((ctx.path === '/admin/api/docs' || ctx.path.startsWith('/admin/api/docs/')) && (ctx.method === 'GET' || ctx.method === 'HEAD')) return serveDocs(ctx);
       return next();
     }
-    const given = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(given) ? given : randomUUID();
-    ctx.set('X-Request-Id', requestId);
-    try {
-      if (limits.enabled) {
-        const verdict = await limits.hitIp('token', ctx.ip);
-        if (!verdict.allowed) throw new AdminProblem(429, 'too_many_requests', 'Too many requests. Wait a moment and try again.', { headers: { 'Retry-After': String(verdict.retryAfterSeconds) } });
-      }
-      await handle(ctx, deps.provider, requestId);
-    } catch (err) {
-      const problem = toProblem(err, requestId);
-      if (problem.status >= 500 && problem.status !== 503) logger.error({ err, requestId, method: ctx.method, path: ctx.path }, 'admin api error');
-      ctx.status = problem.status;
-      for (const [name, value] of Object.entries(problem.headers)) ctx.set(name, value);
-      ctx.set('Cache-Control', 'no-store');
-      ctx.type = 'application/problem+json';
-      ctx.body = JSON.stringify(problem.body);
-    }
+    return runJsonApi(ctx, { limits, logger, name: 'admin api' }, (requestId) => handle(ctx, deps.provider, requestId));
   };
 }

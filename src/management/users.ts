@@ -26,6 +26,7 @@ import { endSessions, type EndedSession } from '../oidc/end-sessions.ts';
 import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
 import { AdminProblem, conflict, invalid, notFound, readOnly } from '../admin-api/problem.ts';
 import { userMfaService } from './user-mfa.ts';
+import { profileFields } from '../accounts/profile-fields.ts';
 
 /** The longest password the API accepts at all (the policy's maxLength is usually lower). */
 export const PASSWORD_MAX = PASSWORD_HARD_MAX;
@@ -97,13 +98,7 @@ export function userService(deps: UserServiceDependencies) {
 
   function view(user: User, hasPassword: boolean): UserView {
     return {
-      id: user.id,
-      username: user.username,
-      email: user.email,
-      emailVerified: user.emailVerified,
-      name: user.name,
-      givenName: user.givenName,
-      familyName: user.familyName,
+      ...profileFields(user),
       enabled: user.enabled,
       attributes: user.attributes,
       source: sourceOf(user),

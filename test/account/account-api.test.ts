@@ -7,15 +7,10 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import * as OTPAuth from 'otpauth';
 import { Browser } from '../helpers/browser.ts';
-import { freshPostgresDatabase } from '../helpers/postgres.ts';
-import { skipLoudly } from '../helpers/skip.ts';
+import { STORES, SuiteDatabase } from '../helpers/suite-database.ts';
 import { startTestBroker } from '../helpers/test-broker.ts';
 import { ageSignIn, call, consoleLogin, createLocalUser, PASSWORD, rpLogin, startAccountWorld, upstreamUser, type AccountWorld } from './account-support.ts';
 
-const STORES = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
 
 const invalidGrant = (err: oidc.ResponseBodyError) => err.error === 'invalid_grant';
 const totpFor = (secret: string) => new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
@@ -24,8 +19,7 @@ for (const store of STORES) {
   describe(`account API on ${store.name}`, () => {
     let world: AccountWorld;
     let issuer = '';
-    let drop: () => Promise<void> = async () => {};
-    let skipped: string | undefined;
+    const db = new SuiteDatabase(store.url);
     const ups = {
       ann: upstreamUser('ann'),
       ben: upstreamUser('ben'),
@@ -34,12 +28,7 @@ for (const store of STORES) {
     };
 
     before(async () => {
-      const db = await store.url();
-      if ('skip' in db) {
-        skipped = db.skip;
-        return;
-      }
-      drop = db.drop;
+      if (!(await db.open())) return;
       world = await startAccountWorld({
         databaseUrl: db.url,
         upstreamUsers: Object.values(ups),
@@ -51,13 +40,10 @@ for (const store of STORES) {
 
     after(async () => {
       await world?.close();
-      await drop();
+      await db.drop();
     });
 
-    const live = (t: { skip(msg: string): void }) => {
-      if (skipped) skipLoudly(t as never, skipped);
-      return !skipped;
-    };
+    const live = (t: { skip(msg: string): void }) => db.live(t);
     const events = async (userId: string, type: string) => (await world.broker.store.audit.list({ userId, type, limit: 100 }));
 
     test('no token, a malformed or unknown token, or another client\'s token: 401 problem, never data', async (t) => {

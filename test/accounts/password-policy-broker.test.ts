@@ -10,7 +10,8 @@ import { decodeJwt } from 'jose';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser, findForm, type Page } from '../helpers/browser.ts';
 import { skipLoudly } from '../helpers/skip.ts';
-import { AdminApiClient, adminClientConfig, clientToken, ADMIN_STORES as stores } from '../helpers/admin-api.ts';
+import { STORES as stores, SuiteDatabase } from '../helpers/suite-database.ts';
+import { AdminApiClient, adminClientConfig, clientToken } from '../helpers/admin-api.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { hashPassword, verifyPassword } from '../../src/accounts/passwords.ts';
 import { ConfigError } from '../../src/errors.ts';
@@ -28,18 +29,12 @@ const NEXT = 'violet-harbour-quartz-9';
 for (const backend of stores) {
   describe(`password policy in the broker on ${backend.name}`, () => {
     let broker: TestBroker;
-    let drop: () => Promise<void> = async () => {};
+    const db = new SuiteDatabase(backend.url);
     let api: AdminApiClient;
     let rp: oidc.Configuration;
-    let skipped: string | undefined;
 
     before(async () => {
-      const db = await backend.url();
-      if ('skip' in db) {
-        skipped = db.skip;
-        return;
-      }
-      drop = db.drop;
+      if (!(await db.open())) return;
       broker = await startTestBroker({
         databaseUrl: db.url,
         config: {
@@ -53,12 +48,9 @@ for (const backend of stores) {
     });
     after(async () => {
       await broker?.close();
-      await drop();
+      await db.drop();
     });
-    const live = (t: { skip(msg: string): void }) => {
-      if (skipped) skipLoudly(t as never, skipped);
-      return !skipped;
-    };
+    const live = (t: { skip(msg: string): void }) => db.live(t);
 
     /** A user created through the admin API with a good password. */
     async function apiUser(username: string, extra: Record<string, unknown> = {}): Promise<string> {

@@ -19,8 +19,7 @@ import { MessageCatalogs } from '../../src/i18n/messages.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { seedStaticUsers } from '../../src/accounts/seed-static-users.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { freshPostgresDatabase } from '../helpers/postgres.ts';
-import { skipLoudly } from '../helpers/skip.ts';
+import { STORES, SuiteDatabase } from '../helpers/suite-database.ts';
 
 const settings = (over: Partial<Record<keyof PasswordPolicyConfig, unknown>> = {}): PasswordPolicyConfig => passwordPolicySchema.parse(over);
 const STRONG = ['tangerine-orbit-lantern-7', 'violet-harbour-quartz-9', 'copper-meadow-glacier-4', 'saffron-tundra-beacon-2', 'indigo-walrus-pepper-5', 'marble-canyon-whistle-8'];
@@ -87,45 +86,25 @@ describe('password policy: the list and the rules alone', () => {
   });
 });
 
-const stores = [
-  { name: 'PGlite', open: async () => ({ db: await openDatabase({ dataDir: ':memory:' }), drop: async () => {} }) },
-  {
-    name: 'PostgreSQL',
-    open: async () => {
-      const fresh = await freshPostgresDatabase();
-      if ('skip' in fresh) return fresh;
-      return { db: await openDatabase({ url: fresh.url }), drop: fresh.drop };
-    },
-  },
-];
-
-for (const backend of stores) {
+for (const backend of STORES) {
   describe(`password policy on ${backend.name}`, () => {
+    const suite = new SuiteDatabase(backend.url);
     let db: Database;
-    let drop: () => Promise<void> = async () => {};
     let store: Store;
-    let skipped: string | undefined;
     let policy: PasswordPolicyService;
 
     before(async () => {
-      const opened = await backend.open();
-      if ('skip' in opened) {
-        skipped = opened.skip;
-        return;
-      }
-      ({ db, drop } = opened);
+      if (!(await suite.open())) return;
+      db = await openDatabase(suite.url ? { url: suite.url } : { dataDir: ':memory:' });
       await migrateLatest(db.knex);
       store = new Store(db.knex);
       policy = createPasswordPolicy(settings(), store);
     });
     after(async () => {
       await db?.close();
-      await drop();
+      await suite.drop();
     });
-    const live = (t: { skip(msg: string): void }) => {
-      if (skipped) skipLoudly(t as never, skipped);
-      return !skipped;
-    };
+    const live = (t: { skip(msg: string): void }) => suite.live(t);
     const newUser = (username: string, extra: { email?: string; name?: string } = {}) => store.users.create({ username, email: extra.email ?? null, name: extra.name ?? null });
 
     test('every refusal has its code, values and reason; a good password passes', async (t) => {

@@ -14,6 +14,7 @@ import { skipLoudly } from '../helpers/skip.ts';
 import type { TestBroker } from '../helpers/test-broker.ts';
 import { ADMIN, PLAIN_USER, assertOnlyApiAndSignIn, launchChromium, openConsolePage, screenshot, signInToConsole, startConsoleBroker, submitLogin } from '../helpers/admin-console.ts';
 import { CONSOLE_DIR } from '../../src/admin-console/admin-console.ts';
+import { COMMON_CONSOLE_DIR } from '../../src/http/console-shell.ts';
 import { parse } from 'yaml';
 import { startTestBroker } from '../helpers/test-broker.ts';
 
@@ -232,12 +233,34 @@ describe('admin console frame', () => {
     // The server side imports nothing that reaches data.
     const server = await readFile(path.resolve(import.meta.dirname, '../../src/admin-console/admin-console.ts'), 'utf8');
     const imports = [...server.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
-    assert.ok(imports.every((i) => i.startsWith('node:') || ['koa', '../config/schema.ts', '../http/security-headers.ts', '../http/static-assets.ts'].includes(i)), `imports: ${imports.join(', ')}`);
-    // In the browser code, only api.js (the admin API) and auth.js (sign-in) call fetch.
-    const files = (await readdir(CONSOLE_DIR, { recursive: true })).filter((f) => f.endsWith('.js'));
+    assert.ok(imports.every((i) => i.startsWith('node:') || ['koa', '../config/schema.ts', '../http/console-shell.ts'].includes(i)), `imports: ${imports.join(', ')}`);
+    const shared = await readFile(path.resolve(import.meta.dirname, '../../src/http/console-shell.ts'), 'utf8');
+    const sharedImports = [...shared.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    assert.ok(sharedImports.every((i) => i.startsWith('node:') || ['koa', './security-headers.ts', './static-assets.ts'].includes(i)), `imports: ${sharedImports.join(', ')}`);
+    // In the browser code, only the API call and sign-in (shared with the account console) and
+    // the discovery fallback in auth.js call fetch.
     const fetching = [];
-    for (const f of files) if (/\bfetch\s*\(/.test(await readFile(path.join(CONSOLE_DIR, f), 'utf8'))) fetching.push(f);
-    assert.deepEqual(fetching.sort(), ['api.js', 'auth.js']);
+    for (const dir of [CONSOLE_DIR, COMMON_CONSOLE_DIR]) {
+      const files = (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.js'));
+      for (const f of files) if (/\bfetch\s*\(/.test(await readFile(path.join(dir, f), 'utf8'))) fetching.push(path.relative(path.dirname(CONSOLE_DIR), path.join(dir, f)));
+    }
+    assert.deepEqual(fetching.sort(), ['admin-console/auth.js', 'console-common/api-call.js', 'console-common/pkce-sign-in.js']);
+    // The shared modules are served under the console's assets.
+    const common = await fetch(`${broker.issuer}/admin/assets/common/pkce-sign-in.js`);
+    assert.equal(common.status, 200);
+    assert.match(await common.text(), /export function pkceSignIn/);
+    const outside = await fetch(`${broker.issuer}/admin/assets/common/..%2fapp.js`);
+    await outside.text();
+    assert.equal(outside.status, 404);
+    // Every module the shell preloads exists.
+    const shellHtml = await (await fetch(`${broker.issuer}/admin/`)).text();
+    const preloads = [...shellHtml.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]!);
+    assert.ok(preloads.includes('/admin/assets/common/pkce-sign-in.js'), preloads.join(', '));
+    for (const href of preloads) {
+      const res = await fetch(`${broker.issuer}${href}`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 200, href);
+    }
   });
 });
 

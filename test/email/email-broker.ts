@@ -1,36 +1,20 @@
-// A broker for the email suites: the same parser and start-up as test/helpers/test-broker.ts,
-// plus the password policy to hand in, an SMTP receiver, and a relying party to sign in to.
+// A broker for the email suites: test/helpers/test-broker.ts with a relying party to sign in to,
+// plus the password policy to hand in and an SMTP receiver.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
-import { parseConfig } from '../../src/config/load-config.ts';
-import { startBroker, type Broker } from '../../src/server/start-broker.ts';
-import { freePort } from '../helpers/free-port.ts';
+import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { Browser, type Page } from '../helpers/browser.ts';
 
 export const RP_SECRET = 'rp-secret-0123456789abcdef';
 export const RP_REDIRECT = 'http://127.0.0.1:9/cb';
 
-export interface EmailBroker extends Broker {
-  issuer: string;
-}
+export type EmailBroker = TestBroker;
 
 export async function startEmailBroker(config: Record<string, unknown>, options: { databaseUrl?: string } = {}): Promise<EmailBroker> {
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const raw = {
-    issuer,
-    http: { listen: `127.0.0.1:${port}` },
-    database: options.databaseUrl ? { url: options.databaseUrl } : { dataDir: ':memory:' },
-    log: { level: process.env.TEST_LOG_LEVEL ?? 'silent' },
-    clients: [{ id: 'rp', secret: RP_SECRET, name: 'Relying Party', redirectUris: [RP_REDIRECT], firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] }],
-    ...config,
-  };
-  const parsed = parseConfig(stringify(raw), { env: {}, source: 'test config' });
-  const broker = await startBroker(parsed);
-  return Object.assign(broker, { issuer });
+  const rp = { id: 'rp', secret: RP_SECRET, name: 'Relying Party', redirectUris: [RP_REDIRECT], firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] };
+  return startTestBroker({ config: { clients: [rp], ...config }, databaseUrl: options.databaseUrl });
 }
 
 /** The PKCE verifier of every sign-in openLogin starts (its S256 challenge is sent). */

@@ -4,13 +4,12 @@
 // same browser: the reset ends the session the browser held.
 import { describe, test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import type { Browser as Chromium, Page } from 'playwright-core';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
+import { startRpCallback } from '../helpers/rp-callback.ts';
 import { MailCatcher, linkIn } from './mail-catcher.ts';
 import { RP_SECRET, startEmailBroker, type EmailBroker } from './email-broker.ts';
 
@@ -23,15 +22,14 @@ describe('registration and password reset in Chromium', () => {
   let broker: EmailBroker;
   let chromium: Chromium;
   let rp: oidc.Configuration;
-  let rpServer: Server;
+  let rpServer: Awaited<ReturnType<typeof startRpCallback>> | undefined;
   let RP = '';
   const pageErrors: string[] = [];
 
   before(async () => {
     if (missing) return;
-    rpServer = createServer((_req, res) => res.end('relying party'));
-    await new Promise<void>((resolve) => rpServer.listen(0, '127.0.0.1', resolve));
-    RP = `http://127.0.0.1:${(rpServer.address() as AddressInfo).port}/cb`;
+    rpServer = await startRpCallback();
+    RP = rpServer.url;
     await smtp.start();
     broker = await startEmailBroker(
       {

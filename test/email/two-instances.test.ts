@@ -3,8 +3,7 @@
 // that stops while SMTP is down is delivered by the next one.
 import { describe, test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { freshPostgresDatabase } from '../helpers/postgres.ts';
-import { skipLoudly } from '../helpers/skip.ts';
+import { SuiteDatabase } from '../helpers/suite-database.ts';
 import { Browser } from '../helpers/browser.ts';
 import { MailCatcher, linkIn } from './mail-catcher.ts';
 import { openLogin, startEmailBroker, type EmailBroker } from './email-broker.ts';
@@ -23,16 +22,10 @@ describe('email across two instances on one PostgreSQL', () => {
   const smtp = new MailCatcher();
   let a: EmailBroker;
   let b: EmailBroker;
-  let drop: () => Promise<void> = async () => {};
-  let skipped: string | undefined;
+  const db = new SuiteDatabase();
 
   before(async () => {
-    const db = await freshPostgresDatabase();
-    if ('skip' in db) {
-      skipped = db.skip;
-      return;
-    }
-    drop = db.drop;
+    if (!(await db.open())) return;
     await smtp.start();
     const config = { email: { smtp: smtp.url, pollSeconds: 1 }, registration: { enabled: true }, limits: { ip: { login: { points: 1000 } } } };
     a = await startEmailBroker(config, { databaseUrl: db.url });
@@ -42,11 +35,11 @@ describe('email across two instances on one PostgreSQL', () => {
     await a?.close();
     await b?.close();
     await smtp.stop();
-    await drop();
+    await db.drop();
   });
 
   test('registrations on both instances: each mail is sent once; a link from A is confirmed on B', async (t: TestContext) => {
-    if (skipped) return skipLoudly(t, skipped);
+    if (!db.live(t)) return;
     const people = Array.from({ length: 8 }, (_, i) => ({ email: `twin${i}@example.org`, username: `twin${i}` }));
     await Promise.all(people.map((p, i) => register(i % 2 ? b : a, p.email, p.username)));
     for (const p of people) await smtp.waitFor(p.email);
@@ -72,33 +65,23 @@ describe('email across two instances on one PostgreSQL', () => {
 
 describe('a queued mail outlives its instance', () => {
   const smtp = new MailCatcher();
-  let drop: () => Promise<void> = async () => {};
-  let url: string | undefined;
-  let skipped: string | undefined;
+  const db = new SuiteDatabase();
   const brokers: EmailBroker[] = [];
 
-  before(async () => {
-    const db = await freshPostgresDatabase();
-    if ('skip' in db) {
-      skipped = db.skip;
-      return;
-    }
-    drop = db.drop;
-    url = db.url;
-  });
+  before(() => db.open());
   after(async () => {
     for (const b of brokers) await b.close();
     await smtp.stop();
-    await drop();
+    await db.drop();
   });
 
   test('SMTP down while the instance that queued the mail stops: the next instance delivers it', async (t: TestContext) => {
-    if (skipped) return skipLoudly(t, skipped);
+    if (!db.live(t)) return;
     // The receiver's port is chosen, then the receiver stays down.
     await smtp.start();
     await smtp.stop();
     const config = { email: { smtp: smtp.url, pollSeconds: 1, retry: { firstDelaySeconds: 1, maxDelaySeconds: 1 } }, registration: { enabled: true } };
-    const first = await startEmailBroker(config, { databaseUrl: url });
+    const first = await startEmailBroker(config, { databaseUrl: db.url });
     brokers.push(first);
     await register(first, 'durable@example.org', 'durable');
     for (let i = 0; i < 100; i++) {
@@ -108,7 +91,7 @@ describe('a queued mail outlives its instance', () => {
     }
     await first.close();
     await smtp.start();
-    const second = await startEmailBroker(config, { databaseUrl: url });
+    const second = await startEmailBroker(config, { databaseUrl: db.url });
     brokers.push(second);
     const mail = await smtp.waitFor('durable@example.org');
     assert.match(mail.text ?? '', /\/email\/verify\//);

@@ -7,17 +7,14 @@ import addFormatsModule from 'ajv-formats';
 import * as oidc from 'openid-client';
 import { Browser } from './browser.ts';
 import { signIn } from './login-flow.ts';
-import { freshPostgresDatabase } from './postgres.ts';
+import { STORES } from './suite-database.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 
 export const ADMIN_PREFIX = '/admin/api/v1';
 
 /** The stores every admin suite runs on: a fresh database of each, or why it cannot run here. */
-export const ADMIN_STORES = [
-  { name: 'PGlite', url: async () => ({ url: undefined as string | undefined, drop: async () => {} }) },
-  { name: 'PostgreSQL', url: freshPostgresDatabase },
-];
+export const ADMIN_STORES = STORES;
 
 /** A config client that may use the admin API (client_credentials with admin scopes). */
 export function adminClientConfig(id = 'ops', scopes = ['admin:read', 'admin:write']): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { factorView } from '../../management/user-mfa.ts';
 import { encodeCursor, decodeCursor } from '../../admin-api/admin-support.ts';
 import { AdminProblem, invalid } from '../../admin-api/problem.ts';
-import type { AccountRoute } from '../account-api.ts';
+import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
 
 const SECURITY_LOG_DAYS = 90;
@@ -15,19 +15,18 @@ const logQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100)
 export function dataRoutes(kit: AccountKit): AccountRoute[] {
   const { config, store, users, ownerOf, readOnlyProblem, profile, sessionViews, appsOf, identityView, eventView, requireRecent } = kit;
   return [
-    {
+    defineAccountRoute({
       method: 'GET',
       path: '/security-log',
       query: logQuery,
-      async handler({ principal, query }) {
-        const q = query as z.infer<typeof logQuery>;
+      async handler({ principal, query: q }) {
         const [beforeId] = (decodeCursor(q.cursor, ['string']) ?? []) as string[];
         const events = await store.audit.search({ userId: principal.user.id, since: new Date(Date.now() - SECURITY_LOG_DAYS * 86400_000), beforeId, limit: q.limit + 1 });
         const page = events.slice(0, q.limit);
         return { body: { items: page.map(eventView), nextCursor: events.length > q.limit ? encodeCursor([page.at(-1)!.id]) : null } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'GET',
       path: '/export',
       async handler({ principal, audit }) {
@@ -63,8 +62,8 @@ export function dataRoutes(kit: AccountKit): AccountRoute[] {
         const day = new Date().toISOString().slice(0, 10);
         return { body, headers: { 'Content-Disposition': `attachment; filename="keybridge-account-${day}.json"` } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'DELETE',
       path: '/me',
       body: deleteBody,
@@ -75,11 +74,11 @@ export function dataRoutes(kit: AccountKit): AccountRoute[] {
         if (owner?.kind === 'config') throw readOnlyProblem(owner, 'Your account');
         // Checked here rather than by the route flag: the disabled answer comes first.
         requireRecent(principal, 'Deleting your account');
-        if ((body as z.infer<typeof deleteBody>).confirm !== user.username) throw invalid([{ path: 'body.confirm', message: 'must be your username, typed exactly' }], 'Type your username to confirm.');
+        if (body.confirm !== user.username) throw invalid([{ path: 'body.confirm', message: 'must be your username, typed exactly' }], 'Type your username to confirm.');
         const { ended } = await users.remove(user.id, null);
         await store.audit.record({ type: 'user.deleted', userId: user.id, ip: ctx.ip, clientId: principal.clientId, details: { by: 'self', username: user.username, sessionsEnded: ended.sessions.length, grantsRevoked: ended.grantsRevoked } });
         return { status: 204 };
       },
-    },
+    }),
   ];
 }

@@ -5,7 +5,7 @@ import { WEBAUTHN_MESSAGES } from '../../login/mfa-services.ts';
 import { factorView } from '../../management/user-mfa.ts';
 import { AdminProblem, notFound } from '../../admin-api/problem.ts';
 import { text } from '../account-kit.ts';
-import type { AccountRoute } from '../account-api.ts';
+import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
 import { MessageCatalogs, type Translate } from '../../i18n/messages.ts';
 
@@ -19,15 +19,15 @@ const passkeyBody = z.strictObject({ name: text(64).refine((s) => s.length > 0, 
 export function factorRoutes(kit: AccountKit): AccountRoute[] {
   const { store, logger, mfa, remainingMethods, firstRecoveryCodes } = kit;
   return [
-    {
+    defineAccountRoute({
       method: 'GET',
       path: '/mfa',
       async handler({ principal }) {
         const [factors, recoveryCodesLeft] = await Promise.all([store.mfa.list(principal.user.id), store.mfa.recoveryCodesLeft(principal.user.id)]);
         return { body: { factors: factors.filter((f) => f.confirmed).map(factorView), recoveryCodesLeft, passkeys: mfa.passkeys } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/mfa/totp',
       recentLogin: true,
@@ -36,21 +36,21 @@ export function factorRoutes(kit: AccountKit): AccountRoute[] {
         const pending = await mfa.totp.startEnrolment({ id: principal.user.id, username: principal.user.username });
         return { status: 201, body: { factorId: pending.factorId, secret: pending.secret, uri: pending.uri, qrSvg: pending.qrSvg } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/mfa/totp/:id/confirm',
       recentLogin: true,
       body: codeBody,
       async handler({ principal, params, body, audit }) {
-        const result = await mfa.totp.confirmEnrolment(principal.user.id, params.id!, (body as z.infer<typeof codeBody>).code);
+        const result = await mfa.totp.confirmEnrolment(principal.user.id, params.id!, body.code);
         if (result === 'gone') throw notFound('The authenticator app set-up');
         if (result !== 'confirmed') throw new AdminProblem(400, 'wrong_code', 'That code is not right. Check the time on your device and enter the current code.', { errors: [{ path: 'body.code', message: 'is not right' }] });
         await audit('mfa.enrolled', { factor: 'totp', via: 'account-console' });
         return { status: 201, body: { factorId: params.id, recoveryCodes: await firstRecoveryCodes(principal.user.id, audit) } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/mfa/passkeys/options',
       recentLogin: true,
@@ -59,14 +59,13 @@ export function factorRoutes(kit: AccountKit): AccountRoute[] {
         const u = principal.user;
         return { body: await mfa.webauthn.registrationOptions({ id: u.id, username: u.username, name: u.name }, `account-passkey.${u.id}`) };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/mfa/passkeys',
       recentLogin: true,
       body: passkeyBody,
-      async handler({ principal, body, audit }) {
-        const input = body as z.infer<typeof passkeyBody>;
+      async handler({ principal, body: input, audit }) {
         const result = await mfa.webauthn.verifyRegistration(principal.user.id, `account-passkey.${principal.user.id}`, input.credential, input.name);
         if (!result.ok) {
           logger.info({ user: principal.user.id, error: result.error, detail: result.detail }, 'passkey registration refused');
@@ -75,8 +74,8 @@ export function factorRoutes(kit: AccountKit): AccountRoute[] {
         await audit('mfa.enrolled', { factor: 'webauthn', name: input.name, via: 'account-console' });
         return { status: 201, body: { factorId: result.factorId, recoveryCodes: await firstRecoveryCodes(principal.user.id, audit) } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'DELETE',
       path: '/mfa/factors/:id',
       recentLogin: true,
@@ -90,8 +89,8 @@ export function factorRoutes(kit: AccountKit): AccountRoute[] {
         await audit('mfa.factor_removed', { factor: factor.type, name: factor.name, by: 'self' });
         return { status: 204 };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/mfa/recovery-codes',
       recentLogin: true,
@@ -102,6 +101,6 @@ export function factorRoutes(kit: AccountKit): AccountRoute[] {
         await audit('mfa.recovery_codes_issued', { by: 'self' });
         return { status: 201, body: { codes } };
       },
-    },
+    }),
   ];
 }

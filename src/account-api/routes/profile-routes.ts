@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { usernameKey, usernameProblem } from '../../accounts/normalize-username.ts';
 import { AdminProblem, conflict, invalid } from '../../admin-api/problem.ts';
 import { text } from '../account-kit.ts';
-import type { AccountRoute } from '../account-api.ts';
+import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
 
 const optionalName = text(200).nullable().optional().transform((v) => (v === '' ? null : v));
@@ -19,7 +19,7 @@ const emailBody = z.strictObject({ email: z.email('must be an email address').ma
 export function profileRoutes(kit: AccountKit): AccountRoute[] {
   const { deps, config, store, mfa, configured, users, ownerOf, readOnlyProblem, profile, requireRecent } = kit;
   return [
-    {
+    defineAccountRoute({
       method: 'GET',
       path: '/me',
       async handler({ principal }) {
@@ -38,13 +38,12 @@ export function profileRoutes(kit: AccountKit): AccountRoute[] {
           },
         };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'PATCH',
       path: '/me',
       body: profileBody,
-      async handler({ principal, body, audit }) {
-        const patch = body as z.infer<typeof profileBody>;
+      async handler({ principal, body: patch, audit }) {
         const owner = ownerOf(principal.user);
         if (owner) throw readOnlyProblem(owner, 'Your profile');
         const changes: Record<string, unknown> = {};
@@ -62,8 +61,8 @@ export function profileRoutes(kit: AccountKit): AccountRoute[] {
         await audit('account.profile_updated', { fields: Object.keys(changes), ...(changes.username ? { usernameBefore: before.username, usernameAfter: after.username } : {}) });
         return { body: await profile((await store.users.findById(principal.user.id))!) };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/me/email',
       recentLogin: true,
@@ -72,12 +71,12 @@ export function profileRoutes(kit: AccountKit): AccountRoute[] {
         const owner = ownerOf(principal.user);
         if (owner) throw readOnlyProblem(owner, 'Your email address');
         if (!deps.accountEmails) throw new AdminProblem(501, 'email_not_configured', 'Email is not configured on this server, so the address cannot be changed here. Ask your administrator.');
-        const email = (body as z.infer<typeof emailBody>).email;
+        const email = body.email;
         await deps.accountEmails.requestEmailChange({ userId: principal.user.id, newEmail: email, locale: deps.localeOf(ctx.get('accept-language')), ip: ctx.ip });
         await audit('account.email_change_requested', {});
         // The same answer whether or not the address is free: no one learns who uses it.
         return { status: 202, body: { status: 'verification_sent' } };
       },
-    },
+    }),
   ];
 }

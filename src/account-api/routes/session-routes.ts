@@ -2,21 +2,21 @@
 // applications hold (revoke ends the grant with every code and token issued under it).
 import { endSessions } from '../../oidc/end-sessions.ts';
 import { notFound } from '../../admin-api/problem.ts';
-import type { AccountRoute } from '../account-api.ts';
+import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
 
 export function sessionRoutes(kit: AccountKit): AccountRoute[] {
   const { store, provider, logger, sessionViews, appsOf } = kit;
   return [
-    {
+    defineAccountRoute({
       method: 'GET',
       path: '/sessions',
       async handler({ principal }) {
         const sessions = await store.userSessions.sessionsOf(principal.user.id);
         return { body: { items: await sessionViews(sessions, principal) } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'DELETE',
       path: '/sessions/:id',
       async handler({ principal, params, audit }) {
@@ -26,8 +26,8 @@ export function sessionRoutes(kit: AccountKit): AccountRoute[] {
         await audit('account.session_ended', { current: params.id === principal.sessionUid });
         return { status: 204 };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/sessions/end-others',
       async handler({ principal, audit }) {
@@ -36,15 +36,15 @@ export function sessionRoutes(kit: AccountKit): AccountRoute[] {
         await audit('account.sessions_ended', { count: ended.length });
         return { body: { ended: ended.length } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'GET',
       path: '/apps',
       async handler({ principal }) {
         return { body: { items: await appsOf(principal) } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'DELETE',
       path: '/apps/:id',
       async handler({ principal, params, ctx, requestId }) {
@@ -55,6 +55,6 @@ export function sessionRoutes(kit: AccountKit): AccountRoute[] {
         await store.audit.record({ type: 'grant.revoked', userId: principal.user.id, clientId: grant.clientId, ip: ctx.ip, details: { by: 'self', scopes: grant.scopes, requestId } });
         return { status: 204 };
       },
-    },
+    }),
   ];
 }

@@ -6,7 +6,7 @@ import { verifyPassword } from '../../accounts/passwords.ts';
 import { unlinkIdentity } from '../../accounts/link-identity.ts';
 import { endSessions } from '../../oidc/end-sessions.ts';
 import { AdminProblem, conflict, invalid, notFound } from '../../admin-api/problem.ts';
-import type { AccountRoute } from '../account-api.ts';
+import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
 
 // Far above any policy's maximum, so the policy itself says "too long" (with its limit).
@@ -20,13 +20,12 @@ const linkBody = z.strictObject({ connectorId: z.string().min(1).max(64) });
 export function signInRoutes(kit: AccountKit): AccountRoute[] {
   const { deps, store, provider, logger, ownerOf, readOnlyProblem, remainingMethods, identityView } = kit;
   return [
-    {
+    defineAccountRoute({
       method: 'POST',
       path: '/me/password',
       recentLogin: true,
       body: passwordBody,
-      async handler({ principal, body, audit }) {
-        const input = body as z.infer<typeof passwordBody>;
+      async handler({ principal, body: input, audit }) {
         const user = principal.user;
         const owner = ownerOf(user);
         if (owner) throw readOnlyProblem(owner, 'Your password');
@@ -59,16 +58,16 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
         await audit('user.password_changed', { by: 'self', ...(hash ? {} : { reason: 'first_password' }), sessionsEnded: ended });
         return { body: { changed: true, sessionsEnded: ended } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'GET',
       path: '/identities',
       async handler({ principal }) {
         const identities = await store.identities.listForUser(principal.user.id);
         return { body: { items: identities.map(identityView) } };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'DELETE',
       path: '/identities/:id',
       recentLogin: true,
@@ -81,14 +80,14 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
         await unlinkIdentity(store, identity.id, { by: 'self', ip: ctx.ip });
         return { status: 204 };
       },
-    },
-    {
+    }),
+    defineAccountRoute({
       method: 'POST',
       path: '/identities/link',
       recentLogin: true,
       body: linkBody,
       async handler({ principal, body }) {
-        const { connectorId } = body as z.infer<typeof linkBody>;
+        const { connectorId } = body;
         const registered = deps.registry().get(connectorId);
         if (!registered || registered.connector.kind !== 'redirect') throw invalid([{ path: 'body.connectorId', message: 'is not a sign-in method that can be linked' }]);
         const linked = await store.identities.listForUser(principal.user.id);
@@ -96,6 +95,6 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
         const ticket = await deps.linkTickets.issue(principal, connectorId);
         return { status: 201, body: { url: `/account/link/${encodeURIComponent(connectorId)}?ticket=${encodeURIComponent(ticket)}` } };
       },
-    },
+    }),
   ];
 }
