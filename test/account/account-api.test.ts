@@ -165,6 +165,8 @@ for (const store of STORES) {
       assert.equal((await call(issuer, accessToken, 'POST', '/me/password', { body: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 8' } })).status, 429);
       assert.ok((await events(id, 'user.password_change_failed')).length >= 3);
       await assert.rejects(consoleLogin(issuer, { username: 'gus', password: 'a brand new passphrase 8' }));
+      // The counters are the login's own: the login page now refuses even the right password.
+      await assert.rejects(consoleLogin(issuer, { username: 'gus' }), /expected the console callback/);
     });
 
     test('sensitive changes need a recent sign-in: 403 reauthentication_required, and prompt=login with max_age=0 makes them possible again', async (t) => {

@@ -32,15 +32,17 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
         const hash = await store.credentials.getPasswordHash(user.id);
         if (hash) {
           if (input.currentPassword === undefined || input.currentPassword === '') throw invalid([{ path: 'body.currentPassword', message: 'is required' }]);
-          // Shares the login's counters: the console is no way around the password throttle.
-          const verdict = await deps.limits.accountAttempt('local', user.username);
+          // Shares the login's counters (kept per local connector id and name typed): the console
+          // is no way around the password throttle.
+          const counter = deps.registry().list().find((c) => c.type === 'local')?.id ?? 'local';
+          const verdict = await deps.limits.accountAttempt(counter, user.username);
           if (!verdict.allowed) throw new AdminProblem(429, 'too_many_attempts', 'Too many wrong passwords. Wait a moment and try again.', { headers: { 'Retry-After': String(verdict.retryAfterSeconds) } });
           if (!(await verifyPassword(hash, input.currentPassword))) {
-            await deps.limits.accountFailure('local', user.username);
+            await deps.limits.accountFailure(counter, user.username);
             await audit('user.password_change_failed', { reason: 'wrong_current_password' }, 'failure');
             throw Object.assign(new AdminProblem(400, 'wrong_password', 'The current password is not right.', { errors: [{ path: 'body.currentPassword', message: 'is not right' }] }));
           }
-          await deps.limits.accountSuccess('local', user.username);
+          await deps.limits.accountSuccess(counter, user.username);
         }
         const problem = await deps.passwordPolicy.problem(input.newPassword, { userId: user.id, username: user.username, email: user.email, name: user.name });
         if (problem) {
