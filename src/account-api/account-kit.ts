@@ -9,7 +9,7 @@ import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/types.ts';
 import type { ConnectorRegistry } from '../connectors/registry.ts';
 import type { MfaServices } from '../login/mfa-services.ts';
-import type { PasswordPolicy } from '../accounts/password-policy.ts';
+import type { PasswordPolicyService } from '../accounts/password-policy.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { userService } from '../management/users.ts';
@@ -36,7 +36,7 @@ export interface AccountRouteDependencies {
   limits: RateLimits;
   registry(): ConnectorRegistry;
   mfa: MfaServices;
-  passwordPolicy: PasswordPolicy;
+  passwordPolicy: PasswordPolicyService;
   accountEmails?: AccountEmails;
   linkTickets: LinkTickets;
   /** The language the person reads (for mails), from Accept-Language. */
@@ -54,7 +54,7 @@ export const text = (max: number) =>
 export function createAccountKit(deps: AccountRouteDependencies) {
   const { config, store, provider, logger, mfa } = deps;
   const configured = new Set(config.users.map((u) => usernameKey(u.username)));
-  const users = userService({ config, store, provider, logger });
+  const users = userService({ config, store, provider, logger, passwordPolicy: deps.passwordPolicy });
 
   /** Who owns this profile when it is not the person: the configuration file, or a connector. */
   function ownerOf(user: User): { kind: 'config' | 'connector'; id: string | null; name: string } | null {

@@ -24,6 +24,7 @@ import type { UpstreamIdentity } from '../connectors/contract.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
 import { connectorUrls } from '../connectors/registry.ts';
 import { sendOnward } from '../http/form-post.ts';
+import { text } from '../i18n/page-text.ts';
 import { linkToUser } from '../accounts/link-identity.ts';
 import { AlreadyExists } from '../errors.ts';
 import type { AccountPrincipal } from './authenticate-account.ts';
@@ -135,7 +136,7 @@ export function createLinkFlow(deps: LinkFlowDependencies): { tickets: LinkTicke
     await deps.attempts.upsert(state, attempt as unknown as AdapterPayload, ATTEMPT_TTL);
     ctx.cookies.set(BINDING_COOKIE, binding, { httpOnly: true, sameSite: 'lax', secure: deps.secureCookies, path: '/account/link', maxAge: ATTEMPT_TTL * 1000, signed: false });
     ctx.set('Cache-Control', 'no-store');
-    sendOnward(ctx, deps.renderer, started, `Continuing to ${registered.name}`);
+    sendOnward(ctx, deps.renderer, started, text('login.continuing_to', { connector: registered.name }));
   }
 
   async function finish(ctx: Context, state: string): Promise<void> {

@@ -41,7 +41,7 @@ export const emailSchema = z
       })
       .prefault({}),
     /** How often each instance looks for due mails (a new mail is also sent at once). */
-    pollSeconds: count(1, 3600).default(5),
+    pollSeconds: count(1, 3600).default(30),
     /** At most this many mails of one kind to one address per hour (more are dropped and audited): no mail bombing through the forms. */
     perAddressHourly: count(1, 1000).default(5),
   })

@@ -1,5 +1,5 @@
 // The `registration` section (self-registration from the login page) and the `passwordReset`
-// section ("Forgot password?"): src/email/registration-routes.ts and password-reset-routes.ts.
+// section ("Forgot password?"): src/email/registration.ts, src/email/password-reset.ts and their pages in src/email/email-routes.ts.
 import { z } from 'zod';
 
 const fromEnvInt = (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v);

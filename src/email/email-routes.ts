@@ -10,7 +10,8 @@ import { sendPage, pageLocale } from '../http/send-page.ts';
 import { readForm } from '../http/read-form.ts';
 import { sendTooMany } from '../limits/limit-requests.ts';
 import { InvalidSession, KeybridgeError } from '../errors.ts';
-import { createLoginKit, type Interaction, type LoginDependencies } from '../login/login-kit.ts';
+import { createLoginKit, waitText, type Interaction, type LoginDependencies } from '../login/login-kit.ts';
+import { text } from '../i18n/page-text.ts';
 import type { EmailServices } from './email-services.ts';
 import { hashToken } from './action-links.ts';
 import { createRegistration, type FieldProblem, type RegistrationForm } from './registration.ts';
@@ -18,7 +19,9 @@ import { createPasswordReset } from './password-reset.ts';
 import { createAccountEmails } from './account-emails.ts';
 import { isMailableAddress } from './outbox.ts';
 
-const notFound = () => new KeybridgeError('not_found', 'This page does not exist.', { status: 404, expose: true });
+const notFound = () => new KeybridgeError('not_found', 'This page does not exist.', { status: 404, expose: true, text: text('errors.not_found') });
+/** A link page's form whose CSRF value does not verify. */
+const formExpired = () => new InvalidSession('The form expired or was tampered with. Open the link from the mail again.', { text: text('email.page.form_expired') });
 const TOKEN_PARAM = /^[A-Za-z0-9_-]{1,100}$/;
 
 export function emailRoutes(deps: LoginDependencies, services: EmailServices): Router {
@@ -59,7 +62,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     if (verdict.allowed) return false;
     if (verdict.firstRefusal) await store.audit.record({ type: 'login.throttled', outcome: 'failure', ip: ctx.ip, details: { scope: 'ip', budget: 'login', path: what } });
     const t = renderer.catalogs.translator(pageLocale(ctx, renderer));
-    sendTooMany(ctx, renderer, verdict, t('register.throttled', { seconds: verdict.retryAfterSeconds }));
+    sendTooMany(ctx, renderer, verdict, t('register.throttled', { wait: waitText(verdict.retryAfterSeconds) }));
     return true;
   }
 
@@ -189,7 +192,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   router.post('/email/verify/:token', async (ctx) => {
     const token = ctx.params.token!;
     const form = await readForm(ctx);
-    if (!csrf.verify(linkCsrf(token), form.csrf)) throw new InvalidSession('The form expired or was tampered with. Open the link from the mail again.');
+    if (!csrf.verify(linkCsrf(token), form.csrf)) throw formExpired();
     if (await throttled(ctx, 'verify')) return;
     const found = await services.links.look(token, ['register', 'verify_email', 'change_email']);
     if (!found?.email) return refusedLink(ctx, 'verify-email-invalid');
@@ -225,7 +228,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   router.post('/password/reset/:token', async (ctx) => {
     const token = ctx.params.token!;
     const form = await readForm(ctx);
-    if (!csrf.verify(linkCsrf(token), form.csrf)) throw new InvalidSession('The form expired or was tampered with. Open the link from the mail again.');
+    if (!csrf.verify(linkCsrf(token), form.csrf)) throw formExpired();
     if (await throttled(ctx, 'reset')) return;
     linkLanguage(ctx, (await services.links.look(token, ['reset_password']))?.data);
     const outcome = await reset.complete(token, form.password ?? '', form.confirm ?? '', { ip: ctx.ip, provider, locale: pageLocale(ctx, renderer) });

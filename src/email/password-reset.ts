@@ -96,7 +96,6 @@ export function createPasswordReset(services: EmailServices) {
       const used = await links.consume(token, ['reset_password'], tx);
       if (!used || used.userId !== user.id) return null;
       await policy.setPassword(tx, user.id, password);
-      await tx.mfa.removeRequiredAction(user.id, 'update_password');
       await links.revokeForUser(user.id, 'reset_password', tx);
       // Following the link proved the mailbox is theirs.
       if (user.email && used.email && sameAddress(user.email, used.email) && !user.emailVerified) await tx.users.update(user.id, { emailVerified: true });

@@ -20,6 +20,7 @@ export type Translate = (key: string | PageText, values?: Record<string, unknown
 
 export class MessageCatalogs {
   readonly #catalogs = new Map<string, Map<string, string>>();
+  readonly #translators = new Map<string, Translate>();
   /** The languages with a catalog, English first. */
   readonly locales: readonly string[];
 
@@ -63,7 +64,17 @@ export class MessageCatalogs {
     return [...(this.#catalogs.get(locale)?.keys() ?? [])].sort();
   }
 
+  /** The translator of a language (made once per language: pages ask for it on every render). */
   translator(locale: string): Translate {
+    const cached = this.#translators.get(locale);
+    if (cached) return cached;
+    const made = this.#makeTranslator(locale);
+    // Only languages with a catalog are kept: a request cannot grow the cache with made-up tags.
+    if (this.#catalogs.has(locale)) this.#translators.set(locale, made);
+    return made;
+  }
+
+  #makeTranslator(locale: string): Translate {
     const own = this.#catalogs.get(locale);
     const fallback = this.#catalogs.get(DEFAULT_LOCALE)!;
     const lookup = (key: string) => own?.get(key) ?? fallback.get(key);

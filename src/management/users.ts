@@ -20,7 +20,7 @@ import type { RequiredAction } from '../storage/mfa-repository.ts';
 import { usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 import { hashPassword } from '../accounts/passwords.ts';
 import { unlinkIdentity } from '../accounts/link-identity.ts';
-import { createPasswordPolicy, type PasswordSubject } from '../accounts/password-policy.ts';
+import { createPasswordPolicy, type PasswordPolicyService, type PasswordSubject } from '../accounts/password-policy.ts';
 import { PASSWORD_HARD_MAX, type PasswordPolicyConfig } from '../config/password-policy-schema.ts';
 import { endSessions, type EndedSession } from '../oidc/end-sessions.ts';
 import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
@@ -78,6 +78,8 @@ export interface UserServiceDependencies {
   /** Needed to end browser sessions (back-channel logout); without it sessions are not touched. */
   provider?: Provider;
   logger: Logger;
+  /** The broker's password policy (default: one built from config.passwordPolicy). */
+  passwordPolicy?: PasswordPolicyService;
 }
 
 /**
@@ -91,7 +93,7 @@ export function generatePassword(policy: Pick<PasswordPolicyConfig, 'minLength' 
 
 export function userService(deps: UserServiceDependencies) {
   const { config, store } = deps;
-  const policy = createPasswordPolicy(config.passwordPolicy, store);
+  const policy = deps.passwordPolicy ?? createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) });
   const configured = new Set(config.users.map((u) => usernameKey(u.username)));
 
   const sourceOf = (user: User): UserView['source'] => (configured.has(usernameKey(user.username)) ? 'config' : user.managedBy ? 'upstream' : 'local');

@@ -327,7 +327,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       pages.push(unhandledRequests(renderer));
       pages.push(localizedProviderFormPost(renderer));
       pages.push(deviceSessionRecovery());
-      pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
+      pages.push(adminApi({ config, store, logger, limits: rateLimits, provider, version: KEYBRIDGE_VERSION, routes: adminRoutes({ config, store, passwordPolicy, afterKeyRotation: () => reloadKeys(), provider, logger, internalClients, validateClientMetadata: (m) => provider.Client.validate(m as never), connectors: connectorService, samlIdp: samlIdp ? { ...samlIdp.endpoints, metadataUrl: samlIdp.metadataUrl, certificatePem: samlIdp.certificatePem } : null }) }));
       pages.push(adminConsole({ config }));
       if (config.account.enabled) {
         pages.push(accountApi({ config, store, logger, limits: rateLimits, provider, clientId: ACCOUNT_CONSOLE_CLIENT_ID, registry: () => connectors, mfa, passwordPolicy, accountEmails, linkTickets: linkFlow.tickets, localeOf: (acceptLanguage) => renderer.catalogs.negotiate({ acceptLanguage }) }));

@@ -150,7 +150,7 @@ describe('defaults', () => {
       },
       mfa: { mode: 'optional', groups: {}, clients: {}, connectors: {}, rememberDevice: { days: 0 }, webauthn: { userVerification: 'preferred', rpName: 'Keybridge' } },
       passwordPolicy: { minLength: 12, maxLength: 128, minScore: 3, breachedList: true, history: 5, expiryDays: 0 },
-      email: { from: 'Keybridge <noreply@localhost>', retry: { maxAttempts: 8, firstDelaySeconds: 30, maxDelaySeconds: 3600 }, pollSeconds: 5, perAddressHourly: 5 },
+      email: { from: 'Keybridge <noreply@localhost>', retry: { maxAttempts: 8, firstDelaySeconds: 30, maxDelaySeconds: 3600 }, pollSeconds: 30, perAddressHourly: 5 },
       registration: { enabled: false, requireEmailVerification: true, allowedEmailDomains: [], fields: { username: 'required', name: 'optional', givenName: 'off', familyName: 'off' }, linkMinutes: 1440 },
       passwordReset: { linkMinutes: 30 },
       redis: {},

@@ -178,6 +178,17 @@ describe('password reset', () => {
     assert.deepEqual(toLookAlike.map((r) => r.user_id), toLookAlike.map(() => null), 'a mail to the look-alike is about no account');
   });
 
+  test('a link form that fails its CSRF check says so in the reader\'s language', async () => {
+    const before = smtp.to('carol@example.org').length;
+    await forgot('carol@example.org');
+    const link = await resetLink('carol@example.org', before);
+    const res = await fetch(link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept-language': 'de', accept: 'text/html' }, body: new URLSearchParams({ csrf: 'forged', password: NEW, confirm: NEW }) });
+    assert.equal(res.status, 400);
+    const html = await res.text();
+    assert.match(html, /Das Formular ist abgelaufen oder wurde verändert/);
+    assert.doesNotMatch(html, /The form expired/);
+  });
+
   test('a reset link mailed before the account\'s address changed no longer works', async () => {
     const bob = (await broker.store.users.findByUsername('bob'))!;
     const before = smtp.to('bob@example.org').length;

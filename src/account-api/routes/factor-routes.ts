@@ -7,11 +7,8 @@ import { AdminProblem, notFound } from '../../admin-api/problem.ts';
 import { text } from '../account-kit.ts';
 import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
-import { MessageCatalogs, type Translate } from '../../i18n/messages.ts';
+import { english } from '../../i18n/english.ts';
 
-let english: Translate | undefined;
-/** A page text in English, for a problem's detail (the console translates by the problem's type). */
-const englishText: Translate = (key, values) => (english ??= new MessageCatalogs().translator('en'))(key, values);
 
 const codeBody = z.strictObject({ code: z.string().min(1, 'is required').max(32, 'must be at most 32 characters') });
 const passkeyBody = z.strictObject({ name: text(64).refine((s) => s.length > 0, 'is required'), credential: z.record(z.string(), z.unknown()) });
@@ -69,7 +66,7 @@ export function factorRoutes(kit: AccountKit): AccountRoute[] {
         const result = await mfa.webauthn.verifyRegistration(principal.user.id, `account-passkey.${principal.user.id}`, input.credential, input.name);
         if (!result.ok) {
           logger.info({ user: principal.user.id, error: result.error, detail: result.detail }, 'passkey registration refused');
-          throw new AdminProblem(400, `passkey_${result.error}`, englishText(WEBAUTHN_MESSAGES[result.error]));
+          throw new AdminProblem(400, `passkey_${result.error}`, english(WEBAUTHN_MESSAGES[result.error]));
         }
         await audit('mfa.enrolled', { factor: 'webauthn', name: input.name, via: 'account-console' });
         return { status: 201, body: { factorId: result.factorId, recoveryCodes: await firstRecoveryCodes(principal.user.id, audit) } };

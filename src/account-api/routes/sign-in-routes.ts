@@ -40,7 +40,7 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
           if (!(await verifyPassword(hash, input.currentPassword))) {
             await deps.limits.accountFailure(counter, user.username);
             await audit('user.password_change_failed', { reason: 'wrong_current_password' }, 'failure');
-            throw Object.assign(new AdminProblem(400, 'wrong_password', 'The current password is not right.', { errors: [{ path: 'body.currentPassword', message: 'is not right' }] }));
+            throw new AdminProblem(400, 'wrong_password', 'The current password is not right.', { errors: [{ path: 'body.currentPassword', message: 'is not right' }] });
           }
           await deps.limits.accountSuccess(counter, user.username);
         }
@@ -51,7 +51,6 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
           });
         }
         await deps.passwordPolicy.setPassword(store, user.id, input.newPassword);
-        await store.mfa.removeRequiredAction(user.id, 'update_password');
         let ended = 0;
         if (input.signOutOtherSessions) {
           const others = (await store.userSessions.sessionUidsOf(user.id)).filter((uid) => uid !== principal.sessionUid);

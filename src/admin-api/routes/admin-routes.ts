@@ -21,6 +21,7 @@ import { connectorRoutes } from './connector-routes.ts';
 import { samlIdpRoutes, type SamlIdpPublicInfo } from './saml-idp-routes.ts';
 import type { ConnectorService } from '../../management/connectors.ts';
 import { AdminProblem } from '../problem.ts';
+import type { PasswordPolicyService } from '../../accounts/password-policy.ts';
 
 /** Config, internal or stored; only "not found" means no. */
 const clientExists = (clients: ClientService, id: string) => clients.get(id).then(() => true, (err: unknown) => (err instanceof AdminProblem && err.status === 404 ? false : Promise.reject(err)));
@@ -38,13 +39,15 @@ export interface AdminRouteDependencies {
   /** oidc-provider's check of client metadata (provider.Client.validate). */
   validateClientMetadata?: (metadata: Record<string, unknown>) => Promise<void>;
   connectors: ConnectorService;
+  /** The broker's password policy, shared with the login pages and the mail flows. */
+  passwordPolicy?: PasswordPolicyService;
   /** Keybridge's SAML IdP as SPs see it; null when it is disabled. */
   samlIdp?: SamlIdpPublicInfo | null;
 }
 
 export function adminRoutes(deps: AdminRouteDependencies): AdminRoute[] {
   const clients = new ClientService({ config: deps.config, store: deps.store, internalClients: deps.internalClients, defaultScopes: brokerScopes(deps.config), validateMetadata: deps.validateClientMetadata });
-  const users = userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger });
+  const users = userService({ config: deps.config, store: deps.store, provider: deps.provider, logger: deps.logger, passwordPolicy: deps.passwordPolicy });
   return [
     ...selfRoutes(),
     ...userRoutes({ users }),

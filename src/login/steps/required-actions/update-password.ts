@@ -63,8 +63,9 @@ export function createUpdatePasswordStep(kit: LoginKit, pipeline: () => LoginPip
         await store.audit.record({ type: 'user.password_refused', outcome: 'failure', userId: user.id, clientId: state.clientId, ip: ctx.ip, details: { by: 'required_action', code: problem.code } });
         return step.render(ctx, state, details, { error: describePasswordProblem(t, problem), status: 400 });
       }
-      // Without a history to check against, the current password is still not a new one.
-      const current = await store.credentials.getPasswordHash(user.id);
+      // Without a history to check against, the current password is still not a new one (with
+      // one, the policy's reuse check already compared it with the current password).
+      const current = policy.settings.history === 0 ? await store.credentials.getPasswordHash(user.id) : null;
       if (current && (await verifyPassword(current, password))) return step.render(ctx, state, details, { error: t('password.update.same'), status: 400 });
       const reason = (await store.passwords.changeReason(user.id)) ?? 'admin';
       // Sets the password, keeps it in the history and removes the required action, in one transaction.
