@@ -11,11 +11,11 @@ import type { ConnectorRegistry } from '../connectors/registry.ts';
 import type { MfaServices } from '../login/mfa-services.ts';
 import type { PasswordPolicyService } from '../accounts/password-policy.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
-import { usernameKey } from '../accounts/normalize-username.ts';
 import { userService } from '../management/users.ts';
 import { AdminProblem } from '../admin-api/problem.ts';
 import { requireRecentLogin, type AccountPrincipal } from './authenticate-account.ts';
 import { profileFields } from '../accounts/profile-fields.ts';
+import { declaredInConfig } from '../accounts/config-users.ts';
 
 /** The email service (registration/verification helper) the console asks to change an address. */
 export interface AccountEmails {
@@ -53,12 +53,12 @@ export const text = (max: number) =>
 
 export function createAccountKit(deps: AccountRouteDependencies) {
   const { config, store, provider, logger, mfa } = deps;
-  const configured = new Set(config.users.map((u) => usernameKey(u.username)));
+  const configured = declaredInConfig(config);
   const users = userService({ config, store, provider, logger, passwordPolicy: deps.passwordPolicy });
 
   /** Who owns this profile when it is not the person: the configuration file, or a connector. */
   function ownerOf(user: User): { kind: 'config' | 'connector'; id: string | null; name: string } | null {
-    if (configured.has(usernameKey(user.username))) return { kind: 'config', id: null, name: 'the configuration file' };
+    if (configured(user.username)) return { kind: 'config', id: null, name: 'the configuration file' };
     if (user.managedBy) return { kind: 'connector', id: user.managedBy, name: deps.registry().get(user.managedBy)?.name ?? user.managedBy };
     return null;
   }

@@ -8,7 +8,7 @@ import { InvalidInput, KeybridgeError, NotFound, AlreadyExists } from '../errors
 import type { ActionToken } from '../storage/action-token-repository.ts';
 import type { EmailServices } from './email-services.ts';
 import { isMailableAddress } from './outbox.ts';
-import { usernameKey } from '../accounts/normalize-username.ts';
+import { declaredInConfig } from '../accounts/config-users.ts';
 
 export interface EmailChangeRequest {
   userId: string;
@@ -43,13 +43,13 @@ export function normalizeAddress(raw: string): string {
 
 export function createAccountEmails(services: EmailServices): AccountEmails {
   const { store, mailer, links, logger } = services;
-  const configured = new Set(services.config.users.map((u) => usernameKey(u.username)));
+  const configured = declaredInConfig(services.config);
 
   async function mustFindUser(userId: string) {
     const user = await store.users.findById(userId);
     if (!user) throw new NotFound('The user');
     // The config file is authoritative for its users' profiles: the next start would undo a change.
-    if (configured.has(usernameKey(user.username))) throw new KeybridgeError('read_only', 'The email address of this account is set in the configuration file.', { status: 409, expose: true });
+    if (configured(user.username)) throw new KeybridgeError('read_only', 'The email address of this account is set in the configuration file.', { status: 409, expose: true });
     if (user.managedBy) throw new KeybridgeError('read_only', `The email address is managed by ${services.connectorName(user.managedBy)}.`, { status: 409, expose: true });
     return user;
   }

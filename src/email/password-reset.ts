@@ -11,7 +11,7 @@ import type { User } from '../storage/types.ts';
 import type { EmailServices } from './email-services.ts';
 import { endUserAccess } from './end-user-access.ts';
 import { PASSWORD_INPUT_MAX } from './registration.ts';
-import { usernameKey } from '../accounts/normalize-username.ts';
+import { declaredInConfig } from '../accounts/config-users.ts';
 
 export interface ResetRequestContext {
   locale: string;
@@ -29,8 +29,8 @@ export function createPasswordReset(services: EmailServices) {
   const { config, store, mailer, links, policy, logger } = services;
   const minutes = config.passwordReset.linkMinutes;
   // Users declared in the config file get their password from it at every start: a reset would not last.
-  const configured = new Set(config.users.map((u) => usernameKey(u.username)));
-  const fromConfig = (user: User) => configured.has(usernameKey(user.username));
+  const declared = declaredInConfig(config);
+  const fromConfig = (user: User) => declared(user.username);
 
   /** The connectors an account without a local password signs in with. */
   async function upstreamsOf(user: User): Promise<string[]> {

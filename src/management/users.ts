@@ -27,6 +27,7 @@ import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';
 import { AdminProblem, conflict, invalid, notFound, readOnly } from '../admin-api/problem.ts';
 import { userMfaService } from './user-mfa.ts';
 import { profileFields } from '../accounts/profile-fields.ts';
+import { declaredInConfig } from '../accounts/config-users.ts';
 
 /** The longest password the API accepts at all (the policy's maxLength is usually lower). */
 export const PASSWORD_MAX = PASSWORD_HARD_MAX;
@@ -94,9 +95,9 @@ export function generatePassword(policy: Pick<PasswordPolicyConfig, 'minLength' 
 export function userService(deps: UserServiceDependencies) {
   const { config, store } = deps;
   const policy = deps.passwordPolicy ?? createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) });
-  const configured = new Set(config.users.map((u) => usernameKey(u.username)));
+  const configured = declaredInConfig(config);
 
-  const sourceOf = (user: User): UserView['source'] => (configured.has(usernameKey(user.username)) ? 'config' : user.managedBy ? 'upstream' : 'local');
+  const sourceOf = (user: User): UserView['source'] => (configured(user.username) ? 'config' : user.managedBy ? 'upstream' : 'local');
 
   function view(user: User, hasPassword: boolean): UserView {
     return {
@@ -228,7 +229,7 @@ export function userService(deps: UserServiceDependencies) {
         const { user, before } = await lockChecked(tx, id, ifMatch);
         refuseProfileChange(user);
         if (patch.username !== undefined && usernameKey(patch.username) !== usernameKey(user.username)) {
-          if (configured.has(usernameKey(patch.username))) throw conflict('That username belongs to a user declared in the configuration file.', 'already_exists', 'body.username');
+          if (configured(patch.username)) throw conflict('That username belongs to a user declared in the configuration file.', 'already_exists', 'body.username');
           const taken = await tx.users.findByUsername(patch.username);
           if (taken) throw conflict(`A user named "${taken.username}" already exists (usernames are compared case- and width-insensitively).`, 'already_exists', 'body.username');
         }

@@ -53,7 +53,7 @@ export function profileRoutes(kit: AccountKit): AccountRoute[] {
           if (problem) throw invalid([{ path: 'body.username', message: problem }]);
           // The username signs the person in: changing it is as sensitive as the password.
           requireRecent(principal, 'Changing your username');
-          if (usernameKey(patch.username) !== usernameKey(principal.user.username) && configured.has(usernameKey(patch.username))) throw conflict('That username is taken.', 'already_exists', 'body.username');
+          if (usernameKey(patch.username) !== usernameKey(principal.user.username) && configured(patch.username)) throw conflict('That username is taken.', 'already_exists', 'body.username');
           changes.username = patch.username;
         }
         if (!Object.keys(changes).length) return { body: await profile(principal.user) };
