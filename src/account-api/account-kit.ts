@@ -88,13 +88,12 @@ export function createAccountKit(deps: AccountRouteDependencies) {
   type StoredSession = Awaited<ReturnType<Store['userSessions']['sessionsOf']>>[number];
   /** Sessions as the person sees them: the device they signed in with, and the apps by name. */
   async function sessionViews(sessions: StoredSession[], principal: AccountPrincipal) {
-    const agents = await store.loginSessions.userAgents(sessions.map((s) => s.uid));
     const clientIds = [...new Set(sessions.flatMap((s) => s.clients))];
     const names = new Map(await Promise.all(clientIds.map(async (id) => [id, await clientName(id)] as const)));
     return sessions.map((s) => ({
       id: s.uid,
       current: s.uid === principal.sessionUid,
-      userAgent: agents.get(s.uid) ?? null,
+      userAgent: s.userAgent,
       signedInAt: s.authenticatedAt?.toISOString() ?? null,
       lastSeenAt: (s.lastUsedAt ?? s.authenticatedAt)?.toISOString() ?? null,
       expiresAt: s.expiresAt?.toISOString() ?? null,

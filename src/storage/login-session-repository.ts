@@ -116,13 +116,6 @@ export class LoginSessionRepository {
     return (await q.select()).map(fromRow);
   }
 
-  /** The user agent each of these sessions signed in with (sessions without one are left out). */
-  async userAgents(sessionUids: readonly string[]): Promise<Map<string, string>> {
-    if (!sessionUids.length) return new Map();
-    const rows: Array<{ session_uid: string; user_agent: string | null }> = await this.#knex('login_sessions').whereIn('session_uid', [...sessionUids]).whereNotNull('user_agent').select('session_uid', 'user_agent');
-    return new Map(rows.map((r) => [r.session_uid, r.user_agent!]));
-  }
-
   async delete(sessionUid: string): Promise<void> {
     await this.#knex('login_sessions').where('session_uid', sessionUid).delete();
   }

@@ -28,6 +28,8 @@ export interface UserSession {
   expiresAt: Date | null;
   connectorId: string | null;
   ip: string | null;
+  /** The browser's User-Agent when the person signed in (printable, bounded), if it sent one. */
+  userAgent: string | null;
   amr: string[];
   /** Clients the person used in this session. */
   clients: string[];
@@ -74,12 +76,12 @@ export class UserSessionRepository {
    * recorded at sign-in (login_sessions). Newest sign-in first.
    */
   async sessionsOf(userId: string): Promise<UserSession[]> {
-    const rows: Array<PayloadRow & { uid: string; connector_id: string | null; created_at: Date | null; authenticated_at: Date | null; ip: string | null; amr: string[] | null }> = await this.#live(
+    const rows: Array<PayloadRow & { uid: string; connector_id: string | null; created_at: Date | null; authenticated_at: Date | null; ip: string | null; user_agent: string | null; amr: string[] | null }> = await this.#live(
       this.#knex(`${TABLE} as s`).where('s.kind', 'Session').whereRaw("s.payload->>'accountId' = ?", [userId]).whereNotNull('s.uid'),
       's.expires_at',
     )
       .leftJoin('login_sessions as l', 'l.session_uid', 's.uid')
-      .select('s.id', 's.uid', 's.payload', 's.expires_at', 'l.connector_id', 'l.created_at', 'l.authenticated_at', 'l.ip', 'l.amr');
+      .select('s.id', 's.uid', 's.payload', 's.expires_at', 'l.connector_id', 'l.created_at', 'l.authenticated_at', 'l.ip', 'l.user_agent', 'l.amr');
     const grantIds = rows.flatMap((r) => Object.values((r.payload.authorizations ?? {}) as Record<string, { grantId?: string }>).map((a) => a.grantId).filter((g): g is string => typeof g === 'string'));
     const lastUse = new Map<string, number>();
     if (grantIds.length) {
@@ -103,6 +105,7 @@ export class UserSessionRepository {
           expiresAt: r.expires_at,
           connectorId: r.connector_id ?? null,
           ip: r.ip ?? null,
+          userAgent: r.user_agent ?? null,
           amr: amr.map(String),
           clients: Object.keys(authorizations).sort(),
         };

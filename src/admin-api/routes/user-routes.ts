@@ -80,6 +80,7 @@ const sessionSchema = z.object({
   expiresAt: date.nullable(),
   connectorId: z.string().nullable(),
   ip: z.string().nullable().describe('The address the person signed in from, when recorded.'),
+  userAgent: z.string().nullable().describe('The browser\'s User-Agent when the person signed in (printable, at most 512 characters), when recorded.'),
   amr: z.array(z.string()),
   clients: z.array(z.string()),
 });
