@@ -18,6 +18,7 @@ import { createRegistration, type FieldProblem, type RegistrationForm } from './
 import { createPasswordReset } from './password-reset.ts';
 import { createAccountEmails } from './account-emails.ts';
 import { isMailableAddress } from './outbox.ts';
+import { describePasswordProblem, type PasswordProblem } from '../accounts/password-policy.ts';
 
 const notFound = () => new KeybridgeError('not_found', 'This page does not exist.', { status: 404, expose: true, text: text('errors.not_found') });
 /** A link page's form whose CSRF value does not verify. */
@@ -33,27 +34,17 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   const accountEmails = createAccountEmails(services);
   const { fields } = services.config.registration;
 
-  /** The interaction at its login prompt, its ui_locales applied to the page. */
+  /** The interaction at its login prompt (loading it applies its ui_locales to the page). */
   async function loginInteraction(ctx: Context): Promise<Interaction> {
     const details = await kit.loadInteraction(ctx);
     if (details.prompt.name !== 'login') throw new InvalidSession();
-    applyUiLocales(ctx, details);
     return details;
   }
 
-  function applyUiLocales(ctx: Context, details: Interaction): void {
-    if (typeof details.params.ui_locales === 'string') ctx.state.uiLocales = details.params.ui_locales.slice(0, 200);
-  }
-
-  /** A message of the page's language; a policy refusal without a catalog message shows the policy's text. */
-  function translate(ctx: Context, problem: { key: string; values?: Record<string, unknown>; message?: string }, area: 'register' | 'reset'): string {
-    const locale = pageLocale(ctx, renderer);
-    const t = renderer.catalogs.translator(locale);
-    const values = { ...problem.values };
-    // A strength refusal names zxcvbn's warning by key: in the page's language too.
-    if (typeof values.warningKey === 'string') values.warning = t(`password.warning.${values.warningKey}`);
-    if (renderer.catalogs.has(locale, problem.key) || renderer.catalogs.has('en', problem.key)) return t(problem.key, values);
-    return t(`${area}.error.password_refused`, { reason: problem.message ?? '' });
+  /** A form problem in the page's language; a password policy refusal with its reason. */
+  function translate(ctx: Context, problem: { key: string; values?: Record<string, unknown>; refused?: PasswordProblem }): string {
+    const t = renderer.catalogs.translator(pageLocale(ctx, renderer));
+    return problem.refused ? describePasswordProblem(t, problem.refused) : t(problem.key, problem.values);
   }
 
   /** Per-IP budget of the login forms: registration and reset requests send mail, so they count too. */
@@ -77,7 +68,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
 
   async function renderRegister(ctx: Context, details: Interaction, form: Partial<RegistrationForm>, problems: FieldProblem[], status: number) {
     const errors: Record<string, string> = {};
-    for (const p of problems) errors[p.field] ??= translate(ctx, p, 'register');
+    for (const p of problems) errors[p.field] ??= translate(ctx, p);
     sendPage(ctx, renderer, 'register', {
       uid: details.uid,
       client: await kit.clientView(details.params.client_id as string),
@@ -101,7 +92,6 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   router.post('/interaction/:uid/register', async (ctx) => {
     if (!registration.enabled || !localConnector()) throw notFound();
     const { details, form } = await kit.loadForm(ctx, 'login');
-    applyUiLocales(ctx, details);
     if (await throttled(ctx, 'register')) return;
     const input: RegistrationForm = { email: form.email ?? '', password: form.password ?? '', confirm: form.confirm ?? '', username: form.username, name: form.name, givenName: form.givenName, familyName: form.familyName };
     const { problems, clean } = await registration.validate(input);
@@ -140,7 +130,6 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
   router.post('/interaction/:uid/forgot', async (ctx) => {
     if (!reset.enabled || !localConnector()) throw notFound();
     const { details, form } = await kit.loadForm(ctx, 'login');
-    applyUiLocales(ctx, details);
     if (await throttled(ctx, 'forgot')) return;
     const email = (form.email ?? '').trim();
     if (!isMailableAddress(email)) {
@@ -219,10 +208,10 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
 
   router.get('/password/reset/:token', async (ctx) => {
     const token = ctx.params.token!;
-    const user = await reset.userOf(token);
-    if (!user) return invalidLink(ctx, 'reset-password-invalid');
-    linkLanguage(ctx, (await services.links.look(token, ['reset_password']))?.data);
-    await renderReset(ctx, token, user.username, undefined, 200);
+    const link = await reset.linkOf(token);
+    if (!link) return invalidLink(ctx, 'reset-password-invalid');
+    linkLanguage(ctx, link.data);
+    await renderReset(ctx, token, link.user.username, undefined, 200);
   });
 
   router.post('/password/reset/:token', async (ctx) => {
@@ -230,13 +219,13 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     const form = await readForm(ctx);
     if (!csrf.verify(linkCsrf(token), form.csrf)) throw formExpired();
     if (await throttled(ctx, 'reset')) return;
-    linkLanguage(ctx, (await services.links.look(token, ['reset_password']))?.data);
+    const link = await reset.linkOf(token);
+    if (!link) return refusedLink(ctx, 'reset-password-invalid');
+    linkLanguage(ctx, link.data);
     const outcome = await reset.complete(token, form.password ?? '', form.confirm ?? '', { ip: ctx.ip, provider, locale: pageLocale(ctx, renderer) });
     if (!outcome.ok) {
       if (outcome.reason === 'invalid_link') return refusedLink(ctx, 'reset-password-invalid');
-      const user = await reset.userOf(token);
-      if (!user) return invalidLink(ctx, 'reset-password-invalid');
-      return renderReset(ctx, token, user.username, translate(ctx, outcome, 'reset'), 400);
+      return renderReset(ctx, token, link.user.username, translate(ctx, outcome), 400);
     }
     logger.info({ userId: outcome.userId, sessions: outcome.sessions, grants: outcome.grants }, 'password reset through a mailed link');
     // Failed attempts with the forgotten password must not keep the new one waiting or locked out.

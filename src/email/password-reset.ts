@@ -6,6 +6,7 @@
 // the request never waits for SMTP, so known and unknown addresses cost the same.
 // A completed reset stores the password through the policy, clears update_password, voids the
 // user's other reset links, ends every session and grant, and mails a notice.
+import type { PasswordProblem } from '../accounts/password-policy.ts';
 import type Provider from 'oidc-provider';
 import type { User } from '../storage/types.ts';
 import type { EmailServices } from './email-services.ts';
@@ -23,7 +24,7 @@ export interface ResetRequestContext {
 export type ResetOutcome =
   | { ok: true; userId: string; username: string; email: string | null; uid: string | null; sessions: number; grants: number }
   | { ok: false; reason: 'invalid_link' }
-  | { ok: false; reason: 'password'; key: string; values?: Record<string, string | number>; message?: string };
+  | { ok: false; reason: 'password'; key: string; values?: Record<string, string | number>; refused?: PasswordProblem };
 
 export function createPasswordReset(services: EmailServices) {
   const { config, store, mailer, links, policy, logger } = services;
@@ -72,25 +73,25 @@ export function createPasswordReset(services: EmailServices) {
     return audit('link', user.id);
   }
 
-  /** The user a reset link is for, while it is usable (the GET page; nothing consumed). */
-  async function userOf(token: string): Promise<User | null> {
+  /** The user a reset link is for, and the link's data, while it is usable (nothing consumed). */
+  async function linkOf(token: string): Promise<{ user: User; data: Record<string, unknown> } | null> {
     const found = await links.look(token, ['reset_password']);
     if (!found?.userId) return null;
     const user = await store.users.findById(found.userId);
     // A link mailed to an address the account no longer has is void (the address changed since).
     if (!user?.email || !found.email || !sameAddress(user.email, found.email)) return null;
-    return user.enabled && !fromConfig(user) ? user : null;
+    return user.enabled && !fromConfig(user) ? { user, data: found.data } : null;
   }
 
   /** The reset form's POST: the policy first (a refused password keeps the link), then one transaction. */
   async function complete(token: string, password: string, confirm: string, context: { ip: string; provider: Provider; locale: string }): Promise<ResetOutcome> {
-    const user = await userOf(token);
+    const user = (await linkOf(token))?.user;
     if (!user) return { ok: false, reason: 'invalid_link' };
     if (!password) return { ok: false, reason: 'password', key: 'reset.error.password_missing' };
     if (password.length > PASSWORD_INPUT_MAX) return { ok: false, reason: 'password', key: 'reset.error.password_too_long', values: { max: PASSWORD_INPUT_MAX } };
     if (password !== confirm) return { ok: false, reason: 'password', key: 'reset.error.password_mismatch' };
     const refused = await policy.problem(password, { userId: user.id, username: user.username, email: user.email, name: user.name });
-    if (refused) return { ok: false, reason: 'password', key: `password.problem.${refused.code}`, values: refused.values, message: refused.message };
+    if (refused) return { ok: false, reason: 'password', key: `password.problem.${refused.code}`, refused };
 
     const done = await store.transaction(async (tx) => {
       const used = await links.consume(token, ['reset_password'], tx);
@@ -109,7 +110,7 @@ export function createPasswordReset(services: EmailServices) {
     return { ok: true, userId: user.id, username: user.username, email: user.email, uid, ...ended };
   }
 
-  return { request, userOf, complete, enabled: services.passwordResetEnabled };
+  return { request, linkOf, complete, enabled: services.passwordResetEnabled };
 }
 
 export type PasswordReset = ReturnType<typeof createPasswordReset>;

@@ -5,6 +5,7 @@
 // the account is created at once and a verify-email link is mailed.
 // The answer never says whether an address was free: an address that already has an account
 // gets a mail saying so (with a pointer to "Forgot password?") instead of a link.
+import type { PasswordProblem } from '../accounts/password-policy.ts';
 import { hashPassword } from '../accounts/passwords.ts';
 import { usernameProblem, deriveUsername } from '../accounts/normalize-username.ts';
 import { AlreadyExists } from '../errors.ts';
@@ -34,8 +35,8 @@ export interface FieldProblem {
   field: 'email' | 'password' | 'confirm' | ProfileField;
   key: string;
   values?: Record<string, string | number>;
-  /** The policy's English text, for a refusal without a catalog message. */
-  message?: string;
+  /** The password policy's refusal (shown with describePasswordProblem). */
+  refused?: PasswordProblem;
 }
 
 export interface RegistrationContext {
@@ -88,7 +89,7 @@ export function createRegistration(services: EmailServices) {
     else if (password !== form.confirm) problems.push({ field: 'confirm', key: 'register.error.password_mismatch' });
     else {
       const refused = await policy.problem(password, { username: clean.username || undefined, email: email || null, name: clean.name || null });
-      if (refused) problems.push({ field: 'password', key: `password.problem.${refused.code}`, values: refused.values, message: refused.message });
+      if (refused) problems.push({ field: 'password', key: `password.problem.${refused.code}`, refused });
     }
     return { problems, clean };
   }
