@@ -22,7 +22,7 @@ import type { KeybridgeAdapter } from '../storage/oidc-adapter.ts';
 import type { ConnectorRegistry } from '../connectors/registry.ts';
 import type { UpstreamIdentity } from '../connectors/contract.ts';
 import type { PageRenderer } from '../http/page-renderer.ts';
-import { connectorUrls } from '../connectors/registry.ts';
+import { startRedirectConnector } from '../login/steps/authenticate/upstream-login.ts';
 import { sendOnward } from '../http/form-post.ts';
 import { text } from '../i18n/page-text.ts';
 import { linkToUser } from '../accounts/link-identity.ts';
@@ -122,18 +122,9 @@ export function createLinkFlow(deps: LinkFlowDependencies): { tickets: LinkTicke
     }
     const registered = deps.registry().get(connectorId);
     if (!registered || registered.connector.kind !== 'redirect') return back(ctx, 'unavailable', connectorId);
-    const state = randomBytes(32).toString('base64url');
-    let started;
-    try {
-      started = await registered.connector.start({ callbackUrl: connectorUrls(deps.issuer, connectorId).callback, state });
-    } catch (err) {
-      logger.error({ err, connector: connectorId }, 'connector start failed (account link)');
-      await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId, userId: user.id, ip: ctx.ip, details: { stage: 'start', via: 'account-console' } });
-      return back(ctx, 'unavailable', connectorId);
-    }
     const binding = randomBytes(32).toString('base64url');
-    const attempt: LinkAttempt = { uid: 'account-link', connectorId, context: started.context, purpose: 'account-link', userId: user.id, binding: sha256(binding).toString('base64url') };
-    await deps.attempts.upsert(state, attempt as unknown as AdapterPayload, ATTEMPT_TTL);
+    const started = await startRedirectConnector({ store, logger, issuer: deps.issuer, attempts: deps.attempts }, ctx, registered, { uid: 'account-link', purpose: 'account-link', userId: user.id, binding: sha256(binding).toString('base64url') }, { userId: user.id, details: { via: 'account-console' } });
+    if (!started) return back(ctx, 'unavailable', connectorId);
     ctx.cookies.set(BINDING_COOKIE, binding, { httpOnly: true, sameSite: 'lax', secure: deps.secureCookies, path: '/account/link', maxAge: ATTEMPT_TTL * 1000, signed: false });
     ctx.set('Cache-Control', 'no-store');
     sendOnward(ctx, deps.renderer, started, text('login.continuing_to', { connector: registered.name }));

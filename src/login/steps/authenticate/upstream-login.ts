@@ -6,7 +6,10 @@ import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
+import type { Logger } from 'pino';
 import type { RegisteredConnector } from '../../../connectors/registry.ts';
+import type { Store } from '../../../storage/store.ts';
+import type { KeybridgeAdapter } from '../../../storage/oidc-adapter.ts';
 import type { LoginResult, RedirectStart, UpstreamIdentity } from '../../../connectors/contract.ts';
 import { connectorUrls } from '../../../connectors/registry.ts';
 import { sendOnward } from '../../../http/form-post.ts';
@@ -19,6 +22,32 @@ import { english } from '../../../i18n/english.ts';
 
 /** How long a person has to complete a redirect connector's upstream login. */
 const ATTEMPT_TTL = 600;
+
+/**
+ * Starts a redirect connector's round trip under a fresh state: the attempt (with the
+ * connector's context) is stored under it for the callback. Null when the connector fails to
+ * start (logged and audited `login.error`). The login and the account console's linking use it.
+ */
+export async function startRedirectConnector(
+  deps: { store: Store; logger: Logger; issuer: string; attempts: KeybridgeAdapter },
+  ctx: Context,
+  registered: RegisteredConnector,
+  attempt: { uid: string; purpose: UpstreamAttempt['purpose'] } & Record<string, unknown>,
+  audit: { userId?: string; details?: Record<string, unknown> } = {},
+): Promise<RedirectStart | null> {
+  if (registered.connector.kind !== 'redirect') return null;
+  const state = randomBytes(32).toString('base64url');
+  let started;
+  try {
+    started = await registered.connector.start({ callbackUrl: connectorUrls(deps.issuer, registered.id).callback, state });
+  } catch (err) {
+    deps.logger.error({ err, connector: registered.id, interaction: attempt.uid }, 'connector start failed');
+    await deps.store.audit.record({ type: 'login.error', outcome: 'failure', connectorId: registered.id, userId: audit.userId ?? null, ip: ctx.ip, details: { stage: 'start', ...audit.details } });
+    return null;
+  }
+  await deps.attempts.upsert(state, { ...attempt, connectorId: registered.id, context: started.context } as unknown as AdapterPayload, ATTEMPT_TTL);
+  return started;
+}
 
 /** One redirect-connector attempt, stored under its state handle in the artifact store. */
 interface UpstreamAttempt {
@@ -81,18 +110,9 @@ export function createUpstreamLogin(kit: LoginKit, link: LinkStep): UpstreamLogi
   const urlsOf = (connectorId: string) => connectorUrls(deps.issuer, connectorId);
 
   async function start(ctx: Context, uid: string, registered: RegisteredConnector, purpose: UpstreamAttempt['purpose']): Promise<RedirectStart | { error: PageText }> {
-    const state = randomBytes(32).toString('base64url');
     if (registered.connector.kind !== 'redirect') return { error: text('login.error.choose_method') };
-    let started;
-    try {
-      started = await registered.connector.start({ callbackUrl: urlsOf(registered.id).callback, state });
-    } catch (err) {
-      logger.error({ err, connector: registered.id, interaction: uid }, 'connector start failed');
-      await store.audit.record({ type: 'login.error', outcome: 'failure', connectorId: registered.id, ip: ctx.ip, details: { stage: 'start' } });
-      return { error: unavailable(registered.name) };
-    }
-    await saveAttempt(state, { uid, connectorId: registered.id, context: started.context, purpose });
-    return started;
+    const started = await startRedirectConnector({ store, logger, issuer: deps.issuer, attempts: deps.upstreamAttempts }, ctx, registered, { uid, purpose });
+    return started ?? { error: unavailable(registered.name) };
   }
 
   const go = (ctx: Context, started: RedirectStart, name: string) => sendOnward(ctx, renderer, started, text('login.continuing_to', { connector: name }));
