@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import { AdminProblem } from '../admin-api/problem.ts';
-import { compilePath, queryObject, readBody, runJsonApi, sendResult, validate } from '../http/json-api.ts';
+import { compilePath, matchRoute, queryObject, readBody, runJsonApi, sendResult, validate } from '../http/json-api.ts';
 import { DatabaseUnavailable, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { authenticateAccount, requireRecentLogin, type AccountAuthFailure, type AccountPrincipal } from './authenticate-account.ts';
 import { accountRoutes, type AccountRouteDependencies } from './account-routes.ts';
@@ -71,25 +71,14 @@ export function accountApi(deps: AccountApiDependencies) {
       throw err;
     }
 
-    let match: { route: AccountRoute; params: Record<string, string> } | undefined;
-    let pathMatched = false;
-    for (const c of compiled) {
-      const m = c.pattern.exec(sub);
-      if (!m) continue;
-      pathMatched = true;
-      // HEAD is not GET here: a GET may record something (the export is audited).
-      if (c.route.method !== ctx.method) continue;
-      const params: Record<string, string> = {};
-      for (const [i, name] of c.names.entries()) {
-        // Not one of ours: nobody has a thing with that id.
-        if (!ID.test(m[i + 1]!)) throw new AdminProblem(404, 'not_found', 'There is no such item in your account.');
-        params[name] = m[i + 1]!;
-      }
-      match = { route: c.route, params };
-      break;
-    }
-    if (!match) {
-      if (pathMatched) throw new AdminProblem(405, 'method_not_allowed', `${ctx.method} is not supported here.`);
+    // HEAD is not GET here: a GET may record something (the export is audited).
+    const match = matchRoute(compiled, sub, ctx.method, (raw) => {
+      // Not one of ours: nobody has a thing with that id.
+      if (!ID.test(raw)) throw new AdminProblem(404, 'not_found', 'There is no such item in your account.');
+      return raw;
+    });
+    if (!match.route) {
+      if (match.pathMatched) throw new AdminProblem(405, 'method_not_allowed', `${ctx.method} is not supported here.`);
       throw new AdminProblem(404, 'not_found', 'There is no such account API endpoint.');
     }
     const { route } = match;

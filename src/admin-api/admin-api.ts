@@ -13,7 +13,7 @@ import type { RateLimits } from '../limits/rate-limits.ts';
 import { markPage, addCspSources } from '../http/security-headers.ts';
 import type { AdminChange, AdminRoute } from './admin-route.ts';
 import { AdminProblem, invalid } from './problem.ts';
-import { compilePath, queryObject, readBody, runJsonApi, sendResult, validate } from '../http/json-api.ts';
+import { compilePath, matchRoute, queryObject, readBody, runJsonApi, sendResult, validate } from '../http/json-api.ts';
 import { allows, authenticateAdmin, type AdminPrincipal, type AuthenticationFailure } from './authenticate-admin.ts';
 import { changedFields } from './admin-support.ts';
 import { DatabaseUnavailable, isDatabaseUnavailable } from '../storage/database-unavailable.ts';
@@ -112,22 +112,13 @@ export function adminApi(deps: AdminApiDependencies) {
       ctx.body = document;
       return;
     }
-    let match: { route: AdminRoute; params: Record<string, string> } | undefined;
-    let pathMatched = false;
-    for (const c of compiled) {
-      const m = c.pattern.exec(sub);
-      if (!m) continue;
-      pathMatched = true;
-      if (c.route.method.toUpperCase() !== ctx.method) continue;
-      let params: Record<string, string>;
+    const match = matchRoute(compiled, sub, ctx.method, (raw) => {
       try {
-        params = Object.fromEntries(c.names.map((n, i) => [n, decodeURIComponent(m[i + 1])]));
+        return decodeURIComponent(raw);
       } catch {
         throw invalid([{ path: 'params', message: 'is not valid percent-encoding' }]);
       }
-      match = { route: c.route, params };
-      break;
-    }
+    });
 
     // Who is asking comes first: nothing about the API's shape is told to an anonymous caller.
     let principal: AdminPrincipal;
@@ -141,8 +132,8 @@ export function adminApi(deps: AdminApiDependencies) {
       }
       throw err;
     }
-    if (!match) {
-      if (pathMatched) throw new AdminProblem(405, 'method_not_allowed', `${ctx.method} is not supported here.`);
+    if (!match.route) {
+      if (match.pathMatched) throw new AdminProblem(405, 'method_not_allowed', `${ctx.method} is not supported here.`);
       throw new AdminProblem(404, 'not_found', 'There is no such admin API endpoint.');
     }
     const { route } = match;

@@ -27,6 +27,27 @@ export function compilePath(path: string, parameter: RegExp): CompiledPath {
   return { pattern: new RegExp(`^${source}$`), names };
 }
 
+/**
+ * The route for this path and method, each parameter passed through `param` (which may refuse
+ * it by throwing); otherwise whether some route has this path (the method is then the problem).
+ */
+export function matchRoute<R extends { method: string }>(
+  compiled: readonly (CompiledPath & { route: R })[],
+  path: string,
+  method: string,
+  param: (raw: string) => string,
+): { route: R; params: Record<string, string> } | { route?: undefined; pathMatched: boolean } {
+  let pathMatched = false;
+  for (const c of compiled) {
+    const m = c.pattern.exec(path);
+    if (!m) continue;
+    pathMatched = true;
+    if (c.route.method.toUpperCase() !== method) continue;
+    return { route: c.route, params: Object.fromEntries(c.names.map((name, i) => [name, param(m[i + 1]!)])) };
+  }
+  return { pathMatched };
+}
+
 /** Reads a JSON body within the limit; the edge check (input-guard) already refused raw NUL bytes and bad UTF-8, checkText finds NULs written as JSON escapes. */
 export async function readJson(ctx: Context, limit: number): Promise<unknown> {
   if (!ctx.is('application/json', '+json')) throw new AdminProblem(415, 'unsupported_media_type', 'The body must be JSON (Content-Type: application/json).');
