@@ -3,7 +3,7 @@
 // button (POST) consumes it, because mail scanners prefetch links.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../storage/store.ts';
-import { ActionTokenRepository, type ActionPurpose, type ActionToken } from '../storage/action-token-repository.ts';
+import type { ActionPurpose, ActionToken } from '../storage/action-token-repository.ts';
 
 /** 32 random bytes, base64url: 43 characters. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
@@ -37,28 +37,28 @@ export class ActionLinks {
   async issue(purpose: ActionPurpose, input: { userId?: string | null; email?: string | null; data?: Record<string, unknown>; minutes: number }, tx?: Store): Promise<IssuedLink> {
     const token = randomBytes(32).toString('base64url');
     const expiresAt = new Date(Date.now() + input.minutes * 60_000);
-    await new ActionTokenRepository((tx ?? this.#store).knex).insert({ tokenHash: hashToken(token), purpose, userId: input.userId, email: input.email, data: input.data, expiresAt });
+    await (tx ?? this.#store).actionTokens.insert({ tokenHash: hashToken(token), purpose, userId: input.userId, email: input.email, data: input.data, expiresAt });
     return { token, url: `${this.#issuer}${LINK_PATHS[purpose]}${token}`, expiresAt };
   }
 
   /** The token's record if it is usable for one of `purposes` (nothing consumed). */
   async look(token: string, purposes: readonly ActionPurpose[]): Promise<ActionToken | null> {
     if (!TOKEN_SHAPE.test(token)) return null;
-    return new ActionTokenRepository(this.#store.knex).findUsable(hashToken(token), purposes);
+    return this.#store.actionTokens.findUsable(hashToken(token), purposes);
   }
 
   /** Uses the token up, atomically (in `tx` when given, so a failure after it rolls it back). */
   async consume(token: string, purposes: readonly ActionPurpose[], tx?: Store): Promise<ActionToken | null> {
     if (!TOKEN_SHAPE.test(token)) return null;
-    return new ActionTokenRepository((tx ?? this.#store).knex).consume(hashToken(token), purposes);
+    return (tx ?? this.#store).actionTokens.consume(hashToken(token), purposes);
   }
 
   /** Voids a user's other unused links of a purpose. */
   async revokeForUser(userId: string, purpose: ActionPurpose, tx?: Store): Promise<number> {
-    return new ActionTokenRepository((tx ?? this.#store).knex).revokeForUser(userId, purpose);
+    return (tx ?? this.#store).actionTokens.revokeForUser(userId, purpose);
   }
 
   deleteExpired(): Promise<number> {
-    return new ActionTokenRepository(this.#store.knex).deleteExpired();
+    return this.#store.actionTokens.deleteExpired();
   }
 }

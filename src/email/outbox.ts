@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { EmailConfig } from '../config/email-schema.ts';
 import { HEADER_BREAK } from '../config/email-schema.ts';
 import type { Store } from '../storage/store.ts';
-import { EmailOutboxRepository, type OutboxMail } from '../storage/email-outbox-repository.ts';
+import type { OutboxMail } from '../storage/email-outbox-repository.ts';
 import { InvalidInput } from '../errors.ts';
 import { isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 import type { MailRenderer } from './mail-renderer.ts';
@@ -64,7 +64,7 @@ const CLAIM_SECONDS = 120;
 export function createMailer(deps: MailerDependencies): Mailer {
   const { config, store, renderer, transport } = deps;
   const logger = deps.logger.child({ component: 'email' });
-  const outbox = new EmailOutboxRepository(store.knex);
+  const { outbox } = store;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | null = null;
   let again = false;
@@ -135,7 +135,7 @@ export function createMailer(deps: MailerDependencies): Mailer {
       if (!isMailableAddress(mail.to)) throw new InvalidInput('The email address is not valid.');
       const kind = mail.kind ?? mail.template;
       const target = tx ?? store;
-      const recent = await new EmailOutboxRepository(target.knex).countRecent(mail.to, kind, new Date(Date.now() - 3600_000));
+      const recent = await target.outbox.countRecent(mail.to, kind, new Date(Date.now() - 3600_000));
       if (recent >= config.perAddressHourly) {
         logger.warn({ kind, userId: mail.userId ?? null }, 'mail dropped: too many of this kind to one address in the last hour');
         await target.audit.record({ type: 'email.suppressed', outcome: 'failure', userId: mail.userId ?? null, details: { kind, to: mail.to, reason: 'per_address_limit' } });
@@ -143,7 +143,7 @@ export function createMailer(deps: MailerDependencies): Mailer {
       }
       const rendered = renderer.render(mail.template, mail.locale, mail.values);
       if (HEADER_BREAK.test(rendered.subject)) throw new InvalidInput('The mail subject must not contain line breaks.');
-      await new EmailOutboxRepository(target.knex).enqueue({ recipient: mail.to, subject: rendered.subject, text: rendered.text, html: rendered.html, kind, userId: mail.userId ?? null });
+      await target.outbox.enqueue({ recipient: mail.to, subject: rendered.subject, text: rendered.text, html: rendered.html, kind, userId: mail.userId ?? null });
       if (!tx) kick();
       return true;
     },

@@ -20,6 +20,8 @@ import { MfaRepository } from './mfa-repository.ts';
 import { MfaPolicyRepository } from './mfa-policy-repository.ts';
 import { inTransaction } from './in-transaction.ts';
 import type { ChangeNotifier } from './change-feed.ts';
+import { EmailOutboxRepository } from './email-outbox-repository.ts';
+import { ActionTokenRepository } from './action-token-repository.ts';
 
 /** Observers of what the store records (metrics count audit events as they are stored). */
 export interface StoreHooks {
@@ -52,6 +54,10 @@ export class Store {
   /** Second factors, recovery codes and required actions. */
   readonly mfa: MfaRepository;
   readonly mfaPolicies: MfaPolicyRepository;
+  /** Mails waiting to be sent, and their fate (src/email/outbox.ts). */
+  readonly outbox: EmailOutboxRepository;
+  /** The single-use tokens of the links in mails (src/email/action-links.ts). */
+  readonly actionTokens: ActionTokenRepository;
 
   constructor(knex: Knex, hooks: StoreHooks = {}) {
     this.knex = knex;
@@ -74,6 +80,8 @@ export class Store {
     this.userSessions = new UserSessionRepository(knex);
     this.mfa = new MfaRepository(knex);
     this.mfaPolicies = new MfaPolicyRepository(knex);
+    this.outbox = new EmailOutboxRepository(knex);
+    this.actionTokens = new ActionTokenRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */
