@@ -13,7 +13,8 @@ import path from 'node:path';
 import type { Context } from 'koa';
 import type { Config } from '../config/schema.ts';
 import type { MessageCatalogs } from '../i18n/messages.ts';
-import { consoleShell, escapeHtml, type ShellValues } from '../http/console-shell.ts';
+import { consoleShell, type ShellValues } from '../http/console-shell.ts';
+import { escapeHtml } from '../http/escape-html.ts';
 
 export const ACCOUNT_CONSOLE_DIR = path.resolve(import.meta.dirname, '../../account-console');
 
@@ -46,15 +47,17 @@ export function accountConsoleClient(config: Config): Record<string, unknown> | 
 export function accountConsole(options: { config: Config; catalogs: MessageCatalogs }) {
   const { config, catalogs } = options;
   // Each language's console messages (account.*) and the password policy's refusals.
-  const messagesOf = new Map<string, Record<string, string>>();
+  const headOf = new Map<string, string>();
 
-  function messages(locale: string): Record<string, string> {
-    let found = messagesOf.get(locale);
+  /** The console's messages in a language, as the JSON block the app reads (made once per language). */
+  function messagesHead(locale: string): string {
+    let found = headOf.get(locale);
     if (!found) {
       const t = catalogs.translator(locale);
       const keys = new Set([...catalogs.keys('en'), ...catalogs.keys(locale)].filter((k) => k.startsWith('account.') || k.startsWith('password.problem.')));
-      found = Object.fromEntries([...keys].sort().map((k) => [k, t(k)]));
-      messagesOf.set(locale, found);
+      const messages = Object.fromEntries([...keys].sort().map((k) => [k, t(k)]));
+      found = `  <script type="application/json" id="keybridge-messages">${scriptJson({ locale, messages })}</script>\n`;
+      headOf.set(locale, found);
     }
     return found;
   }
@@ -75,7 +78,7 @@ export function accountConsole(options: { config: Config; catalogs: MessageCatal
       loading: t('account.loading'),
       noscriptHtml: `<p>${escapeHtml(t('account.noscript'))}</p>`,
       // The console's messages in this language, as data (no inline script runs).
-      headHtml: `  <script type="application/json" id="keybridge-messages">${scriptJson({ locale, messages: messages(locale) })}</script>\n`,
+      headHtml: messagesHead(locale),
     };
   }
 

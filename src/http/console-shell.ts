@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Context, Next } from 'koa';
 import { addCspSources, markPage } from './security-headers.ts';
 import { readAsset, sendAsset, type Asset } from './static-assets.ts';
+import { escapeHtml } from './escape-html.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const MODULES = path.join(REPO_ROOT, 'node_modules');
@@ -37,7 +38,6 @@ const PRELOADS = ['vendor/preact.js', 'vendor/preact-hooks.js', 'vendor/htm.js',
 const COMMON_MODULE = /^[a-z][a-z0-9-]{0,63}\.js$/;
 const JS = 'text/javascript; charset=utf-8';
 
-export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 type TypedAsset = Asset & { type: string };
 

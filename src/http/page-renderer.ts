@@ -4,6 +4,7 @@ import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { LOCALES_DIR, MessageCatalogs, type Translate } from '../i18n/messages.ts';
 import { isPageText } from '../i18n/page-text.ts';
+import { escapeHtml } from './escape-html.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -56,10 +57,6 @@ function marked(t: Translate, tag: 'strong' | 'code') {
 function valueText(t: Translate, value: unknown): string {
   if (isPageText(value)) return t(value);
   return value == null ? '' : String(value);
-}
-
-function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** The URL if it is http(s) or a same-origin path, else '' (templates then omit the link). */

@@ -236,7 +236,7 @@ describe('admin console frame', () => {
     assert.ok(imports.every((i) => i.startsWith('node:') || ['koa', '../config/schema.ts', '../http/console-shell.ts'].includes(i)), `imports: ${imports.join(', ')}`);
     const shared = await readFile(path.resolve(import.meta.dirname, '../../src/http/console-shell.ts'), 'utf8');
     const sharedImports = [...shared.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
-    assert.ok(sharedImports.every((i) => i.startsWith('node:') || ['koa', './security-headers.ts', './static-assets.ts'].includes(i)), `imports: ${sharedImports.join(', ')}`);
+    assert.ok(sharedImports.every((i) => i.startsWith('node:') || ['koa', './security-headers.ts', './static-assets.ts', './escape-html.ts'].includes(i)), `imports: ${sharedImports.join(', ')}`);
     // In the browser code, only the API call and sign-in (shared with the account console) and
     // the discovery fallback in auth.js call fetch.
     const fetching = [];
