@@ -14,7 +14,6 @@ import type { Translate } from '../i18n/messages.ts';
 import { hashPassword, preparePassword, verifyPassword } from './passwords.ts';
 import { isCommonPassword } from './breached-passwords.ts';
 import { estimateStrength } from './password-strength.ts';
-import { usernameKey } from './normalize-username.ts';
 import { createHash } from 'node:crypto';
 
 /** Bumped when the checks themselves change (a new list, another estimator), so stored verdicts are redone. */
@@ -114,16 +113,16 @@ function problemOf(code: string, message: string, values?: Record<string, string
 
 /**
  * `store` is where the history and the change stamps are read; without one (check-config) only
- * `problem` without a userId works. `configUsers`: usernames declared in the config file; their
- * password lives there (checked at start by seeding, changed by editing the file), so a login
- * never asks them for a new one.
+ * `problem` without a userId works. `declared`: whether a username is declared in the config
+ * file; such a password lives there (checked at start by seeding, changed by editing the file),
+ * so a login never asks for a new one.
  */
-export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore: Store | null, options: { configUsers?: readonly string[] } = {}): PasswordPolicyService {
+export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore: Store | null, options: { declared?: (username: string) => boolean } = {}): PasswordPolicyService {
   const storeOrThrow = (): Store => {
     if (!maybeStore) throw new Error('this password policy has no store: history and login checks need one');
     return maybeStore;
   };
-  const configUsers = new Set((options.configUsers ?? []).map(usernameKey));
+  const declared = options.declared ?? (() => false);
   // The rules a password alone is judged by (history aside): a stored password found to meet
   // them is not checked again at every login until they change.
   const stamp = createHash('sha256')
@@ -201,7 +200,7 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore:
     setPasswordHash,
 
     async loginProblem(password, subject) {
-      if (subject.username !== undefined && configUsers.has(usernameKey(subject.username))) return null;
+      if (subject.username !== undefined && declared(subject.username)) return null;
       const store = storeOrThrow();
       const facts = await store.passwords.loginFacts(subject.userId);
       if (!facts) return null;

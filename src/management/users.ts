@@ -94,8 +94,8 @@ export function generatePassword(policy: Pick<PasswordPolicyConfig, 'minLength' 
 
 export function userService(deps: UserServiceDependencies) {
   const { config, store } = deps;
-  const policy = deps.passwordPolicy ?? createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) });
   const configured = declaredInConfig(config);
+  const policy = deps.passwordPolicy ?? createPasswordPolicy(config.passwordPolicy, store, { declared: configured });
 
   const sourceOf = (user: User): UserView['source'] => (configured(user.username) ? 'config' : user.managedBy ? 'upstream' : 'local');
 

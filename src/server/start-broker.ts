@@ -52,6 +52,7 @@ import { accountApi } from '../account-api/account-api.ts';
 import { createLinkFlow } from '../account-api/link-flow.ts';
 import { accountConsole, accountConsoleClient, ACCOUNT_CONSOLE_CLIENT_ID } from '../account-console/account-console.ts';
 import { createPasswordPolicy } from '../accounts/password-policy.ts';
+import { declaredInConfig } from '../accounts/config-users.ts';
 import { KEYBRIDGE_VERSION } from '../version.ts';
 import { loginRoutes, type LoginProvenance } from '../login/login-routes.ts';
 import { createMfaServices, type MfaServices } from '../login/mfa-services.ts';
@@ -165,7 +166,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const cookieKeys = config.secrets.cookieKeys ?? (await store.secrets.getOrCreate('cookie-keys', () => [randomBytes(32).toString('base64url')]));
     const csrf = new CsrfTokens(await store.secrets.getOrCreate('csrf-key', () => randomBytes(32).toString('base64url')));
     const renderer = new PageRenderer({ themeDir: config.ui.themeDir, title: config.ui.title, defaultLocale: config.ui.defaultLocale });
-    const passwordPolicy = createPasswordPolicy(config.passwordPolicy, store, { configUsers: config.users.map((u) => u.username) });
+    const passwordPolicy = createPasswordPolicy(config.passwordPolicy, store, { declared: declaredInConfig(config) });
     // Mail (outbox worker), registration, password reset and address changes (src/email).
     const email = createEmailServices({ config, store, logger, catalogs: renderer.catalogs, policy: passwordPolicy, connectorName: (id) => connectors.get(id)?.name ?? id, transport: options.mailTransport });
     mailer = email.mailer;

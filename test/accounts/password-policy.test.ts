@@ -2,6 +2,7 @@
 // code with its reason, the order of the checks, the offline breached list, zxcvbn with the
 // person's own names, history (the last N refused, the N+1-th allowed), expiry and the check a
 // login makes, migration 0014's tables, and hostile input (1 MB, NUL, lone surrogates).
+import { declaredInConfig } from '../../src/accounts/config-users.ts';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
@@ -245,7 +246,7 @@ for (const backend of STORES) {
       await store.credentials.setPassword(fine.id, 'another-hash');
       assert.equal((await store.passwords.loginFacts(fine.id))!.policyChecked, null);
       // Users declared in config are never asked (their password lives in the file).
-      const withConfig = createPasswordPolicy(settings({ expiryDays: 1 }), store, { configUsers: ['Weak-Legacy'] });
+      const withConfig = createPasswordPolicy(settings({ expiryDays: 1 }), store, { declared: declaredInConfig({ users: [{ username: 'Weak-Legacy' }] }) });
       assert.equal(await withConfig.loginProblem('qwertyuiop12', { userId: old.id, username: old.username }), null);
     });
 
