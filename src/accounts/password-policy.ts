@@ -176,7 +176,7 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore:
       await tx.passwords.markChecked(userId, stamp);
       // A new password settles a pending update_password (a caller that wants another change
       // at the next login, like an administrator's temporary password, asks again after this).
-      await tx.passwords.changeDone(userId);
+      await tx.mfa.removeRequiredAction(userId, 'update_password');
     });
   }
 

@@ -69,8 +69,7 @@ interface Wanted {
   argon2: number;
 }
 
-async function wanted(store: Store, key: Buffer, u: Config['users'][number]): Promise<Wanted> {
-  const row = await storedCredential(store, u.username);
+async function wanted(row: Stored | null, key: Buffer, u: Config['users'][number]): Promise<Wanted> {
   const stored = row?.secret ?? null;
   if (u.passwordHash) return { hash: stored === u.passwordHash ? null : u.passwordHash, fingerprint: null, argon2: 0 };
   const password = u.password!;
@@ -97,15 +96,17 @@ export async function seedStaticUsers(
   if (users.length === 0) return { created, updated, argon2: 0 };
   const key = Buffer.from(await store.secrets.getOrCreate(FINGERPRINT_KEY, () => randomBytes(32).toString('base64url')), 'base64url');
   const policy = createPasswordPolicy(passwordPolicy, store);
+  // Each user's stored password, read once for the policy check and for what to write.
+  const rows = await Promise.all(users.map((u) => storedCredential(store, u.username)));
   // Checked before against these rules and unchanged since: no zxcvbn work at this start.
   const issues = await staticPasswordIssues(policy, users, async (u) => {
-    const stored = await storedCredential(store, u.username);
+    const stored = rows[users.indexOf(u)];
     return stored?.policyChecked === policy.stamp && sameFingerprint(stored.data?.configFingerprint, fingerprint(key, stored.secret, u.password!));
   });
   if (issues.length) throw new ConfigError(issues);
   // argon2 work (only for passwords new or changed since the last start) happens up front and
   // in parallel, outside the lock; the writes then run in one short transaction.
-  const wants = await Promise.all(users.map((u) => wanted(store, key, u)));
+  const wants = await Promise.all(users.map((u, i) => wanted(rows[i] ?? null, key, u)));
   await store.transaction(async (tx) => {
     await (tx.knex as Knex).raw('SELECT pg_advisory_xact_lock(?)', [SEED_LOCK]);
     for (const [i, u] of users.entries()) {

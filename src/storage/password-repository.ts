@@ -74,8 +74,4 @@ export class PasswordRepository {
     return row ? (row.reason ?? null) : undefined;
   }
 
-  /** The user chose a new password: update_password is done. */
-  async changeDone(userId: string): Promise<boolean> {
-    return (await this.#knex('required_actions').where({ user_id: userId, action: 'update_password' }).delete()) > 0;
-  }
 }
