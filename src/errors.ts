@@ -73,7 +73,8 @@ export class InvalidInput extends KeybridgeError {
 export class InvalidSession extends KeybridgeError {
   static readonly DEFAULT = 'Your sign-in session expired or the form was tampered with. Start again from the application.';
 
-  constructor(message = InvalidSession.DEFAULT, options: KeybridgeErrorOptions = {}) {
-    super('invalid_session', message, { status: 400, expose: true, text: message === InvalidSession.DEFAULT ? { key: 'errors.invalid_session' } : undefined, ...options });
+  /** Without a message: the default one, and its catalog text for pages. */
+  constructor(message?: string, options: KeybridgeErrorOptions = {}) {
+    super('invalid_session', message ?? InvalidSession.DEFAULT, { status: 400, expose: true, text: message === undefined ? { key: 'errors.invalid_session' } : undefined, ...options });
   }
 }

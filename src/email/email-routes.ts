@@ -52,8 +52,7 @@ export function emailRoutes(deps: LoginDependencies, services: EmailServices): R
     const verdict = await deps.limits.hitIp('login', ctx.ip);
     if (verdict.allowed) return false;
     if (verdict.firstRefusal) await store.audit.record({ type: 'login.throttled', outcome: 'failure', ip: ctx.ip, details: { scope: 'ip', budget: 'login', path: what } });
-    const t = renderer.catalogs.translator(pageLocale(ctx, renderer));
-    sendTooMany(ctx, renderer, verdict, t('register.throttled', { wait: waitText(verdict.retryAfterSeconds) }));
+    sendTooMany(ctx, renderer, verdict, text('register.throttled', { wait: waitText(verdict.retryAfterSeconds) }));
     return true;
   }
 

@@ -8,7 +8,8 @@ import type { PageRenderer } from '../http/page-renderer.ts';
 import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
 import type { IpBudget, RateLimits, Verdict } from './rate-limits.ts';
-import { text } from '../i18n/page-text.ts';
+import { text, type PageText } from '../i18n/page-text.ts';
+import { english } from '../i18n/english.ts';
 import { loggablePath } from '../http/loggable-path.ts';
 
 const TOKEN_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/device/auth']);
@@ -24,17 +25,18 @@ function budgetOf(ctx: Context): IpBudget | null {
 export const TOO_MANY = 'Too many requests. Wait a moment and try again.';
 
 /** Answers 429 with Retry-After in the form the caller reads. */
-export function sendTooMany(ctx: Context, renderer: PageRenderer, verdict: Verdict, message = TOO_MANY): void {
+/** A 429: the error page in the person's language (`message`, or the generic one), or English JSON for API callers. */
+export function sendTooMany(ctx: Context, renderer: PageRenderer, verdict: Verdict, message?: PageText): void {
   ctx.set('Retry-After', String(verdict.retryAfterSeconds));
   // API endpoints answer JSON; pages a browser is sent to (device code entry, callbacks, SAML) answer a page.
   const api = TOKEN_PATHS.has(ctx.path) || ctx.accepts('html', 'json') === 'json';
   if (!api) {
-    sendPage(ctx, renderer, 'error', errorPageContext(429, message === TOO_MANY ? text('errors.too_many_requests') : message, 'too_many_requests'), 429);
+    sendPage(ctx, renderer, 'error', errorPageContext(429, message ?? text('errors.too_many_requests'), 'too_many_requests'), 429);
     return;
   }
   ctx.status = 429;
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: 'too_many_requests', error_description: message };
+  ctx.body = { error: 'too_many_requests', error_description: message ? english(message) : TOO_MANY };
 }
 
 export function limitRequests(deps: { limits: RateLimits; store: Store; renderer: PageRenderer; logger: Logger }) {
