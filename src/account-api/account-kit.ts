@@ -66,9 +66,14 @@ export function createAccountKit(deps: AccountRouteDependencies) {
   const readOnlyProblem = (owner: NonNullable<ReturnType<typeof ownerOf>>, what: string) =>
     Object.assign(new AdminProblem(409, 'read_only', `${what} is managed by ${owner.name} and cannot be changed here.`), { extra: { source: owner } });
 
-  async function profile(user: User) {
+  /** The profile as the console shows it; `loaded`: the person's identities and factors when the caller read them already. */
+  async function profile(user: User, loaded?: { identities: unknown[]; factors: { confirmed: boolean }[] }) {
     const owner = ownerOf(user);
-    const [hash, identities, factors] = await Promise.all([store.credentials.getPasswordHash(user.id), store.identities.listForUser(user.id), store.mfa.list(user.id)]);
+    const [hash, identities, factors] = await Promise.all([
+      store.credentials.getPasswordHash(user.id),
+      loaded?.identities ?? store.identities.listForUser(user.id),
+      loaded?.factors ?? store.mfa.list(user.id),
+    ]);
     return {
       ...profileFields(user),
       createdAt: user.createdAt.toISOString(),

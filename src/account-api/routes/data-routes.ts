@@ -31,11 +31,10 @@ export function dataRoutes(kit: AccountKit): AccountRoute[] {
       path: '/export',
       async handler({ principal, audit }) {
         const id = principal.user.id;
-        const [me, groups, identities, factors, recoveryCodesLeft, requiredActions, sessions, apps, events] = await Promise.all([
-          profile(principal.user),
+        const [identities, factors] = await Promise.all([store.identities.listForUser(id), store.mfa.list(id)]);
+        const [me, groups, recoveryCodesLeft, requiredActions, sessions, apps, events] = await Promise.all([
+          profile(principal.user, { identities, factors }),
           store.users.memberships(id),
-          store.identities.listForUser(id),
-          store.mfa.list(id),
           store.mfa.recoveryCodesLeft(id),
           store.mfa.requiredActions(id),
           store.userSessions.sessionsOf(id),

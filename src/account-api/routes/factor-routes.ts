@@ -9,7 +9,6 @@ import { defineAccountRoute, type AccountRoute } from '../account-route.ts';
 import type { AccountKit } from '../account-kit.ts';
 import { english } from '../../i18n/english.ts';
 
-
 const codeBody = z.strictObject({ code: z.string().min(1, 'is required').max(32, 'must be at most 32 characters') });
 const passkeyBody = z.strictObject({ name: text(64).refine((s) => s.length > 0, 'is required'), credential: z.record(z.string(), z.unknown()) });
 
