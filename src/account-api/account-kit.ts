@@ -64,7 +64,7 @@ export function createAccountKit(deps: AccountRouteDependencies) {
   }
 
   const readOnlyProblem = (owner: NonNullable<ReturnType<typeof ownerOf>>, what: string) =>
-    Object.assign(new AdminProblem(409, 'read_only', `${what} is managed by ${owner.name} and cannot be changed here.`), { extra: { source: owner } });
+    new AdminProblem(409, 'read_only', `${what} is managed by ${owner.name} and cannot be changed here.`, { extra: { source: owner } });
 
   /** The profile as the console shows it; `loaded`: the person's identities and factors when the caller read them already. */
   async function profile(user: User, loaded?: { identities: unknown[]; factors: { confirmed: boolean }[] }) {

@@ -16,11 +16,14 @@ export interface FieldError {
 export class AdminProblem extends KeybridgeError {
   readonly errors: FieldError[] | undefined;
   readonly headers: Record<string, string>;
+  /** More members of the problem body (the account API's `source`, `passwordProblem`). */
+  readonly extra: Record<string, unknown> | undefined;
 
-  constructor(status: number, code: string, message: string, options: { errors?: FieldError[]; headers?: Record<string, string> } = {}) {
+  constructor(status: number, code: string, message: string, options: { errors?: FieldError[]; headers?: Record<string, string>; extra?: Record<string, unknown> } = {}) {
     super(code, message, { status, expose: true });
     this.errors = options.errors;
     this.headers = options.headers ?? {};
+    this.extra = options.extra;
   }
 }
 

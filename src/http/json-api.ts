@@ -160,7 +160,7 @@ export async function runJsonApi(ctx: Context, options: { limits: RateLimits; lo
     ctx.set('Cache-Control', 'no-store');
     ctx.type = 'application/problem+json';
     // Extra members a problem may carry (the password policy's code and values, for the account console to translate).
-    const extra = err instanceof AdminProblem ? (err as AdminProblem & { extra?: Record<string, unknown> }).extra : undefined;
+    const extra = err instanceof AdminProblem ? err.extra : undefined;
     ctx.body = JSON.stringify(extra ? { ...extra, ...problem.body } : problem.body);
   }
 }

@@ -46,7 +46,8 @@ export function signInRoutes(kit: AccountKit): AccountRoute[] {
         }
         const problem = await deps.passwordPolicy.problem(input.newPassword, { userId: user.id, username: user.username, email: user.email, name: user.name });
         if (problem) {
-          throw Object.assign(new AdminProblem(400, 'password_rejected', `The new password ${problem.message}.`, { errors: [{ path: 'body.newPassword', message: problem.message }] }), {
+          throw new AdminProblem(400, 'password_rejected', `The new password ${problem.message}.`, {
+            errors: [{ path: 'body.newPassword', message: problem.message, code: problem.code }],
             extra: { passwordProblem: { code: problem.code, values: problem.values ?? {} } },
           });
         }
