@@ -212,7 +212,7 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       }
     };
     const connectorService = new ConnectorService({ config, store, cipher: tokenCipher, logger, registry: () => connectors, plugins: options.plugins, afterChange: async () => connectorWatch?.check() });
-    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements, changes: feed });
+    const adapter = createOidcAdapter(database.artifacts, { refreshReuseGrace: config.tokens.refreshReuseGrace, statements, changes: feed, singleProcess: database.kind === 'pglite' });
     const upstreamAttempts = new adapter('UpstreamLogin');
     const mfa = await createMfaServices({ config, store, artifacts: upstreamAttempts, logger });
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.

@@ -3,6 +3,11 @@
 // load, items arriving while every slot is busy wait and leave together when a slot frees: one
 // statement, one round trip and one commit for all of them, so the batch size follows the load.
 //
+// With `linger`, an item waits for the end of the current turn of the event loop (setImmediate)
+// before it goes: for a database that runs statements inside this process (PGlite), where the
+// event loop is blocked while one runs and nothing can queue behind it, what arrives in one turn
+// (the requests read from the sockets together) still goes as one statement.
+//
 // With `keyOf`, items of one key never run concurrently and keep their order: an item whose key
 // is in flight (or already in the batch being built) waits for the next batch.
 
@@ -12,6 +17,8 @@ export interface BatchQueueOptions<T> {
   /** Sends a batch and settles every item of it; must not reject. */
   send(batch: T[]): Promise<void>;
   keyOf?: (item: T) => string;
+  /** Gather the items of one event-loop turn before sending (see above). */
+  linger?: boolean;
 }
 
 export class BatchQueue<T> {
@@ -19,6 +26,7 @@ export class BatchQueue<T> {
   #queue: T[] = [];
   #inFlight = 0;
   readonly #busyKeys = new Map<string, number>();
+  #lingering = false;
 
   constructor(options: BatchQueueOptions<T>) {
     this.#options = options;
@@ -26,7 +34,13 @@ export class BatchQueue<T> {
 
   push(item: T): void {
     this.#queue.push(item);
-    this.#pump();
+    if (!this.#options.linger) return this.#pump();
+    if (this.#lingering) return;
+    this.#lingering = true;
+    setImmediate(() => {
+      this.#lingering = false;
+      this.#pump();
+    });
   }
 
   #take(): T[] {

@@ -1,3 +1,4 @@
+import { artifactsChanged } from './artifact-cache.ts';
 import type { Knex } from 'knex';
 import type { StoredClient } from './types.ts';
 import { uniquely } from './unique-violation.ts';
@@ -124,6 +125,10 @@ export class ClientRepository {
 
   /** Deletes every token, code and grant issued to the client; returns how many. */
   async revokeArtifacts(clientId: string): Promise<number> {
-    return this.#knex('oidc_payloads').whereIn('kind', CLIENT_ARTIFACT_KINDS).andWhereRaw("payload->>'clientId' = ?", [clientId]).delete();
+    // Before and after: a lookup between the two must not keep what is being deleted.
+    artifactsChanged(this.#knex);
+    const deleted = await this.#knex('oidc_payloads').whereIn('kind', CLIENT_ARTIFACT_KINDS).andWhereRaw("payload->>'clientId' = ?", [clientId]).delete();
+    artifactsChanged(this.#knex);
+    return deleted;
   }
 }

@@ -11,6 +11,7 @@ import { DatabaseUnavailable } from './database-unavailable.ts';
 import { BatchQueue } from './batch-queue.ts';
 import { createClientLookup } from './client-lookup.ts';
 import type { ChangeFeed } from './change-feed.ts';
+import { ArtifactCache } from './artifact-cache.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -21,6 +22,13 @@ export interface OidcAdapterOptions {
   statements?: SqlStatements;
   /** Caches stored clients, forgetting each as the feed announces its change (src/storage/client-lookup.ts). */
   changes?: Pick<ChangeFeed, 'subscribe'>;
+  /**
+   * The database belongs to this process alone and runs its statements inside it (PGlite): records
+   * are also kept in memory (src/storage/artifact-cache.ts), and batches gather what arrives
+   * within one turn of the event loop, since a statement running in-process leaves no time for
+   * others to queue behind it.
+   */
+  singleProcess?: boolean;
 }
 
 const COLUMNS = 'payload, expires_at, consumed_at';
@@ -59,6 +67,7 @@ export const HOT_PATH_SQL = {
   // exist, the prepared plan otherwise read every record of the kind instead of the uid index.
   findByUserCode: { name: 'kb_oidc_find_user_code', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE user_code = $2 AND kind || '' = $1 LIMIT 1` },
   findByUid: { name: 'kb_oidc_find_uid', text: `SELECT ${COLUMNS} FROM ${TABLE} WHERE uid = $2 AND kind || '' = $1 LIMIT 1` },
+  findByUidWithId: { name: 'kb_oidc_find_uid_id', text: `SELECT id, ${COLUMNS} FROM ${TABLE} WHERE uid = $2 AND kind || '' = $1 LIMIT 1` },
   // Saves that consume rotated refresh tokens in the same statement: a refresh's successor and
   // access token, with the predecessor consumed (several refreshes share one under load). The
   // consumed ids are also given as = ANY, so the update finds them by key: joined with the
@@ -148,7 +157,7 @@ const MAX_BATCH = 200;
  * lookups of different ids that wait for a free slot go together (BatchQueue): one statement
  * answers many requests.
  */
-function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row, uses: number) => void, sessionRead: (uid: string, row: Row | null, uses: number) => void) {
+function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row, uses: number) => void, sessionRead: (uid: string, row: Row | null, uses: number) => void, linger: boolean) {
   type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
   type Found = Row & {
     kind: string;
@@ -199,7 +208,7 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
       for (const { byKind } of batch) for (const waiters of byKind.values()) for (const w of waiters) w.reject(err);
     }
   }
-  const queue = new BatchQueue<Lookup>({ maxInFlight: FIND_SLOTS, maxBatch: MAX_BATCH, send });
+  const queue = new BatchQueue<Lookup>({ maxInFlight: FIND_SLOTS, maxBatch: MAX_BATCH, send, linger });
 
   return (kind: string, id: string): Promise<Row | undefined> =>
     new Promise((resolve, reject) => {
@@ -228,7 +237,7 @@ type Consumption = { id: string; at: Date };
  * their order. Should a multi-row statement fail for anything but an unavailable database, each
  * row is written alone, so that one bad row fails only its own request.
  */
-function createSaveBatcher(sql: SqlStatements) {
+function createSaveBatcher(sql: SqlStatements, linger: boolean) {
   /** One caller's rows, saved together; a rotation also consumes its predecessor in the same statement. */
   type Item = { rows: SaveValues[]; consume?: Consumption; resolve(): void; reject(err: unknown): void };
 
@@ -266,7 +275,7 @@ function createSaveBatcher(sql: SqlStatements) {
       for (const item of batch) await writeAlone(item);
     }
   }
-  const queue = new BatchQueue<Item>({ maxInFlight: SAVE_SLOTS, maxBatch: MAX_BATCH, send, keyOf: (item) => `${item.rows[0][0]}\u0000${item.rows[0][1]}` });
+  const queue = new BatchQueue<Item>({ maxInFlight: SAVE_SLOTS, maxBatch: MAX_BATCH, send, linger, keyOf: (item) => `${item.rows[0][0]}\u0000${item.rows[0][1]}` });
 
   return (rows: SaveValues[], consume?: Consumption): Promise<void> => new Promise((resolve, reject) => queue.push({ rows, consume, resolve, reject }));
 }
@@ -318,9 +327,40 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
   // Sessions read along with a session-bound token, by uid (null: the session is gone), each
   // taken by the Session.findByUid that checks the binding.
   const sessionsRead = readAlong<Row | null>();
-  const findRow = createFindBatcher(sql, grantsRead.put, sessionsRead.put);
+  const linger = options.singleProcess === true;
+  const findRow = createFindBatcher(sql, grantsRead.put, sessionsRead.put, linger);
   const graceMs = (options.refreshReuseGrace ?? 0) * 1000;
-  const save = createSaveBatcher(sql);
+  const batchedSave = createSaveBatcher(sql, linger);
+  const cache = options.singleProcess ? new ArtifactCache() : undefined;
+
+  /** Saves rows (and a rotation's consumption); the cache, if any, then holds what was written. */
+  async function save(rows: SaveValues[], consume?: Consumption): Promise<void> {
+    if (!cache) return batchedSave(rows, consume);
+    cache.writing();
+    try {
+      await batchedSave(rows, consume);
+    } catch (err) {
+      for (const [kind, id] of rows) cache.forget(kind, id);
+      throw err;
+    } finally {
+      cache.writing();
+    }
+    for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache.put(kind, id, json, grantId, uid, expiresAt);
+    if (consume) cache.consumed('RefreshToken', consume.id, consume.at);
+  }
+
+  /** A statement that changes records outside save(): the cache forgets them before and after. */
+  async function change<T>(forget: () => void, run: () => Promise<T>): Promise<T> {
+    if (!cache) return run();
+    forget();
+    cache.writing();
+    try {
+      return await run();
+    } finally {
+      cache.writing();
+      forget();
+    }
+  }
   const findClient = createClientLookup(sql, { changes: options.changes });
 
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
@@ -388,9 +428,11 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
-      const read = this.kind === 'Grant' ? grantsRead.take(id) : undefined;
-      if (read) return live(read);
+      const read = (this.kind === 'Grant' ? grantsRead.take(id) : undefined) ?? cache?.get(this.kind, id);
+      if (read) return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, read) : read);
+      const stamp = cache?.readStarted();
       const row = await findRow(this.kind, id);
+      if (row && cache) cache.remember(this.kind, id, row, stamp!);
       return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, row) : row);
     }
 
@@ -405,7 +447,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         const read = sessionsRead.take(uid);
         if (read !== undefined) return read ? live(read) : undefined;
       }
-      return live((await sql.run<Row>(HOT_PATH_SQL.findByUid, [this.kind, uid])).rows[0]);
+      const cached = cache?.getByUid(this.kind, uid);
+      if (cached) return live(cached);
+      const stamp = cache?.readStarted();
+      const row = (await sql.run<Row & { id: string }>(cache ? HOT_PATH_SQL.findByUidWithId : HOT_PATH_SQL.findByUid, [this.kind, uid])).rows[0];
+      if (row && cache) cache.remember(this.kind, row.id, { ...row, uid }, stamp!);
+      return live(row);
     }
 
     async consume(id: string): Promise<void> {
@@ -420,25 +467,31 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         }
       }
       // The first consumption time stays: a repeat inside the refresh grace must not extend it.
-      await sql.run(HOT_PATH_SQL.consume, [this.kind, id, new Date()]);
+      const at = new Date();
+      await change(() => {}, () => sql.run(HOT_PATH_SQL.consume, [this.kind, id, at]));
+      cache?.consumed(this.kind, id, at);
     }
 
     /** Consumes a live, unconsumed record atomically; false when another caller got there first. */
     async claim(id: string): Promise<boolean> {
       if (unstorable(id)) return false;
-      return (await sql.run(HOT_PATH_SQL.claim, [this.kind, id, new Date()])).rowCount === 1;
+      const at = new Date();
+      const claimed = (await change(() => {}, () => sql.run(HOT_PATH_SQL.claim, [this.kind, id, at]))).rowCount === 1;
+      if (claimed) cache?.consumed(this.kind, id, at);
+      else cache?.forget(this.kind, id);
+      return claimed;
     }
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
       if (this.kind === 'Grant') grantsRead.forget(id);
       if (this.kind === 'Session') sessionsRead.clear();
-      await sql.run(HOT_PATH_SQL.destroy, [this.kind, id]);
+      await change(() => cache?.forget(this.kind, id), () => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       grantsRead.forget(grantId);
-      await sql.run(HOT_PATH_SQL.revokeByGrantId, [this.kind, grantId]);
+      await change(() => cache?.forgetGrant(this.kind, grantId), () => sql.run(HOT_PATH_SQL.revokeByGrantId, [this.kind, grantId]));
     }
   };
 }

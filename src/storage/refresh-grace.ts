@@ -17,6 +17,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Knex } from 'knex';
 import type { Context, Next } from 'koa';
+import { artifactsChanged } from './artifact-cache.ts';
 
 const TABLE = 'oidc_payloads';
 /** Where a rotated refresh token's payload names the token it replaced. */
@@ -77,6 +78,8 @@ export function refreshGrace(knex: Knex, tokenPath = '/token') {
       .first<{ id: string } | undefined>('id');
     if (!earlier) return;
     body.refresh_token = earlier.id;
+    artifactsChanged();
     await knex(TABLE).where({ kind: 'RefreshToken', id: minted }).delete();
+    artifactsChanged();
   };
 }

@@ -3,6 +3,7 @@
 // Session rows are found by the payload's accountId through a partial index (migration 0007);
 // tokens by their grant_id column.
 import type { Knex } from 'knex';
+import { artifactsChanged } from './artifact-cache.ts';
 
 const TABLE = 'oidc_payloads';
 /** Every kind oidc-provider stores with a grant_id, besides the Grant itself. */
@@ -131,8 +132,11 @@ export class UserSessionRepository {
   /** Deletes the grants and every code and token issued under them; returns how many rows went. */
   async revokeGrants(grantIds: readonly string[]): Promise<number> {
     if (!grantIds.length) return 0;
+    artifactsChanged(this.#knex);
     const tokens = await this.#knex(TABLE).whereIn('kind', GRANT_BOUND).whereIn('grant_id', [...grantIds]).delete();
     const grants = await this.#knex(TABLE).where('kind', 'Grant').whereIn('id', [...grantIds]).delete();
+    // Again after the deletes: a lookup in between must not keep what was being deleted.
+    artifactsChanged(this.#knex);
     return tokens + grants;
   }
 }
