@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.ts';
 import knexFactory, { type Knex } from 'knex';
 import { DatabaseUnavailable, isDatabaseUnavailable } from './database-unavailable.ts';
 import { seedFromPgliteTemplate } from './pglite-template.ts';
+import { lockDataDir } from './pglite-lock.ts';
 import { openPgStatements, type Pool, type SqlStatements } from './pg-statements.ts';
 
 type ResponseProcessor = new (config: Knex.Config) => { processResponse(obj: { method?: string }, runner: unknown): unknown };
@@ -164,6 +165,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let artifacts: Knex;
   let kind: Database['kind'];
   let pg: Database['pg'];
+  let unlock = () => {};
   if (options.url) {
     kind = 'postgres';
     const pool = { min: options.pool?.min ?? 0, max: options.pool?.max ?? 10 };
@@ -211,18 +213,28 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     const dir = options.dataDir ?? './data/pglite';
     if (dir !== ':memory:') {
       mkdirSync(dir, { recursive: true });
+      unlock = lockDataDir(dir);
       seedFromPgliteTemplate(dir);
     }
-    knex = knexFactory({
-      client: await pgliteClient(),
-      dialect: 'postgres',
-      connection: { pglite: await openPglite(dir) },
-    } as Knex.Config);
+    try {
+      knex = knexFactory({
+        client: await pgliteClient(),
+        dialect: 'postgres',
+        connection: { pglite: await openPglite(dir) },
+      } as Knex.Config);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
     // PGlite has one connection and one process: the same knex serves everything.
     artifacts = knex;
   }
   const close = async () => {
-    await Promise.all([knex.destroy(), artifacts !== knex ? artifacts.destroy() : undefined, pg?.pool.end()]);
+    try {
+      await Promise.all([knex.destroy(), artifacts !== knex ? artifacts.destroy() : undefined, pg?.pool.end()]);
+    } finally {
+      unlock();
+    }
   };
   try {
     await knex.raw('SELECT 1');

@@ -12,7 +12,8 @@ import { createAccountLookup } from '../../src/storage/account-cache.ts';
 import { GroupCycle } from '../../src/storage/group-repository.ts';
 
 /** `statements`: the store's hot-path SQL (prepared statements on PostgreSQL); default knex.raw. */
-export type Opened = { knex: Knex; serialize: boolean; statements?: SqlStatements; cleanup(): Promise<void> } | { skip: string };
+/** `singleProcess`: the adapter also keeps records in memory, as the broker does on PGlite (artifact-cache.ts). */
+export type Opened = { knex: Knex; serialize: boolean; statements?: SqlStatements; singleProcess?: boolean; cleanup(): Promise<void> } | { skip: string };
 
 export function storageConformance(backend: string, open: () => Promise<Opened>): void {
   describe(`storage conformance: ${backend}`, () => {
@@ -635,7 +636,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('oidc adapter: upsert, find, consume, expiry, lookups, revoke by grant', async (t) => {
       if (!ready(t)) return;
-      const Adapter = createOidcAdapter(store.knex, { statements: (opened as { statements?: SqlStatements }).statements });
+      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
+      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
       const tokens = new Adapter('AccessToken');
       const codes = new Adapter('AuthorizationCode');
       const sessions = new Adapter('Session');
@@ -783,7 +785,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('user sessions: grants and sessions by account, revoking a grant takes its tokens, others stay', async (t) => {
       if (!ready(t)) return;
-      const Adapter = createOidcAdapter(store.knex, { statements: (opened as { statements?: SqlStatements }).statements });
+      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
+      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
       const u = await store.users.create({ username: 'gsess' });
       const other = await store.users.create({ username: 'gsess-other' });
       const now = Math.floor(Date.now() / 1000);
@@ -813,6 +816,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(s.lastUsedAt?.getTime(), (now - 3) * 1000, 'the newest token under its grants');
       assert.deepEqual((await store.userSessions.sessionUidsOf(u.id)).sort(), ['gs-uid-1', 'gs-uid-orphan']);
 
+      // Read once before the revocation: where records are also kept in memory, it must forget them.
+      assert.ok(await access.find('gs-at1'));
       assert.equal(await store.userSessions.revokeGrants(['gs-g1']), 3);
       assert.equal(await access.find('gs-at1'), undefined);
       assert.equal(await refresh.find('gs-rt1'), undefined);

@@ -1,0 +1,60 @@
+// One process at a time on an embedded PGlite data folder. PGlite is PostgreSQL running inside
+// the process that opens it, with no server between processes: a second process opening the
+// same folder (a CLI command beside a running broker, a second broker) would write the same
+// files with its own idea of them and corrupt the database. The broker also keeps the folder's
+// token records in memory (artifact-cache.ts), which is only right while it is the only writer.
+//
+// The lock is a file beside the folder holding the owner's process id. A lock whose process is
+// gone (killed, crashed) is taken over.
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { KeybridgeError } from '../errors.ts';
+
+export class DatabaseInUse extends KeybridgeError {
+  constructor(dir: string, pid: number) {
+    super('database_in_use', `the embedded database ${dir} is in use by process ${pid} (a running Keybridge?): stop it first, or use PostgreSQL (database.url) to run several processes on one database`, { status: 503, expose: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the folder's lock for this process; returns its release. Throws DatabaseInUse if a live process holds it. */
+export function lockDataDir(dir: string): () => void {
+  const file = `${dir}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        try {
+          if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file, { force: true });
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(file, 'utf8').trim());
+    } catch {
+      // Removed meanwhile: try again.
+    }
+    if (alive(owner)) throw new DatabaseInUse(dir, owner);
+    if (attempt >= 2) throw new Error(`cannot take the lock ${file} of the embedded database`);
+    rmSync(file, { force: true });
+  }
+}
