@@ -47,7 +47,7 @@ const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0' && !ONLY;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
 // The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
-const SERVE_FLAGS = process.env.BENCH_SERVE_FLAGS !== undefined ? process.env.BENCH_SERVE_FLAGS.split(' ').filter(Boolean) : ['--max-old-space-size=160', '--max-semi-space-size=8'];
+const SERVE_FLAGS = process.env.BENCH_SERVE_FLAGS !== undefined ? process.env.BENCH_SERVE_FLAGS.split(' ').filter(Boolean) : ['--max-old-space-size=160', '--max-semi-space-size=32'];
 // ... and the same glibc settings as `npm start` and the Docker image (package.json).
 const SERVE_ENV = { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072', NODE_COMPILE_CACHE: path.join(ROOT, 'node_modules/.cache/keybridge/compile') };
 const CLIENT = { id: 'bench', secret: 'bench-secret-0123456789abcdef' };
