@@ -13,7 +13,10 @@
 // those throughput targets, e.g. `client_credentials,userinfo`, and none of the admin, console,
 // LDAP and import parts: a quick A/B while working on one path), BENCH_CPU_PROF=dir (the measured
 // Keybridge servers, and the bare one under bare/, write a V8 CPU profile there when they stop),
-// BENCH_SERVE_FLAGS (Node flags of the Keybridge servers instead of npm start's heap bounds).
+// BENCH_SERVE_FLAGS (Node flags of the Keybridge servers instead of npm start's heap bounds),
+// BENCH_B_FLAGS (the second PostgreSQL instance, which otherwise runs with the limiter off to
+// state its cost, runs with the limiter on and these Node flags instead: an A/B of flags on
+// client_credentials, alternated in the same rounds).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +52,8 @@ const NODE = process.execPath;
 // The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
 const SERVE_FLAGS = process.env.BENCH_SERVE_FLAGS !== undefined ? process.env.BENCH_SERVE_FLAGS.split(' ').filter(Boolean) : ['--max-old-space-size=160', '--max-semi-space-size=32'];
 // ... and the same glibc settings as `npm start` and the Docker image (package.json).
+// A/B of Node flags: the second PostgreSQL instance (otherwise limits off) runs with these, limits on.
+const B_FLAGS = process.env.BENCH_B_FLAGS !== undefined ? process.env.BENCH_B_FLAGS.split(' ').filter(Boolean) : undefined;
 const SERVE_ENV = { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072', NODE_COMPILE_CACHE: path.join(ROOT, 'node_modules/.cache/keybridge/compile') };
 const CLIENT = { id: 'bench', secret: 'bench-secret-0123456789abcdef' };
 const BASIC = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
@@ -472,9 +477,11 @@ async function main(): Promise<void> {
     const pgStart = await startKeybridge('postgres', base);
     const pinning = await pinPostgres(db.url);
     unpinPostgres = pinning.restore;
-    // A second instance on the same database with the limiter off, to state what the limiter costs.
+    // A second instance on the same database with the limiter off, to state what the limiter costs
+    // (with BENCH_B_FLAGS: limiter on, other Node flags, to compare the flags in the same rounds).
     const offPort = await freePort();
-    const off = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', writeConfig(work, 'limits-off', { ...base, http: { listen: `127.0.0.1:${offPort}` }, limits: { enabled: false } })], /Keybridge is running/);
+    const offConfig = B_FLAGS ? { ...base, http: { listen: `127.0.0.1:${offPort}` } } : { ...base, http: { listen: `127.0.0.1:${offPort}` }, limits: { enabled: false } };
+    const off = await startProcess([...(B_FLAGS ?? SERVE_FLAGS), 'src/cli/main.ts', 'serve', '-c', writeConfig(work, 'limits-off', offConfig)], /Keybridge is running/);
     let liteStart: { first: number; child: ChildProcess; ms: number } | undefined;
     const litePort = await freePort();
     if (WITH_PGLITE) {
@@ -487,7 +494,7 @@ async function main(): Promise<void> {
 
     const server = (key: Server['key'], label: string, origin: string, child: ChildProcess): Server => ({ key, label, origin, child, userinfo: `${origin}/me` });
     const kb = server('pg', 'keybridge (postgres)', issuer, pgStart.child);
-    const kbOff = server('pgOff', 'keybridge (postgres, limits off)', `http://127.0.0.1:${offPort}`, off.child);
+    const kbOff = server('pgOff', B_FLAGS ? `keybridge (postgres, flags ${B_FLAGS.join(' ')})` : 'keybridge (postgres, limits off)', `http://127.0.0.1:${offPort}`, off.child);
     const bareServer = server('bare', 'bare oidc-provider (memory)', `http://127.0.0.1:${barePort}`, bare.child);
     const lite = liteStart ? server('lite', 'keybridge (pglite)', `http://127.0.0.1:${litePort}`, liteStart.child) : undefined;
     const servers = [kb, bareServer, ...(lite ? [lite] : [])];
@@ -544,7 +551,8 @@ async function main(): Promise<void> {
     const on = stats('client_credentials', 'pg');
     const offStats = stats('client_credentials', 'pgOff');
     const limiterCost = on && offStats ? 1 - on.median / offStats.median : 0;
-    if (on && offStats) out.push('', `limiter cost on client_credentials: ${(limiterCost * 100).toFixed(1)}% (limits on: median ${fmt(on.median)}/s, ${fmt(on.min)}-${fmt(on.max)}; limits off, alternated in the same rounds: median ${fmt(offStats.median)}/s, ${fmt(offStats.min)}-${fmt(offStats.max)}; target <= ${TARGETS.limiterCost * 100}%): ${verdict(limiterCost <= TARGETS.limiterCost)}`);
+    if (on && offStats && B_FLAGS) out.push('', `client_credentials with ${B_FLAGS.join(' ')} instead of ${SERVE_FLAGS.join(' ')}: ${(((offStats.median / on.median) - 1) * 100).toFixed(1)}% (median ${fmt(offStats.median)}/s, ${fmt(offStats.min)}-${fmt(offStats.max)}, against ${fmt(on.median)}/s, ${fmt(on.min)}-${fmt(on.max)}, alternated in the same rounds)`);
+    else if (on && offStats) out.push('', `limiter cost on client_credentials: ${(limiterCost * 100).toFixed(1)}% (limits on: median ${fmt(on.median)}/s, ${fmt(on.min)}-${fmt(on.max)}; limits off, alternated in the same rounds: median ${fmt(offStats.median)}/s, ${fmt(offStats.min)}-${fmt(offStats.max)}; target <= ${TARGETS.limiterCost * 100}%): ${verdict(limiterCost <= TARGETS.limiterCost)}`);
     const m = TARGETS.memory;
     out.push(`memory, PostgreSQL: idle ${idle.pg!.toFixed(0)} MB (target < ${m.postgresIdleMb}), peak under load ${peak.pg!.toFixed(0)} MB (target < ${m.postgresPeakMb}): ${verdict(idle.pg! < m.postgresIdleMb && peak.pg! < m.postgresPeakMb)}`);
     out.push(`start to ready, PostgreSQL: ${pgStart.ms.toFixed(0)} ms (target < ${TARGETS.startMs.postgres}): ${verdict(pgStart.ms < TARGETS.startMs.postgres)}`);
