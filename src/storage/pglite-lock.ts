@@ -11,7 +11,11 @@ import { KeybridgeError } from '../errors.ts';
 
 export class DatabaseInUse extends KeybridgeError {
   constructor(dir: string, pid: number) {
-    super('database_in_use', `the embedded database ${dir} is in use by process ${pid} (a running Keybridge?): stop it first, or use PostgreSQL (database.url) to run several processes on one database`, { status: 503, expose: true });
+    super(
+      'database_in_use',
+      `the embedded database ${dir} is in use by process ${pid} (a running Keybridge?): stop it first, or use PostgreSQL (database.url) to run several processes on one database. If process ${pid} is not Keybridge (its number was reused after a crash), delete ${dir}.lock`,
+      { status: 503, expose: true },
+    );
   }
 }
 
