@@ -40,6 +40,24 @@ export function artifactsChanged(knex?: Knex): void {
 
 const keyOf = (kind: string, id: string) => `${kind}\u0000${id}`;
 
+/** oidc-provider's own models (lib/models), whose saved payload carries their consumption. */
+const PROVIDER_KINDS = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'BackchannelAuthenticationRequest',
+  'ClientCredentials',
+  'DeviceCode',
+  'Grant',
+  'InitialAccessToken',
+  'Interaction',
+  'PreAuthorizedCode',
+  'PushedAuthorizationRequest',
+  'RefreshToken',
+  'RegistrationAccessToken',
+  'ReplayDetection',
+  'Session',
+]);
+
 export class ArtifactCache {
   readonly #entries = new Map<string, Entry>();
   /** `kind\0uid` to the record's id (sessions are looked up by uid). */
@@ -72,10 +90,6 @@ export class ArtifactCache {
     this.#writes++;
   }
 
-  get size(): number {
-    return this.#entries.size;
-  }
-
   #row(entry: Entry): CachedRow {
     return {
       payload: JSON.parse(entry.json) as AdapterPayload,
@@ -101,8 +115,21 @@ export class ArtifactCache {
     return id === undefined ? undefined : this.get(kind, id);
   }
 
-  /** A record as just written to the database. */
-  put(kind: string, id: string, json: string, grantId: string | null, uid: string | null, expiresAt: Date | null, consumedAt: Date | null = null): void {
+  /**
+   * A record as just saved. The table keeps a record's consumption through later saves (the
+   * upsert leaves consumed_at alone), so a cached consumption stays too. A record not cached
+   * whose consumption this process cannot know is only forgotten: one of Keybridge's own kinds,
+   * whose single use is a claim() outside the payload (oidc-provider's models carry `consumed`
+   * in the payload they save).
+   */
+  saved(kind: string, id: string, json: string, grantId: string | null, uid: string | null, expiresAt: Date | null): void {
+    this.#current();
+    const earlier = this.#entries.get(keyOf(kind, id));
+    if (!earlier && !PROVIDER_KINDS.has(kind)) return;
+    this.put(kind, id, json, grantId, uid, expiresAt, earlier && earlier.consumedAt !== null ? new Date(earlier.consumedAt) : null);
+  }
+
+  put(kind: string, id: string, json: string, grantId: string | null, uid: string | null, expiresAt: Date | null, consumedAt: Date | null): void {
     this.#current();
     const key = keyOf(kind, id);
     const earlier = this.#entries.get(key);

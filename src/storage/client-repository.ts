@@ -1,5 +1,5 @@
-import { artifactsChanged } from './artifact-cache.ts';
 import type { Knex } from 'knex';
+import { artifactsChanged } from './artifact-cache.ts';
 import type { StoredClient } from './types.ts';
 import { uniquely } from './unique-violation.ts';
 import { inTransaction } from './in-transaction.ts';

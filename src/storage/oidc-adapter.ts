@@ -345,7 +345,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     } finally {
       cache.writing();
     }
-    for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache.put(kind, id, json, grantId, uid, expiresAt);
+    for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache.saved(kind, id, json, grantId, uid, expiresAt);
     if (consume) cache.consumed('RefreshToken', consume.id, consume.at);
   }
 

@@ -87,6 +87,23 @@ test('PGlite: records kept in memory answer without a statement, and every chang
     await new Promise((r) => setTimeout(r, 1100));
     assert.equal(await tokens.find('m-short'), undefined);
 
+    // A save keeps a record's consumption, as the table does (upsert leaves consumed_at alone):
+    // Keybridge's "take once" guard saves a record and claims it; a second taker saves it again.
+    const attempts = new Adapter('UpstreamLogin');
+    await attempts.upsert('m-taken', {}, 60);
+    assert.equal(await attempts.claim('m-taken'), true);
+    await attempts.upsert('m-taken', {}, 60);
+    assert.equal(typeof (await attempts.find('m-taken'))?.consumed, 'number', 'still consumed after a second save');
+    assert.equal(await attempts.claim('m-taken'), false);
+    // ... also when the record was claimed by another adapter (nothing of it in this cache).
+    const other = new (createOidcAdapter(db.knex, { statements: inner, singleProcess: true }))('UpstreamLogin');
+    await other.upsert('m-taken-2', { n: 1 }, 60);
+    assert.equal(await other.claim('m-taken-2'), true);
+    await attempts.upsert('m-taken-2', { n: 2 }, 60);
+    const second = await attempts.find('m-taken-2');
+    assert.equal(second?.n, 2);
+    assert.equal(typeof second?.consumed, 'number', 'a record whose consumption this cache cannot know is read from the table');
+
     // A lookup that overlaps a write does not keep what it read.
     await db.knex('oidc_payloads').insert({ kind: 'AccessToken', id: 'm-race', payload: JSON.stringify({ v: 1 }), expires_at: new Date(Date.now() + 60_000) });
     const reading = tokens.find('m-race');
