@@ -50,10 +50,11 @@ const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0' && !ONLY;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
 // The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
-const SERVE_FLAGS = process.env.BENCH_SERVE_FLAGS !== undefined ? process.env.BENCH_SERVE_FLAGS.split(' ').filter(Boolean) : ['--max-old-space-size=160', '--max-semi-space-size=32'];
+const flagsOf = (value: string | undefined) => value?.split(' ').filter(Boolean);
+const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? ['--max-old-space-size=160', '--max-semi-space-size=32'];
 // ... and the same glibc settings as `npm start` and the Docker image (package.json).
 // A/B of Node flags: the second PostgreSQL instance (otherwise limits off) runs with these, limits on.
-const B_FLAGS = process.env.BENCH_B_FLAGS !== undefined ? process.env.BENCH_B_FLAGS.split(' ').filter(Boolean) : undefined;
+const B_FLAGS = flagsOf(process.env.BENCH_B_FLAGS);
 const SERVE_ENV = { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072', NODE_COMPILE_CACHE: path.join(ROOT, 'node_modules/.cache/keybridge/compile') };
 const CLIENT = { id: 'bench', secret: 'bench-secret-0123456789abcdef' };
 const BASIC = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
@@ -480,7 +481,7 @@ async function main(): Promise<void> {
     // A second instance on the same database with the limiter off, to state what the limiter costs
     // (with BENCH_B_FLAGS: limiter on, other Node flags, to compare the flags in the same rounds).
     const offPort = await freePort();
-    const offConfig = B_FLAGS ? { ...base, http: { listen: `127.0.0.1:${offPort}` } } : { ...base, http: { listen: `127.0.0.1:${offPort}` }, limits: { enabled: false } };
+    const offConfig = { ...base, http: { listen: `127.0.0.1:${offPort}` }, ...(B_FLAGS ? {} : { limits: { enabled: false } }) };
     const off = await startProcess([...(B_FLAGS ?? SERVE_FLAGS), 'src/cli/main.ts', 'serve', '-c', writeConfig(work, 'limits-off', offConfig)], /Keybridge is running/);
     let liteStart: { first: number; child: ChildProcess; ms: number } | undefined;
     const litePort = await freePort();

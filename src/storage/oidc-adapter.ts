@@ -349,16 +349,19 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     if (consume) cache.consumed('RefreshToken', consume.id, consume.at);
   }
 
-  /** A statement that changes records outside save(): the cache forgets them before and after. */
-  async function change<T>(forget: () => void, run: () => Promise<T>): Promise<T> {
+  /**
+   * A statement that changes records outside save(): a lookup overlapping it keeps nothing, and
+   * `forget` (records it removes) runs before and after it.
+   */
+  async function change<T>(run: () => Promise<T>, forget?: () => void): Promise<T> {
     if (!cache) return run();
-    forget();
+    forget?.();
     cache.writing();
     try {
       return await run();
     } finally {
       cache.writing();
-      forget();
+      forget?.();
     }
   }
   const findClient = createClientLookup(sql, { changes: options.changes });
@@ -428,11 +431,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
-      const read = (this.kind === 'Grant' ? grantsRead.take(id) : undefined) ?? cache?.get(this.kind, id);
-      if (read) return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, read) : read);
-      const stamp = cache?.readStarted();
-      const row = await findRow(this.kind, id);
-      if (row && cache) cache.remember(this.kind, id, row, stamp!);
+      let row = (this.kind === 'Grant' ? grantsRead.take(id) : undefined) ?? cache?.get(this.kind, id);
+      if (!row) {
+        const stamp = cache?.readStarted();
+        row = await findRow(this.kind, id);
+        if (row && cache) cache.remember(this.kind, id, row, stamp!);
+      }
       return live(graceMs && this.kind === 'RefreshToken' ? await withinGrace(id, row) : row);
     }
 
@@ -468,7 +472,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       }
       // The first consumption time stays: a repeat inside the refresh grace must not extend it.
       const at = new Date();
-      await change(() => {}, () => sql.run(HOT_PATH_SQL.consume, [this.kind, id, at]));
+      await change(() => sql.run(HOT_PATH_SQL.consume, [this.kind, id, at]));
       cache?.consumed(this.kind, id, at);
     }
 
@@ -476,7 +480,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async claim(id: string): Promise<boolean> {
       if (unstorable(id)) return false;
       const at = new Date();
-      const claimed = (await change(() => {}, () => sql.run(HOT_PATH_SQL.claim, [this.kind, id, at]))).rowCount === 1;
+      const claimed = (await change(() => sql.run(HOT_PATH_SQL.claim, [this.kind, id, at]))).rowCount === 1;
       if (claimed) cache?.consumed(this.kind, id, at);
       else cache?.forget(this.kind, id);
       return claimed;
@@ -486,12 +490,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
       if (this.kind === 'Grant') grantsRead.forget(id);
       if (this.kind === 'Session') sessionsRead.clear();
-      await change(() => cache?.forget(this.kind, id), () => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]));
+      await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       grantsRead.forget(grantId);
-      await change(() => cache?.forgetGrant(this.kind, grantId), () => sql.run(HOT_PATH_SQL.revokeByGrantId, [this.kind, grantId]));
+      await change(() => sql.run(HOT_PATH_SQL.revokeByGrantId, [this.kind, grantId]), () => cache?.forgetGrant(this.kind, grantId));
     }
   };
 }
