@@ -23,5 +23,7 @@ USER node
 EXPOSE 5556
 ENV KEYBRIDGE_LISTEN=0.0.0.0:5556
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5556/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "--max-old-space-size=160", "--max-semi-space-size=32", "src/cli/main.ts"]
+# V8 heap settings (README "Memory"); override them with -e NODE_OPTIONS=...
+ENV NODE_OPTIONS="--max-old-space-size=2048 --max-semi-space-size=16"
+ENTRYPOINT ["node", "src/cli/main.ts"]
 CMD ["serve"]

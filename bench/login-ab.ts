@@ -3,9 +3,9 @@
 // core 1, in strictly alternating rounds; reports logins/s and the server's CPU ms per login.
 // Usage: git worktree add /tmp/before <rev> && ln -s "$PWD/node_modules" /tmp/before/
 //        taskset -c 1 node bench/login-ab.ts /tmp/before     (ROUNDS=8, SECONDS_PER_RUN=10)
-// No V8 heap cap (unlike npm start): with --max-old-space-size=160, argon2id's 19 MiB buffers
-// push both builds into GC-bound phases at random (3-4 x the CPU per login), which drowns a
-// difference of a few percent.
+// No V8 heap flags (unlike npm start and the image): with --max-old-space-size=160, argon2id's
+// 19 MiB buffers push both builds into GC-bound phases at random (3-4 x the CPU per login),
+// which drowns a difference of a few percent.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -13,7 +13,7 @@
 // those throughput targets, e.g. `client_credentials,userinfo`, and none of the admin, console,
 // LDAP and import parts: a quick A/B while working on one path), BENCH_CPU_PROF=dir (the measured
 // Keybridge servers, and the bare one under bare/, write a V8 CPU profile there when they stop),
-// BENCH_SERVE_FLAGS (Node flags of the Keybridge servers instead of npm start's heap bounds),
+// BENCH_SERVE_FLAGS (Node flags of all the Keybridge servers instead of their deployed heap settings),
 // BENCH_B_FLAGS (the second PostgreSQL instance, which otherwise runs with the limiter off to
 // state its cost, runs with the limiter on and these Node flags instead: an A/B of flags on
 // client_credentials, alternated in the same rounds).
@@ -49,9 +49,17 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(','))
 const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0' && !ONLY;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
-// The same V8 heap bounds as `npm start` and the Docker image (see README "Memory").
 const flagsOf = (value: string | undefined) => value?.split(' ').filter(Boolean);
-const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? ['--max-old-space-size=160', '--max-semi-space-size=32'];
+// The V8 heap settings as deployed (README "Memory"), read where they are set: the Docker image's
+// (the production settings) for the PostgreSQL instances, `npm start`'s (the lean quick start on
+// the embedded database) for the PGlite one.
+function deployedFlags(file: string, pattern: RegExp): string[] {
+  const found = pattern.exec(readFileSync(path.join(ROOT, file), 'utf8'))?.[1];
+  if (!found) throw new Error(`bench: no NODE_OPTIONS found in ${file}`);
+  return flagsOf(found.replace('$NODE_OPTIONS', ''))!;
+}
+const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('Dockerfile', /^ENV NODE_OPTIONS="([^"]*)"/m);
+const LITE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('package.json', /"start": "[^"]*NODE_OPTIONS=\\"([^"\\]*)\\"/);
 // ... and the same glibc settings as `npm start` and the Docker image (package.json).
 // A/B of Node flags: the second PostgreSQL instance (otherwise limits off) runs with these, limits on.
 const B_FLAGS = flagsOf(process.env.BENCH_B_FLAGS);
@@ -463,19 +471,19 @@ async function main(): Promise<void> {
     };
     // The first start migrates, seeds the login users and makes keys; the measured start runs
     // like a production instance, with no static users to re-check.
-    const startKeybridge = async (name: string, config: Record<string, unknown>) => {
+    const startKeybridge = async (name: string, config: Record<string, unknown>, flags: string[]) => {
       const seedFile = path.join(work, `${name}-seed.yaml`);
       const file = path.join(work, `${name}.yaml`);
       writeFileSync(seedFile, stringify({ ...config, users: seedUsers }));
       writeFileSync(file, stringify(config));
-      const first = await startProcess([...SERVE_FLAGS, 'src/cli/main.ts', 'serve', '-c', seedFile], /Keybridge is running/);
+      const first = await startProcess([...flags, 'src/cli/main.ts', 'serve', '-c', seedFile], /Keybridge is running/);
       await stopProcess(first.child);
       const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-      const measured = await startProcess([...SERVE_FLAGS, ...profile, 'src/cli/main.ts', 'serve', '-c', file], /Keybridge is running/);
+      const measured = await startProcess([...flags, ...profile, 'src/cli/main.ts', 'serve', '-c', file], /Keybridge is running/);
       return { first: first.ms, ...measured };
     };
 
-    const pgStart = await startKeybridge('postgres', base);
+    const pgStart = await startKeybridge('postgres', base, SERVE_FLAGS);
     const pinning = await pinPostgres(db.url);
     unpinPostgres = pinning.restore;
     // A second instance on the same database with the limiter off, to state what the limiter costs
@@ -486,7 +494,7 @@ async function main(): Promise<void> {
     let liteStart: { first: number; child: ChildProcess; ms: number } | undefined;
     const litePort = await freePort();
     if (WITH_PGLITE) {
-      liteStart = await startKeybridge('pglite', { ...common, issuer: `http://127.0.0.1:${litePort}`, connectors: [{ id: 'local', type: 'local' }], http: { listen: `127.0.0.1:${litePort}` }, database: { dataDir: path.join(work, 'pglite') } });
+      liteStart = await startKeybridge('pglite', { ...common, issuer: `http://127.0.0.1:${litePort}`, connectors: [{ id: 'local', type: 'local' }], http: { listen: `127.0.0.1:${litePort}` }, database: { dataDir: path.join(work, 'pglite') } }, LITE_FLAGS);
     }
     const barePort = await freePort();
     const bareProfile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/bare`] : [];
