@@ -47,21 +47,30 @@ export const HOT_PATH_SQL = {
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
   },
   // Lookups by (kind, id) pairs, several records in one round trip: see createFindBatcher.
+  // Every lookup of these two is a LATERAL subquery with a LIMIT, which PostgreSQL cannot fold
+  // into a plain join: each is a keyed index lookup per row asked for, whatever the statistics
+  // say. As plain joins, a prepared plan made with the statistics of a few hundred sessions read
+  // every session of the table for each token (a hash join over the kind), for the life of the
+  // connection; the bench saw the rows read per login grow with every login.
   find: {
     name: 'kb_oidc_find',
     text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, NULL AS grant_id
-      FROM unnest($1::text[], $2::text[]) AS q(kind, id) JOIN ${TABLE} p ON p.kind = q.kind AND p.id = q.id`,
+      FROM unnest($1::text[], $2::text[]) AS q(kind, id)
+      CROSS JOIN LATERAL (SELECT kind, id, payload, expires_at, consumed_at FROM ${TABLE} WHERE kind = q.kind AND id = q.id LIMIT 1) p`,
   },
   // Tokens whose grant oidc-provider reads right after them (userinfo, refresh, code exchange),
   // and, for a token that ends with its browser session, that session (read at once to check the
-  // binding): all in one round trip.
+  // binding): all in one round trip. The session is found by its uid index (kind || '' keeps the
+  // planner off the indexes that lead by kind).
   findWithGrant: {
     name: 'kb_oidc_find_with_grant_session',
     text: `SELECT p.kind, p.id, p.payload, p.expires_at, p.consumed_at, p.grant_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at,
         p.payload->>'sessionUid' AS session_uid, s.payload AS session_payload, s.expires_at AS session_expires_at, s.consumed_at AS session_consumed_at
-      FROM unnest($1::text[], $2::text[]) AS q(kind, id) JOIN ${TABLE} p ON p.kind = q.kind AND p.id = q.id
-      LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = p.grant_id
-      LEFT JOIN ${TABLE} s ON p.payload->>'expiresWithSession' = 'true' AND s.kind = 'Session' AND s.uid IS NOT NULL AND s.uid = p.payload->>'sessionUid'`,
+      FROM unnest($1::text[], $2::text[]) AS q(kind, id)
+      CROSS JOIN LATERAL (SELECT kind, id, payload, expires_at, consumed_at, grant_id FROM ${TABLE} WHERE kind = q.kind AND id = q.id LIMIT 1) p
+      LEFT JOIN LATERAL (SELECT payload, expires_at, consumed_at FROM ${TABLE} WHERE kind = 'Grant' AND id = p.grant_id LIMIT 1) g ON true
+      LEFT JOIN LATERAL (SELECT payload, expires_at, consumed_at FROM ${TABLE}
+        WHERE p.payload->>'expiresWithSession' = 'true' AND uid = p.payload->>'sessionUid' AND kind || '' = 'Session' LIMIT 1) s ON true`,
   },
   // kind || '' keeps the planner off the primary key (kind, id): before the table's statistics
   // exist, the prepared plan otherwise read every record of the kind instead of the uid index.
