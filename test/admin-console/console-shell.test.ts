@@ -148,7 +148,9 @@ describe('admin console frame', () => {
     assert.equal(await page.isVisible('#console-nav a[href="/admin/users"]'), true);
     await page.click('#console-nav a[href="/admin/users"]');
     await page.waitForFunction(() => location.pathname === '/admin/users');
-    assert.equal(await page.isVisible('#console-nav'), false, 'the menu folds again after a choice');
+    // The menu folds in an effect that runs after the new page renders, not with the URL change.
+    const folded = await page.waitForSelector('#console-nav', { state: 'hidden', timeout: 5000 }).then(() => true, () => false);
+    assert.equal(folded, true, 'the menu folds again after a choice');
     await session.context.close();
   });
 
