@@ -4,9 +4,9 @@
 // files with its own idea of them and corrupt the database. The broker also keeps the folder's
 // token records in memory (artifact-cache.ts), which is only right while it is the only writer.
 //
-// The lock is a file beside the folder holding the owner's process id. A lock whose process is
-// gone (killed, crashed) is taken over.
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+// The lock is a file beside the folder holding the owner's process id, created exclusively. A
+// lock whose process is gone (killed, crashed) is taken over.
+import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { KeybridgeError } from '../errors.ts';
 
 export class DatabaseInUse extends KeybridgeError {
@@ -59,6 +59,42 @@ export function lockDataDir(dir: string): () => void {
     }
     if (alive(owner)) throw new DatabaseInUse(dir, owner);
     if (attempt >= 2) throw new Error(`cannot take the lock ${file} of the embedded database`);
-    rmSync(file, { force: true });
+    clearStaleLock(dir, owner);
+  }
+}
+
+/**
+ * Removes the lock of `dir` that was read as held by `stale`, a process that is gone. Two
+ * processes starting after a crash find the same stale lock; had both deleted it, the second
+ * could delete the lock the first had just created, and both would open the folder. So the lock
+ * is moved aside first (a rename: it leaves the name free for one exclusive create at a time)
+ * and read again there; a live process's lock, taken since it was read, goes back and stands.
+ */
+export function clearStaleLock(dir: string, stale: number): void {
+  const file = `${dir}.lock`;
+  const aside = `${file}.${process.pid}`;
+  try {
+    renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  let holder = NaN;
+  try {
+    holder = Number(readFileSync(aside, 'utf8').trim());
+  } catch {
+    // Unreadable: treated as stale.
+  }
+  try {
+    if (holder !== stale && alive(holder)) {
+      try {
+        linkSync(aside, file);
+      } catch {
+        // Another lock is there already: it stands.
+      }
+      throw new DatabaseInUse(dir, holder);
+    }
+  } finally {
+    rmSync(aside, { force: true });
   }
 }

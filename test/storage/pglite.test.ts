@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { openDatabase } from '../../src/storage/database.ts';
@@ -9,7 +9,7 @@ import { Store } from '../../src/storage/store.ts';
 import { storageConformance } from './conformance.ts';
 import { pgliteStatements, type SqlStatements } from '../../src/storage/pg-statements.ts';
 import { createOidcAdapter } from '../../src/storage/oidc-adapter.ts';
-import { DatabaseInUse } from '../../src/storage/pglite-lock.ts';
+import { DatabaseInUse, clearStaleLock } from '../../src/storage/pglite-lock.ts';
 
 storageConformance('PGlite (embedded, in memory)', async () => {
   const db = await openDatabase({ dataDir: ':memory:' });
@@ -132,6 +132,17 @@ test('PGlite on disk: one process at a time; a lock left by a process that is go
     const again = await openDatabase({ dataDir: dir });
     assert.equal(readFileSync(`${dir}.lock`, 'utf8').trim(), String(process.pid));
     await again.close();
+
+    // Two processes found the same stale lock: the first took it over and holds a new one by the
+    // time the second clears what it read as stale. The second must not remove the new lock.
+    writeFileSync(`${dir}.lock`, `${process.ppid}\n`);
+    assert.throws(() => clearStaleLock(dir, Number(gone.stdout)), (err: Error) => err instanceof DatabaseInUse && err.message.includes(String(process.ppid)));
+    assert.equal(readFileSync(`${dir}.lock`, 'utf8').trim(), String(process.ppid), 'the live lock is back in place');
+    // The stale lock itself goes.
+    writeFileSync(`${dir}.lock`, `${gone.stdout}\n`);
+    clearStaleLock(dir, Number(gone.stdout));
+    assert.equal(existsSync(`${dir}.lock`), false);
+    assert.deepEqual(readdirSync(path.dirname(dir)).filter((f) => f.startsWith(`${path.basename(dir)}.lock.`)), [], 'nothing left aside');
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(`${dir}.lock`, { force: true });
