@@ -134,9 +134,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     // Runtime-managed objects (clients) changed on any instance reach this one's caches.
     changes = await ChangeFeed.open(database.knex, { url: config.database.url, logger });
     const feed = changes;
-    const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord, changes: feed });
     // Hot-path SQL without knex: prepared statements on PostgreSQL, PGlite's own query() embedded.
     const statements = database.pg?.statements ?? pgliteStatements(database.knex);
+    const store = new Store(database.knex, { onAuditRecord: metrics?.onAuditRecord, changes: feed, statements });
     limits = await createRateLimits(config, database.knex, logger, statements);
     const rateLimits = limits;
     await rateLimits.ready();

@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import type { User } from './types.ts';
 import type { SqlStatements } from './pg-statements.ts';
 import { userFromRow, type UserRow } from './user-repository.ts';
+import { USER_COLUMNS } from './user-columns.ts';
 import { userGroupsSubquery } from './user-groups-sql.ts';
 
 export const ACCOUNT_TTL_MS = 2_000;
@@ -42,11 +43,9 @@ export function accountWrite(knex: Knex, userId?: string): void {
 }
 
 // Groups include the ancestors of the user's groups (nested groups: user-groups-sql.ts).
-const FIND_ACCOUNT = {
+export const FIND_ACCOUNT = {
   name: 'kb_account_find',
-  text: `SELECT u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at,
-    ${userGroupsSubquery('u.id')} AS groups
-    FROM users u WHERE u.id = $1`,
+  text: `SELECT ${USER_COLUMNS}, ${userGroupsSubquery('u.id')} AS groups FROM users u WHERE u.id = $1`,
 };
 
 export function createAccountLookup(sql: SqlStatements, ttlMs = ACCOUNT_TTL_MS): AccountLookup {

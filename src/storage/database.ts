@@ -204,7 +204,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         // the plan made for the table's size back then: made while the token table was small, a
         // hash join reading the whole table looked cheaper, and stayed as the table grew (seen in
         // the benchmark: hundreds of rows read per refresh). Index plans are kept whatever the size.
-        options: `${options.durableArtifacts ? '' : '-c synchronous_commit=off '}-c enable_seqscan=off`,
+        // Generic plans, always: left to choose, PostgreSQL planned the token lookups afresh at
+        // every execution (their array parameters make the generic plan look dearer than it is),
+        // which cost more than running them (a lookup's bind took 160-360 us, its execution
+        // 30-70 us). test/protocol/hot-path-queries.test.ts checks each statement's generic plan.
+        options: `${options.durableArtifacts ? '' : '-c synchronous_commit=off '}-c enable_seqscan=off -c plan_cache_mode=force_generic_plan`,
       },
       outages,
     );

@@ -2,6 +2,7 @@
 // needs: the user's groups with every stored policy that applies to this login.
 import type { Knex } from 'knex';
 import { userGroupsSubquery } from './user-groups-sql.ts';
+import { knexStatements, type SqlStatements } from './pg-statements.ts';
 
 export type MfaPolicyKind = 'global' | 'client' | 'group' | 'connector';
 export type StoredMfaMode = 'required' | 'optional' | 'off';
@@ -23,11 +24,28 @@ interface Row {
 
 const fromRow = (r: Row): StoredMfaPolicy => ({ kind: r.kind, target: r.target, mode: r.mode, updatedAt: new Date(r.updated_at) });
 
+// Read by every login that reaches the second-factor step, prepared (src/storage/pg-statements.ts).
+export const APPLICABLE_SQL = {
+  name: 'kb_mfa_policies_applicable',
+  text: `WITH ug AS (SELECT coalesce(${userGroupsSubquery('$1')}, '{}'::text[]) AS names)
+    SELECT ug.names AS groups,
+      (SELECT coalesce(json_agg(json_build_object('kind', p.kind, 'target', p.target, 'mode', p.mode, 'updated_at', p.updated_at)), '[]'::json)
+         FROM mfa_policies p
+        WHERE p.kind = 'global'
+           OR (p.kind = 'client' AND p.target = $2)
+           OR (p.kind = 'connector' AND p.target = $3)
+           OR (p.kind = 'group' AND p.target = ANY (ug.names))) AS policies
+    FROM ug`,
+};
+
 export class MfaPolicyRepository {
   readonly #knex: Knex;
+  readonly #sql: SqlStatements;
 
-  constructor(knex: Knex) {
+  /** `sql`: prepared statements for what logins read (default: the same text through this knex). */
+  constructor(knex: Knex, sql: SqlStatements = knexStatements(knex)) {
     this.#knex = knex;
+    this.#sql = sql;
   }
 
   /** Every stored policy, by kind then target. */
@@ -64,19 +82,9 @@ export class MfaPolicyRepository {
    * stored policies for the global level, this client, this connector and those groups.
    */
   async applicable(input: { userId: string; clientId: string; connectorId: string | null }): Promise<{ groups: string[]; policies: StoredMfaPolicy[] }> {
-    const { rows } = (await this.#knex.raw(
-      `WITH ug AS (SELECT coalesce(${userGroupsSubquery('?')}, '{}'::text[]) AS names)
-       SELECT ug.names AS groups,
-         (SELECT coalesce(json_agg(json_build_object('kind', p.kind, 'target', p.target, 'mode', p.mode, 'updated_at', p.updated_at)), '[]'::json)
-            FROM mfa_policies p
-           WHERE p.kind = 'global'
-              OR (p.kind = 'client' AND p.target = ?)
-              OR (p.kind = 'connector' AND p.target = ?)
-              OR (p.kind = 'group' AND p.target = ANY (ug.names))) AS policies
-       FROM ug`,
-      [input.userId, input.clientId, input.connectorId ?? ''],
-    )) as { rows: Array<{ groups: string[]; policies: Row[] | string }> };
+    const { rows } = await this.#sql.run<{ groups: string[]; policies: Row[] | string }>(APPLICABLE_SQL, [input.userId, input.clientId, input.connectorId ?? '']);
     const { groups, policies } = rows[0];
     return { groups, policies: (typeof policies === 'string' ? (JSON.parse(policies) as Row[]) : policies).map(fromRow) };
   }
+
 }

@@ -3,6 +3,7 @@
 // secret or a recovery code in plain text.
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { knexStatements, type SqlStatements } from './pg-statements.ts';
 
 export type FactorType = 'totp' | 'webauthn';
 
@@ -70,11 +71,21 @@ const webauthn = (r: FactorRow): WebauthnFactor => ({ ...info(r), type: 'webauth
 /** How long accepted TOTP steps are kept: well past the ±1 step window of any code. */
 const USED_STEP_RETENTION = "interval '10 minutes'";
 
+// What every login reads (pipeline.begin), prepared (src/storage/pg-statements.ts).
+export const LOGIN_FACTS_SQL = {
+  name: 'kb_mfa_login_facts',
+  text: `SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed) AS enrolled,
+      ARRAY (SELECT action FROM required_actions WHERE user_id = $1 ORDER BY created_at) AS actions`,
+};
+
 export class MfaRepository {
   readonly #knex: Knex;
+  readonly #sql: SqlStatements;
 
-  constructor(knex: Knex) {
+  /** `sql`: prepared statements for what every login reads (default: the same text through this knex). */
+  constructor(knex: Knex, sql: SqlStatements = knexStatements(knex)) {
     this.#knex = knex;
+    this.#sql = sql;
   }
 
   /** Every factor of a user, oldest first, confirmed or not (no secrets). */
@@ -191,12 +202,8 @@ export class MfaRepository {
 
   /** What a login needs to know of a user in one round trip: enrolled at all, and the required actions. */
   async loginFacts(userId: string): Promise<{ enrolled: boolean; actions: RequiredAction[] }> {
-    const result = await this.#knex.raw<{ rows: { enrolled: boolean; actions: RequiredAction[] | null }[] }>(
-      `SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = ? AND confirmed) AS enrolled,
-              ARRAY (SELECT action FROM required_actions WHERE user_id = ? ORDER BY created_at) AS actions`,
-      [userId, userId],
-    );
-    const row = result.rows[0];
+    const { rows } = await this.#sql.run<{ enrolled: boolean; actions: RequiredAction[] | null }>(LOGIN_FACTS_SQL, [userId]);
+    const row = rows[0];
     return { enrolled: Boolean(row?.enrolled), actions: row?.actions ?? [] };
   }
 

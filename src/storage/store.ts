@@ -22,12 +22,19 @@ import { inTransaction } from './in-transaction.ts';
 import type { ChangeNotifier } from './change-feed.ts';
 import { EmailOutboxRepository } from './email-outbox-repository.ts';
 import { ActionTokenRepository } from './action-token-repository.ts';
+import { knexStatements, type SqlStatements } from './pg-statements.ts';
 
 /** Observers of what the store records (metrics count audit events as they are stored). */
 export interface StoreHooks {
   onAuditRecord?: AuditListener;
   /** Announces changes of runtime-managed objects to every instance (src/storage/change-feed.ts). */
   changes?: ChangeNotifier;
+  /**
+   * Where the statements every login runs go (src/storage/pg-statements.ts: prepared on
+   * PostgreSQL): for this store only, never for a transaction's, whose statements must stay on
+   * the transaction's connection. Default: the same text through knex.
+   */
+  statements?: SqlStatements;
 }
 
 export class Store {
@@ -62,7 +69,8 @@ export class Store {
   constructor(knex: Knex, hooks: StoreHooks = {}) {
     this.knex = knex;
     this.#hooks = hooks;
-    this.users = new UserRepository(knex);
+    const sql = hooks.statements ?? knexStatements(knex);
+    this.users = new UserRepository(knex, sql);
     this.credentials = new CredentialRepository(knex);
     this.passwords = new PasswordRepository(knex);
     this.groups = new GroupRepository(knex);
@@ -78,14 +86,14 @@ export class Store {
     this.samlServiceProviders = new SamlServiceProviderRepository(knex);
     this.samlIdpSessions = new SamlIdpSessionRepository(knex);
     this.userSessions = new UserSessionRepository(knex);
-    this.mfa = new MfaRepository(knex);
-    this.mfaPolicies = new MfaPolicyRepository(knex);
+    this.mfa = new MfaRepository(knex, sql);
+    this.mfaPolicies = new MfaPolicyRepository(knex, sql);
     this.outbox = new EmailOutboxRepository(knex);
     this.actionTokens = new ActionTokenRepository(knex);
   }
 
   /** Runs `fn` with a Store bound to one transaction; any error rolls everything back. */
   async transaction<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    return inTransaction(this.knex, (trx) => fn(trx === this.knex ? this : new Store(trx, this.#hooks)));
+    return inTransaction(this.knex, (trx) => fn(trx === this.knex ? this : new Store(trx, { ...this.#hooks, statements: undefined })));
   }
 }

@@ -6,6 +6,8 @@ import { InvalidInput } from '../errors.ts';
 import { displayUsername, usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 import { accountWrite } from './account-cache.ts';
 import { userGroupsSubquery } from './user-groups-sql.ts';
+import { USER_COLUMNS } from './user-columns.ts';
+import { knexStatements, type SqlStatements } from './pg-statements.ts';
 
 export interface UserRow {
   id: string;
@@ -25,6 +27,28 @@ export interface UserRow {
 }
 
 type Row = UserRow;
+
+/** A local account as a password login reads it: the user, its groups and its password hash. */
+export interface LoginAccount {
+  user: User;
+  groups: string[];
+  passwordHash: string | null;
+}
+
+// The statements of a login and of the lookups every login makes, prepared (src/storage/pg-statements.ts).
+const loginAccount = (name: string, where: string) => ({
+  name,
+  text: `SELECT ${USER_COLUMNS}, ${userGroupsSubquery('u.id')} AS groups,
+      (SELECT c.secret FROM credentials c WHERE c.user_id = u.id AND c.type = 'password' LIMIT 1) AS password_hash
+    FROM users u WHERE ${where}`,
+});
+export const USER_SQL = {
+  findById: { name: 'kb_user_find', text: `SELECT ${USER_COLUMNS} FROM users u WHERE u.id = $1` },
+  loginAccountByKey: loginAccount('kb_login_account_key', 'u.username_key = $1'),
+  // users_email_lower: a unique index on lower(email), for the users that have one.
+  loginAccountByEmail: loginAccount('kb_login_account_email', 'lower(u.email) = lower($1) AND u.email IS NOT NULL'),
+  loginAccountById: loginAccount('kb_login_account_id', 'u.id = $1'),
+};
 
 export interface UserSearch {
   q?: string;
@@ -75,9 +99,12 @@ function toRow(u: UserPatch): Partial<Row> {
 
 export class UserRepository {
   readonly #knex: Knex;
+  readonly #sql: SqlStatements;
 
-  constructor(knex: Knex) {
+  /** `sql`: prepared statements for the lookups of every login (default: the same text through this knex). */
+  constructor(knex: Knex, sql: SqlStatements = knexStatements(knex)) {
     this.#knex = knex;
+    this.#sql = sql;
   }
 
   async create(input: NewUser): Promise<User> {
@@ -109,8 +136,21 @@ export class UserRepository {
   }
 
   async findById(id: string): Promise<User | null> {
-    const row = await this.#knex<Row>('users').where({ id }).first();
-    return row ? userFromRow(row) : null;
+    const { rows } = await this.#sql.run<Row>(USER_SQL.findById, [id]);
+    return rows[0] ? userFromRow(rows[0]) : null;
+  }
+
+  /**
+   * A local account for a password login, with its groups and password hash, in one statement:
+   * by id, or by the identifier typed (`@`: an email, as findForLogin).
+   */
+  async findLoginAccount(by: { id: string } | { login: string }): Promise<LoginAccount | null> {
+    const [statement, value] = 'id' in by
+      ? [USER_SQL.loginAccountById, by.id]
+      : by.login.includes('@') ? [USER_SQL.loginAccountByEmail, by.login] : [USER_SQL.loginAccountByKey, usernameKey(by.login)];
+    const { rows } = await this.#sql.run<Row & { groups: string[] | null; password_hash: string | null }>(statement, [value]);
+    const row = rows[0];
+    return row ? { user: userFromRow(row), groups: row.groups ?? [], passwordHash: row.password_hash } : null;
   }
 
   /** The user and the sorted names of all its groups, in one round trip (token hot path). */
@@ -141,7 +181,7 @@ export class UserRepository {
    * one account's username can never shadow another account's email.
    */
   async findForLogin(login: string): Promise<User | null> {
-    return login.includes('@') ? this.findByEmail(login) : this.findByUsername(login);
+    return (await this.findLoginAccount({ login }))?.user ?? null;
   }
 
   async update(id: string, patch: UserPatch): Promise<User | null> {

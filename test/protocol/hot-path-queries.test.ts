@@ -210,6 +210,80 @@ describe('token hot path on PostgreSQL', () => {
     await knex('oidc_payloads').where('id', 'like', 'plan-%').delete();
   });
 
+  test("a password login's reads are prepared statements: the account with its groups and password hash in one, the MFA facts and policies, no knex", async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    seen.length = 0;
+    await codeFlowTokens('openid groups', new Browser(broker.issuer), {});
+    const login = [...seen];
+    for (const name of ['kb_login_account_key', 'kb_mfa_login_facts', 'kb_mfa_policies_applicable']) {
+      assert.equal(login.filter((s) => s === name).length, 1, `${name} once: ${login.join(', ')}`);
+    }
+    // Before: the user, then its groups and its credential, each a knex query parsed and planned anew.
+    const knexReads = login.filter((s) => /^knex: select/i.test(s) && /"?(users|credentials|memberships|mfa_factors|required_actions|mfa_policies)"?/.test(s));
+    assert.deepEqual(knexReads, [], 'no knex query reads an account table during the login');
+    // And an email finds the same account through its own statement.
+    seen.length = 0;
+    const url = new URL('/auth', broker.issuer);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'st' }).toString();
+    const callback = await signIn(new Browser(broker.issuer), url.href, { username: 'ALICE@example.org', password: 'alice-password-1' });
+    assert.ok(new URL(callback).searchParams.get('code'), 'signed in by email');
+    assert.equal(seen.filter((s) => s === 'kb_login_account_email').length, 1, seen.join(', '));
+  });
+
+  test('the prepared statements of logins and accounts, as generic plans, read by index in large tables', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const { USER_SQL } = await import('../../src/storage/user-repository.ts');
+    const { LOGIN_FACTS_SQL } = await import('../../src/storage/mfa-repository.ts');
+    const { APPLICABLE_SQL } = await import('../../src/storage/mfa-policy-repository.ts');
+    const knex = broker.database.knex;
+    // Thousands of users, each with a password, a group, a factor and a required action.
+    await knex.raw(`INSERT INTO users (id, username, username_key, email) SELECT 'plan-user-' || i, 'planuser' || i, 'planuser' || i, 'plan' || i || '@example.org' FROM generate_series(1, 3000) i`);
+    await knex.raw(`INSERT INTO credentials (id, user_id, type, secret) SELECT 'plan-cred-' || i, 'plan-user-' || i, 'password', 'hash' || i FROM generate_series(1, 3000) i`);
+    await knex.raw(`INSERT INTO groups (id, name) SELECT 'plan-group-' || i, 'plan-group-' || i FROM generate_series(1, 300) i`);
+    await knex.raw(`INSERT INTO memberships (user_id, group_id) SELECT 'plan-user-' || i, 'plan-group-' || (i % 300 + 1) FROM generate_series(1, 3000) i`);
+    // Nested groups: each of the first 150 groups sits in one of the other 150.
+    await knex.raw(`INSERT INTO group_parents (group_id, parent_id) SELECT 'plan-group-' || i, 'plan-group-' || (i + 150) FROM generate_series(1, 150) i`);
+    await knex.raw(`INSERT INTO mfa_factors (id, user_id, type, name, confirmed) SELECT 'plan-factor-' || i, 'plan-user-' || i, 'totp', 'phone', true FROM generate_series(1, 3000) i`);
+    await knex.raw(`INSERT INTO required_actions (user_id, action) SELECT 'plan-user-' || i, 'update_password' FROM generate_series(1, 3000) i`);
+    await knex.raw(`INSERT INTO mfa_policies (kind, target, mode) SELECT 'group', 'plan-group-' || i, 'optional' FROM generate_series(1, 300) i`);
+    await knex.raw(`INSERT INTO clients (id, metadata) SELECT 'plan-client-' || i, jsonb_build_object('n', i) FROM generate_series(1, 3000) i`);
+    const { FIND_ACCOUNT } = await import('../../src/storage/account-cache.ts');
+    const { CLIENT_FIND } = await import('../../src/storage/client-lookup.ts');
+    const calls: Array<[{ name: string; text: string }, string, (row: Record<string, unknown>) => void]> = [
+      [USER_SQL.findById, `'plan-user-7'`, (r) => assert.equal(r.username, 'planuser7')],
+      [USER_SQL.loginAccountByKey, `'planuser7'`, (r) => assert.deepEqual([r.id, r.groups, r.password_hash], ['plan-user-7', ['plan-group-158', 'plan-group-8'], 'hash7'])],
+      [USER_SQL.loginAccountByEmail, `'PLAN7@example.org'`, (r) => assert.equal(r.id, 'plan-user-7')],
+      [USER_SQL.loginAccountById, `'plan-user-7'`, (r) => assert.equal(r.password_hash, 'hash7')],
+      [LOGIN_FACTS_SQL, `'plan-user-7'`, (r) => assert.deepEqual([r.enrolled, r.actions], [true, ['update_password']])],
+      [APPLICABLE_SQL, `'plan-user-7', 'rp', 'local'`, (r) => assert.deepEqual([r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']])],
+      [FIND_ACCOUNT, `'plan-user-7'`, (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8'])],
+      [CLIENT_FIND, `'plan-client-7'`, (r) => assert.deepEqual(r.metadata, { n: 7 })],
+    ];
+    // Without statistics, with them, and with nested loops made dear (the plan then takes any other join it can).
+    for (const stats of ['none', 'analyzed', 'analyzed, no nested loops']) {
+      if (stats === 'analyzed') await knex.raw('ANALYZE users, credentials, memberships, groups, group_parents, mfa_factors, required_actions, mfa_policies, clients');
+      await knex.transaction(async (trx) => {
+        // As on the raw pool (src/storage/database.ts).
+        await trx.raw('SET LOCAL plan_cache_mode = force_generic_plan');
+        await trx.raw('SET LOCAL enable_seqscan = off');
+        if (stats.includes('no nested loops')) await trx.raw('SET LOCAL enable_nestloop = off');
+        for (const [statement, args, check] of calls) {
+          await trx.raw(`PREPARE "plan_${stats}_${statement.name}" AS ${statement.text}`);
+          const [row] = (await trx.raw(`EXECUTE "plan_${stats}_${statement.name}"(${args})`)).rows as Record<string, unknown>[];
+          assert.ok(row, `${statement.name} finds its row`);
+          check(row);
+          const plan = (await trx.raw(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "plan_${stats}_${statement.name}"(${args})`)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
+          const read = maxRowsRead(plan);
+          assert.ok(read <= 2, `${statement.name} (statistics: ${stats}) reads ${read} rows in one plan node (a scan of the table, not a keyed lookup)`);
+        }
+      });
+    }
+    await knex('users').where('id', 'like', 'plan-user-%').delete();
+    await knex('groups').where('id', 'like', 'plan-group-%').delete();
+    await knex('mfa_policies').where('target', 'like', 'plan-group-%').delete();
+    await knex('clients').where('id', 'like', 'plan-client-%').delete();
+  });
+
   test('a first-party login is one interaction: what the client asks for is granted as the login resumes, with no consent round', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     kinds.length = 0;
