@@ -86,5 +86,4 @@ export class MfaPolicyRepository {
     const { groups, policies } = rows[0];
     return { groups, policies: (typeof policies === 'string' ? (JSON.parse(policies) as Row[]) : policies).map(fromRow) };
   }
-
 }

@@ -9,6 +9,7 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { basic, RP } from '../faults/fault-broker.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
+import type { Knex } from 'knex';
 import type { Statement } from '../../src/storage/pg-statements.ts';
 import { createAccountLookup } from '../../src/storage/account-cache.ts';
 
@@ -187,26 +188,10 @@ describe('token hot path on PostgreSQL', () => {
       claim: `'RefreshToken', 'plan-r7', ${at}`,
       destroy: `'RefreshToken', 'plan-r8'`,
     };
-    // Before the statistics exist (a new deployment), with them (autovacuum's ANALYZE), and with
-    // nested loops made dear: the plan then takes any other join it can. A prepared plan made
-    // with other statistics once joined the session of findWithGrant by hashing every session of
-    // the table (the bench saw the rows read per login grow with each login); its lookups must be
-    // keyed lookups whatever the planner's estimates.
-    for (const stats of ['none', 'analyzed', 'analyzed, no nested loops']) {
-      if (stats === 'analyzed') await knex.raw('ANALYZE oidc_payloads');
-      await knex.transaction(async (trx) => {
-        await trx.raw('SET LOCAL plan_cache_mode = force_generic_plan');
-        await trx.raw('SET LOCAL enable_seqscan = off');
-        if (stats.includes('no nested loops')) await trx.raw('SET LOCAL enable_nestloop = off');
-        for (const [key, args] of Object.entries(calls)) {
-          const statement = HOT_PATH_SQL[key as keyof typeof HOT_PATH_SQL];
-          await trx.raw(`PREPARE "plan_${stats}_${key}" AS ${statement.text}`);
-          const plan = (await trx.raw(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "plan_${stats}_${key}"(${args})`)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
-          const read = maxRowsRead(plan);
-          assert.ok(read <= 2, `${statement.name} (statistics: ${stats}) reads ${read} rows in one plan node (a scan of the table, not a keyed lookup)`);
-        }
-      });
-    }
+    // A prepared plan made with other statistics once joined the session of findWithGrant by
+    // hashing every session of the table (the bench saw the rows read per login grow with each
+    // login); its lookups must be keyed lookups whatever the planner's estimates.
+    await assertKeyedPlans(knex, 'oidc_payloads', Object.entries(calls).map(([key, args]) => ({ statement: HOT_PATH_SQL[key as keyof typeof HOT_PATH_SQL], args })));
     await knex('oidc_payloads').where('id', 'like', 'plan-%').delete();
   });
 
@@ -249,35 +234,16 @@ describe('token hot path on PostgreSQL', () => {
     await knex.raw(`INSERT INTO clients (id, metadata) SELECT 'plan-client-' || i, jsonb_build_object('n', i) FROM generate_series(1, 3000) i`);
     const { FIND_ACCOUNT } = await import('../../src/storage/account-cache.ts');
     const { CLIENT_FIND } = await import('../../src/storage/client-lookup.ts');
-    const calls: Array<[{ name: string; text: string }, string, (row: Record<string, unknown>) => void]> = [
-      [USER_SQL.findById, `'plan-user-7'`, (r) => assert.equal(r.username, 'planuser7')],
-      [USER_SQL.loginAccountByKey, `'planuser7'`, (r) => assert.deepEqual([r.id, r.groups, r.password_hash], ['plan-user-7', ['plan-group-158', 'plan-group-8'], 'hash7'])],
-      [USER_SQL.loginAccountByEmail, `'PLAN7@example.org'`, (r) => assert.equal(r.id, 'plan-user-7')],
-      [USER_SQL.loginAccountById, `'plan-user-7'`, (r) => assert.equal(r.password_hash, 'hash7')],
-      [LOGIN_FACTS_SQL, `'plan-user-7'`, (r) => assert.deepEqual([r.enrolled, r.actions], [true, ['update_password']])],
-      [APPLICABLE_SQL, `'plan-user-7', 'rp', 'local'`, (r) => assert.deepEqual([r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']])],
-      [FIND_ACCOUNT, `'plan-user-7'`, (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8'])],
-      [CLIENT_FIND, `'plan-client-7'`, (r) => assert.deepEqual(r.metadata, { n: 7 })],
-    ];
-    // Without statistics, with them, and with nested loops made dear (the plan then takes any other join it can).
-    for (const stats of ['none', 'analyzed', 'analyzed, no nested loops']) {
-      if (stats === 'analyzed') await knex.raw('ANALYZE users, credentials, memberships, groups, group_parents, mfa_factors, required_actions, mfa_policies, clients');
-      await knex.transaction(async (trx) => {
-        // As on the raw pool (src/storage/database.ts).
-        await trx.raw('SET LOCAL plan_cache_mode = force_generic_plan');
-        await trx.raw('SET LOCAL enable_seqscan = off');
-        if (stats.includes('no nested loops')) await trx.raw('SET LOCAL enable_nestloop = off');
-        for (const [statement, args, check] of calls) {
-          await trx.raw(`PREPARE "plan_${stats}_${statement.name}" AS ${statement.text}`);
-          const [row] = (await trx.raw(`EXECUTE "plan_${stats}_${statement.name}"(${args})`)).rows as Record<string, unknown>[];
-          assert.ok(row, `${statement.name} finds its row`);
-          check(row);
-          const plan = (await trx.raw(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "plan_${stats}_${statement.name}"(${args})`)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
-          const read = maxRowsRead(plan);
-          assert.ok(read <= 2, `${statement.name} (statistics: ${stats}) reads ${read} rows in one plan node (a scan of the table, not a keyed lookup)`);
-        }
-      });
-    }
+    await assertKeyedPlans(knex, 'users, credentials, memberships, groups, group_parents, mfa_factors, required_actions, mfa_policies, clients', [
+      { statement: USER_SQL.findById, args: `'plan-user-7'`, check: (r) => assert.equal(r.username, 'planuser7') },
+      { statement: USER_SQL.loginAccountByKey, args: `'planuser7'`, check: (r) => assert.deepEqual([r.id, r.groups, r.password_hash], ['plan-user-7', ['plan-group-158', 'plan-group-8'], 'hash7']) },
+      { statement: USER_SQL.loginAccountByEmail, args: `'PLAN7@example.org'`, check: (r) => assert.equal(r.id, 'plan-user-7') },
+      { statement: USER_SQL.loginAccountById, args: `'plan-user-7'`, check: (r) => assert.equal(r.password_hash, 'hash7') },
+      { statement: LOGIN_FACTS_SQL, args: `'plan-user-7'`, check: (r) => assert.deepEqual([r.enrolled, r.actions], [true, ['update_password']]) },
+      { statement: APPLICABLE_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']]) },
+      { statement: FIND_ACCOUNT, args: `'plan-user-7'`, check: (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8']) },
+      { statement: CLIENT_FIND, args: `'plan-client-7'`, check: (r) => assert.deepEqual(r.metadata, { n: 7 }) },
+    ]);
     await knex('users').where('id', 'like', 'plan-user-%').delete();
     await knex('groups').where('id', 'like', 'plan-group-%').delete();
     await knex('mfa_policies').where('target', 'like', 'plan-group-%').delete();
@@ -375,6 +341,35 @@ describe('token hot path on PostgreSQL', () => {
 interface PlanNode { 'Actual Rows'?: number; 'Actual Loops'?: number; 'Rows Removed by Filter'?: number; 'Rows Removed by Join Filter'?: number; 'Node Type': string; Plans?: PlanNode[] }
 
 /** The most rows any one scan of the plan read (returned and filtered away), per loop. */
+/**
+ * Each statement as the raw pool plans it (src/storage/database.ts: generic plans, index scans
+ * only), before the statistics exist (a new deployment), after ANALYZE of `tables` (autovacuum)
+ * and with nested loops made dear (the plan then takes any other join it can): no plan node may
+ * read more than 2 rows. `check` looks at the row a statement returns (run once more for it).
+ */
+async function assertKeyedPlans(knex: Knex, tables: string, calls: Array<{ statement: Statement; args: string; check?: (row: Record<string, unknown>) => void }>): Promise<void> {
+  for (const stats of ['none', 'analyzed', 'analyzed, no nested loops']) {
+    if (stats === 'analyzed') await knex.raw(`ANALYZE ${tables}`);
+    await knex.transaction(async (trx) => {
+      await trx.raw('SET LOCAL plan_cache_mode = force_generic_plan');
+      await trx.raw('SET LOCAL enable_seqscan = off');
+      if (stats.includes('no nested loops')) await trx.raw('SET LOCAL enable_nestloop = off');
+      for (const { statement, args, check } of calls) {
+        const name = `plan_${stats}_${statement.name}`;
+        await trx.raw(`PREPARE "${name}" AS ${statement.text}`);
+        if (check) {
+          const [row] = (await trx.raw(`EXECUTE "${name}"(${args})`)).rows as Record<string, unknown>[];
+          assert.ok(row, `${statement.name} finds its row`);
+          check(row);
+        }
+        const plan = (await trx.raw(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE "${name}"(${args})`)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
+        const read = maxRowsRead(plan);
+        assert.ok(read <= 2, `${statement.name} (statistics: ${stats}) reads ${read} rows in one plan node (a scan of the table, not a keyed lookup)`);
+      }
+    });
+  }
+}
+
 function maxRowsRead(node: PlanNode): number {
   const own = node['Node Type'].includes('Scan') && node['Node Type'] !== 'Function Scan' ? (node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0) : (node['Rows Removed by Join Filter'] ?? 0) / (node['Actual Loops'] || 1);
   return Math.max(own, ...(node.Plans ?? []).map(maxRowsRead));
