@@ -7,6 +7,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
+import type { User } from '../storage/types.ts';
+import { displayUsername } from './normalize-username.ts';
 import { ConfigError, type ConfigIssue } from '../errors.ts';
 import { passwordPolicySchema, type PasswordPolicyConfig } from '../config/password-policy-schema.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
@@ -31,19 +33,41 @@ function sameFingerprint(a: unknown, b: string): boolean {
 }
 
 interface Stored {
-  id: string;
-  secret: string;
+  user: User;
+  /** The password credential, when there is one. */
+  secret: string | null;
   data: Record<string, unknown> | null;
   policyChecked: string | null;
+  /** The names of the groups the config gave the user (memberships of source `config`). */
+  configGroups: string[];
 }
 
-async function storedCredential(store: Store, username: string): Promise<Stored | null> {
-  const existing = await store.users.findByUsername(username);
-  if (!existing) return null;
-  const row = (await (store.knex as Knex)('credentials').where({ user_id: existing.id, type: 'password' }).first('secret', 'data', 'policy_checked')) as
-    | { secret: string; data: Record<string, unknown> | null; policy_checked: string | null }
-    | undefined;
-  return row ? { id: existing.id, secret: row.secret, data: row.data, policyChecked: row.policy_checked } : null;
+async function storedUser(store: Store, username: string): Promise<Stored | null> {
+  const user = await store.users.findByUsername(username);
+  if (!user) return null;
+  const knex = store.knex as Knex;
+  const [credential, groups] = await Promise.all([
+    knex('credentials').where({ user_id: user.id, type: 'password' }).first('secret', 'data', 'policy_checked') as Promise<{ secret: string; data: Record<string, unknown> | null; policy_checked: string | null } | undefined>,
+    knex('memberships as m').join('groups as g', 'g.id', 'm.group_id').where({ 'm.user_id': user.id, 'm.source': 'config' }).pluck('g.name') as Promise<string[]>,
+  ]);
+  return { user, secret: credential?.secret ?? null, data: credential?.data ?? null, policyChecked: credential?.policy_checked ?? null, configGroups: groups };
+}
+
+/** The stored user already is what the config says, password and policy check included: nothing to write. */
+function unchanged(stored: Stored | null, u: Config['users'][number], want: Wanted, policyStamp: string): boolean {
+  if (!stored || want.hash !== null || want.fingerprint !== null) return false;
+  if (u.password !== undefined && stored.policyChecked !== policyStamp) return false;
+  const { user } = stored;
+  const groups = new Set(u.groups);
+  return user.username === displayUsername(u.username)
+    && user.email === (u.email ?? null)
+    && user.emailVerified === u.emailVerified
+    && user.name === (u.name ?? null)
+    && user.givenName === (u.givenName ?? null)
+    && user.familyName === (u.familyName ?? null)
+    && user.enabled === u.enabled
+    && stored.configGroups.length === groups.size
+    && stored.configGroups.every((g) => groups.has(g));
 }
 
 /**
@@ -83,59 +107,63 @@ async function wanted(row: Stored | null, key: Buffer, u: Config['users'][number
 }
 
 /**
- * Seeds the config's users; `argon2` counts the hash and verify operations it needed. Throws a
- * ConfigError, with nothing written, when a plain-text password breaks `passwordPolicy`.
+ * Seeds the config's users; `argon2` counts the hash and verify operations it needed, and
+ * `unchanged` the users already stored as the config says (nothing written for them: a start
+ * where the config did not change writes nothing). Throws a ConfigError, with nothing written,
+ * when a plain-text password breaks `passwordPolicy`.
  */
 export async function seedStaticUsers(
   store: Store,
   users: Config['users'],
   passwordPolicy: PasswordPolicyConfig = passwordPolicySchema.parse(undefined),
-): Promise<{ created: number; updated: number; argon2: number }> {
+): Promise<{ created: number; updated: number; unchanged: number; argon2: number }> {
   let created = 0;
   let updated = 0;
-  if (users.length === 0) return { created, updated, argon2: 0 };
+  if (users.length === 0) return { created, updated, unchanged: 0, argon2: 0 };
   const key = Buffer.from(await store.secrets.getOrCreate(FINGERPRINT_KEY, () => randomBytes(32).toString('base64url')), 'base64url');
   const policy = createPasswordPolicy(passwordPolicy, store);
-  // Each user's stored password, read once for the policy check and for what to write.
-  const rows = await Promise.all(users.map((u) => storedCredential(store, u.username)));
+  // Each user as stored, read once for the policy check, for what to write and whether to write.
+  const rows = await Promise.all(users.map((u) => storedUser(store, u.username)));
   // Checked before against these rules and unchanged since: no zxcvbn work at this start.
   const issues = await staticPasswordIssues(policy, users, async (u) => {
     const stored = rows[users.indexOf(u)];
-    return stored?.policyChecked === policy.stamp && sameFingerprint(stored.data?.configFingerprint, fingerprint(key, stored.secret, u.password!));
+    return stored?.secret != null && stored.policyChecked === policy.stamp && sameFingerprint(stored.data?.configFingerprint, fingerprint(key, stored.secret, u.password!));
   });
   if (issues.length) throw new ConfigError(issues);
   // argon2 work (only for passwords new or changed since the last start) happens up front and
   // in parallel, outside the lock; the writes then run in one short transaction.
-  const wants = await Promise.all(users.map((u, i) => wanted(rows[i] ?? null, key, u)));
-  await store.transaction(async (tx) => {
-    await (tx.knex as Knex).raw('SELECT pg_advisory_xact_lock(?)', [SEED_LOCK]);
-    for (const [i, u] of users.entries()) {
-      const profile = {
-        username: u.username,
-        email: u.email ?? null,
-        emailVerified: u.emailVerified,
-        name: u.name ?? null,
-        givenName: u.givenName ?? null,
-        familyName: u.familyName ?? null,
-        enabled: u.enabled,
-      };
-      let user = await tx.users.findByUsername(u.username);
-      if (!user) {
-        user = await tx.users.create(profile);
-        created++;
-      } else {
-        await tx.users.update(user.id, profile);
-        updated++;
+  const wants = await Promise.all(users.map((u, i) => wanted(rows[i], key, u)));
+  const changed = users.flatMap((u, i) => (unchanged(rows[i], u, wants[i], policy.stamp) ? [] : [{ u, want: wants[i] }]));
+  if (changed.length) {
+    await store.transaction(async (tx) => {
+      await (tx.knex as Knex).raw('SELECT pg_advisory_xact_lock(?)', [SEED_LOCK]);
+      for (const { u, want } of changed) {
+        const profile = {
+          username: u.username,
+          email: u.email ?? null,
+          emailVerified: u.emailVerified,
+          name: u.name ?? null,
+          givenName: u.givenName ?? null,
+          familyName: u.familyName ?? null,
+          enabled: u.enabled,
+        };
+        let user = await tx.users.findByUsername(u.username);
+        if (!user) {
+          user = await tx.users.create(profile);
+          created++;
+        } else {
+          await tx.users.update(user.id, profile);
+          updated++;
+        }
+        if (want.hash) await tx.credentials.setPassword(user.id, want.hash);
+        if (want.fingerprint) {
+          await (tx.knex as Knex).raw("UPDATE credentials SET data = data || jsonb_build_object('configFingerprint', ?::text) WHERE user_id = ? AND type = 'password'", [want.fingerprint, user.id]);
+        }
+        // The plain-text password passed the policy above; a passwordHash was never checked.
+        if (u.password !== undefined) await tx.passwords.markChecked(user.id, policy.stamp);
+        await tx.groups.setMemberships(user.id, u.groups, 'config');
       }
-      const { hash, fingerprint: fp } = wants[i];
-      if (hash) await tx.credentials.setPassword(user.id, hash);
-      if (fp) {
-        await (tx.knex as Knex).raw("UPDATE credentials SET data = data || jsonb_build_object('configFingerprint', ?::text) WHERE user_id = ? AND type = 'password'", [fp, user.id]);
-      }
-      // The plain-text password passed the policy above; a passwordHash was never checked.
-      if (u.password !== undefined) await tx.passwords.markChecked(user.id, policy.stamp);
-      await tx.groups.setMemberships(user.id, u.groups, 'config');
-    }
-  });
-  return { created, updated, argon2: wants.reduce((n, w) => n + w.argon2, 0) };
+    });
+  }
+  return { created, updated, unchanged: users.length - changed.length, argon2: wants.reduce((n, w) => n + w.argon2, 0) };
 }
