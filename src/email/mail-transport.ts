@@ -1,6 +1,6 @@
 // How a mail leaves: SMTP through nodemailer, or, with no SMTP configured (development), the log
 // at level info with the text body, so a developer can follow the links.
-import nodemailer from 'nodemailer';
+import type nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 import type { EmailConfig } from '../config/email-schema.ts';
 
@@ -29,23 +29,29 @@ export function createMailTransport(config: EmailConfig, logger: Logger): MailTr
       close() {},
     };
   }
-  const transporter = nodemailer.createTransport({
-    url: config.smtp,
-    // Short waits: the outbox retries later rather than holding a worker on a dead server.
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 30_000,
-    // Our bodies are strings: never let a value make nodemailer read a file or fetch a URL.
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  } as Parameters<typeof nodemailer.createTransport>[0]);
+  // nodemailer is loaded with the first mail, not at every start of a broker that never sends one.
+  type Transporter = ReturnType<typeof nodemailer.createTransport>;
+  let transporter: Promise<Transporter> | undefined;
+  const open = () =>
+    (transporter ??= import('nodemailer').then(({ default: mailer }) =>
+      mailer.createTransport({
+        url: config.smtp,
+        // Short waits: the outbox retries later rather than holding a worker on a dead server.
+        connectionTimeout: 10_000,
+        greetingTimeout: 10_000,
+        socketTimeout: 30_000,
+        // Our bodies are strings: never let a value make nodemailer read a file or fetch a URL.
+        disableFileAccess: true,
+        disableUrlAccess: true,
+      } as Parameters<typeof nodemailer.createTransport>[0]),
+    ));
   return {
     kind: 'smtp',
     async send(mail) {
-      await transporter.sendMail({ from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, ...(mail.html ? { html: mail.html } : {}), disableFileAccess: true, disableUrlAccess: true });
+      await (await open()).sendMail({ from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, ...(mail.html ? { html: mail.html } : {}), disableFileAccess: true, disableUrlAccess: true });
     },
     close() {
-      transporter.close();
+      void transporter?.then((t) => t.close());
     },
   };
 }

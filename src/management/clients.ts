@@ -11,7 +11,7 @@ import type { StoredClient } from '../storage/types.ts';
 import { AlreadyExists } from '../errors.ts';
 import { clientMetadata } from '../oidc/clients.ts';
 import { generateClientSecret, hashClientSecret, HASHED_SECRET } from '../oidc/hashed-client-secrets.ts';
-import { SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
+import { SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp-config.ts';
 import { ADMIN_SCOPES } from '../admin-api/authenticate-admin.ts';
 import { AdminProblem, conflict, invalid, notFound, readOnly, type FieldError } from '../admin-api/problem.ts';
 import { checkIfMatch, etagOf } from '../admin-api/admin-support.ts';

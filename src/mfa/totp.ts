@@ -4,7 +4,6 @@
 // used twice, here or on another instance. Secrets are sealed at rest, bound to their user, so a
 // sealed secret copied onto another user's row does not open.
 import { Secret, TOTP } from 'otpauth';
-import QRCode from 'qrcode';
 import type { Logger } from 'pino';
 import type { Store } from '../storage/store.ts';
 import type { TokenCipher } from '../accounts/token-cipher.ts';
@@ -66,6 +65,8 @@ export class TotpService {
     const totp = new TOTP({ issuer: this.#issuer, label: user.username, algorithm: 'SHA1', digits: DIGITS, period: PERIOD, secret });
     const factorId = await this.#store.mfa.addTotp(user.id, FACTOR_NAME, this.#cipher.seal(secret.base32, totpBinding(user.id)));
     const uri = totp.toString();
+    // Loaded at the first enrolment, not at every start.
+    const { default: QRCode } = await import('qrcode');
     const qrSvg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     return { factorId, secret: secret.base32, uri, qrSvg };
   }

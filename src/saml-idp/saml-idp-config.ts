@@ -4,6 +4,12 @@
 // echo a value.
 import { z } from 'zod';
 
+/**
+ * The first-party OIDC client SAML sign-ins go through; never used outside this process. Here,
+ * so that naming it does not load the IdP (saml-idp.ts, loaded only when enabled).
+ */
+export const SAML_IDP_CLIENT_ID = 'keybridge-saml-idp';
+
 // Numbers and booleans may come from `${ENV}` substitution, which always yields strings.
 const fromEnvInt = (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v);
 const fromEnvBool = (v: unknown) => (v === 'true' ? true : v === 'false' ? false : v);

@@ -13,9 +13,9 @@ import { loadSigningMaterial } from './signing-key.ts';
 import { OutboundMessages, type IdpEndpoints } from './outbound.ts';
 import { ServiceProviderRegistry } from './service-providers.ts';
 import { samlIdpRoutes, type SamlIdpRoutes } from './saml-idp-routes.ts';
+import { SAML_IDP_CLIENT_ID } from './saml-idp-config.ts';
 
-/** The first-party OIDC client SAML sign-ins go through; never used outside this process. */
-export const SAML_IDP_CLIENT_ID = 'keybridge-saml-idp';
+export { SAML_IDP_CLIENT_ID };
 
 export interface SamlIdp {
   endpoints: IdpEndpoints;

@@ -58,7 +58,7 @@ import { loginRoutes, type LoginProvenance } from '../login/login-routes.ts';
 import { createMfaServices, type MfaServices } from '../login/mfa-services.ts';
 import { stepUpCheck } from '../login/step-up.ts';
 import { upstreamLogoutRoutes } from '../interactions/upstream-logout-routes.ts';
-import { createSamlIdp, SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp.ts';
+import { SAML_IDP_CLIENT_ID } from '../saml-idp/saml-idp-config.ts';
 import { configConnectorEntries, configuredTokenCipher, databaseConnectorEntries } from './connector-entries.ts';
 import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-changes.ts';
 import { ConnectorService } from '../management/connectors.ts';
@@ -216,7 +216,9 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     const upstreamAttempts = new adapter('UpstreamLogin');
     const mfa = await createMfaServices({ config, store, artifacts: upstreamAttempts, logger });
     // Keybridge as a SAML IdP for downstream service providers (src/saml-idp), when enabled.
-    const samlIdp = config.samlIdp.enabled ? await createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
+    // Loaded only when enabled: its XML signature and encryption libraries are a tenth of the
+    // modules a start would load otherwise.
+    const samlIdp = config.samlIdp.enabled ? await (await import('../saml-idp/saml-idp.ts')).createSamlIdp({ config, store, logger, records: new adapter('SamlIdp') }) : null;
     const consoleClient = adminConsoleClient(config);
     const accountClient = accountConsoleClient(config);
     const internalClients = [...(samlIdp ? [samlIdp.client] : []), ...(consoleClient ? [consoleClient] : []), ...(accountClient ? [accountClient] : [])];
