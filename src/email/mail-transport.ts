@@ -51,7 +51,7 @@ export function createMailTransport(config: EmailConfig, logger: Logger): MailTr
       await (await open()).sendMail({ from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, ...(mail.html ? { html: mail.html } : {}), disableFileAccess: true, disableUrlAccess: true });
     },
     close() {
-      void transporter?.then((t) => t.close());
+      void transporter?.then((t) => t.close(), () => {});
     },
   };
 }
