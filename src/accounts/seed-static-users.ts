@@ -53,21 +53,26 @@ async function storedUser(store: Store, username: string): Promise<Stored | null
   return { user, secret: credential?.secret ?? null, data: credential?.data ?? null, policyChecked: credential?.policy_checked ?? null, configGroups: groups };
 }
 
+/** What the config says of a user's profile, as UserRepository writes it. */
+const profileOf = (u: Config['users'][number]) => ({
+  username: u.username,
+  email: u.email ?? null,
+  emailVerified: u.emailVerified,
+  name: u.name ?? null,
+  givenName: u.givenName ?? null,
+  familyName: u.familyName ?? null,
+  enabled: u.enabled,
+});
+
 /** The stored user already is what the config says, password and policy check included: nothing to write. */
 function unchanged(stored: Stored | null, u: Config['users'][number], want: Wanted, policyStamp: string): boolean {
   if (!stored || want.hash !== null || want.fingerprint !== null) return false;
   if (u.password !== undefined && stored.policyChecked !== policyStamp) return false;
-  const { user } = stored;
+  const profile = profileOf(u);
+  // Usernames are stored in their display form (normalize-username.ts).
+  const sameProfile = (Object.keys(profile) as Array<keyof typeof profile>).every((k) => stored.user[k] === (k === 'username' ? displayUsername(profile.username) : profile[k]));
   const groups = new Set(u.groups);
-  return user.username === displayUsername(u.username)
-    && user.email === (u.email ?? null)
-    && user.emailVerified === u.emailVerified
-    && user.name === (u.name ?? null)
-    && user.givenName === (u.givenName ?? null)
-    && user.familyName === (u.familyName ?? null)
-    && user.enabled === u.enabled
-    && stored.configGroups.length === groups.size
-    && stored.configGroups.every((g) => groups.has(g));
+  return sameProfile && stored.configGroups.length === groups.size && stored.configGroups.every((g) => groups.has(g));
 }
 
 /**
@@ -138,15 +143,7 @@ export async function seedStaticUsers(
     await store.transaction(async (tx) => {
       await (tx.knex as Knex).raw('SELECT pg_advisory_xact_lock(?)', [SEED_LOCK]);
       for (const { u, want } of changed) {
-        const profile = {
-          username: u.username,
-          email: u.email ?? null,
-          emailVerified: u.emailVerified,
-          name: u.name ?? null,
-          givenName: u.givenName ?? null,
-          familyName: u.familyName ?? null,
-          enabled: u.enabled,
-        };
+        const profile = profileOf(u);
         let user = await tx.users.findByUsername(u.username);
         if (!user) {
           user = await tx.users.create(profile);
