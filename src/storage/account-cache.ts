@@ -7,9 +7,7 @@
 import type { Knex } from 'knex';
 import type { User } from './types.ts';
 import type { SqlStatements } from './pg-statements.ts';
-import { userFromRow, type UserRow } from './user-repository.ts';
-import { USER_COLUMNS } from './user-columns.ts';
-import { userGroupsSubquery } from './user-groups-sql.ts';
+import { USER_SQL, userFromRow, type UserRow } from './user-repository.ts';
 
 export const ACCOUNT_TTL_MS = 2_000;
 const MAX_ENTRIES = 10_000;
@@ -42,18 +40,12 @@ export function accountWrite(knex: Knex, userId?: string): void {
   if (trx.isTransaction) trx.executionPromise?.then(() => accountChanged(userId), () => accountChanged(userId));
 }
 
-// Groups include the ancestors of the user's groups (nested groups: user-groups-sql.ts).
-export const FIND_ACCOUNT = {
-  name: 'kb_account_find',
-  text: `SELECT ${USER_COLUMNS}, ${userGroupsSubquery('u.id')} AS groups FROM users u WHERE u.id = $1`,
-};
-
 export function createAccountLookup(sql: SqlStatements, ttlMs = ACCOUNT_TTL_MS): AccountLookup {
   return async function findAccountRow(userId) {
     const hit = entries.get(userId);
     if (hit && Date.now() - hit.at < ttlMs) return hit.value;
     const started = generation;
-    const { rows } = await sql.run<UserRow & { groups: string[] | null }>(FIND_ACCOUNT, [userId]);
+    const { rows } = await sql.run<UserRow & { groups: string[] | null }>(USER_SQL.findWithGroups, [userId]);
     const row = rows[0];
     // Misses are not kept: the user may be being created right now.
     if (!row) return null;

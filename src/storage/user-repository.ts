@@ -6,7 +6,6 @@ import { InvalidInput } from '../errors.ts';
 import { displayUsername, usernameKey, usernameProblem } from '../accounts/normalize-username.ts';
 import { accountWrite } from './account-cache.ts';
 import { userGroupsSubquery } from './user-groups-sql.ts';
-import { USER_COLUMNS } from './user-columns.ts';
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
 
 export interface UserRow {
@@ -28,6 +27,9 @@ export interface UserRow {
 
 type Row = UserRow;
 
+/** The columns userFromRow reads, for statements that name them (alias `u`). */
+const USER_COLUMNS = 'u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at';
+
 /** A local account as a password login reads it: the user, its groups and its password hash. */
 export interface LoginAccount {
   user: User;
@@ -44,6 +46,8 @@ const loginAccount = (name: string, where: string) => ({
 });
 export const USER_SQL = {
   findById: { name: 'kb_user_find', text: `SELECT ${USER_COLUMNS} FROM users u WHERE u.id = $1` },
+  // The account behind a token (the account cache, userinfo, the SAML IdP): the user and its groups.
+  findWithGroups: { name: 'kb_account_find', text: `SELECT ${USER_COLUMNS}, ${userGroupsSubquery('u.id')} AS groups FROM users u WHERE u.id = $1` },
   loginAccountByKey: loginAccount('kb_login_account_key', 'u.username_key = $1'),
   // users_email_lower: a unique index on lower(email), for the users that have one.
   loginAccountByEmail: loginAccount('kb_login_account_email', 'lower(u.email) = lower($1) AND u.email IS NOT NULL'),
@@ -142,7 +146,9 @@ export class UserRepository {
 
   /**
    * A local account for a password login, with its groups and password hash, in one statement:
-   * by id, or by the identifier typed (`@`: an email, as findForLogin).
+   * by id, or by the identifier typed. An identifier with `@` is an email, anything else a
+   * username. No username contains `@`, so one account's username can never shadow another
+   * account's email.
    */
   async findLoginAccount(by: { id: string } | { login: string }): Promise<LoginAccount | null> {
     const [statement, value] = 'id' in by
@@ -155,14 +161,8 @@ export class UserRepository {
 
   /** The user and the sorted names of all its groups, in one round trip (token hot path). */
   async findWithGroups(id: string): Promise<{ user: User; groups: string[] } | null> {
-    const row = await this.#knex<Row & { groups: string[] | null }>('users as u')
-      .where('u.id', id)
-      .first(
-        'u.*',
-        // The user's groups and their ancestors (nested groups), as the token hot path reads them.
-        this.#knex.raw(`${userGroupsSubquery('u.id')} AS groups`),
-      );
-    return row ? { user: userFromRow(row), groups: row.groups ?? [] } : null;
+    const { rows } = await this.#sql.run<Row & { groups: string[] | null }>(USER_SQL.findWithGroups, [id]);
+    return rows[0] ? { user: userFromRow(rows[0]), groups: rows[0].groups ?? [] } : null;
   }
 
   /** By the username's key: `Zoë`, `ZOË` and the decomposed `zoe\u0308` find the same user. */
@@ -174,14 +174,6 @@ export class UserRepository {
   async findByEmail(email: string): Promise<User | null> {
     const row = await this.#knex<Row>('users').whereRaw('lower(email) = lower(?)', [email]).first();
     return row ? userFromRow(row) : null;
-  }
-
-  /**
-   * An identifier with `@` is an email, anything else a username. No username contains `@`, so
-   * one account's username can never shadow another account's email.
-   */
-  async findForLogin(login: string): Promise<User | null> {
-    return (await this.findLoginAccount({ login }))?.user ?? null;
   }
 
   async update(id: string, patch: UserPatch): Promise<User | null> {

@@ -49,7 +49,7 @@ describe('usernames and passwords (RFC 8265)', () => {
   test('one account per folded name: the NFD spelling finds the NFC account, and cannot make a look-alike', async () => {
     const zoe = await store.users.create({ username: NFC });
     assert.equal((await store.users.findByUsername(NFD))?.id, zoe.id);
-    assert.equal((await store.users.findForLogin('ZOE\u0308'))?.id, zoe.id);
+    assert.equal((await store.users.findLoginAccount({ login: 'ZOE\u0308' }))?.user.id, zoe.id);
     await assert.rejects(store.users.create({ username: NFD }), { code: 'already_exists' });
     await assert.rejects(store.users.create({ username: 'ｚｏë' }), { code: 'already_exists' });
     const nfdMade = await store.users.create({ username: 'mare\u0301n' });
@@ -61,8 +61,8 @@ describe('usernames and passwords (RFC 8265)', () => {
     const u = await store.users.create({ username: 'plain' });
     await assert.rejects(store.users.update(u.id, { username: 'plain@example.org' }), InvalidInput);
     await store.users.create({ username: 'mailer', email: 'Plain@Example.org' });
-    assert.equal((await store.users.findForLogin('plain@example.org'))?.username, 'mailer', 'an @-identifier is an email');
-    assert.equal((await store.users.findForLogin('plain'))?.id, u.id);
+    assert.equal((await store.users.findLoginAccount({ login: 'plain@example.org' }))?.user.username, 'mailer', 'an @-identifier is an email');
+    assert.equal((await store.users.findLoginAccount({ login: 'plain' }))?.user.id, u.id);
 
     assert.throws(() => parseConfig('issuer: http://x.example\nusers:\n  - { username: a@b.example, password: pass-1 }\n', { env: {} }), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
@@ -83,7 +83,7 @@ describe('usernames and passwords (RFC 8265)', () => {
     assert.equal(spaced.user.username, 'Ann-Lee');
     const nothingUsable = await linkIdentity(store, { connectorId: 'corp', subject: '@@', username: '@x' });
     assert.equal(nothingUsable.user.username, 'user');
-    assert.equal((await store.users.findForLogin('pia.confirm@example.org'))?.id, owner.id, 'the email still finds its owner');
+    assert.equal((await store.users.findLoginAccount({ login: 'pia.confirm@example.org' }))?.user.id, owner.id, 'the email still finds its owner');
   });
 
   test('passwords: NFC on store and on login; hashes made before normalization still verify', async () => {

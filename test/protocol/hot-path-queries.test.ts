@@ -232,7 +232,6 @@ describe('token hot path on PostgreSQL', () => {
     await knex.raw(`INSERT INTO required_actions (user_id, action) SELECT 'plan-user-' || i, 'update_password' FROM generate_series(1, 3000) i`);
     await knex.raw(`INSERT INTO mfa_policies (kind, target, mode) SELECT 'group', 'plan-group-' || i, 'optional' FROM generate_series(1, 300) i`);
     await knex.raw(`INSERT INTO clients (id, metadata) SELECT 'plan-client-' || i, jsonb_build_object('n', i) FROM generate_series(1, 3000) i`);
-    const { FIND_ACCOUNT } = await import('../../src/storage/account-cache.ts');
     const { CLIENT_FIND } = await import('../../src/storage/client-lookup.ts');
     await assertKeyedPlans(knex, 'users, credentials, memberships, groups, group_parents, mfa_factors, required_actions, mfa_policies, clients', [
       { statement: USER_SQL.findById, args: `'plan-user-7'`, check: (r) => assert.equal(r.username, 'planuser7') },
@@ -241,7 +240,7 @@ describe('token hot path on PostgreSQL', () => {
       { statement: USER_SQL.loginAccountById, args: `'plan-user-7'`, check: (r) => assert.equal(r.password_hash, 'hash7') },
       { statement: LOGIN_FACTS_SQL, args: `'plan-user-7'`, check: (r) => assert.deepEqual([r.enrolled, r.actions], [true, ['update_password']]) },
       { statement: APPLICABLE_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']]) },
-      { statement: FIND_ACCOUNT, args: `'plan-user-7'`, check: (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8']) },
+      { statement: USER_SQL.findWithGroups, args: `'plan-user-7'`, check: (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8']) },
       { statement: CLIENT_FIND, args: `'plan-client-7'`, check: (r) => assert.deepEqual(r.metadata, { n: 7 }) },
     ]);
     await knex('users').where('id', 'like', 'plan-user-%').delete();

@@ -50,11 +50,11 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(u.emailVerified, false);
       assert.equal((await store.users.findByUsername('carol'))?.id, u.id);
       assert.equal((await store.users.findByEmail('carol@example.ORG'))?.id, u.id);
-      assert.equal((await store.users.findForLogin('CAROL@example.org'))?.id, u.id);
-      assert.equal((await store.users.findForLogin('carol'))?.id, u.id);
+      assert.equal((await store.users.findLoginAccount({ login: 'CAROL@example.org' }))?.user.id, u.id);
+      assert.equal((await store.users.findLoginAccount({ login: 'carol' }))?.user.id, u.id);
       assert.equal(await store.users.findById('00000000-0000-0000-0000-000000000000'), null);
       assert.equal(await store.users.findByUsername('nobody'), null);
-      assert.equal(await store.users.findForLogin('nobody@example.org'), null);
+      assert.equal(await store.users.findLoginAccount({ login: 'nobody@example.org' }), null);
     });
 
     test('users: unique username and email (case-insensitive) leave data unchanged', async (t) => {
@@ -76,7 +76,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await assert.rejects(store.users.create({ username: 'zoe\u0308' }), AlreadyExists);
       assert.deepEqual([...(await store.users.takenUsernames(['ZO\u00cb', 'nobody-key']))], ['zo\u00eb']);
       await assert.rejects(store.users.create({ username: 'zoe.key@example.org' }), InvalidInput);
-      assert.equal((await store.users.findForLogin('ZOE.KEY@example.org'))?.id, zoe.id);
+      assert.equal((await store.users.findLoginAccount({ login: 'ZOE.KEY@example.org' }))?.user.id, zoe.id);
     });
 
     test('users: update, list with search and paging, delete', async (t) => {
