@@ -19,6 +19,7 @@ import { sendPage } from '../http/send-page.ts';
 import { addCspSources } from '../http/security-headers.ts';
 import { readForm } from '../http/read-form.ts';
 import { InvalidSession, KeybridgeError } from '../errors.ts';
+import { DatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { text, type PageText } from '../i18n/page-text.ts';
 
 export interface LoginDependencies {
@@ -135,7 +136,8 @@ export function createLoginKit(deps: LoginDependencies): LoginKit {
       loaded.set(ctx, details);
       return details;
     } catch (err) {
-      if (err instanceof KeybridgeError) throw err;
+      // An unreachable database is not a bad session: the error page answers it 503, try again.
+      if (err instanceof KeybridgeError || err instanceof DatabaseUnavailable) throw err;
       throw new InvalidSession(undefined, { cause: err });
     }
   }

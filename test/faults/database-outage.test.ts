@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { privatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { assertNoErrorLogs, basic, codeFlowTokens, RP, startFaultBroker, type FaultBroker } from './fault-broker.ts';
+import { Browser, findForm } from '../helpers/browser.ts';
 
 const RP_CLIENT = { id: 'rp', secret: 'rp-secret-0123456789abcdef' };
 const SVC = { id: 'svc', secret: 'svc-secret-0123456789abcdef' };
@@ -74,11 +75,12 @@ describe('database outage', () => {
       headers: { authorization: basic(SVC.id, SVC.secret), 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ token: userAccessToken }),
     });
-  const authorize = () => {
+  const authorizeUrl = () => {
     const url = new URL('/auth', broker.url);
     url.search = new URLSearchParams({ client_id: RP_CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'x' }).toString();
-    return fetch(url, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    return url.href;
   };
+  const authorize = () => fetch(authorizeUrl(), { headers: { accept: 'text/html' }, redirect: 'manual' });
   const readyz = () => fetch(`${broker.url}/readyz`);
 
   async function assertUnavailableJson(res: Response, what: string) {
@@ -115,9 +117,18 @@ describe('database outage', () => {
   test('database stopped: 503 with Retry-After everywhere, no error logs, back without a restart', async (t) => {
     if ('skip' in cluster) return skipLoudly(t, cluster.skip);
     const db = cluster;
+    // A login page shown before the outage, submitted during it.
+    const browser = new Browser(broker.issuer);
+    const loginPage = await browser.go(authorizeUrl());
+    assert.ok(findForm(loginPage.html, '/login'), 'a login form before the outage');
     const from = broker.logs.length;
     db.stop();
     try {
+      // The password form (the interaction, the throttles and the account are all in the database).
+      const submitted = await browser.submit(loginPage, '/login', { username: 'alice', password: 'alice-password-1' });
+      assert.equal(submitted.status, 503, submitted.html.slice(0, 300));
+      assert.match(submitted.html, /temporarily unavailable/i);
+
       await assertUnavailableJson(await clientCredentials(), 'client_credentials');
       await assertUnavailableJson(await userinfo(), 'userinfo');
       await assertUnavailableJson(await introspect(), 'introspection');
