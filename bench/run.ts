@@ -160,6 +160,32 @@ function cpuMs(pid: number): number {
   }
 }
 
+/**
+ * CPU time (ms) of a process's threads so far, by kind: `main` (the event loop), `v8` (V8's
+ * helper threads: concurrent GC and compilation), `pool` (libuv's thread pool: argon2, crypto,
+ * file I/O) and `other`.
+ */
+function threadCpuMs(pid: number): Record<'main' | 'v8' | 'pool' | 'other', number> {
+  const out = { main: 0, v8: 0, pool: 0, other: 0 };
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = (Number(f[11]) + Number(f[12])) * 10;
+      const kind = tid === String(pid) ? 'main' : name.startsWith('V8') || name.startsWith('v8:') ? 'v8' : name.startsWith('libuv') ? 'pool' : 'other';
+      out[kind] += ms;
+    } catch {}
+  }
+  return out;
+}
+
 /** CPU time (ms) used so far by the PostgreSQL server's processes (0 where /proc or the pid is missing). */
 let postmasterPid = 0;
 function postgresCpuMs(): number {
@@ -376,6 +402,7 @@ async function measure(work: Work, servers: Server[], users: Array<{ username: s
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of servers) {
       const cpu0 = cpuMs(s.child.pid!);
+      const threads0 = threadCpuMs(s.child.pid!);
       const onPg = s.key === 'pg' || s.key === 'pgOff';
       const counters0 = onPg ? await databaseCounters() : undefined;
       const pg0 = onPg ? postgresCpuMs() : 0;
@@ -383,11 +410,13 @@ async function measure(work: Work, servers: Server[], users: Array<{ username: s
       const done = sample.rps * DURATION;
       const pgCpu = onPg ? postgresCpuMs() - pg0 : 0;
       const nodeCpu = cpuMs(s.child.pid!) - cpu0;
+      const threads1 = threadCpuMs(s.child.pid!);
+      const byThread = (['main', 'v8', 'pool', 'other'] as const).map((k) => `${k} ${((threads1[k] - threads0[k]) * 1000 / done).toFixed(0)}`).join(', ');
       const counters1 = counters0 ? await databaseCounters() : undefined;
       const perReq = (x: number) => (x / done).toFixed(2);
       const db = counters0 && counters1 ? `, ${perReq(counters1.xacts - counters0.xacts - 1)} transactions and ${perReq(counters1.fetched - counters0.fetched)} rows fetched, ${perReq(counters1.returned - counters0.returned)} returned (${perReq(counters1.seqRead - counters0.seqRead)} by sequential scans) per request` : '';
       // Per request of the run; a refresh run's figures also carry the sign-ins that refill its pool first.
-      const cpu = ` (CPU ${(nodeCpu * 1000 / done).toFixed(0)} us/req${onPg ? `, PostgreSQL ${(pgCpu * 1000 / done).toFixed(0)} us/req` : ''}${db})`;
+      const cpu = ` (CPU ${(nodeCpu * 1000 / done).toFixed(0)} us/req [${byThread}]${onPg ? `, PostgreSQL ${(pgCpu * 1000 / done).toFixed(0)} us/req` : ''}${db})`;
       const key = `${work}|${s.key}`;
       samples.set(key, [...(samples.get(key) ?? []), sample]);
       const mem = s.key === 'bare' ? '' : `, RSS ${rssMb(s.child.pid!).rss.toFixed(0)} MB`;
