@@ -8,6 +8,7 @@ import type { Context } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import { FAILURE_MESSAGES, type Interaction, type LoginKit, type LoginProvenance, type SignedIn } from './login-kit.ts';
 import type { RequiredAction } from '../storage/mfa-repository.ts';
+import type { ApplicablePolicies } from '../storage/mfa-policy-repository.ts';
 import type { PageText } from '../i18n/page-text.ts';
 
 /** Authentication context class references in our ID tokens. */
@@ -34,8 +35,12 @@ export interface LoginState {
   authenticatedAt?: number;
   /** Something the person must read before the login goes on (recovery codes left), translated on the page. */
   notice?: PageText | string;
-  /** Read once when the login begins: whether the user has a factor, and their required actions. */
-  facts: { enrolled: boolean; actions: RequiredAction[] };
+  /**
+   * Read once when the login begins: whether the user has a factor, and their required actions.
+   * `applicable` (what decides the second-factor mode) serves only the request that read it: it
+   * is not stored with the state, so a step taken later reads the policies afresh.
+   */
+  facts: { enrolled: boolean; actions: RequiredAction[]; applicable?: ApplicablePolicies };
   /** The client's action (kb_action) ran in this login. */
   actionDone?: boolean;
   /** The state was stored (a step showed a page), so finishing must remove it. */
@@ -71,7 +76,10 @@ export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[])
   const store = kit.deps.upstreamAttempts;
 
   const load = async (uid: string) => ((await store.find(stateKey(uid))) as unknown as LoginState | undefined) ?? null;
-  const save = (state: LoginState) => store.upsert(stateKey(state.uid), state as unknown as AdapterPayload, STATE_TTL);
+  const save = (state: LoginState) => {
+    const { applicable: _fresh, ...facts } = state.facts;
+    return store.upsert(stateKey(state.uid), { ...state, facts } as unknown as AdapterPayload, STATE_TTL);
+  };
 
   async function advance(ctx: Context, details: Interaction, state: LoginState) {
     for (const step of steps()) {
@@ -106,8 +114,9 @@ export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[])
 
   return {
     begin: async (ctx, details, connectorId, login, extra = {}) => {
-      const facts = await kit.deps.store.mfa.loginFacts(login.userId);
-      return advance(ctx, details, { uid: details.uid, clientId: details.params.client_id as string, connectorId, login, facts, ...extra });
+      const clientId = details.params.client_id as string;
+      const facts = await kit.deps.store.mfa.loginFacts(login.userId, { clientId, connectorId });
+      return advance(ctx, details, { uid: details.uid, clientId, connectorId, login, facts, ...extra });
     },
     advance,
     load,

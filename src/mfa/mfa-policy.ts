@@ -4,11 +4,12 @@
 // replaces the config's (which is only the default); for the other levels a config entry wins,
 // since the admin API refuses to change what the config declares.
 //
-// Every call reads the stored policies afresh, in the same query as the user's groups, so a change
-// made on any instance applies to the next login everywhere without a cache to expire.
+// Every login reads the stored policies afresh, in the same query as the user's groups (when it
+// begins, with its other facts), so a change made on any instance applies to the next login
+// everywhere without a cache to expire.
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../storage/store.ts';
-import type { StoredMfaPolicy } from '../storage/mfa-policy-repository.ts';
+import type { ApplicablePolicies, StoredMfaPolicy } from '../storage/mfa-policy-repository.ts';
 import { MFA_MODES, type MfaMode } from './mfa-config.ts';
 
 export interface MfaPolicyInput {
@@ -25,7 +26,8 @@ export interface MfaDecision {
 }
 
 export interface MfaPolicy {
-  resolve(input: MfaPolicyInput): Promise<MfaDecision>;
+  /** `applicable`: the groups and stored policies this request already read for this input; read here when absent. */
+  resolve(input: MfaPolicyInput, applicable?: ApplicablePolicies): Promise<MfaDecision>;
 }
 
 const strictness = (mode: MfaMode) => MFA_MODES.length - MFA_MODES.indexOf(mode);
@@ -36,8 +38,8 @@ const entry = (map: Record<string, MfaMode>, key: string): MfaMode | undefined =
 export function createMfaPolicy(deps: { config: Pick<Config, 'mfa'>; store: Store }): MfaPolicy {
   const { mfa } = deps.config;
   return {
-    async resolve(input) {
-      const { groups, policies } = await deps.store.mfaPolicies.applicable(input);
+    async resolve(input, applicable) {
+      const { groups, policies } = applicable ?? (await deps.store.mfaPolicies.applicable(input));
       const stored = (kind: StoredMfaPolicy['kind'], target: string) => policies.find((p) => p.kind === kind && p.target === target)?.mode;
       const levels: Array<[string, MfaMode | undefined]> = [
         ['global', stored('global', '') ?? mfa.mode],

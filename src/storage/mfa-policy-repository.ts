@@ -24,19 +24,39 @@ interface Row {
 
 const fromRow = (r: Row): StoredMfaPolicy => ({ kind: r.kind, target: r.target, mode: r.mode, updatedAt: new Date(r.updated_at) });
 
-// Read by every login that reaches the second-factor step, prepared (src/storage/pg-statements.ts).
+/**
+ * The stored policies for the global level, client `client`, connector `connector` and groups
+ * `groups` (SQL expressions: parameters or a column), as one JSON array.
+ */
+export function applicablePoliciesSql(client: string, connector: string, groups: string): string {
+  return `(SELECT coalesce(json_agg(json_build_object('kind', p.kind, 'target', p.target, 'mode', p.mode, 'updated_at', p.updated_at)), '[]'::json)
+         FROM mfa_policies p
+        WHERE p.kind = 'global'
+           OR (p.kind = 'client' AND p.target = ${client})
+           OR (p.kind = 'connector' AND p.target = ${connector})
+           OR (p.kind = 'group' AND p.target = ANY (${groups})))`;
+}
+
+// Read by a step-up and by a login resumed from its stored state; a login that begins reads the
+// same with its other facts (LOGIN_FACTS_SQL in mfa-repository.ts). Prepared (pg-statements.ts).
 export const APPLICABLE_SQL = {
   name: 'kb_mfa_policies_applicable',
   text: `WITH ug AS (SELECT coalesce(${userGroupsSubquery('$1')}, '{}'::text[]) AS names)
-    SELECT ug.names AS groups,
-      (SELECT coalesce(json_agg(json_build_object('kind', p.kind, 'target', p.target, 'mode', p.mode, 'updated_at', p.updated_at)), '[]'::json)
-         FROM mfa_policies p
-        WHERE p.kind = 'global'
-           OR (p.kind = 'client' AND p.target = $2)
-           OR (p.kind = 'connector' AND p.target = $3)
-           OR (p.kind = 'group' AND p.target = ANY (ug.names))) AS policies
+    SELECT ug.names AS groups, ${applicablePoliciesSql('$2', '$3', 'ug.names')} AS policies
     FROM ug`,
 };
+
+/** What decides a login's second-factor mode: the user's groups and the stored policies that apply. */
+export interface ApplicablePolicies {
+  groups: string[];
+  policies: StoredMfaPolicy[];
+}
+
+/** The `groups` and `policies` columns of APPLICABLE_SQL or LOGIN_FACTS_SQL (the JSON arrives parsed or as text). */
+export function applicableFromRow(row: { groups: string[] | null; policies: unknown }): ApplicablePolicies {
+  const policies = (typeof row.policies === 'string' ? JSON.parse(row.policies) : row.policies) as Row[];
+  return { groups: row.groups ?? [], policies: policies.map(fromRow) };
+}
 
 export class MfaPolicyRepository {
   readonly #knex: Knex;
@@ -81,9 +101,8 @@ export class MfaPolicyRepository {
    * In one query: the user's groups (nested parents included; [] for an unknown user) and the
    * stored policies for the global level, this client, this connector and those groups.
    */
-  async applicable(input: { userId: string; clientId: string; connectorId: string | null }): Promise<{ groups: string[]; policies: StoredMfaPolicy[] }> {
+  async applicable(input: { userId: string; clientId: string; connectorId: string | null }): Promise<ApplicablePolicies> {
     const { rows } = await this.#sql.run<{ groups: string[]; policies: Row[] | string }>(APPLICABLE_SQL, [input.userId, input.clientId, input.connectorId ?? '']);
-    const { groups, policies } = rows[0];
-    return { groups, policies: (typeof policies === 'string' ? (JSON.parse(policies) as Row[]) : policies).map(fromRow) };
+    return applicableFromRow(rows[0]);
   }
 }

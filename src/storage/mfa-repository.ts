@@ -4,6 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
+import { userGroupsSubquery } from './user-groups-sql.ts';
+import { applicableFromRow, applicablePoliciesSql, type ApplicablePolicies } from './mfa-policy-repository.ts';
 
 export type FactorType = 'totp' | 'webauthn';
 
@@ -71,12 +73,26 @@ const webauthn = (r: FactorRow): WebauthnFactor => ({ ...info(r), type: 'webauth
 /** How long accepted TOTP steps are kept: well past the ±1 step window of any code. */
 const USED_STEP_RETENTION = "interval '10 minutes'";
 
-// What every login reads (pipeline.begin), prepared (src/storage/pg-statements.ts).
+// What every login reads when it begins (pipeline.begin), in one round trip: the user's factors
+// and required actions, and what decides the second-factor mode for this client and connector
+// (the same as APPLICABLE_SQL). Prepared (src/storage/pg-statements.ts).
 export const LOGIN_FACTS_SQL = {
   name: 'kb_mfa_login_facts',
-  text: `SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed) AS enrolled,
-      ARRAY (SELECT action FROM required_actions WHERE user_id = $1 ORDER BY created_at) AS actions`,
+  text: `WITH ug AS (SELECT coalesce(${userGroupsSubquery('$1')}, '{}'::text[]) AS names)
+    SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed) AS enrolled,
+      ARRAY (SELECT action FROM required_actions WHERE user_id = $1 ORDER BY created_at) AS actions,
+      ug.names AS groups, ${applicablePoliciesSql('$2', '$3', 'ug.names')} AS policies
+    FROM ug`,
 };
+
+/** What a login reads of its user when it begins. */
+export interface LoginFacts {
+  /** The user has a confirmed second factor. */
+  enrolled: boolean;
+  actions: RequiredAction[];
+  /** What decides the second-factor mode of this login (its client and connector). */
+  applicable: ApplicablePolicies;
+}
 
 export class MfaRepository {
   readonly #knex: Knex;
@@ -200,11 +216,11 @@ export class MfaRepository {
     });
   }
 
-  /** What a login needs to know of a user in one round trip: enrolled at all, and the required actions. */
-  async loginFacts(userId: string): Promise<{ enrolled: boolean; actions: RequiredAction[] }> {
-    const { rows } = await this.#sql.run<{ enrolled: boolean; actions: RequiredAction[] | null }>(LOGIN_FACTS_SQL, [userId]);
+  /** What a login needs to know of a user in one round trip (see LoginFacts); `connectorId` null for a passkey sign-in. */
+  async loginFacts(userId: string, login: { clientId: string; connectorId: string | null }): Promise<LoginFacts> {
+    const { rows } = await this.#sql.run<{ enrolled: boolean; actions: RequiredAction[] | null; groups: string[] | null; policies: unknown }>(LOGIN_FACTS_SQL, [userId, login.clientId, login.connectorId ?? '']);
     const row = rows[0];
-    return { enrolled: Boolean(row?.enrolled), actions: row?.actions ?? [] };
+    return { enrolled: Boolean(row?.enrolled), actions: row?.actions ?? [], applicable: row ? applicableFromRow(row) : { groups: [], policies: [] } };
   }
 
   async requiredActions(userId: string): Promise<RequiredAction[]> {

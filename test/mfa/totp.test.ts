@@ -59,7 +59,15 @@ function totpSuite(name: string, open: () => Promise<Backend | { skip: string }>
       assert.equal(await service.confirmEnrolment(alice.id, enrolment.factorId, wrongCode(enrolment.secret)), 'invalid');
       assert.equal(await service.confirmEnrolment(alice.id, enrolment.factorId, codeAt(enrolment.secret, 0)), 'confirmed');
       assert.equal(await service.confirmEnrolment(alice.id, enrolment.factorId, codeAt(enrolment.secret, 1)), 'gone', 'confirmed already');
-      assert.equal((await backend.store.mfa.loginFacts(alice.id)).enrolled, true);
+      // The login's facts carry, in the same read, what decides its second-factor mode.
+      await backend.store.mfaPolicies.set('client', 'rp', 'required');
+      await backend.store.mfaPolicies.set('client', 'other-rp', 'off');
+      const facts = await backend.store.mfa.loginFacts(alice.id, { clientId: 'rp', connectorId: 'local' });
+      assert.equal(facts.enrolled, true);
+      assert.deepEqual(facts.applicable.policies.map((p) => [p.kind, p.target, p.mode]), [['client', 'rp', 'required']]);
+      assert.deepEqual(facts.applicable, await backend.store.mfaPolicies.applicable({ userId: alice.id, clientId: 'rp', connectorId: 'local' }));
+      await backend.store.mfaPolicies.remove('client', 'rp');
+      await backend.store.mfaPolicies.remove('client', 'other-rp');
 
       assert.deepEqual(await service.verify(alice.id, codeAt(enrolment.secret, 0)), { ok: false, reason: 'replayed' }, 'the confirming code is used up');
       assert.deepEqual(await service.verify(alice.id, wrongCode(enrolment.secret)), { ok: false, reason: 'invalid' });

@@ -200,9 +200,11 @@ describe('token hot path on PostgreSQL', () => {
     seen.length = 0;
     await codeFlowTokens('openid groups', new Browser(broker.issuer), {});
     const login = [...seen];
-    for (const name of ['kb_login_account_key', 'kb_mfa_login_facts', 'kb_mfa_policies_applicable']) {
+    for (const name of ['kb_login_account_key', 'kb_mfa_login_facts']) {
       assert.equal(login.filter((s) => s === name).length, 1, `${name} once: ${login.join(', ')}`);
     }
+    // The second-factor policies come with the login's facts, not in a statement of their own.
+    assert.equal(login.filter((s) => s === 'kb_mfa_policies_applicable').length, 0, login.join(', '));
     // Before: the user, then its groups and its credential, each a knex query parsed and planned anew.
     const knexReads = login.filter((s) => /^knex: select/i.test(s) && /"?(users|credentials|memberships|mfa_factors|required_actions|mfa_policies)"?/.test(s));
     assert.deepEqual(knexReads, [], 'no knex query reads an account table during the login');
@@ -238,7 +240,7 @@ describe('token hot path on PostgreSQL', () => {
       { statement: USER_SQL.loginAccountByKey, args: `'planuser7'`, check: (r) => assert.deepEqual([r.id, r.groups, r.password_hash], ['plan-user-7', ['plan-group-158', 'plan-group-8'], 'hash7']) },
       { statement: USER_SQL.loginAccountByEmail, args: `'PLAN7@example.org'`, check: (r) => assert.equal(r.id, 'plan-user-7') },
       { statement: USER_SQL.loginAccountById, args: `'plan-user-7'`, check: (r) => assert.equal(r.password_hash, 'hash7') },
-      { statement: LOGIN_FACTS_SQL, args: `'plan-user-7'`, check: (r) => assert.deepEqual([r.enrolled, r.actions], [true, ['update_password']]) },
+      { statement: LOGIN_FACTS_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.enrolled, r.actions, r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [true, ['update_password'], ['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']]) },
       { statement: APPLICABLE_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']]) },
       { statement: USER_SQL.findWithGroups, args: `'plan-user-7'`, check: (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8']) },
       { statement: CLIENT_FIND, args: `'plan-client-7'`, check: (r) => assert.deepEqual(r.metadata, { n: 7 }) },

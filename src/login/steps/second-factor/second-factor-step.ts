@@ -25,7 +25,7 @@ export function createSecondFactorStep(kit: LoginKit, pipeline: () => LoginPipel
     async applies(ctx, state, details) {
       if (state.secondFactor) return false;
       const requested = requestsMfa(details.params);
-      const { mode } = await mfa.policy.resolve({ userId: state.login.userId, clientId: state.clientId, connectorId: state.connectorId });
+      const { mode } = await mfa.policy.resolve({ userId: state.login.userId, clientId: state.clientId, connectorId: state.connectorId }, state.facts.applicable);
       const { enrolled } = state.facts;
       if (!enrolled) {
         if (mode === 'required' || requested) state.mustEnrol = true;
