@@ -125,6 +125,13 @@ describe('login pipeline: TOTP, recovery codes, step-up, required actions', () =
     const a = await start(first);
     const challenge = await password(first, a.page, 'alice');
     assert.match(challenge.html, /Two-step verification/);
+    // The login state stored for the next step keeps the facts, not the policies read with them
+    // when the login began: a reload or a later step reads those afresh.
+    const uid = new URL(challenge.url).pathname.split('/')[2];
+    const row = await broker.database.artifacts('oidc_payloads').where({ kind: 'UpstreamLogin', id: `login.${uid}` }).first();
+    assert.ok(row, `the login state of ${uid} is stored`);
+    const stored = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as { facts: Record<string, unknown> };
+    assert.deepEqual(stored.facts, { enrolled: true, actions: [] });
     const claims = await a.finish(await first.submit(challenge, '/mfa/totp', { code }));
     assert.equal(claims.acr, 'urn:keybridge:mfa');
 
