@@ -15,8 +15,6 @@ import { ServiceProviderRegistry } from './service-providers.ts';
 import { samlIdpRoutes, type SamlIdpRoutes } from './saml-idp-routes.ts';
 import { SAML_IDP_CLIENT_ID } from './saml-idp-config.ts';
 
-export { SAML_IDP_CLIENT_ID };
-
 export interface SamlIdp {
   endpoints: IdpEndpoints;
   /** Where SPs read our metadata. */

@@ -102,7 +102,7 @@ export class MfaPolicyRepository {
    * stored policies for the global level, this client, this connector and those groups.
    */
   async applicable(input: { userId: string; clientId: string; connectorId: string | null }): Promise<ApplicablePolicies> {
-    const { rows } = await this.#sql.run<{ groups: string[]; policies: Row[] | string }>(APPLICABLE_SQL, [input.userId, input.clientId, input.connectorId ?? '']);
+    const { rows } = await this.#sql.run<{ groups: string[] | null; policies: unknown }>(APPLICABLE_SQL, [input.userId, input.clientId, input.connectorId ?? '']);
     return applicableFromRow(rows[0]);
   }
 }
