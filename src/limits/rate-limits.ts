@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type IRateLimiterStoreOptions } from 'rate-limiter-flexible';
 import type { Config } from '../config/schema.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
-import { knexStatements, type SqlStatements } from '../storage/pg-statements.ts';
+import { knexStatements, type SqlStatements, type Statement } from '../storage/pg-statements.ts';
 
 export type IpBudget = 'login' | 'callback' | 'token';
 
@@ -37,6 +37,12 @@ export interface RateLimits {
   tokenFailure(ip: string): Promise<void>;
   /** Before a password is checked: counts the attempt, refuses while the account backs off or is locked. */
   accountAttempt(connectorId: string, username: string): Promise<Verdict>;
+  /**
+   * A password (or code) is about to be checked: `hitIp('login', ip)`, then, if the address may
+   * go on and `account` is given, `accountAttempt` for it. On the database store both are one
+   * statement; `account` is null when it was not counted.
+   */
+  loginAttempt(ip: string, account?: { connectorId: string; username: string }): Promise<{ ip: Verdict; account: Verdict | null }>;
   /** The password was wrong (or the account unknown: counted the same). */
   accountFailure(connectorId: string, username: string): Promise<FailureOutcome>;
   /** The attempt ended without a verdict on the password (upstream down): it does not count. */
@@ -74,7 +80,16 @@ async function consume(limiter: RateLimiterAbstract, key: string, points = 1): P
 type StoreOptions = Omit<IRateLimiterStoreOptions, 'storeClient'>;
 
 /** Builds shared counters on Redis or on the database; memory insures each against store failures. */
-async function sharedStore(config: Config, knex: Knex, statements: SqlStatements, logger: Logger): Promise<{ make(opts: StoreOptions): RateLimiterAbstract; sweep(): Promise<number>; ready(): Promise<void>; close(): Promise<void> }> {
+interface SharedStore {
+  make(opts: StoreOptions): RateLimiterAbstract;
+  /** The database store's statements (absent on Redis): the login's counters in one statement. */
+  sql?: SqlStatements;
+  sweep(): Promise<number>;
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function sharedStore(config: Config, knex: Knex, statements: SqlStatements, logger: Logger): Promise<SharedStore> {
   if (config.redis.url) {
     // Loaded only when configured: deployments without Redis never pay for the client.
     const { Redis } = await import('ioredis');
@@ -117,10 +132,77 @@ async function sharedStore(config: Config, knex: Knex, statements: SqlStatements
   return {
     make: (opts) =>
       new RateLimiterPostgres({ ...opts, storeClient: client, storeType: 'client', tableName: 'rate_limits', tableCreated: true, clearExpiredByTimeout: false, insuranceLimiter: new RateLimiterMemory(opts) }),
+    sql: statements,
     sweep: async () => (await knex('rate_limits').where('expire', '<', Date.now() - 60_000).delete()) as number,
     ready: async () => {},
     close: async () => {},
   };
+}
+
+/**
+ * A password attempt's counters on the database store, in one statement where rate-limiter-flexible
+ * takes three: the address's login budget counts one; if that leaves the address within its
+ * budget ($5), the account's attempts count one; and the account's backoff row is read. Each
+ * upsert is the library's own (`rlflx-upsert`): a counter whose period is over starts again at 1
+ * with a new expiry. $1/$3/$6: the keys with the limiters' prefixes; $2/$4: the new expiries;
+ * $7: now (epoch milliseconds, as the library stores them).
+ */
+const LOGIN_ATTEMPT_SQL: Statement = {
+  name: 'kb_rate_login_attempt',
+  text: `WITH ip AS (
+  INSERT INTO rate_limits AS r (key, points, expire) VALUES ($1::varchar, 1, $2::bigint)
+  ON CONFLICT (key) DO UPDATE SET
+    points = CASE WHEN r.expire <= $7::bigint THEN 1 ELSE r.points + 1 END,
+    expire = CASE WHEN r.expire <= $7::bigint THEN $2::bigint ELSE r.expire END
+  RETURNING points, expire
+), account AS (
+  INSERT INTO rate_limits AS r (key, points, expire)
+  SELECT $3::varchar, 1, $4::bigint FROM ip WHERE $3::varchar IS NOT NULL AND ip.points <= $5::int
+  ON CONFLICT (key) DO UPDATE SET
+    points = CASE WHEN r.expire <= $7::bigint THEN 1 ELSE r.points + 1 END,
+    expire = CASE WHEN r.expire <= $7::bigint THEN $4::bigint ELSE r.expire END
+  RETURNING points, expire
+)
+SELECT ip.points AS ip_points, ip.expire AS ip_expire, account.points AS account_points, account.expire AS account_expire,
+  wait.points AS wait_points, wait.expire AS wait_expire
+FROM ip
+LEFT JOIN account ON true
+LEFT JOIN rate_limits wait ON wait.key = $6::varchar AND (wait.expire > $7::bigint OR wait.expire IS NULL)`,
+};
+
+/** A successful login forgets the account's attempts and its backoff in one statement. */
+const FORGET_SQL: Statement = { name: 'kb_rate_forget', text: 'DELETE FROM rate_limits WHERE key = ANY($1::varchar[])' };
+
+interface LoginAttemptRow {
+  ip_points: number;
+  ip_expire: string | number | null;
+  account_points: number | null;
+  account_expire: string | number | null;
+  wait_points: number | null;
+  wait_expire: string | number | null;
+}
+
+/** A counter after a count: what a verdict is made of. */
+interface Counted {
+  consumedPoints: number;
+  msBeforeNext: number;
+}
+
+/** What rate-limiter-flexible's PostgreSQL store makes of a counter row (its `_getRateLimiterRes`). */
+function counted(points: number, expire: string | number | null, changed: number): Counted {
+  return { consumedPoints: changed === points ? changed : points, msBeforeNext: expire === null ? -1 : Math.max(Number(expire) - Date.now(), 0) };
+}
+
+/**
+ * What the library's `consume` does after its upsert when a counter goes over: the count that
+ * first crosses the limit blocks the key for the block duration (and the refusal says so).
+ */
+async function afterConsume(limiter: RateLimiterAbstract, key: string, res: Counted): Promise<Counted> {
+  if (res.consumedPoints === limiter.points + 1 && limiter.blockDuration > 0) {
+    await limiter.block(key, limiter.blockDuration);
+    return { consumedPoints: res.consumedPoints, msBeforeNext: limiter.blockDuration * 1000 };
+  }
+  return res;
 }
 
 /** Remembers, per instance, the IPs that the shared token-failure counter has blocked. */
@@ -142,11 +224,40 @@ class BlockedIps {
   }
 }
 
+/** A consumed counter's verdict: refused once over its points (the first refusal is the one that crossed). */
+function overBudget(limiter: RateLimiterAbstract, res: Counted): Verdict {
+  return res.consumedPoints > limiter.points ? refuse(res.msBeforeNext, res.consumedPoints === limiter.points + 1) : ALLOW;
+}
+
+/** An account attempt through the limiters: counts it, then reads the backoff. */
+async function attemptOn(attempts: RateLimiterAbstract, backoff: RateLimiterAbstract, key: string): Promise<Verdict> {
+  const res = await consume(attempts, key);
+  if (res.consumedPoints > attempts.points) return overBudget(attempts, res);
+  const wait = await backoff.get(key);
+  if (wait && wait.consumedPoints > backoff.points) return refuse(wait.msBeforeNext, false);
+  return ALLOW;
+}
+
+/** `loginAttempt` through the limiters, a round trip each (Redis, or memory when the database store failed). */
+async function loginAttemptOn(ipLimiter: RateLimiterAbstract, attempts: RateLimiterAbstract, backoff: RateLimiterAbstract, ip: string, account?: { connectorId: string; username: string }): Promise<{ ip: Verdict; account: Verdict | null }> {
+  const ipVerdict = overBudget(ipLimiter, await consume(ipLimiter, ip));
+  if (!ipVerdict.allowed || !account) return { ip: ipVerdict, account: null };
+  return { ip: ipVerdict, account: await attemptOn(attempts, backoff, accountKey(account.connectorId, account.username)) };
+}
+
+/** The memory limiter that counts for a store limiter while its store fails. */
+function insuranceOf(limiter: RateLimiterAbstract): RateLimiterAbstract {
+  const insurance = (limiter as unknown as { insuranceLimiter?: RateLimiterAbstract }).insuranceLimiter;
+  if (!insurance) throw new Error('a shared counter has no memory insurance');
+  return insurance;
+}
+
 const DISABLED: RateLimits = {
   enabled: false,
   hitIp: async () => ALLOW,
   tokenFailure: async () => {},
   accountAttempt: async () => ALLOW,
+  loginAttempt: async (_ip, account) => ({ ip: ALLOW, account: account ? ALLOW : null }),
   accountFailure: async () => ({ locked: false, failures: 0 }),
   accountNeutral: async () => {},
   accountSuccess: async () => {},
@@ -185,8 +296,7 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
         const blocked = blockedIps.blockedFor(ip);
         if (blocked > 0) return refuse(blocked, false);
       }
-      const res = await consume(limiter, ip);
-      return res.consumedPoints > limiter.points ? refuse(res.msBeforeNext, res.consumedPoints === limiter.points + 1) : ALLOW;
+      return overBudget(limiter, await consume(limiter, ip));
     },
 
     async tokenFailure(ip) {
@@ -194,13 +304,33 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
       if (res.consumedPoints > tokenFailures.points) blockedIps.add(ip, res.msBeforeNext);
     },
 
-    async accountAttempt(connectorId, username) {
-      const key = accountKey(connectorId, username);
-      const res = await consume(attempts, key);
-      if (res.consumedPoints > attempts.points) return refuse(res.msBeforeNext, res.consumedPoints === attempts.points + 1);
-      const wait = await backoff.get(key);
-      if (wait && wait.consumedPoints > backoff.points) return refuse(wait.msBeforeNext, false);
-      return ALLOW;
+    accountAttempt: (connectorId, username) => attemptOn(attempts, backoff, accountKey(connectorId, username)),
+
+    async loginAttempt(ip, account) {
+      const sql = store.sql;
+      if (!sql) return loginAttemptOn(ipLimiters.login, attempts, backoff, ip, account);
+      const key = account ? accountKey(account.connectorId, account.username) : null;
+      const now = Date.now();
+      let row: LoginAttemptRow | undefined;
+      try {
+        const expiry = (limiter: RateLimiterAbstract) => (limiter.duration > 0 ? now + limiter.duration * 1000 : null);
+        ({ rows: [row] } = await sql.run<LoginAttemptRow>(LOGIN_ATTEMPT_SQL, [
+          ipLimiters.login.getKey(ip), expiry(ipLimiters.login),
+          key === null ? null : attempts.getKey(key), expiry(attempts),
+          ipLimiters.login.points, key === null ? null : backoff.getKey(key), now,
+        ]));
+      } catch {
+        // As the library does when its store fails: the instance's memory counts instead.
+        return loginAttemptOn(insuranceOf(ipLimiters.login), insuranceOf(attempts), insuranceOf(backoff), ip, account);
+      }
+      if (!row) throw new Error('the login attempt statement returned no row');
+      const ipRes = await afterConsume(ipLimiters.login, ip, counted(row.ip_points, row.ip_expire, 1));
+      const ipVerdict = overBudget(ipLimiters.login, ipRes);
+      if (!ipVerdict.allowed || key === null || row.account_points === null) return { ip: ipVerdict, account: null };
+      const res = await afterConsume(attempts, key, counted(row.account_points, row.account_expire, 1));
+      if (res.consumedPoints > attempts.points) return { ip: ipVerdict, account: overBudget(attempts, res) };
+      const waiting = row.wait_points !== null && row.wait_points > backoff.points;
+      return { ip: ipVerdict, account: waiting ? refuse(counted(row.wait_points!, row.wait_expire, 0).msBeforeNext, false) : ALLOW };
     },
 
     async accountFailure(connectorId, username) {
@@ -223,6 +353,15 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
 
     async accountSuccess(connectorId, username) {
       const key = accountKey(connectorId, username);
+      if (store.sql) {
+        try {
+          await store.sql.run(FORGET_SQL, [[attempts.getKey(key), backoff.getKey(key)]]);
+          return;
+        } catch {
+          await Promise.all([insuranceOf(attempts).delete(key), insuranceOf(backoff).delete(key)]);
+          return;
+        }
+      }
       await Promise.all([attempts.delete(key), backoff.delete(key)]);
     },
 

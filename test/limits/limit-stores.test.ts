@@ -203,6 +203,50 @@ for (const store of stores) {
       assert.equal((await b.accountFailure('local', user)).failures, 3, 'the neutral attempt was given back');
     });
 
+    test('loginAttempt: the address budget, then the account, counted as hitIp and accountAttempt count them', async (t) => {
+      if (!ready(t)) return;
+      const user = `frank-${run}`;
+      const attempt = (limits: RateLimits, n: number) => limits.loginAttempt(ip(n), { connectorId: 'local', username: user });
+      // Three failures from three addresses: the third makes the next attempt wait, on both instances.
+      for (let i = 1; i <= 3; i++) {
+        const v = await (i % 2 ? a : b).loginAttempt(ip(10 + i), { connectorId: 'local', username: user });
+        assert.deepEqual([v.ip.allowed, v.account?.allowed], [true, true], `attempt ${i}`);
+        assert.equal((await a.accountFailure('local', user)).failures, i);
+      }
+      const waiting = await attempt(b, 14);
+      assert.equal(waiting.ip.allowed, true);
+      assert.equal(waiting.account?.allowed, false, 'the backoff written by accountFailure is read in the same statement');
+      assert.equal(waiting.account?.retryAfterSeconds, 1);
+      // A success forgets the attempts and the backoff: the next attempt goes through at once.
+      await b.accountSuccess('local', user);
+      const after = await attempt(a, 15);
+      assert.equal(after.account?.allowed, true);
+      assert.equal((await a.accountFailure('local', user)).failures, 1, 'counting starts over after a success');
+
+      // An address over its budget (3 per minute) is refused, and the account is not counted for it.
+      const other = `grace-${run}`;
+      for (let i = 0; i < 3; i++) assert.equal((await a.loginAttempt(ip(20), { connectorId: 'local', username: other })).account?.allowed, true);
+      const refused = await b.loginAttempt(ip(20), { connectorId: 'local', username: other });
+      assert.deepEqual([refused.ip.allowed, refused.ip.firstRefusal, refused.account], [false, true, null]);
+      assert.ok(refused.ip.retryAfterSeconds >= 1 && refused.ip.retryAfterSeconds <= 60, `retry after ${refused.ip.retryAfterSeconds}`);
+      assert.equal((await a.loginAttempt(ip(20))).ip.firstRefusal, false, 'only the first refusal of a period is audited');
+      assert.equal((await a.accountFailure('local', other)).failures, 3, 'the refused attempts never reached the account counter');
+      // Without an account only the address counts.
+      assert.deepEqual(await a.loginAttempt(ip(21)), { ip: { allowed: true, retryAfterSeconds: 0, firstRefusal: false }, account: null });
+    });
+
+    test('loginAttempt locks an account like accountAttempt: the attempt past the limit starts the lockout, reported once', async (t) => {
+      if (!ready(t)) return;
+      const user = `heidi-${run}`;
+      // lockoutFailures 5: attempts without failures recorded (no backoff), each from a fresh address.
+      const verdicts = [];
+      for (let i = 0; i < 7; i++) verdicts.push((await (i % 2 ? a : b).loginAttempt(ip(30 + i), { connectorId: 'local', username: user })).account!);
+      assert.deepEqual(verdicts.map((v) => v.allowed), [true, true, true, true, true, false, false]);
+      assert.deepEqual(verdicts.map((v) => v.firstRefusal), [false, false, false, false, false, true, false]);
+      assert.ok(verdicts[5]!.retryAfterSeconds > 500 && verdicts[6]!.retryAfterSeconds > 500, `locked for the lockout period: ${verdicts[5]!.retryAfterSeconds} s`);
+      assert.equal((await a.accountAttempt('local', user)).allowed, false, 'accountAttempt sees the same lockout');
+    });
+
     test('usernames that differ only in case or compatibility form share one counter', async (t) => {
       if (!ready(t)) return;
       const user = `Zoe\u0308-${run}`;
@@ -244,6 +288,13 @@ test('a store that fails falls back to counting in memory instead of failing log
       assert.equal((await limits.accountFailure('local', user)).failures, i);
     }
     assert.equal((await limits.hitIp('login', '203.0.113.9')).allowed, true);
+    // The combined statement fails too: the attempt is counted in memory, with the failures above.
+    const attempt = await limits.loginAttempt('203.0.113.9', { connectorId: 'local', username: user });
+    assert.deepEqual([attempt.ip.allowed, attempt.account?.allowed], [true, true]);
+    assert.equal((await limits.accountFailure('local', user)).failures, 3, 'the memory counter went on from the two failures above');
+    await limits.accountSuccess('local', user);
+    assert.equal((await limits.loginAttempt('203.0.113.9', { connectorId: 'local', username: user })).account?.allowed, true);
+    assert.equal((await limits.accountFailure('local', user)).failures, 1, 'the success was forgotten in memory');
   } finally {
     await limits.close();
     await database.close();

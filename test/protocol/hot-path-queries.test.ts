@@ -205,6 +205,10 @@ describe('token hot path on PostgreSQL', () => {
     }
     // The second-factor policies come with the login's facts, not in a statement of their own.
     assert.equal(login.filter((s) => s === 'kb_mfa_policies_applicable').length, 0, login.join(', '));
+    // The brute-force counters: the address and the account counted (and the backoff read) in one
+    // statement before the password is checked, both forgotten in one after it was right; none of
+    // rate-limiter-flexible's own statements (three before, two after).
+    assert.deepEqual(login.filter((s) => s.startsWith('kb_rate_') || s.startsWith('rate_limits:')), ['kb_rate_login_attempt', 'kb_rate_forget'], login.join(', '));
     // Before: the user, then its groups and its credential, each a knex query parsed and planned anew.
     const knexReads = login.filter((s) => /^knex: select/i.test(s) && /"?(users|credentials|memberships|mfa_factors|required_actions|mfa_policies)"?/.test(s));
     assert.deepEqual(knexReads, [], 'no knex query reads an account table during the login');

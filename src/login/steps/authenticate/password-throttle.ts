@@ -17,14 +17,12 @@ export function createPasswordThrottle(kit: LoginKit): PasswordThrottle {
   const { limits, store, logger } = kit.deps;
   return {
     async check(ctx, connectorId, login, clientId) {
-      const ip = await limits.hitIp('login', ctx.ip);
+      const { ip, account } = await limits.loginAttempt(ctx.ip, login ? { connectorId, username: login } : undefined);
       if (!ip.allowed) {
         if (ip.firstRefusal) await store.audit.record({ type: 'login.throttled', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { scope: 'ip', budget: 'login' } });
         return { error: text('login.error.too_many_network', { wait: waitText(ip.retryAfterSeconds) }), verdict: ip };
       }
-      if (!login) return null;
-      const account = await limits.accountAttempt(connectorId, login);
-      if (account.allowed) return null;
+      if (!account || account.allowed) return null;
       if (account.firstRefusal) await store.audit.record({ type: 'account.locked', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { username: login.slice(0, 256) } });
       await store.audit.record({ type: 'login.throttled', outcome: 'failure', clientId, connectorId, ip: ctx.ip, details: { scope: 'account', username: login.slice(0, 256) } });
       logger.info({ connector: connectorId, retryAfter: account.retryAfterSeconds }, 'login throttled');

@@ -17,10 +17,9 @@ export function createFactorThrottle(kit: LoginKit): FactorThrottle {
   const { limits, store, logger } = kit.deps;
   return {
     async check(ctx, userId, clientId) {
-      const ip = await limits.hitIp('login', ctx.ip);
+      const { ip, account } = await limits.loginAttempt(ctx.ip, { connectorId: MFA_COUNTER, username: userId });
       if (!ip.allowed) return { error: text('mfa.error.too_many_network', { wait: waitText(ip.retryAfterSeconds) }), retryAfter: ip.retryAfterSeconds };
-      const account = await limits.accountAttempt(MFA_COUNTER, userId);
-      if (account.allowed) return null;
+      if (!account || account.allowed) return null;
       await store.audit.record({ type: 'mfa.throttled', outcome: 'failure', userId, clientId, ip: ctx.ip });
       return { error: text('mfa.error.too_many_codes', { wait: waitText(account.retryAfterSeconds) }), retryAfter: account.retryAfterSeconds };
     },
