@@ -2,6 +2,7 @@
 // oidc-provider's stable session uid, which every code, access and refresh token carries, so
 // the `idp` claim and connector refresh work for as long as the session's tokens live.
 import type { Knex } from 'knex';
+import { knexStatements, type SqlStatements, type Statement } from './pg-statements.ts';
 import type { UpstreamSession } from '../connectors/contract.ts';
 
 export interface LoginSession {
@@ -54,11 +55,25 @@ function fromRow(r: Row): LoginSession {
   };
 }
 
+/** A login's row, written once per login: a prepared statement (the first login of a session inserts, a later one in it replaces all but created_at). */
+const UPSERT_SQL: Statement = {
+  name: 'kb_login_session_upsert',
+  text: `INSERT INTO login_sessions (session_uid, user_id, connector_id, federated_identity_id, amr, claims, expires_at, authenticated_at, upstream_subject, upstream_sid, upstream_session, ip, user_agent)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::timestamptz, $8::timestamptz, $9, $10, $11::jsonb, $12, $13)
+ON CONFLICT (session_uid) DO UPDATE SET user_id = excluded.user_id, connector_id = excluded.connector_id, federated_identity_id = excluded.federated_identity_id,
+  amr = excluded.amr, claims = excluded.claims, expires_at = excluded.expires_at, authenticated_at = excluded.authenticated_at, upstream_subject = excluded.upstream_subject,
+  upstream_sid = excluded.upstream_sid, upstream_session = excluded.upstream_session, ip = excluded.ip, user_agent = excluded.user_agent
+RETURNING session_uid, user_id, connector_id, federated_identity_id, amr, claims, created_at, expires_at, authenticated_at, upstream_session`,
+};
+
 export class LoginSessionRepository {
   readonly #knex: Knex;
+  readonly #sql: SqlStatements;
 
-  constructor(knex: Knex) {
+  /** `sql`: prepared statements for the write every login makes (default: the same text through this knex). */
+  constructor(knex: Knex, sql: SqlStatements = knexStatements(knex)) {
     this.#knex = knex;
+    this.#sql = sql;
   }
 
   /**
@@ -67,27 +82,23 @@ export class LoginSessionRepository {
    */
   async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null; userAgent?: string | null }): Promise<LoginSession> {
     const upstream = login.upstreamSession ?? null;
-    const [row] = await this.#knex('login_sessions')
-      .insert({
-        session_uid: login.sessionUid,
-        user_id: login.userId,
-        connector_id: login.connectorId,
-        federated_identity_id: login.federatedIdentityId,
-        amr: JSON.stringify(login.amr),
-        claims: JSON.stringify(login.claims ?? {}),
-        expires_at: login.expiresAt,
-        authenticated_at: login.authenticatedAt ?? new Date(),
-        upstream_subject: upstream?.subject ?? null,
-        upstream_sid: upstream?.id ?? null,
-        upstream_session: upstream ? JSON.stringify(upstream) : null,
-        ip: login.ip ?? null,
-        user_agent: storableUserAgent(login.userAgent),
-      })
-      .onConflict('session_uid')
-      .merge(['user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip', 'user_agent'])
-      .returning('*');
+    const { rows: [row] } = await this.#sql.run<Row>(UPSERT_SQL, [
+      login.sessionUid,
+      login.userId,
+      login.connectorId,
+      login.federatedIdentityId,
+      JSON.stringify(login.amr),
+      JSON.stringify(login.claims ?? {}),
+      login.expiresAt,
+      login.authenticatedAt ?? new Date(),
+      upstream?.subject ?? null,
+      upstream?.id ?? null,
+      upstream ? JSON.stringify(upstream) : null,
+      login.ip ?? null,
+      storableUserAgent(login.userAgent),
+    ]);
     // The row as stored (created_at stays from the first login of this session).
-    return fromRow(row as Row);
+    return fromRow(row!);
   }
 
   async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {

@@ -79,7 +79,7 @@ export class Store {
     this.signingKeys = new SigningKeyRepository(knex);
     this.secrets = new SecretRepository(knex);
     this.audit = new AuditRepository(knex, hooks.onAuditRecord);
-    this.loginSessions = new LoginSessionRepository(knex);
+    this.loginSessions = new LoginSessionRepository(knex, sql);
     this.leases = new LeaseRepository(knex);
     this.connectors = new ConnectorRepository(knex);
     this.replay = new ReplayRepository(knex);

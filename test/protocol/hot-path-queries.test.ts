@@ -209,6 +209,8 @@ describe('token hot path on PostgreSQL', () => {
     // statement before the password is checked, both forgotten in one after it was right; none of
     // rate-limiter-flexible's own statements (three before, two after).
     assert.deepEqual(login.filter((s) => s.startsWith('kb_rate_') || s.startsWith('rate_limits:')), ['kb_rate_login_attempt', 'kb_rate_forget'], login.join(', '));
+    // Which connector signed the session in: one prepared upsert, not a knex insert.
+    assert.deepEqual(login.filter((s) => s.includes('login_session')), ['kb_login_session_upsert'], login.join(', '));
     // Before: the user, then its groups and its credential, each a knex query parsed and planned anew.
     const knexReads = login.filter((s) => /^knex: select/i.test(s) && /"?(users|credentials|memberships|mfa_factors|required_actions|mfa_policies)"?/.test(s));
     assert.deepEqual(knexReads, [], 'no knex query reads an account table during the login');

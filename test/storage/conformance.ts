@@ -576,10 +576,15 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
     test('login sessions: upsert, expiry, clean-up', async (t) => {
       if (!ready(t)) return;
       const u = await store.users.create({ username: 'kate' });
-      await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000) });
+      const first = await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], claims: { level: 2 }, expiresAt: new Date(Date.now() + 60_000) });
       assert.equal((await store.loginSessions.find('sess-1'))?.connectorId, 'local');
-      await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'corp', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000) });
+      assert.deepEqual(first, await store.loginSessions.find('sess-1'), 'upsert answers the row as stored');
+      assert.deepEqual([first.amr, first.claims], [['pwd'], { level: 2 }]);
+      const second = await store.loginSessions.upsert({ sessionUid: 'sess-1', userId: u.id, connectorId: 'corp', federatedIdentityId: null, amr: ['pwd', 'otp'], expiresAt: new Date(Date.now() + 60_000) });
       assert.equal((await store.loginSessions.find('sess-1'))?.connectorId, 'corp');
+      assert.deepEqual(second, await store.loginSessions.find('sess-1'));
+      assert.deepEqual([second.amr, second.claims], [['pwd', 'otp'], {}], 'a later login of the session replaces what it says');
+      assert.equal(second.createdAt.getTime(), first.createdAt.getTime(), 'created_at stays from the first login of the session');
       assert.equal(await store.loginSessions.find('sess-1', new Date(Date.now() + 120_000)), null);
       assert.equal(await store.loginSessions.deleteExpired(new Date(Date.now() + 120_000)), 1);
       assert.equal(await store.loginSessions.find('sess-1'), null);
