@@ -10,6 +10,7 @@ import { privatePostgres, type PrivatePostgres } from '../helpers/private-postgr
 import { skipLoudly } from '../helpers/skip.ts';
 import { assertNoErrorLogs, basic, codeFlowTokens, RP, startFaultBroker, type FaultBroker } from './fault-broker.ts';
 import { Browser, findForm } from '../helpers/browser.ts';
+import { DatabaseUnavailable } from '../../src/storage/database-unavailable.ts';
 
 const RP_CLIENT = { id: 'rp', secret: 'rp-secret-0123456789abcdef' };
 const SVC = { id: 'svc', secret: 'svc-secret-0123456789abcdef' };
@@ -165,6 +166,29 @@ describe('database outage', () => {
     }
     await assertEverythingWorks();
     assertNoErrorLogs(broker.logs, from);
+  });
+
+  test('the database goes away between reading the interaction and the account: 503, no error log', async (t) => {
+    if ('skip' in cluster) return skipLoudly(t, cluster.skip);
+    const browser = new Browser(broker.issuer);
+    const loginPage = await browser.go(authorizeUrl());
+    const statements = broker.database.pg!.statements;
+    const run = statements.run;
+    // Only the local account's lookup fails, as the pool fails it when the server is gone.
+    statements.run = ((statement, values) => (statement.name.startsWith('kb_login_account') ? Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED'))) : run.call(statements, statement, values))) as typeof run;
+    const from = broker.logs.length;
+    try {
+      const submitted = await browser.submit(loginPage, '/login', { username: 'alice', password: 'alice-password-1' });
+      assert.equal(submitted.status, 503, submitted.html.slice(0, 300));
+      assert.match(submitted.html, /temporarily unavailable/i);
+      assert.match(submitted.headers.get('retry-after') ?? '', /^\d+$/);
+      assertNoErrorLogs(broker.logs, from);
+    } finally {
+      statements.run = run;
+    }
+    // The attempt that never reached a verdict did not count: alice signs in at once.
+    const again = await browser.submit(await browser.go(authorizeUrl()), '/login', { username: 'alice', password: 'alice-password-1' });
+    assert.equal(again.status, 303, again.html.slice(0, 300));
   });
 
   test('database hung (SIGSTOP): readyz and /token answer 503 within their bounds, then recover', async (t) => {

@@ -6,6 +6,7 @@ import { FAILURE_MESSAGES, unavailable, type LoginKit } from '../../login-kit.ts
 import type { LinkStep } from '../link/link-step.ts';
 import type { PasswordThrottle } from './password-throttle.ts';
 import { checkPasswordAtLogin } from './password-at-login.ts';
+import { DatabaseUnavailable } from '../../../storage/database-unavailable.ts';
 import { text } from '../../../i18n/page-text.ts';
 
 export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: PasswordThrottle, link: LinkStep): void {
@@ -37,6 +38,9 @@ export function passwordLoginRoutes(router: Router, kit: LoginKit, throttle: Pas
       result = await registered.connector.login(username, password);
     } catch (err) {
       await deps.limits.accountNeutral(registered.id, username);
+      // Our database, not the connector (a local account's lookup): the error page's 503 "try
+      // again", with the one warn line per outage, not an error with a stack per attempt.
+      if (err instanceof DatabaseUnavailable) throw err;
       logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
       await store.audit.record({ type: 'login.error', outcome: 'failure', clientId, connectorId: registered.id, ip: ctx.ip, details: { username } });
       return renderLogin(ctx, details.uid, clientId, { error: unavailable(registered.name), username, selected: registered.id, status: 503 });

@@ -16,6 +16,7 @@ import type { LoginPipeline } from '../../pipeline.ts';
 import type { PasswordThrottle } from '../authenticate/password-throttle.ts';
 import type { UpstreamLogin } from '../authenticate/upstream-login.ts';
 import { checkPasswordAtLogin } from '../authenticate/password-at-login.ts';
+import { DatabaseUnavailable } from '../../../storage/database-unavailable.ts';
 import { text, type PageText } from '../../../i18n/page-text.ts';
 
 export type Outcome =
@@ -246,6 +247,8 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
         result = await registered.connector.login(method.login, password);
       } catch (err) {
         await deps.limits.accountNeutral(registered.id, method.login);
+        // Our database, not the connector: the error page's 503 (see password-login.ts).
+        if (err instanceof DatabaseUnavailable) throw err;
         logger.error({ err, connector: registered.id, interaction: details.uid }, 'connector login failed');
         return renderLink(ctx, details, { error: unavailable(registered.name), status: 503 });
       }
