@@ -64,9 +64,16 @@ function textProblem(bytes: Uint8Array): TextProblem | null {
   return null;
 }
 
+/**
+ * Text that needs no decoding to be known good: ASCII without NUL and without `%` (which is all
+ * a percent-decoder would change). Almost every request's path, query, form and credentials are
+ * such text; only the rest is decoded and checked byte by byte.
+ */
+const PLAIN_ASCII = /^[\x01-\x24\x26-\x7f]*$/;
+
 /** Checks URL-encoded text (a path, a query string, a form body) after percent-decoding. */
 function checkEncoded(raw: string, what: Part): void {
-  if (!raw) return;
+  if (!raw || PLAIN_ASCII.test(raw)) return;
   const problem = textProblem(unescapeBuffer(raw));
   if (problem) throw rejected(what, problem);
 }
@@ -100,7 +107,9 @@ function checkBasicAuth(header: string): void {
   const m = /^basic\s+(\S+)\s*$/i.exec(header);
   if (!m) return;
   const decoded = Buffer.from(m[1], 'base64');
-  const problem = textProblem(decoded) ?? textProblem(unescapeBuffer(decoded.toString('latin1')));
+  const latin1 = decoded.toString('latin1');
+  if (PLAIN_ASCII.test(latin1)) return;
+  const problem = textProblem(decoded) ?? textProblem(unescapeBuffer(latin1));
   if (problem) throw rejected('client credentials', problem);
 }
 

@@ -64,6 +64,7 @@ import { watchConnectorChanges, type ConnectorWatch } from './watch-connector-ch
 import { ConnectorService } from '../management/connectors.ts';
 import { createEmailServices, type EmailServices } from '../email/email-services.ts';
 import { emailRoutes } from '../email/email-routes.ts';
+import { reportAppErrors } from '../http/app-errors.ts';
 import { createAccountEmails } from '../email/account-emails.ts';
 import type { MailTransport } from '../email/mail-transport.ts';
 
@@ -308,6 +309,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
           return firstPartyGrant(ctx, grant);
         },
       });
+      // Before oidc-provider's callback() is made: Koa then leaves these to us instead of printing them.
+      reportAppErrors(provider.app, logger);
       if (metrics) {
         // First in the chain: it times and labels every response, errors included.
         provider.use(httpMetrics(metrics));

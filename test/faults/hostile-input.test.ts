@@ -4,6 +4,8 @@
 // or stored, oversized bodies as 413; nothing logs at error level.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { Browser, findForm } from '../helpers/browser.ts';
@@ -140,6 +142,44 @@ describe('hostile input is refused at the edge', () => {
     const res = await fetch(`${broker.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RP_CLIENT.id, RP_CLIENT.secret) }, body: chunked, duplex: 'half' } as RequestInit);
     await assertRefused(res, 'chunked', 413);
     assertNoErrorLogs(broker.logs, from);
+  });
+
+  test('raw (not percent-encoded) NUL and non-UTF-8 bytes in a form body, and in the client credentials: 400', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const from = broker.logs.length;
+    for (const [name, byte] of [['NUL', 0x00], ['0xFF', 0xff], ['a lone continuation byte', 0x80]] as const) {
+      const body = Buffer.concat([Buffer.from('grant_type=refresh_token&refresh_token=ab'), Buffer.from([byte]), Buffer.from('cd')]);
+      const res = await fetch(`${broker.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RP_CLIENT.id, RP_CLIENT.secret) }, body });
+      await assertRefused(res, `raw ${name} in the form`);
+      const credentials = Buffer.concat([Buffer.from('rp'), Buffer.from([byte]), Buffer.from(':rp-secret-0123456789abcdef')]).toString('base64');
+      await assertRefused(await postForm('/token', 'grant_type=client_credentials', { authorization: `Basic ${credentials}` }), `raw ${name} in HTTP Basic`);
+    }
+    assertNoErrorLogs(broker.logs, from);
+  });
+
+  test('a client that sends part of its body and hangs up: nothing logged as an error', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const from = broker.logs.length;
+    // Koa's default error handler would print a stack with console.error, outside the logger.
+    const printed: unknown[] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => void printed.push(args);
+    const { port } = new URL(broker.url);
+    for (const [path, type] of [['/token', 'application/x-www-form-urlencoded'], ['/token/introspection', 'application/x-www-form-urlencoded'], ['/admin/api/v1/users', 'application/json'], ['/callback/local', 'application/x-www-form-urlencoded']] as const) {
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: ${type}\r\nContent-Length: 1000\r\nAuthorization: ${basic(RP_CLIENT.id, RP_CLIENT.secret)}\r\n\r\ngrant_type=refresh_`);
+      await new Promise((r) => setTimeout(r, 100));
+      socket.destroy();
+    }
+    // What the server logs about them, it logs while it notices the hang-ups.
+    await new Promise((r) => setTimeout(r, 300));
+    console.error = consoleError;
+    assert.deepEqual(printed, [], 'nothing printed to stderr');
+    assertNoErrorLogs(broker.logs, from);
+    assert.ok(broker.logs.slice(from).some((l) => l.level === 20 && /client went away/.test(l.msg ?? '')), 'the hang-ups are noted at debug level');
+    // And the next request is served.
+    assert.equal((await fetch(`${broker.url}/.well-known/openid-configuration`)).status, 200);
   });
 
   test('a device code form posted without a live session goes back to the form, not a 500', async (t) => {
