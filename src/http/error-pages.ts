@@ -11,6 +11,7 @@ import { sendPage } from './send-page.ts';
 import { toProblem } from '../admin-api/problem.ts';
 import { API_PREFIX } from '../admin-api/openapi-document.ts';
 import { text, type PageText } from '../i18n/page-text.ts';
+import { isClientGone } from './app-errors.ts';
 import { loggablePath } from './loggable-path.ts';
 
 const GENERIC_FAILURE = 'An unexpected error occurred. Try again, and if it persists contact your administrator.';
@@ -66,6 +67,13 @@ export function errorPages(renderer: PageRenderer, logger: Logger) {
     try {
       await next();
     } catch (caught) {
+      // The client hung up before its request was read (a body cut short): nothing to answer, and
+      // its ECONNRESET is the client's connection, not the database's.
+      if (isClientGone(caught) && !ctx.req.complete) {
+        logger.debug({ path: loggablePath(ctx.path), code: (caught as { code?: unknown }).code }, 'the client went away before its request was read');
+        ctx.status = 400;
+        return;
+      }
       // The database being down is not a bug: 503, and one warn line per outage (database.ts).
       const err = isDatabaseUnavailable(caught) && !(caught instanceof DatabaseUnavailable) ? new DatabaseUnavailable(caught) : caught;
       const requestId = randomUUID();
