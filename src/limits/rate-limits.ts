@@ -11,6 +11,7 @@ import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRe
 import type { Config } from '../config/schema.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { knexStatements, type SqlStatements, type Statement } from '../storage/pg-statements.ts';
+import { isDatabaseUnavailable } from '../storage/database-unavailable.ts';
 
 export type IpBudget = 'login' | 'callback' | 'token';
 
@@ -319,8 +320,10 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
           key === null ? null : attempts.getKey(key), expiry(attempts),
           ipLimiters.login.points, key === null ? null : backoff.getKey(key), now,
         ]));
-      } catch {
-        // As the library does when its store fails: the instance's memory counts instead.
+      } catch (err) {
+        // As the library does when its store fails: the instance's memory counts instead. An
+        // outage is logged once by the database layer; anything else would be a fault here.
+        if (!isDatabaseUnavailable(err)) logger.warn({ err }, 'the login attempt statement failed: counting in memory');
         return loginAttemptOn(insuranceOf(ipLimiters.login), insuranceOf(attempts), insuranceOf(backoff), ip, account);
       }
       if (!row) throw new Error('the login attempt statement returned no row');
@@ -357,7 +360,8 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
         try {
           await store.sql.run(FORGET_SQL, [[attempts.getKey(key), backoff.getKey(key)]]);
           return;
-        } catch {
+        } catch (err) {
+          if (!isDatabaseUnavailable(err)) logger.warn({ err }, 'forgetting the failures of a sign-in failed: forgetting them in memory');
           await Promise.all([insuranceOf(attempts).delete(key), insuranceOf(backoff).delete(key)]);
           return;
         }

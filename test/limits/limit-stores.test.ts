@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { openDatabase, type Database } from '../../src/storage/database.ts';
 import { migrateDatabase } from '../../src/storage/migrate.ts';
@@ -279,7 +280,9 @@ for (const store of stores) {
 test('a store that fails falls back to counting in memory instead of failing logins', async () => {
   const database = await openDatabase({ dataDir: ':memory:' });
   await migrateDatabase(database);
-  const limits = await createRateLimits(limitsConfig(), database.knex, createLogger('silent'));
+  const warnings: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) });
+  const limits = await createRateLimits(limitsConfig(), database.knex, logger);
   await database.knex.schema.dropTable('rate_limits');
   try {
     const user = `erin-${randomBytes(4).toString('hex')}`;
@@ -295,6 +298,9 @@ test('a store that fails falls back to counting in memory instead of failing log
     await limits.accountSuccess('local', user);
     assert.equal((await limits.loginAttempt('203.0.113.9', { connectorId: 'local', username: user })).account?.allowed, true);
     assert.equal((await limits.accountFailure('local', user)).failures, 1, 'the success was forgotten in memory');
+    // Not an outage (the table is gone): said once per failed statement, never silently.
+    assert.ok(warnings.includes('the login attempt statement failed: counting in memory'), warnings.join('; '));
+    assert.ok(warnings.includes('forgetting the failures of a sign-in failed: forgetting them in memory'), warnings.join('; '));
   } finally {
     await limits.close();
     await database.close();
