@@ -164,17 +164,20 @@ describe('hostile input is refused at the edge', () => {
     const printed: unknown[] = [];
     const consoleError = console.error;
     console.error = (...args: unknown[]) => void printed.push(args);
-    const { port } = new URL(broker.url);
-    for (const [path, type] of [['/token', 'application/x-www-form-urlencoded'], ['/token/introspection', 'application/x-www-form-urlencoded'], ['/admin/api/v1/users', 'application/json'], ['/callback/local', 'application/x-www-form-urlencoded']] as const) {
-      const socket = connect(Number(port), '127.0.0.1');
-      await once(socket, 'connect');
-      socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: ${type}\r\nContent-Length: 1000\r\nAuthorization: ${basic(RP_CLIENT.id, RP_CLIENT.secret)}\r\n\r\ngrant_type=refresh_`);
-      await new Promise((r) => setTimeout(r, 100));
-      socket.destroy();
+    try {
+      const { port } = new URL(broker.url);
+      for (const [path, type] of [['/token', 'application/x-www-form-urlencoded'], ['/token/introspection', 'application/x-www-form-urlencoded'], ['/admin/api/v1/users', 'application/json'], ['/callback/local', 'application/x-www-form-urlencoded']] as const) {
+        const socket = connect(Number(port), '127.0.0.1');
+        await once(socket, 'connect');
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: ${type}\r\nContent-Length: 1000\r\nAuthorization: ${basic(RP_CLIENT.id, RP_CLIENT.secret)}\r\n\r\ngrant_type=refresh_`);
+        await new Promise((r) => setTimeout(r, 100));
+        socket.destroy();
+      }
+      // What the server logs about them, it logs while it notices the hang-ups.
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      console.error = consoleError;
     }
-    // What the server logs about them, it logs while it notices the hang-ups.
-    await new Promise((r) => setTimeout(r, 300));
-    console.error = consoleError;
     assert.deepEqual(printed, [], 'nothing printed to stderr');
     assertNoErrorLogs(broker.logs, from);
     assert.ok(broker.logs.slice(from).some((l) => l.level === 20 && /client went away/.test(l.msg ?? '')), 'the hang-ups are noted at debug level');
