@@ -190,8 +190,8 @@ interface Counted {
 }
 
 /** What rate-limiter-flexible's PostgreSQL store makes of a counter row (its `_getRateLimiterRes`). */
-function counted(points: number, expire: string | number | null, changed: number): Counted {
-  return { consumedPoints: changed === points ? changed : points, msBeforeNext: expire === null ? -1 : Math.max(Number(expire) - Date.now(), 0) };
+function counted(points: number, expire: string | number | null): Counted {
+  return { consumedPoints: points, msBeforeNext: expire === null ? -1 : Math.max(Number(expire) - Date.now(), 0) };
 }
 
 /**
@@ -327,13 +327,13 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
         return loginAttemptOn(insuranceOf(ipLimiters.login), insuranceOf(attempts), insuranceOf(backoff), ip, account);
       }
       if (!row) throw new Error('the login attempt statement returned no row');
-      const ipRes = await afterConsume(ipLimiters.login, ip, counted(row.ip_points, row.ip_expire, 1));
+      const ipRes = await afterConsume(ipLimiters.login, ip, counted(row.ip_points, row.ip_expire));
       const ipVerdict = overBudget(ipLimiters.login, ipRes);
       if (!ipVerdict.allowed || key === null || row.account_points === null) return { ip: ipVerdict, account: null };
-      const res = await afterConsume(attempts, key, counted(row.account_points, row.account_expire, 1));
+      const res = await afterConsume(attempts, key, counted(row.account_points, row.account_expire));
       if (res.consumedPoints > attempts.points) return { ip: ipVerdict, account: overBudget(attempts, res) };
       const waiting = row.wait_points !== null && row.wait_points > backoff.points;
-      return { ip: ipVerdict, account: waiting ? refuse(counted(row.wait_points!, row.wait_expire, 0).msBeforeNext, false) : ALLOW };
+      return { ip: ipVerdict, account: waiting ? refuse(counted(row.wait_points!, row.wait_expire).msBeforeNext, false) : ALLOW };
     },
 
     async accountFailure(connectorId, username) {
