@@ -248,6 +248,17 @@ for (const store of stores) {
       assert.equal((await a.accountAttempt('local', user)).allowed, false, 'accountAttempt sees the same lockout');
     });
 
+    test('loginAttempt: twenty at once from one address over two instances count exactly', async (t) => {
+      if (!ready(t)) return;
+      const user = `ivan-${run}`;
+      const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).loginAttempt(ip(40), { connectorId: 'local', username: user })));
+      // The address's budget is 3: three go on, and only those reach the account's counter.
+      assert.equal(verdicts.filter((v) => v.ip.allowed).length, 3);
+      assert.equal(verdicts.filter((v) => v.account !== null).length, 3);
+      assert.equal(verdicts.filter((v) => !v.ip.allowed && v.ip.firstRefusal).length, 1, 'one first refusal');
+      assert.equal((await a.accountFailure('local', user)).failures, 3);
+    });
+
     test('usernames that differ only in case or compatibility form share one counter', async (t) => {
       if (!ready(t)) return;
       const user = `Zoe\u0308-${run}`;
