@@ -95,6 +95,7 @@ export const TARGETS = {
 } as const;
 const ADMIN_CLIENT = { id: 'bench-admin', secret: 'bench-admin-secret-0123456789abcdef' };
 const ADMIN_USERS = Number(process.env.BENCH_ADMIN_USERS ?? 10_000);
+const round1 = (x: number | undefined) => Math.round((x ?? 0) * 10) / 10;
 type Work = 'client_credentials' | 'introspection' | 'userinfo' | 'refresh_token' | 'login';
 const WORK_LABEL: Record<Work, string> = {
   client_credentials: 'client_credentials (opaque)',
@@ -341,7 +342,6 @@ async function closedLoop(work: string, server: string, concurrency: number, wor
     }
   }));
   latencies.sort((a, b) => a - b);
-  const round1 = (x: number | undefined) => Math.round((x ?? 0) * 10) / 10;
   const sample = { rps: done / seconds, p50: round1(latencies[Math.floor(latencies.length / 2)]), p99: round1(latencies[Math.floor(latencies.length * 0.99)]), errors };
   if (!quiet) process.stdout.write(`  ${work} @ ${server}: ${sample.rps.toFixed(1)}/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, errors ${errors}\n`);
   return sample;
@@ -577,7 +577,7 @@ async function main(): Promise<void> {
     // The table.
     const stats = (work: Work, key: Server['key']) => {
       const xs = (samples.get(`${work}|${key}`) ?? []).map((s) => s.rps);
-      return xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), errors: (samples.get(`${work}|${key}`) ?? []).reduce((a, s) => a + s.errors, 0), p99: median((samples.get(`${work}|${key}`) ?? []).map((s) => s.p99)) } : undefined;
+      return xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), errors: (samples.get(`${work}|${key}`) ?? []).reduce((a, s) => a + s.errors, 0), p99: round1(median((samples.get(`${work}|${key}`) ?? []).map((s) => s.p99))) } : undefined;
     };
     const out: string[] = ['', `| work | server | median/s | range/s | p99 ms (median) | bare median/s | ratio to bare | target | ${''}|`, '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |'];
     for (const w of Object.keys(WORK_LABEL) as Work[]) {
