@@ -3,7 +3,8 @@
 // in the same run. Every server is its own Node process pinned to core 0, with PostgreSQL's
 // processes pinned there too while the run lasts; the load generator runs on core 1. Each target
 // gets a warm-up per server, then ROUNDS rounds alternating the servers (Keybridge on
-// PostgreSQL, bare, Keybridge on PGlite, ...); the table gives medians and ranges.
+// PostgreSQL, bare, Keybridge on PGlite, ...; backwards in every second round); the table gives
+// medians and ranges.
 //
 // Env: BENCH_DURATION (s per run, default 10), BENCH_WARMUP (s, default 2), BENCH_ROUNDS (3),
 // BENCH_CONNECTIONS (32), BENCH_LOGIN_CONCURRENCY (8), BENCH_PGLITE=0 (no embedded instance),
@@ -195,11 +196,20 @@ function threadCpuMs(pid: number): Record<'main' | 'v8' | 'pool' | 'other', numb
   return out;
 }
 
-/** CPU time (ms) used so far by the PostgreSQL server's processes (0 where /proc or the pid is missing). */
+/**
+ * CPU time (ms) used so far by the PostgreSQL server's processes (0 where /proc or the pid is
+ * missing): the live ones, and those that have exited (an autovacuum worker, a backend whose
+ * connection closed), which the postmaster has reaped into its children's time. Without the
+ * latter, a worker that ends during a run takes its whole CPU off that run's figure.
+ */
 let postmasterPid = 0;
 function postgresCpuMs(): number {
   if (!postmasterPid) return 0;
   let total = cpuMs(postmasterPid);
+  try {
+    const f = statFields(postmasterPid);
+    total += (Number(f[13]) + Number(f[14])) * 10;
+  } catch {}
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
     try {
       if (parentOf(pid) === postmasterPid) total += cpuMs(pid);
@@ -404,11 +414,15 @@ function runOnce(work: Work, server: Server, seconds: number, users: Array<{ use
   }
 }
 
-/** Warm-up per server, then ROUNDS rounds over the servers in the given order. */
+/**
+ * Warm-up per server, then ROUNDS rounds over the servers: in the given order, and backwards in
+ * every second round, so that no server always runs right after the one whose writes
+ * PostgreSQL's autovacuum then catches up with, or always first.
+ */
 async function measure(work: Work, servers: Server[], users: Array<{ username: string; password: string }>): Promise<void> {
   for (const s of servers) await runOnce(work, s, WARMUP, users);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const s of servers) {
+    for (const s of round % 2 ? [...servers].reverse() : servers) {
       const cpu0 = cpuMs(s.child.pid!);
       const threads0 = threadCpuMs(s.child.pid!);
       const onPg = s.key === 'pg' || s.key === 'pgOff';
@@ -551,7 +565,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`Keybridge on PostgreSQL: start to ready ${pgStart.ms.toFixed(0)} ms (process spawn included; first start with migrations ${pgStart.first.toFixed(0)} ms), idle RSS ${idle.pg!.toFixed(0)} MB\n`);
     if (liteStart) process.stdout.write(`Keybridge on PGlite: start to ready ${liteStart.ms.toFixed(0)} ms (first start with initdb and migrations ${liteStart.first.toFixed(0)} ms), idle RSS ${idle.lite!.toFixed(0)} MB\n`);
-    process.stdout.write(`load: ${CONNECTIONS} connections (logins: ${LOGIN_CONCURRENCY} concurrent flows), ${WARMUP} s warm-up per server and target, then ${ROUNDS} rounds of ${DURATION} s alternating the servers; servers ${pinned ? 'pinned to core 0, load on core 1' : 'unpinned (no taskset)'}; ${pinning.note}\n`);
+    process.stdout.write(`load: ${CONNECTIONS} connections (logins: ${LOGIN_CONCURRENCY} concurrent flows), ${WARMUP} s warm-up per server and target, then ${ROUNDS} rounds of ${DURATION} s alternating the servers (backwards every second round); servers ${pinned ? 'pinned to core 0, load on core 1' : 'unpinned (no taskset)'}; ${pinning.note}\n`);
 
     // Tokens for introspection and userinfo, and a pool of refresh chains, per server.
     for (const s of servers) {
