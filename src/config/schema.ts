@@ -1,4 +1,4 @@
-// The configuration contract (DESIGN.md "Config shape"). Unknown keys are errors everywhere;
+// The configuration contract (README "Configuration"). Unknown keys are errors everywhere;
 // defaults are applied here and nowhere else. Messages never include the offending value, so a
 // misplaced secret cannot leak through an error.
 import { z } from 'zod';

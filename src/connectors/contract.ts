@@ -1,4 +1,4 @@
-// The connector plugin contract (see DESIGN.md "Data flow"). A connector folder
+// The connector plugin contract. A connector folder
 // `connectors/<type>/index.ts` (or an npm package) default-exports a ConnectorPlugin.
 // Connectors see no koa context, no knex, no templates: only their validated config,
 // a scoped logger, fetch, and the narrow services below.

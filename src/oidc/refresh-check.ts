@@ -1,5 +1,5 @@
 // On refresh-token use, ask the connector that signed the user in whether the upstream still
-// knows and allows the user (DESIGN.md: connector refresh), with the upstream tokens the broker
+// knows and allows the user (the connector contract's `refresh`), with the upstream tokens the broker
 // keeps for it, one refresh per identity at a time. Local accounts need no extra call:
 // findAccount already refuses deleted and disabled local users.
 import type { KoaContextWithOIDC } from 'oidc-provider';

@@ -3,7 +3,7 @@
 // UserRepository or GroupRepository forgets the accounts it touches at once (this process), so
 // the instance that disables, deletes or regroups a user never serves the old answer again;
 // other instances see the change when their entry ages out, within ACCOUNT_TTL_MS (the 2 s that
-// DESIGN.md allows for changes to reach every instance).
+// README promises for an admin change to reach every instance).
 import type { Knex } from 'knex';
 import type { User } from './types.ts';
 import type { SqlStatements } from './pg-statements.ts';
