@@ -18,6 +18,9 @@ import { chromiumMissing, launchChromium } from '../helpers/chromium.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { unlinkIdentity } from '../../src/accounts/link-identity.ts';
 import { hashPassword } from '../../src/accounts/passwords.ts';
+import { DatabaseUnavailable } from '../../src/storage/database-unavailable.ts';
+import { errorLines, type LogLine } from '../faults/fault-broker.ts';
+import { pino } from 'pino';
 
 const RP_SECRET = 'rp-secret-0123456789abcdef';
 const UPSTREAM_SECRET = 'keybridge-at-upstream-0123456789';
@@ -33,6 +36,8 @@ describe('federated login through Keybridge', () => {
   let rp: oidc.Configuration;
   let rpServer: http.Server;
   let RP = '';
+  /** The broker's log lines at warn and above. */
+  const logs: LogLine[] = [];
 
   const users = {
     ann: user('ann', { email: 'ann@example.org', email_verified: true, name: 'Ann Upstream', groups: ['eng', 'ops'], department: 'R&D' }),
@@ -41,6 +46,7 @@ describe('federated login through Keybridge', () => {
     frank: user('frank', { email: 'frank@example.org', email_verified: true }),
     gina: user('gina', { email: 'gina@example.org', email_verified: true }),
     hal: user('hal', { email: 'hal@example.org', email_verified: true }),
+    ivy: user('ivy', { email: 'ivy@example.org', email_verified: true }),
     /** A second upstream account with ann's email, at the confirm-policy connector. */
     annAlt: user('ann-alt', { email: 'ann@example.org', email_verified: true }),
   };
@@ -65,6 +71,7 @@ describe('federated login through Keybridge', () => {
     const upstreamConfig = { issuer: op.issuer, clientId: 'keybridge', clientSecret: UPSTREAM_SECRET, scopes: ['openid', 'profile', 'email', 'offline_access'], timeoutMs: 1500 };
     broker = await startTestBroker({
       port,
+      logger: pino({ level: 'warn' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) }),
       config: {
         secrets: { tokenKeys: ['token-key-for-the-federation-suite-0001'] },
         // No backoff here, so the link page's own limit is what a run of wrong passwords meets;
@@ -262,6 +269,34 @@ describe('federated login through Keybridge', () => {
     // From now on that upstream signs dave in directly.
     const again = await signInUpstream(new Browser(broker.issuer), 'acme-confirm', users.dave);
     assert.equal((await tokensAt(again.page, again.verifier)).claims()!.sub, localDave.id);
+  });
+
+  test('confirm: the database gone while the password proves the account: the 503 page, no error log, nothing linked or counted, and the proof works once it is back', async () => {
+    const local = await broker.store.users.create({ username: 'ivy-local', email: 'ivy@example.org', emailVerified: true });
+    await broker.store.credentials.setPassword(local.id, await hashPassword('Ivy#Local-harbor1'));
+    const browser = new Browser(broker.issuer);
+    const { page: linkPage, verifier } = await signInUpstream(browser, 'acme-confirm', users.ivy);
+    assert.match(linkPage.html, /name="password"/);
+    const repository = broker.store.users;
+    const findLoginAccount = repository.findLoginAccount;
+    // The local account's lookup fails as the pool fails it when the server is gone.
+    repository.findLoginAccount = () => Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED')));
+    const from = logs.length;
+    let away: Awaited<ReturnType<Browser['submit']>>;
+    try {
+      away = await browser.submit(linkPage, '/link/password', { password: 'Ivy#Local-harbor1' });
+    } finally {
+      repository.findLoginAccount = findLoginAccount;
+    }
+    assert.equal(away.status, 503, away.html.slice(0, 300));
+    assert.match(text(away), /temporarily unavailable/i);
+    assert.match(away.headers.get('retry-after') ?? '', /^\d+$/);
+    assert.deepEqual(errorLines(logs, from), [], 'no error line and no stack for our own database being away');
+    assert.equal(await broker.store.identities.find('acme-confirm', users.ivy.id), null, 'nothing linked');
+    // The attempt that never reached a verdict neither counted against the account nor dropped the pending link.
+    const done = await browser.submit(linkPage, '/link/password', { password: 'Ivy#Local-harbor1' });
+    assert.equal((await tokensAt(done, verifier)).claims()!.sub, local.id);
+    assert.equal((await broker.store.identities.find('acme-confirm', users.ivy.id))!.userId, local.id);
   });
 
   test('confirm: too many wrong passwords drop the pending link', async () => {
