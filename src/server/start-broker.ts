@@ -310,7 +310,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
         },
       });
       // Before oidc-provider's callback() is made: Koa then leaves these to us instead of printing them.
-      reportAppErrors(provider.app, logger);
+      // The provider is the Koa app itself (its deprecated `.app` getter printed a warning at every start).
+      reportAppErrors(provider, logger);
       if (metrics) {
         // First in the chain: it times and labels every response, errors included.
         provider.use(httpMetrics(metrics));
