@@ -51,16 +51,17 @@ const WITH_CONSOLE = process.env.BENCH_CONSOLE !== '0' && !ONLY;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
 const flagsOf = (value: string | undefined) => value?.split(' ').filter(Boolean);
-// The V8 heap settings as deployed (README "Memory"), read where they are set: the Docker image's
-// (the production settings) for the PostgreSQL instances, `npm start`'s (the lean quick start on
-// the embedded database) for the PGlite one.
+// The Node flags as deployed (README "Memory"), read where they are set: the Docker image's heap
+// settings (production) for the PostgreSQL instances, `npm start`'s (the lean quick start on the
+// embedded database: heap settings and `--liftoff-only`) for the PGlite one.
 function deployedFlags(file: string, pattern: RegExp): string[] {
-  const found = pattern.exec(readFileSync(path.join(ROOT, file), 'utf8'))?.[1];
+  const found = pattern.exec(readFileSync(path.join(ROOT, file), 'utf8'));
   if (!found) throw new Error(`bench: no NODE_OPTIONS found in ${file}`);
-  return flagsOf(found.replace('$NODE_OPTIONS', ''))!;
+  // The heap settings, then any flag given to node itself (V8 flags NODE_OPTIONS may not carry).
+  return [...flagsOf(found[1]!.replace('$NODE_OPTIONS', ''))!, ...(flagsOf(found[2]) ?? [])];
 }
-const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('Dockerfile', /^ENV NODE_OPTIONS="([^"]*)"/m);
-const LITE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('package.json', /"start": "[^"]*NODE_OPTIONS=\\"([^"\\]*)\\"/);
+const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('Dockerfile', /^ENV NODE_OPTIONS="([^"]*)"()/m);
+const LITE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('package.json', /"start": "[^"]*NODE_OPTIONS=\\"([^"\\]*)\\" node ((?:--[\w=-]+ )*)src\/cli\/main\.ts serve"/);
 // ... and the same glibc settings as `npm start` and the Docker image (package.json).
 // A/B of Node flags: the second PostgreSQL instance (otherwise limits off) runs with these, limits on.
 const B_FLAGS = flagsOf(process.env.BENCH_B_FLAGS);
