@@ -271,7 +271,7 @@ describe('federated login through Keybridge', () => {
     assert.equal((await tokensAt(again.page, again.verifier)).claims()!.sub, localDave.id);
   });
 
-  test('confirm: the database gone while the password proves the account: the 503 page, no error log, nothing linked or counted, and the proof works once it is back', async () => {
+  test('confirm: the database gone while the password proves the account: the 503 page, no error log, nothing linked, and the same proof links once it is back', async () => {
     const local = await broker.store.users.create({ username: 'ivy-local', email: 'ivy@example.org', emailVerified: true });
     await broker.store.credentials.setPassword(local.id, await hashPassword('Ivy#Local-harbor1'));
     const browser = new Browser(broker.issuer);
@@ -293,7 +293,7 @@ describe('federated login through Keybridge', () => {
     assert.match(away.headers.get('retry-after') ?? '', /^\d+$/);
     assert.deepEqual(errorLines(logs, from), [], 'no error line and no stack for our own database being away');
     assert.equal(await broker.store.identities.find('acme-confirm', users.ivy.id), null, 'nothing linked');
-    // The attempt that never reached a verdict neither counted against the account nor dropped the pending link.
+    // The attempt that never reached a verdict did not drop the pending link.
     const done = await browser.submit(linkPage, '/link/password', { password: 'Ivy#Local-harbor1' });
     assert.equal((await tokensAt(done, verifier)).claims()!.sub, local.id);
     assert.equal((await broker.store.identities.find('acme-confirm', users.ivy.id))!.userId, local.id);
