@@ -31,6 +31,7 @@ import { openDatabase } from '../src/storage/database.ts';
 import { Store } from '../src/storage/store.ts';
 import { Browser } from '../test/helpers/browser.ts';
 import { signIn } from '../test/helpers/login-flow.ts';
+import { startScriptFlags } from '../test/helpers/start-script.ts';
 import { Attribute, Change, Client } from 'ldapts';
 import ldapPlugin from '../connectors/ldap/index.ts';
 import { startOpenLdap, ssha, type OpenLdapServer } from '../test/helpers/openldap.ts';
@@ -54,14 +55,17 @@ const flagsOf = (value: string | undefined) => value?.split(' ').filter(Boolean)
 // The Node flags as deployed (README "Memory"), read where they are set: the Docker image's heap
 // settings (production) for the PostgreSQL instances, `npm start`'s (the lean quick start on the
 // embedded database: heap settings and `--liftoff-only`) for the PGlite one.
-function deployedFlags(file: string, pattern: RegExp): string[] {
-  const found = pattern.exec(readFileSync(path.join(ROOT, file), 'utf8'));
-  if (!found) throw new Error(`bench: no NODE_OPTIONS found in ${file}`);
-  // The heap settings, then any flag given to node itself (V8 flags NODE_OPTIONS may not carry).
-  return [...flagsOf(found[1]!.replace('$NODE_OPTIONS', ''))!, ...(flagsOf(found[2]) ?? [])];
+function imageFlags(): string[] {
+  const found = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))?.[1];
+  if (!found) throw new Error('bench: no NODE_OPTIONS found in the Dockerfile');
+  return flagsOf(found)!;
 }
-const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('Dockerfile', /^ENV NODE_OPTIONS="([^"]*)"()/m);
-const LITE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? deployedFlags('package.json', /"start": "[^"]*NODE_OPTIONS=\\"([^"\\]*)\\" node ((?:--[\w=-]+ )*)src\/cli\/main\.ts serve"/);
+const startFlags = () => {
+  const { nodeOptions, nodeFlags } = startScriptFlags();
+  return [...nodeOptions, ...nodeFlags];
+};
+const SERVE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? imageFlags();
+const LITE_FLAGS = flagsOf(process.env.BENCH_SERVE_FLAGS) ?? startFlags();
 // ... and the same glibc settings as `npm start` and the Docker image (package.json).
 // A/B of Node flags: the second PostgreSQL instance (otherwise limits off) runs with these, limits on.
 const B_FLAGS = flagsOf(process.env.BENCH_B_FLAGS);
@@ -206,10 +210,11 @@ function threadCpuMs(pid: number): Record<'main' | 'v8' | 'pool' | 'other', numb
 let postmasterPid = 0;
 function postgresCpuMs(): number {
   if (!postmasterPid) return 0;
-  let total = cpuMs(postmasterPid);
+  let total = 0;
   try {
+    // utime, stime, cutime, cstime: its own CPU and that of its children it has reaped.
     const f = statFields(postmasterPid);
-    total += (Number(f[13]) + Number(f[14])) * 10;
+    total = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
   } catch {}
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
     try {

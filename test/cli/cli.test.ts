@@ -2,12 +2,13 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../helpers/free-port.ts';
 import { Browser } from '../helpers/browser.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
+import { startScriptFlags } from '../helpers/start-script.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { Store } from '../../src/storage/store.ts';
 import { verifyPassword } from '../../src/accounts/passwords.ts';
@@ -120,11 +121,9 @@ describe('keybridge CLI', () => {
   });
 
   test("npm start's Node flags are ones this Node takes: its heap settings in NODE_OPTIONS, its V8 flag on the command line", () => {
-    const start = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-    const m = /NODE_OPTIONS="([^"]*)" node ((?:--\S+ )*)src\/cli\/main\.ts serve$/.exec(start);
-    assert.ok(m, `npm start is not shaped as expected: ${start}`);
+    const { nodeOptions, nodeFlags } = startScriptFlags();
     // A flag Node refuses (a V8 flag in NODE_OPTIONS, one a Node upgrade dropped) would stop the quick start.
-    const r = spawnSync(process.execPath, [...m[2]!.split(' ').filter(Boolean), '-e', 'process.stdout.write("ok")'], { env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: m[1]!.replace('$NODE_OPTIONS', '').trim() }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [...nodeFlags, '-e', 'process.stdout.write("ok")'], { env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions.join(' ') }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'ok');
     assert.equal(r.stderr, '');
