@@ -60,10 +60,13 @@ export function loginRoutes(deps: LoginDependencies): Router {
   }
 
   router.get('/interaction/:uid', async (ctx) => {
+    // The login's stored state (a reload mid-login) is read in the same statement as the
+    // interaction; it is used only once the interaction proves the uid is this browser's.
+    const state = pipeline.prefetch(ctx.params.uid);
     const details = await kit.loadInteraction(ctx);
     const clientId = details.params.client_id as string;
     if (details.prompt.name === 'login') {
-      if (await pipeline.resume(ctx, details)) return;
+      if (await pipeline.resume(ctx, details, state)) return;
       if (await stepUp(ctx, details)) return;
       const waiting = await upstream.takeUnsolicited(ctx, clientId);
       const registered = waiting && deps.registry().get(waiting.connectorId);

@@ -68,8 +68,14 @@ export interface LoginPipeline {
   save(state: LoginState): Promise<void>;
   /** Forgets a login in progress (the person cancelled). */
   discard(uid: string): Promise<void>;
-  /** The step the stored state is at (a reload of the interaction page); false when none is stored. */
-  resume(ctx: Context, details: Interaction): Promise<boolean>;
+  /**
+   * The stored state of a login, looked up now (before its interaction is checked) so that it
+   * goes to the database in one statement with the interaction's own lookup. Its failure is
+   * reported only to whoever awaits it (resume).
+   */
+  prefetch(uid: string): Promise<LoginState | null>;
+  /** The step the stored state is at (a reload of the interaction page); false when none is stored. `state`: from prefetch(details.uid). */
+  resume(ctx: Context, details: Interaction, state?: Promise<LoginState | null>): Promise<boolean>;
 }
 
 export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[]): LoginPipeline {
@@ -122,8 +128,14 @@ export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[])
     load,
     save,
     discard: (uid) => store.destroy(stateKey(uid)),
-    async resume(ctx, details) {
-      const state = await load(details.uid);
+    prefetch(uid) {
+      const state = load(uid);
+      // Awaited by resume only once the interaction is found; unawaited, a failure is not unhandled.
+      state.catch(() => {});
+      return state;
+    },
+    async resume(ctx, details, prefetched) {
+      const state = await (prefetched ?? load(details.uid));
       if (!state) return false;
       await advance(ctx, details, state);
       return true;

@@ -33,7 +33,12 @@ export class BatchQueue<T> {
   }
 
   push(item: T): void {
-    this.#queue.push(item);
+    this.pushMany([item]);
+  }
+
+  /** Several items at once: when a slot is free, they leave together rather than the first alone. */
+  pushMany(items: readonly T[]): void {
+    this.#queue.push(...items);
     if (!this.#options.linger) return this.#pump();
     if (this.#lingering) return;
     this.#lingering = true;

@@ -160,11 +160,12 @@ const SAVE_SLOTS = 1;
 const MAX_BATCH = 200;
 
 /**
- * Lookups share statements twice over. Lookups of one id in the same tick go as one: oidc-provider
+ * Lookups share statements three ways. Lookups of one id in the same tick go as one: oidc-provider
  * looks an unknown token up as several kinds at once (introspection and revocation without a
- * type hint ask AccessToken, ClientCredentials and RefreshToken together). And under load,
- * lookups of different ids that wait for a free slot go together (BatchQueue): one statement
- * answers many requests.
+ * type hint ask AccessToken, ClientCredentials and RefreshToken together). Lookups of different
+ * ids made in the same tick leave together, even when the database is idle (the login page reads
+ * its interaction and the login's state so). And under load, lookups that wait for a free slot go
+ * together (BatchQueue): one statement answers many requests.
  */
 function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row: Row, uses: number) => void, sessionRead: (uid: string, row: Row | null, uses: number) => void, linger: boolean) {
   type Waiter = { resolve(row: Row | undefined): void; reject(err: unknown): void };
@@ -218,16 +219,23 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
     }
   }
   const queue = new BatchQueue<Lookup>({ maxInFlight: FIND_SLOTS, maxBatch: MAX_BATCH, send, linger });
+  // The lookups created in this tick, queued together on the next.
+  let created: Lookup[] = [];
+  const queueCreated = () => {
+    const lookups = created;
+    created = [];
+    queue.pushMany(lookups);
+  };
 
   return (kind: string, id: string): Promise<Row | undefined> =>
     new Promise((resolve, reject) => {
       let lookup = pending.get(id);
       if (!lookup) {
-        const created: Lookup = { id, byKind: new Map() };
-        lookup = created;
-        pending.set(id, created);
+        lookup = { id, byKind: new Map() };
+        pending.set(id, lookup);
         // Queued on the next tick; lookups of the same id join it until its batch is sent.
-        process.nextTick(() => queue.push(created));
+        if (!created.length) process.nextTick(queueCreated);
+        created.push(lookup);
       }
       const waiters = lookup.byKind.get(kind) ?? [];
       waiters.push({ resolve, reject });

@@ -129,6 +129,11 @@ describe('database outage', () => {
       const submitted = await browser.submit(loginPage, '/login', { username: 'alice', password: 'alice-password-1' });
       assert.equal(submitted.status, 503, submitted.html.slice(0, 300));
       assert.match(submitted.html, /temporarily unavailable/i);
+      // A reload of the login page: its interaction and the login's state are read together, and
+      // both lookups fail; the page is the 503, and neither failure goes unhandled.
+      const reloaded = await browser.go(loginPage.url);
+      assert.equal(reloaded.status, 503, reloaded.html.slice(0, 300));
+      assert.match(reloaded.html, /temporarily unavailable/i);
 
       await assertUnavailableJson(await clientCredentials(), 'client_credentials');
       await assertUnavailableJson(await userinfo(), 'userinfo');

@@ -195,6 +195,36 @@ describe('token hot path on PostgreSQL', () => {
     await knex('oidc_payloads').where('id', 'like', 'plan-%').delete();
   });
 
+  test("the login page is one statement: its interaction and the login's stored state are read together, and a reload mid-login still finds the state", async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const browser = new Browser(broker.issuer);
+    const url = new URL('/auth', broker.issuer);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'st' }).toString();
+    const page = await browser.go(url.href);
+    assert.match(page.html, /name="password"/);
+    seen.length = 0;
+    kinds.length = 0;
+    const reload = await browser.go(page.url);
+    assert.match(reload.html, /name="password"/, 'the login form again');
+    assert.deepEqual(seen, ['kb_oidc_find'], `one lookup: ${seen.join(', ')}`);
+    assert.match(kinds[0]!, /^kb_oidc_find (Interaction,UpstreamLogin|UpstreamLogin,Interaction)$/, 'the interaction and the login state in the same statement');
+
+    // A login whose state is stored (a step showed a page): a reload of the page shows that
+    // step, read in the same one statement.
+    const uid = new URL(page.url).pathname.split('/')[2]!;
+    const { createOidcAdapter } = await import('../../src/storage/oidc-adapter.ts');
+    const Adapter = createOidcAdapter(broker.database.artifacts, { statements: broker.database.pg!.statements });
+    const user = await broker.store.users.findByUsername('alice');
+    const state = { uid, clientId: CLIENT.id, connectorId: 'local', login: { userId: user!.id, amr: ['pwd'], claims: {} }, facts: { enrolled: false, actions: [] }, mustEnrol: true, stored: true };
+    await new Adapter('UpstreamLogin').upsert(`login.${uid}`, state as never, 600);
+    seen.length = 0;
+    const step = await browser.go(page.url);
+    assert.doesNotMatch(step.html, /name="password"/, 'not the login form: the stored step');
+    assert.match(step.html, /totp|authenticator|passkey/i, 'the enrolment step the stored state is at');
+    assert.equal(seen[0], 'kb_oidc_find');
+    assert.equal(seen.filter((s) => s === 'kb_oidc_find').length, 1, `the state was not looked up again: ${seen.join(', ')}`);
+  });
+
   test("a password login's reads are prepared statements: the account with its groups and password hash in one, the MFA facts and policies, no knex", async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     seen.length = 0;
