@@ -4,7 +4,7 @@
 // prepared once per connection on PostgreSQL, through knex.raw on PGlite; no query building on
 // the token hot path. The Client model reads runtime-managed clients from the `clients` table.
 import type { Knex } from 'knex';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { PREDECESSOR, currentExchange, successorUsed } from './refresh-grace.ts';
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
 import { DatabaseUnavailable } from './database-unavailable.ts';
@@ -144,6 +144,18 @@ function clientAdapter(knex: Knex, find: (id: string) => Promise<AdapterPayload 
 /** oidc-provider's Adapter, plus an atomic single-use claim for Keybridge's own records. */
 export type KeybridgeAdapter = Adapter & { claim(id: string): Promise<boolean> };
 export type AdapterConstructor = new (name: string) => KeybridgeAdapter;
+
+/**
+ * Single-use grant sources: oidc-provider reads one, checks it is unconsumed, then consumes it.
+ * Two redemptions at once (two instances, or two requests on one) would both pass that check;
+ * their consumption is a claim instead, and only the first wins (RFC 6749 section 4.1.2: a code
+ * used more than once must be refused).
+ */
+const SINGLE_USE = new Map([
+  ['AuthorizationCode', 'authorization code'],
+  ['DeviceCode', 'device code'],
+  ['BackchannelAuthenticationRequest', 'backchannel authentication request'],
+]);
 
 /** Kinds whose lookup oidc-provider follows with Grant.find. */
 const WITH_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
@@ -486,6 +498,13 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
           pendingConsume.set(exchange, { id, at: new Date() });
           return;
         }
+      }
+      const label = SINGLE_USE.get(this.kind);
+      if (label) {
+        // Refused as oidc-provider refuses a code it reads as consumed, without the grant's
+        // revocation: the winner may still be saving its tokens; a later replay revokes them.
+        if (!(await this.claim(id))) throw new errors.InvalidGrant(`${label} already consumed`);
+        return;
       }
       // The first consumption time stays: a repeat inside the refresh grace must not extend it.
       const at = new Date();

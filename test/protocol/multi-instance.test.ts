@@ -92,6 +92,46 @@ describe('two instances on one PostgreSQL database', () => {
     assert.equal((await oidc.tokenIntrospection(rpB, t1.access_token)).active, true);
   });
 
+  test('one authorization code sent to both instances at once: exactly one gets tokens, the other invalid_grant', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const rp = await oidc.discovery(new URL(a.config.issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(a) });
+    rp[oidc.customFetch] = via(a);
+    const browser = new Browser(a.url, { publicOrigin: a.config.issuer });
+    const redeem = (instance: TestBroker, code: string, verifier: string) =>
+      fetch(`${instance.url}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from('rp:rp-secret-0123456789abcdef').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier }),
+      }).then(async (res) => ({ status: res.status, body: (await res.json()) as { access_token?: string; error?: string } }));
+    // Several codes, each redeemed twice at the same moment (once per instance, and once more
+    // on one instance): a race the lookup before the consumption would let both win.
+    for (let i = 0; i < 5; i++) {
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: `race${i}` });
+      url.host = new URL(a.url).host;
+      const callback = i === 0 ? await signIn(browser, url.href, { username: 'alice', password: 'alice-password-1' }) : (await browser.go(url.href)).url;
+      const code = new URL(callback).searchParams.get('code');
+      assert.ok(code, `a code: ${callback}`);
+      const answers = await Promise.all(i % 2 ? [redeem(a, code, verifier), redeem(a, code, verifier)] : [redeem(a, code, verifier), redeem(b, code, verifier)]);
+      const won = answers.filter((x) => x.status === 200);
+      assert.equal(won.length, 1, `exactly one redemption of code ${i} succeeds: ${JSON.stringify(answers)}`);
+      const lost = answers.find((x) => x.status !== 200)!;
+      assert.equal(lost.status, 400);
+      assert.equal(lost.body.error, 'invalid_grant');
+      if (i < 4) continue;
+      // The code used once more, after the race: a replay, which also revokes what it gave.
+      const introspect = () => fetch(`${b.url}/token/introspection`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from('rp:rp-secret-0123456789abcdef').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: won[0]!.body.access_token! }),
+      }).then(async (res) => ((await res.json()) as { active: boolean }).active);
+      assert.equal(await introspect(), true, 'the winner\'s access token is active');
+      const replay = await redeem(b, code, verifier);
+      assert.equal(replay.body.error, 'invalid_grant');
+      assert.equal(await introspect(), false, 'the replay revoked the grant the code gave');
+    }
+  });
+
   test('a key rotation reaches both instances; old tokens still verify', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const before = (await fetch(`${a.url}/jwks`).then((r) => r.json())).keys as { kid: string }[];

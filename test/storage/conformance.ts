@@ -657,6 +657,16 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await codes.consume('c1');
       const consumed = await codes.find('c1');
       assert.equal(typeof consumed?.consumed, 'number');
+      // A second consumption of a single-use code (a redemption racing the first) is refused,
+      // and the first consumption time stays.
+      await assert.rejects(codes.consume('c1'), (err: Error & { error_detail?: string }) => err.name === 'InvalidGrant' && /authorization code already consumed/.test(err.error_detail ?? ''));
+      assert.equal((await codes.find('c1'))?.consumed, consumed?.consumed);
+      await codes.upsert('c2', { jti: 'c2', grantId: 'g2', kind: 'AuthorizationCode' }, 60);
+      const racing = await Promise.allSettled([codes.consume('c2'), codes.consume('c2'), codes.consume('c2')]);
+      assert.equal(racing.filter((r) => r.status === 'fulfilled').length, 1, 'one of three concurrent consumptions wins');
+      // An access token's consumption (revocation marks) is not a claim: a repeat is no error.
+      await tokens.consume('at2');
+      await tokens.consume('at2');
 
       await tokens.revokeByGrantId('g1');
       assert.equal(await tokens.find('at1'), undefined);
