@@ -43,6 +43,8 @@ export function storableDetails(details: Record<string, unknown> | undefined): s
   return json.length <= MAX_DETAILS_BYTES ? json : JSON.stringify({ truncated: true, bytes: json.length });
 }
 
+const INSERT_ONE = 'INSERT INTO audit_events (type, outcome, user_id, client_id, connector_id, ip, details) VALUES (?, ?, ?, ?, ?, ?, ?)';
+
 const optionalText = (value: string | null | undefined, max = MAX_STRING) => (value == null ? null : storableText(value, max));
 
 const fromRow = (r: Row): AuditEvent => ({
@@ -242,7 +244,7 @@ export class AuditRepository {
 
   async recordMany(events: readonly NewAuditEvent[]): Promise<void> {
     if (!events.length) return;
-    await this.#knex('audit_events').insert(events.map((event) => ({
+    const rows = events.map((event) => ({
       type: storableText(event.type, 200),
       outcome: event.outcome ?? 'success',
       user_id: optionalText(event.userId),
@@ -250,7 +252,15 @@ export class AuditRepository {
       connector_id: optionalText(event.connectorId),
       ip: optionalText(event.ip, 100),
       details: storableDetails(event.details),
-    })));
+    }));
+    if (rows.length === 1) {
+      // One event (every login's): a statement PostgreSQL prepares once per connection, on knex's
+      // own (synchronously committing) pool or transaction, without knex's query building.
+      const r = rows[0]!;
+      await this.#knex.raw(INSERT_ONE, [r.type, r.outcome, r.user_id, r.client_id, r.connector_id, r.ip, r.details]).options({ name: 'kb_audit_insert' });
+    } else {
+      await this.#knex('audit_events').insert(rows);
+    }
     this.#notify(events);
   }
 

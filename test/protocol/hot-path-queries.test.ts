@@ -47,7 +47,8 @@ describe('token hot path on PostgreSQL', () => {
     // The change feed's once-a-second poll (change_versions) and the mail worker's look for due
     // mails (email_outbox) are background work, not the request's.
     const background = (sql: string) => sql.includes('change_versions') || sql.includes('email_outbox');
-    for (const knex of new Set([broker.database.knex, broker.database.artifacts])) knex.on('query', (q: { sql: string }) => background(q.sql) || seen.push(`knex: ${q.sql}`));
+    // A statement knex sends with a name (prepared once per connection) is listed by its name.
+    for (const knex of new Set([broker.database.knex, broker.database.artifacts])) knex.on('query', (q: { sql: string; options?: { name?: string } }) => background(q.sql) || seen.push(q.options?.name ? `knex, prepared: ${q.options.name}` : `knex: ${q.sql}`));
   });
 
   after(async () => {
@@ -244,6 +245,8 @@ describe('token hot path on PostgreSQL', () => {
     // Before: the user, then its groups and its credential, each a knex query parsed and planned anew.
     const knexReads = login.filter((s) => /^knex: select/i.test(s) && /"?(users|credentials|memberships|mfa_factors|required_actions|mfa_policies)"?/.test(s));
     assert.deepEqual(knexReads, [], 'no knex query reads an account table during the login');
+    // Its audit event (login.success): one prepared insert on the synchronous pool, no query building.
+    assert.deepEqual(login.filter((s) => /audit_events|kb_audit/i.test(s)), ['knex, prepared: kb_audit_insert'], login.join(', '));
     // And an email finds the same account through its own statement.
     seen.length = 0;
     const url = new URL('/auth', broker.issuer);
