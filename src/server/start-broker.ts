@@ -37,6 +37,7 @@ import { localizedProviderFormPost } from '../http/form-post.ts';
 import { healthRoutes } from '../http/health-routes.ts';
 import { inputGuard } from '../http/input-guard.ts';
 import { refreshGrace } from '../storage/refresh-grace.ts';
+import { holdAuthorizationWrites } from '../storage/held-writes.ts';
 import { CsrfTokens } from '../http/csrf.ts';
 import { BrokerMetrics } from '../metrics/metrics.ts';
 import { httpMetrics } from '../metrics/http-metrics.ts';
@@ -326,6 +327,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       // Hostile text and oversized bodies are refused before anything parses or stores them.
       provider.use(inputGuard());
       provider.use(refreshGrace(database.artifacts));
+      // A login's grant and code are saved with its session, in one statement.
+      provider.use(holdAuthorizationWrites());
       // The pages, consoles and routers below never answer the token endpoints, userinfo or the
       // keys: those requests skip them (a dozen middleware and three routers' path matching).
       // (Routers are middleware with a narrower context type.)

@@ -12,6 +12,7 @@ import { BatchQueue } from './batch-queue.ts';
 import { createClientLookup } from './client-lookup.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import { ArtifactCache } from './artifact-cache.ts';
+import { currentHold, type HeldWrites } from './held-writes.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -156,6 +157,9 @@ const SINGLE_USE = new Map([
   ['DeviceCode', 'device code'],
   ['BackchannelAuthenticationRequest', 'backchannel authentication request'],
 ]);
+
+/** What an authorization request holds back to save with the session (held-writes.ts). */
+const HELD_KINDS = new Set(['Grant', 'AuthorizationCode']);
 
 /** Kinds whose lookup oidc-provider follows with Grant.find. */
 const WITH_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
@@ -395,6 +399,15 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
   }
   const findClient = createClientLookup(sql, { changes: options.changes });
 
+  /** Writes what an authorization request held, with `first` (its session's save) ahead of it. */
+  async function writeHeld(hold: HeldWrites, first?: SaveValues): Promise<void> {
+    const rows = [...(first ? [first] : []), ...(hold.rows.values() as Iterable<SaveValues>)];
+    hold.rows.clear();
+    hold.flush = undefined;
+    // The session's row leads: two requests of one session never share a statement (BatchQueue keys).
+    if (rows.length) await save(rows);
+  }
+
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
   async function withinGrace(id: string, row: Row | undefined): Promise<Row | undefined> {
     const exchange = currentExchange();
@@ -454,12 +467,21 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         await save([held.values, values], held.consume);
         return;
       }
+      const hold = currentHold();
+      if (hold && HELD_KINDS.has(this.kind)) {
+        hold.rows.set(`${this.kind}\u0000${id}`, values);
+        hold.flush ??= () => writeHeld(hold);
+        return;
+      }
+      if (hold?.rows.size && this.kind === 'Session') return writeHeld(hold, values);
       await save([values]);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
+      const held = HELD_KINDS.has(this.kind) ? (currentHold()?.rows.get(`${this.kind}\u0000${id}`) as SaveValues | undefined) : undefined;
+      if (held) return live({ payload: JSON.parse(held[2]) as AdapterPayload, expires_at: held[6], consumed_at: null });
       let row = (this.kind === 'Grant' ? grantsRead.take(id) : undefined) ?? cache?.get(this.kind, id);
       if (!row) {
         const stamp = cache?.readStarted();
@@ -524,6 +546,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
+      currentHold()?.rows.delete(`${this.kind}\u0000${id}`);
       if (this.kind === 'Grant') grantsRead.forget(id);
       if (this.kind === 'Session') sessionsRead.clear();
       await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));

@@ -293,13 +293,27 @@ describe('token hot path on PostgreSQL', () => {
   test('a first-party login is one interaction: what the client asks for is granted as the login resumes, with no consent round', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     kinds.length = 0;
-    const tokens = await codeFlowTokens('openid email groups', new Browser(broker.issuer), {});
+    const browser = new Browser(broker.issuer);
+    const tokens = await codeFlowTokens('openid email groups', browser, {});
     const interactionSaves = kinds.filter((k) => k === 'kb_oidc_upsert Interaction').length;
     assert.equal(interactionSaves, 2, `the interaction is created and given its result, once each: ${kinds.join(', ')}`);
-    assert.equal(kinds.filter((k) => k === 'kb_oidc_upsert Grant').length, 1, 'one grant saved');
+    assert.equal(kinds.filter((k) => /^kb_oidc_upsert(_many)? (.*,)?Grant(,|$)/.test(k)).length, 1, `one grant saved: ${kinds.join(', ')}`);
+    // As the login resumes, its grant and code are saved with its session, in one statement.
+    assert.ok(kinds.includes('kb_oidc_upsert_many Session,Grant,AuthorizationCode'), kinds.join(', '));
+    assert.ok(!kinds.some((k) => /^kb_oidc_upsert (Grant|AuthorizationCode|Session)$/.test(k)), `no grant, code or session saved alone: ${kinds.join(', ')}`);
     const intro = await (await fetch(`${broker.url}/token/introspection`, { method: 'POST', headers: FORM, body: new URLSearchParams({ token: tokens.access_token }) })).json() as { active: boolean; scope: string };
     assert.equal(intro.active, true);
     assert.deepEqual(intro.scope.split(' ').sort(), ['email', 'groups', 'openid'], 'every scope asked for was granted');
+
+    // Signed in already (single sign-on): the code is saved with the session's update, in one statement.
+    kinds.length = 0;
+    const url = new URL('/auth', broker.issuer);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'sso' }).toString();
+    const sso = await browser.go(url.href);
+    const code = new URL(sso.url).searchParams.get('code');
+    assert.ok(code, `a code without a login page: ${sso.url}`);
+    assert.deepEqual(kinds.filter((k) => k.startsWith('kb_oidc_upsert')), ['kb_oidc_upsert_many Session,AuthorizationCode'], kinds.join(', '));
+    assert.equal((await token({ grant_type: 'authorization_code', code, redirect_uri: RP })).status, 200, 'the code was stored before the answer left');
   });
 
   test('concurrent requests under load: every token saved and found, lookups and saves beyond the free slots share statements', async (t) => {

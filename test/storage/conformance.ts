@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import { Store } from '../../src/storage/store.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { createOidcAdapter, purgeExpired } from '../../src/storage/oidc-adapter.ts';
+import { holdAuthorizationWrites } from '../../src/storage/held-writes.ts';
 import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { knexStatements, type SqlStatements } from '../../src/storage/pg-statements.ts';
@@ -697,6 +698,51 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       const purged = await purgeExpired(store.knex);
       assert.ok(purged.payloads >= 1);
       assert.equal((await store.knex('oidc_payloads').where({ id: 'old' })).length, 0);
+    });
+
+    test('oidc adapter in an authorization request: grant and code held, saved with the session in one statement, all or none', async (t) => {
+      if (!ready(t)) return;
+      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
+      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
+      const [grants, codes, sessions] = [new Adapter('Grant'), new Adapter('AuthorizationCode'), new Adapter('Session')];
+      const stored = async (...ids: string[]) => (await store.knex('oidc_payloads').whereIn('id', ids).select('id')).map((r: { id: string }) => r.id).sort();
+      const hold = holdAuthorizationWrites();
+      const request = (path: string, work: () => Promise<void>) => hold({ method: 'GET', path } as never, work);
+
+      await request('/auth/uid-1', async () => {
+        await grants.upsert('held-g', { jti: 'held-g', accountId: 'a' }, 60);
+        await codes.upsert('held-c', { jti: 'held-c', grantId: 'held-g' }, 60);
+        assert.deepEqual(await stored('held-g', 'held-c'), [], 'held until the session is saved');
+        assert.equal((await grants.find('held-g'))?.accountId, 'a', 'a held record is read from the hold in its request');
+        await sessions.upsert('held-s', { uid: 'held-u', accountId: 'a' }, 60);
+        assert.deepEqual(await stored('held-g', 'held-c', 'held-s'), ['held-c', 'held-g', 'held-s'], 'saved with the session');
+      });
+      // No session saved: what was held is written as the request's middleware returns.
+      await request('/auth', async () => {
+        await codes.upsert('held-c2', { jti: 'held-c2' }, 60);
+        assert.deepEqual(await stored('held-c2'), []);
+      });
+      assert.deepEqual(await stored('held-c2'), ['held-c2']);
+      // The session's save fails (PostgreSQL refuses a NUL in JSON): neither the grant nor the code is stored.
+      await request('/auth/uid-2', async () => {
+        await grants.upsert('held-g3', { jti: 'held-g3' }, 60);
+        await codes.upsert('held-c3', { jti: 'held-c3' }, 60);
+        await assert.rejects(sessions.upsert('held-s3', { uid: 'held-u3', bad: 'a\u0000b' }, 60));
+      });
+      assert.deepEqual(await stored('held-g3', 'held-c3', 'held-s3'), [], 'all or none');
+      // A request that fails stores nothing it held.
+      await assert.rejects(request('/auth/uid-4', async () => {
+        await codes.upsert('held-c4', { jti: 'held-c4' }, 60);
+        throw new Error('the request failed');
+      }), /the request failed/);
+      assert.deepEqual(await stored('held-c4'), []);
+      // Outside an authorization request nothing is held.
+      await request('/token', async () => {
+        await codes.upsert('held-c5', { jti: 'held-c5' }, 60);
+        assert.deepEqual(await stored('held-c5'), ['held-c5']);
+      });
+      assert.deepEqual(await codes.find('held-c'), { jti: 'held-c', grantId: 'held-g' });
+      await store.knex('oidc_payloads').where('id', 'like', 'held-%').delete();
     });
 
     test('expired artifacts are purged in batches until none is left, live ones stay', async (t) => {
