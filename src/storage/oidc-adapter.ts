@@ -160,6 +160,7 @@ const SINGLE_USE = new Map([
 
 /** What an authorization request holds back to save with the session (held-writes.ts). */
 const HELD_KINDS = new Set(['Grant', 'AuthorizationCode']);
+const heldKey = (kind: string, id: string) => `${kind}\u0000${id}`;
 
 /** Kinds whose lookup oidc-provider follows with Grant.find. */
 const WITH_GRANT = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
@@ -469,7 +470,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       }
       const hold = currentHold();
       if (hold && HELD_KINDS.has(this.kind)) {
-        hold.rows.set(`${this.kind}\u0000${id}`, values);
+        hold.rows.set(heldKey(this.kind, id), values);
         hold.flush ??= () => writeHeld(hold);
         return;
       }
@@ -480,7 +481,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
-      const held = HELD_KINDS.has(this.kind) ? (currentHold()?.rows.get(`${this.kind}\u0000${id}`) as SaveValues | undefined) : undefined;
+      const held = HELD_KINDS.has(this.kind) ? (currentHold()?.rows.get(heldKey(this.kind, id)) as SaveValues | undefined) : undefined;
       if (held) return live({ payload: JSON.parse(held[2]) as AdapterPayload, expires_at: held[6], consumed_at: null });
       let row = (this.kind === 'Grant' ? grantsRead.take(id) : undefined) ?? cache?.get(this.kind, id);
       if (!row) {
@@ -546,7 +547,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
-      currentHold()?.rows.delete(`${this.kind}\u0000${id}`);
+      currentHold()?.rows.delete(heldKey(this.kind, id));
       if (this.kind === 'Grant') grantsRead.forget(id);
       if (this.kind === 'Session') sessionsRead.clear();
       await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));
