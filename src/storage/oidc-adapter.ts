@@ -550,7 +550,12 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       currentHold()?.rows.delete(heldKey(this.kind, id));
       if (this.kind === 'Grant') grantsRead.forget(id);
       if (this.kind === 'Session') sessionsRead.clear();
-      await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));
+      const { rowCount } = await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));
+      // oidc-provider destroys an interaction only as it resumes the authorization request the
+      // interaction finished. Two resumes of one interaction at once (the same request sent
+      // twice, to one instance or to two) both read it first: only the one whose delete removed
+      // it goes on to issue a code, the other is answered as a resume of a finished interaction.
+      if (this.kind === 'Interaction' && rowCount === 0) throw new errors.SessionNotFound('interaction session not found');
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -7,7 +7,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { skipLoudly } from '../helpers/skip.ts';
-import { Browser } from '../helpers/browser.ts';
+import { Browser, findForm } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { rotateSigningKeys } from '../../src/oidc/signing-keys.ts';
@@ -129,6 +129,37 @@ describe('two instances on one PostgreSQL database', () => {
       const replay = await redeem(b, code, verifier);
       assert.equal(replay.body.error, 'invalid_grant');
       assert.equal(await introspect(), false, 'the replay revoked the grant the code gave');
+    }
+  });
+
+  test('one finished login resumed twice at once (on both instances, or twice on one): one code, the other resume refused', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const rp = await oidc.discovery(new URL(a.config.issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(a) });
+    const onInstance = (instance: TestBroker, url: string) => {
+      const routed = new URL(url);
+      routed.host = new URL(instance.url).host;
+      return routed.href;
+    };
+    for (let i = 0; i < 6; i++) {
+      // A new browser each time: a login that ends with a redirect to its resume, not yet followed.
+      const browser = new Browser(a.url, { publicOrigin: a.config.issuer });
+      const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256', state: `resume${i}` });
+      url.host = new URL(a.url).host;
+      const page = await browser.go(url.href);
+      const form = findForm(page.html, '/login');
+      assert.ok(form, `a login form at ${page.url}`);
+      const posted = await browser.request(new URL(form.action, page.url).href, { form: { ...form.hidden, username: 'alice', password: 'alice-password-1' } });
+      const resume = new URL(posted.headers.get('location') ?? '', a.config.issuer);
+      assert.match(resume.pathname, /^\/auth\/[^/]+$/, `the login redirects to its resume: ${posted.status} ${resume.href}`);
+      const cookie = [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+      const send = (instance: TestBroker) => fetch(onInstance(instance, resume.href), { headers: { cookie, accept: 'text/html' }, redirect: 'manual' })
+        .then(async (res) => ({ status: res.status, location: res.headers.get('location') ?? '', body: await res.text() }));
+      const answers = await Promise.all(i % 2 ? [send(a), send(a)] : [send(a), send(b)]);
+      const coded = answers.filter((x) => x.location.startsWith(RP) && new URL(x.location).searchParams.has('code'));
+      assert.equal(coded.length, 1, `exactly one resume issues a code: ${JSON.stringify(answers.map((x) => [x.status, x.location]))}`);
+      const refused = answers.find((x) => x !== coded[0])!;
+      assert.equal(refused.status, 400, `the other resume is refused: ${refused.status} ${refused.location}`);
+      assert.match(refused.body, /<html/i, 'as an error page');
     }
   });
 

@@ -688,6 +688,17 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await store.knex('oidc_payloads').insert({ kind: 'UpstreamLogin', id: 'st-old', payload: '{}', expires_at: new Date(Date.now() - 1000) });
       assert.equal(await attempts.claim('st-old'), false, 'expired records cannot be claimed');
 
+      // An interaction is destroyed as its authorization request resumes: of two resumes at
+      // once, one goes on and the other is refused as a resume of a finished interaction.
+      const interactions = new Adapter('Interaction');
+      await interactions.upsert('i1', { uid: 'i1', kind: 'Interaction' }, 60);
+      const resumes = await Promise.allSettled([interactions.destroy('i1'), interactions.destroy('i1')]);
+      assert.equal(resumes.filter((r) => r.status === 'fulfilled').length, 1, 'one of two concurrent destroys of an interaction succeeds');
+      assert.equal(((resumes.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error).name, 'SessionNotFound');
+      assert.equal(await interactions.find('i1'), undefined);
+      await assert.rejects(interactions.destroy('i1'), { name: 'SessionNotFound' });
+      await tokens.destroy('never-stored');
+
       await tokens.upsert('at2', { jti: 'at2', grantId: 'g2', scope: 'updated' }, 60);
       assert.equal((await tokens.find('at2'))?.scope, 'updated');
       await tokens.destroy('at2');
