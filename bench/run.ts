@@ -126,6 +126,8 @@ interface Server {
   origin: string;
   child: ChildProcess;
   userinfo: string;
+  /** The issuer's origin when the server is a second instance behind it: its redirects go there. */
+  publicOrigin?: string;
   /** Filled in before the targets run. */
   ccToken?: string;
   userToken?: string;
@@ -333,7 +335,7 @@ function authorizationUrl(server: Server, scope: string): string {
 /** One whole sign-in: /auth, the login page, the password POST, the code exchanged at /token. */
 async function fullLogin(server: Server, user: { username: string; password: string }, scope = 'openid email groups'): Promise<Record<string, unknown>> {
   const connector = server.key === 'bare' ? {} : { connector: 'local' };
-  const callback = await signIn(new Browser(server.origin), authorizationUrl(server, scope), { ...user, ...connector });
+  const callback = await signIn(new Browser(server.origin, { publicOrigin: server.publicOrigin }), authorizationUrl(server, scope), { ...user, ...connector });
   const code = new URL(callback).searchParams.get('code');
   if (!code) throw new Error(`no code in ${callback}`);
   return post(`${server.origin}/token`, { grant_type: 'authorization_code', code, redirect_uri: RP });
@@ -560,7 +562,7 @@ async function main(): Promise<void> {
 
     const server = (key: Server['key'], label: string, origin: string, child: ChildProcess): Server => ({ key, label, origin, child, userinfo: `${origin}/me` });
     const kb = server('pg', 'keybridge (postgres)', issuer, pgStart.child);
-    const kbOff = server('pgOff', B_FLAGS ? `keybridge (postgres, flags ${B_FLAGS.join(' ')})` : 'keybridge (postgres, limits off)', `http://127.0.0.1:${offPort}`, off.child);
+    const kbOff = { ...server('pgOff', B_FLAGS ? `keybridge (postgres, flags ${B_FLAGS.join(' ')})` : 'keybridge (postgres, limits off)', `http://127.0.0.1:${offPort}`, off.child), publicOrigin: issuer };
     const bareServer = server('bare', 'bare oidc-provider (memory)', `http://127.0.0.1:${barePort}`, bare.child);
     const lite = liteStart ? server('lite', 'keybridge (pglite)', `http://127.0.0.1:${litePort}`, liteStart.child) : undefined;
     const servers = [kb, bareServer, ...(lite ? [lite] : [])];
@@ -573,8 +575,10 @@ async function main(): Promise<void> {
     if (liteStart) process.stdout.write(`Keybridge on PGlite: start to ready ${liteStart.ms.toFixed(0)} ms (first start with initdb and migrations ${liteStart.first.toFixed(0)} ms), idle RSS ${idle.lite!.toFixed(0)} MB\n`);
     process.stdout.write(`load: ${CONNECTIONS} connections (logins: ${LOGIN_CONCURRENCY} concurrent flows), ${WARMUP} s warm-up per server and target, then ${ROUNDS} rounds of ${DURATION} s alternating the servers (backwards every second round); servers ${pinned ? 'pinned to core 0, load on core 1' : 'unpinned (no taskset)'}; ${pinning.note}\n`);
 
-    // Tokens for introspection and userinfo, and a pool of refresh chains, per server.
-    for (const s of servers) {
+    // Tokens for introspection and userinfo, and a pool of refresh chains, per server. The
+    // limits-off instance signs in as many users too, so that the two instances compared for the
+    // limiter's cost hold the same state (sessions, caches, code warmed by the logins).
+    for (const s of [...servers, kbOff]) {
       s.ccToken = (await post(`${s.origin}/token`, { grant_type: 'client_credentials' })).access_token as string;
       await fillRefreshPool(s, users);
     }
