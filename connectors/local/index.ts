@@ -28,6 +28,7 @@ function toIdentity(connectorId: string, account: LocalAccount): UpstreamIdentit
     familyName: account.familyName ?? undefined,
     groups: account.groups,
     amr: ['pwd'],
+    ...(account.passwordFacts ? { localPassword: account.passwordFacts } : {}),
   };
 }
 

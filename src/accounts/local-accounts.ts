@@ -5,9 +5,9 @@ import type { LoginAccount } from '../storage/user-repository.ts';
 import { profileFields } from './profile-fields.ts';
 
 export function createLocalAccounts(store: Store): LocalAccounts {
-  // The user, its groups and its password hash: one statement per login.
+  // The user, its groups, its password hash and the password's policy facts: one statement per login.
   const toAccount = (found: LoginAccount | null): LocalAccount | null =>
-    found ? { ...profileFields(found.user), enabled: found.user.enabled, groups: found.groups, passwordHash: found.passwordHash } : null;
+    found ? { ...profileFields(found.user), enabled: found.user.enabled, groups: found.groups, passwordHash: found.passwordHash, passwordFacts: found.passwordFacts } : null;
   return {
     async findForLogin(login) {
       const trimmed = login.trim();

@@ -11,6 +11,7 @@ import type { Store } from '../storage/store.ts';
 import type { PasswordChangeReason } from '../storage/password-repository.ts';
 import type { PasswordPolicyConfig } from '../config/password-policy-schema.ts';
 import type { Translate } from '../i18n/messages.ts';
+import type { StoredPasswordFacts } from '../connectors/contract.ts';
 import { hashPassword, preparePassword, verifyPassword } from './passwords.ts';
 import { isCommonPassword } from './breached-passwords.ts';
 import { estimateStrength } from './password-strength.ts';
@@ -52,7 +53,7 @@ export interface PasswordPolicyService extends PasswordPolicy {
    * After a local password was accepted at login: why the person must choose a new one before
    * the login finishes (expired, or no longer meets the policy, history aside), or null.
    */
-  loginProblem(password: string, subject: PasswordSubject & { userId: string }): Promise<PasswordChangeReason | null>;
+  loginProblem(password: string, subject: PasswordSubject & { userId: string }, stored?: StoredPasswordFacts): Promise<PasswordChangeReason | null>;
   /** `setPassword` for a hash made beforehand (outside a transaction, so no lock is held while argon2 runs). */
   setPasswordHash(store: Store, userId: string, hash: string): Promise<void>;
 }
@@ -199,12 +200,14 @@ export function createPasswordPolicy(settings: PasswordPolicyConfig, maybeStore:
 
     setPasswordHash,
 
-    async loginProblem(password, subject) {
+    async loginProblem(password, subject, stored) {
       if (subject.username !== undefined && declared(subject.username)) return null;
       const store = storeOrThrow();
-      const facts = await store.passwords.loginFacts(subject.userId);
+      // Given by the local connector, read with the hash it verified; else read now.
+      const facts = stored ?? (await store.passwords.loginFacts(subject.userId));
       if (!facts) return null;
-      if (settings.expiryDays > 0 && Date.now() - facts.changedAt.getTime() >= settings.expiryDays * 86_400_000) return 'expired';
+      const changedAt = typeof facts.changedAt === 'number' ? facts.changedAt : facts.changedAt.getTime();
+      if (settings.expiryDays > 0 && Date.now() - changedAt >= settings.expiryDays * 86_400_000) return 'expired';
       if (facts.policyChecked === stamp) return null;
       if (await intrinsicProblem(password, subject)) return 'policy';
       await store.passwords.markChecked(subject.userId, stamp);

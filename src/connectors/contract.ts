@@ -38,6 +38,11 @@ export interface UpstreamIdentity {
    */
   localUserId?: string;
   /**
+   * The `local` connector's read of the stored password it verified: when it was set and the
+   * policy stamp it met, so that the policy check after the login needs no second read.
+   */
+  localPassword?: StoredPasswordFacts;
+  /**
    * Tokens the upstream issued (OAuth 2.0 / OIDC connectors). The broker keeps them, encrypted,
    * only for connectors configured with `storeTokens: true`, and hands them back to `refresh`.
    */
@@ -99,6 +104,12 @@ export interface LocalAccounts {
   findById(id: string): Promise<LocalAccount | null>;
 }
 
+/** When a stored password was set (epoch ms) and the stamp of the policy rules it was last found to meet. */
+export interface StoredPasswordFacts {
+  changedAt: number;
+  policyChecked: string | null;
+}
+
 export interface LocalAccount {
   id: string;
   username: string;
@@ -110,6 +121,8 @@ export interface LocalAccount {
   enabled: boolean;
   groups: string[];
   passwordHash: string | null;
+  /** Read with the hash; null without a password. */
+  passwordFacts: StoredPasswordFacts | null;
 }
 
 /** One-time use of message ids across every broker instance (SAML assertion replay guard). */

@@ -7,6 +7,7 @@ import { displayUsername, usernameKey, usernameProblem } from '../accounts/norma
 import { accountWrite } from './account-cache.ts';
 import { userGroupsSubquery } from './user-groups-sql.ts';
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
+import type { StoredPasswordFacts } from '../connectors/contract.ts';
 
 export interface UserRow {
   id: string;
@@ -30,19 +31,23 @@ type Row = UserRow;
 /** The columns userFromRow reads, for statements that name them (alias `u`). */
 const USER_COLUMNS = 'u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at';
 
-/** A local account as a password login reads it: the user, its groups and its password hash. */
+/** A local account as a password login reads it: the user, its groups, its password hash and what the password policy asks of it. */
 export interface LoginAccount {
   user: User;
   groups: string[];
   passwordHash: string | null;
+  passwordFacts: StoredPasswordFacts | null;
 }
 
 // The statements of a login and of the lookups every login makes, prepared (src/storage/pg-statements.ts).
 const loginAccount = (name: string, where: string) => ({
   name,
   text: `SELECT ${USER_COLUMNS}, ${userGroupsSubquery('u.id')} AS groups,
-      (SELECT c.secret FROM credentials c WHERE c.user_id = u.id AND c.type = 'password' LIMIT 1) AS password_hash
-    FROM users u WHERE ${where}`,
+      c.secret AS password_hash, c.password_changed_at, c.policy_checked
+    FROM users u LEFT JOIN LATERAL (
+      SELECT c.secret, c.password_changed_at, c.policy_checked FROM credentials c WHERE c.user_id = u.id AND c.type = 'password' LIMIT 1
+    ) c ON true
+    WHERE ${where}`,
 });
 export const USER_SQL = {
   findById: { name: 'kb_user_find', text: `SELECT ${USER_COLUMNS} FROM users u WHERE u.id = $1` },
@@ -154,9 +159,11 @@ export class UserRepository {
     const [statement, value] = 'id' in by
       ? [USER_SQL.loginAccountById, by.id]
       : by.login.includes('@') ? [USER_SQL.loginAccountByEmail, by.login] : [USER_SQL.loginAccountByKey, usernameKey(by.login)];
-    const { rows } = await this.#sql.run<Row & { groups: string[] | null; password_hash: string | null }>(statement, [value]);
+    const { rows } = await this.#sql.run<Row & { groups: string[] | null; password_hash: string | null; password_changed_at: Date | null; policy_checked: string | null }>(statement, [value]);
     const row = rows[0];
-    return row ? { user: userFromRow(row), groups: row.groups ?? [], passwordHash: row.password_hash } : null;
+    if (!row) return null;
+    const passwordFacts = row.password_hash === null ? null : { changedAt: new Date(row.password_changed_at!).getTime(), policyChecked: row.policy_checked ?? null };
+    return { user: userFromRow(row), groups: row.groups ?? [], passwordHash: row.password_hash, passwordFacts };
   }
 
   /** The user and the sorted names of all its groups, in one round trip (token hot path). */

@@ -9,6 +9,7 @@ import { skipLoudly } from '../helpers/skip.ts';
 import { basic, RP } from '../faults/fault-broker.ts';
 import { Browser } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
 import type { Knex } from 'knex';
 import type { Statement } from '../../src/storage/pg-statements.ts';
 import { createAccountLookup } from '../../src/storage/account-cache.ts';
@@ -254,6 +255,22 @@ describe('token hot path on PostgreSQL', () => {
     const callback = await signIn(new Browser(broker.issuer), url.href, { username: 'ALICE@example.org', password: 'alice-password-1' });
     assert.ok(new URL(callback).searchParams.get('code'), 'signed in by email');
     assert.equal(seen.filter((s) => s === 'kb_login_account_email').length, 1, seen.join(', '));
+
+    // A user kept in the database (not declared in the config) has its password judged by the
+    // policy at login: when it was set and the stamp it met come with the hash, in the same
+    // statement. The first login stamps the password (an update); the next reads nothing more.
+    const stored = await broker.store.users.create({ username: 'dora', email: 'dora@example.org', emailVerified: true });
+    await broker.store.credentials.setPassword(stored.id, await hashPassword('Hot-path-Ruby#2931'));
+    for (const round of ['first', 'second']) {
+      seen.length = 0;
+      const done = await signIn(new Browser(broker.issuer), url.href, { username: 'dora', password: 'Hot-path-Ruby#2931' });
+      assert.ok(new URL(done).searchParams.get('code'), `the ${round} login of a stored user`);
+      const credentials = seen.filter((s) => /credentials/.test(s));
+      assert.deepEqual(credentials.filter((s) => /^knex: select/i.test(s)), [], `no read of the password's facts of its own (${round} login): ${seen.join(', ')}`);
+      assert.equal(credentials.filter((s) => /^knex: update/i.test(s)).length, round === 'first' ? 1 : 0, `the policy stamp written once (${round} login): ${credentials.join(', ')}`);
+    }
+    const { rows: [stamped] } = await broker.database.knex.raw<{ rows: Array<{ policy_checked: string | null }> }>("SELECT policy_checked FROM credentials WHERE user_id = ? AND type = 'password'", [stored.id]);
+    assert.ok(stamped?.policy_checked, 'the password was judged and stamped');
   });
 
   test('the prepared statements of logins and accounts, as generic plans, read by index in large tables', async (t) => {

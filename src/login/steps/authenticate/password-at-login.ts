@@ -11,8 +11,9 @@ export async function checkPasswordAtLogin(ctx: Context, kit: LoginKit, identity
   const userId = identity.localUserId;
   if (!userId) return;
   try {
-    // The local connector's identity is the account itself: no extra read for its names.
-    const reason = await passwordPolicy.loginProblem(password, { userId, username: identity.username, email: identity.email, name: identity.name });
+    // The local connector's identity is the account itself: no extra read for its names, nor
+    // for the stored password's facts, read with the hash it verified.
+    const reason = await passwordPolicy.loginProblem(password, { userId, username: identity.username, email: identity.email, name: identity.name }, identity.localPassword);
     if (!reason) return;
     await store.passwords.requireChange(userId, reason);
     await store.audit.record({ type: 'user.password_change_required', userId, clientId, connectorId: identity.connectorId, ip: ctx.ip, details: { reason } });
