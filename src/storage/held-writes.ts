@@ -4,8 +4,9 @@
 // the code go with the session's save as one statement: one round trip and one commit instead of
 // three, and all or none of them stored. What no session save took along is written when the
 // request's middleware returns, before the answer (which carries the code) leaves; a request
-// that fails before then stores nothing held. Within the request, a held record is read from
-// here (oidc-adapter.ts).
+// that fails before then stores nothing held, whether its error propagates or oidc-provider
+// renders it as an error page (status 400 or more: no code leaves with it). Within the request,
+// a held record is read from here (oidc-adapter.ts).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context, Next } from 'koa';
 
@@ -29,6 +30,6 @@ export function holdAuthorizationWrites(authorizationPath = '/auth') {
     if ((ctx.method !== 'GET' && ctx.method !== 'POST') || (ctx.path !== authorizationPath && !ctx.path.startsWith(`${authorizationPath}/`))) return next();
     const hold: HeldWrites = { rows: new Map() };
     await holds.run(hold, next);
-    if (hold.flush) await hold.flush();
+    if (hold.flush && ctx.status < 400) await hold.flush();
   };
 }

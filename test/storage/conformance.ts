@@ -718,7 +718,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       const [grants, codes, sessions] = [new Adapter('Grant'), new Adapter('AuthorizationCode'), new Adapter('Session')];
       const stored = async (...ids: string[]) => (await store.knex('oidc_payloads').whereIn('id', ids).select('id')).map((r: { id: string }) => r.id).sort();
       const hold = holdAuthorizationWrites();
-      const request = (path: string, work: () => Promise<void>) => hold({ method: 'GET', path } as never, work);
+      // The answer's status as oidc-provider leaves it: a redirect that carries the code, or an error page.
+      const request = (path: string, work: () => Promise<void>, status = 303) => hold({ method: 'GET', path, status } as never, work);
 
       await request('/auth/uid-1', async () => {
         await grants.upsert('held-g', { jti: 'held-g', accountId: 'a' }, 60);
@@ -747,6 +748,12 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
         throw new Error('the request failed');
       }), /the request failed/);
       assert.deepEqual(await stored('held-c4'), []);
+      // Nor does one whose error oidc-provider renders as a page (the error does not propagate).
+      await request('/auth/uid-6', async () => {
+        await grants.upsert('held-g6', { jti: 'held-g6' }, 60);
+        await codes.upsert('held-c6', { jti: 'held-c6', grantId: 'held-g6' }, 60);
+      }, 400);
+      assert.deepEqual(await stored('held-g6', 'held-c6'), [], 'an error page carries no code: nothing held is stored');
       // Outside an authorization request nothing is held.
       await request('/token', async () => {
         await codes.upsert('held-c5', { jti: 'held-c5' }, 60);
