@@ -135,11 +135,6 @@ describe('two instances on one PostgreSQL database', () => {
   test('one finished login resumed twice at once (on both instances, or twice on one): one code, the other resume refused', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const rp = await oidc.discovery(new URL(a.config.issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(a) });
-    const onInstance = (instance: TestBroker, url: string) => {
-      const routed = new URL(url);
-      routed.host = new URL(instance.url).host;
-      return routed.href;
-    };
     for (let i = 0; i < 6; i++) {
       // A new browser each time: a login that ends with a redirect to its resume, not yet followed.
       const browser = new Browser(a.url, { publicOrigin: a.config.issuer });
@@ -152,7 +147,7 @@ describe('two instances on one PostgreSQL database', () => {
       const resume = new URL(posted.headers.get('location') ?? '', a.config.issuer);
       assert.match(resume.pathname, /^\/auth\/[^/]+$/, `the login redirects to its resume: ${posted.status} ${resume.href}`);
       const cookie = [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-      const send = (instance: TestBroker) => fetch(onInstance(instance, resume.href), { headers: { cookie, accept: 'text/html' }, redirect: 'manual' })
+      const send = (instance: TestBroker) => via(instance)(resume.href, { method: 'GET', body: undefined, headers: { cookie, accept: 'text/html' }, redirect: 'manual' })
         .then(async (res) => ({ status: res.status, location: res.headers.get('location') ?? '', body: await res.text() }));
       const answers = await Promise.all(i % 2 ? [send(a), send(a)] : [send(a), send(b)]);
       const coded = answers.filter((x) => x.location.startsWith(RP) && new URL(x.location).searchParams.has('code'));
