@@ -196,6 +196,35 @@ describe('database outage', () => {
     assert.equal(again.status, 303, again.html.slice(0, 300));
   });
 
+  test('the database goes away as a finished login resumes (the interaction\'s delete): 503, no error log, and the resume works once it is back', async (t) => {
+    if ('skip' in cluster) return skipLoudly(t, cluster.skip);
+    const browser = new Browser(broker.issuer);
+    const loginPage = await browser.go(authorizeUrl());
+    const form = findForm(loginPage.html, '/login');
+    assert.ok(form, 'a login form');
+    const posted = await browser.request(new URL(form.action, loginPage.url).href, { form: { ...form.hidden, username: 'alice', password: 'alice-password-1' } });
+    const resume = new URL(posted.headers.get('location') ?? '', broker.issuer).href;
+    assert.match(new URL(resume).pathname, /^\/auth\/[^/]+$/, `the login redirects to its resume: ${posted.status}`);
+    const statements = broker.database.pg!.statements;
+    const run = statements.run;
+    // Only the delete that decides which resume goes on fails, as the pool fails it when the server is gone.
+    statements.run = ((statement, values) => (statement.name === 'kb_oidc_destroy' && values[0] === 'Interaction' ? Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED'))) : run.call(statements, statement, values))) as typeof run;
+    const from = broker.logs.length;
+    try {
+      const failed = await browser.request(resume);
+      const html = await failed.text();
+      assert.equal(failed.status, 503, html.slice(0, 300));
+      assert.match(html, /temporarily unavailable/i);
+      assertNoErrorLogs(broker.logs, from);
+    } finally {
+      statements.run = run;
+    }
+    // Nothing was lost: the same resume, once the database answers, issues the code.
+    const resumed = await browser.request(resume);
+    const location = resumed.headers.get('location') ?? '';
+    assert.ok(location.startsWith(RP) && new URL(location).searchParams.get('code'), `a code once the database is back: ${resumed.status} ${location}`);
+  });
+
   test('database hung (SIGSTOP): readyz and /token answer 503 within their bounds, then recover', async (t) => {
     if ('skip' in cluster) return skipLoudly(t, cluster.skip);
     const db = cluster;
