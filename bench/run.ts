@@ -328,7 +328,8 @@ async function consoleInOwnProcess(): Promise<ConsoleTimes> {
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // 'close', not 'exit': the process can exit before its output has all been read.
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   if (code !== 0) throw new Error(`bench/console.ts exited ${code}:\n${err}`);
   return JSON.parse(out.trim().split('\n').at(-1)!) as ConsoleTimes;
 }
