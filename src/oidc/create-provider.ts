@@ -10,6 +10,7 @@ import { sendPage } from '../http/send-page.ts';
 import { errorPageContext } from '../http/error-pages.ts';
 import { DatabaseUnavailable } from '../storage/database-unavailable.ts';
 import { pinOrigin } from '../http/canonical-origin.ts';
+import { CookieSigner } from '../http/cookie-signer.ts';
 import { EXTRA_CLIENT_METADATA, clientMetadata } from './clients.ts';
 import { jwtIntrospection } from './jwt-introspection.ts';
 import { mappedClaimsByScope, type Mappers } from '../accounts/identity-mappers.ts';
@@ -154,7 +155,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       },
     },
     cookies: {
-      keys: deps.cookieKeys,
+      // Keygrip's signatures, checked without its slow comparison (src/http/cookie-signer.ts).
+      keys: new CookieSigner(deps.cookieKeys) as unknown as string[],
       names: { session: 'kb_session', interaction: 'kb_interaction', resume: 'kb_resume' },
       long: { httpOnly: true, sameSite: 'lax', secure, signed: true },
       short: { httpOnly: true, sameSite: 'lax', secure, signed: true },
