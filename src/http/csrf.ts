@@ -1,13 +1,14 @@
 // Anti-CSRF tokens for our forms: an HMAC of the interaction id under a server secret shared by
 // all instances. The interaction itself is already bound to the browser by oidc-provider's
 // interaction cookie; the token additionally proves the form came from our own page.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export class CsrfTokens {
-  readonly #key: Buffer;
+  // A KeyObject made once: on Node 24 an HMAC under a Buffer key costs ~20 us more per call.
+  readonly #key: KeyObject;
 
   constructor(key: string) {
-    this.#key = Buffer.from(key, 'base64url');
+    this.#key = createSecretKey(Buffer.from(key, 'base64url'));
   }
 
   issue(bindTo: string): string {
