@@ -91,6 +91,16 @@ export const HOT_PATH_SQL = {
       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
   },
+  // A code exchange's claim of its code and the tokens it issues, in one statement: the tokens
+  // are written only if this request consumed the code (rowCount 0: another got there first).
+  claimAndSave: {
+    name: 'kb_oidc_claim_save',
+    text: `WITH claimed AS (
+        UPDATE ${TABLE} SET consumed_at = $10 WHERE kind = $8 AND id = $9 AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > $10) RETURNING id)
+      INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) WHERE EXISTS (SELECT 1 FROM claimed)
+      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+  },
   consume: { name: 'kb_oidc_consume', text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL` },
   claim: {
     name: 'kb_oidc_claim',
@@ -349,6 +359,12 @@ function readAlong<T>() {
   };
 }
 
+/** A single-use grant source's claim (a code), held back to go with the tokens the same token request saves. */
+type Claim = { kind: string; id: string; at: Date; label: string };
+const pendingClaim = new WeakMap<object, Claim>();
+/** The access token saved after a held claim, waiting for the refresh token that may follow it. */
+const heldIssue = new WeakMap<object, { claim: Claim; rows: SaveValues[] }>();
+
 /** A rotation's consumption, held back until its successor is saved (same token request). */
 const pendingConsume = new WeakMap<object, Consumption>();
 /** A rotation (successor and consumption) held back until the access token of the same request is saved. */
@@ -409,6 +425,35 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     if (rows.length) await save(rows);
   }
 
+  /**
+   * Claims a held single-use grant source and saves the tokens issued from it, in one statement:
+   * written only when this request consumed it. Refused as oidc-provider refuses a code it reads
+   * as consumed, without the grant's revocation (the winner may still be answering; a later replay
+   * revokes its tokens).
+   */
+  async function saveClaimed(claim: Claim, rows: SaveValues[]): Promise<void> {
+    let claimed: boolean;
+    if (!rows.length) {
+      claimed = (await change(() => sql.run(HOT_PATH_SQL.claim, [claim.kind, claim.id, claim.at]))).rowCount === 1;
+    } else {
+      const columns = rows[0].map((_, c) => rows.map((row) => row[c]));
+      cache?.writing();
+      try {
+        claimed = (await sql.run(HOT_PATH_SQL.claimAndSave, [...columns, claim.kind, claim.id, claim.at])).rowCount > 0;
+      } catch (err) {
+        for (const [kind, id] of rows) cache?.forget(kind, id);
+        cache?.forget(claim.kind, claim.id);
+        throw err;
+      } finally {
+        cache?.writing();
+      }
+      if (claimed) for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache?.saved(kind, id, json, grantId, uid, expiresAt);
+    }
+    if (claimed) cache?.consumed(claim.kind, claim.id, claim.at);
+    else cache?.forget(claim.kind, claim.id);
+    if (!claimed) throw new errors.InvalidGrant(`${claim.label} already consumed`);
+  }
+
   /** A refresh token rotated moments ago, presented again in a token request: see refresh-grace.ts. */
   async function withinGrace(id: string, row: Row | undefined): Promise<Row | undefined> {
     const exchange = currentExchange();
@@ -446,6 +491,29 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         payload.uid ?? null,
         expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
       ];
+      // A code exchange: its code's claim (and the access token after it) wait for the next save,
+      // normally the refresh token, and all go in one statement (saveClaimed).
+      const issuing = currentExchange();
+      const issue = issuing && heldIssue.get(issuing);
+      if (issuing && issue) {
+        heldIssue.delete(issuing);
+        issuing.flush = undefined;
+        return saveClaimed(issue.claim, [...issue.rows, values]);
+      }
+      const claim = issuing && pendingClaim.get(issuing);
+      if (issuing && claim) {
+        pendingClaim.delete(issuing);
+        if (this.kind !== 'AccessToken') return saveClaimed(claim, [values]);
+        // No refresh token may follow: then refreshGrace writes these before the answer leaves.
+        heldIssue.set(issuing, { claim, rows: [values] });
+        issuing.flush = async () => {
+          const held = heldIssue.get(issuing);
+          if (!held) return;
+          heldIssue.delete(issuing);
+          await saveClaimed(held.claim, held.rows);
+        };
+        return;
+      }
       if (pending && exchange) {
         // The rotation waits for the access token oidc-provider saves next in this request: one
         // statement consumes the predecessor and saves both. Should the request fail before
@@ -524,6 +592,20 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       }
       const label = SINGLE_USE.get(this.kind);
       if (label) {
+        const exchange = currentExchange();
+        if (exchange && !unstorable(id)) {
+          // Claimed with the tokens this request saves next (saveClaimed): should the request fail
+          // before, nothing is written and nothing was issued; should it answer without saving
+          // one, refreshGrace claims it before the answer leaves.
+          const claim: Claim = { kind: this.kind, id, at: new Date(), label };
+          pendingClaim.set(exchange, claim);
+          exchange.flush = async () => {
+            if (pendingClaim.get(exchange) !== claim) return;
+            pendingClaim.delete(exchange);
+            await saveClaimed(claim, []);
+          };
+          return;
+        }
         // Refused as oidc-provider refuses a code it reads as consumed, without the grant's
         // revocation: the winner may still be saving its tokens; a later replay revokes them.
         if (!(await this.claim(id))) throw new errors.InvalidGrant(`${label} already consumed`);

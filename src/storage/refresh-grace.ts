@@ -17,6 +17,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Knex } from 'knex';
 import type { Context, Next } from 'koa';
+import { errors } from 'oidc-provider';
 import { artifactsChanged } from './artifact-cache.ts';
 
 const TABLE = 'oidc_payloads';
@@ -58,12 +59,24 @@ export function refreshGrace(knex: Knex, tokenPath = '/token') {
     if (ctx.method !== 'POST' || ctx.path !== tokenPath) return next();
     const exchange: TokenExchange = {};
     await exchanges.run(exchange, next);
-    // A rotation still held means no access token was saved after it: written only if the
-    // answer (which carries the new refresh token) is a success.
+    // A rotation still held means no access token was saved after it; a code's claim still held,
+    // that no refresh token was saved after its access token (oidc-adapter.ts): written only if
+    // the answer (which carries those tokens) is a success.
     if (exchange.flush) {
       const flush = exchange.flush;
       exchange.flush = undefined;
-      if (ctx.status === 200) await flush();
+      if (ctx.status === 200) {
+        try {
+          await flush();
+        } catch (err) {
+          if (!(err instanceof errors.OIDCProviderError) || !err.expose) throw err;
+          // The code was used by another request meanwhile: nothing of this answer was stored,
+          // and it becomes the refusal oidc-provider sends for a used code.
+          ctx.status = err.statusCode;
+          ctx.body = { error: err.error, error_description: err.error_description };
+          return;
+        }
+      }
     }
     const body = ctx.body as { refresh_token?: unknown } | undefined;
     if (!exchange.repeated || ctx.status !== 200 || typeof body?.refresh_token !== 'string') return;

@@ -87,6 +87,22 @@ describe('token hot path on PostgreSQL', () => {
     assert.deepEqual(introspected.statements, ['kb_oidc_find'], 'one lookup of the token as every kind it may be');
   });
 
+  test('a code exchange: two statements (the code with its grant and session; the code claimed with the tokens it gives)', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    for (const scope of ['openid offline_access groups', 'openid groups']) {
+      const url = new URL('/auth', broker.issuer);
+      url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, prompt: 'consent', state: 'st' }).toString();
+      const code = new URL(await signIn(new Browser(broker.issuer), url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
+      const exchanged = await counted(() => token({ grant_type: 'authorization_code', code, redirect_uri: RP }));
+      assert.equal(exchanged.status, 200);
+      assert.ok(exchanged.body.access_token && exchanged.body.refresh_token && exchanged.body.id_token, scope);
+      assert.deepEqual(exchanged.statements, ['kb_oidc_find_with_grant_session', 'kb_oidc_claim_save'], scope);
+      const replayed = await counted(() => token({ grant_type: 'authorization_code', code, redirect_uri: RP }));
+      assert.equal(replayed.body.error, 'invalid_grant', 'the code was consumed');
+      assert.equal((await userinfo(exchanged.body.access_token)).status, 401, "the replay revoked the code's tokens");
+    }
+  });
+
   test('userinfo: one statement (token with its grant) once the account is cached; refresh: two', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const tokens = await codeFlowTokens();
@@ -188,6 +204,7 @@ describe('token hot path on PostgreSQL', () => {
       rotateMany: `'{RefreshToken,AccessToken}', '{plan-r-next,plan-a-next}', ARRAY['{}','{}']::jsonb[], '{plan-g5,plan-g5}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[${at}, ${at}], '{plan-r5}', ARRAY[${at}]`,
       consume: `'RefreshToken', 'plan-r6', ${at}`,
       claim: `'RefreshToken', 'plan-r7', ${at}`,
+      claimAndSave: `'{AccessToken,RefreshToken}', '{plan-a-code,plan-r-code}', ARRAY['{}','{}']::jsonb[], '{plan-g6,plan-g6}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[${at}, ${at}], 'DeviceCode', 'plan-d9', ${at}`,
       destroy: `'RefreshToken', 'plan-r8'`,
     };
     // A prepared plan made with other statistics once joined the session of findWithGrant by

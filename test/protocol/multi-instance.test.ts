@@ -27,7 +27,11 @@ describe('two instances on one PostgreSQL database', () => {
     const issuerPort = await freePort();
     const config = {
       issuer: `http://127.0.0.1:${issuerPort}`,
-      clients: [{ id: 'rp', secret: 'rp-secret-0123456789abcdef', redirectUris: [RP], firstParty: true }],
+      clients: [
+        { id: 'rp', secret: 'rp-secret-0123456789abcdef', redirectUris: [RP], firstParty: true },
+        // No refresh tokens: a code exchange saves only its access token.
+        { id: 'rp-codes', secret: 'rp-secret-0123456789abcdef', redirectUris: [RP], firstParty: true, grantTypes: ['authorization_code'] },
+      ],
       users: [{ username: 'alice', password: 'alice-password-1', email: 'alice@example.org' }],
     };
     // Started together: they race on migrations, key creation and user seeding.
@@ -94,18 +98,19 @@ describe('two instances on one PostgreSQL database', () => {
 
   test('one authorization code sent to both instances at once: exactly one gets tokens, the other invalid_grant', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
-    const rp = await oidc.discovery(new URL(a.config.issuer), 'rp', 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(a) });
-    rp[oidc.customFetch] = via(a);
     const browser = new Browser(a.url, { publicOrigin: a.config.issuer });
-    const redeem = (instance: TestBroker, code: string, verifier: string) =>
-      fetch(`${instance.url}/token`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from('rp:rp-secret-0123456789abcdef').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier }),
-      }).then(async (res) => ({ status: res.status, body: (await res.json()) as { access_token?: string; error?: string } }));
     // Several codes, each redeemed twice at the same moment (once per instance, and once more
-    // on one instance): a race the lookup before the consumption would let both win.
-    for (let i = 0; i < 5; i++) {
+    // on one instance): a race the lookup before the consumption would let both win. Codes of a
+    // client with refresh tokens, then of one without (its exchange saves only an access token).
+    for (let i = 0; i < 10; i++) {
+      const clientId = i < 5 ? 'rp' : 'rp-codes';
+      const rp = await oidc.discovery(new URL(a.config.issuer), clientId, 'rp-secret-0123456789abcdef', undefined, { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: via(a) });
+      const redeem = (instance: TestBroker, code: string, verifier: string) =>
+        fetch(`${instance.url}/token`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(`${clientId}:rp-secret-0123456789abcdef`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP, code_verifier: verifier }),
+        }).then(async (res) => ({ status: res.status, body: (await res.json()) as { access_token?: string; refresh_token?: string; error?: string } }));
       const verifier = oidc.randomPKCECodeVerifier();
       const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: RP, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: `race${i}` });
       url.host = new URL(a.url).host;
@@ -118,11 +123,12 @@ describe('two instances on one PostgreSQL database', () => {
       const lost = answers.find((x) => x.status !== 200)!;
       assert.equal(lost.status, 400);
       assert.equal(lost.body.error, 'invalid_grant');
-      if (i < 4) continue;
+      assert.equal(typeof won[0]!.body.refresh_token, clientId === 'rp' ? 'string' : 'undefined');
+      if (i !== 4 && i !== 9) continue;
       // The code used once more, after the race: a replay, which also revokes what it gave.
       const introspect = () => fetch(`${b.url}/token/introspection`, {
         method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from('rp:rp-secret-0123456789abcdef').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        headers: { authorization: `Basic ${Buffer.from(`${clientId}:rp-secret-0123456789abcdef`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ token: won[0]!.body.access_token! }),
       }).then(async (res) => ((await res.json()) as { active: boolean }).active);
       assert.equal(await introspect(), true, 'the winner\'s access token is active');

@@ -6,6 +6,7 @@ import { Store } from '../../src/storage/store.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { createOidcAdapter, purgeExpired } from '../../src/storage/oidc-adapter.ts';
 import { holdAuthorizationWrites } from '../../src/storage/held-writes.ts';
+import { refreshGrace } from '../../src/storage/refresh-grace.ts';
 import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { knexStatements, type SqlStatements } from '../../src/storage/pg-statements.ts';
@@ -709,6 +710,63 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       const purged = await purgeExpired(store.knex);
       assert.ok(purged.payloads >= 1);
       assert.equal((await store.knex('oidc_payloads').where({ id: 'old' })).length, 0);
+    });
+
+    test('oidc adapter in a code exchange: the code is claimed with the tokens it gives, in one statement; a lost claim stores none of them', async (t) => {
+      if (!ready(t)) return;
+      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
+      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
+      const [codes, accessTokens, refreshTokens] = [new Adapter('AuthorizationCode'), new Adapter('AccessToken'), new Adapter('RefreshToken')];
+      const stored = async (...ids: string[]) => (await store.knex('oidc_payloads').whereIn('id', ids).select('id')).map((r: { id: string }) => r.id).sort();
+      // A token request as the broker serves it: refreshGrace around what oidc-provider does.
+      const exchange = async (steps: () => Promise<void>) => {
+        const ctx = { method: 'POST', path: '/token', status: 404, body: undefined as unknown };
+        await refreshGrace(store.knex)(ctx as never, async () => {
+          await steps();
+          ctx.status = 200;
+          ctx.body = { access_token: 'x' };
+        });
+        return ctx;
+      };
+      const issue = (code: string, tag: string, withRefresh: boolean) => async () => {
+        await codes.consume(code);
+        await accessTokens.upsert(`at-${tag}`, { jti: `at-${tag}`, grantId: 'gx', kind: 'AccessToken' }, 60);
+        if (withRefresh) await refreshTokens.upsert(`rt-${tag}`, { jti: `rt-${tag}`, grantId: 'gx', kind: 'RefreshToken' }, 60);
+      };
+
+      for (const withRefresh of [true, false]) {
+        const code = `cx-${withRefresh}`;
+        await codes.upsert(code, { jti: code, grantId: 'gx', kind: 'AuthorizationCode' }, 60);
+        // Two exchanges of one code at once: one stores its tokens, the other is refused and stores nothing.
+        const answers = await Promise.allSettled([exchange(issue(code, `a-${withRefresh}`, withRefresh)), exchange(issue(code, `b-${withRefresh}`, withRefresh))]);
+        const outcome = answers.map((a) => (a.status === 'rejected' ? (a.reason as Error).name : a.value.status === 200 ? 'ok' : (a.value.body as { error: string }).error));
+        assert.deepEqual([...outcome].sort(), withRefresh ? ['InvalidGrant', 'ok'] : ['invalid_grant', 'ok'], `with a refresh token: ${withRefresh}`);
+        const winner = outcome.indexOf('ok') === 0 ? 'a' : 'b';
+        const tokens = (tag: string) => (withRefresh ? [`at-${tag}-${withRefresh}`, `rt-${tag}-${withRefresh}`] : [`at-${tag}-${withRefresh}`]);
+        assert.deepEqual(await stored(...tokens('a'), ...tokens('b')), tokens(winner).sort(), 'only the winner\'s tokens are stored');
+        assert.equal(typeof (await codes.find(code))?.consumed, 'number', 'the code is consumed');
+        assert.deepEqual((await accessTokens.find(`at-${winner}-${withRefresh}`))?.jti, `at-${winner}-${withRefresh}`);
+        // Used again later: refused, nothing stored.
+        const replay = await exchange(issue(code, `c-${withRefresh}`, withRefresh)).catch((err: Error) => err);
+        assert.ok(replay instanceof Error ? replay.name === 'InvalidGrant' : (replay.body as { error: string }).error === 'invalid_grant', 'a later use is refused');
+        assert.deepEqual(await stored(...tokens('c')), []);
+      }
+
+      // A request that fails between the code's consumption and its tokens consumes nothing.
+      await codes.upsert('cy', { jti: 'cy', grantId: 'gy', kind: 'AuthorizationCode' }, 60);
+      await assert.rejects(exchange(async () => {
+        await codes.consume('cy');
+        throw new Error('the account is gone');
+      }), /the account is gone/);
+      assert.equal((await codes.find('cy'))?.consumed, undefined, 'the code is still unused');
+      // A success that saves no token (as with a JWT access token and no refresh token) still consumes it.
+      const alone = await exchange(async () => codes.consume('cy'));
+      assert.equal(alone.status, 200);
+      assert.equal(typeof (await codes.find('cy'))?.consumed, 'number');
+      // Outside a token request a consumption is an immediate claim, as before.
+      await codes.upsert('cz', { jti: 'cz', grantId: 'gz', kind: 'AuthorizationCode' }, 60);
+      await codes.consume('cz');
+      assert.equal(typeof (await codes.find('cz'))?.consumed, 'number');
     });
 
     test('oidc adapter in an authorization request: grant and code held, saved with the session in one statement, all or none', async (t) => {
