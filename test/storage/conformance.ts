@@ -28,6 +28,13 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       }
       return true;
     };
+    /** oidc-provider's adapter on this store, as the broker opens it. */
+    const oidcAdapter = () => {
+      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
+      return createOidcAdapter(store.knex, { statements, singleProcess });
+    };
+    /** Which of these oidc_payloads ids are stored, sorted. */
+    const storedIds = async (...ids: string[]) => (await store.knex('oidc_payloads').whereIn('id', ids).select('id')).map((r: { id: string }) => r.id).sort();
 
     before(async () => {
       opened = await open();
@@ -643,8 +650,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('oidc adapter: upsert, find, consume, expiry, lookups, revoke by grant', async (t) => {
       if (!ready(t)) return;
-      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
-      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
+      const Adapter = oidcAdapter();
       const tokens = new Adapter('AccessToken');
       const codes = new Adapter('AuthorizationCode');
       const sessions = new Adapter('Session');
@@ -714,10 +720,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('oidc adapter in a code exchange: the code is claimed with the tokens it gives, in one statement; a lost claim stores none of them', async (t) => {
       if (!ready(t)) return;
-      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
-      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
+      const Adapter = oidcAdapter();
       const [codes, accessTokens, refreshTokens] = [new Adapter('AuthorizationCode'), new Adapter('AccessToken'), new Adapter('RefreshToken')];
-      const stored = async (...ids: string[]) => (await store.knex('oidc_payloads').whereIn('id', ids).select('id')).map((r: { id: string }) => r.id).sort();
       // A token request as the broker serves it: refreshGrace around what oidc-provider does.
       const exchange = async (steps: () => Promise<void>) => {
         const ctx = { method: 'POST', path: '/token', status: 404, body: undefined as unknown };
@@ -743,13 +747,13 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
         assert.deepEqual([...outcome].sort(), withRefresh ? ['InvalidGrant', 'ok'] : ['invalid_grant', 'ok'], `with a refresh token: ${withRefresh}`);
         const winner = outcome.indexOf('ok') === 0 ? 'a' : 'b';
         const tokens = (tag: string) => (withRefresh ? [`at-${tag}-${withRefresh}`, `rt-${tag}-${withRefresh}`] : [`at-${tag}-${withRefresh}`]);
-        assert.deepEqual(await stored(...tokens('a'), ...tokens('b')), tokens(winner).sort(), 'only the winner\'s tokens are stored');
+        assert.deepEqual(await storedIds(...tokens('a'), ...tokens('b')), tokens(winner).sort(), 'only the winner\'s tokens are stored');
         assert.equal(typeof (await codes.find(code))?.consumed, 'number', 'the code is consumed');
         assert.deepEqual((await accessTokens.find(`at-${winner}-${withRefresh}`))?.jti, `at-${winner}-${withRefresh}`);
         // Used again later: refused, nothing stored.
         const replay = await exchange(issue(code, `c-${withRefresh}`, withRefresh)).catch((err: Error) => err);
         assert.ok(replay instanceof Error ? replay.name === 'InvalidGrant' : (replay.body as { error: string }).error === 'invalid_grant', 'a later use is refused');
-        assert.deepEqual(await stored(...tokens('c')), []);
+        assert.deepEqual(await storedIds(...tokens('c')), []);
       }
 
       // A request that fails between the code's consumption and its tokens consumes nothing.
@@ -771,10 +775,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('oidc adapter in an authorization request: grant and code held, saved with the session in one statement, all or none', async (t) => {
       if (!ready(t)) return;
-      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
-      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
+      const Adapter = oidcAdapter();
       const [grants, codes, sessions] = [new Adapter('Grant'), new Adapter('AuthorizationCode'), new Adapter('Session')];
-      const stored = async (...ids: string[]) => (await store.knex('oidc_payloads').whereIn('id', ids).select('id')).map((r: { id: string }) => r.id).sort();
       const hold = holdAuthorizationWrites();
       // The answer's status as oidc-provider leaves it: a redirect that carries the code, or an error page.
       const request = (path: string, work: () => Promise<void>, status = 303) => hold({ method: 'GET', path, status } as never, work);
@@ -782,40 +784,40 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       await request('/auth/uid-1', async () => {
         await grants.upsert('held-g', { jti: 'held-g', accountId: 'a' }, 60);
         await codes.upsert('held-c', { jti: 'held-c', grantId: 'held-g' }, 60);
-        assert.deepEqual(await stored('held-g', 'held-c'), [], 'held until the session is saved');
+        assert.deepEqual(await storedIds('held-g', 'held-c'), [], 'held until the session is saved');
         assert.equal((await grants.find('held-g'))?.accountId, 'a', 'a held record is read from the hold in its request');
         await sessions.upsert('held-s', { uid: 'held-u', accountId: 'a' }, 60);
-        assert.deepEqual(await stored('held-g', 'held-c', 'held-s'), ['held-c', 'held-g', 'held-s'], 'saved with the session');
+        assert.deepEqual(await storedIds('held-g', 'held-c', 'held-s'), ['held-c', 'held-g', 'held-s'], 'saved with the session');
       });
       // No session saved: what was held is written as the request's middleware returns.
       await request('/auth', async () => {
         await codes.upsert('held-c2', { jti: 'held-c2' }, 60);
-        assert.deepEqual(await stored('held-c2'), []);
+        assert.deepEqual(await storedIds('held-c2'), []);
       });
-      assert.deepEqual(await stored('held-c2'), ['held-c2']);
+      assert.deepEqual(await storedIds('held-c2'), ['held-c2']);
       // The session's save fails (PostgreSQL refuses a NUL in JSON): neither the grant nor the code is stored.
       await request('/auth/uid-2', async () => {
         await grants.upsert('held-g3', { jti: 'held-g3' }, 60);
         await codes.upsert('held-c3', { jti: 'held-c3' }, 60);
         await assert.rejects(sessions.upsert('held-s3', { uid: 'held-u3', bad: 'a\u0000b' }, 60));
       });
-      assert.deepEqual(await stored('held-g3', 'held-c3', 'held-s3'), [], 'all or none');
+      assert.deepEqual(await storedIds('held-g3', 'held-c3', 'held-s3'), [], 'all or none');
       // A request that fails stores nothing it held.
       await assert.rejects(request('/auth/uid-4', async () => {
         await codes.upsert('held-c4', { jti: 'held-c4' }, 60);
         throw new Error('the request failed');
       }), /the request failed/);
-      assert.deepEqual(await stored('held-c4'), []);
+      assert.deepEqual(await storedIds('held-c4'), []);
       // Nor does one whose error oidc-provider renders as a page (the error does not propagate).
       await request('/auth/uid-6', async () => {
         await grants.upsert('held-g6', { jti: 'held-g6' }, 60);
         await codes.upsert('held-c6', { jti: 'held-c6', grantId: 'held-g6' }, 60);
       }, 400);
-      assert.deepEqual(await stored('held-g6', 'held-c6'), [], 'an error page carries no code: nothing held is stored');
+      assert.deepEqual(await storedIds('held-g6', 'held-c6'), [], 'an error page carries no code: nothing held is stored');
       // Outside an authorization request nothing is held.
       await request('/token', async () => {
         await codes.upsert('held-c5', { jti: 'held-c5' }, 60);
-        assert.deepEqual(await stored('held-c5'), ['held-c5']);
+        assert.deepEqual(await storedIds('held-c5'), ['held-c5']);
       });
       assert.deepEqual(await codes.find('held-c'), { jti: 'held-c', grantId: 'held-g' });
       await store.knex('oidc_payloads').where('id', 'like', 'held-%').delete();
@@ -922,8 +924,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
 
     test('user sessions: grants and sessions by account, revoking a grant takes its tokens, others stay', async (t) => {
       if (!ready(t)) return;
-      const { statements, singleProcess } = opened as { statements?: SqlStatements; singleProcess?: boolean };
-      const Adapter = createOidcAdapter(store.knex, { statements, singleProcess });
+      const Adapter = oidcAdapter();
       const u = await store.users.create({ username: 'gsess' });
       const other = await store.users.create({ username: 'gsess-other' });
       const now = Math.floor(Date.now() / 1000);
