@@ -1,8 +1,9 @@
 // Signs and checks the `.sig` companions of signed cookies (the `cookies` package asks its
 // `keys` for sign/verify/index). Its default, keygrip, compares a signature through tsscmp, which
-// makes two HMACs under a fresh random Buffer key: on Node 24 each such HMAC costs ~20 us (the
-// key goes through a KeyObject each time), and a login reads nine signed cookies. Here the keys
-// become KeyObjects once and the comparison is crypto.timingSafeEqual.
+// makes two HMACs under a fresh random Buffer key: on Node 24 an HMAC under a Buffer key costs
+// about 15 us against 2.4 us under a KeyObject, one check 41-44 us in all, and a login reads nine
+// signed cookies. Here the keys become KeyObjects once and the comparison is
+// crypto.timingSafeEqual (5 us per check).
 //
 // The signatures are keygrip's, byte for byte (HMAC-SHA1 of `name=value`, base64url without
 // padding), so cookies set before an upgrade still verify, and key rotation works as before:
