@@ -271,6 +271,8 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
 }
 
 type SaveValues = [kind: string, id: string, payload: string, grantId: string | null, userCode: string | null, uid: string | null, expiresAt: Date | null];
+/** Rows as the column arrays the unnest statements take ($1..$7). */
+const columnsOf = (rows: SaveValues[]) => rows[0].map((_, c) => rows.map((row) => row[c]));
 /** A rotated refresh token's consumption: its id and when. */
 type Consumption = { id: string; at: Date };
 
@@ -292,7 +294,7 @@ function createSaveBatcher(sql: SqlStatements, linger: boolean) {
       await sql.run(HOT_PATH_SQL.upsert, rows[0]);
       return;
     }
-    const columns = rows[0].map((_, c) => rows.map((row) => row[c]));
+    const columns = columnsOf(rows);
     if (consumed.length) await sql.run(HOT_PATH_SQL.rotateMany, [...columns, consumed.map((x) => x.id), consumed.map((x) => x.at)]);
     else await sql.run(HOT_PATH_SQL.upsertMany, columns);
   }
@@ -385,18 +387,36 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
   /** Saves rows (and a rotation's consumption); the cache, if any, then holds what was written. */
   async function save(rows: SaveValues[], consume?: Consumption): Promise<void> {
-    if (!cache) return batchedSave(rows, consume);
+    await writeRows(rows, () => batchedSave(rows, consume));
+    if (consume) cache?.consumed('RefreshToken', consume.id, consume.at);
+  }
+
+  /**
+   * Runs `write`, which stores `rows` unless it answers false; the cache, if any, then holds what
+   * was stored. Whether they were.
+   */
+  async function writeRows(rows: SaveValues[], write: () => Promise<boolean | void>): Promise<boolean> {
+    if (!cache) return (await write()) !== false;
+    let stored: boolean;
     cache.writing();
     try {
-      await batchedSave(rows, consume);
+      stored = (await write()) !== false;
     } catch (err) {
       for (const [kind, id] of rows) cache.forget(kind, id);
       throw err;
     } finally {
       cache.writing();
     }
-    for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache.saved(kind, id, json, grantId, uid, expiresAt);
-    if (consume) cache.consumed('RefreshToken', consume.id, consume.at);
+    if (stored) for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache.saved(kind, id, json, grantId, uid, expiresAt);
+    return stored;
+  }
+
+  /** Consumes a live, unconsumed record atomically; false when another caller got there first. */
+  async function claimRecord(kind: string, id: string, at: Date): Promise<boolean> {
+    const claimed = (await change(() => sql.run(HOT_PATH_SQL.claim, [kind, id, at]))).rowCount === 1;
+    if (claimed) cache?.consumed(kind, id, at);
+    else cache?.forget(kind, id);
+    return claimed;
   }
 
   /**
@@ -433,24 +453,17 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
    */
   async function saveClaimed(claim: Claim, rows: SaveValues[]): Promise<void> {
     let claimed: boolean;
-    if (!rows.length) {
-      claimed = (await change(() => sql.run(HOT_PATH_SQL.claim, [claim.kind, claim.id, claim.at]))).rowCount === 1;
-    } else {
-      const columns = rows[0].map((_, c) => rows.map((row) => row[c]));
-      cache?.writing();
+    if (!rows.length) claimed = await claimRecord(claim.kind, claim.id, claim.at);
+    else {
       try {
-        claimed = (await sql.run(HOT_PATH_SQL.claimAndSave, [...columns, claim.kind, claim.id, claim.at])).rowCount > 0;
+        claimed = await writeRows(rows, async () => (await sql.run(HOT_PATH_SQL.claimAndSave, [...columnsOf(rows), claim.kind, claim.id, claim.at])).rowCount > 0);
       } catch (err) {
-        for (const [kind, id] of rows) cache?.forget(kind, id);
         cache?.forget(claim.kind, claim.id);
         throw err;
-      } finally {
-        cache?.writing();
       }
-      if (claimed) for (const [kind, id, json, grantId, , uid, expiresAt] of rows) cache?.saved(kind, id, json, grantId, uid, expiresAt);
+      if (claimed) cache?.consumed(claim.kind, claim.id, claim.at);
+      else cache?.forget(claim.kind, claim.id);
     }
-    if (claimed) cache?.consumed(claim.kind, claim.id, claim.at);
-    else cache?.forget(claim.kind, claim.id);
     if (!claimed) throw new errors.InvalidGrant(`${claim.label} already consumed`);
   }
 
@@ -620,11 +633,7 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     /** Consumes a live, unconsumed record atomically; false when another caller got there first. */
     async claim(id: string): Promise<boolean> {
       if (unstorable(id)) return false;
-      const at = new Date();
-      const claimed = (await change(() => sql.run(HOT_PATH_SQL.claim, [this.kind, id, at]))).rowCount === 1;
-      if (claimed) cache?.consumed(this.kind, id, at);
-      else cache?.forget(this.kind, id);
-      return claimed;
+      return claimRecord(this.kind, id, new Date());
     }
 
     async destroy(id: string): Promise<void> {
