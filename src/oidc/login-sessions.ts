@@ -27,10 +27,16 @@ export function createLoginSessionLookup(repo: LoginSessionRepository): LoginSes
     },
     async record(login) {
       cache.delete(login.sessionUid);
+      const keep = (value: LoginSession) => {
+        if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+        cache.set(login.sessionUid, { value, at: Date.now() });
+      };
+      // In a resume the row goes with the session's save (held-writes.ts): the resume's own
+      // checks read it from here meanwhile, and once stored, the stored row replaces it; should
+      // it not be stored, it is forgotten.
+      const held = repo.hold(login, (stored) => (stored ? keep(stored) : cache.delete(login.sessionUid)));
       // The stored row answers the lookups that follow (token claims, refresh) without a read.
-      const value = await repo.upsert(login);
-      if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
-      cache.set(login.sessionUid, { value, at: Date.now() });
+      keep(held ?? (await repo.upsert(login)));
     },
     async updateClaims(federatedIdentityId, claims) {
       await repo.updateClaims(federatedIdentityId, claims);

@@ -7,6 +7,12 @@
 // that fails before then stores nothing held, whether its error propagates or oidc-provider
 // renders it as an error page (status 400 or more: no code leaves with it). Within the request,
 // a held record is read from here (oidc-adapter.ts).
+//
+// A resume also destroys the interaction it finishes and records the login's row (which
+// connector signed the session in). Both go in the same statement as the session's save: the
+// interaction's delete gates it, so of two resumes of one interaction at once only the one whose
+// delete removed it stores anything (the other is refused as a resume of a finished
+// interaction). A resume that fails still removes its interaction.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context, Next } from 'koa';
 
@@ -15,6 +21,20 @@ export interface HeldWrites {
   rows: Map<string, readonly unknown[]>;
   /** Writes what is held; set by the adapter while something is. */
   flush?: () => Promise<void>;
+  /** An interaction whose delete was held back: the held writes are stored only if it removes it. */
+  gate?: { kind: string; id: string };
+  /** Runs the held delete alone (the request failed: nothing else is written); set with `gate`. */
+  discard?: () => Promise<void>;
+  /**
+   * The login's row (login-session-repository.ts), written with the held writes: its
+   * parameters, and what to tell with the stored row (null: not stored).
+   */
+  alongside?: { params: readonly unknown[]; settled(row: Record<string, unknown> | null): void };
+  /**
+   * The held writes failed, or their delete removed nothing (another resume of the interaction
+   * got there first): the answer, an error, must carry nothing they were to store.
+   */
+  failed?: boolean;
 }
 
 const holds = new AsyncLocalStorage<HeldWrites>();
@@ -29,7 +49,29 @@ export function holdAuthorizationWrites(authorizationPath = '/auth') {
   return async function holdWrites(ctx: Context, next: Next) {
     if ((ctx.method !== 'GET' && ctx.method !== 'POST') || (ctx.path !== authorizationPath && !ctx.path.startsWith(`${authorizationPath}/`))) return next();
     const hold: HeldWrites = { rows: new Map() };
-    await holds.run(hold, next);
-    if (hold.flush && ctx.status < 400) await hold.flush();
+    try {
+      await holds.run(hold, next);
+      if (ctx.status >= 400) await discard(hold);
+      else if (hold.flush) await hold.flush();
+    } catch (err) {
+      await discard(hold);
+      throw err;
+    } finally {
+      if (hold.failed) {
+        // Not the code's redirect, and no cookie changed: the browser keeps the session it had
+        // (or the one that the resume which got there first set).
+        ctx.remove('Location');
+        ctx.remove('Set-Cookie');
+      }
+    }
   };
+}
+
+/** After a failed request: its held delete goes alone, and nothing held is written. */
+async function discard(hold: HeldWrites): Promise<void> {
+  hold.alongside?.settled(null);
+  hold.alongside = undefined;
+  // Should that delete fail too (the database down), the interaction stays until it expires: it
+  // has issued nothing, and the request's own error is the one to report.
+  await hold.discard?.().catch(() => {});
 }

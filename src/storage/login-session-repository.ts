@@ -4,6 +4,7 @@
 import type { Knex } from 'knex';
 import { knexStatements, type SqlStatements, type Statement } from './pg-statements.ts';
 import type { UpstreamSession } from '../connectors/contract.ts';
+import { currentHold } from './held-writes.ts';
 
 export interface LoginSession {
   sessionUid: string;
@@ -55,16 +56,50 @@ function fromRow(r: Row): LoginSession {
   };
 }
 
-/** A login's row, written once per login: a prepared statement (the first login of a session inserts, a later one in it replaces all but created_at). */
+/** The login row's columns, in the order of loginSessionParams, with the types of its parameters. */
+const COLUMNS = ['session_uid', 'user_id', 'connector_id', 'federated_identity_id', 'amr', 'claims', 'expires_at', 'authenticated_at', 'upstream_subject', 'upstream_sid', 'upstream_session', 'ip', 'user_agent'];
+const TYPES = ['text', 'text', 'text', 'text', 'jsonb', 'jsonb', 'timestamptz', 'timestamptz', 'text', 'text', 'jsonb', 'text', 'text'];
+const placeholders = (first: number) => TYPES.map((type, i) => `$${first + i}::${type}`).join(', ');
+// The first login of a session inserts; a later one in it replaces all but created_at.
+const ON_CONFLICT = `ON CONFLICT (session_uid) DO UPDATE SET ${COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(', ')}`;
+const RETURNING = 'RETURNING session_uid, user_id, connector_id, federated_identity_id, amr, claims, created_at, expires_at, authenticated_at, upstream_session';
+
+/** A login's row, written once per login: a prepared statement. */
 const UPSERT_SQL: Statement = {
   name: 'kb_login_session_upsert',
-  text: `INSERT INTO login_sessions (session_uid, user_id, connector_id, federated_identity_id, amr, claims, expires_at, authenticated_at, upstream_subject, upstream_sid, upstream_session, ip, user_agent)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::timestamptz, $8::timestamptz, $9, $10, $11::jsonb, $12, $13)
-ON CONFLICT (session_uid) DO UPDATE SET user_id = excluded.user_id, connector_id = excluded.connector_id, federated_identity_id = excluded.federated_identity_id,
-  amr = excluded.amr, claims = excluded.claims, expires_at = excluded.expires_at, authenticated_at = excluded.authenticated_at, upstream_subject = excluded.upstream_subject,
-  upstream_sid = excluded.upstream_sid, upstream_session = excluded.upstream_session, ip = excluded.ip, user_agent = excluded.user_agent
-RETURNING session_uid, user_id, connector_id, federated_identity_id, amr, claims, created_at, expires_at, authenticated_at, upstream_session`,
+  text: `INSERT INTO login_sessions (${COLUMNS.join(', ')}) VALUES (${placeholders(1)}) ${ON_CONFLICT} ${RETURNING}`,
 };
+
+/**
+ * The same write as a part of another statement (a resume's, src/storage/oidc-adapter.ts): the
+ * row of loginSessionParams from parameter `$first` on, written once for each row of `source`
+ * (none when it is empty) and only when `$first` is not null.
+ */
+export function loginSessionWriteFrom(source: string, first: number): string {
+  return `INSERT INTO login_sessions (${COLUMNS.join(', ')}) SELECT ${placeholders(first)} FROM ${source} WHERE $${first}::text IS NOT NULL ${ON_CONFLICT} ${RETURNING}`;
+}
+
+export type LoginSessionWrite = Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null; userAgent?: string | null };
+
+/** The parameters of a login's row, in the order of COLUMNS. */
+function loginSessionParams(login: LoginSessionWrite): unknown[] {
+  const upstream = login.upstreamSession ?? null;
+  return [
+    login.sessionUid,
+    login.userId,
+    login.connectorId,
+    login.federatedIdentityId,
+    JSON.stringify(login.amr),
+    JSON.stringify(login.claims ?? {}),
+    login.expiresAt,
+    login.authenticatedAt ?? new Date(),
+    upstream?.subject ?? null,
+    upstream?.id ?? null,
+    upstream ? JSON.stringify(upstream) : null,
+    login.ip ?? null,
+    storableUserAgent(login.userAgent),
+  ];
+}
 
 export class LoginSessionRepository {
   readonly #knex: Knex;
@@ -80,25 +115,25 @@ export class LoginSessionRepository {
    * `ip`: the address the person signed in from (shown in the admin API's session listing);
    * `userAgent`: the browser's User-Agent then (the account console names the device from it).
    */
-  async upsert(login: Omit<LoginSession, 'createdAt' | 'claims' | 'authenticatedAt' | 'upstreamSession'> & { claims?: Record<string, unknown>; authenticatedAt?: Date; upstreamSession?: UpstreamSession | null; ip?: string | null; userAgent?: string | null }): Promise<LoginSession> {
-    const upstream = login.upstreamSession ?? null;
-    const { rows: [row] } = await this.#sql.run<Row>(UPSERT_SQL, [
-      login.sessionUid,
-      login.userId,
-      login.connectorId,
-      login.federatedIdentityId,
-      JSON.stringify(login.amr),
-      JSON.stringify(login.claims ?? {}),
-      login.expiresAt,
-      login.authenticatedAt ?? new Date(),
-      upstream?.subject ?? null,
-      upstream?.id ?? null,
-      upstream ? JSON.stringify(upstream) : null,
-      login.ip ?? null,
-      storableUserAgent(login.userAgent),
-    ]);
+  async upsert(login: LoginSessionWrite): Promise<LoginSession> {
+    const { rows: [row] } = await this.#sql.run<Row>(UPSERT_SQL, loginSessionParams(login));
     // The row as stored (created_at stays from the first login of this session).
     return fromRow(row!);
+  }
+
+  /**
+   * A login's row held back to go with the writes of the authorization request being resumed
+   * (src/storage/held-writes.ts), when that request holds them: the row as it will be stored
+   * (its created_at is now for a session's later login too, until `settled` has the stored row).
+   * `settled` gets the stored row, or null when the held writes failed or were refused. Null
+   * when nothing is held: then upsert() writes it.
+   */
+  hold(login: LoginSessionWrite, settled: (stored: LoginSession | null) => void): LoginSession | null {
+    const hold = currentHold();
+    if (!hold?.gate) return null;
+    hold.alongside = { params: loginSessionParams(login), settled: (row) => settled(row ? fromRow(row as unknown as Row) : null) };
+    const now = new Date();
+    return { sessionUid: login.sessionUid, userId: login.userId, connectorId: login.connectorId, federatedIdentityId: login.federatedIdentityId, amr: login.amr, claims: login.claims ?? {}, createdAt: now, expiresAt: login.expiresAt, authenticatedAt: login.authenticatedAt ?? now, upstreamSession: login.upstreamSession ?? null };
   }
 
   async find(sessionUid: string, now = new Date()): Promise<LoginSession | null> {

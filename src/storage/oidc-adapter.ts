@@ -13,6 +13,7 @@ import { createClientLookup } from './client-lookup.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import { ArtifactCache } from './artifact-cache.ts';
 import { currentHold, type HeldWrites } from './held-writes.ts';
+import { loginSessionWriteFrom } from './login-session-repository.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -100,6 +101,19 @@ export const HOT_PATH_SQL = {
       INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) WHERE EXISTS (SELECT 1 FROM claimed)
       ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+  },
+  // A resume's writes (its session, grant and code: upsertMany's $1-$7), gated by the delete of
+  // the interaction it finishes ($8): stored only if this request removed it (removed false:
+  // another resume of it got there first). With them, the login's row from $9 on (all null when
+  // the resume records none), returned as stored.
+  resumeSave: {
+    name: 'kb_oidc_resume_save',
+    text: `WITH gate AS (DELETE FROM ${TABLE} WHERE kind = 'Interaction' AND id = $8 RETURNING id),
+      login AS (${loginSessionWriteFrom('gate', 9)}),
+      saved AS (INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) WHERE EXISTS (SELECT 1 FROM gate)
+        ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at)
+      SELECT EXISTS (SELECT 1 FROM gate) AS removed, login.* FROM (VALUES (1)) AS one LEFT JOIN login ON true`,
   },
   consume: { name: 'kb_oidc_consume', text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL` },
   claim: {
@@ -272,6 +286,8 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
 
 type SaveValues = [kind: string, id: string, payload: string, grantId: string | null, userCode: string | null, uid: string | null, expiresAt: Date | null];
 /** Rows as the column arrays the unnest statements take ($1..$7). */
+/** No login row in kb_oidc_resume_save (its 13 parameters from $9 on). */
+const LOGIN_NULLS: readonly null[] = Array.from({ length: 13 }, () => null);
 const columnsOf = (rows: SaveValues[]) => rows[0].map((_, c) => rows.map((row) => row[c]));
 /** A rotated refresh token's consumption: its id and when. */
 type Consumption = { id: string; at: Date };
@@ -441,8 +457,45 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     const rows = [...(first ? [first] : []), ...(hold.rows.values() as Iterable<SaveValues>)];
     hold.rows.clear();
     hold.flush = undefined;
-    // The session's row leads: two requests of one session never share a statement (BatchQueue keys).
-    if (rows.length) await save(rows);
+    const { gate, alongside } = hold;
+    hold.gate = hold.discard = hold.alongside = undefined;
+    try {
+      if (gate) await writeGated(gate.id, rows, alongside);
+      // The session's row leads: two requests of one session never share a statement (BatchQueue keys).
+      else if (rows.length) await save(rows);
+    } catch (err) {
+      hold.failed = true;
+      throw err;
+    }
+  }
+
+  /**
+   * A resume's held writes, in one statement of their own (never batched with other requests'):
+   * stored only if its delete of the interaction removed it; else refused as oidc-provider refuses
+   * the resume of a finished interaction (its error page, with no cookie changed).
+   */
+  async function writeGated(interactionId: string, rows: SaveValues[], alongside: HeldWrites['alongside']): Promise<void> {
+    let result: Row & { removed: boolean } | undefined;
+    try {
+      const columns = rows.length ? columnsOf(rows) : Array.from({ length: 7 }, () => []);
+      const login = alongside?.params ?? LOGIN_NULLS;
+      await change(
+        () => writeRows(rows, async () => {
+          [result] = (await sql.run<Row & { removed: boolean }>(HOT_PATH_SQL.resumeSave, [...columns, interactionId, ...login])).rows;
+          return result?.removed === true;
+        }),
+        () => cache?.forget('Interaction', interactionId),
+      );
+    } catch (err) {
+      alongside?.settled(null);
+      throw err;
+    }
+    alongside?.settled(result?.removed ? (result as unknown as Record<string, unknown>) : null);
+    if (result?.removed) return;
+    // An error page, as when the resume finds its interaction gone: not a redirect to the client.
+    const refusal = new errors.SessionNotFound('interaction session not found');
+    refusal.allow_redirect = false;
+    throw refusal;
   }
 
   /**
@@ -555,13 +608,14 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         hold.flush ??= () => writeHeld(hold);
         return;
       }
-      if (hold?.rows.size && this.kind === 'Session') return writeHeld(hold, values);
+      if ((hold?.rows.size || hold?.gate) && this.kind === 'Session') return writeHeld(hold, values);
       await save([values]);
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.#client) return this.#client.find(id) as Promise<AdapterPayload | undefined>;
       if (unstorable(id)) return undefined;
+      if (this.kind === 'Interaction' && currentHold()?.gate?.id === id) return undefined;
       const held = HELD_KINDS.has(this.kind) ? (currentHold()?.rows.get(heldKey(this.kind, id)) as SaveValues | undefined) : undefined;
       if (held) return live({ payload: JSON.parse(held[2]) as AdapterPayload, expires_at: held[6], consumed_at: null });
       let row = (this.kind === 'Grant' ? grantsRead.take(id) : undefined) ?? cache?.get(this.kind, id);
@@ -638,7 +692,18 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
 
     async destroy(id: string): Promise<void> {
       if (this.#client) return this.#client.destroy(id) as Promise<void>;
-      currentHold()?.rows.delete(heldKey(this.kind, id));
+      const hold = currentHold();
+      hold?.rows.delete(heldKey(this.kind, id));
+      if (this.kind === 'Interaction' && hold && !hold.gate && !unstorable(id)) {
+        // A resume: the delete goes with the session's save, and decides whether it is stored
+        // (held-writes.ts); should the request fail, it goes alone.
+        hold.gate = { kind: this.kind, id };
+        hold.flush ??= () => writeHeld(hold);
+        hold.discard = async () => {
+          await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));
+        };
+        return;
+      }
       if (this.kind === 'Grant') grantsRead.forget(id);
       if (this.kind === 'Session') sessionsRead.clear();
       const { rowCount } = await change(() => sql.run(HOT_PATH_SQL.destroy, [this.kind, id]), () => cache?.forget(this.kind, id));

@@ -207,14 +207,17 @@ describe('database outage', () => {
     assert.match(new URL(resume).pathname, /^\/auth\/[^/]+$/, `the login redirects to its resume: ${posted.status}`);
     const statements = broker.database.pg!.statements;
     const run = statements.run;
-    // Only the delete that decides which resume goes on fails, as the pool fails it when the server is gone.
-    statements.run = ((statement, values) => (statement.name === 'kb_oidc_destroy' && values[0] === 'Interaction' ? Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED'))) : run.call(statements, statement, values))) as typeof run;
+    // Only the statement whose delete decides which resume goes on (it also saves the session, grant
+    // and code) fails, as the pool fails it when the server is gone.
+    statements.run = ((statement, values) => (statement.name === 'kb_oidc_resume_save' ? Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED'))) : run.call(statements, statement, values))) as typeof run;
     const from = broker.logs.length;
     try {
       const failed = await browser.request(resume);
       const html = await failed.text();
       assert.equal(failed.status, 503, html.slice(0, 300));
       assert.match(html, /temporarily unavailable/i);
+      assert.equal(failed.headers.get('location'), null, 'no redirect with a code that was never stored');
+      assert.equal(failed.headers.get('set-cookie'), null, 'no cookie for a session that was never stored');
       assertNoErrorLogs(broker.logs, from);
     } finally {
       statements.run = run;

@@ -7,7 +7,7 @@ import { freshPostgresDatabase } from '../helpers/postgres.ts';
 import { startTestBroker, type TestBroker } from '../helpers/test-broker.ts';
 import { skipLoudly } from '../helpers/skip.ts';
 import { basic, RP } from '../faults/fault-broker.ts';
-import { Browser } from '../helpers/browser.ts';
+import { Browser, findForm } from '../helpers/browser.ts';
 import { signIn } from '../helpers/login-flow.ts';
 import { hashPassword } from '../../src/accounts/passwords.ts';
 import type { Knex } from 'knex';
@@ -258,8 +258,10 @@ describe('token hot path on PostgreSQL', () => {
     // statement before the password is checked, both forgotten in one after it was right; none of
     // rate-limiter-flexible's own statements (three before, two after).
     assert.deepEqual(login.filter((s) => s.startsWith('kb_rate_') || s.startsWith('rate_limits:')), ['kb_rate_login_attempt', 'kb_rate_forget'], login.join(', '));
-    // Which connector signed the session in: one prepared upsert, not a knex insert.
-    assert.deepEqual(login.filter((s) => s.includes('login_session')), ['kb_login_session_upsert'], login.join(', '));
+    // Which connector signed the session in: written with the session as the login resumes, not
+    // in a statement of its own (nor a knex insert).
+    assert.deepEqual(login.filter((s) => s.includes('login_session') || s === 'kb_oidc_destroy'), [], login.join(', '));
+    assert.equal(login.filter((s) => s === 'kb_oidc_resume_save').length, 1, login.join(', '));
     // Before: the user, then its groups and its credential, each a knex query parsed and planned anew.
     const knexReads = login.filter((s) => /^knex: select/i.test(s) && /"?(users|credentials|memberships|mfa_factors|required_actions|mfa_policies)"?/.test(s));
     assert.deepEqual(knexReads, [], 'no knex query reads an account table during the login');
@@ -331,9 +333,9 @@ describe('token hot path on PostgreSQL', () => {
     const tokens = await codeFlowTokens('openid email groups', browser, {});
     const interactionSaves = kinds.filter((k) => k === 'kb_oidc_upsert Interaction').length;
     assert.equal(interactionSaves, 2, `the interaction is created and given its result, once each: ${kinds.join(', ')}`);
-    assert.equal(kinds.filter((k) => /^kb_oidc_upsert(_many)? (.*,)?Grant(,|$)/.test(k)).length, 1, `one grant saved: ${kinds.join(', ')}`);
+    assert.equal(kinds.filter((k) => /^kb_oidc_(upsert(_many)?|resume_save) (.*,)?Grant(,|$)/.test(k)).length, 1, `one grant saved: ${kinds.join(', ')}`);
     // As the login resumes, its grant and code are saved with its session, in one statement.
-    assert.ok(kinds.includes('kb_oidc_upsert_many Session,Grant,AuthorizationCode'), kinds.join(', '));
+    assert.ok(kinds.includes('kb_oidc_resume_save Session,Grant,AuthorizationCode'), kinds.join(', '));
     assert.ok(!kinds.some((k) => /^kb_oidc_upsert (Grant|AuthorizationCode|Session)$/.test(k)), `no grant, code or session saved alone: ${kinds.join(', ')}`);
     const intro = await (await fetch(`${broker.url}/token/introspection`, { method: 'POST', headers: FORM, body: new URLSearchParams({ token: tokens.access_token }) })).json() as { active: boolean; scope: string };
     assert.equal(intro.active, true);
@@ -348,6 +350,42 @@ describe('token hot path on PostgreSQL', () => {
     assert.ok(code, `a code without a login page: ${sso.url}`);
     assert.deepEqual(kinds.filter((k) => k.startsWith('kb_oidc_upsert')), ['kb_oidc_upsert_many Session,AuthorizationCode'], kinds.join(', '));
     assert.equal((await token({ grant_type: 'authorization_code', code, redirect_uri: RP })).status, 200, 'the code was stored before the answer left');
+  });
+
+  test('a resume is two statements: its interaction read, then its delete with the session, grant, code and login row, stored only if the delete removed it', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const browser = new Browser(broker.issuer);
+    const url = new URL('/auth', broker.issuer);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid groups', state: 'st' }).toString();
+    const page = await browser.go(url.href);
+    const form = findForm(page.html, '/login');
+    assert.ok(form, 'a login form');
+    const posted = await browser.request(new URL(form.action, page.url).href, { form: { ...form.hidden, username: 'alice', password: 'alice-password-1' } });
+    const resume = new URL(posted.headers.get('location') ?? '', broker.issuer);
+    assert.match(resume.pathname, /^\/auth\/[^/]+$/, `the login redirects to its resume: ${posted.status}`);
+    const uid = resume.pathname.split('/').pop()!;
+    kinds.length = 0;
+    seen.length = 0;
+    const resumed = await browser.request(resume.href);
+    const code = new URL(resumed.headers.get('location') ?? '', broker.issuer).searchParams.get('code');
+    assert.ok(code, `a code: ${resumed.status}`);
+    const statements = kinds.filter((k) => !k.startsWith('kb_account_find'));
+    assert.deepEqual(statements, ['kb_oidc_find Interaction', 'kb_oidc_resume_save Session,Grant,AuthorizationCode'], kinds.join(', '));
+    assert.equal(seen.filter((s) => s.startsWith('knex')).length, 0, seen.join(', '));
+    // What it stored: the interaction is gone, and the login's row names the connector and the address.
+    assert.equal((await broker.database.knex('oidc_payloads').where({ kind: 'Interaction', id: uid })).length, 0, 'the interaction was removed');
+    const alice = (await broker.store.users.findByUsername('alice'))!;
+    const sessionUid = (await broker.database.knex('oidc_payloads').where({ kind: 'Session' }).whereRaw("payload->>'accountId' = ?", [alice.id]).orderBy('expires_at', 'desc').first())?.uid;
+    const row = await broker.database.knex('login_sessions').where({ session_uid: sessionUid }).first();
+    assert.equal(row?.user_id, alice.id, `the login's row was stored with its session: ${JSON.stringify(row)}`);
+    assert.equal(row.connector_id, 'local');
+    assert.deepEqual(row.amr, ['pwd']);
+    assert.equal(row.ip, '127.0.0.1');
+    assert.equal((await token({ grant_type: 'authorization_code', code: code!, redirect_uri: RP })).status, 200, 'the code was stored');
+    // The same resume again: its interaction is gone, an error page and nothing stored.
+    const again = await browser.request(resume.href);
+    assert.equal(again.status, 400);
+    assert.equal(again.headers.get('location'), null);
   });
 
   test('concurrent requests under load: every token saved and found, lookups and saves beyond the free slots share statements', async (t) => {

@@ -154,13 +154,14 @@ describe('two instances on one PostgreSQL database', () => {
       assert.match(resume.pathname, /^\/auth\/[^/]+$/, `the login redirects to its resume: ${posted.status} ${resume.href}`);
       const cookie = [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
       const send = (instance: TestBroker) => via(instance)(resume.href, { method: 'GET', body: undefined, headers: { cookie, accept: 'text/html' }, redirect: 'manual' })
-        .then(async (res) => ({ status: res.status, location: res.headers.get('location') ?? '', body: await res.text() }));
+        .then(async (res) => ({ status: res.status, location: res.headers.get('location') ?? '', cookies: res.headers.getSetCookie(), body: await res.text() }));
       const answers = await Promise.all(i % 2 ? [send(a), send(a)] : [send(a), send(b)]);
       const coded = answers.filter((x) => x.location.startsWith(RP) && new URL(x.location).searchParams.has('code'));
       assert.equal(coded.length, 1, `exactly one resume issues a code: ${JSON.stringify(answers.map((x) => [x.status, x.location]))}`);
       const refused = answers.find((x) => x !== coded[0])!;
       assert.equal(refused.status, 400, `the other resume is refused: ${refused.status} ${refused.location}`);
       assert.match(refused.body, /<html/i, 'as an error page');
+      assert.deepEqual(refused.cookies, [], 'the refused resume changes no cookie (the browser keeps the session the other one set)');
     }
   });
 

@@ -779,7 +779,8 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       const [grants, codes, sessions] = [new Adapter('Grant'), new Adapter('AuthorizationCode'), new Adapter('Session')];
       const hold = holdAuthorizationWrites();
       // The answer's status as oidc-provider leaves it: a redirect that carries the code, or an error page.
-      const request = (path: string, work: () => Promise<void>, status = 303) => hold({ method: 'GET', path, status } as never, work);
+      const removed: string[] = [];
+      const request = (path: string, work: () => Promise<void>, status = 303) => hold({ method: 'GET', path, status, remove: (name: string) => removed.push(`${path} ${name}`) } as never, work);
 
       await request('/auth/uid-1', async () => {
         await grants.upsert('held-g', { jti: 'held-g', accountId: 'a' }, 60);
@@ -802,6 +803,7 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
         await assert.rejects(sessions.upsert('held-s3', { uid: 'held-u3', bad: 'a\u0000b' }, 60));
       });
       assert.deepEqual(await storedIds('held-g3', 'held-c3', 'held-s3'), [], 'all or none');
+      assert.deepEqual(removed, ['/auth/uid-2 Location', '/auth/uid-2 Set-Cookie'], 'and the answer carries neither the code nor the cookie of what was not stored');
       // A request that fails stores nothing it held.
       await assert.rejects(request('/auth/uid-4', async () => {
         await codes.upsert('held-c4', { jti: 'held-c4' }, 60);
@@ -821,6 +823,73 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       });
       assert.deepEqual(await codes.find('held-c'), { jti: 'held-c', grantId: 'held-g' });
       await store.knex('oidc_payloads').where('id', 'like', 'held-%').delete();
+    });
+
+    test("oidc adapter as a login resumes: the interaction's delete goes with the session, grant, code and login row, and decides whether they are stored", async (t) => {
+      if (!ready(t)) return;
+      const Adapter = oidcAdapter();
+      const [interactions, grants, codes, sessions] = [new Adapter('Interaction'), new Adapter('Grant'), new Adapter('AuthorizationCode'), new Adapter('Session')];
+      const hold = holdAuthorizationWrites();
+      const user = await store.users.create({ username: 'resume-user' });
+      const settled: Array<[string, string | null]> = [];
+      const loginRow = (n: string) => ({ sessionUid: `resume-u${n}`, userId: user.id, connectorId: 'local', federatedIdentityId: null, amr: ['pwd'], expiresAt: new Date(Date.now() + 60_000), ip: `192.0.2.${n}` });
+      /** A resume as oidc-provider runs it, in an authorization request; its answer's status, and the headers taken off it. */
+      const resume = (n: string, interaction: string, between: () => Promise<void> = async () => {}, status = 303) => {
+        const ctx = { method: 'GET', path: `/auth/${interaction}`, status, removed: [] as string[], remove(name: string) { this.removed.push(name); } };
+        const done = hold(ctx as never, async () => {
+          assert.ok(await interactions.find(interaction), 'the interaction is read first');
+          await interactions.destroy(interaction);
+          assert.equal(await interactions.find(interaction), undefined, 'gone for the rest of its request');
+          const held = store.loginSessions.hold(loginRow(n), (stored) => settled.push([n, stored?.connectorId ?? null]));
+          assert.equal(held?.userId, user.id, "the login's row is held, as it will be stored");
+          await grants.upsert(`resume-g${n}`, { jti: `resume-g${n}`, accountId: user.id }, 60);
+          await codes.upsert(`resume-c${n}`, { jti: `resume-c${n}`, grantId: `resume-g${n}` }, 60);
+          await between();
+          if (status < 400) await sessions.upsert(`resume-s${n}`, { uid: `resume-u${n}`, accountId: user.id }, 60);
+        });
+        return { ctx, done };
+      };
+      const logins = async () => (await store.knex('login_sessions').where('session_uid', 'like', 'resume-%').select('session_uid', 'ip')).map((r: { session_uid: string; ip: string }) => `${r.session_uid} ${r.ip}`).sort();
+
+      // Two resumes of one interaction at once, both past its read and its (held) delete before
+      // either saves: only the one whose delete removed it stores anything.
+      await interactions.upsert('resume-i1', { uid: 'resume-i1' }, 60);
+      let arrived = 0;
+      let bothThere!: () => void;
+      const barrier = new Promise<void>((r) => (bothThere = r));
+      const meet = async () => {
+        if (++arrived === 2) bothThere();
+        await barrier;
+      };
+      const [one, two] = [resume('1', 'resume-i1', meet), resume('2', 'resume-i1', meet)];
+      const outcomes = await Promise.allSettled([one.done, two.done]);
+      assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'], 'one resume goes on');
+      const loser = outcomes[0]!.status === 'rejected' ? { ...one, n: '1', out: outcomes[0] } : { ...two, n: '2', out: outcomes[1]! };
+      const w = loser.n === '1' ? '2' : '1';
+      const refusal = (loser.out as PromiseRejectedResult).reason as Error & { allow_redirect?: boolean };
+      assert.equal(refusal.name, 'SessionNotFound');
+      assert.equal(refusal.allow_redirect, false, 'an error page, not a redirect to the client');
+      assert.deepEqual(loser.ctx.removed, ['Location', 'Set-Cookie'], 'its answer carries no code and sets no cookie');
+      assert.deepEqual((w === '1' ? one : two).ctx.removed, []);
+      assert.deepEqual(await storedIds(`resume-g${w}`, `resume-c${w}`, `resume-s${w}`, `resume-g${loser.n}`, `resume-c${loser.n}`, `resume-s${loser.n}`, 'resume-i1'), [`resume-c${w}`, `resume-g${w}`, `resume-s${w}`].sort(), "the winner's writes, none of the loser's, and the interaction gone");
+      assert.deepEqual(await logins(), [`resume-u${w} 192.0.2.${w}`], "the winner's login row");
+      assert.deepEqual(settled.sort(), [[w, 'local'], [loser.n, null]].sort(), 'each held login row hears whether it was stored');
+
+      // A resume whose answer is an error page: its interaction is removed, nothing else is stored.
+      settled.length = 0;
+      await interactions.upsert('resume-i3', { uid: 'resume-i3' }, 60);
+      await resume('3', 'resume-i3', async () => {}, 400).done;
+      assert.deepEqual(await storedIds('resume-i3', 'resume-g3', 'resume-c3'), []);
+      assert.deepEqual(settled, [['3', null]]);
+      // One that throws: the same.
+      await interactions.upsert('resume-i4', { uid: 'resume-i4' }, 60);
+      await assert.rejects(resume('4', 'resume-i4', async () => { throw new Error('the request failed'); }).done, /the request failed/);
+      assert.deepEqual(await storedIds('resume-i4', 'resume-g4', 'resume-c4', 'resume-s4'), []);
+      assert.deepEqual(await logins(), [`resume-u${w} 192.0.2.${w}`], 'no other login row');
+      // Outside an authorization request, the login row is not held (upsert() writes it).
+      assert.equal(store.loginSessions.hold(loginRow('5'), () => assert.fail('not held')), null);
+      await store.knex('oidc_payloads').where('id', 'like', 'resume-%').delete();
+      await store.knex('login_sessions').where('session_uid', 'like', 'resume-%').delete();
     });
 
     test('expired artifacts are purged in batches until none is left, live ones stay', async (t) => {
