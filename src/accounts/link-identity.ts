@@ -91,6 +91,8 @@ export interface LinkOptions {
   mappers?: Mappers;
   /** Encrypted upstream tokens to keep on the identity (undefined: leave the stored ones). */
   tokens?: string | null;
+  /** A local account's identity: its user as the caller has just read it (null: gone), instead of a read here. */
+  localUser?: User | null;
 }
 
 /** The local groups and extra claims one identity maps to. */
@@ -113,7 +115,7 @@ export type LinkOutcome =
  */
 export async function resolveIdentity(store: Store, identity: UpstreamIdentity, options: LinkOptions = {}): Promise<LinkOutcome> {
   if (identity.localUserId) {
-    const user = await store.users.findById(identity.localUserId);
+    const user = options.localUser !== undefined ? options.localUser : await store.users.findById(identity.localUserId);
     if (!user) throw userGone();
     return { kind: 'linked', user, federatedIdentityId: null, created: false, claims: mapped(identity, options.mappers).claims };
   }

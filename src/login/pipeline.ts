@@ -7,7 +7,7 @@
 import type { Context } from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import { FAILURE_MESSAGES, type Interaction, type LoginKit, type LoginProvenance, type SignedIn } from './login-kit.ts';
-import type { RequiredAction } from '../storage/mfa-repository.ts';
+import type { LoginFacts, RequiredAction } from '../storage/mfa-repository.ts';
 import type { ApplicablePolicies } from '../storage/mfa-policy-repository.ts';
 import type { PageText } from '../i18n/page-text.ts';
 
@@ -61,7 +61,7 @@ const stateKey = (uid: string) => `login.${uid}`;
 
 export interface LoginPipeline {
   /** The authenticate/link steps identified the person: run the remaining steps. */
-  begin(ctx: Context, details: Interaction, connectorId: string, login: SignedIn, extra?: Partial<Omit<LoginState, 'facts'>>): Promise<void>;
+  begin(ctx: Context, details: Interaction, connectorId: string, login: SignedIn, extra?: Partial<Omit<LoginState, 'facts'>>, facts?: LoginFacts): Promise<void>;
   /** Runs the next step that applies, or finishes the login. */
   advance(ctx: Context, details: Interaction, state: LoginState): Promise<void>;
   load(uid: string): Promise<LoginState | null>;
@@ -119,9 +119,10 @@ export function createPipeline(kit: LoginKit, steps: () => readonly LoginStep[])
   }
 
   return {
-    begin: async (ctx, details, connectorId, login, extra = {}) => {
+    begin: async (ctx, details, connectorId, login, extra = {}, read) => {
       const clientId = details.params.client_id as string;
-      const facts = await kit.deps.store.mfa.loginFacts(login.userId, { clientId, connectorId });
+      // `read`: the facts read with the user (a local account's login) for this client and connector.
+      const facts = read ?? (await kit.deps.store.mfa.loginFacts(login.userId, { clientId, connectorId }));
       return advance(ctx, details, { uid: details.uid, clientId, connectorId, login, facts, ...extra });
     },
     advance,

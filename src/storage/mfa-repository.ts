@@ -6,6 +6,8 @@ import type { Knex } from 'knex';
 import { knexStatements, type SqlStatements } from './pg-statements.ts';
 import { userGroupsSubquery } from './user-groups-sql.ts';
 import { applicableFromRow, applicablePoliciesSql, type ApplicablePolicies } from './mfa-policy-repository.ts';
+import { USER_COLUMNS, userFromRow, type UserRow } from './user-repository.ts';
+import type { User } from './types.ts';
 
 export type FactorType = 'totp' | 'webauthn';
 
@@ -76,14 +78,20 @@ const USED_STEP_RETENTION = "interval '10 minutes'";
 // What every login reads when it begins (pipeline.begin), in one round trip: the user's factors
 // and required actions, and what decides the second-factor mode for this client and connector
 // (the same as APPLICABLE_SQL). Prepared (src/storage/pg-statements.ts).
-export const LOGIN_FACTS_SQL = {
-  name: 'kb_mfa_login_facts',
+const loginFactsSql = (name: string, user: boolean) => ({
+  name,
   text: `WITH ug AS (SELECT coalesce(${userGroupsSubquery('$1')}, '{}'::text[]) AS names)
     SELECT EXISTS (SELECT 1 FROM mfa_factors WHERE user_id = $1 AND confirmed) AS enrolled,
       ARRAY (SELECT action FROM required_actions WHERE user_id = $1 ORDER BY created_at) AS actions,
-      ug.names AS groups, ${applicablePoliciesSql('$2', '$3', 'ug.names')} AS policies
-    FROM ug`,
-};
+      ug.names AS groups, ${applicablePoliciesSql('$2', '$3', 'ug.names')} AS policies${user ? ', u.*' : ''}
+    FROM ug${user ? ` LEFT JOIN LATERAL (SELECT ${USER_COLUMNS} FROM users u WHERE u.id = $1) u ON true` : ''}`,
+});
+export const LOGIN_FACTS_SQL = loginFactsSql('kb_mfa_login_facts', false);
+/** The same with the user's own row (null columns when the user is gone): see loginFactsWithUser. */
+export const LOGIN_FACTS_USER_SQL = loginFactsSql('kb_mfa_login_facts_user', true);
+
+type FactsRow = { enrolled: boolean; actions: RequiredAction[] | null; groups: string[] | null; policies: unknown };
+const factsFromRow = (row: FactsRow | undefined): LoginFacts => ({ enrolled: Boolean(row?.enrolled), actions: row?.actions ?? [], applicable: row ? applicableFromRow(row) : { groups: [], policies: [] } });
 
 /** What a login reads of its user when it begins. */
 export interface LoginFacts {
@@ -218,9 +226,18 @@ export class MfaRepository {
 
   /** What a login needs to know of a user in one round trip (see LoginFacts); `connectorId` null for a passkey sign-in. */
   async loginFacts(userId: string, login: { clientId: string; connectorId: string | null }): Promise<LoginFacts> {
-    const { rows } = await this.#sql.run<{ enrolled: boolean; actions: RequiredAction[] | null; groups: string[] | null; policies: unknown }>(LOGIN_FACTS_SQL, [userId, login.clientId, login.connectorId ?? '']);
-    const row = rows[0];
-    return { enrolled: Boolean(row?.enrolled), actions: row?.actions ?? [], applicable: row ? applicableFromRow(row) : { groups: [], policies: [] } };
+    const { rows } = await this.#sql.run<FactsRow>(LOGIN_FACTS_SQL, [userId, login.clientId, login.connectorId ?? '']);
+    return factsFromRow(rows[0]);
+  }
+
+  /**
+   * loginFacts with the user as it is now (null: gone), in one statement: a local account's
+   * login reads the user again once its password is verified (disabled or deleted meanwhile?),
+   * and the facts right after.
+   */
+  async loginFactsWithUser(userId: string, login: { clientId: string; connectorId: string | null }): Promise<{ user: User | null; facts: LoginFacts }> {
+    const { rows: [row] } = await this.#sql.run<FactsRow & Partial<UserRow>>(LOGIN_FACTS_USER_SQL, [userId, login.clientId, login.connectorId ?? '']);
+    return { user: row?.id ? userFromRow(row as UserRow) : null, facts: factsFromRow(row) };
   }
 
   async requiredActions(userId: string): Promise<RequiredAction[]> {

@@ -29,7 +29,7 @@ export interface UserRow {
 type Row = UserRow;
 
 /** The columns userFromRow reads, for statements that name them (alias `u`). */
-const USER_COLUMNS = 'u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at';
+export const USER_COLUMNS = 'u.id, u.username, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.enabled, u.attributes, u.managed_by, u.created_at, u.updated_at';
 
 /** A local account as a password login reads it: the user, its groups, its password hash and what the password policy asks of it. */
 export interface LoginAccount {

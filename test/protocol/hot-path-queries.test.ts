@@ -249,9 +249,11 @@ describe('token hot path on PostgreSQL', () => {
     seen.length = 0;
     await codeFlowTokens('openid groups', new Browser(broker.issuer), {});
     const login = [...seen];
-    for (const name of ['kb_login_account_key', 'kb_mfa_login_facts']) {
+    for (const name of ['kb_login_account_key', 'kb_mfa_login_facts_user']) {
       assert.equal(login.filter((s) => s === name).length, 1, `${name} once: ${login.join(', ')}`);
     }
+    // The user read again once the password is verified comes with the login's facts.
+    assert.deepEqual(login.filter((s) => s === 'kb_user_find' || s === 'kb_mfa_login_facts'), [], login.join(', '));
     // The second-factor policies come with the login's facts, not in a statement of their own.
     assert.equal(login.filter((s) => s === 'kb_mfa_policies_applicable').length, 0, login.join(', '));
     // The brute-force counters: the address and the account counted (and the backoff read) in one
@@ -292,10 +294,46 @@ describe('token hot path on PostgreSQL', () => {
     assert.ok(stamped?.policy_checked, 'the password was judged and stamped');
   });
 
+  test('a local account disabled or deleted while its password is verified is not signed in: the user read again with the login facts says so', async (t) => {
+    if ('skip' in db) return skipLoudly(t, db.skip);
+    const statements = broker.database.pg!.statements;
+    const run = statements.run;
+    for (const change of ['disabled', 'deleted'] as const) {
+      const username = `racer-${change}`;
+      const user = await broker.store.users.create({ username, email: `${username}@example.org` });
+      await broker.store.credentials.setPassword(user.id, await hashPassword('racer-password-1'));
+      // As the account's row is read (before its hash is verified), an administrator changes it.
+      statements.run = (async (statement: Statement, values: readonly unknown[]) => {
+        const result = await run.call(statements, statement, values);
+        if (statement.name === 'kb_login_account_key' && values[0] === username) {
+          if (change === 'disabled') await broker.database.knex('users').where({ id: user.id }).update({ enabled: false });
+          else await broker.database.knex('users').where({ id: user.id }).delete();
+        }
+        return result;
+      }) as typeof run;
+      try {
+        const url = new URL('/auth', broker.issuer);
+        url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'st' }).toString();
+        const browser = new Browser(broker.issuer);
+        const page = await browser.submit(await browser.go(url.href), '/login', { username, password: 'racer-password-1' });
+        assert.equal(page.status, 401, `${change}: refused, ${page.status} at ${page.url}`);
+        if (change === 'deleted') assert.match(page.html, /This account no longer exists/);
+        else {
+          assert.match(page.html, /name="password"/, 'the login form again');
+          const failure = (await broker.store.audit.list({ userId: user.id })).find((e) => e.type === 'login.failure');
+          assert.equal(failure?.details.reason, 'account_disabled');
+        }
+        assert.equal(new URL(page.url).searchParams.get('code'), null, `${change}: no code`);
+      } finally {
+        statements.run = run;
+      }
+    }
+  });
+
   test('the prepared statements of logins and accounts, as generic plans, read by index in large tables', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const { USER_SQL } = await import('../../src/storage/user-repository.ts');
-    const { LOGIN_FACTS_SQL } = await import('../../src/storage/mfa-repository.ts');
+    const { LOGIN_FACTS_SQL, LOGIN_FACTS_USER_SQL } = await import('../../src/storage/mfa-repository.ts');
     const { APPLICABLE_SQL } = await import('../../src/storage/mfa-policy-repository.ts');
     const knex = broker.database.knex;
     // Thousands of users, each with a password, a group, a factor and a required action.
@@ -316,6 +354,7 @@ describe('token hot path on PostgreSQL', () => {
       { statement: USER_SQL.loginAccountByEmail, args: `'PLAN7@example.org'`, check: (r) => assert.equal(r.id, 'plan-user-7') },
       { statement: USER_SQL.loginAccountById, args: `'plan-user-7'`, check: (r) => assert.equal(r.password_hash, 'hash7') },
       { statement: LOGIN_FACTS_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.enrolled, r.actions, r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [true, ['update_password'], ['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']]) },
+      { statement: LOGIN_FACTS_USER_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.username, r.enabled, r.enrolled, r.actions, r.groups], ['planuser7', true, true, ['update_password'], ['plan-group-158', 'plan-group-8']]) },
       { statement: APPLICABLE_SQL, args: `'plan-user-7', 'rp', 'local'`, check: (r) => assert.deepEqual([r.groups, (r.policies as Array<{ target: string }>).map((p) => p.target).sort()], [['plan-group-158', 'plan-group-8'], ['plan-group-158', 'plan-group-8']]) },
       { statement: USER_SQL.findWithGroups, args: `'plan-user-7'`, check: (r) => assert.deepEqual(r.groups, ['plan-group-158', 'plan-group-8']) },
       { statement: CLIENT_FIND, args: `'plan-client-7'`, check: (r) => assert.deepEqual(r.metadata, { n: 7 }) },

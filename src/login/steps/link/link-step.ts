@@ -13,6 +13,7 @@ import { applyMappers } from '../../../accounts/identity-mappers.ts';
 import { sendPage } from '../../../http/send-page.ts';
 import { FAILURE_MESSAGES, unavailable, type Interaction, type LoginKit, type SignedIn } from '../../login-kit.ts';
 import type { LoginPipeline } from '../../pipeline.ts';
+import type { LoginFacts } from '../../../storage/mfa-repository.ts';
 import type { PasswordThrottle } from '../authenticate/password-throttle.ts';
 import type { UpstreamLogin } from '../authenticate/upstream-login.ts';
 import { checkPasswordAtLogin } from '../authenticate/password-at-login.ts';
@@ -121,7 +122,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
   }
 
   /** A signed-in outcome goes on through the pipeline; anything else back to the login page. */
-  async function continueWith(ctx: Context, details: Interaction, outcome: Outcome, connectorId: string, identity: UpstreamIdentity, username?: string) {
+  async function continueWith(ctx: Context, details: Interaction, outcome: Outcome, connectorId: string, identity: UpstreamIdentity, username?: string, facts?: LoginFacts) {
     if (outcome.kind === 'confirm') return renderLink(ctx, details);
     if (outcome.kind !== 'signed-in') return renderLogin(ctx, details.uid, clientOf(details), { error: FAILURE_MESSAGES[refusal(outcome)], username, selected: username === undefined ? undefined : connectorId, status: 401 });
     const { kind: _kind, ...signedIn } = outcome;
@@ -129,7 +130,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
     // (its amr, with `mfa`, is in the login's amr already: loginAmr).
     const registered = deps.registry().get(connectorId);
     const proved = registered ? deps.mfa.upstreamProof(identity, registered.policy).proved : false;
-    return pipeline.begin(ctx, details, connectorId, signedIn, proved ? { secondFactor: 'upstream' } : {});
+    return pipeline.begin(ctx, details, connectorId, signedIn, proved ? { secondFactor: 'upstream' } : {}, facts);
   }
 
   async function linkAndContinue(ctx: Context, details: Interaction, upstreamIdentity: UpstreamIdentity, registered: RegisteredConnector, defaultAmr: string[], options: { sealed?: { tokens?: string | null }; username?: string } = {}) {
@@ -139,7 +140,10 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
     // `sealed`: the tokens were encrypted when the upstream answered.
     const tokens = options.sealed ? options.sealed.tokens : sealTokens(identity, registered);
     const amr = loginAmr(identity, registered, defaultAmr);
-    const resolved = await resolveIdentity(store, { ...identity, tokens: undefined }, linkOptions(registered, tokens));
+    // A local account: the user, read again now that its password is verified (disabled or
+    // deleted meanwhile?), comes with what the login's steps read of it, in one statement.
+    const local = identity.localUserId && clientId ? await store.mfa.loginFactsWithUser(identity.localUserId, { clientId, connectorId }) : undefined;
+    const resolved = await resolveIdentity(store, { ...identity, tokens: undefined }, { ...linkOptions(registered, tokens), ...(local ? { localUser: local.user } : {}) });
     if (resolved.kind === 'confirm') {
       const pending: PendingLink = { uid: details.uid, connectorId, identity: { ...identity, tokens: undefined }, tokens: tokens ?? null, candidateUserId: resolved.candidate.id, amr, failures: 0 };
       await savePending(pending);
@@ -147,7 +151,7 @@ export function createLinkStep(kit: LoginKit, pipeline: LoginPipeline, throttle:
       return renderLink(ctx, details);
     }
     const outcome = withUpstreamSession(await signInOutcome(ctx, resolved.user, resolved.federatedIdentityId, resolved.claims, amr, connectorId, clientId), identity);
-    return continueWith(ctx, details, outcome, connectorId, identity, options.username);
+    return continueWith(ctx, details, outcome, connectorId, identity, options.username, local?.facts);
   }
 
   async function ownerOf(identity: UpstreamIdentity): Promise<string | null> {
