@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.ts';
 import { usernameKey } from '../accounts/normalize-username.ts';
 import { knexStatements, type SqlStatements, type Statement } from '../storage/pg-statements.ts';
 import { isDatabaseUnavailable } from '../storage/database-unavailable.ts';
+import { rideAlong } from '../storage/held-writes.ts';
 
 export type IpBudget = 'login' | 'callback' | 'token';
 
@@ -171,7 +172,7 @@ LEFT JOIN account ON true
 LEFT JOIN rate_limits wait ON wait.key = $6::varchar AND (wait.expire > $7::bigint OR wait.expire IS NULL)`,
 };
 
-/** A successful login forgets the account's attempts and its backoff in one statement. */
+/** A successful login forgets the account's attempts and its backoff in one statement (or with the login post's next save). */
 const FORGET_SQL: Statement = { name: 'kb_rate_forget', text: 'DELETE FROM rate_limits WHERE key = ANY($1::varchar[])' };
 
 interface LoginAttemptRow {
@@ -356,15 +357,21 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
 
     async accountSuccess(connectorId, username) {
       const key = accountKey(connectorId, username);
-      if (store.sql) {
-        try {
-          await store.sql.run(FORGET_SQL, [[attempts.getKey(key), backoff.getKey(key)]]);
-          return;
-        } catch (err) {
-          if (!isDatabaseUnavailable(err)) logger.warn({ err }, 'forgetting the failures of a sign-in failed: forgetting them in memory');
-          await Promise.all([insuranceOf(attempts).delete(key), insuranceOf(backoff).delete(key)]);
-          return;
-        }
+      const sql = store.sql;
+      if (sql) {
+        const keys = [attempts.getKey(key), backoff.getKey(key)];
+        const alone = async () => {
+          try {
+            await sql.run(FORGET_SQL, [keys]);
+          } catch (err) {
+            if (!isDatabaseUnavailable(err)) logger.warn({ err }, 'forgetting the failures of a sign-in failed: forgetting them in memory');
+            await Promise.all([insuranceOf(attempts).delete(key), insuranceOf(backoff).delete(key)]);
+          }
+        };
+        // In a login's form post, the forgetting goes with the post's next save (its interaction's
+        // result, or its next step's state): held-writes.ts.
+        if (!rideAlong({ name: 'forget', text: (first) => `DELETE FROM rate_limits WHERE key = ANY($${first}::varchar[])`, values: [keys], alone })) await alone();
+        return;
       }
       await Promise.all([attempts.delete(key), backoff.delete(key)]);
     },

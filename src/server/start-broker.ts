@@ -37,7 +37,7 @@ import { localizedProviderFormPost } from '../http/form-post.ts';
 import { healthRoutes } from '../http/health-routes.ts';
 import { inputGuard } from '../http/input-guard.ts';
 import { refreshGrace } from '../storage/refresh-grace.ts';
-import { holdAuthorizationWrites } from '../storage/held-writes.ts';
+import { holdAuthorizationWrites, holdInteractionWrites } from '../storage/held-writes.ts';
 import { CsrfTokens } from '../http/csrf.ts';
 import { BrokerMetrics } from '../metrics/metrics.ts';
 import { httpMetrics } from '../metrics/http-metrics.ts';
@@ -329,6 +329,8 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
       provider.use(refreshGrace(database.artifacts));
       // A login's grant and code are saved with its session, in one statement.
       provider.use(holdAuthorizationWrites());
+      // A login's small writes (forgetting its failures) go with its form post's next save.
+      provider.use(holdInteractionWrites());
       // The pages, consoles and routers below never answer the token endpoints, userinfo or the
       // keys: those requests skip them (a dozen middleware and three routers' path matching).
       // (Routers are middleware with a narrower context type.)

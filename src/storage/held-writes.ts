@@ -35,13 +35,42 @@ export interface HeldWrites {
    * got there first): the answer, an error, must carry nothing they were to store.
    */
   failed?: boolean;
+  /** An interaction post's hold: only a companion waits in it (nothing above is held there). */
+  interaction?: true;
+  /** A write waiting to go with the request's next save (rideAlong). */
+  companion?: Companion;
+}
+
+/**
+ * A small write that need not be a statement of its own: the next save the request makes through
+ * the adapter (a login's interaction result, or its step's state) takes it along as a CTE
+ * (`WITH companion AS (...)`), one round trip and one commit instead of two. If no save comes,
+ * `alone` writes it as the request ends; if that save fails, right after.
+ */
+export interface Companion {
+  /** Names the combined statement (prepared once per connection): one per companion text. */
+  name: string;
+  /** The companion's SQL, its parameters numbered from `$first`. */
+  text(first: number): string;
+  values: readonly unknown[];
+  /** Writes it by itself (no save came, or the one that took it failed); handles its own failure. */
+  alone(): Promise<void>;
 }
 
 const holds = new AsyncLocalStorage<HeldWrites>();
 
 /** The authorization request being served, if any. */
 export function currentHold(): HeldWrites | undefined {
-  return holds.getStore();
+  const hold = holds.getStore();
+  return hold?.interaction ? undefined : hold;
+}
+
+/** The companion write waiting for this request's next save, taken (the save writes it). */
+export function takeCompanion(): Companion | undefined {
+  const hold = holds.getStore();
+  const companion = hold?.companion;
+  if (hold) hold.companion = undefined;
+  return companion;
 }
 
 /** Wraps the authorization endpoint and its resume (`/auth`, `/auth/:uid`). */
@@ -65,6 +94,32 @@ export function holdAuthorizationWrites(authorizationPath = '/auth') {
       }
     }
   };
+}
+
+/**
+ * Wraps the interaction routes' form posts (`POST /interaction/...`): a companion write
+ * (rideAlong) waits there for the request's next save.
+ */
+export function holdInteractionWrites(prefix = '/interaction/') {
+  return async function holdCompanions(ctx: Context, next: Next) {
+    if (ctx.method !== 'POST' || !ctx.path.startsWith(prefix)) return next();
+    const hold: HeldWrites = { rows: new Map(), interaction: true };
+    try {
+      await holds.run(hold, next);
+    } finally {
+      const companion = hold.companion;
+      hold.companion = undefined;
+      if (companion) await companion.alone();
+    }
+  };
+}
+
+/** Leaves `companion` for the current interaction post's next save; false outside one (write it now). */
+export function rideAlong(companion: Companion): boolean {
+  const hold = holds.getStore();
+  if (!hold?.interaction || hold.companion) return false;
+  hold.companion = companion;
+  return true;
 }
 
 /** After a failed request: its held delete goes alone, and nothing held is written. */

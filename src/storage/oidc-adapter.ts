@@ -6,13 +6,13 @@
 import type { Knex } from 'knex';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { PREDECESSOR, currentExchange, successorUsed } from './refresh-grace.ts';
-import { knexStatements, type SqlStatements } from './pg-statements.ts';
+import { knexStatements, type SqlStatements, type Statement } from './pg-statements.ts';
 import { DatabaseUnavailable } from './database-unavailable.ts';
 import { BatchQueue } from './batch-queue.ts';
 import { createClientLookup } from './client-lookup.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import { ArtifactCache } from './artifact-cache.ts';
-import { currentHold, type HeldWrites } from './held-writes.ts';
+import { currentHold, takeCompanion, type Companion, type HeldWrites } from './held-writes.ts';
 import { loginSessionWriteFrom } from './login-session-repository.ts';
 
 const TABLE = 'oidc_payloads';
@@ -451,6 +451,8 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
     }
   }
   const findClient = createClientLookup(sql, { changes: options.changes });
+  /** kb_oidc_upsert with a companion write, by the companion's name. */
+  const withCompanion = new Map<string, Statement>();
 
   /** Writes what an authorization request held, with `first` (its session's save) ahead of it. */
   async function writeHeld(hold: HeldWrites, first?: SaveValues): Promise<void> {
@@ -465,6 +467,24 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
       else if (rows.length) await save(rows);
     } catch (err) {
       hold.failed = true;
+      throw err;
+    }
+  }
+
+  /** One save with the companion write its request left for it (held-writes.ts), in a statement of their own. */
+  async function saveWith(companion: Companion, values: SaveValues): Promise<void> {
+    let statement = withCompanion.get(companion.name);
+    if (!statement) {
+      statement = { name: `kb_oidc_upsert_${companion.name}`, text: `WITH companion AS (${companion.text(8)}) ${HOT_PATH_SQL.upsert.text}` };
+      withCompanion.set(companion.name, statement);
+    }
+    try {
+      await writeRows([values], async () => {
+        await sql.run(statement, [...values, ...companion.values]);
+      });
+    } catch (err) {
+      // Whatever refused the save, the companion is still owed: by itself (it handles its own failure).
+      await companion.alone();
       throw err;
     }
   }
@@ -609,6 +629,8 @@ export function createOidcAdapter(knex: Knex, options: OidcAdapterOptions = {}):
         return;
       }
       if ((hold?.rows.size || hold?.gate) && this.kind === 'Session') return writeHeld(hold, values);
+      const companion = takeCompanion();
+      if (companion) return saveWith(companion, values);
       await save([values]);
     }
 

@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { Store } from '../../src/storage/store.ts';
 import { migrateLatest } from '../../src/storage/migrate.ts';
 import { createOidcAdapter, purgeExpired } from '../../src/storage/oidc-adapter.ts';
-import { holdAuthorizationWrites } from '../../src/storage/held-writes.ts';
+import { holdAuthorizationWrites, holdInteractionWrites, rideAlong } from '../../src/storage/held-writes.ts';
 import { refreshGrace } from '../../src/storage/refresh-grace.ts';
 import { AlreadyExists, InvalidInput, NotFound } from '../../src/errors.ts';
 import { skipLoudly } from '../helpers/skip.ts';
@@ -890,6 +890,62 @@ export function storageConformance(backend: string, open: () => Promise<Opened>)
       assert.equal(store.loginSessions.hold(loginRow('5'), () => assert.fail('not held')), null);
       await store.knex('oidc_payloads').where('id', 'like', 'resume-%').delete();
       await store.knex('login_sessions').where('session_uid', 'like', 'resume-%').delete();
+    });
+
+    test("oidc adapter in a login's form post: a companion write goes with the post's next save, in one statement, or alone when none comes or that save fails", async (t) => {
+      if (!ready(t)) return;
+      const Adapter = oidcAdapter();
+      const [interactions, grants] = [new Adapter('Interaction'), new Adapter('Grant')];
+      const hold = holdInteractionWrites();
+      const post = (work: () => Promise<void>, path = '/interaction/c1/login', method = 'POST') => hold({ method, path } as never, work);
+      const counters = async () => (await store.knex('rate_limits').where('key', 'like', 'companion-%').select('key')).map((r: { key: string }) => r.key).sort();
+      const seed = () => store.knex('rate_limits').insert(['companion-a', 'companion-b'].map((key) => ({ key, points: 1, expire: Date.now() + 60_000 }))).onConflict('key').ignore();
+      const alone: string[] = [];
+      /** Forgets the two counters, as a successful login does (src/limits/rate-limits.ts). */
+      const companion = (label: string) => ({
+        name: 'conformance_forget',
+        text: (first: number) => `DELETE FROM rate_limits WHERE key = ANY($${first}::varchar[])`,
+        values: [['companion-a', 'companion-b']],
+        alone: async () => {
+          alone.push(label);
+          await store.knex('rate_limits').whereIn('key', ['companion-a', 'companion-b']).delete();
+        },
+      });
+
+      // Taken along by the next save: both written, no write of its own.
+      await seed();
+      await post(async () => {
+        assert.equal(rideAlong(companion('taken')), true);
+        assert.equal(rideAlong(companion('second')), false, 'one companion at a time: a second is written by its caller');
+        assert.deepEqual(await counters(), ['companion-a', 'companion-b'], 'waiting for the save');
+        // A grant saved in a form post is not held (that is the authorization request's hold).
+        await grants.upsert('companion-g', { jti: 'companion-g' }, 60);
+        assert.deepEqual(await storedIds('companion-g'), ['companion-g']);
+        assert.deepEqual(await counters(), [], 'went with that save');
+        await interactions.upsert('companion-i1', { uid: 'companion-i1' }, 60);
+      });
+      assert.deepEqual(alone, []);
+      assert.deepEqual(await storedIds('companion-i1'), ['companion-i1']);
+      // No save comes: written alone as the request ends, even if it fails.
+      await seed();
+      await assert.rejects(post(async () => {
+        assert.equal(rideAlong(companion('no save')), true);
+        throw new Error('the post failed');
+      }), /the post failed/);
+      assert.deepEqual([alone, await counters()], [['no save'], []]);
+      // The save that takes it fails (PostgreSQL refuses a NUL in JSON): the companion still goes, alone.
+      await seed();
+      alone.length = 0;
+      await post(async () => {
+        assert.equal(rideAlong(companion('failed save')), true);
+        await assert.rejects(interactions.upsert('companion-i2', { bad: 'a\u0000b' }, 60));
+      });
+      assert.deepEqual([alone, await counters(), await storedIds('companion-i2')], [['failed save'], [], []]);
+      // Outside a form post (a GET, the authorization endpoint, no request at all) nothing waits.
+      await post(async () => assert.equal(rideAlong(companion('get')), false), '/interaction/c1', 'GET');
+      await holdAuthorizationWrites()({ method: 'GET', path: '/auth', status: 303 } as never, async () => assert.equal(rideAlong(companion('auth')), false));
+      assert.equal(rideAlong(companion('none')), false);
+      await store.knex('oidc_payloads').where('id', 'like', 'companion-%').delete();
     });
 
     test('expired artifacts are purged in batches until none is left, live ones stay', async (t) => {
