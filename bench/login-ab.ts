@@ -1,13 +1,15 @@
 // A/B of the full local password login (no MFA) between another checkout and this one: both
 // serve on one PostgreSQL (a database each), pinned to core 0 with this load generator on
-// core 1, in strictly alternating rounds; reports logins/s and the server's CPU ms per login.
+// core 1, in strictly alternating rounds; reports logins/s, the server's CPU ms per login and
+// PostgreSQL's (all its processes during the run: only one server runs at a time; PostgreSQL is
+// not pinned here).
 // Usage: git worktree add /tmp/before <rev> && ln -s "$PWD/node_modules" /tmp/before/
 //        taskset -c 1 node bench/login-ab.ts /tmp/before     (ROUNDS=8, SECONDS_PER_RUN=10)
 // No V8 heap flags (unlike npm start and the image): with --max-old-space-size=160, argon2id's
 // 19 MiB buffers push both builds into GC-bound phases at random (3-4 x the CPU per login),
 // which drowns a difference of a few percent.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { stringify } from 'yaml';
 import { freshPostgresDatabase } from '../test/helpers/postgres.ts';
@@ -28,10 +30,19 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'keybridge-login-ab-'));
 const users = Array.from({ length: 16 }, (_, i) => ({ username: `user${i}`, password: `user-password-${i}-x` }));
 
 const databases: Array<{ drop(): Promise<void> }> = [];
+let postmaster = 0;
 async function database(): Promise<string> {
   const db = await freshPostgresDatabase();
   if ('skip' in db) throw new Error(`PostgreSQL is needed: ${db.skip}`);
   databases.push(db);
+  if (!postmaster) {
+    const { default: pg } = (await import('pg' as string)) as { default: { Client: new (url: string) => { connect(): Promise<void>; query(sql: string): Promise<{ rows: Array<{ pid: number }> }>; end(): Promise<void> } } };
+    const client = new pg.Client(db.url);
+    await client.connect();
+    const { rows: [row] } = await client.query('SELECT pg_backend_pid() AS pid');
+    postmaster = Number(statOf(row!.pid)[1]);
+    await client.end();
+  }
   return db.url;
 }
 
@@ -63,6 +74,26 @@ function cpu(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+const statOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+/**
+ * CPU seconds PostgreSQL's processes have used: the postmaster's own and its reaped children's,
+ * and every live child's (a backend that exits during a run still counts).
+ */
+function postgresCpu(postmaster: number): number {
+  const f = statOf(postmaster);
+  let total = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const c = statOf(Number(entry));
+      if (Number(c[1]) === postmaster) total += Number(c[11]) + Number(c[12]);
+    } catch {
+      // exited while listing
+    }
+  }
+  return total / 100;
+}
+
 async function loop(origin: string, seconds: number): Promise<number> {
   let done = 0;
   const deadline = performance.now() + seconds * 1000;
@@ -84,20 +115,25 @@ async function loop(origin: string, seconds: number): Promise<number> {
 const servers = { old: await start('old'), new: await start('new') };
 const results: Record<string, number[]> = { old: [], new: [] };
 const cpuPerLogin: Record<string, number[]> = { old: [], new: [] };
+const pgPerLogin: Record<string, number[]> = { old: [], new: [] };
 for (const key of ['old', 'new'] as const) await loop(servers[key].origin, 3);
 for (let r = 0; r < ROUNDS; r++) {
   for (const key of ['old', 'new'] as const) {
     const before = cpu(servers[key].child.pid!);
+    const pgBefore = postgresCpu(postmaster);
     const rps = await loop(servers[key].origin, SECONDS);
     const ms = ((cpu(servers[key].child.pid!) - before) * 1000) / (rps * SECONDS);
+    const pgMs = ((postgresCpu(postmaster) - pgBefore) * 1000) / (rps * SECONDS);
     results[key].push(rps);
     cpuPerLogin[key].push(ms);
-    console.log(`round ${r + 1} ${key}: ${rps.toFixed(1)}/s, server CPU ${ms.toFixed(1)} ms per login`);
+    pgPerLogin[key].push(pgMs);
+    console.log(`round ${r + 1} ${key}: ${rps.toFixed(1)}/s, server CPU ${ms.toFixed(1)} ms per login, PostgreSQL ${pgMs.toFixed(2)} ms`);
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`logins/s: median before ${median(results.old).toFixed(1)}/s, this checkout ${median(results.new).toFixed(1)}/s, ratio ${(median(results.new) / median(results.old)).toFixed(3)}; ranges old ${Math.min(...results.old).toFixed(1)}-${Math.max(...results.old).toFixed(1)}, new ${Math.min(...results.new).toFixed(1)}-${Math.max(...results.new).toFixed(1)}`);
 console.log(`server CPU per login: median before ${median(cpuPerLogin.old).toFixed(1)} ms, this checkout ${median(cpuPerLogin.new).toFixed(1)} ms, ratio ${(median(cpuPerLogin.new) / median(cpuPerLogin.old)).toFixed(3)}`);
+console.log(`PostgreSQL CPU per login: median before ${median(pgPerLogin.old).toFixed(2)} ms, this checkout ${median(pgPerLogin.new).toFixed(2)} ms, ratio ${(median(pgPerLogin.new) / median(pgPerLogin.old)).toFixed(3)}`);
 await Promise.all(Object.values(servers).map((s) => new Promise((exited) => s.child.once('exit', exited).kill('SIGTERM'))));
 for (const db of databases) await db.drop();
 process.exit(0);
