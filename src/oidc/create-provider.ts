@@ -83,9 +83,19 @@ function idTokenDefaultAlg(algorithms: readonly string[]): string {
   return algorithms.includes('RS256') ? 'RS256' : algorithms[0];
 }
 
-/** oidc-provider's prompts, with the login prompt also asked when a second factor is missing (step-up). */
+/** The login prompt's reason when the session's account is disabled or deleted. */
+export const ACCOUNT_UNAVAILABLE_REASON = 'account_unavailable';
+
+/**
+ * oidc-provider's prompts, with the login prompt also asked when the session's account is
+ * disabled or gone (findAccount found none: a browser session outlives its account, or the
+ * account changed between a login and its resume), and when a second factor is missing (step-up).
+ * oidc-provider itself would go on to the consent checks with no account and no grant, and fail
+ * on them: every authorization request of that browser a dead end, with an error in the log.
+ */
 function loginPolicy(stepUp: ProviderDependencies['stepUp']) {
   const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(new interactionPolicy.Check(ACCOUNT_UNAVAILABLE_REASON, 'the signed-in account is disabled or no longer exists', 'login_required', (ctx) => (ctx.oidc.session?.accountId && !ctx.oidc.account ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT)));
   if (stepUp) policy.get('login')!.checks.add(new interactionPolicy.Check(STEP_UP_REASON, 'a second factor is required', async (ctx) => ((await stepUp(ctx)) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT)));
   return policy;
 }
