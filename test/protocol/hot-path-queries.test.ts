@@ -66,15 +66,20 @@ describe('token hot path on PostgreSQL', () => {
   };
   /** alice signs in with the groups scope: her tokens. */
   const codeFlowTokens = async (scope = 'openid offline_access groups', browser = new Browser(broker.issuer), prompt: Record<string, string> = { prompt: 'consent' }): Promise<{ access_token: string; refresh_token: string }> => {
-    const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, ...prompt, state: 'st' }).toString();
-    const code = new URL(await signIn(browser, url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
+    const url = authorizeUrl(scope, prompt);
+    const code = new URL(await signIn(browser, url, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
     const res = await token({ grant_type: 'authorization_code', code, redirect_uri: RP });
     assert.equal(res.status, 200);
     return (await res.json()) as { access_token: string; refresh_token: string };
   };
   const userinfo = (token: string) => fetch(`${broker.url}/me`, { headers: { authorization: `Bearer ${token}` } });
   const token = (form: Record<string, string>) => fetch(`${broker.url}/token`, { method: 'POST', headers: FORM, body: new URLSearchParams(form) });
+  /** An authorization request of the test client, as a URL string (`extra` overrides or adds parameters). */
+  const authorizeUrl = (scope: string, extra: Record<string, string> = {}) => {
+    const url = new URL('/auth', broker.issuer);
+    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, state: 'st', ...extra }).toString();
+    return url.href;
+  };
 
   test('client_credentials and introspection: one prepared statement each, no knex', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
@@ -90,9 +95,8 @@ describe('token hot path on PostgreSQL', () => {
   test('a code exchange: two statements (the code with its grant and session; the code claimed with the tokens it gives)', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     for (const scope of ['openid offline_access groups', 'openid groups']) {
-      const url = new URL('/auth', broker.issuer);
-      url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope, prompt: 'consent', state: 'st' }).toString();
-      const code = new URL(await signIn(new Browser(broker.issuer), url.href, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
+      const url = authorizeUrl(scope, { prompt: 'consent' });
+      const code = new URL(await signIn(new Browser(broker.issuer), url, { username: 'alice', password: 'alice-password-1' })).searchParams.get('code')!;
       const exchanged = await counted(() => token({ grant_type: 'authorization_code', code, redirect_uri: RP }));
       assert.equal(exchanged.status, 200);
       assert.ok(exchanged.body.access_token && exchanged.body.refresh_token && exchanged.body.id_token, scope);
@@ -217,9 +221,8 @@ describe('token hot path on PostgreSQL', () => {
   test("the login page is one statement: its interaction and the login's stored state are read together, and a reload mid-login still finds the state", async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const browser = new Browser(broker.issuer);
-    const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'st' }).toString();
-    const page = await browser.go(url.href);
+    const url = authorizeUrl('openid');
+    const page = await browser.go(url);
     assert.match(page.html, /name="password"/);
     seen.length = 0;
     kinds.length = 0;
@@ -273,9 +276,8 @@ describe('token hot path on PostgreSQL', () => {
     assert.deepEqual(login.filter((s) => /audit_events|kb_audit/i.test(s)), ['knex, prepared: kb_audit_insert'], login.join(', '));
     // And an email finds the same account through its own statement.
     seen.length = 0;
-    const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'st' }).toString();
-    const callback = await signIn(new Browser(broker.issuer), url.href, { username: 'ALICE@example.org', password: 'alice-password-1' });
+    const url = authorizeUrl('openid');
+    const callback = await signIn(new Browser(broker.issuer), url, { username: 'ALICE@example.org', password: 'alice-password-1' });
     assert.ok(new URL(callback).searchParams.get('code'), 'signed in by email');
     assert.equal(seen.filter((s) => s === 'kb_login_account_email').length, 1, seen.join(', '));
 
@@ -286,7 +288,7 @@ describe('token hot path on PostgreSQL', () => {
     await broker.store.credentials.setPassword(stored.id, await hashPassword('Hot-path-Ruby#2931'));
     for (const round of ['first', 'second']) {
       seen.length = 0;
-      const done = await signIn(new Browser(broker.issuer), url.href, { username: 'dora', password: 'Hot-path-Ruby#2931' });
+      const done = await signIn(new Browser(broker.issuer), url, { username: 'dora', password: 'Hot-path-Ruby#2931' });
       assert.ok(new URL(done).searchParams.get('code'), `the ${round} login of a stored user`);
       const credentials = seen.filter((s) => /credentials/.test(s));
       assert.deepEqual(credentials.filter((s) => /^knex: select/i.test(s)), [], `no read of the password's facts of its own (${round} login): ${seen.join(', ')}`);
@@ -314,10 +316,9 @@ describe('token hot path on PostgreSQL', () => {
         return result;
       }) as typeof run;
       try {
-        const url = new URL('/auth', broker.issuer);
-        url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'st' }).toString();
+        const url = authorizeUrl('openid');
         const browser = new Browser(broker.issuer);
-        const page = await browser.submit(await browser.go(url.href), '/login', { username, password: 'racer-password-1' });
+        const page = await browser.submit(await browser.go(url), '/login', { username, password: 'racer-password-1' });
         assert.equal(page.status, 401, `${change}: refused, ${page.status} at ${page.url}`);
         if (change === 'deleted') assert.match(page.html, /This account no longer exists/);
         else {
@@ -384,9 +385,8 @@ describe('token hot path on PostgreSQL', () => {
 
     // Signed in already (single sign-on): the code is saved with the session's update, in one statement.
     kinds.length = 0;
-    const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid', state: 'sso' }).toString();
-    const sso = await browser.go(url.href);
+    const url = authorizeUrl('openid', { state: 'sso' });
+    const sso = await browser.go(url);
     const code = new URL(sso.url).searchParams.get('code');
     assert.ok(code, `a code without a login page: ${sso.url}`);
     assert.deepEqual(kinds.filter((k) => k.startsWith('kb_oidc_upsert')), ['kb_oidc_upsert_many Session,AuthorizationCode'], kinds.join(', '));
@@ -396,9 +396,8 @@ describe('token hot path on PostgreSQL', () => {
   test('a resume is two statements: its interaction read, then its delete with the session, grant, code and login row, stored only if the delete removed it', async (t) => {
     if ('skip' in db) return skipLoudly(t, db.skip);
     const browser = new Browser(broker.issuer);
-    const url = new URL('/auth', broker.issuer);
-    url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: RP, scope: 'openid groups', state: 'st' }).toString();
-    const page = await browser.go(url.href);
+    const url = authorizeUrl('openid groups');
+    const page = await browser.go(url);
     const form = findForm(page.html, '/login');
     assert.ok(form, 'a login form');
     const posted = await browser.request(new URL(form.action, page.url).href, { form: { ...form.hidden, username: 'alice', password: 'alice-password-1' } });
