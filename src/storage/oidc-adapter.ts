@@ -285,9 +285,9 @@ function createFindBatcher(sql: SqlStatements, grantRead: (grantId: string, row:
 }
 
 type SaveValues = [kind: string, id: string, payload: string, grantId: string | null, userCode: string | null, uid: string | null, expiresAt: Date | null];
-/** Rows as the column arrays the unnest statements take ($1..$7). */
 /** No login row in kb_oidc_resume_save (its 13 parameters from $9 on). */
 const LOGIN_NULLS: readonly null[] = Array.from({ length: 13 }, () => null);
+/** Rows as the column arrays the unnest statements take ($1..$7). */
 const columnsOf = (rows: SaveValues[]) => rows[0].map((_, c) => rows.map((row) => row[c]));
 /** A rotated refresh token's consumption: its id and when. */
 type Consumption = { id: string; at: Date };
