@@ -172,8 +172,10 @@ LEFT JOIN account ON true
 LEFT JOIN rate_limits wait ON wait.key = $6::varchar AND (wait.expire > $7::bigint OR wait.expire IS NULL)`,
 };
 
-/** A successful login forgets the account's attempts and its backoff in one statement (or with the login post's next save). */
-const FORGET_SQL: Statement = { name: 'kb_rate_forget', text: 'DELETE FROM rate_limits WHERE key = ANY($1::varchar[])' };
+/** A successful login forgets the account's attempts and its backoff: the keys are parameter `$first`. */
+const forgetText = (first: number) => `DELETE FROM rate_limits WHERE key = ANY($${first}::varchar[])`;
+/** That delete in one statement (or with the login post's next save: accountSuccess). */
+const FORGET_SQL: Statement = { name: 'kb_rate_forget', text: forgetText(1) };
 
 interface LoginAttemptRow {
   ip_points: number;
@@ -370,7 +372,7 @@ export async function createRateLimits(config: Config, knex: Knex, logger: Logge
         };
         // In a login's form post, the forgetting goes with the post's next save (its interaction's
         // result, or its next step's state): held-writes.ts.
-        if (!rideAlong({ name: 'forget', text: (first) => `DELETE FROM rate_limits WHERE key = ANY($${first}::varchar[])`, values: [keys], alone })) await alone();
+        if (!rideAlong({ name: 'forget', text: forgetText, values: [keys], alone })) await alone();
         return;
       }
       await Promise.all([attempts.delete(key), backoff.delete(key)]);

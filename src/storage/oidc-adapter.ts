@@ -34,19 +34,24 @@ export interface OidcAdapterOptions {
 }
 
 const COLUMNS = 'payload, expires_at, consumed_at';
+/** A save's conflict rule: the record's new payload and columns replace the stored ones. */
+const ON_CONFLICT = 'ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at';
+/** Saves of many records from column arrays ($1..$7), only when `condition` holds. */
+const saveRows = (condition = '') =>
+  `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])${condition ? ` WHERE ${condition}` : ''}
+      ${ON_CONFLICT}`;
 /** The token table's statements (exported for the plan checks in test/protocol/hot-path-queries.test.ts). */
 export const HOT_PATH_SQL = {
   upsert: {
     name: 'kb_oidc_upsert',
     text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+      ${ON_CONFLICT}`,
   },
   // Several saves in one statement (one round trip, one commit): see createSaveBatcher.
   upsertMany: {
     name: 'kb_oidc_upsert_many',
-    text: `INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+    text: saveRows(),
   },
   // Lookups by (kind, id) pairs, several records in one round trip: see createFindBatcher.
   // Every lookup of these two is a LATERAL subquery with a LIMIT, which PostgreSQL cannot fold
@@ -88,9 +93,7 @@ export const HOT_PATH_SQL = {
     text: `WITH consumed AS (
         UPDATE ${TABLE} t SET consumed_at = c.at FROM unnest($8::text[], $9::timestamptz[]) AS c(id, at)
         WHERE t.kind = 'RefreshToken' AND t.id = ANY($8::text[]) AND t.id = c.id AND t.consumed_at IS NULL)
-      INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+      ${saveRows()}`,
   },
   // A code exchange's claim of its code and the tokens it issues, in one statement: the tokens
   // are written only if this request consumed the code (rowCount 0: another got there first).
@@ -98,9 +101,7 @@ export const HOT_PATH_SQL = {
     name: 'kb_oidc_claim_save',
     text: `WITH claimed AS (
         UPDATE ${TABLE} SET consumed_at = $10 WHERE kind = $8 AND id = $9 AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > $10) RETURNING id)
-      INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
-      SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) WHERE EXISTS (SELECT 1 FROM claimed)
-      ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at`,
+      ${saveRows('EXISTS (SELECT 1 FROM claimed)')}`,
   },
   // A resume's writes (its session, grant and code: upsertMany's $1-$7), gated by the delete of
   // the interaction it finishes ($8): stored only if this request removed it (removed false:
@@ -110,9 +111,7 @@ export const HOT_PATH_SQL = {
     name: 'kb_oidc_resume_save',
     text: `WITH gate AS (DELETE FROM ${TABLE} WHERE kind = 'Interaction' AND id = $8 RETURNING id),
       login AS (${loginSessionWriteFrom('gate', 9)}),
-      saved AS (INSERT INTO ${TABLE} (kind, id, payload, grant_id, user_code, uid, expires_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) WHERE EXISTS (SELECT 1 FROM gate)
-        ON CONFLICT (kind, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at)
+      saved AS (${saveRows('EXISTS (SELECT 1 FROM gate)')})
       SELECT EXISTS (SELECT 1 FROM gate) AS removed, login.* FROM (VALUES (1)) AS one LEFT JOIN login ON true`,
   },
   consume: { name: 'kb_oidc_consume', text: `UPDATE ${TABLE} SET consumed_at = $3 WHERE kind = $1 AND id = $2 AND consumed_at IS NULL` },
